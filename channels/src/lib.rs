@@ -1,0 +1,61 @@
+//! # halftone-channels
+//!
+//! The pure decision core of Halftone: for every device that checks in, which build should it
+//! run? This crate owns the domain and nothing else: it reads no clock, disk, network,
+//! environment or global random source. Stored state and the request come in as arguments; a
+//! decision comes out.
+//!
+//! Main types:
+//! - values that cannot be invalid: [`AppId`], [`Version`], [`ChannelName`], [`Os`], [`Arch`],
+//!   [`OsVersion`], [`DeviceId`], [`Locale`], [`Percent`], [`Sha256`], [`Signature`], ...
+//! - [`Ladder`]: an app's channels ordered by stability (a device sees its channel and every
+//!   more stable one);
+//! - [`Release`] with its signed [`Artifact`]s; [`Rollout`] with percentage, [`Rule`]s, lists
+//!   and [`RolloutState`];
+//! - [`bucket`]: the documented, deterministic bucketing function;
+//! - [`Catalog`]: an app's releases indexed for [`Catalog::select`] (a [`Decision`]) and
+//!   [`Catalog::explain`] (an [`Explanation`]);
+//! - [`signed_message`] and [`TrustedKeys`]: what an artifact signature covers and its check;
+//! - [`wire`]: the JSON types of the HTTP protocol.
+//!
+//! Invariants: a [`Decision::Available`] offer is always strictly newer than the running
+//! version; raising a rollout's percentage only adds devices; the same inputs give the same
+//! answer.
+
+#![deny(missing_docs)]
+
+mod app;
+mod bucket;
+mod catalog;
+mod channel;
+mod checkin;
+mod error;
+mod explain;
+mod platform;
+mod range;
+mod release;
+mod rollout;
+mod rules;
+mod signing;
+mod version;
+pub mod wire;
+
+#[cfg(test)]
+mod test_support;
+
+pub use app::AppId;
+pub use bucket::{Bucket, bucket};
+pub use catalog::{Catalog, CatalogError, Decision, MAX_CHANNELS, Offer, SelectError};
+pub use channel::{BUILT_IN, ChannelName, Ladder, LadderError, Rank};
+pub use checkin::{CheckIn, CheckKind, DeviceId, Locale, MAX_TRAITS, TraitName, TraitValue, Traits, UserId};
+pub use error::{ParseError, What};
+pub use explain::{Explanation, ReleaseTrace, Skip, Verdict};
+pub use platform::{Arch, Os, OsVersion, Platform, Target};
+pub use range::{Comparator, Op, Range};
+pub use release::{Artifact, ExternalUrl, MAX_NOTES, Release, ReleaseParts};
+pub use rollout::{
+    Admission, Exclusion, IdList, ListedId, MAX_LIST, MAX_RULES, Percent, Rollout, RolloutState, Salt, Stickiness,
+};
+pub use rules::{MAX_RULE_VALUES, Rule, TraitCondition};
+pub use signing::{KeyId, PublicKey, Sha256, Signature, SignatureError, SignedFields, TrustedKeys, signed_message};
+pub use version::Version;

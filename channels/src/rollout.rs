@@ -1,0 +1,367 @@
+//! A release's exposure on one channel: [`Rollout`], with its [`Percent`], [`Salt`],
+//! [`Stickiness`], allow and deny lists ([`IdList`]), rules and [`RolloutState`], and the
+//! evaluation of one check-in against it ([`Rollout::evaluate`]).
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use crate::bucket::{Bucket, bucket};
+use crate::error::{ParseError, What, check_printable, string_newtype};
+use crate::wire::RolloutSpec;
+use crate::{AppId, ChannelName, CheckIn, CheckKind, Rule, Version};
+
+/// A share of devices in basis points: 0 is nobody, 10000 is everybody, 1 is 0.01%.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Percent(u16);
+
+impl Percent {
+    /// Everybody.
+    pub const FULL: Percent = Percent(10_000);
+    /// Nobody.
+    pub const NONE: Percent = Percent(0);
+
+    /// A share in basis points (0..=10000).
+    pub fn from_basis_points(bp: u16) -> Result<Self, ParseError> {
+        if bp > 10_000 {
+            return Err(ParseError::new(What::Percent, &bp.to_string(), "basis points go from 0 to 10000 (100%)"));
+        }
+        Ok(Percent(bp))
+    }
+
+    /// Parses `12.5%`, `12.5` (percent) or `0.01%`; at most two decimals.
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        let body = s.trim().trim_end_matches('%');
+        let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+        let bad = || ParseError::new(What::Percent, s, "expected a percentage like 5%, 12.5% or 0.01%");
+        if int.is_empty()
+            || int.len() > 3
+            || frac.len() > 2
+            || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+        {
+            return Err(bad());
+        }
+        let frac = format!("{frac:0<2}");
+        let bp = int.parse::<u32>().map_err(|_| bad())? * 100 + frac.parse::<u32>().map_err(|_| bad())?;
+        Percent::from_basis_points(u16::try_from(bp).map_err(|_| bad())?)
+    }
+
+    /// The share in basis points.
+    pub fn basis_points(self) -> u16 {
+        self.0
+    }
+
+    /// True iff a device in `bucket` is inside this share: `bucket < self`.
+    pub fn admits(self, bucket: Bucket) -> bool {
+        bucket.get() < self.0
+    }
+}
+
+impl fmt::Display for Percent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (i, r) = (self.0 / 100, self.0 % 100);
+        match r {
+            0 => write!(f, "{i}%"),
+            r if r % 10 == 0 => write!(f, "{i}.{}%", r / 10),
+            r => write!(f, "{i}.{r:02}%"),
+        }
+    }
+}
+impl fmt::Debug for Percent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Percent({self})")
+    }
+}
+impl serde::Serialize for Percent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u16(self.0)
+    }
+}
+impl<'de> serde::Deserialize<'de> for Percent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let bp = u16::deserialize(d)?;
+        Percent::from_basis_points(bp).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The salt that makes one rollout's buckets independent of another's: 1–128 printable
+/// characters. Defaults to `app:version`, so the same device falls in the same bucket on
+/// every channel of one release (promoting 10% to stable keeps the same 10%).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Salt(Box<str>);
+
+impl Salt {
+    /// Parses a salt.
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        check_printable(What::Salt, s, 128)?;
+        Ok(Salt(s.into()))
+    }
+
+    /// The default salt of a release: `app:version`.
+    pub fn default_for(app: &AppId, version: &Version) -> Self {
+        Salt(format!("{app}:{version}").into())
+    }
+}
+string_newtype!(Salt);
+
+/// An entry of an allow or deny list: a device id or a user id (1–128 printable characters).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ListedId(Box<str>);
+
+impl ListedId {
+    /// Parses a list entry.
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        check_printable(What::ListedId, s, 128)?;
+        Ok(ListedId(s.into()))
+    }
+}
+string_newtype!(ListedId);
+
+/// The most entries an allow or deny list may hold.
+pub const MAX_LIST: usize = 10_000;
+/// The most rules a rollout may hold.
+pub const MAX_RULES: usize = 32;
+
+/// A set of device or user ids; a check-in is listed when its device id or its user id is in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdList(BTreeSet<ListedId>);
+
+impl IdList {
+    /// A list from entries; more than [`MAX_LIST`] is an error.
+    pub fn new(ids: impl IntoIterator<Item = ListedId>) -> Result<Self, ParseError> {
+        let set: BTreeSet<_> = ids.into_iter().collect();
+        if set.len() > MAX_LIST {
+            return Err(ParseError::new(What::Rollout, "allow/deny", format!("lists hold at most {MAX_LIST} ids")));
+        }
+        Ok(IdList(set))
+    }
+
+    /// True when the check-in's device id or user id is listed.
+    pub fn lists(&self, c: &CheckIn) -> bool {
+        !self.0.is_empty()
+            && (self.0.contains(c.device_id.as_str())
+                || c.user_id.as_ref().is_some_and(|u| self.0.contains(u.as_str())))
+    }
+
+    /// The entries.
+    pub fn iter(&self) -> impl Iterator<Item = &ListedId> {
+        self.0.iter()
+    }
+}
+
+/// Whose id positions a check-in in the rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stickiness {
+    /// The device id: each device decides on its own.
+    #[default]
+    Device,
+    /// The user id when the app reported one, else the device id: a signed-in person gets the
+    /// same answer on all their devices.
+    User,
+}
+
+/// Where a rollout stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutState {
+    /// Serving and (under a schedule) advancing.
+    #[default]
+    Active,
+    /// Serving at its current percentage, not advancing.
+    Paused,
+    /// Offered to nobody new.
+    Halted,
+}
+
+impl fmt::Display for RolloutState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RolloutState::Active => "active",
+            RolloutState::Paused => "paused",
+            RolloutState::Halted => "halted",
+        })
+    }
+}
+
+/// Why a check-in is inside a rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum Admission {
+    /// The device or user is on the allow list (the percentage is skipped; rules still apply).
+    AllowList,
+    /// The check was interactive and the rollout lets such checks skip the percentage.
+    Interactive,
+    /// The device's bucket is below the percentage.
+    Bucket {
+        /// The device's bucket.
+        bucket: Bucket,
+        /// The rollout's percentage.
+        percent: Percent,
+    },
+}
+
+/// Why a check-in is outside a rollout: the first check that failed, in evaluation order
+/// (state, deny list, rules, percentage).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exclusion {
+    /// The rollout is halted.
+    Halted,
+    /// The device or user is on the deny list.
+    Denied,
+    /// The rule at this index (in the rollout's rules) did not match.
+    Rule(usize),
+    /// The device's bucket is at or above the percentage.
+    Outside {
+        /// The device's bucket.
+        bucket: Bucket,
+        /// The rollout's percentage.
+        percent: Percent,
+    },
+}
+
+/// A release's exposure on one channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rollout {
+    /// The release this rollout exposes.
+    pub release: Version,
+    /// The channel it is rolled out on.
+    pub channel: ChannelName,
+    /// The share of devices (that pass the rules) who are offered the release.
+    pub percent: Percent,
+    /// The bucketing salt.
+    pub salt: Salt,
+    /// Device or user stickiness.
+    pub stickiness: Stickiness,
+    /// Always included when the rules pass (internal testers).
+    pub allow: IdList,
+    /// Never included.
+    pub deny: IdList,
+    /// Conditions that must all hold.
+    pub rules: Vec<Rule>,
+    /// Active, paused or halted.
+    pub state: RolloutState,
+    /// Whether a user-initiated check skips the percentage.
+    pub interactive_bypass: bool,
+}
+
+impl Rollout {
+    /// Builds a rollout of `release` of `app` on `channel` from its wire form; the salt
+    /// defaults to `app:version`.
+    pub fn from_spec(
+        app: &AppId,
+        release: Version,
+        channel: ChannelName,
+        spec: RolloutSpec,
+    ) -> Result<Self, ParseError> {
+        if spec.rules.len() > MAX_RULES {
+            return Err(ParseError::new(What::Rollout, &release.to_string(), format!("at most {MAX_RULES} rules")));
+        }
+        Ok(Rollout {
+            salt: spec.salt.unwrap_or_else(|| Salt::default_for(app, &release)),
+            release,
+            channel,
+            percent: spec.basis_points,
+            stickiness: spec.stickiness,
+            allow: IdList::new(spec.allow)?,
+            deny: IdList::new(spec.deny)?,
+            rules: spec.rules,
+            state: spec.state,
+            interactive_bypass: spec.interactive_bypass,
+        })
+    }
+
+    /// The wire form of this rollout.
+    pub fn to_spec(&self) -> RolloutSpec {
+        RolloutSpec {
+            basis_points: self.percent,
+            salt: Some(self.salt.clone()),
+            stickiness: self.stickiness,
+            allow: self.allow.iter().cloned().collect(),
+            deny: self.deny.iter().cloned().collect(),
+            rules: self.rules.clone(),
+            state: self.state,
+            interactive_bypass: self.interactive_bypass,
+        }
+    }
+
+    /// The key that positions `c` in this rollout's buckets.
+    pub fn stickiness_key<'c>(&self, c: &'c CheckIn) -> &'c str {
+        match (self.stickiness, &c.user_id) {
+            (Stickiness::User, Some(u)) => u.as_str(),
+            _ => c.device_id.as_str(),
+        }
+    }
+
+    /// The bucket of `c` in this rollout.
+    pub fn bucket_of(&self, c: &CheckIn) -> Bucket {
+        bucket(self.salt.as_str(), self.stickiness_key(c))
+    }
+
+    /// Decides whether `c` is inside this rollout. Order: halted, deny list, rules (every rule
+    /// applies to allow-listed devices too), then allow list, interactive bypass, percentage.
+    pub fn evaluate(&self, c: &CheckIn) -> Result<Admission, Exclusion> {
+        if self.state == RolloutState::Halted {
+            return Err(Exclusion::Halted);
+        }
+        if self.deny.lists(c) {
+            return Err(Exclusion::Denied);
+        }
+        if let Some(i) = self.rules.iter().position(|r| !r.matches(c)) {
+            return Err(Exclusion::Rule(i));
+        }
+        if self.allow.lists(c) {
+            return Ok(Admission::AllowList);
+        }
+        if self.interactive_bypass && c.kind == CheckKind::Interactive {
+            return Ok(Admission::Interactive);
+        }
+        match self.percent {
+            Percent::NONE => Err(Exclusion::Outside { bucket: self.bucket_of(c), percent: self.percent }),
+            Percent::FULL => Ok(Admission::Bucket { bucket: self.bucket_of(c), percent: self.percent }),
+            p => {
+                let b = self.bucket_of(c);
+                if p.admits(b) {
+                    Ok(Admission::Bucket { bucket: b, percent: p })
+                } else {
+                    Err(Exclusion::Outside { bucket: b, percent: p })
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percents_parse_and_print() {
+        for (s, bp, shown) in [
+            ("5%", 500, "5%"),
+            ("12.5", 1250, "12.5%"),
+            ("0.01%", 1, "0.01%"),
+            ("100%", 10_000, "100%"),
+            ("0", 0, "0%"),
+        ] {
+            let p = Percent::parse(s).unwrap();
+            assert_eq!(p.basis_points(), bp, "{s}");
+            assert_eq!(p.to_string(), shown);
+        }
+        for bad in ["", "%", "101%", "1.234%", "-1", "abc", "1e2"] {
+            assert!(Percent::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(Percent::from_basis_points(10_001).unwrap_err().to_string().contains("0 to 10000"));
+        assert!(serde_json::from_str::<Percent>("10001").is_err());
+    }
+
+    #[test]
+    fn zero_is_nobody_and_full_is_everybody() {
+        let none = Percent::NONE;
+        let full = Percent::FULL;
+        for b in [0u16, 1, 5000, 9999] {
+            let b = crate::bucket::bucket("s", &b.to_string());
+            assert!(!none.admits(b));
+            assert!(full.admits(b));
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! Artifact signatures: the signed message ([`signed_message`]), [`Sha256`], [`Signature`],
+//! [`PublicKey`], [`KeyId`] and [`TrustedKeys`], which verifies.
+//!
+//! The signed message for an artifact is these UTF-8 lines, each ending in `\n`, and nothing
+//! else:
+//!
+//! ```text
+//! halftone-artifact-v1
+//! app=<app id>
+//! version=<version>
+//! os=<os>
+//! arch=<arch>
+//! sha256=<lowercase hex>
+//! size=<decimal bytes>
+//! ```
+//!
+//! Release engineers sign it with ed25519 (the CLI does); the server and the SDK both verify.
+//! Because app, version and target are inside the message, a genuine signature cannot be
+//! replayed for another app, version or platform.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use ed25519_dalek::{Signature as DalekSignature, VerifyingKey};
+use sha2::{Digest, Sha256 as Sha256Hasher};
+
+use crate::error::{ParseError, What, check_slug, string_newtype};
+use crate::{AppId, Target, Version};
+
+/// The fields an artifact's signature covers.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedFields<'a> {
+    /// The app.
+    pub app: &'a AppId,
+    /// The release version.
+    pub version: &'a Version,
+    /// The os and arch.
+    pub target: &'a Target,
+    /// The artifact's digest.
+    pub sha256: &'a Sha256,
+    /// The artifact's size in bytes.
+    pub size: u64,
+}
+
+/// The exact bytes that are signed for an artifact (see the module documentation).
+pub fn signed_message(f: SignedFields<'_>) -> String {
+    format!(
+        "halftone-artifact-v1\napp={}\nversion={}\nos={}\narch={}\nsha256={}\nsize={}\n",
+        f.app, f.version, f.target.os, f.target.arch, f.sha256, f.size
+    )
+}
+
+/// A SHA-256 digest, written as 64 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sha256([u8; 32]);
+
+impl Sha256 {
+    /// Parses 64 lowercase hex digits (uppercase is refused so that one digest has one
+    /// spelling, in URLs and file names alike).
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return Err(ParseError::new(What::Sha256, s, "expected 64 lowercase hex digits"));
+        }
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out)
+            .map_err(|_| ParseError::new(What::Sha256, s, "expected 64 lowercase hex digits"))?;
+        Ok(Sha256(out))
+    }
+
+    /// Wraps a finished digest.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Sha256(bytes)
+    }
+
+    /// The digest of `data`.
+    pub fn digest(data: &[u8]) -> Self {
+        Sha256(Sha256Hasher::digest(data).into())
+    }
+
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Display for Sha256 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+impl fmt::Debug for Sha256 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sha256({self})")
+    }
+}
+
+/// An ed25519 signature, written as 128 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Signature([u8; 64]);
+
+impl Signature {
+    /// Parses 128 hex digits.
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        let mut out = [0u8; 64];
+        hex::decode_to_slice(s, &mut out)
+            .map_err(|_| ParseError::new(What::Signature, s, "expected 128 hex digits (64 bytes)"))?;
+        Ok(Signature(out))
+    }
+
+    /// Wraps raw signature bytes.
+    pub fn from_bytes(bytes: [u8; 64]) -> Self {
+        Signature(bytes)
+    }
+
+    /// The raw bytes.
+    pub fn to_bytes(&self) -> [u8; 64] {
+        self.0
+    }
+}
+impl fmt::Display for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signature({self})")
+    }
+}
+
+/// An ed25519 public key, written as 64 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct PublicKey(VerifyingKey);
+
+impl PublicKey {
+    /// Parses 64 hex digits that encode a valid (non-weak) ed25519 point.
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out)
+            .map_err(|_| ParseError::new(What::PublicKey, s, "expected 64 hex digits (32 bytes)"))?;
+        Self::from_bytes(out).map_err(|_| ParseError::new(What::PublicKey, s, "not a valid ed25519 public key"))
+    }
+
+    /// Wraps raw key bytes, refusing invalid or weak keys.
+    pub fn from_bytes(bytes: [u8; 32]) -> Result<Self, ParseError> {
+        let key = VerifyingKey::from_bytes(&bytes)
+            .map_err(|_| ParseError::new(What::PublicKey, &hex::encode(bytes), "not a valid ed25519 public key"))?;
+        if key.is_weak() {
+            return Err(ParseError::new(What::PublicKey, &hex::encode(bytes), "weak ed25519 key"));
+        }
+        Ok(PublicKey(key))
+    }
+
+    /// The raw key bytes.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
+    /// The default id of this key: `ed25519-` and the first 8 bytes of SHA-256 of the key, in
+    /// hex. The CLI's `keygen` prints it; apps may register keys under other ids.
+    pub fn fingerprint(&self) -> KeyId {
+        let digest = Sha256Hasher::digest(self.0.as_bytes());
+        KeyId(format!("ed25519-{}", hex::encode(&digest[..8])).into())
+    }
+}
+impl fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0.as_bytes()))
+    }
+}
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({self})")
+    }
+}
+
+/// The id a signature names its key by: 1–64 characters of `[A-Za-z0-9._-]`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId(Box<str>);
+
+impl KeyId {
+    /// Parses a key id.
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        check_slug(
+            What::KeyId,
+            s,
+            64,
+            |c| c.is_ascii_alphanumeric(),
+            |c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'),
+            "letters, digits, '.', '_' and '-'",
+        )?;
+        Ok(KeyId(s.into()))
+    }
+}
+string_newtype!(KeyId);
+
+macro_rules! hex_serde {
+    ($ty:ident) => {
+        impl FromStr for $ty {
+            type Err = ParseError;
+            fn from_str(s: &str) -> Result<Self, ParseError> {
+                Self::parse(s)
+            }
+        }
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                Self::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+hex_serde!(Sha256);
+hex_serde!(Signature);
+hex_serde!(PublicKey);
+
+/// Why a signature was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignatureError {
+    /// The signature names a key the verifier does not trust.
+    #[error("signature key {0} is not one of the trusted keys")]
+    UnknownKey(KeyId),
+    /// The signature does not match the message under the named key.
+    #[error("signature does not verify under key {0}")]
+    Invalid(KeyId),
+}
+
+/// The public keys an app trusts, by id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedKeys(BTreeMap<KeyId, PublicKey>);
+
+impl TrustedKeys {
+    /// Keys by id.
+    pub fn new(keys: impl IntoIterator<Item = (KeyId, PublicKey)>) -> Self {
+        TrustedKeys(keys.into_iter().collect())
+    }
+
+    /// Verifies `signature` by key `key_id` over `message` (strict ed25519: no malleable
+    /// signatures, no small-order keys).
+    pub fn verify(&self, key_id: &KeyId, message: &[u8], signature: &Signature) -> Result<(), SignatureError> {
+        let key = self.0.get(key_id).ok_or_else(|| SignatureError::UnknownKey(key_id.clone()))?;
+        let sig = DalekSignature::from_bytes(&signature.0);
+        key.0.verify_strict(message, &sig).map_err(|_| SignatureError::Invalid(key_id.clone()))
+    }
+
+    /// The keys, by id.
+    pub fn iter(&self) -> impl Iterator<Item = (&KeyId, &PublicKey)> {
+        self.0.iter()
+    }
+
+    /// True when no key is trusted (nothing can verify).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::{Signer, SigningKey};
+
+    fn fields() -> (AppId, Version, Target, Sha256) {
+        (
+            AppId::parse("notes").unwrap(),
+            Version::parse("1.2.3").unwrap(),
+            Target { os: "windows".parse().unwrap(), arch: "x86_64".parse().unwrap() },
+            Sha256::digest(b"hello"),
+        )
+    }
+
+    #[test]
+    fn signed_message_is_exactly_the_documented_lines() {
+        let (app, version, target, sha256) = fields();
+        let msg =
+            signed_message(SignedFields { app: &app, version: &version, target: &target, sha256: &sha256, size: 5 });
+        assert_eq!(
+            msg,
+            "halftone-artifact-v1\napp=notes\nversion=1.2.3\nos=windows\narch=x86_64\nsha256=2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824\nsize=5\n"
+        );
+    }
+
+    #[test]
+    fn verifies_only_the_right_key_and_message() {
+        let sk = SigningKey::from_bytes(&[7u8; 32]);
+        let pk = PublicKey::from_bytes(sk.verifying_key().to_bytes()).unwrap();
+        let id = pk.fingerprint();
+        let keys = TrustedKeys::new([(id.clone(), pk)]);
+        let sig = Signature::from_bytes(sk.sign(b"message").to_bytes());
+        assert_eq!(keys.verify(&id, b"message", &sig), Ok(()));
+        assert_eq!(keys.verify(&id, b"messagf", &sig), Err(SignatureError::Invalid(id.clone())));
+        let other = KeyId::parse("other").unwrap();
+        assert_eq!(keys.verify(&other, b"message", &sig), Err(SignatureError::UnknownKey(other)));
+        assert!(id.as_str().starts_with("ed25519-") && id.as_str().len() == 24);
+    }
+
+    #[test]
+    fn hex_values_parse_strictly() {
+        assert!(Sha256::parse(&"A".repeat(64)).is_err());
+        assert!(Sha256::parse(&"a".repeat(63)).is_err());
+        assert!(Sha256::parse("../../etc/passwd").is_err());
+        assert!(Signature::parse("00").is_err());
+        assert!(PublicKey::parse(&"zz".repeat(32)).is_err());
+        let (_, _, _, d) = fields();
+        assert_eq!(Sha256::parse(&d.to_string()).unwrap(), d);
+    }
+}

@@ -1,0 +1,88 @@
+//! Builders shared by this crate's unit tests.
+
+use std::collections::BTreeMap;
+
+use crate::wire::RolloutSpec;
+use crate::*;
+
+pub fn checkin(device: &str, version: &str) -> CheckIn {
+    CheckIn {
+        device_id: DeviceId::parse(device).unwrap(),
+        user_id: None,
+        current_version: version.parse().unwrap(),
+        channel: ChannelName::stable(),
+        platform: Platform { target: target("linux", "x86_64"), os_version: Some("6.1".parse().unwrap()) },
+        locale: Some("en-US".parse().unwrap()),
+        traits: Traits::default(),
+        ip: None,
+        kind: CheckKind::Background,
+    }
+}
+
+pub fn target(os: &str, arch: &str) -> Target {
+    Target { os: os.parse().unwrap(), arch: arch.parse().unwrap() }
+}
+
+pub fn app() -> AppId {
+    AppId::parse("notes").unwrap()
+}
+
+/// A release built for `targets` (default linux/x86_64 when empty).
+pub fn release(version: &str, targets: &[(&str, &str)]) -> ReleaseParts {
+    let targets: Vec<(&str, &str)> = if targets.is_empty() { vec![("linux", "x86_64")] } else { targets.to_vec() };
+    let artifacts: BTreeMap<_, _> = targets
+        .iter()
+        .map(|(os, arch)| {
+            (
+                target(os, arch),
+                Artifact {
+                    sha256: Sha256::digest(format!("{version}{os}{arch}").as_bytes()),
+                    size: 10,
+                    signature: Signature::from_bytes([1; 64]),
+                    key_id: KeyId::parse("k1").unwrap(),
+                    url: None,
+                },
+            )
+        })
+        .collect();
+    ReleaseParts {
+        version: version.parse().unwrap(),
+        notes: format!("notes for {version}"),
+        critical: false,
+        min_from_version: None,
+        rebuild_of: None,
+        artifacts,
+    }
+}
+
+pub fn rollout(version: &str, channel: &str, bp: u16) -> Rollout {
+    Rollout::from_spec(
+        &app(),
+        version.parse().unwrap(),
+        channel.parse().unwrap(),
+        RolloutSpec {
+            basis_points: Percent::from_basis_points(bp).unwrap(),
+            salt: None,
+            stickiness: Stickiness::Device,
+            allow: vec![],
+            deny: vec![],
+            rules: vec![],
+            state: RolloutState::Active,
+            interactive_bypass: false,
+        },
+    )
+    .unwrap()
+}
+
+pub fn catalog(releases: Vec<ReleaseParts>, rollouts: Vec<Rollout>) -> Catalog {
+    Catalog::new(app(), Ladder::default(), releases.into_iter().map(|p| Release::new(p).unwrap()).collect(), rollouts)
+        .unwrap()
+}
+
+/// The offered version, as a string, or "none".
+pub fn offered(cat: &Catalog, c: &CheckIn) -> String {
+    match cat.select(c).unwrap() {
+        Decision::UpToDate => "none".into(),
+        Decision::Available(o) => o.release.version().to_string(),
+    }
+}

@@ -1,0 +1,578 @@
+//! The JSON wire types of Halftone's HTTP protocol (`/v1`): plain data with serde derives and
+//! no logic. Both the server and the SDK speak exactly these. Leaf values are domain types
+//! (an `AppId` in JSON is already a valid `AppId`); composite values convert explicitly to
+//! domain types (`Release::try_from(ReleaseSpec)`, `Rollout::from_spec`, `CheckRequest::into_checkin`).
+//!
+//! Request bodies of the admin side refuse unknown fields, so a typo is an error rather than
+//! a silently ignored setting. The device side ignores unknown fields, so older servers accept
+//! newer SDKs.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    AppId, Arch, ChannelName, CheckIn, CheckKind, DeviceId, ExternalUrl, KeyId, ListedId, Locale, Os, OsVersion,
+    Percent, Platform, PublicKey, Rank, RolloutState, Rule, Salt, Sha256, Signature, Stickiness, Target, TraitName,
+    TraitValue, Traits, UserId, Version,
+};
+
+// ---------- device side ----------
+
+/// `POST /v1/apps/{app}/check`: what a device sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckRequest {
+    /// The device's stable random id.
+    pub device_id: DeviceId,
+    /// The signed-in user, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
+    /// The version the device runs.
+    pub current_version: Version,
+    /// The channel the user chose.
+    pub channel: ChannelName,
+    /// The device's os.
+    pub os: Os,
+    /// The device's CPU architecture.
+    pub arch: Arch,
+    /// The OS version, e.g. `10.0.19045`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_version: Option<OsVersion>,
+    /// The locale, e.g. `zh-CN`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<Locale>,
+    /// App-reported traits.
+    #[serde(default)]
+    pub traits: Traits,
+    /// True when a person pressed "Check for updates".
+    #[serde(default)]
+    pub interactive: bool,
+}
+
+impl CheckRequest {
+    /// The domain check-in, with the client IP the server determined.
+    pub fn into_checkin(self, ip: Option<IpAddr>) -> CheckIn {
+        CheckIn {
+            device_id: self.device_id,
+            user_id: self.user_id,
+            current_version: self.current_version,
+            channel: self.channel,
+            platform: Platform { target: Target { os: self.os, arch: self.arch }, os_version: self.os_version },
+            locale: self.locale,
+            traits: self.traits,
+            ip,
+            kind: if self.interactive { CheckKind::Interactive } else { CheckKind::Background },
+        }
+    }
+}
+
+/// The answer to a check-in: always a poll hint, and the offered update or `null`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckResponse {
+    /// Seconds until the device should check again (jittered by the server).
+    pub next_check_s: u32,
+    /// The offered update, or `null` when the device is up to date.
+    pub update: Option<UpdateOffer>,
+}
+
+/// An update offered to a device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateOffer {
+    /// The offered version.
+    pub version: Version,
+    /// The channel whose rollout offered it.
+    pub channel: ChannelName,
+    /// Release notes.
+    pub notes: String,
+    /// True when the update must be taken (this release or one it skips over is critical).
+    pub critical: bool,
+    /// The build for the device's platform.
+    pub artifact: ArtifactOffer,
+}
+
+/// The artifact of an offered update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactOffer {
+    /// Where to download it (absolute, or relative to the server URL).
+    pub url: String,
+    /// The os it was built for.
+    pub os: Os,
+    /// The arch it was built for.
+    pub arch: Arch,
+    /// SHA-256 of the file.
+    pub sha256: Sha256,
+    /// Size in bytes.
+    pub size: u64,
+    /// ed25519 signature over the signed message.
+    pub signature: Signature,
+    /// The id of the signing key.
+    pub key_id: KeyId,
+}
+
+/// What happened on a device, reported by the SDK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A download began.
+    DownloadStarted,
+    /// A download failed (network, verification).
+    DownloadFailed,
+    /// The update installed.
+    InstallSucceeded,
+    /// The update failed to install.
+    InstallFailed,
+    /// The new version started for the first time.
+    FirstRun,
+    /// The app crashed on this version.
+    Crash,
+}
+
+/// One event about one release on one device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// The device.
+    pub device_id: DeviceId,
+    /// What happened.
+    pub kind: EventKind,
+    /// The release it is about.
+    pub version: Version,
+    /// The device's channel.
+    pub channel: ChannelName,
+    /// Optional short detail (error message), at most 1024 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// `POST /v1/apps/{app}/events`: up to 100 events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventBatch {
+    /// The events.
+    pub events: Vec<Event>,
+}
+
+/// The answer to an event batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventsAccepted {
+    /// Events counted.
+    pub accepted: u32,
+    /// Events ignored as duplicates of ones already counted.
+    pub duplicates: u32,
+}
+
+// ---------- admin side ----------
+
+/// A trusted public key of an app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySpec {
+    /// The key's id, named by signatures.
+    pub id: KeyId,
+    /// The ed25519 public key, hex.
+    pub public_key: PublicKey,
+}
+
+/// A custom channel of an app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelSpec {
+    /// The channel's name.
+    pub name: ChannelName,
+    /// Its rank: lower is more stable (stable = 100, beta = 200, unstable = 300).
+    pub rank: Rank,
+}
+
+/// `PUT /v1/apps/{app}`: create or update an app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSpec {
+    /// A human name.
+    pub display_name: String,
+    /// Keys whose signatures the app trusts.
+    #[serde(default)]
+    pub keys: Vec<KeySpec>,
+    /// Channels beyond stable/beta/unstable.
+    #[serde(default)]
+    pub channels: Vec<ChannelSpec>,
+}
+
+/// An app as the server reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppView {
+    /// The id.
+    pub id: AppId,
+    /// The human name.
+    pub display_name: String,
+    /// Trusted keys.
+    pub keys: Vec<KeySpec>,
+    /// All channels (built-in and custom), most stable first.
+    pub channels: Vec<ChannelSpec>,
+}
+
+/// The kind of a targeting rule (see [`RuleSpec`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleKind {
+    /// `values`: os names.
+    OsIn,
+    /// `values`: arch names.
+    ArchIn,
+    /// `range`: OS versions.
+    OsVersion,
+    /// `range`: app versions.
+    AppVersion,
+    /// `values`: locale prefixes.
+    LocaleIn,
+    /// `name`, `op`, and `value` or `values`.
+    Trait,
+    /// `values`: CIDRs or addresses.
+    IpIn,
+}
+
+impl RuleKind {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleKind::OsIn => "os_in",
+            RuleKind::ArchIn => "arch_in",
+            RuleKind::OsVersion => "os_version",
+            RuleKind::AppVersion => "app_version",
+            RuleKind::LocaleIn => "locale_in",
+            RuleKind::Trait => "trait",
+            RuleKind::IpIn => "ip_in",
+        }
+    }
+}
+
+/// The operator of a trait rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TraitOp {
+    /// equal
+    Eq,
+    /// not equal
+    Ne,
+    /// one of
+    In,
+    /// none of
+    NotIn,
+    /// present
+    Exists,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+}
+
+impl TraitOp {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraitOp::Eq => "eq",
+            TraitOp::Ne => "ne",
+            TraitOp::In => "in",
+            TraitOp::NotIn => "not_in",
+            TraitOp::Exists => "exists",
+            TraitOp::Lt => "lt",
+            TraitOp::Le => "le",
+            TraitOp::Gt => "gt",
+            TraitOp::Ge => "ge",
+        }
+    }
+}
+
+/// A targeting rule on the wire, e.g. `{"kind":"os_version","range":">=10.0.19041"}` or
+/// `{"kind":"trait","name":"tier","op":"in","values":["gold","silver"]}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// What the rule looks at.
+    pub kind: RuleKind,
+    /// Listed values (`os_in`, `arch_in`, `locale_in`, `ip_in`, trait `in`/`not_in`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<TraitValue>>,
+    /// A range (`os_version`, `app_version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<String>,
+    /// The trait's name (`trait`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<TraitName>,
+    /// The trait operator (`trait`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op: Option<TraitOp>,
+    /// The trait operand (`trait` with eq, ne, lt, le, gt, ge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<TraitValue>,
+}
+
+/// A rollout's settings on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutSpec {
+    /// Share of devices in basis points (0..=10000; 100 = 1%).
+    pub basis_points: Percent,
+    /// Bucketing salt; defaults to `app:version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<Salt>,
+    /// `device` (default) or `user`.
+    #[serde(default)]
+    pub stickiness: Stickiness,
+    /// Device or user ids always included (rules still apply).
+    #[serde(default)]
+    pub allow: Vec<ListedId>,
+    /// Device or user ids never included.
+    #[serde(default)]
+    pub deny: Vec<ListedId>,
+    /// Rules, all of which must hold.
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+    /// `active` (default), `paused` or `halted`.
+    #[serde(default)]
+    pub state: RolloutState,
+    /// Whether user-initiated checks skip the percentage.
+    #[serde(default)]
+    pub interactive_bypass: bool,
+}
+
+/// `PATCH .../rollouts/{channel}`: the fields to change; absent fields keep their value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutPatch {
+    /// New share in basis points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basis_points: Option<Percent>,
+    /// New allow list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow: Option<Vec<ListedId>>,
+    /// New deny list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deny: Option<Vec<ListedId>>,
+    /// New rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<Vec<Rule>>,
+    /// New state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<RolloutState>,
+    /// New interactive bypass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interactive_bypass: Option<bool>,
+}
+
+/// One artifact of a release being published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArtifactSpec {
+    /// Built for this os.
+    pub os: Os,
+    /// Built for this arch.
+    pub arch: Arch,
+    /// SHA-256 of the file (uploaded before, unless `url` is given).
+    pub sha256: Sha256,
+    /// Size in bytes.
+    pub size: u64,
+    /// ed25519 signature over the signed message.
+    pub signature: Signature,
+    /// The id of the signing key (one of the app's keys).
+    pub key_id: KeyId,
+    /// Where devices download it, when not from this server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<ExternalUrl>,
+}
+
+/// A release's content on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseSpec {
+    /// The version.
+    pub version: Version,
+    /// Release notes.
+    #[serde(default)]
+    pub notes: String,
+    /// Whether the update must be taken.
+    #[serde(default)]
+    pub critical: bool,
+    /// Devices older than this must first take an older release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_from_version: Option<Version>,
+    /// The version whose code this build re-issues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebuild_of: Option<Version>,
+    /// One artifact per os+arch.
+    pub artifacts: Vec<ArtifactSpec>,
+}
+
+/// `POST /v1/apps/{app}/releases`: publish a release with its first rollout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishRequest {
+    /// The release.
+    pub release: ReleaseSpec,
+    /// The channel of its first rollout.
+    pub channel: ChannelName,
+    /// The first rollout.
+    pub rollout: RolloutSpec,
+}
+
+/// `POST /v1/apps/{app}/releases/{version}/promote`: roll the release out on a more stable
+/// channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteRequest {
+    /// The more stable channel.
+    pub channel: ChannelName,
+    /// Its rollout.
+    pub rollout: RolloutSpec,
+}
+
+/// `POST /v1/apps/{app}/rollback`: halt `bad_version` and publish `release`, a rebuild of
+/// older good code under a version higher than every version of the app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// The version to halt everywhere.
+    pub bad_version: Version,
+    /// The rebuild; its `rebuild_of` names the good version.
+    pub release: ReleaseSpec,
+}
+
+/// A rollout as the server reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutView {
+    /// The channel.
+    pub channel: ChannelName,
+    /// The entity tag to send in `If-Match` when changing it.
+    pub etag: String,
+    /// The settings.
+    #[serde(flatten)]
+    pub rollout: RolloutSpec,
+}
+
+/// A release with its rollouts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseView {
+    /// The release.
+    #[serde(flatten)]
+    pub release: ReleaseSpec,
+    /// Its rollouts, one per channel.
+    pub rollouts: Vec<RolloutView>,
+    /// Check-ins that were offered this release since the server started.
+    #[serde(default)]
+    pub offers: u64,
+}
+
+/// `GET /v1/apps/{app}/releases`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseList {
+    /// Newest first.
+    pub releases: Vec<ReleaseView>,
+}
+
+/// An admin token's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// Publish and change rollouts of the listed apps; read everything.
+    Publisher,
+    /// Read only.
+    Viewer,
+}
+
+/// `POST /v1/tokens`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// A label for people (`ci-notes`, `alice`).
+    pub name: String,
+    /// The role.
+    pub role: Role,
+    /// For publishers: the apps they may change.
+    #[serde(default)]
+    pub apps: Vec<AppId>,
+}
+
+/// A token as listed (never with its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenView {
+    /// The token's id (used to revoke it).
+    pub id: String,
+    /// The label.
+    pub name: String,
+    /// The role.
+    pub role: Role,
+    /// Apps, for publishers.
+    pub apps: Vec<AppId>,
+}
+
+/// The answer to `POST /v1/tokens`: the only time the secret is shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenCreated {
+    /// The token's metadata.
+    #[serde(flatten)]
+    pub view: TokenView,
+    /// The bearer secret.
+    pub token: String,
+}
+
+/// One entry of the audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Sequence number, increasing.
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// The token name that made the change.
+    pub actor: String,
+    /// What was done, e.g. `rollout.update`.
+    pub action: String,
+    /// The app.
+    pub app: AppId,
+    /// What it was done to (`1.2.0/beta`).
+    pub subject: String,
+    /// State before, if any.
+    pub before: Option<serde_json::Value>,
+    /// State after, if any.
+    pub after: Option<serde_json::Value>,
+}
+
+/// `GET /v1/apps/{app}/audit`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditLog {
+    /// Oldest first.
+    pub entries: Vec<AuditEntry>,
+}
+
+/// One release's verdict in an explanation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseVerdict {
+    /// The release.
+    pub version: Version,
+    /// `offered` or `skipped`.
+    pub offered: bool,
+    /// For an offer: how the device got in; for a skip: why not, one line each.
+    pub reasons: Vec<Reason>,
+}
+
+/// A reason with a stable code and a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    /// A stable machine-readable code (`outside_rollout`, `rule_failed`, ...).
+    pub code: String,
+    /// The sentence.
+    pub detail: String,
+}
+
+/// `POST /v1/apps/{app}/explain`: the decision and every release's verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExplainResponse {
+    /// The offered version, if any.
+    pub offered: Option<Version>,
+    /// Whether the offer is critical.
+    pub critical: bool,
+    /// Newest first.
+    pub releases: Vec<ReleaseVerdict>,
+}
