@@ -576,3 +576,42 @@ pub struct ExplainResponse {
     /// Newest first.
     pub releases: Vec<ReleaseVerdict>,
 }
+
+/// `GET /v1/apps`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppList {
+    /// Every app, by id.
+    pub apps: Vec<AppView>,
+}
+
+/// The answer to `PUT /v1/artifacts/{sha256}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactStored {
+    /// The digest, verified by the server.
+    pub sha256: Sha256,
+    /// The stored size in bytes.
+    pub size: u64,
+    /// False when the same bytes were already stored (the upload was a no-op).
+    pub created: bool,
+}
+
+/// `GET /v1/tokens`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenList {
+    /// Live tokens (revoked ones are gone).
+    pub tokens: Vec<TokenView>,
+}
+
+/// An RFC 9457 problem body (`application/problem+json`), the shape of every 4xx and 5xx.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// A URI reference naming the problem type (`https://halftone.dev/problems/<slug>`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A short summary of the problem type.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong with this request, in one sentence.
+    pub detail: String,
+}
