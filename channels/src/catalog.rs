@@ -318,3 +318,813 @@ impl Catalog {
         Verdict::Skipped(skips)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{app, catalog, checkin, offered, release, rollout};
+    use crate::{
+        CheckKind, IdList, ListedId, Platform, Rank, ReleaseParts, Rule, UserId, bucket, wire::ExplainResponse,
+    };
+
+    /// Selects for `c` and compares the answer with `expected`: `"none"`, `"1.2.0"` or
+    /// `"1.2.0 critical"`. Every answer must also keep the invariants: `explain` agrees, exactly
+    /// one release is marked offered (the same one), the offer is newer than what the device
+    /// runs, and its artifact and rollout belong to it and to the device.
+    #[track_caller]
+    fn check(cat: &Catalog, c: &CheckIn, expected: &str) {
+        let got = match cat.select(c).unwrap() {
+            Decision::UpToDate => "none".to_owned(),
+            Decision::Available(o) => {
+                assert!(*o.release.version() > c.current_version, "offer {o:?} is not newer than {c:?}");
+                assert_eq!(Some(o.artifact), o.release.artifact(&c.platform.target));
+                assert_eq!(o.rollout.release, *o.release.version());
+                assert_eq!(cat.ladder().sees(c.channel.as_str(), o.rollout.channel.as_str()), Some(true));
+                format!("{}{}", o.release.version(), if o.critical { " critical" } else { "" })
+            }
+        };
+        assert_eq!(got, expected, "select for {} at {} on {}", c.device_id, c.current_version, c.channel);
+        assert_eq!(offered(cat, c), expected.trim_end_matches(" critical"));
+        let x = cat.explain(c).unwrap();
+        let explained = match &x.offered {
+            None => "none".to_owned(),
+            Some(v) => format!("{v}{}", if x.critical { " critical" } else { "" }),
+        };
+        assert_eq!(explained, expected, "explain disagrees with select: {x:#?}");
+        let marked: Vec<&Version> =
+            x.releases.iter().filter(|t| matches!(t.verdict, Verdict::Offered { .. })).map(|t| &t.version).collect();
+        assert_eq!(marked, x.offered.iter().collect::<Vec<_>>(), "{x:#?}");
+        assert_eq!(x.releases.len(), cat.releases().len());
+    }
+
+    /// Check-in edits, so a table row reads as one line.
+    trait Edit: Sized {
+        fn on(self, channel: &str) -> Self;
+        fn target(self, os: &str, arch: &str) -> Self;
+        fn interactive(self) -> Self;
+        fn user(self, id: &str) -> Self;
+        fn os_version(self, v: &str) -> Self;
+    }
+
+    impl Edit for CheckIn {
+        fn on(mut self, channel: &str) -> Self {
+            self.channel = channel.parse().unwrap();
+            self
+        }
+        fn target(mut self, os: &str, arch: &str) -> Self {
+            self.platform = Platform { target: crate::test_support::target(os, arch), ..self.platform };
+            self
+        }
+        fn interactive(mut self) -> Self {
+            self.kind = CheckKind::Interactive;
+            self
+        }
+        fn user(mut self, id: &str) -> Self {
+            self.user_id = Some(UserId::parse(id).unwrap());
+            self
+        }
+        fn os_version(mut self, v: &str) -> Self {
+            self.platform.os_version = Some(v.parse().unwrap());
+            self
+        }
+    }
+
+    /// The bucket of `key` in a rollout of `version` with the default salt.
+    fn bucket_in(version: &str, key: &str) -> u16 {
+        bucket(&format!("notes:{version}"), key).get()
+    }
+
+    /// The first device id `dev-N` that satisfies `pred`.
+    fn device(pred: impl Fn(&str) -> bool) -> String {
+        (0..100_000).map(|n| format!("dev-{n}")).find(|d| pred(d)).expect("some device matches")
+    }
+
+    fn critical(p: ReleaseParts) -> ReleaseParts {
+        ReleaseParts { critical: true, ..p }
+    }
+
+    fn min_from(p: ReleaseParts, v: &str) -> ReleaseParts {
+        ReleaseParts { min_from_version: Some(v.parse().unwrap()), ..p }
+    }
+
+    fn with(mut r: Rollout, edit: impl FnOnce(&mut Rollout)) -> Rollout {
+        edit(&mut r);
+        r
+    }
+
+    fn ids(ids: &[&str]) -> IdList {
+        IdList::new(ids.iter().map(|s| ListedId::parse(s).unwrap())).unwrap()
+    }
+
+    fn rule(json: &str) -> Rule {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn ch(s: &str) -> ChannelName {
+        s.parse().unwrap()
+    }
+
+    fn v(s: &str) -> Version {
+        s.parse().unwrap()
+    }
+
+    fn pct(bp: u16) -> crate::Percent {
+        crate::Percent::from_basis_points(bp).unwrap()
+    }
+
+    fn releases(parts: Vec<ReleaseParts>) -> Vec<Release> {
+        parts.into_iter().map(|p| Release::new(p).unwrap()).collect()
+    }
+
+    #[test]
+    fn a_channel_sees_itself_and_every_more_stable_channel() {
+        let cat = catalog(
+            vec![release("1.1.0", &[]), release("1.2.0", &[]), release("1.3.0", &[])],
+            vec![
+                rollout("1.1.0", "stable", 10_000),
+                rollout("1.2.0", "beta", 10_000),
+                rollout("1.3.0", "unstable", 10_000),
+            ],
+        );
+        for (channel, current, expected) in [
+            ("stable", "1.0.0", "1.1.0"),
+            ("beta", "1.0.0", "1.2.0"),
+            ("unstable", "1.0.0", "1.3.0"),
+            // A more stable release that is newer than what the device runs is still offered.
+            ("beta", "1.1.5", "1.2.0"),
+            ("stable", "1.1.0", "none"),
+            ("beta", "1.2.0", "none"),
+            ("unstable", "1.3.0", "none"),
+        ] {
+            check(&cat, &checkin("d1", current).on(channel), expected);
+        }
+        // An unstable device takes a stable build that is newer than every unstable one.
+        let cat = catalog(
+            vec![release("2.0.0-beta.1", &[]), release("2.0.0", &[])],
+            vec![rollout("2.0.0-beta.1", "unstable", 10_000), rollout("2.0.0", "stable", 10_000)],
+        );
+        check(&cat, &checkin("d1", "1.0.0").on("unstable"), "2.0.0");
+        check(&cat, &checkin("d1", "2.0.0-beta.1").on("unstable"), "2.0.0");
+        check(&cat, &checkin("d1", "2.0.0-beta.1").on("stable"), "2.0.0");
+    }
+
+    #[test]
+    fn custom_channels_see_by_rank() {
+        let ladder = Ladder::with_custom([(ch("lts"), 50 as Rank), (ch("internal"), 250)]).unwrap();
+        let cat = Catalog::new(
+            app(),
+            ladder,
+            releases(vec![
+                release("1.0.5", &[]),
+                release("1.1.0", &[]),
+                release("1.2.0", &[]),
+                release("1.4.0", &[]),
+                release("1.5.0", &[]),
+            ]),
+            vec![
+                rollout("1.0.5", "lts", 10_000),
+                rollout("1.1.0", "stable", 10_000),
+                rollout("1.2.0", "beta", 10_000),
+                rollout("1.4.0", "internal", 10_000),
+                rollout("1.5.0", "unstable", 10_000),
+            ],
+        )
+        .unwrap();
+        for (channel, expected) in
+            [("lts", "1.0.5"), ("stable", "1.1.0"), ("beta", "1.2.0"), ("internal", "1.4.0"), ("unstable", "1.5.0")]
+        {
+            check(&cat, &checkin("d1", "1.0.0").on(channel), expected);
+        }
+        // Below the newest, a custom channel still sees what is more stable than it.
+        check(&cat, &checkin("d1", "1.4.0").on("unstable"), "1.5.0");
+        check(&cat, &checkin("d1", "1.2.0").on("internal"), "1.4.0");
+        check(&cat, &checkin("d1", "1.1.0").on("lts"), "none");
+        check(&cat, &checkin("d1", "1.0.5").on("stable"), "1.1.0");
+    }
+
+    #[test]
+    fn only_releases_built_for_the_device_are_offered() {
+        let cat = catalog(
+            vec![
+                release("1.1.0", &[("linux", "x86_64"), ("linux", "aarch64")]),
+                release("1.2.0", &[("windows", "x86_64")]),
+                release("1.3.0", &[("linux", "aarch64")]),
+            ],
+            vec![
+                rollout("1.1.0", "stable", 10_000),
+                rollout("1.2.0", "stable", 10_000),
+                rollout("1.3.0", "stable", 10_000),
+            ],
+        );
+        for (os, arch, expected) in [
+            ("linux", "x86_64", "1.1.0"),
+            ("linux", "aarch64", "1.3.0"),
+            ("windows", "x86_64", "1.2.0"),
+            ("windows", "aarch64", "none"),
+            ("macos", "aarch64", "none"),
+        ] {
+            let c = checkin("d1", "1.0.0").target(os, arch);
+            check(&cat, &c, expected);
+            // The offer carries the artifact for exactly this target.
+            if let Decision::Available(o) = cat.select(&c).unwrap() {
+                assert_eq!(o.release.artifacts().iter().find(|(_, a)| *a == o.artifact).unwrap().0, &c.platform.target);
+            }
+        }
+    }
+
+    #[test]
+    fn stepping_stones_make_older_devices_take_an_older_release_first() {
+        let cat = catalog(
+            vec![release("1.5.0", &[]), min_from(release("2.0.0", &[]), "1.5.0"), release("1.2.0", &[])],
+            vec![
+                rollout("1.2.0", "stable", 10_000),
+                rollout("1.5.0", "stable", 10_000),
+                rollout("2.0.0", "stable", 10_000),
+            ],
+        );
+        for (current, expected) in [
+            ("1.0.0", "1.5.0"),
+            ("1.2.0", "1.5.0"),
+            ("1.4.9", "1.5.0"),
+            ("1.5.0", "2.0.0"),
+            ("1.5.0-rc.1", "1.5.0"),
+            ("1.7.0", "2.0.0"),
+            ("2.0.0", "none"),
+        ] {
+            check(&cat, &checkin("d1", current), expected);
+        }
+        // With no older release to step through, the device is up to date rather than jumping.
+        let cat = catalog(vec![min_from(release("2.0.0", &[]), "1.5.0")], vec![rollout("2.0.0", "stable", 10_000)]);
+        check(&cat, &checkin("d1", "1.0.0"), "none");
+        check(&cat, &checkin("d1", "1.5.0"), "2.0.0");
+    }
+
+    #[test]
+    fn an_offer_is_critical_when_it_or_a_release_it_skips_over_is() {
+        let cat = catalog(
+            vec![
+                critical(release("1.1.0", &[])),
+                release("1.2.0", &[]),
+                critical(release("1.3.0", &[])),
+                release("1.4.0", &[]),
+            ],
+            vec![
+                rollout("1.1.0", "stable", 10_000),
+                rollout("1.2.0", "stable", 10_000),
+                rollout("1.3.0", "stable", 10_000),
+                rollout("1.4.0", "stable", 10_000),
+            ],
+        );
+        for (current, expected) in [
+            ("1.0.0", "1.4.0 critical"),
+            ("1.1.0", "1.4.0 critical"),
+            ("1.2.0", "1.4.0 critical"),
+            ("1.3.0", "1.4.0"),
+            ("1.4.0", "none"),
+        ] {
+            check(&cat, &checkin("d1", current), expected);
+        }
+
+        // Only releases between the running and the offered version count: a newer critical
+        // release the device is not offered does not make the offer critical.
+        let d = device(|d| bucket_in("1.3.0", d) >= 1000);
+        let cat = catalog(
+            vec![release("1.2.0", &[]), critical(release("1.3.0", &[]))],
+            vec![rollout("1.2.0", "stable", 10_000), rollout("1.3.0", "stable", 1000)],
+        );
+        check(&cat, &checkin(&d, "1.0.0"), "1.2.0");
+        let inside = device(|d| bucket_in("1.3.0", d) < 1000);
+        check(&cat, &checkin(&inside, "1.0.0"), "1.3.0 critical");
+
+        // A critical release the device skips over counts even when the device was outside its
+        // rollout or could not take it (stepping stone): the offer contains its fix.
+        let cat = catalog(
+            vec![critical(min_from(release("1.1.0", &[]), "1.0.5")), release("1.2.0", &[])],
+            vec![rollout("1.1.0", "stable", 0), rollout("1.2.0", "stable", 10_000)],
+        );
+        check(&cat, &checkin("d1", "1.0.0"), "1.2.0 critical");
+
+        // A critical release the device could never have seen does not count: another channel,
+        // another platform, or halted everywhere the device looks.
+        let cat = catalog(
+            vec![
+                critical(release("1.1.0", &[])),
+                critical(release("1.2.0", &[("windows", "x86_64")])),
+                critical(release("1.3.0", &[])),
+                release("1.4.0", &[]),
+            ],
+            vec![
+                rollout("1.1.0", "beta", 10_000),
+                rollout("1.2.0", "stable", 10_000),
+                with(rollout("1.3.0", "stable", 10_000), |r| r.state = RolloutState::Halted),
+                rollout("1.4.0", "stable", 10_000),
+            ],
+        );
+        check(&cat, &checkin("d1", "1.0.0"), "1.4.0");
+        check(&cat, &checkin("d1", "1.0.0").on("beta"), "1.4.0 critical");
+        // The windows-only critical release is the offer itself on windows.
+        check(&cat, &checkin("d1", "1.0.0").target("windows", "x86_64"), "1.2.0 critical");
+        check(&cat, &checkin("d1", "1.2.0").target("windows", "x86_64"), "none");
+    }
+
+    #[test]
+    fn halted_rollouts_are_offered_to_nobody_and_paused_ones_keep_serving() {
+        let allowed = "tester-1";
+        let build = |state| {
+            catalog(
+                vec![release("1.1.0", &[]), release("1.2.0", &[])],
+                vec![
+                    rollout("1.1.0", "stable", 10_000),
+                    with(rollout("1.2.0", "stable", 10_000), |r| {
+                        r.state = state;
+                        r.allow = ids(&[allowed]);
+                        r.interactive_bypass = true;
+                    }),
+                ],
+            )
+        };
+        let (active, paused, halted) =
+            (build(RolloutState::Active), build(RolloutState::Paused), build(RolloutState::Halted));
+        for c in [checkin("d1", "1.0.0"), checkin(allowed, "1.0.0"), checkin("d1", "1.0.0").interactive()] {
+            check(&active, &c, "1.2.0");
+            check(&paused, &c, "1.2.0");
+            check(&halted, &c, "1.1.0");
+        }
+        check(&halted, &checkin("d1", "1.1.0"), "none");
+    }
+
+    #[test]
+    fn allow_list_skips_the_percentage_and_deny_list_wins() {
+        let outside = device(|d| bucket_in("1.2.0", d) >= 1000);
+        let inside = device(|d| bucket_in("1.2.0", d) < 1000);
+        let cat = catalog(
+            vec![release("1.1.0", &[]), release("1.2.0", &[])],
+            vec![
+                rollout("1.1.0", "stable", 10_000),
+                with(rollout("1.2.0", "stable", 1000), |r| {
+                    r.allow = ids(&[&outside, "alice", "both"]);
+                    r.deny = ids(&[&inside, "mallory", "both"]);
+                }),
+            ],
+        );
+        for (c, expected) in [
+            (checkin(&outside, "1.0.0"), "1.2.0"),
+            (checkin(&inside, "1.0.0"), "1.1.0"),
+            (checkin("both", "1.0.0"), "1.1.0"),
+            // Lists match user ids as well as device ids.
+            (checkin("someone", "1.0.0").user("alice"), "1.2.0"),
+            (checkin(&outside, "1.0.0").user("mallory"), "1.1.0"),
+        ] {
+            check(&cat, &c, expected);
+        }
+        let Decision::Available(o) = cat.select(&checkin(&outside, "1.0.0")).unwrap() else { panic!() };
+        assert_eq!(o.admission, Admission::AllowList);
+        // Nothing else is in: the percentage still holds for everybody not listed.
+        let Decision::Available(o) = cat.select(&checkin("someone", "1.0.0")).unwrap() else { panic!() };
+        let want = if bucket_in("1.2.0", "someone") < 1000 { v("1.2.0") } else { v("1.1.0") };
+        assert_eq!(o.release.version(), &want);
+    }
+
+    #[test]
+    fn an_allow_listed_device_is_still_subject_to_every_rule() {
+        let cat = catalog(
+            vec![
+                release("1.1.0", &[("linux", "x86_64"), ("windows", "x86_64")]),
+                release("1.2.0", &[("linux", "x86_64"), ("windows", "x86_64")]),
+            ],
+            vec![
+                rollout("1.1.0", "stable", 10_000),
+                with(rollout("1.2.0", "stable", 0), |r| {
+                    r.allow = ids(&["tester"]);
+                    r.rules = vec![
+                        rule(r#"{"kind":"os_in","values":["windows"]}"#),
+                        rule(r#"{"kind":"os_version","range":">=10"}"#),
+                    ];
+                }),
+            ],
+        );
+        for (c, expected) in [
+            (checkin("tester", "1.0.0").target("windows", "x86_64").os_version("10.0.19045"), "1.2.0"),
+            (checkin("tester", "1.0.0").target("windows", "x86_64").os_version("6.1"), "1.1.0"),
+            (checkin("tester", "1.0.0").os_version("11"), "1.1.0"),
+            (checkin("other", "1.0.0").target("windows", "x86_64").os_version("11"), "1.1.0"),
+        ] {
+            check(&cat, &c, expected);
+        }
+        let x = cat.explain(&checkin("tester", "1.0.0").os_version("11")).unwrap();
+        assert_eq!(
+            x.releases[0].verdict,
+            Verdict::Skipped(vec![Skip::RuleFailed {
+                channel: ch("stable"),
+                rule: "os in [windows]".into(),
+                observed: "linux".into()
+            }])
+        );
+    }
+
+    #[test]
+    fn interactive_checks_bypass_the_percentage_only_when_the_rollout_opts_in() {
+        let build = |bypass: bool| {
+            catalog(
+                vec![release("1.1.0", &[]), release("1.2.0", &[])],
+                vec![
+                    rollout("1.1.0", "stable", 10_000),
+                    with(rollout("1.2.0", "stable", 0), |r| {
+                        r.interactive_bypass = bypass;
+                        r.deny = ids(&["denied"]);
+                        r.rules = vec![rule(r#"{"kind":"locale_in","values":["zh"]}"#)];
+                    }),
+                ],
+            )
+        };
+        let (opted_in, opted_out) = (build(true), build(false));
+        let zh = |id: &str| {
+            let mut c = checkin(id, "1.0.0");
+            c.locale = Some("zh-CN".parse().unwrap());
+            c
+        };
+        for (cat, c, expected) in [
+            (&opted_in, zh("d1").interactive(), "1.2.0"),
+            (&opted_in, zh("d1"), "1.1.0"),
+            (&opted_out, zh("d1").interactive(), "1.1.0"),
+            (&opted_out, zh("d1"), "1.1.0"),
+            // The bypass skips the percentage only: rules and the deny list still apply.
+            (&opted_in, checkin("d1", "1.0.0").interactive(), "1.1.0"),
+            (&opted_in, zh("denied").interactive(), "1.1.0"),
+        ] {
+            check(cat, &c, expected);
+        }
+        let Decision::Available(o) = opted_in.select(&zh("d1").interactive()).unwrap() else { panic!() };
+        assert_eq!(o.admission, Admission::Interactive);
+    }
+
+    #[test]
+    fn a_device_outside_the_newest_rollout_gets_the_newest_release_it_is_in() {
+        let cat = catalog(
+            vec![release("1.8.0", &[]), release("1.9.0", &[]), release("2.0.0", &[])],
+            vec![
+                rollout("1.8.0", "stable", 10_000),
+                rollout("1.9.0", "stable", 5000),
+                rollout("2.0.0", "stable", 1000),
+            ],
+        );
+        let in_2 = device(|d| bucket_in("2.0.0", d) < 1000);
+        let in_19_only = device(|d| bucket_in("2.0.0", d) >= 1000 && bucket_in("1.9.0", d) < 5000);
+        let in_neither = device(|d| bucket_in("2.0.0", d) >= 1000 && bucket_in("1.9.0", d) >= 5000);
+        for (d, current, expected) in [
+            (&in_2, "1.0.0", "2.0.0"),
+            (&in_19_only, "1.0.0", "1.9.0"),
+            (&in_neither, "1.0.0", "1.8.0"),
+            (&in_neither, "1.8.0", "none"),
+            (&in_19_only, "1.9.0", "none"),
+            (&in_2, "1.9.0", "2.0.0"),
+        ] {
+            check(&cat, &checkin(d, current), expected);
+        }
+        // The bucket figures in the offer are the device's own.
+        let Decision::Available(o) = cat.select(&checkin(&in_19_only, "1.0.0")).unwrap() else { panic!() };
+        let b = bucket_in("1.9.0", &in_19_only);
+        assert_eq!(o.admission, Admission::Bucket { bucket: bucket("notes:1.9.0", &in_19_only), percent: pct(5000) });
+        assert!(b < 5000);
+    }
+
+    #[test]
+    fn a_hotfix_reaches_everybody_while_the_next_release_is_at_ten_percent() {
+        let cat = catalog(
+            vec![release("1.0.0", &[]), release("1.1.0", &[]), critical(release("1.0.1", &[]))],
+            vec![
+                rollout("1.0.0", "stable", 10_000),
+                rollout("1.1.0", "stable", 1000),
+                rollout("1.0.1", "stable", 10_000),
+            ],
+        );
+        let early = device(|d| bucket_in("1.1.0", d) < 1000);
+        let late = device(|d| bucket_in("1.1.0", d) >= 1000);
+        for (d, current, expected) in [
+            // The 10% take 1.1.0 and must: it skips over the critical hotfix.
+            (&early, "1.0.0", "1.1.0 critical"),
+            (&late, "1.0.0", "1.0.1 critical"),
+            (&late, "1.0.1", "none"),
+            // Devices already on 1.1.0 are never sent back to the lower hotfix.
+            (&early, "1.1.0", "none"),
+            (&late, "1.1.0", "none"),
+            (&early, "1.0.1", "1.1.0"),
+        ] {
+            check(&cat, &checkin(d, current), expected);
+        }
+        // Over many devices: everybody on 1.0.0 is offered something, about 10% of them 1.1.0.
+        let n = 2000;
+        let on_new = (0..n)
+            .filter(|i| match cat.select(&checkin(&format!("fleet-{i}"), "1.0.0")).unwrap() {
+                Decision::Available(o) => o.release.version() == &v("1.1.0"),
+                Decision::UpToDate => panic!("device fleet-{i} stranded"),
+            })
+            .count();
+        assert!((140..=260).contains(&on_new), "{on_new} of {n} on 1.1.0");
+    }
+
+    #[test]
+    fn several_rollouts_of_one_release_admit_through_any_visible_one() {
+        let cat = catalog(
+            vec![release("1.1.0", &[]), release("1.2.0", &[])],
+            vec![
+                rollout("1.1.0", "stable", 10_000),
+                rollout("1.2.0", "beta", 10_000),
+                with(rollout("1.2.0", "stable", 0), |r| r.allow = ids(&["vip"])),
+            ],
+        );
+        for (c, expected) in [
+            (checkin("d1", "1.0.0").on("beta"), "1.2.0"),
+            (checkin("d1", "1.0.0"), "1.1.0"),
+            (checkin("vip", "1.0.0"), "1.2.0"),
+            (checkin("vip", "1.0.0").on("unstable"), "1.2.0"),
+        ] {
+            check(&cat, &c, expected);
+        }
+        // The least stable visible rollout is tried first.
+        let Decision::Available(o) = cat.select(&checkin("vip", "1.0.0").on("beta")).unwrap() else { panic!() };
+        assert_eq!(o.rollout.channel, ch("beta"));
+        // Rollouts of one release share the default salt: promotion keeps the same devices in.
+        let (beta, stable) = (rollout("1.2.0", "beta", 10), rollout("1.2.0", "stable", 10));
+        for i in 0..100 {
+            let c = checkin(&format!("d{i}"), "1.0.0");
+            assert_eq!(beta.bucket_of(&c), stable.bucket_of(&c));
+        }
+    }
+
+    #[test]
+    fn user_stickiness_follows_the_person_across_devices() {
+        let user = "user-42";
+        // The percentage lets the user in and keeps the device (by its own id) out.
+        let b = bucket_in("1.2.0", user);
+        let dev = device(|d| bucket_in("1.2.0", d) > b);
+        let cat = catalog(
+            vec![release("1.2.0", &[])],
+            vec![with(rollout("1.2.0", "stable", b + 1), |r| r.stickiness = crate::Stickiness::User)],
+        );
+        check(&cat, &checkin(&dev, "1.0.0").user(user), "1.2.0");
+        check(&cat, &checkin(&dev, "1.0.0"), "none");
+        let Decision::Available(o) = cat.select(&checkin(&dev, "1.0.0").user(user)).unwrap() else { panic!() };
+        assert_eq!(o.admission, Admission::Bucket { bucket: bucket("notes:1.2.0", user), percent: pct(b + 1) });
+    }
+
+    #[test]
+    fn never_a_downgrade_nor_the_running_version() {
+        let cat = catalog(
+            vec![release("1.0.0", &[]), release("2.0.0-rc.1", &[]), release("2.0.0", &[])],
+            vec![
+                rollout("1.0.0", "stable", 10_000),
+                rollout("2.0.0-rc.1", "beta", 10_000),
+                rollout("2.0.0", "stable", 10_000),
+            ],
+        );
+        for (current, channel, expected) in [
+            ("0.9.0", "stable", "2.0.0"),
+            ("2.0.0-beta.1", "beta", "2.0.0"),
+            ("2.0.0", "beta", "none"),
+            ("2.0.1", "stable", "none"),
+            ("3.0.0-alpha", "beta", "none"),
+        ] {
+            check(&cat, &checkin("d1", current).on(channel), expected);
+        }
+    }
+
+    #[test]
+    fn an_unknown_channel_is_an_error_not_an_answer() {
+        let cat = catalog(vec![release("1.1.0", &[])], vec![rollout("1.1.0", "stable", 10_000)]);
+        let c = checkin("d1", "1.0.0").on("nightly");
+        let want = SelectError::UnknownChannel { app: app(), channel: ch("nightly") };
+        assert_eq!(cat.select(&c), Err(want.clone()));
+        assert_eq!(cat.explain(&c), Err(want.clone()));
+        assert_eq!(want.to_string(), "app notes has no channel nightly");
+        // A known channel without any release is not an error.
+        check(&cat, &checkin("d1", "1.0.0").on("unstable"), "1.1.0");
+    }
+
+    #[test]
+    fn explain_gives_every_release_its_reason() {
+        let d = device(|d| bucket_in("2.4.0", d) >= 1000 && bucket_in("2.3.0", d) < 9000);
+        let cat = catalog(
+            vec![
+                release("0.9.0", &[]),
+                release("1.0.0", &[]),
+                release("2.0.0", &[]),
+                release("2.3.0", &[]),
+                release("2.4.0", &[]),
+                release("2.5.0", &[]),
+                release("2.6.0", &[]),
+                release("2.7.0", &[]),
+                min_from(release("2.8.0", &[]), "1.5.0"),
+                release("2.9.0", &[]),
+                release("3.0.0", &[("windows", "x86_64")]),
+            ],
+            vec![
+                rollout("0.9.0", "stable", 10_000),
+                rollout("1.0.0", "stable", 10_000),
+                rollout("2.0.0", "stable", 10_000),
+                rollout("2.3.0", "beta", 9000),
+                rollout("2.4.0", "beta", 1000),
+                rollout("2.4.0", "stable", 550),
+                with(rollout("2.5.0", "beta", 10_000), |r| {
+                    r.rules = vec![
+                        rule(r#"{"kind":"locale_in","values":["en"]}"#),
+                        rule(r#"{"kind":"os_version","range":">=10"}"#),
+                    ]
+                }),
+                with(rollout("2.6.0", "beta", 10_000), |r| r.deny = ids(&[&d])),
+                with(rollout("2.7.0", "beta", 10_000), |r| r.state = RolloutState::Halted),
+                rollout("2.8.0", "beta", 10_000),
+                rollout("2.9.0", "unstable", 10_000),
+                rollout("3.0.0", "beta", 10_000),
+            ],
+        );
+        let c = checkin(&d, "1.0.0").on("beta");
+        check(&cat, &c, "2.3.0");
+        let x = cat.explain(&c).unwrap();
+        let b24 = bucket_in("2.4.0", &d);
+        let b23 = bucket_in("2.3.0", &d);
+        let expected: Vec<(&str, Vec<(&str, String)>)> = vec![
+            ("3.0.0", vec![("no_artifact", "no build for linux/x86_64".into())]),
+            (
+                "2.9.0",
+                vec![(
+                    "not_on_channel",
+                    "not rolled out on beta or a more stable channel (rolled out on: unstable)".into(),
+                )],
+            ),
+            ("2.8.0", vec![("stepping_stone", "stepping stone: needs 1.5.0 or newer first, device runs 1.0.0".into())]),
+            ("2.7.0", vec![("halted", "the beta rollout is halted".into())]),
+            ("2.6.0", vec![("denied", "the device or user is on the beta rollout's deny list".into())]),
+            ("2.5.0", vec![("rule_failed", "the beta rollout requires os_version >=10; the device has 6.1".into())]),
+            (
+                "2.4.0",
+                vec![
+                    ("outside_rollout", format!("outside the beta rollout: bucket {b24} is not below 1000 (10%)")),
+                    ("outside_rollout", format!("outside the stable rollout: bucket {b24} is not below 550 (5.5%)")),
+                ],
+            ),
+            ("2.3.0", vec![("in_rollout", format!("in the beta rollout: bucket {b23} is below 9000 (90%)"))]),
+            ("2.0.0", vec![("newer_offered", "a newer release, 2.3.0, is offered instead".into())]),
+            ("1.0.0", vec![("not_newer", "not newer than the running version 1.0.0".into())]),
+            ("0.9.0", vec![("not_newer", "not newer than the running version 1.0.0".into())]),
+        ];
+        let wire = ExplainResponse::from(&x);
+        assert_eq!(wire.offered, Some(v("2.3.0")));
+        assert!(!wire.critical);
+        let got: Vec<(String, Vec<(String, String)>)> = wire
+            .releases
+            .iter()
+            .map(|r| (r.version.to_string(), r.reasons.iter().map(|r| (r.code.clone(), r.detail.clone())).collect()))
+            .collect();
+        let want: Vec<(String, Vec<(String, String)>)> = expected
+            .into_iter()
+            .map(|(v, rs)| (v.to_owned(), rs.into_iter().map(|(c, d)| (c.to_owned(), d)).collect()))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(
+            wire.releases.iter().filter(|r| r.offered).map(|r| r.version.to_string()).collect::<Vec<_>>(),
+            ["2.3.0"]
+        );
+
+        // The typed form carries the same figures.
+        let by_version = |ver: &str| &x.releases.iter().find(|t| t.version == v(ver)).unwrap().verdict;
+        assert_eq!(
+            by_version("2.4.0"),
+            &Verdict::Skipped(vec![
+                Skip::OutsideRollout { channel: ch("beta"), bucket: bucket("notes:2.4.0", &d), percent: pct(1000) },
+                Skip::OutsideRollout { channel: ch("stable"), bucket: bucket("notes:2.4.0", &d), percent: pct(550) },
+            ])
+        );
+        assert_eq!(
+            by_version("2.9.0"),
+            &Verdict::Skipped(vec![Skip::NotOnVisibleChannel {
+                device_channel: ch("beta"),
+                rolled_out_on: vec![ch("unstable")]
+            }])
+        );
+        assert_eq!(
+            by_version("2.3.0"),
+            &Verdict::Offered {
+                channel: ch("beta"),
+                admission: Admission::Bucket { bucket: bucket("notes:2.3.0", &d), percent: pct(9000) }
+            }
+        );
+    }
+
+    #[test]
+    fn explain_names_how_an_offered_device_got_in() {
+        let cat = catalog(
+            vec![release("1.1.0", &[]), release("1.2.0", &[])],
+            vec![
+                with(rollout("1.1.0", "stable", 0), |r| r.interactive_bypass = true),
+                with(rollout("1.2.0", "stable", 0), |r| r.allow = ids(&["tester"])),
+            ],
+        );
+        for (c, version, code, detail) in [
+            (checkin("tester", "1.0.0"), "1.2.0", "allow_list", "on the stable rollout's allow list"),
+            (
+                checkin("d1", "1.0.0").interactive(),
+                "1.1.0",
+                "interactive",
+                "user-initiated check; the stable rollout lets those in",
+            ),
+        ] {
+            let wire = ExplainResponse::from(&cat.explain(&c).unwrap());
+            let r = wire.releases.iter().find(|r| r.offered).unwrap();
+            assert_eq!(
+                (r.version.to_string().as_str(), r.reasons[0].code.as_str(), r.reasons[0].detail.as_str()),
+                (version, code, detail)
+            );
+        }
+        // A release nobody is in: zero percent names the device's bucket and "0".
+        let c = checkin("d1", "1.0.0");
+        let x = cat.explain(&c).unwrap();
+        assert_eq!(x.offered, None);
+        let b = bucket_in("1.1.0", "d1");
+        assert_eq!(
+            ExplainResponse::from(&x).releases[1].reasons[0].detail,
+            format!("outside the stable rollout: bucket {b} is not below 0 (0%)")
+        );
+    }
+
+    #[test]
+    fn explain_reasons_when_there_is_no_build_or_no_rollout_at_all() {
+        let cat = catalog(vec![release("1.1.0", &[]), release("1.2.0", &[])], vec![rollout("1.1.0", "beta", 10_000)]);
+        let x = cat.explain(&checkin("d1", "1.0.0")).unwrap();
+        let details: Vec<String> =
+            ExplainResponse::from(&x).releases.iter().map(|r| r.reasons[0].detail.clone()).collect();
+        assert_eq!(
+            details,
+            [
+                "not rolled out on stable or a more stable channel (rolled out on: none)",
+                "not rolled out on stable or a more stable channel (rolled out on: beta)",
+            ]
+        );
+        let x = cat.explain(&checkin("d1", "1.0.0").target("macos", "aarch64").on("beta")).unwrap();
+        assert_eq!(x.offered, None);
+        assert!(x.releases.iter().all(|t| matches!(&t.verdict, Verdict::Skipped(s) if s[0].code() == "no_artifact")));
+    }
+
+    #[test]
+    fn catalogs_refuse_inconsistent_input() {
+        let build = |rs: Vec<ReleaseParts>, ro: Vec<Rollout>| Catalog::new(app(), Ladder::default(), releases(rs), ro);
+        for (result, expected, message) in [
+            (
+                build(
+                    vec![release("1.0.0", &[]), release("1.1.0", &[]), release("1.0.0", &[("windows", "x86_64")])],
+                    vec![],
+                ),
+                CatalogError::DuplicateRelease(v("1.0.0")),
+                "release 1.0.0 appears twice",
+            ),
+            (
+                build(vec![release("1.0.0", &[])], vec![rollout("1.0.1", "stable", 1)]),
+                CatalogError::UnknownRelease(v("1.0.1")),
+                "rollout of unknown release 1.0.1",
+            ),
+            (
+                build(vec![release("1.0.0", &[])], vec![rollout("1.0.0", "nightly", 1)]),
+                CatalogError::UnknownChannel(v("1.0.0"), ch("nightly")),
+                "release 1.0.0 is rolled out on unknown channel nightly",
+            ),
+            (
+                build(
+                    vec![release("1.0.0", &[])],
+                    vec![rollout("1.0.0", "beta", 1), rollout("1.0.0", "stable", 1), rollout("1.0.0", "beta", 5)],
+                ),
+                CatalogError::DuplicateRollout(v("1.0.0"), ch("beta")),
+                "release 1.0.0 has two rollouts on channel beta",
+            ),
+        ] {
+            let e = result.unwrap_err();
+            assert_eq!(e, expected);
+            assert_eq!(e.to_string(), message);
+        }
+        // A custom channel is known only to a ladder that has it.
+        let ladder = Ladder::with_custom([(ch("nightly"), 400)]).unwrap();
+        assert!(
+            Catalog::new(app(), ladder, releases(vec![release("1.0.0", &[])]), vec![rollout("1.0.0", "nightly", 1)])
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn catalogs_list_releases_newest_first_with_rollouts_least_stable_first() {
+        let cat = catalog(
+            vec![release("1.0.0", &[]), release("1.2.0", &[]), release("1.1.0", &[])],
+            vec![rollout("1.1.0", "stable", 1), rollout("1.1.0", "unstable", 2), rollout("1.1.0", "beta", 3)],
+        );
+        let listed: Vec<String> = cat.releases().map(|(r, _)| r.version().to_string()).collect();
+        assert_eq!(listed, ["1.2.0", "1.1.0", "1.0.0"]);
+        assert_eq!(cat.newest(), Some(&v("1.2.0")));
+        let (r, rollouts) = cat.release(&v("1.1.0")).unwrap();
+        assert_eq!(r.version(), &v("1.1.0"));
+        let chans: Vec<&str> = rollouts.iter().map(|r| r.channel.as_str()).collect();
+        assert_eq!(chans, ["unstable", "beta", "stable"]);
+        assert!(cat.release(&v("1.1.1")).is_none());
+        assert_eq!(format!("{cat:?}"), "Catalog { app: AppId(\"notes\"), releases: 3 }");
+        let empty = catalog(vec![], vec![]);
+        assert_eq!(empty.newest(), None);
+        check(&empty, &checkin("d1", "1.0.0"), "none");
+    }
+}

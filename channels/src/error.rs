@@ -208,11 +208,21 @@ pub(crate) fn check_slug(
     if input.len() > max {
         return Err(ParseError::new(what, input, format!("must be at most {max} characters")));
     }
-    if let Some(c) = input.chars().find(|&c| !body(c)) {
-        return Err(ParseError::new(what, input, format!("character {c:?} is not allowed; use {alphabet}")));
+    // Report the first fault in reading order: a leading character that is allowed inside the
+    // name but not at its start (`../etc`, `-x`) is the problem to name, even when a later
+    // character is not allowed at all.
+    let not_allowed = |c: char| ParseError::new(what, input, format!("character {c:?} is not allowed; use {alphabet}"));
+    let mut chars = input.chars();
+    if let Some(c) = chars.next() {
+        if !body(c) {
+            return Err(not_allowed(c));
+        }
+        if !first(c) {
+            return Err(ParseError::new(what, input, "must start with a letter or digit"));
+        }
     }
-    if !input.chars().next().is_some_and(first) {
-        return Err(ParseError::new(what, input, "must start with a letter or digit"));
+    if let Some(c) = chars.find(|&c| !body(c)) {
+        return Err(not_allowed(c));
     }
     Ok(())
 }

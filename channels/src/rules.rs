@@ -429,13 +429,13 @@ mod tests {
     #[test]
     fn bad_rules_say_why() {
         for (json, msg) in [
-            (r#"{"kind":"os_in"}"#, "needs \\\"values\\\""),
+            (r#"{"kind":"os_in"}"#, "needs \"values\""),
             (r#"{"kind":"os_in","values":[]}"#, "1 to 1000"),
             (r#"{"kind":"os_in","values":[1]}"#, "must be strings"),
             (r#"{"kind":"os_in","values":["Windows"]}"#, "is not allowed"),
-            (r#"{"kind":"os_version"}"#, "needs \\\"range\\\""),
+            (r#"{"kind":"os_version"}"#, "needs \"range\""),
             (r#"{"kind":"app_version","range":"~1"}"#, "invalid range"),
-            (r#"{"kind":"trait","op":"eq","value":1}"#, "needs \\\"name\\\""),
+            (r#"{"kind":"trait","op":"eq","value":1}"#, "needs \"name\""),
             (r#"{"kind":"trait","name":"x","op":"lt","value":"a"}"#, "numeric"),
             (r#"{"kind":"trait","name":"x","op":"in","value":"a"}"#, "does not apply"),
             (r#"{"kind":"ip_in","values":["10.0.0.0/33"]}"#, "CIDR"),

@@ -605,7 +605,7 @@ pub struct TokenList {
 /// An RFC 9457 problem body (`application/problem+json`), the shape of every 4xx and 5xx.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
-    /// A URI reference naming the problem type (`https://halftone.dev/problems/<slug>`).
+    /// A URI naming the problem type (`urn:halftone:problem:<slug>`).
     #[serde(rename = "type")]
     pub kind: String,
     /// A short summary of the problem type.

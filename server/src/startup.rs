@@ -1,14 +1,22 @@
-//! Building and running the server: [`build`] binds the listener (port 0 works), opens the
-//! store, rebuilds the catalog snapshot, and returns a [`Server`] that reports its real address.
+//! Building and running the server: [`build`] opens the data dir, rebuilds the catalog
+//! snapshot, creates the first admin token of a fresh data dir, and binds the listener
+//! (port 0 works); the returned [`Server`] reports its real address and runs until stopped.
 
 use std::net::SocketAddr;
 
-use crate::config::Config;
+use actix_web::{App, HttpServer, middleware, web};
+use anyhow::Context as _;
+use tracing_actix_web::TracingLogger;
 
-/// A bound, not yet running server.
+use crate::config::Config;
+use crate::metrics::{Metrics, count_requests};
+use crate::state::State;
+
+/// A bound server, ready to run.
 pub struct Server {
     addr: SocketAddr,
     bootstrap_token: Option<String>,
+    server: actix_web::dev::Server,
 }
 
 impl Server {
@@ -22,15 +30,39 @@ impl Server {
         self.bootstrap_token.as_deref()
     }
 
-    /// Runs until SIGINT/SIGTERM (or the returned handle is stopped); finishes in-flight
-    /// requests before returning.
+    /// A handle that stops the server (gracefully: in-flight requests finish).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Runs until SIGINT/SIGTERM or [`handle`](Self::handle)`.stop(true)`; in-flight requests
+    /// finish first.
     pub async fn run(self) -> anyhow::Result<()> {
-        anyhow::bail!("not implemented yet")
+        self.server.await.context("running the HTTP server")
     }
 }
 
 /// Opens the data dir and binds the listener.
 pub async fn build(config: Config) -> anyhow::Result<Server> {
-    let _ = config;
-    anyhow::bail!("not implemented yet")
+    let bind = config.bind;
+    let workers = config.workers;
+    let state = web::Data::new(State::open(config)?);
+    let bootstrap_token = state.bootstrap_token().await?;
+    let metrics = web::Data::new(Metrics::global());
+    let listener = std::net::TcpListener::bind(bind).with_context(|| format!("binding {bind}"))?;
+    let addr = listener.local_addr()?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(metrics.clone())
+            .wrap(middleware::from_fn(count_requests))
+            .wrap(TracingLogger::default())
+            .configure(crate::http::configure)
+    })
+    .workers(workers)
+    .shutdown_timeout(30)
+    .listen(listener)?
+    .run();
+    tracing::info!(%addr, "halftone listening");
+    Ok(Server { addr, bootstrap_token, server })
 }

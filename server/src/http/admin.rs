@@ -1,0 +1,183 @@
+//! The admin side (bearer token): thin handlers that parse the path and body, check the
+//! caller's role, and call the change or read they name.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use halftone_channels::wire::{
+    AppList, AppSpec, ArtifactStored, AuditLog, CheckRequest, ExplainResponse, PromoteRequest, PublishRequest,
+    ReleaseList, RollbackRequest, RolloutPatch, TokenList, TokenRequest,
+};
+use halftone_channels::{AppId, ChannelName, Sha256, Version};
+
+use crate::artifacts::UploadError;
+use crate::auth::Principal;
+use crate::changes::{Outcome, app_view, find_rollout, token_view};
+use crate::http::{body, client_ip::client_ip};
+use crate::problem::ApiError;
+use crate::snapshot::AppSnapshot;
+use crate::state::State;
+
+type Res = Result<HttpResponse, ApiError>;
+
+fn status(o: Outcome) -> actix_web::HttpResponseBuilder {
+    match o {
+        Outcome::Created => HttpResponse::Created(),
+        Outcome::Unchanged | Outcome::Updated => HttpResponse::Ok(),
+    }
+}
+
+fn app_of(state: &State, id: &AppId) -> Result<std::sync::Arc<AppSnapshot>, ApiError> {
+    state.snapshot().apps.get(id).cloned().ok_or_else(|| ApiError::NotFound(format!("there is no app {id}")))
+}
+
+/// `GET /v1/apps`
+pub async fn list_apps(_who: Principal, state: web::Data<State>) -> Res {
+    let snapshot = state.snapshot();
+    let mut apps: Vec<_> = snapshot.apps.values().map(|a| app_view(a)).collect();
+    apps.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(HttpResponse::Ok().json(AppList { apps }))
+}
+
+/// `PUT /v1/apps/{app}`
+pub async fn put_app(who: Principal, path: web::Path<String>, payload: web::Payload, state: web::Data<State>) -> Res {
+    let id = AppId::parse(&path)?;
+    let spec: AppSpec = body::json(payload, state.config.max_json_bytes).await?;
+    let (view, outcome) = state.upsert_app(&who, id, spec).await?;
+    Ok(status(outcome).json(view))
+}
+
+/// `GET /v1/apps/{app}`
+pub async fn get_app(_who: Principal, path: web::Path<String>, state: web::Data<State>) -> Res {
+    let id = AppId::parse(&path)?;
+    Ok(HttpResponse::Ok().json(app_view(&*app_of(&state, &id)?)))
+}
+
+/// `PUT /v1/artifacts/{sha256}`: streamed to disk while hashing.
+pub async fn upload(who: Principal, path: web::Path<String>, payload: web::Payload, state: web::Data<State>) -> Res {
+    who.may_upload()?;
+    let sha = Sha256::parse(&path)?;
+    let limit = state.config.max_artifact_bytes;
+    let stored = state.artifacts.put(sha, payload, limit).await.map_err(|e| match e {
+        UploadError::HashMismatch { .. } => ApiError::Unprocessable(e.to_string()),
+        UploadError::TooLarge(_) => ApiError::PayloadTooLarge(e.to_string()),
+        UploadError::Interrupted(_) => ApiError::BadRequest(e.to_string()),
+        UploadError::Io(e) => ApiError::Internal(e),
+    })?;
+    let outcome = if stored.created { Outcome::Created } else { Outcome::Unchanged };
+    Ok(status(outcome).json(ArtifactStored { sha256: sha, size: stored.size, created: stored.created }))
+}
+
+/// `POST /v1/apps/{app}/releases`
+pub async fn publish(who: Principal, path: web::Path<String>, payload: web::Payload, state: web::Data<State>) -> Res {
+    let id = AppId::parse(&path)?;
+    let req: PublishRequest = body::json(payload, state.config.max_json_bytes).await?;
+    let (view, outcome) = state.publish(&who, id, req).await?;
+    Ok(status(outcome).json(view))
+}
+
+/// `GET /v1/apps/{app}/releases`
+pub async fn list_releases(_who: Principal, path: web::Path<String>, state: web::Data<State>) -> Res {
+    let id = AppId::parse(&path)?;
+    let app = app_of(&state, &id)?;
+    let releases = app.catalog.releases().filter_map(|(r, _)| app.release_view(r.version())).collect();
+    Ok(HttpResponse::Ok().json(ReleaseList { releases }))
+}
+
+/// `GET /v1/apps/{app}/releases/{version}`
+pub async fn get_release(_who: Principal, path: web::Path<(String, String)>, state: web::Data<State>) -> Res {
+    let (id, version) = (AppId::parse(&path.0)?, Version::parse(&path.1)?);
+    let app = app_of(&state, &id)?;
+    let view = app.release_view(&version).ok_or_else(|| ApiError::NotFound(format!("app {id} has no release {version}")))?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// `GET /v1/apps/{app}/releases/{version}/rollouts/{channel}`
+pub async fn get_rollout(_who: Principal, path: web::Path<(String, String, String)>, state: web::Data<State>) -> Res {
+    let (id, version, channel) = (AppId::parse(&path.0)?, Version::parse(&path.1)?, ChannelName::parse(&path.2)?);
+    let app = app_of(&state, &id)?;
+    let view = app.rollout_view(find_rollout(&app, &version, &channel)?);
+    Ok(HttpResponse::Ok().insert_header((header::ETAG, view.etag.clone())).json(view))
+}
+
+/// `PATCH /v1/apps/{app}/releases/{version}/rollouts/{channel}` with `If-Match`.
+pub async fn patch_rollout(
+    who: Principal,
+    req: HttpRequest,
+    path: web::Path<(String, String, String)>,
+    payload: web::Payload,
+    state: web::Data<State>,
+) -> Res {
+    let (id, version, channel) = (AppId::parse(&path.0)?, Version::parse(&path.1)?, ChannelName::parse(&path.2)?);
+    let patch: RolloutPatch = body::json(payload, state.config.max_json_bytes).await?;
+    let if_match = req.headers().get(header::IF_MATCH).and_then(|v| v.to_str().ok());
+    let view = state.patch_rollout(&who, id, version, channel, if_match, patch).await?;
+    Ok(HttpResponse::Ok().insert_header((header::ETAG, view.etag.clone())).json(view))
+}
+
+/// `POST /v1/apps/{app}/releases/{version}/promote`
+pub async fn promote(who: Principal, path: web::Path<(String, String)>, payload: web::Payload, state: web::Data<State>) -> Res {
+    let (id, version) = (AppId::parse(&path.0)?, Version::parse(&path.1)?);
+    let req: PromoteRequest = body::json(payload, state.config.max_json_bytes).await?;
+    Ok(HttpResponse::Created().json(state.promote(&who, id, version, req).await?))
+}
+
+/// `POST /v1/apps/{app}/releases/{version}/halt`
+pub async fn halt(who: Principal, path: web::Path<(String, String)>, state: web::Data<State>) -> Res {
+    let (id, version) = (AppId::parse(&path.0)?, Version::parse(&path.1)?);
+    Ok(HttpResponse::Ok().json(state.halt(&who, id, version).await?))
+}
+
+/// `POST /v1/apps/{app}/rollback`
+pub async fn rollback(who: Principal, path: web::Path<String>, payload: web::Payload, state: web::Data<State>) -> Res {
+    let id = AppId::parse(&path)?;
+    let req: RollbackRequest = body::json(payload, state.config.max_json_bytes).await?;
+    let (view, outcome) = state.rollback(&who, id, req).await?;
+    Ok(status(outcome).json(view))
+}
+
+/// `GET /v1/apps/{app}/audit`
+pub async fn audit(_who: Principal, path: web::Path<String>, state: web::Data<State>) -> Res {
+    let id = AppId::parse(&path)?;
+    app_of(&state, &id)?;
+    let entries = state.store.audit(&id)?;
+    Ok(HttpResponse::Ok().json(AuditLog { entries }))
+}
+
+/// `POST /v1/apps/{app}/explain`: the decision trace for a check-in body.
+pub async fn explain(
+    _who: Principal,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<State>,
+) -> Res {
+    let id = AppId::parse(&path)?;
+    let request: CheckRequest = body::json(payload, state.config.max_json_bytes).await?;
+    let app = app_of(&state, &id)?;
+    let explanation = app
+        .catalog
+        .explain(&request.into_checkin(client_ip(&req, &state.config.trusted_proxies)))
+        .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    Ok(HttpResponse::Ok().json(ExplainResponse::from(&explanation)))
+}
+
+/// `POST /v1/tokens`
+pub async fn create_token(who: Principal, payload: web::Payload, state: web::Data<State>) -> Res {
+    let req: TokenRequest = body::json(payload, state.config.max_json_bytes).await?;
+    Ok(HttpResponse::Created().json(state.create_token(&who, req).await?))
+}
+
+/// `GET /v1/tokens`
+pub async fn list_tokens(who: Principal, state: web::Data<State>) -> Res {
+    who.must_be_admin()?;
+    let snapshot = state.snapshot();
+    let mut tokens: Vec<_> = snapshot.tokens.iter().map(|(id, t)| token_view(id, t)).collect();
+    tokens.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+    Ok(HttpResponse::Ok().json(TokenList { tokens }))
+}
+
+/// `DELETE /v1/tokens/{id}`
+pub async fn revoke_token(who: Principal, path: web::Path<String>, state: web::Data<State>) -> Res {
+    state.revoke_token(&who, &path).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,60 @@
+//! The HTTP API under `/v1`, thin and separate from decisions: routes map to handlers in
+//! [`device`], [`admin`] and [`ops`]; every failure is an RFC 9457 problem (see `problem.rs`).
+
+pub mod admin;
+pub mod body;
+pub mod client_ip;
+pub mod device;
+pub mod ops;
+
+use actix_web::{HttpRequest, HttpResponse, Route, web};
+
+use crate::problem::ApiError;
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!("there is no route {} {}", req.method(), req.path())))
+}
+
+async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed(format!("{} is not allowed on {}", req.method(), req.path())))
+}
+
+fn resource(path: &str, routes: impl IntoIterator<Item = Route>) -> actix_web::Resource {
+    let mut r = web::resource(path);
+    for route in routes {
+        r = r.route(route);
+    }
+    r.default_service(web::to(method_not_allowed))
+}
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/healthz", [web::get().to(ops::healthz)]))
+        .service(resource("/readyz", [web::get().to(ops::readyz)]))
+        .service(resource("/metrics", [web::get().to(ops::metrics)]))
+        .service(resource("/v1/apps", [web::get().to(admin::list_apps)]))
+        .service(resource("/v1/apps/{app}", [web::get().to(admin::get_app), web::put().to(admin::put_app)]))
+        .service(resource("/v1/apps/{app}/check", [web::post().to(device::check)]))
+        .service(resource("/v1/apps/{app}/events", [web::post().to(device::events)]))
+        .service(resource("/v1/apps/{app}/explain", [web::post().to(admin::explain)]))
+        .service(resource("/v1/apps/{app}/audit", [web::get().to(admin::audit)]))
+        .service(resource("/v1/apps/{app}/rollback", [web::post().to(admin::rollback)]))
+        .service(resource(
+            "/v1/apps/{app}/releases",
+            [web::get().to(admin::list_releases), web::post().to(admin::publish)],
+        ))
+        .service(resource("/v1/apps/{app}/releases/{version}", [web::get().to(admin::get_release)]))
+        .service(resource("/v1/apps/{app}/releases/{version}/promote", [web::post().to(admin::promote)]))
+        .service(resource("/v1/apps/{app}/releases/{version}/halt", [web::post().to(admin::halt)]))
+        .service(resource(
+            "/v1/apps/{app}/releases/{version}/rollouts/{channel}",
+            [web::get().to(admin::get_rollout), web::patch().to(admin::patch_rollout)],
+        ))
+        .service(resource(
+            "/v1/artifacts/{sha256}",
+            [web::get().to(device::download), web::head().to(device::download), web::put().to(admin::upload)],
+        ))
+        .service(resource("/v1/tokens", [web::get().to(admin::list_tokens), web::post().to(admin::create_token)]))
+        .service(resource("/v1/tokens/{id}", [web::delete().to(admin::revoke_token)]))
+        .default_service(web::to(not_found));
+}

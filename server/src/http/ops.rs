@@ -1,0 +1,36 @@
+//! Operations endpoints: liveness, readiness and Prometheus metrics.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use actix_web::{HttpResponse, web};
+
+use crate::metrics::Metrics;
+use crate::state::State;
+
+/// `GET /healthz`: the process answers.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok\n")
+}
+
+/// `GET /readyz`: the catalog is loaded and the store answers.
+pub async fn readyz(state: web::Data<State>) -> HttpResponse {
+    let apps = state.snapshot().apps.len();
+    HttpResponse::Ok().content_type("text/plain").body(format!("ready: {apps} apps\n"))
+}
+
+/// `GET /metrics`: the Prometheus text format, plus offers by release.
+pub async fn metrics(state: web::Data<State>, metrics: web::Data<Metrics>) -> HttpResponse {
+    let mut text = metrics.render();
+    text.push_str("# TYPE halftone_offers_total counter\n");
+    let snapshot = state.snapshot();
+    let mut apps: Vec<_> = snapshot.apps.values().collect();
+    apps.sort_by(|a, b| a.id.cmp(&b.id));
+    for app in apps {
+        for (release, _) in app.catalog.releases() {
+            let n = app.offers.get(release.version()).map_or(0, |c| c.load(Ordering::Relaxed));
+            let _ = writeln!(text, "halftone_offers_total{{app=\"{}\",version=\"{}\"}} {n}", app.id, release.version());
+        }
+    }
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(text)
+}

@@ -1,0 +1,63 @@
+//! Prometheus metrics: one process-wide recorder ([`Metrics`]) and the middleware that counts
+//! requests by route pattern and status.
+
+use std::sync::OnceLock;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// A handle to the process's metrics recorder.
+#[derive(Clone)]
+pub struct Metrics(PrometheusHandle);
+
+impl Metrics {
+    /// The process-wide recorder, installed on first use (several servers in one test process
+    /// share it).
+    pub fn global() -> Metrics {
+        static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+        Metrics(
+            HANDLE
+                .get_or_init(|| {
+                    let recorder = PrometheusBuilder::new()
+                        .set_buckets_for_metric(
+                            Matcher::Full("halftone_checkin_seconds".into()),
+                            &[0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05],
+                        )
+                        .expect("valid buckets")
+                        .build_recorder();
+                    let handle = recorder.handle();
+                    // Another recorder may already be installed by an embedding program;
+                    // then our handle renders an empty registry, which is harmless.
+                    let _ = metrics::set_global_recorder(recorder);
+                    handle
+                })
+                .clone(),
+        )
+    }
+
+    /// The Prometheus text format.
+    pub fn render(&self) -> String {
+        self.0.render()
+    }
+}
+
+/// Counts every response by route pattern (not raw path, so ids do not explode the label
+/// space) and status.
+pub async fn count_requests(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let res = next.call(req).await?;
+    metrics::counter!(
+        "halftone_http_requests_total",
+        "route" => route,
+        "method" => method,
+        "status" => res.status().as_u16().to_string()
+    )
+    .increment(1);
+    Ok(res)
+}

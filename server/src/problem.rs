@@ -1,0 +1,131 @@
+//! [`ApiError`]: every way a request can fail, mapped in one place to an HTTP status and an
+//! RFC 9457 `application/problem+json` body. Internal causes are logged once, with their
+//! chain, and never shown to the caller.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpResponse, ResponseError};
+use halftone_channels::wire::Problem;
+
+/// The content type of problem bodies.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// A failed request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed or invalid input (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No valid bearer token (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The token's role does not allow this (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such app, release, rollout, token or artifact (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The route exists but not with this method (405).
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// The change contradicts what is stored (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// `If-Match` names an older revision (412).
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// The body is larger than allowed (413).
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// Well-formed but refused: bad signature, missing artifact, version not higher (422).
+    #[error("{0}")]
+    Unprocessable(String),
+    /// `If-Match` is required (428).
+    #[error("{0}")]
+    PreconditionRequired(String),
+    /// A bug or an I/O failure on our side (500); the cause is logged, not shown.
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    fn slug(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad-request",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not-found",
+            ApiError::MethodNotAllowed(_) => "method-not-allowed",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::PreconditionFailed(_) => "precondition-failed",
+            ApiError::PayloadTooLarge(_) => "payload-too-large",
+            ApiError::Unprocessable(_) => "unprocessable",
+            ApiError::PreconditionRequired(_) => "precondition-required",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// The problem body of this error.
+    pub fn problem(&self) -> Problem {
+        let status = self.status_code();
+        Problem {
+            kind: format!("urn:halftone:problem:{}", self.slug()),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: match self {
+                ApiError::Internal(_) => "the server failed to handle this request; it has been logged".to_owned(),
+                other => other.to_string(),
+            },
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(e) = self {
+            tracing::error!(error = format!("{e:#}"), "request failed");
+        }
+        let mut res = HttpResponse::build(self.status_code());
+        res.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
+        if matches!(self, ApiError::Unauthorized(_)) {
+            res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        res.body(serde_json::to_vec(&self.problem()).expect("problems serialize"))
+    }
+}
+
+impl From<halftone_channels::ParseError> for ApiError {
+    fn from(e: halftone_channels::ParseError) -> Self {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let e = ApiError::Internal(anyhow::anyhow!("disk on fire at /secret/path"));
+        let p = e.problem();
+        assert_eq!(p.status, 500);
+        assert!(!p.detail.contains("secret"));
+        let p = ApiError::Conflict("release 1.0.0 exists".into()).problem();
+        assert_eq!((p.status, p.kind.as_str(), p.detail.as_str()), (409, "urn:halftone:problem:conflict", "release 1.0.0 exists"));
+    }
+}

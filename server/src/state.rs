@@ -1,0 +1,74 @@
+//! [`State`]: the store, the artifact files and the current [`Snapshot`], shared by every
+//! request. Reads load the snapshot lock-free; changes (in `changes.rs`) are serialised by
+//! one writer lock, committed and flushed to sled, and then published as a new snapshot.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use arc_swap::ArcSwap;
+use halftone_channels::{AppId, Release, Rollout};
+
+use crate::artifacts::ArtifactStore;
+use crate::config::Config;
+use crate::snapshot::{AppParts, AppSnapshot, Snapshot};
+use crate::store::Store;
+
+/// Shared server state.
+pub struct State {
+    /// Settings.
+    pub config: Config,
+    /// The database.
+    pub store: Store,
+    /// Artifact files.
+    pub artifacts: ArtifactStore,
+    snapshot: ArcSwap<Snapshot>,
+    /// Held by every change from validation to publication, so changes apply one at a time
+    /// against the snapshot they were validated on. The check-in path never takes it.
+    pub(crate) writer: tokio::sync::Mutex<()>,
+}
+
+impl State {
+    /// Opens the data dir and rebuilds the snapshot from disk.
+    pub fn open(config: Config) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
+        let store = Store::open(&config.data_dir.join("db"))?;
+        let artifacts = ArtifactStore::open(&config.data_dir.join("artifacts"))?;
+        let snapshot = rebuild(&store)?;
+        Ok(State { config, store, artifacts, snapshot: ArcSwap::from_pointee(snapshot), writer: Default::default() })
+    }
+
+    /// The current snapshot (lock-free).
+    pub fn snapshot(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.snapshot.load()
+    }
+
+    /// Publishes a new snapshot. Callers hold the writer lock.
+    pub(crate) fn publish_snapshot(&self, s: Snapshot) {
+        self.snapshot.store(Arc::new(s));
+    }
+}
+
+fn rebuild(store: &Store) -> anyhow::Result<Snapshot> {
+    let loaded = store.load()?;
+    let mut parts: HashMap<AppId, AppParts> = loaded
+        .apps
+        .into_iter()
+        .map(|(id, record)| (id.clone(), AppParts { id, record, releases: Vec::new(), rollouts: Vec::new() }))
+        .collect();
+    for (app, r) in loaded.releases {
+        let p = parts.get_mut(&app).with_context(|| format!("release of unknown app {app}"))?;
+        p.releases.push(Release::try_from(r.spec)?);
+    }
+    for (app, version, channel, r) in loaded.rollouts {
+        let p = parts.get_mut(&app).with_context(|| format!("rollout of unknown app {app}"))?;
+        p.rollouts.push((Rollout::from_spec(&app, version, channel, r.spec)?, r.revision));
+    }
+    let mut apps = HashMap::new();
+    for (id, p) in parts {
+        apps.insert(id.clone(), Arc::new(AppSnapshot::build(p, None).with_context(|| format!("indexing app {id}"))?));
+    }
+    let tokens = loaded.tokens.into_iter().map(|(id, t)| (id, Arc::new(t))).collect();
+    Ok(Snapshot { apps, tokens })
+}

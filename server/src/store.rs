@@ -1,0 +1,285 @@
+//! Durable state in sled: apps, releases, rollouts, tokens and the audit log.
+//!
+//! The on-disk encoding is private to this module: every value is one format byte
+//! ([`FORMAT_V1`]) followed by JSON of a record type defined here. A [`Change`] is written
+//! in one sled transaction across all trees and then flushed (`flush_async`) before the
+//! caller acknowledges it, so what was answered with a 2xx survives `kill -9`.
+//!
+//! Keys: `apps`: app id; `releases`: app ‖ 0 ‖ version; `rollouts`: app ‖ 0 ‖ version ‖ 0 ‖
+//! channel; `tokens`: token id; `audit`: app ‖ 0 ‖ sequence (u64 big-endian).
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use halftone_channels::wire::{AuditEntry, ChannelSpec, KeySpec, ReleaseSpec, Role, RolloutSpec};
+use halftone_channels::{AppId, ChannelName, Version};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use sled::Transactional as _;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+/// The format byte in front of every stored value.
+const FORMAT_V1: u8 = 1;
+
+/// An app's settings as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppRecord {
+    /// Human name.
+    pub display_name: String,
+    /// Trusted keys.
+    pub keys: Vec<KeySpec>,
+    /// Custom channels.
+    pub channels: Vec<ChannelSpec>,
+}
+
+/// A release as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseRecord {
+    /// Its content, exactly as published.
+    pub spec: ReleaseSpec,
+    /// When it was published (ms since the epoch).
+    pub published_at_ms: u64,
+}
+
+/// A rollout as stored, with the revision its ETag is made of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutRecord {
+    /// Its settings.
+    pub spec: RolloutSpec,
+    /// Bumped on every change; the ETag is `"r<revision>"`.
+    pub revision: u64,
+}
+
+/// An admin token as stored: the secret only as a SHA-256 digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// Label.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Apps, for publishers.
+    pub apps: Vec<AppId>,
+    /// SHA-256 of the secret, hex.
+    pub secret_sha256: String,
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    let mut out = vec![FORMAT_V1];
+    serde_json::to_writer(&mut out, v).expect("records serialize");
+    out
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> anyhow::Result<T> {
+    match bytes.split_first() {
+        Some((&FORMAT_V1, json)) => Ok(serde_json::from_slice(json)?),
+        Some((b, _)) => anyhow::bail!("unknown storage format {b}"),
+        None => anyhow::bail!("empty stored value"),
+    }
+}
+
+fn key(parts: &[&str]) -> Vec<u8> {
+    parts.join("\0").into_bytes()
+}
+
+#[derive(Clone, Copy)]
+enum Tree {
+    Apps = 0,
+    Releases = 1,
+    Rollouts = 2,
+    Tokens = 3,
+    Audit = 4,
+}
+
+/// A set of writes committed atomically by [`Store::commit`].
+#[derive(Default)]
+pub struct Change {
+    puts: Vec<(Tree, Vec<u8>, Vec<u8>)>,
+    removes: Vec<(Tree, Vec<u8>)>,
+    audit: Vec<AuditEntry>,
+}
+
+impl Change {
+    /// Stores an app.
+    pub fn put_app(&mut self, app: &AppId, r: &AppRecord) -> &mut Self {
+        self.puts.push((Tree::Apps, key(&[app.as_str()]), encode(r)));
+        self
+    }
+    /// Stores a release.
+    pub fn put_release(&mut self, app: &AppId, r: &ReleaseRecord) -> &mut Self {
+        self.puts.push((Tree::Releases, key(&[app.as_str(), &r.spec.version.to_string()]), encode(r)));
+        self
+    }
+    /// Stores a rollout.
+    pub fn put_rollout(&mut self, app: &AppId, v: &Version, ch: &ChannelName, r: &RolloutRecord) -> &mut Self {
+        self.puts.push((Tree::Rollouts, key(&[app.as_str(), &v.to_string(), ch.as_str()]), encode(r)));
+        self
+    }
+    /// Stores a token.
+    pub fn put_token(&mut self, id: &str, r: &TokenRecord) -> &mut Self {
+        self.puts.push((Tree::Tokens, key(&[id]), encode(r)));
+        self
+    }
+    /// Deletes a token.
+    pub fn remove_token(&mut self, id: &str) -> &mut Self {
+        self.removes.push((Tree::Tokens, key(&[id])));
+        self
+    }
+    /// Appends an audit entry (its `seq` is assigned at commit).
+    pub fn audit(&mut self, e: AuditEntry) -> &mut Self {
+        self.audit.push(e);
+        self
+    }
+}
+
+/// Everything stored, read at start-up.
+#[derive(Default)]
+pub struct Loaded {
+    /// Apps.
+    pub apps: Vec<(AppId, AppRecord)>,
+    /// Releases by app.
+    pub releases: Vec<(AppId, ReleaseRecord)>,
+    /// Rollouts by app, version and channel.
+    pub rollouts: Vec<(AppId, Version, ChannelName, RolloutRecord)>,
+    /// Tokens by id.
+    pub tokens: Vec<(String, TokenRecord)>,
+}
+
+/// The sled database.
+pub struct Store {
+    db: sled::Db,
+    trees: [sled::Tree; 5],
+}
+
+impl Store {
+    /// Opens (or creates) the database under `dir`.
+    pub fn open(dir: &Path) -> anyhow::Result<Self> {
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::LowSpace)
+            .open()
+            .with_context(|| format!("opening the database in {}", dir.display()))?;
+        let t = |n: &str| db.open_tree(n);
+        let trees = [t("apps")?, t("releases")?, t("rollouts")?, t("tokens")?, t("audit")?];
+        Ok(Store { db, trees })
+    }
+
+    fn tree(&self, t: Tree) -> &sled::Tree {
+        &self.trees[t as usize]
+    }
+
+    /// Reads every app, release, rollout and token.
+    pub fn load(&self) -> anyhow::Result<Loaded> {
+        let mut out = Loaded::default();
+        let split = |k: &[u8]| -> anyhow::Result<Vec<String>> {
+            Ok(std::str::from_utf8(k)?.split('\0').map(str::to_owned).collect())
+        };
+        for kv in self.tree(Tree::Apps).iter() {
+            let (k, v) = kv?;
+            out.apps.push((AppId::parse(std::str::from_utf8(&k)?)?, decode(&v)?));
+        }
+        for kv in self.tree(Tree::Releases).iter() {
+            let (k, v) = kv?;
+            let parts = split(&k)?;
+            out.releases.push((AppId::parse(&parts[0])?, decode(&v)?));
+        }
+        for kv in self.tree(Tree::Rollouts).iter() {
+            let (k, v) = kv?;
+            let p = split(&k)?;
+            anyhow::ensure!(p.len() == 3, "malformed rollout key");
+            out.rollouts.push((AppId::parse(&p[0])?, Version::parse(&p[1])?, ChannelName::parse(&p[2])?, decode(&v)?));
+        }
+        for kv in self.tree(Tree::Tokens).iter() {
+            let (k, v) = kv?;
+            out.tokens.push((String::from_utf8(k.to_vec())?, decode(&v)?));
+        }
+        Ok(out)
+    }
+
+    /// The audit log of `app`, oldest first.
+    pub fn audit(&self, app: &AppId) -> anyhow::Result<Vec<AuditEntry>> {
+        let mut prefix = app.as_str().as_bytes().to_vec();
+        prefix.push(0);
+        self.tree(Tree::Audit).scan_prefix(prefix).values().map(|v| decode(&v?)).collect()
+    }
+
+    /// Writes `change` atomically and flushes it to disk. Only after this returns may the
+    /// change be acknowledged.
+    pub async fn commit(&self, change: Change) -> anyhow::Result<()> {
+        let trees: Vec<&sled::Tree> = self.trees.iter().collect();
+        let result: Result<(), TransactionError<()>> = trees[..].transaction(|tx| {
+            for (t, k, v) in &change.puts {
+                tx[*t as usize].insert(k.as_slice(), v.as_slice())?;
+            }
+            for (t, k) in &change.removes {
+                tx[*t as usize].remove(k.as_slice())?;
+            }
+            for e in &change.audit {
+                let audit = &tx[Tree::Audit as usize];
+                let seq = audit.generate_id()?;
+                let mut e = e.clone();
+                e.seq = seq;
+                let mut k = e.app.as_str().as_bytes().to_vec();
+                k.push(0);
+                k.extend_from_slice(&seq.to_be_bytes());
+                audit.insert(k, encode(&e))?;
+            }
+            Ok::<(), ConflictableTransactionError<()>>(())
+        });
+        result.map_err(|e| anyhow::anyhow!("database transaction failed: {e:?}"))?;
+        self.db.flush_async().await.context("flushing the database")?;
+        Ok(())
+    }
+
+    /// True when no token exists (a fresh data dir).
+    pub fn has_no_tokens(&self) -> bool {
+        self.tree(Tree::Tokens).is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_carry_a_format_byte() {
+        let r = TokenRecord { name: "n".into(), role: Role::Viewer, apps: vec![], secret_sha256: "00".into() };
+        let bytes = encode(&r);
+        assert_eq!(bytes[0], FORMAT_V1);
+        assert_eq!(decode::<TokenRecord>(&bytes).unwrap(), r);
+        let mut wrong = bytes.clone();
+        wrong[0] = 9;
+        assert!(decode::<TokenRecord>(&wrong).unwrap_err().to_string().contains("unknown storage format 9"));
+    }
+
+    #[tokio::test]
+    async fn committed_changes_are_read_back_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = AppId::parse("notes").unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            assert!(store.has_no_tokens());
+            let mut c = Change::default();
+            c.put_app(&app, &AppRecord { display_name: "Notes".into(), keys: vec![], channels: vec![] });
+            c.put_token("t1", &TokenRecord { name: "a".into(), role: Role::Admin, apps: vec![], secret_sha256: "x".into() });
+            c.audit(AuditEntry {
+                seq: 0,
+                at_ms: 1,
+                actor: "a".into(),
+                action: "app.create".into(),
+                app: app.clone(),
+                subject: "notes".into(),
+                before: None,
+                after: None,
+            });
+            store.commit(c).await.unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let loaded = store.load().unwrap();
+        assert_eq!(loaded.apps.len(), 1);
+        assert_eq!(loaded.tokens[0].0, "t1");
+        assert_eq!(store.audit(&app).unwrap().len(), 1);
+        let mut c = Change::default();
+        c.remove_token("t1");
+        store.commit(c).await.unwrap();
+        assert!(store.has_no_tokens());
+    }
+}
