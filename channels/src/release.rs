@@ -92,15 +92,15 @@ impl Release {
         if p.notes.len() > MAX_NOTES {
             return fail(format!("notes must be at most {MAX_NOTES} bytes"));
         }
-        if let Some(m) = &p.min_from_version {
-            if *m >= p.version {
-                return fail(format!("min_from_version {m} must be lower than the release"));
-            }
+        if let Some(m) = &p.min_from_version
+            && *m >= p.version
+        {
+            return fail(format!("min_from_version {m} must be lower than the release"));
         }
-        if let Some(r) = &p.rebuild_of {
-            if *r >= p.version {
-                return fail(format!("rebuild_of {r} must be lower than the release"));
-            }
+        if let Some(r) = &p.rebuild_of
+            && *r >= p.version
+        {
+            return fail(format!("rebuild_of {r} must be lower than the release"));
         }
         Ok(Release {
             version: p.version,

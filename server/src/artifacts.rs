@@ -35,6 +35,7 @@ pub enum UploadError {
 }
 
 /// The result of an upload.
+#[derive(Debug)]
 pub struct Stored {
     /// Bytes stored.
     pub size: u64,

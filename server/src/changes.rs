@@ -1,7 +1,8 @@
 //! Every change an admin can make: create/update an app, publish, change a rollout, promote,
 //! halt, roll back by rebuild, create/revoke tokens.
 //!
-//! Each change runs under the writer lock: validate against the current snapshot, build the
+//! Callers (the HTTP handlers) have authorised the principal before; it is passed here as
+//! the actor of the audit entry. Each change runs under the writer lock: validate against the current snapshot, build the
 //! new app snapshot (so an invalid catalog is refused before anything is written), commit the
 //! records and an audit entry to sled and flush, then publish the new snapshot. A refused
 //! change writes nothing.
@@ -10,12 +11,12 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use halftone_channels::wire::{
-    AppSpec, AppView, AuditEntry, ChannelSpec, PromoteRequest, PublishRequest, ReleaseSpec, ReleaseView, RollbackRequest,
-    RolloutPatch, RolloutSpec, RolloutView, TokenCreated, TokenRequest, TokenView,
+    AppSpec, AppView, AuditEntry, ChannelSpec, PromoteRequest, PublishRequest, ReleaseSpec, ReleaseView,
+    RollbackRequest, RolloutPatch, RolloutSpec, RolloutView, TokenCreated, TokenRequest, TokenView,
 };
 use halftone_channels::{
-    AppId, ChannelName, IdList, Percent, Range, Release, Rollout, RolloutState, Rule, SignedFields,
-    Version, signed_message,
+    AppId, ChannelName, IdList, Percent, Range, Release, Rollout, RolloutState, Rule, SignedFields, Version,
+    signed_message,
 };
 use serde::Serialize;
 
@@ -63,9 +64,15 @@ impl State {
     }
 
     /// Indexes `parts`, commits `change`, and publishes the app's new snapshot.
-    async fn apply(&self, parts: AppParts, change: Change, previous: Option<&AppSnapshot>) -> Result<Arc<AppSnapshot>, ApiError> {
+    async fn apply(
+        &self,
+        parts: AppParts,
+        change: Change,
+        previous: Option<&AppSnapshot>,
+    ) -> Result<Arc<AppSnapshot>, ApiError> {
         let id = parts.id.clone();
-        let built = Arc::new(AppSnapshot::build(parts, previous).map_err(|e| ApiError::Unprocessable(format!("{e:#}")))?);
+        let built =
+            Arc::new(AppSnapshot::build(parts, previous).map_err(|e| ApiError::Unprocessable(format!("{e:#}")))?);
         self.store.commit(change).await?;
         let mut snapshot = (**self.snapshot()).clone();
         snapshot.apps.insert(id, built.clone());
@@ -73,7 +80,8 @@ impl State {
         Ok(built)
     }
 
-    /// Creates or updates an app (admins create; admins and its publishers update).
+    /// Creates or updates an app. Creating needs an admin: checked here because only the
+    /// locked snapshot tells creation from update.
     pub async fn upsert_app(&self, who: &Principal, id: AppId, spec: AppSpec) -> Result<(AppView, Outcome), ApiError> {
         let name = spec.display_name.trim();
         if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
@@ -95,10 +103,12 @@ impl State {
         let (parts, outcome) = match &previous {
             None => {
                 who.must_be_admin()?;
-                (AppParts { id: id.clone(), record: record.clone(), releases: vec![], rollouts: vec![] }, Outcome::Created)
+                (
+                    AppParts { id: id.clone(), record: record.clone(), releases: vec![], rollouts: vec![] },
+                    Outcome::Created,
+                )
             }
             Some(p) => {
-                who.may_change(&id)?;
                 if p.record == record {
                     return Ok((app_view(p), Outcome::Unchanged));
                 }
@@ -123,9 +133,9 @@ impl State {
                 sha256: &a.sha256,
                 size: a.size,
             });
-            app.keys.verify(&a.key_id, message.as_bytes(), &a.signature).map_err(|e| {
-                ApiError::Unprocessable(format!("artifact for {target} of {}: {e}", release.version()))
-            })?;
+            app.keys
+                .verify(&a.key_id, message.as_bytes(), &a.signature)
+                .map_err(|e| ApiError::Unprocessable(format!("artifact for {target} of {}: {e}", release.version())))?;
             if a.url.is_none() {
                 match self.artifacts.size(&a.sha256).await {
                     None => {
@@ -149,8 +159,12 @@ impl State {
 
     /// Publishes a release with its first rollout. Publishing the identical release on a
     /// channel it is already rolled out on is an idempotent success.
-    pub async fn publish(&self, who: &Principal, id: AppId, req: PublishRequest) -> Result<(ReleaseView, Outcome), ApiError> {
-        who.may_change(&id)?;
+    pub async fn publish(
+        &self,
+        who: &Principal,
+        id: AppId,
+        req: PublishRequest,
+    ) -> Result<(ReleaseView, Outcome), ApiError> {
         let release = Release::try_from(req.release).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
         let version = release.version().clone();
 
@@ -202,7 +216,6 @@ impl State {
         if_match: Option<&str>,
         patch: RolloutPatch,
     ) -> Result<RolloutView, ApiError> {
-        who.may_change(&id)?;
         let if_match = if_match.ok_or_else(|| {
             ApiError::PreconditionRequired(
                 "send If-Match with the rollout's ETag (GET it first) so concurrent changes are not lost".into(),
@@ -268,15 +281,25 @@ impl State {
             entry.before = json(&before.to_spec());
             entry.after = json(&after.to_spec());
             change
-                .put_rollout(&app.id, &after.release, &after.channel, &RolloutRecord { spec: after.to_spec(), revision })
+                .put_rollout(
+                    &app.id,
+                    &after.release,
+                    &after.channel,
+                    &RolloutRecord { spec: after.to_spec(), revision },
+                )
                 .audit(entry);
         }
         self.apply(parts, change, Some(app)).await
     }
 
     /// Rolls a release out on a more stable channel than any it is on.
-    pub async fn promote(&self, who: &Principal, id: AppId, version: Version, req: PromoteRequest) -> Result<ReleaseView, ApiError> {
-        who.may_change(&id)?;
+    pub async fn promote(
+        &self,
+        who: &Principal,
+        id: AppId,
+        version: Version,
+        req: PromoteRequest,
+    ) -> Result<ReleaseView, ApiError> {
         let _w = self.writer.lock().await;
         let app = self.app(&id)?;
         let (_, rollouts) = app.catalog.release(&version).ok_or_else(|| no_release(&id, &version))?;
@@ -290,13 +313,12 @@ impl State {
                 req.channel
             )));
         }
-        if let Some(most_stable) = rollouts.iter().min_by_key(|r| ladder.rank(r.channel.as_str())) {
-            if ladder.rank(most_stable.channel.as_str()).is_some_and(|r| rank > r) {
-                return Err(ApiError::Unprocessable(format!(
-                    "promotion goes to a more stable channel: {version} is already on {}, which is more stable than {}",
-                    most_stable.channel, req.channel
-                )));
-            }
+        let most_stable = rollouts.iter().min_by_key(|r| ladder.rank(r.channel.as_str()));
+        if let Some(most_stable) = most_stable.filter(|r| ladder.rank(r.channel.as_str()).is_some_and(|r| rank > r)) {
+            return Err(ApiError::Unprocessable(format!(
+                "promotion goes to a more stable channel: {version} is already on {}, which is more stable than {}",
+                most_stable.channel, req.channel
+            )));
         }
         let rollout = Rollout::from_spec(&id, version.clone(), req.channel.clone(), req.rollout)
             .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
@@ -314,7 +336,6 @@ impl State {
 
     /// Halts every rollout of a release.
     pub async fn halt(&self, who: &Principal, id: AppId, version: Version) -> Result<ReleaseView, ApiError> {
-        who.may_change(&id)?;
         let _w = self.writer.lock().await;
         let app = self.app(&id)?;
         let (_, rollouts) = app.catalog.release(&version).ok_or_else(|| no_release(&id, &version))?;
@@ -329,8 +350,12 @@ impl State {
     /// Rolls back by rebuild, atomically: halts `bad_version` everywhere and publishes the
     /// rebuild (critical, at 100%, to devices above the good version) on every channel where
     /// the bad one was rolled out.
-    pub async fn rollback(&self, who: &Principal, id: AppId, req: RollbackRequest) -> Result<(ReleaseView, Outcome), ApiError> {
-        who.may_change(&id)?;
+    pub async fn rollback(
+        &self,
+        who: &Principal,
+        id: AppId,
+        req: RollbackRequest,
+    ) -> Result<(ReleaseView, Outcome), ApiError> {
         let mut spec = req.release;
         spec.critical = true;
         let release = Release::try_from(spec).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
@@ -341,7 +366,8 @@ impl State {
 
         let _w = self.writer.lock().await;
         let app = self.app(&id)?;
-        let (_, bad_rollouts) = app.catalog.release(&req.bad_version).ok_or_else(|| no_release(&id, &req.bad_version))?;
+        let (_, bad_rollouts) =
+            app.catalog.release(&req.bad_version).ok_or_else(|| no_release(&id, &req.bad_version))?;
         if let Some((existing, _)) = app.catalog.release(&version) {
             if *existing == release && !app.is_live(&req.bad_version) {
                 return Ok((app.release_view(&version).expect("exists"), Outcome::Unchanged));
@@ -364,9 +390,8 @@ impl State {
         }
         self.check_artifacts(&app, &release).await?;
 
-        let above_good = Rule::AppVersion(
-            Range::parse(&format!(">{good}")).map_err(|e| ApiError::Unprocessable(e.to_string()))?,
-        );
+        let above_good =
+            Rule::AppVersion(Range::parse(&format!(">{good}")).map_err(|e| ApiError::Unprocessable(e.to_string()))?);
         let rebuilds: Vec<Rollout> = bad_rollouts
             .iter()
             .map(|bad| {
@@ -406,7 +431,8 @@ impl State {
         for r in &rebuilds {
             change.put_rollout(&id, &version, &r.channel, &RolloutRecord { spec: r.to_spec(), revision: 1 });
         }
-        let mut entry = audit(who, "rollback.publish", &id, format!("{version} (rebuild of {good}, replaces {})", req.bad_version));
+        let mut entry =
+            audit(who, "rollback.publish", &id, format!("{version} (rebuild of {good}, replaces {})", req.bad_version));
         entry.after = json(&serde_json::json!({
             "release": spec,
             "channels": rebuilds.iter().map(|r| r.channel.to_string()).collect::<Vec<_>>(),
@@ -420,13 +446,13 @@ impl State {
 
     /// Creates a token (admins only); the secret is in the answer and nowhere else.
     pub async fn create_token(&self, who: &Principal, req: TokenRequest) -> Result<TokenCreated, ApiError> {
-        who.must_be_admin()?;
         let name = req.name.trim();
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
             return Err(ApiError::BadRequest("name must be 1 to 100 printable characters".into()));
         }
         let t = new_token();
-        let record = TokenRecord { name: name.to_owned(), role: req.role, apps: req.apps, secret_sha256: t.secret_sha256 };
+        let record =
+            TokenRecord { name: name.to_owned(), role: req.role, apps: req.apps, secret_sha256: t.secret_sha256 };
         let _w = self.writer.lock().await;
         let mut change = Change::default();
         change.put_token(&t.id, &record);
@@ -440,7 +466,6 @@ impl State {
 
     /// Revokes a token (admins only).
     pub async fn revoke_token(&self, who: &Principal, id: &str) -> Result<(), ApiError> {
-        who.must_be_admin()?;
         let _w = self.writer.lock().await;
         if !self.snapshot().tokens.contains_key(id) {
             return Err(ApiError::NotFound(format!("there is no token {id}")));
@@ -462,7 +487,12 @@ impl State {
             return Ok(None);
         }
         let t = new_token();
-        let record = TokenRecord { name: "bootstrap-admin".into(), role: halftone_channels::wire::Role::Admin, apps: vec![], secret_sha256: t.secret_sha256 };
+        let record = TokenRecord {
+            name: "bootstrap-admin".into(),
+            role: halftone_channels::wire::Role::Admin,
+            apps: vec![],
+            secret_sha256: t.secret_sha256,
+        };
         let mut change = Change::default();
         change.put_token(&t.id, &record);
         self.store.commit(change).await?;
@@ -486,7 +516,11 @@ fn no_release(app: &AppId, v: &Version) -> ApiError {
 }
 
 /// The rollout of `version` on `channel`, or a 404 that says which part is missing.
-pub fn find_rollout<'a>(app: &'a AppSnapshot, version: &Version, channel: &ChannelName) -> Result<&'a Rollout, ApiError> {
+pub fn find_rollout<'a>(
+    app: &'a AppSnapshot,
+    version: &Version,
+    channel: &ChannelName,
+) -> Result<&'a Rollout, ApiError> {
     let (_, rollouts) = app.catalog.release(version).ok_or_else(|| no_release(&app.id, version))?;
     rollouts
         .iter()
@@ -500,7 +534,13 @@ pub fn app_view(app: &AppSnapshot) -> AppView {
         id: app.id.clone(),
         display_name: app.record.display_name.clone(),
         keys: app.record.keys.clone(),
-        channels: app.catalog.ladder().channels().into_iter().map(|(n, r)| ChannelSpec { name: n.clone(), rank: r }).collect(),
+        channels: app
+            .catalog
+            .ladder()
+            .channels()
+            .into_iter()
+            .map(|(n, r)| ChannelSpec { name: n.clone(), rank: r })
+            .collect(),
     }
 }
 

@@ -126,6 +126,9 @@ mod tests {
         assert_eq!(p.status, 500);
         assert!(!p.detail.contains("secret"));
         let p = ApiError::Conflict("release 1.0.0 exists".into()).problem();
-        assert_eq!((p.status, p.kind.as_str(), p.detail.as_str()), (409, "urn:halftone:problem:conflict", "release 1.0.0 exists"));
+        assert_eq!(
+            (p.status, p.kind.as_str(), p.detail.as_str()),
+            (409, "urn:halftone:problem:conflict", "release 1.0.0 exists")
+        );
     }
 }

@@ -8,9 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use halftone_channels::wire::{ChannelSpec, ReleaseSpec, ReleaseView, RolloutView};
-use halftone_channels::{
-    AppId, Catalog, ChannelName, Ladder, Release, Rollout, RolloutState, TrustedKeys, Version,
-};
+use halftone_channels::{AppId, Catalog, ChannelName, Ladder, Release, Rollout, RolloutState, TrustedKeys, Version};
 
 use crate::store::{AppRecord, TokenRecord};
 
@@ -96,7 +94,11 @@ impl AppSnapshot {
 
     /// The wire view of a rollout.
     pub fn rollout_view(&self, r: &Rollout) -> RolloutView {
-        RolloutView { channel: r.channel.clone(), etag: etag(self.revision(&r.release, &r.channel)), rollout: r.to_spec() }
+        RolloutView {
+            channel: r.channel.clone(),
+            etag: etag(self.revision(&r.release, &r.channel)),
+            rollout: r.to_spec(),
+        }
     }
 
     /// True when the release has at least one rollout that is not halted.

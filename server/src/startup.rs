@@ -17,6 +17,7 @@ pub struct Server {
     addr: SocketAddr,
     bootstrap_token: Option<String>,
     server: actix_web::dev::Server,
+    state: std::sync::Arc<State>,
 }
 
 impl Server {
@@ -38,7 +39,16 @@ impl Server {
     /// Runs until SIGINT/SIGTERM or [`handle`](Self::handle)`.stop(true)`; in-flight requests
     /// finish first.
     pub async fn run(self) -> anyhow::Result<()> {
-        self.server.await.context("running the HTTP server")
+        self.server.await.context("running the HTTP server")?;
+        // Workers drop their handles on the state as they wind down; wait for them (bounded)
+        // so that when `run` returns the database is closed and the data dir can be reopened.
+        for _ in 0..500 {
+            if std::sync::Arc::strong_count(&self.state) == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        Ok(())
     }
 }
 
@@ -48,6 +58,7 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     let workers = config.workers;
     let state = web::Data::new(State::open(config)?);
     let bootstrap_token = state.bootstrap_token().await?;
+    let shared = state.clone().into_inner();
     let metrics = web::Data::new(Metrics::global());
     let listener = std::net::TcpListener::bind(bind).with_context(|| format!("binding {bind}"))?;
     let addr = listener.local_addr()?;
@@ -64,5 +75,5 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
     .listen(listener)?
     .run();
     tracing::info!(%addr, "halftone listening");
-    Ok(Server { addr, bootstrap_token, server })
+    Ok(Server { addr, bootstrap_token, server, state: shared })
 }

@@ -259,7 +259,10 @@ mod tests {
             assert!(store.has_no_tokens());
             let mut c = Change::default();
             c.put_app(&app, &AppRecord { display_name: "Notes".into(), keys: vec![], channels: vec![] });
-            c.put_token("t1", &TokenRecord { name: "a".into(), role: Role::Admin, apps: vec![], secret_sha256: "x".into() });
+            c.put_token(
+                "t1",
+                &TokenRecord { name: "a".into(), role: Role::Admin, apps: vec![], secret_sha256: "x".into() },
+            );
             c.audit(AuditEntry {
                 seq: 0,
                 at_ms: 1,

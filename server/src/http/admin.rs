@@ -1,5 +1,6 @@
-//! The admin side (bearer token): thin handlers that parse the path and body, check the
-//! caller's role, and call the change or read they name.
+//! The admin side (bearer token): thin handlers that parse the path, check the caller's role
+//! (before reading the body, so a refused caller learns nothing about its body), parse the
+//! body, and call the change or read they name.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -41,6 +42,10 @@ pub async fn list_apps(_who: Principal, state: web::Data<State>) -> Res {
 /// `PUT /v1/apps/{app}`
 pub async fn put_app(who: Principal, path: web::Path<String>, payload: web::Payload, state: web::Data<State>) -> Res {
     let id = AppId::parse(&path)?;
+    match state.snapshot().apps.contains_key(&id) {
+        true => who.may_change(&id)?,
+        false => who.must_be_admin()?,
+    }
     let spec: AppSpec = body::json(payload, state.config.max_json_bytes).await?;
     let (view, outcome) = state.upsert_app(&who, id, spec).await?;
     Ok(status(outcome).json(view))
@@ -70,6 +75,7 @@ pub async fn upload(who: Principal, path: web::Path<String>, payload: web::Paylo
 /// `POST /v1/apps/{app}/releases`
 pub async fn publish(who: Principal, path: web::Path<String>, payload: web::Payload, state: web::Data<State>) -> Res {
     let id = AppId::parse(&path)?;
+    who.may_change(&id)?;
     let req: PublishRequest = body::json(payload, state.config.max_json_bytes).await?;
     let (view, outcome) = state.publish(&who, id, req).await?;
     Ok(status(outcome).json(view))
@@ -87,7 +93,8 @@ pub async fn list_releases(_who: Principal, path: web::Path<String>, state: web:
 pub async fn get_release(_who: Principal, path: web::Path<(String, String)>, state: web::Data<State>) -> Res {
     let (id, version) = (AppId::parse(&path.0)?, Version::parse(&path.1)?);
     let app = app_of(&state, &id)?;
-    let view = app.release_view(&version).ok_or_else(|| ApiError::NotFound(format!("app {id} has no release {version}")))?;
+    let view =
+        app.release_view(&version).ok_or_else(|| ApiError::NotFound(format!("app {id} has no release {version}")))?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -108,6 +115,7 @@ pub async fn patch_rollout(
     state: web::Data<State>,
 ) -> Res {
     let (id, version, channel) = (AppId::parse(&path.0)?, Version::parse(&path.1)?, ChannelName::parse(&path.2)?);
+    who.may_change(&id)?;
     let patch: RolloutPatch = body::json(payload, state.config.max_json_bytes).await?;
     let if_match = req.headers().get(header::IF_MATCH).and_then(|v| v.to_str().ok());
     let view = state.patch_rollout(&who, id, version, channel, if_match, patch).await?;
@@ -115,8 +123,14 @@ pub async fn patch_rollout(
 }
 
 /// `POST /v1/apps/{app}/releases/{version}/promote`
-pub async fn promote(who: Principal, path: web::Path<(String, String)>, payload: web::Payload, state: web::Data<State>) -> Res {
+pub async fn promote(
+    who: Principal,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+    state: web::Data<State>,
+) -> Res {
     let (id, version) = (AppId::parse(&path.0)?, Version::parse(&path.1)?);
+    who.may_change(&id)?;
     let req: PromoteRequest = body::json(payload, state.config.max_json_bytes).await?;
     Ok(HttpResponse::Created().json(state.promote(&who, id, version, req).await?))
 }
@@ -124,12 +138,14 @@ pub async fn promote(who: Principal, path: web::Path<(String, String)>, payload:
 /// `POST /v1/apps/{app}/releases/{version}/halt`
 pub async fn halt(who: Principal, path: web::Path<(String, String)>, state: web::Data<State>) -> Res {
     let (id, version) = (AppId::parse(&path.0)?, Version::parse(&path.1)?);
+    who.may_change(&id)?;
     Ok(HttpResponse::Ok().json(state.halt(&who, id, version).await?))
 }
 
 /// `POST /v1/apps/{app}/rollback`
 pub async fn rollback(who: Principal, path: web::Path<String>, payload: web::Payload, state: web::Data<State>) -> Res {
     let id = AppId::parse(&path)?;
+    who.may_change(&id)?;
     let req: RollbackRequest = body::json(payload, state.config.max_json_bytes).await?;
     let (view, outcome) = state.rollback(&who, id, req).await?;
     Ok(status(outcome).json(view))
@@ -163,6 +179,7 @@ pub async fn explain(
 
 /// `POST /v1/tokens`
 pub async fn create_token(who: Principal, payload: web::Payload, state: web::Data<State>) -> Res {
+    who.must_be_admin()?;
     let req: TokenRequest = body::json(payload, state.config.max_json_bytes).await?;
     Ok(HttpResponse::Created().json(state.create_token(&who, req).await?))
 }
@@ -178,6 +195,7 @@ pub async fn list_tokens(who: Principal, state: web::Data<State>) -> Res {
 
 /// `DELETE /v1/tokens/{id}`
 pub async fn revoke_token(who: Principal, path: web::Path<String>, state: web::Data<State>) -> Res {
+    who.must_be_admin()?;
     state.revoke_token(&who, &path).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -42,7 +42,7 @@ mod tests {
         for (body, msg) in [
             (&b""[..], "needs a JSON body"),
             (b"{", "EOF while parsing"),
-            (b"[]", "invalid type"),
+            (b"[]", "expected struct CheckRequest"),
             (b"{\"device_id\":1}", "invalid type: integer"),
             (b"{\"device_id\":\"d\",\"current_version\":\"1.x\"}", "invalid version"),
         ] {

@@ -31,8 +31,7 @@ pub async fn check(
     let app = AppId::parse(&path)?;
     let request: CheckRequest = body::json(payload, state.config.max_json_bytes).await?;
     let snapshot = state.snapshot();
-    let catalog_app =
-        snapshot.apps.get(&app).ok_or_else(|| ApiError::NotFound(format!("there is no app {app}")))?;
+    let catalog_app = snapshot.apps.get(&app).ok_or_else(|| ApiError::NotFound(format!("there is no app {app}")))?;
     let checkin = request.into_checkin(client_ip(&req, &state.config.trusted_proxies));
     let decision = catalog_app.catalog.select(&checkin).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     let update = match decision {
@@ -70,10 +69,19 @@ pub async fn check(
 
 /// `GET /v1/artifacts/{sha256}`: Range requests, a strong ETag (the digest) and a year of
 /// immutable caching, since a digest's bytes never change.
-pub async fn download(req: HttpRequest, path: web::Path<String>, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
+pub async fn download(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<State>,
+) -> Result<HttpResponse, ApiError> {
     let sha = Sha256::parse(&path)?;
     let etag = format!("\"{sha}\"");
-    if req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
+    if req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    {
         return Ok(HttpResponse::NotModified().insert_header((header::ETAG, etag)).finish());
     }
     let path = state.artifacts.path(&sha);
@@ -87,16 +95,24 @@ pub async fn download(req: HttpRequest, path: web::Path<String>, state: web::Dat
         .set_content_type("application/octet-stream".parse().expect("valid mime"));
     let mut res = file.into_response(&req);
     res.headers_mut().insert(header::ETAG, header::HeaderValue::from_str(&etag).expect("hex is a valid header"));
-    res.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("public, max-age=31536000, immutable"));
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("public, max-age=31536000, immutable"));
     Ok(res)
 }
 
 /// `POST /v1/apps/{app}/events`: validated and counted per app and kind.
-pub async fn events(path: web::Path<String>, payload: web::Payload, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
+pub async fn events(
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<State>,
+) -> Result<HttpResponse, ApiError> {
     let app = AppId::parse(&path)?;
     let batch: EventBatch = body::json(payload, state.config.max_json_bytes).await?;
     if batch.events.len() > MAX_EVENTS {
-        return Err(ApiError::BadRequest(format!("a report carries at most {MAX_EVENTS} events, not {}", batch.events.len())));
+        return Err(ApiError::BadRequest(format!(
+            "a report carries at most {MAX_EVENTS} events, not {}",
+            batch.events.len()
+        )));
     }
     if let Some(e) = batch.events.iter().find(|e| e.detail.as_ref().is_some_and(|d| d.chars().count() > 1024)) {
         return Err(ApiError::BadRequest(format!("event detail for {} is longer than 1024 characters", e.version)));

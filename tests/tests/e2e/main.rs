@@ -1,1 +1,10 @@
+//! End-to-end tests: a real `halftone` server on 127.0.0.1:0 with a throwaway data dir,
+//! driven over HTTP, through the SDK and through the CLI, as users do. One test binary with
+//! modules (see `harness` for the five-line setup).
 
+mod harness;
+
+mod auth;
+mod bad_input;
+mod durability;
+mod release_flow;

@@ -1,0 +1,345 @@
+//! The test harness: start a real server on a loopback port in a temp dir, an admin HTTP
+//! client, a signing key, and helpers to publish signed releases and simulate devices.
+
+use std::path::Path;
+
+use ed25519_dalek::{Signer as _, SigningKey};
+use futures_util::StreamExt as _;
+use halftone_channels::wire::{
+    AppSpec, ArtifactSpec, CheckRequest, CheckResponse, KeySpec, PublishRequest, ReleaseSpec, ReleaseView,
+};
+use halftone_channels::{AppId, Percent, PublicKey, Sha256, Signature, SignedFields, Target, signed_message};
+use serde_json::{Value, json};
+
+/// A running server in its own thread and runtime, stopped when dropped.
+pub struct TestServer {
+    pub base: String,
+    pub token: String,
+    _dir: Option<tempfile::TempDir>,
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// A fresh server with an empty data dir.
+    pub fn start() -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Self::start_in(dir.path(), None);
+        s._dir = Some(dir);
+        s
+    }
+
+    /// A server on an existing data dir (a restart); `token` is the admin token it had.
+    pub fn start_in(data_dir: &Path, token: Option<String>) -> TestServer {
+        let config = halftone_server::Config::for_tests(data_dir);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+            rt.block_on(async move {
+                let server = halftone_server::build(config).await.unwrap();
+                tx.send((server.addr(), server.bootstrap_token().map(str::to_owned), server.handle())).unwrap();
+                server.run().await.unwrap();
+            });
+        });
+        let (addr, bootstrap, handle) = rx.recv().unwrap();
+        TestServer {
+            base: format!("http://{addr}"),
+            token: bootstrap.or(token).expect("a fresh data dir prints a bootstrap token"),
+            _dir: None,
+            handle,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops gracefully and waits (in-flight requests finish).
+    pub fn stop(mut self) -> (Option<tempfile::TempDir>, String) {
+        self.shutdown();
+        (self._dir.take(), self.token.clone())
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(t) = self.thread.take() {
+            // Stopping awaits a future; do it on a plain thread so that this also works when
+            // called (or dropped) inside a test's async runtime.
+            let handle = self.handle.clone();
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                rt.block_on(handle.stop(true));
+            })
+            .join()
+            .unwrap();
+            t.join().unwrap();
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// An HTTP client for admin calls with this server's admin token.
+    pub fn admin(&self) -> Http {
+        Http { base: self.base.clone(), token: Some(self.token.clone()), client: reqwest::Client::new() }
+    }
+
+    /// An HTTP client without a token (devices).
+    pub fn anonymous(&self) -> Http {
+        Http { base: self.base.clone(), token: None, client: reqwest::Client::new() }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// A raw HTTP client: returns status and JSON body, so tests can assert both.
+#[derive(Clone)]
+pub struct Http {
+    pub base: String,
+    pub token: Option<String>,
+    pub client: reqwest::Client,
+}
+
+/// A response: status, content type and body as JSON (Null if not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub etag: Option<String>,
+    pub body: Value,
+}
+
+impl Reply {
+    /// Asserts a problem+json answer with this status whose detail contains `needle`.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, needle: &str) {
+        assert_eq!(self.status, status, "{self:?}");
+        assert_eq!(self.content_type, "application/problem+json", "{self:?}");
+        assert_eq!(self.body["status"], status, "{self:?}");
+        let detail = self.body["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(needle), "detail {detail:?} should contain {needle:?}");
+    }
+
+    #[track_caller]
+    pub fn ok(self) -> Value {
+        assert!((200..300).contains(&self.status), "{self:?}");
+        self.body
+    }
+}
+
+impl Http {
+    pub fn with_token(&self, token: &str) -> Http {
+        Http { token: Some(token.to_owned()), ..self.clone() }
+    }
+
+    pub async fn send(&self, method: &str, path: &str, body: Option<Vec<u8>>, headers: &[(&str, &str)]) -> Reply {
+        let mut req = self.client.request(method.parse().unwrap(), format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let content_type =
+            res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let etag = res.headers().get("etag").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let bytes = res.bytes().await.unwrap();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply { status, content_type, etag, body }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send("GET", path, None, &[]).await
+    }
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        self.send("POST", path, Some(serde_json::to_vec(body).unwrap()), &[("content-type", "application/json")]).await
+    }
+    pub async fn put(&self, path: &str, body: &Value) -> Reply {
+        self.send("PUT", path, Some(serde_json::to_vec(body).unwrap()), &[("content-type", "application/json")]).await
+    }
+    pub async fn patch(&self, path: &str, body: &Value, if_match: &str) -> Reply {
+        let body = Some(serde_json::to_vec(body).unwrap());
+        self.send("PATCH", path, body, &[("content-type", "application/json"), ("if-match", if_match)]).await
+    }
+}
+
+/// The release engineer's side of a test: an app with a signing key.
+pub struct Publisher {
+    pub http: Http,
+    pub app: AppId,
+    pub key: SigningKey,
+    pub key_id: String,
+}
+
+pub fn signing_key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+pub fn public_key(key: &SigningKey) -> PublicKey {
+    PublicKey::from_bytes(key.verifying_key().to_bytes()).unwrap()
+}
+
+/// A release being prepared: its spec and the artifact bytes to upload.
+pub struct Draft {
+    pub spec: ReleaseSpec,
+    pub files: Vec<Vec<u8>>,
+}
+
+impl Publisher {
+    /// Creates `app` with one trusted key and the default channels.
+    pub async fn create(server: &TestServer, app: &str) -> Publisher {
+        Self::create_with(server, app, json!([])).await
+    }
+
+    pub async fn create_with(server: &TestServer, app: &str, channels: Value) -> Publisher {
+        let key = signing_key(7);
+        let pk = public_key(&key);
+        let key_id = pk.fingerprint().to_string();
+        let http = server.admin();
+        let spec =
+            json!({"display_name": app, "keys": [{"id": key_id, "public_key": pk.to_string()}], "channels": channels});
+        let _: AppSpec = serde_json::from_value(spec.clone()).unwrap();
+        http.put(&format!("/v1/apps/{app}"), &spec).await.ok();
+        let _ = KeySpec { id: key_id.parse().unwrap(), public_key: pk };
+        Publisher { http, app: AppId::parse(app).unwrap(), key, key_id }
+    }
+
+    /// A signed draft of `version` with an artifact per target (`"linux/x86_64"`).
+    pub fn draft(&self, version: &str, targets: &[&str]) -> Draft {
+        let targets: Vec<&str> = if targets.is_empty() { vec!["linux/x86_64"] } else { targets.to_vec() };
+        let mut artifacts = Vec::new();
+        let mut files = Vec::new();
+        for t in targets {
+            let (os, arch) = t.split_once('/').unwrap();
+            let bytes = format!("{} {version} build for {t}", self.app).repeat(50).into_bytes();
+            let sha = Sha256::digest(&bytes);
+            let target = Target { os: os.parse().unwrap(), arch: arch.parse().unwrap() };
+            let version_v = version.parse().unwrap();
+            let msg = signed_message(SignedFields {
+                app: &self.app,
+                version: &version_v,
+                target: &target,
+                sha256: &sha,
+                size: bytes.len() as u64,
+            });
+            let signature = Signature::from_bytes(self.key.sign(msg.as_bytes()).to_bytes());
+            artifacts.push(ArtifactSpec {
+                os: target.os,
+                arch: target.arch,
+                sha256: sha,
+                size: bytes.len() as u64,
+                signature,
+                key_id: self.key_id.parse().unwrap(),
+                url: None,
+            });
+            files.push(bytes);
+        }
+        Draft {
+            spec: ReleaseSpec {
+                version: version.parse().unwrap(),
+                notes: format!("release {version}"),
+                critical: false,
+                min_from_version: None,
+                rebuild_of: None,
+                artifacts,
+            },
+            files,
+        }
+    }
+
+    pub async fn upload(&self, draft: &Draft) {
+        for (a, bytes) in draft.spec.artifacts.iter().zip(&draft.files) {
+            let r = self.http.send("PUT", &format!("/v1/artifacts/{}", a.sha256), Some(bytes.clone()), &[]).await;
+            assert!(r.status == 201 || r.status == 200, "{r:?}");
+        }
+    }
+
+    /// Uploads and publishes `draft` on `channel` with `rollout`; returns the raw reply.
+    pub async fn publish_draft(&self, draft: &Draft, channel: &str, rollout: Value) -> Reply {
+        self.upload(draft).await;
+        let body = json!({"release": draft.spec, "channel": channel, "rollout": rollout});
+        let _: PublishRequest = serde_json::from_value(body.clone()).unwrap();
+        self.http.post(&format!("/v1/apps/{}/releases", self.app), &body).await
+    }
+
+    /// Publishes `version` for linux/x86_64 on `channel` at `percent` ("10%").
+    pub async fn publish(&self, version: &str, channel: &str, percent: &str) -> ReleaseView {
+        let draft = self.draft(version, &[]);
+        let bp = Percent::parse(percent).unwrap().basis_points();
+        let r = self.publish_draft(&draft, channel, json!({"basis_points": bp})).await;
+        serde_json::from_value(r.ok()).unwrap()
+    }
+
+    /// Reads a rollout and changes it with its ETag.
+    pub async fn patch_rollout(&self, version: &str, channel: &str, patch: Value) -> Reply {
+        let path = format!("/v1/apps/{}/releases/{version}/rollouts/{channel}", self.app);
+        let current = self.http.get(&path).await;
+        let etag = current.etag.clone().expect("rollouts have an ETag");
+        self.http.patch(&path, &patch, &etag).await
+    }
+}
+
+/// A simulated device.
+#[derive(Clone, Debug)]
+pub struct Device {
+    pub id: String,
+    pub version: String,
+    pub channel: String,
+    pub os: String,
+    pub arch: String,
+}
+
+impl Device {
+    pub fn new(id: impl Into<String>, version: &str, channel: &str) -> Device {
+        Device {
+            id: id.into(),
+            version: version.into(),
+            channel: channel.into(),
+            os: "linux".into(),
+            arch: "x86_64".into(),
+        }
+    }
+
+    pub fn request(&self) -> CheckRequest {
+        serde_json::from_value(json!({
+            "device_id": self.id, "current_version": self.version, "channel": self.channel,
+            "os": self.os, "arch": self.arch,
+        }))
+        .unwrap()
+    }
+}
+
+/// One check-in; returns the parsed answer.
+pub async fn check(http: &Http, app: &str, d: &Device) -> CheckResponse {
+    let r = http.post(&format!("/v1/apps/{app}/check"), &serde_json::to_value(d.request()).unwrap()).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    serde_json::from_value(r.body).unwrap()
+}
+
+/// Checks in every device (32 at a time); returns the offered version (or None) per device.
+pub async fn check_all(http: &Http, app: &str, devices: &[Device]) -> Vec<Option<(String, bool)>> {
+    futures_util::stream::iter(
+        devices
+            .iter()
+            .map(|d| async move { check(http, app, d).await.update.map(|u| (u.version.to_string(), u.critical)) }),
+    )
+    .buffered(32)
+    .collect()
+    .await
+}
+
+/// `n` devices `prefix-0..n` on `version` and `channel`.
+pub fn fleet(prefix: &str, n: usize, version: &str, channel: &str) -> Vec<Device> {
+    (0..n).map(|i| Device::new(format!("{prefix}-{i}"), version, channel)).collect()
+}
+
+/// How many answers offered `version`.
+pub fn count(answers: &[Option<(String, bool)>], version: &str) -> usize {
+    answers.iter().filter(|a| a.as_ref().is_some_and(|(v, _)| v == version)).count()
+}
