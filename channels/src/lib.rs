@@ -31,11 +31,13 @@ mod channel;
 mod checkin;
 mod error;
 mod explain;
+mod health;
 mod platform;
 mod range;
 mod release;
 mod rollout;
 mod rules;
+mod schedule;
 mod signing;
 mod version;
 pub mod wire;
@@ -50,6 +52,7 @@ pub use channel::{BUILT_IN, ChannelName, Ladder, LadderError, Rank};
 pub use checkin::{CheckIn, CheckKind, DeviceId, Locale, MAX_TRAITS, TraitName, TraitValue, Traits, UserId};
 pub use error::{ParseError, What};
 pub use explain::{Explanation, ReleaseTrace, Skip, Verdict};
+pub use health::{Breach, GateAction, Health, HealthGate, Metric, Verdict as GateVerdict};
 pub use platform::{Arch, Os, OsVersion, Platform, Target};
 pub use range::{Comparator, Op, Range};
 pub use release::{Artifact, ExternalUrl, MAX_NOTES, Release, ReleaseParts};
@@ -57,5 +60,6 @@ pub use rollout::{
     Admission, Exclusion, IdList, ListedId, MAX_LIST, MAX_RULES, Percent, Rollout, RolloutState, Salt, Stickiness,
 };
 pub use rules::{MAX_RULE_VALUES, Rule, TraitCondition};
+pub use schedule::{MAX_STEPS, Schedule, ScheduleClock, ScheduleSpec, Step, Tick};
 pub use signing::{KeyId, PublicKey, Sha256, Signature, SignatureError, SignedFields, TrustedKeys, signed_message};
 pub use version::Version;

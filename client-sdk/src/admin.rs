@@ -1,1 +1,847 @@
 //! The admin client: typed calls to the server's admin API, used by the `halftone` CLI.
+//!
+//! [`AdminClient`] has one method per admin route and returns the
+//! [`wire`](halftone_channels::wire) types the server sends. Every failure is an [`AdminError`]
+//! whose `Display` is one sentence a release engineer can act on; when the server refused a
+//! request, that sentence carries the status and the server's own explanation (the `detail` of
+//! its problem body).
+//!
+//! Three things need more than one call, and the types make them explicit:
+//! - **artifacts** are hashed locally first ([`LocalArtifact::hash`]) because the digest names
+//!   the upload and is part of the signed message; [`AdminClient::upload_artifact`] then
+//!   streams the file and reports progress;
+//! - **rollout changes** are optimistic: [`AdminClient::get_rollout`] returns the rollout with
+//!   its [`ETag`], and [`AdminClient::patch_rollout`] sends it back in `If-Match`, so a change
+//!   made by someone else in between is refused (412) rather than silently overwritten;
+//! - **idempotent writes** ([`AdminClient::put_app`], [`AdminClient::publish`]) say whether
+//!   they created something or found it already there ([`Written`]).
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use halftone_client::admin::AdminClient;
+//! use halftone_channels::{AppId, ChannelName, Percent, Version};
+//! use halftone_channels::wire::RolloutPatch;
+//!
+//! let admin = AdminClient::new("http://127.0.0.1:8080", "my-admin-token")?;
+//! let (app, version, beta) = (AppId::parse("notes")?, Version::parse("1.2.0")?, ChannelName::beta());
+//! let (rollout, etag) = admin.get_rollout(&app, &version, &beta).await?;
+//! println!("beta is at {}", rollout.rollout.basis_points);
+//! let patch = RolloutPatch { basis_points: Some(Percent::parse("25%")?), ..RolloutPatch::default() };
+//! admin.patch_rollout(&app, &version, &beta, &etag, &patch).await?;
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use halftone_channels::wire::{
+    AppList, AppSpec, AppView, ArtifactStored, AuditLog, CheckRequest, CheckResponse, ExplainResponse, Problem,
+    PromoteRequest, PublishRequest, ReleaseList, ReleaseView, RollbackRequest, RolloutPatch, RolloutView, TokenCreated,
+    TokenList, TokenRequest,
+};
+use halftone_channels::{AppId, ChannelName, Sha256, Version};
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::{Method, RequestBuilder, StatusCode, Url};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::Digest as _;
+use tokio::io::AsyncReadExt as _;
+
+/// How long a JSON call may take in all. Uploads have no overall limit (a large artifact on a
+/// slow link legitimately takes long); only connecting is bounded for them.
+const JSON_TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Read and upload files in chunks of this size: big enough to keep the link busy, small
+/// enough to report progress smoothly.
+const CHUNK: usize = 64 * 1024;
+/// At most this much of a non-JSON error body is quoted back in an error.
+const MAX_QUOTED_BODY: usize = 200;
+
+/// Why an admin call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminError {
+    /// The server URL given to [`AdminClient::new`] is not an absolute `http` or `https` URL.
+    #[error("the server URL {url:?} is not usable: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The admin token contains characters that cannot be sent in an HTTP header.
+    #[error("the admin token contains characters that cannot be sent in an HTTP header")]
+    InvalidToken,
+    /// The server answered with an error status; `problem` is its RFC 9457 body (or one made up
+    /// from the status when the answer had none, e.g. from a proxy in between).
+    #[error("{}", server_sentence(*.status, .problem))]
+    Server {
+        /// The HTTP status code.
+        status: u16,
+        /// The server's explanation.
+        problem: Problem,
+    },
+    /// The server could not be reached, or the connection broke before an answer arrived.
+    #[error("could not reach the server at {url}: {reason}")]
+    Network {
+        /// The URL that was called.
+        url: String,
+        /// What went wrong, from the innermost cause (`connection refused`, `timed out`).
+        reason: String,
+    },
+    /// The server answered with success, but not with what this client expects (a different
+    /// server, or a server of another version).
+    #[error("the server's answer to {endpoint} was not what this client expects: {reason}")]
+    Decode {
+        /// The call, e.g. `GET /v1/apps`.
+        endpoint: String,
+        /// What did not match.
+        reason: String,
+    },
+    /// A local file (an artifact to hash or upload) could not be read.
+    #[error("could not read {}: {error}", .path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+}
+
+impl AdminError {
+    /// The HTTP status, when the server refused the request.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            AdminError::Server { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The server's problem body, when the server refused the request.
+    pub fn problem(&self) -> Option<&Problem> {
+        match self {
+            AdminError::Server { problem, .. } => Some(problem),
+            _ => None,
+        }
+    }
+}
+
+/// "the server refused the request (409 Conflict): release 1.2.0 already exists".
+fn server_sentence(status: u16, problem: &Problem) -> String {
+    let reason = StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
+    let what = if status >= 500 { "the server failed to handle the request" } else { "the server refused the request" };
+    let status = if reason.is_empty() { status.to_string() } else { format!("{status} {reason}") };
+    // The detail is a sentence of its own; keep ours to one by dropping its final period.
+    let detail = problem.detail.trim().trim_end_matches('.');
+    let detail = if detail.is_empty() { problem.title.trim().trim_end_matches('.') } else { detail };
+    if detail.is_empty() || detail.eq_ignore_ascii_case(reason) {
+        format!("{what} ({status})")
+    } else {
+        format!("{what} ({status}): {detail}")
+    }
+}
+
+/// An entity tag that identifies one state of a rollout; sent back in `If-Match` to change it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ETag(String);
+
+impl ETag {
+    /// An entity tag as the server sent it (quotes included).
+    pub fn new(tag: impl Into<String>) -> Self {
+        ETag(tag.into())
+    }
+
+    /// The tag as sent on the wire.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ETag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The result of an idempotent write: a new thing, or one that was already there (for an app:
+/// updated in place; for a release: the identical release was already published).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Written<T> {
+    /// The server created it (201).
+    Created(T),
+    /// It existed already (200).
+    Existing(T),
+}
+
+impl<T> Written<T> {
+    /// The server's view of the thing, either way.
+    pub fn into_inner(self) -> T {
+        match self {
+            Written::Created(v) | Written::Existing(v) => v,
+        }
+    }
+
+    /// The server's view of the thing, either way.
+    pub fn value(&self) -> &T {
+        match self {
+            Written::Created(v) | Written::Existing(v) => v,
+        }
+    }
+
+    /// True when this call created it.
+    pub fn is_created(&self) -> bool {
+        matches!(self, Written::Created(_))
+    }
+}
+
+/// A local file with its SHA-256 and size, ready to sign and upload. Only [`LocalArtifact::hash`]
+/// builds one, so the digest always belongs to the file as it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalArtifact {
+    path: PathBuf,
+    sha256: Sha256,
+    size: u64,
+}
+
+impl LocalArtifact {
+    /// Reads the file once, streaming, to compute its digest and size.
+    pub async fn hash(path: impl Into<PathBuf>) -> Result<Self, AdminError> {
+        let path = path.into();
+        let file_error = |error| AdminError::File { path: path.clone(), error };
+        let mut file = tokio::fs::File::open(&path).await.map_err(file_error)?;
+        let mut hasher = sha2::Sha256::new();
+        let mut buf = vec![0u8; CHUNK];
+        let mut size = 0u64;
+        loop {
+            let n = file.read(&mut buf).await.map_err(file_error)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            size += n as u64;
+        }
+        let sha256 = Sha256::from_bytes(hasher.finalize().into());
+        Ok(LocalArtifact { path, sha256, size })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Its SHA-256.
+    pub fn sha256(&self) -> &Sha256 {
+        &self.sha256
+    }
+
+    /// Its size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+/// A client of one server's admin API, authenticated by one bearer token. Cheap to clone
+/// (clones share the connection pool).
+#[derive(Clone)]
+pub struct AdminClient {
+    http: reqwest::Client,
+    base: Url,
+    auth: HeaderValue,
+}
+
+impl fmt::Debug for AdminClient {
+    // The token is a secret: never print it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminClient").field("base", &self.base.as_str()).field("token", &"<redacted>").finish()
+    }
+}
+
+impl AdminClient {
+    /// A client of the server at `base_url` (e.g. `https://updates.example.com`, optionally with
+    /// a path prefix) that authenticates with the admin `token`.
+    pub fn new(base_url: &str, token: impl Into<String>) -> Result<Self, AdminError> {
+        let invalid = |reason: &str| AdminError::InvalidUrl { url: base_url.to_owned(), reason: reason.to_owned() };
+        let mut base = Url::parse(base_url.trim()).map_err(|e| invalid(&e.to_string()))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(invalid("expected an http:// or https:// URL"));
+        }
+        if base.cannot_be_a_base() || base.host_str().is_none() {
+            return Err(invalid("expected an absolute URL with a host"));
+        }
+        if base.query().is_some() || base.fragment().is_some() {
+            return Err(invalid("expected no query string or fragment"));
+        }
+        base.set_username("").ok();
+        base.set_password(None).ok();
+        let mut auth =
+            HeaderValue::from_str(&format!("Bearer {}", token.into())).map_err(|_| AdminError::InvalidToken)?;
+        auth.set_sensitive(true);
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("halftone-admin/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build()
+            .map_err(|e| AdminError::Network { url: base.to_string(), reason: innermost(&e) })?;
+        Ok(AdminClient { http, base, auth })
+    }
+
+    /// The server's base URL.
+    pub fn base_url(&self) -> &str {
+        self.base.as_str()
+    }
+
+    // ---------- apps ----------
+
+    /// `GET /v1/apps`: every app.
+    pub async fn list_apps(&self) -> Result<AppList, AdminError> {
+        self.call_json(Method::GET, &["v1", "apps"], None::<&()>).await.map(|r| r.body)
+    }
+
+    /// `PUT /v1/apps/{app}`: creates the app, or updates its name, keys and channels.
+    pub async fn put_app(&self, app: &AppId, spec: &AppSpec) -> Result<Written<AppView>, AdminError> {
+        self.call_json(Method::PUT, &["v1", "apps", app.as_str()], Some(spec)).await.map(Reply::written)
+    }
+
+    /// `GET /v1/apps/{app}`: one app.
+    pub async fn get_app(&self, app: &AppId) -> Result<AppView, AdminError> {
+        self.call_json(Method::GET, &["v1", "apps", app.as_str()], None::<&()>).await.map(|r| r.body)
+    }
+
+    // ---------- artifacts ----------
+
+    /// `PUT /v1/artifacts/{sha256}`: streams the file to the server, calling `progress` with the
+    /// total number of bytes sent so far after each chunk. Uploading bytes the server already
+    /// holds is harmless (`created` is then false). If the file changed since it was hashed, the
+    /// server refuses it.
+    pub async fn upload_artifact(
+        &self,
+        artifact: &LocalArtifact,
+        progress: impl FnMut(u64) + Send + 'static,
+    ) -> Result<ArtifactStored, AdminError> {
+        let file = tokio::fs::File::open(&artifact.path)
+            .await
+            .map_err(|error| AdminError::File { path: artifact.path.clone(), error })?;
+        // The progress callback travels with the stream's state, so the stream owns it.
+        let chunks =
+            futures_util::stream::try_unfold((file, 0u64, progress), |(mut file, sent, mut progress)| async move {
+                let mut buf = vec![0u8; CHUNK];
+                let n = file.read(&mut buf).await?;
+                if n == 0 {
+                    return Ok::<_, std::io::Error>(None);
+                }
+                buf.truncate(n);
+                let sent = sent + n as u64;
+                progress(sent);
+                Ok(Some((buf, (file, sent, progress))))
+            });
+        let url = self.url(&["v1", "artifacts", &artifact.sha256.to_string()]);
+        let request = self
+            .http
+            .put(url.clone())
+            .header(header::AUTHORIZATION, self.auth.clone())
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .header(header::CONTENT_LENGTH, artifact.size)
+            .body(reqwest::Body::wrap_stream(chunks));
+        let endpoint = format!("PUT {}", url.path());
+        self.finish(request, &url, &endpoint).await.map(|r| r.body)
+    }
+
+    // ---------- releases ----------
+
+    /// `POST /v1/apps/{app}/releases`: publishes a release (its artifacts uploaded before) with
+    /// its first rollout. Publishing the identical release again is [`Written::Existing`].
+    pub async fn publish(&self, app: &AppId, request: &PublishRequest) -> Result<Written<ReleaseView>, AdminError> {
+        self.call_json(Method::POST, &["v1", "apps", app.as_str(), "releases"], Some(request)).await.map(Reply::written)
+    }
+
+    /// `GET /v1/apps/{app}/releases`: every release with its rollouts, newest first.
+    pub async fn list_releases(&self, app: &AppId) -> Result<ReleaseList, AdminError> {
+        self.call_json(Method::GET, &["v1", "apps", app.as_str(), "releases"], None::<&()>).await.map(|r| r.body)
+    }
+
+    /// `GET /v1/apps/{app}/releases/{version}`: one release with its rollouts.
+    pub async fn get_release(&self, app: &AppId, version: &Version) -> Result<ReleaseView, AdminError> {
+        let v = version.to_string();
+        self.call_json(Method::GET, &["v1", "apps", app.as_str(), "releases", &v], None::<&()>).await.map(|r| r.body)
+    }
+
+    /// `POST /v1/apps/{app}/releases/{version}/promote`: rolls the release out on a more stable
+    /// channel.
+    pub async fn promote(
+        &self,
+        app: &AppId,
+        version: &Version,
+        request: &PromoteRequest,
+    ) -> Result<ReleaseView, AdminError> {
+        let v = version.to_string();
+        self.call_json(Method::POST, &["v1", "apps", app.as_str(), "releases", &v, "promote"], Some(request))
+            .await
+            .map(|r| r.body)
+    }
+
+    /// `POST /v1/apps/{app}/releases/{version}/halt`: halts every rollout of the release.
+    pub async fn halt(&self, app: &AppId, version: &Version) -> Result<ReleaseView, AdminError> {
+        let v = version.to_string();
+        self.call_json(Method::POST, &["v1", "apps", app.as_str(), "releases", &v, "halt"], None::<&()>)
+            .await
+            .map(|r| r.body)
+    }
+
+    /// `POST /v1/apps/{app}/rollback`: halts the bad version everywhere and publishes the
+    /// rebuild of good code in `request`; returns the rebuild.
+    pub async fn rollback(&self, app: &AppId, request: &RollbackRequest) -> Result<ReleaseView, AdminError> {
+        self.call_json(Method::POST, &["v1", "apps", app.as_str(), "rollback"], Some(request)).await.map(|r| r.body)
+    }
+
+    // ---------- rollouts ----------
+
+    /// `GET .../releases/{version}/rollouts/{channel}`: the rollout and the [`ETag`] to change it
+    /// with.
+    pub async fn get_rollout(
+        &self,
+        app: &AppId,
+        version: &Version,
+        channel: &ChannelName,
+    ) -> Result<(RolloutView, ETag), AdminError> {
+        let v = version.to_string();
+        let path = ["v1", "apps", app.as_str(), "releases", &v, "rollouts", channel.as_str()];
+        let reply: Reply<RolloutView> = self.call_json(Method::GET, &path, None::<&()>).await?;
+        Ok(reply.tagged())
+    }
+
+    /// `PATCH .../releases/{version}/rollouts/{channel}`: changes the fields set in `patch`, if
+    /// the rollout is still in the state `etag` names (412 Precondition Failed otherwise: read
+    /// it again and decide again). Returns the new state and its tag.
+    pub async fn patch_rollout(
+        &self,
+        app: &AppId,
+        version: &Version,
+        channel: &ChannelName,
+        etag: &ETag,
+        patch: &RolloutPatch,
+    ) -> Result<(RolloutView, ETag), AdminError> {
+        let v = version.to_string();
+        let url = self.url(&["v1", "apps", app.as_str(), "releases", &v, "rollouts", channel.as_str()]);
+        let request = self
+            .http
+            .patch(url.clone())
+            .header(header::AUTHORIZATION, self.auth.clone())
+            .header(header::IF_MATCH, etag.as_str())
+            .json(patch)
+            .timeout(JSON_TIMEOUT);
+        let endpoint = format!("PATCH {}", url.path());
+        let reply: Reply<RolloutView> = self.finish(request, &url, &endpoint).await?;
+        Ok(reply.tagged())
+    }
+
+    // ---------- audit and explain ----------
+
+    /// `GET /v1/apps/{app}/audit`: every change made to the app, oldest first.
+    pub async fn audit(&self, app: &AppId) -> Result<AuditLog, AdminError> {
+        self.call_json(Method::GET, &["v1", "apps", app.as_str(), "audit"], None::<&()>).await.map(|r| r.body)
+    }
+
+    /// `POST /v1/apps/{app}/explain`: what the device described by `request` would be offered,
+    /// and every release's verdict with its reasons.
+    pub async fn explain(&self, app: &AppId, request: &CheckRequest) -> Result<ExplainResponse, AdminError> {
+        self.call_json(Method::POST, &["v1", "apps", app.as_str(), "explain"], Some(request)).await.map(|r| r.body)
+    }
+
+    /// `POST /v1/apps/{app}/check`: asks exactly as a device would (the device route, which
+    /// needs no token), for demos and smoke checks. Apps embed the device SDK instead.
+    pub async fn check_as_device(&self, app: &AppId, request: &CheckRequest) -> Result<CheckResponse, AdminError> {
+        let url = self.url(&["v1", "apps", app.as_str(), "check"]);
+        let endpoint = format!("POST {}", url.path());
+        let request = self.http.post(url.clone()).json(request).timeout(JSON_TIMEOUT);
+        self.finish(request, &url, &endpoint).await.map(|r| r.body)
+    }
+
+    // ---------- tokens ----------
+
+    /// `POST /v1/tokens`: creates a token; the answer is the only time its secret is shown.
+    pub async fn create_token(&self, request: &TokenRequest) -> Result<TokenCreated, AdminError> {
+        self.call_json(Method::POST, &["v1", "tokens"], Some(request)).await.map(|r| r.body)
+    }
+
+    /// `GET /v1/tokens`: the live tokens, without their secrets.
+    pub async fn list_tokens(&self) -> Result<TokenList, AdminError> {
+        self.call_json(Method::GET, &["v1", "tokens"], None::<&()>).await.map(|r| r.body)
+    }
+
+    /// `DELETE /v1/tokens/{id}`: revokes a token at once.
+    pub async fn revoke_token(&self, id: &str) -> Result<(), AdminError> {
+        let url = self.url(&["v1", "tokens", id]);
+        let request =
+            self.http.delete(url.clone()).header(header::AUTHORIZATION, self.auth.clone()).timeout(JSON_TIMEOUT);
+        let response = self.send(request, &url).await?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| network(&url, &e))?;
+        if status.is_success() { Ok(()) } else { Err(refusal(status, &body)) }
+    }
+
+    // ---------- plumbing ----------
+
+    /// The base URL with `segments` appended, each percent-encoded as one path segment (so an
+    /// id can never add a segment or a query).
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        // `new` refused URLs that cannot be a base, so this cannot fail.
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    async fn call_json<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        body: Option<&B>,
+    ) -> Result<Reply<T>, AdminError> {
+        let url = self.url(segments);
+        let endpoint = format!("{method} {}", url.path());
+        let mut request = self
+            .http
+            .request(method, url.clone())
+            .header(header::AUTHORIZATION, self.auth.clone())
+            .timeout(JSON_TIMEOUT);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        self.finish(request, &url, &endpoint).await
+    }
+
+    async fn send(&self, request: RequestBuilder, url: &Url) -> Result<reqwest::Response, AdminError> {
+        request.header(header::ACCEPT, "application/json").send().await.map_err(|e| network(url, &e))
+    }
+
+    /// Sends the request and reads a JSON answer, or the server's problem.
+    async fn finish<T: DeserializeOwned>(
+        &self,
+        request: RequestBuilder,
+        url: &Url,
+        endpoint: &str,
+    ) -> Result<Reply<T>, AdminError> {
+        let response = self.send(request, url).await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(|e| network(url, &e))?;
+        if !status.is_success() {
+            return Err(refusal(status, &body));
+        }
+        let body = serde_json::from_slice(&body)
+            .map_err(|e| AdminError::Decode { endpoint: endpoint.to_owned(), reason: e.to_string() })?;
+        Ok(Reply { status, headers, body })
+    }
+}
+
+/// A successful answer, with what some calls need beyond the body.
+struct Reply<T> {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: T,
+}
+
+impl<T> Reply<T> {
+    fn written(self) -> Written<T> {
+        if self.status == StatusCode::CREATED { Written::Created(self.body) } else { Written::Existing(self.body) }
+    }
+}
+
+impl Reply<RolloutView> {
+    /// The rollout and its tag: the `ETag` header, or the body's `etag` field if a proxy
+    /// dropped the header.
+    fn tagged(self) -> (RolloutView, ETag) {
+        let etag = self
+            .headers
+            .get(header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map_or_else(|| ETag::new(self.body.etag.clone()), ETag::new);
+        (self.body, etag)
+    }
+}
+
+/// The error for a non-success answer: the server's problem body, or one made from the status
+/// and the start of whatever text came back.
+fn refusal(status: StatusCode, body: &[u8]) -> AdminError {
+    let problem = serde_json::from_slice::<Problem>(body).unwrap_or_else(|_| {
+        let text = String::from_utf8_lossy(body);
+        let text = text.trim();
+        let looks_like_text = !text.is_empty() && !text.starts_with('<') && !text.starts_with('{');
+        let detail = if looks_like_text { text.chars().take(MAX_QUOTED_BODY).collect() } else { String::new() };
+        Problem {
+            kind: "about:blank".to_owned(),
+            title: status.canonical_reason().unwrap_or("").to_owned(),
+            status: status.as_u16(),
+            detail,
+        }
+    });
+    AdminError::Server { status: status.as_u16(), problem }
+}
+
+fn network(url: &Url, error: &reqwest::Error) -> AdminError {
+    let reason = if error.is_timeout() { "the request timed out".to_owned() } else { innermost(error) };
+    AdminError::Network { url: url.to_string(), reason }
+}
+
+/// The innermost cause of an error: reqwest wraps the useful part ("Connection refused")
+/// under layers that only repeat the URL.
+fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut e = error;
+    while let Some(next) = e.source() {
+        e = next;
+    }
+    e.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(detail: &str) -> Problem {
+        Problem {
+            kind: "urn:halftone:problem:conflict".into(),
+            title: "Conflict".into(),
+            status: 409,
+            detail: detail.into(),
+        }
+    }
+
+    #[test]
+    fn a_server_problem_reads_as_one_sentence() {
+        let check = |status: u16, detail: &str, expected: &str| {
+            let e = AdminError::Server { status, problem: problem(detail) };
+            assert_eq!(e.to_string(), expected);
+        };
+        check(
+            409,
+            "release 1.2.0 already exists with different content.",
+            "the server refused the request (409 Conflict): release 1.2.0 already exists with different content",
+        );
+        check(
+            500,
+            "internal error",
+            "the server failed to handle the request (500 Internal Server Error): internal error",
+        );
+        // No detail: the title stands in.
+        check(409, "", "the server refused the request (409 Conflict)");
+        check(599, "odd", "the server failed to handle the request (599): odd");
+    }
+
+    #[test]
+    fn non_problem_bodies_still_give_a_sentence() {
+        let e = refusal(StatusCode::BAD_GATEWAY, b"<html>nginx</html>");
+        assert_eq!(e.to_string(), "the server failed to handle the request (502 Bad Gateway)");
+        assert_eq!(e.status(), Some(502));
+        let e = refusal(StatusCode::NOT_FOUND, b"no such route\n");
+        assert_eq!(e.to_string(), "the server refused the request (404 Not Found): no such route");
+        let body = serde_json::to_vec(&problem("rollout changed since it was read")).unwrap();
+        let e = refusal(StatusCode::PRECONDITION_FAILED, &body);
+        assert_eq!(
+            e.to_string(),
+            "the server refused the request (412 Precondition Failed): rollout changed since it was read"
+        );
+        assert_eq!(e.problem().unwrap().kind, "urn:halftone:problem:conflict");
+    }
+
+    #[test]
+    fn urls_keep_a_prefix_and_encode_each_segment() {
+        let c = AdminClient::new("https://example.com/updates/", "t").unwrap();
+        assert_eq!(c.url(&["v1", "apps"]).as_str(), "https://example.com/updates/v1/apps");
+        let c = AdminClient::new("http://127.0.0.1:8080", "t").unwrap();
+        assert_eq!(c.url(&["v1", "tokens", "a/b?c"]).as_str(), "http://127.0.0.1:8080/v1/tokens/a%2Fb%3Fc");
+        assert_eq!(
+            c.url(&["v1", "apps", "notes", "releases", "1.2.0+build.5"]).as_str(),
+            "http://127.0.0.1:8080/v1/apps/notes/releases/1.2.0+build.5"
+        );
+    }
+
+    #[test]
+    fn bad_urls_and_tokens_are_refused_up_front() {
+        for bad in ["", "127.0.0.1:8080", "ftp://example.com", "mailto:a@b", "http://h/?q=1"] {
+            let e = AdminClient::new(bad, "t").unwrap_err();
+            assert!(matches!(e, AdminError::InvalidUrl { .. }), "{bad:?}: {e}");
+        }
+        assert!(matches!(AdminClient::new("http://h", "a\nb").unwrap_err(), AdminError::InvalidToken));
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let c = AdminClient::new("http://h", "s3cret").unwrap();
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[tokio::test]
+    async fn hashing_streams_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.bin");
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let a = LocalArtifact::hash(&path).await.unwrap();
+        assert_eq!(a.sha256(), &Sha256::digest(&data));
+        assert_eq!(a.size(), 200_000);
+        let e = LocalArtifact::hash(dir.path().join("missing")).await.unwrap_err();
+        assert!(e.to_string().starts_with("could not read "), "{e}");
+    }
+
+    /// One request as a tiny fake server saw it.
+    #[derive(Debug)]
+    struct Seen {
+        head: String,
+        body: Vec<u8>,
+    }
+
+    impl Seen {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.head.lines().find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+            })
+        }
+    }
+
+    /// Serves one canned response per connection, in order, and hands back what it received.
+    async fn fake_server(responses: Vec<String>) -> (String, tokio::task::JoinHandle<Vec<Seen>>) {
+        use tokio::io::AsyncWriteExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for response in responses {
+                let (mut conn, _) = listener.accept().await.unwrap();
+                let mut data = Vec::new();
+                let mut buf = [0u8; 8192];
+                let head_end = loop {
+                    let n = conn.read(&mut buf).await.unwrap();
+                    assert!(n > 0, "the client closed the connection early");
+                    data.extend_from_slice(&buf[..n]);
+                    if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                };
+                let head = String::from_utf8(data[..head_end].to_vec()).unwrap();
+                let mut request = Seen { head, body: data[head_end..].to_vec() };
+                let len: usize = request.header("content-length").map_or(0, |v| v.parse().unwrap());
+                while request.body.len() < len {
+                    let n = conn.read(&mut buf).await.unwrap();
+                    assert!(n > 0, "the body ended early");
+                    request.body.extend_from_slice(&buf[..n]);
+                }
+                conn.write_all(response.as_bytes()).await.unwrap();
+                conn.shutdown().await.unwrap();
+                seen.push(request);
+            }
+            seen
+        });
+        (base, task)
+    }
+
+    fn response(status: &str, headers: &[&str], body: &str) -> String {
+        let mut r = format!("HTTP/1.1 {status}\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
+        for h in headers {
+            r.push_str(h);
+            r.push_str("\r\n");
+        }
+        r.push_str("\r\n");
+        r.push_str(body);
+        r
+    }
+
+    #[tokio::test]
+    async fn uploads_stream_the_file_with_its_length_and_report_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("build.bin");
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let artifact = LocalArtifact::hash(&path).await.unwrap();
+        let stored = format!(r#"{{"sha256":"{}","size":300000,"created":true}}"#, artifact.sha256());
+        let (base, server) =
+            fake_server(vec![response("201 Created", &["content-type: application/json"], &stored)]).await;
+
+        let client = AdminClient::new(&base, "t0ken").unwrap();
+        let reported = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = reported.clone();
+        let answer = client.upload_artifact(&artifact, move |sent| sink.lock().unwrap().push(sent)).await.unwrap();
+        assert!(answer.created);
+
+        let seen = server.await.unwrap();
+        let put = &seen[0];
+        assert!(put.head.starts_with(&format!("PUT /v1/artifacts/{} HTTP/1.1", artifact.sha256())), "{}", put.head);
+        assert_eq!(put.header("content-length"), Some("300000"));
+        assert_eq!(put.header("transfer-encoding"), None);
+        assert_eq!(put.header("authorization"), Some("Bearer t0ken"));
+        assert_eq!(put.header("content-type"), Some("application/octet-stream"));
+        assert_eq!(put.body, data);
+        let reported = reported.lock().unwrap();
+        assert!(reported.windows(2).all(|w| w[0] < w[1]), "progress only grows");
+        assert_eq!(reported.last(), Some(&300_000));
+    }
+
+    #[tokio::test]
+    async fn rollout_changes_send_back_the_etag_they_read() {
+        let view = r#"{"channel":"beta","etag":"\"from-body\"","basis_points":1000,"state":"active"}"#;
+        let stale = r#"{"type":"urn:halftone:problem:stale","title":"Precondition Failed","status":412,
+            "detail":"the rollout changed since it was read; read it again"}"#;
+        let (base, server) = fake_server(vec![
+            response("200 OK", &["etag: \"r7\"", "content-type: application/json"], view),
+            response("412 Precondition Failed", &["content-type: application/problem+json"], stale),
+        ])
+        .await;
+        let client = AdminClient::new(&base, "t").unwrap();
+        let (app, version, beta) = (AppId::parse("notes").unwrap(), Version::new(1, 2, 0), ChannelName::beta());
+        let (got, etag) = client.get_rollout(&app, &version, &beta).await.unwrap();
+        assert_eq!(etag.as_str(), "\"r7\"", "the header wins over the body");
+        assert_eq!(got.rollout.basis_points.basis_points(), 1000);
+
+        let patch = RolloutPatch { state: Some(halftone_channels::RolloutState::Paused), ..RolloutPatch::default() };
+        let e = client.patch_rollout(&app, &version, &beta, &etag, &patch).await.unwrap_err();
+        assert_eq!(e.status(), Some(412));
+        assert_eq!(
+            e.to_string(),
+            "the server refused the request (412 Precondition Failed): the rollout changed since it was read; read it again"
+        );
+
+        let seen = server.await.unwrap();
+        assert!(seen[0].head.starts_with("GET /v1/apps/notes/releases/1.2.0/rollouts/beta "), "{}", seen[0].head);
+        assert!(seen[1].head.starts_with("PATCH /v1/apps/notes/releases/1.2.0/rollouts/beta "), "{}", seen[1].head);
+        assert_eq!(seen[1].header("if-match"), Some("\"r7\""));
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&seen[1].body).unwrap(),
+            serde_json::json!({"state":"paused"})
+        );
+    }
+
+    #[tokio::test]
+    async fn idempotent_writes_tell_created_from_existing() {
+        let app = r#"{"id":"notes","display_name":"Notes","keys":[],"channels":[]}"#;
+        let (base, server) = fake_server(vec![
+            response("201 Created", &["content-type: application/json"], app),
+            response("200 OK", &["content-type: application/json"], app),
+            response("200 OK", &["content-type: application/json"], "{\"apps\": 3}"),
+        ])
+        .await;
+        let client = AdminClient::new(&base, "t").unwrap();
+        let id = AppId::parse("notes").unwrap();
+        let spec = AppSpec { display_name: "Notes".into(), keys: vec![], channels: vec![] };
+        assert!(client.put_app(&id, &spec).await.unwrap().is_created());
+        let again = client.put_app(&id, &spec).await.unwrap();
+        assert!(!again.is_created());
+        assert_eq!(again.into_inner().display_name, "Notes");
+        let e = client.list_apps().await.unwrap_err();
+        assert!(matches!(e, AdminError::Decode { .. }), "{e:?}");
+        assert!(
+            e.to_string().starts_with("the server's answer to GET /v1/apps was not what this client expects: "),
+            "{e}"
+        );
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_a_network_error() {
+        // Port 9 on loopback: nothing listens there in a test environment.
+        let c = AdminClient::new("http://127.0.0.1:9", "t").unwrap();
+        let e = c.list_apps().await.unwrap_err();
+        assert!(matches!(e, AdminError::Network { .. }), "{e:?}");
+        assert!(e.to_string().starts_with("could not reach the server at http://127.0.0.1:9/v1/apps: "), "{e}");
+    }
+}

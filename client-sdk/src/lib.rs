@@ -1,7 +1,99 @@
 //! # halftone-client
 //!
-//! The SDK that apps embed, and the admin client the `halftone` CLI uses.
+//! The SDK that apps embed to get updates from a Halftone server, and the admin client the
+//! `halftone` CLI uses ([`admin`]).
+//!
+//! An app builds one [`Client`] at start-up and then:
+//! - [`Client::check`] asks whether an update is available: [`CheckOutcome::UpToDate`] or
+//!   [`CheckOutcome::Available`] with an [`Update`] (version, notes, critical flag, size);
+//! - [`Client::download`] fetches it (resuming interrupted downloads), verifies size, SHA-256
+//!   and the ed25519 signature against the keys compiled into the app, and returns a
+//!   [`VerifiedFile`], the only way to get a file out of the SDK;
+//! - [`Client::report`] queues events (install succeeded, first run, crash...) that a
+//!   background task sends in batches;
+//! - [`Client::start_poller`] checks in the background on the server's schedule;
+//! - [`Client::set_channel`] records the user's channel choice (stable, beta, unstable, or
+//!   an app's own).
+//!
+//! With the `blocking` feature, `blocking::Client` (built by `ClientBuilder::build_blocking`)
+//! offers the same for apps without a tokio runtime.
+//!
+//! `examples/check.rs` is a small command-line program that checks (and downloads from) a
+//! local server; start there to try a release.
+//!
+//! ```no_run
+//! use halftone_client::{CheckOutcome, Client, EventKind};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = Client::builder()
+//!     .server("https://updates.example.com")
+//!     .app("notes")
+//!     .version(env!("CARGO_PKG_VERSION"))
+//!     .trusted_key("release-2026", "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c")
+//!     .state_dir("/var/lib/notes/updates")
+//!     .build()
+//!     .await?;
+//!
+//! if let CheckOutcome::Available(update) = client.check().await? {
+//!     println!("{} is available: {}", update.version(), update.notes());
+//!     let file = client
+//!         .download(&update, "/tmp/notes-update.pkg", |done, total| println!("{done}/{total}"))
+//!         .await?;
+//!     // Install `file.path()` the platform's way, then, once it worked:
+//!     client.report(EventKind::InstallSucceeded, file.version());
+//! }
+//! client.flush().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Invariants:
+//! - an [`Update`] is never older than, or equal to, the running version, nor below the
+//!   highest version this device has ever verified (the watermark), nor for another os or
+//!   arch; the SDK checks this itself rather than trusting the server;
+//! - a [`VerifiedFile`] exists only for bytes whose size, digest and signature (over this
+//!   app, that version, this platform) were checked; anything that fails is deleted;
+//! - a download never writes more than the signed size;
+//! - the state directory is written only with atomic renames, and a corrupt file is an error,
+//!   never silently replaced (the device id is created only when absent).
 
 #![deny(missing_docs)]
 
 pub mod admin;
+mod api;
+mod backoff;
+#[cfg(feature = "blocking")]
+pub mod blocking;
+mod builder;
+mod client;
+mod download;
+mod error;
+mod host;
+mod poller;
+mod progress;
+mod reporter;
+mod state;
+mod update;
+mod verify;
+mod watermark;
+
+#[cfg(test)]
+mod fake_server;
+#[cfg(test)]
+mod test_support;
+
+pub use builder::ClientBuilder;
+pub use client::Client;
+pub use error::{BuildError, Error, Refusal, Rejection, StateError};
+pub use poller::{PollPolicy, Poller};
+pub use progress::Progress;
+pub use reporter::ReportStats;
+pub use update::{CheckOutcome, Update};
+pub use verify::VerifiedFile;
+
+/// The protocol's value types, re-exported so an app needs no other dependency.
+pub use halftone_channels::wire::{EventKind, Problem};
+pub use halftone_channels::{
+    AppId, Arch, ChannelName, DeviceId, KeyId, Locale, MAX_TRAITS, Os, OsVersion, ParseError, Sha256, Target,
+    TraitName, TraitValue, UserId, Version,
+};

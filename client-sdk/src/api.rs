@@ -1,0 +1,204 @@
+//! The device side of the server's HTTP API (`/v1`): check-in, event batches and artifact
+//! fetches, with the mapping of HTTP failures (status, `application/problem+json` body,
+//! `Retry-After`) to [`Error`]. The only module that speaks HTTP.
+
+use std::time::Duration;
+
+use halftone_channels::AppId;
+use halftone_channels::wire::{CheckRequest, CheckResponse, EventBatch, EventsAccepted, Problem};
+use reqwest::header::{HeaderValue, RANGE, RETRY_AFTER};
+use reqwest::{Response, Url};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{BuildError, Error, Refusal};
+
+/// The largest JSON answer read (a check response with long release notes fits easily).
+const MAX_JSON: usize = 1 << 20;
+/// The largest error body read.
+const MAX_PROBLEM: usize = 64 << 10;
+
+/// How long the SDK waits for the network.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    /// Establishing a connection.
+    pub(crate) connect: Duration,
+    /// A whole check-in or event request, answer included.
+    pub(crate) request: Duration,
+    /// During a download: the longest wait for the response headers or for the next bytes.
+    pub(crate) stall: Duration,
+}
+
+/// A connection to one server, for one app.
+#[derive(Debug)]
+pub(crate) struct Api {
+    http: reqwest::Client,
+    /// The server URL without a trailing `/`; paths are appended to it.
+    base: String,
+    app: AppId,
+    timeouts: Timeouts,
+}
+
+impl Api {
+    /// A client of the server at `server` (`http(s)://host[:port][/prefix]`).
+    pub(crate) fn new(server: &str, app: AppId, timeouts: Timeouts) -> Result<Self, BuildError> {
+        let invalid = |reason: &str| BuildError::Invalid { setting: "server", reason: format!("{server:?}: {reason}") };
+        let url = Url::parse(server).map_err(|e| invalid(&e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(invalid("expected an http:// or https:// URL"));
+        }
+        if url.query().is_some() || url.fragment().is_some() || url.cannot_be_a_base() {
+            return Err(invalid("expected a base URL without query or fragment"));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(timeouts.connect)
+            .user_agent(concat!("halftone-client/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| BuildError::Startup(chain(&e)))?;
+        Ok(Api { http, base: url.as_str().trim_end_matches('/').to_owned(), app, timeouts })
+    }
+
+    /// The configured timeouts.
+    pub(crate) fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
+    /// The URL of an artifact as offered: absolute `http(s)://`, or a path on this server.
+    pub(crate) fn resolve(&self, url: &str) -> Result<Url, Refusal> {
+        let bad = |reason| Refusal::BadUrl { url: url.to_owned(), reason };
+        let absolute = if url.starts_with("http://") || url.starts_with("https://") {
+            url.to_owned()
+        } else if url.starts_with('/') {
+            format!("{}{url}", self.base)
+        } else {
+            return Err(bad("expected an http(s) URL or a path starting with /"));
+        };
+        Url::parse(&absolute).map_err(|_| bad("not a valid URL"))
+    }
+
+    /// `POST /v1/apps/{app}/check`.
+    pub(crate) async fn check(&self, request: &CheckRequest) -> Result<CheckResponse, Error> {
+        self.post_json("check", request).await
+    }
+
+    /// `POST /v1/apps/{app}/events`.
+    pub(crate) async fn send_events(&self, batch: &EventBatch) -> Result<EventsAccepted, Error> {
+        self.post_json("events", batch).await
+    }
+
+    /// `GET url`, from byte `from` on (`Range: bytes=<from>-` when `from > 0`). Waits at most
+    /// the stall timeout for the headers; the status is left to the caller.
+    pub(crate) async fn fetch(&self, url: &Url, from: u64) -> Result<Response, Error> {
+        let mut request = self.http.get(url.clone());
+        if from > 0 {
+            let range = HeaderValue::from_str(&format!("bytes={from}-")).expect("digits are a valid header value");
+            request = request.header(RANGE, range);
+        }
+        let stall = self.timeouts.stall;
+        match tokio::time::timeout(stall, request.send()).await {
+            Ok(sent) => sent.map_err(|e| transport(&e, stall)),
+            Err(_) => Err(Error::Timeout { after: stall }),
+        }
+    }
+
+    async fn post_json<B: Serialize, R: DeserializeOwned>(&self, endpoint: &str, body: &B) -> Result<R, Error> {
+        let url = format!("{}/v1/apps/{}/{endpoint}", self.base, self.app);
+        let timeout = self.timeouts.request;
+        let response =
+            self.http.post(&url).timeout(timeout).json(body).send().await.map_err(|e| transport(&e, timeout))?;
+        let response = fail_on_status(response).await?;
+        let bytes = read_capped(response, MAX_JSON, timeout).await?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Protocol { detail: format!("{url}: {e}") })
+    }
+}
+
+/// Turns a non-2xx answer into [`Error::Server`], with its problem body and `Retry-After`.
+pub(crate) async fn fail_on_status(response: Response) -> Result<Response, Error> {
+    let status = response.status().as_u16();
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    let retry_after = match status {
+        429 | 503 => response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after),
+        _ => None,
+    };
+    // The body is only a courtesy: an unreadable one still leaves the status.
+    let body = read_capped(response, MAX_PROBLEM, Duration::from_secs(5)).await.unwrap_or_default();
+    let problem = serde_json::from_slice::<Problem>(&body).ok();
+    Err(Error::Server { status, problem, retry_after })
+}
+
+/// `Retry-After` in delay-seconds (the form Halftone sends); HTTP dates are ignored.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// Reads a whole body of at most `cap` bytes within `timeout`.
+async fn read_capped(mut response: Response, cap: usize, timeout: Duration) -> Result<Vec<u8>, Error> {
+    let read = async {
+        let mut out = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| transport(&e, timeout))? {
+            if out.len() + chunk.len() > cap {
+                return Err(Error::Protocol { detail: format!("answer larger than {cap} bytes") });
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    };
+    tokio::time::timeout(timeout, read).await.unwrap_or(Err(Error::Timeout { after: timeout }))
+}
+
+/// Maps a transport failure; `timeout` is the limit that applied to the request.
+pub(crate) fn transport(e: &reqwest::Error, timeout: Duration) -> Error {
+    if e.is_timeout() { Error::Timeout { after: timeout } } else { Error::Network { detail: chain(e) } }
+}
+
+/// An error and its causes, joined: reqwest's own message alone rarely says what failed.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(server: &str) -> Result<Api, BuildError> {
+        let t = Duration::from_secs(1);
+        Api::new(server, AppId::parse("notes").unwrap(), Timeouts { connect: t, request: t, stall: t })
+    }
+
+    #[test]
+    fn server_urls_are_http_bases() {
+        assert_eq!(api("http://127.0.0.1:8080").unwrap().base, "http://127.0.0.1:8080");
+        assert_eq!(api("https://updates.example.com/halftone/").unwrap().base, "https://updates.example.com/halftone");
+        for bad in ["ftp://x", "not a url", "http://x/?q=1", "mailto:a@b"] {
+            assert!(matches!(api(bad), Err(BuildError::Invalid { setting: "server", .. })), "{bad}");
+        }
+    }
+
+    #[test]
+    fn artifact_urls_resolve_against_the_server() {
+        let api = api("https://updates.example.com/halftone/").unwrap();
+        let r = |u: &str| api.resolve(u).map(|u| u.to_string());
+        assert_eq!(r("/v1/artifacts/ab").unwrap(), "https://updates.example.com/halftone/v1/artifacts/ab");
+        assert_eq!(r("https://cdn.example.com/a.bin").unwrap(), "https://cdn.example.com/a.bin");
+        for bad in ["v1/artifacts/ab", "file:///etc/passwd", "ftp://x/y", ""] {
+            assert!(matches!(api.resolve(bad), Err(Refusal::BadUrl { .. })), "{bad}");
+        }
+    }
+
+    #[test]
+    fn retry_after_is_seconds() {
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after(" 120 "), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(parse_retry_after("-1"), None);
+    }
+}

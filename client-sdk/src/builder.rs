@@ -1,0 +1,290 @@
+//! [`ClientBuilder`]: the settings an app gives the SDK once, at start-up.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use halftone_channels::{
+    AppId, ChannelName, KeyId, Locale, MAX_TRAITS, OsVersion, PublicKey, Target, TraitName, TraitValue, TrustedKeys,
+    UserId, Version,
+};
+
+use crate::api::{Api, Timeouts};
+use crate::client::{Client, Parts};
+use crate::host;
+use crate::state::StateDir;
+use crate::{BuildError, client};
+
+/// Settings for a [`Client`]; start with [`Client::builder`].
+///
+/// Required: [`server`](Self::server), [`app`](Self::app), [`version`](Self::version), at
+/// least one [`trusted_key`](Self::trusted_key) and [`state_dir`](Self::state_dir). The
+/// platform, OS version and locale are detected unless given.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ClientBuilder {
+    server: Option<String>,
+    app: Option<String>,
+    version: Option<String>,
+    platform: Option<(String, String)>,
+    os_version: Option<String>,
+    locale: Option<String>,
+    keys: Vec<(String, String)>,
+    state_dir: Option<PathBuf>,
+    default_channel: Option<String>,
+    user: Option<String>,
+    traits: Vec<(String, TraitValue)>,
+    timeouts: Timeouts,
+    event_queue: usize,
+    max_download_size: u64,
+}
+
+/// The default [`ClientBuilder::max_download_size`]: 8 GiB.
+const DEFAULT_MAX_DOWNLOAD: u64 = 8 << 30;
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder {
+            server: None,
+            app: None,
+            version: None,
+            platform: None,
+            os_version: None,
+            locale: None,
+            keys: Vec::new(),
+            state_dir: None,
+            default_channel: None,
+            user: None,
+            traits: Vec::new(),
+            timeouts: Timeouts {
+                connect: Duration::from_secs(10),
+                request: Duration::from_secs(30),
+                stall: Duration::from_secs(30),
+            },
+            event_queue: 1000,
+            max_download_size: DEFAULT_MAX_DOWNLOAD,
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// The server's base URL, e.g. `https://updates.example.com` (a path prefix is kept).
+    pub fn server(mut self, url: &str) -> Self {
+        self.server = Some(url.to_owned());
+        self
+    }
+
+    /// The app's id on the server, e.g. `notes`.
+    pub fn app(mut self, id: &str) -> Self {
+        self.app = Some(id.to_owned());
+        self
+    }
+
+    /// The version of the running app, e.g. `1.4.2` (usually `env!("CARGO_PKG_VERSION")`).
+    pub fn version(mut self, version: &str) -> Self {
+        self.version = Some(version.to_owned());
+        self
+    }
+
+    /// Overrides the detected os and arch (Halftone names: `windows`, `macos`, `linux`,
+    /// `android`, `ios`; `x86_64`, `aarch64`, ...).
+    pub fn platform(mut self, os: &str, arch: &str) -> Self {
+        self.platform = Some((os.to_owned(), arch.to_owned()));
+        self
+    }
+
+    /// Overrides the detected OS version, e.g. `14.2`.
+    pub fn os_version(mut self, version: &str) -> Self {
+        self.os_version = Some(version.to_owned());
+        self
+    }
+
+    /// Overrides the locale read from the environment, e.g. `zh-CN`.
+    pub fn locale(mut self, locale: &str) -> Self {
+        self.locale = Some(locale.to_owned());
+        self
+    }
+
+    /// Trusts the ed25519 key `public_key_hex` (64 hex digits) under `id`. These are the keys
+    /// compiled into the app; a download verifies only if one of them signed it. Call once
+    /// per key (for example, the current key and the next one during a rotation).
+    pub fn trusted_key(mut self, id: &str, public_key_hex: &str) -> Self {
+        self.keys.push((id.to_owned(), public_key_hex.to_owned()));
+        self
+    }
+
+    /// Where the SDK keeps its state (device id, channel choice, version watermark); created
+    /// if missing. Use the app's persistent data directory, not a cache directory: clearing it
+    /// makes the device a new one to the server's rollouts.
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
+        self
+    }
+
+    /// The channel used until the user chooses one with [`Client::set_channel`]. Default:
+    /// `stable`.
+    pub fn default_channel(mut self, channel: &str) -> Self {
+        self.default_channel = Some(channel.to_owned());
+        self
+    }
+
+    /// The signed-in user at start-up (see [`Client::set_user`]).
+    pub fn user(mut self, id: &str) -> Self {
+        self.user = Some(id.to_owned());
+        self
+    }
+
+    /// A device trait the server's targeting rules can use (see [`Client::set_trait`]).
+    pub fn device_trait(mut self, name: &str, value: TraitValue) -> Self {
+        self.traits.push((name.to_owned(), value));
+        self
+    }
+
+    /// The longest wait to connect to the server. Default: 10 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.connect = timeout;
+        self
+    }
+
+    /// The longest a check-in or an event batch may take, answer included. Default: 30 s.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.request = timeout;
+        self
+    }
+
+    /// During a download, the longest wait for the server to start answering or to send more
+    /// bytes; a download that stalls longer fails with [`Error::Timeout`](crate::Error::Timeout)
+    /// and resumes on the next call. Default: 30 s.
+    pub fn stall_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.stall = timeout;
+        self
+    }
+
+    /// The largest build the app accepts, in bytes; larger offers are refused at check time.
+    /// Default: 8 GiB.
+    pub fn max_download_size(mut self, bytes: u64) -> Self {
+        self.max_download_size = bytes;
+        self
+    }
+
+    /// How many events may wait to be sent before the oldest are dropped. Default: 1000.
+    pub fn event_queue_capacity(mut self, capacity: usize) -> Self {
+        self.event_queue = capacity;
+        self
+    }
+
+    /// Builds the client: checks the settings, opens the state directory (creating the device
+    /// id on first use), detects what was not given, and starts the background event sender
+    /// on the current tokio runtime.
+    pub async fn build(self) -> Result<Client, BuildError> {
+        let settings = self.parse()?;
+        let parts = client::off_runtime(move || settings.prepare()).await?;
+        Ok(Client::start(parts))
+    }
+
+    /// Checks every setting; no I/O.
+    fn parse(self) -> Result<Settings, BuildError> {
+        fn invalid(setting: &'static str) -> impl Fn(halftone_channels::ParseError) -> BuildError {
+            move |e| BuildError::Invalid { setting, reason: e.to_string() }
+        }
+        let app = AppId::parse(&self.app.ok_or(BuildError::Missing("app"))?).map_err(invalid("app"))?;
+        let running =
+            Version::parse(&self.version.ok_or(BuildError::Missing("version"))?).map_err(invalid("version"))?;
+        let server = self.server.ok_or(BuildError::Missing("server"))?;
+        let state_dir = self.state_dir.ok_or(BuildError::Missing("state_dir"))?;
+        let mut keys = Vec::new();
+        for (id, hex) in &self.keys {
+            let id = KeyId::parse(id).map_err(invalid("trusted_key"))?;
+            keys.push((id, PublicKey::parse(hex).map_err(invalid("trusted_key"))?));
+        }
+        if keys.is_empty() {
+            return Err(BuildError::NoTrustedKeys);
+        }
+        let target = match &self.platform {
+            Some((os, arch)) => Some(Target {
+                os: os.parse().map_err(invalid("platform"))?,
+                arch: arch.parse().map_err(invalid("platform"))?,
+            }),
+            None => None,
+        };
+        let mut traits = BTreeMap::new();
+        for (name, value) in self.traits {
+            let name = TraitName::parse(&name).map_err(invalid("device_trait"))?;
+            client::check_trait(&value).map_err(|reason| BuildError::Invalid { setting: "device_trait", reason })?;
+            traits.insert(name, value);
+        }
+        if traits.len() > MAX_TRAITS {
+            return Err(BuildError::Invalid {
+                setting: "device_trait",
+                reason: format!("at most {MAX_TRAITS} traits"),
+            });
+        }
+        Ok(Settings {
+            api: Api::new(&server, app.clone(), self.timeouts)?,
+            app,
+            running,
+            target,
+            os_version: self.os_version.as_deref().map(OsVersion::parse).transpose().map_err(invalid("os_version"))?,
+            locale: self.locale.as_deref().map(Locale::parse).transpose().map_err(invalid("locale"))?,
+            keys: TrustedKeys::new(keys),
+            state_dir,
+            default_channel: match &self.default_channel {
+                Some(c) => ChannelName::parse(c).map_err(invalid("default_channel"))?,
+                None => ChannelName::stable(),
+            },
+            user: self.user.as_deref().map(UserId::parse).transpose().map_err(invalid("user"))?,
+            traits,
+            event_queue: self.event_queue,
+            max_download_size: self.max_download_size,
+        })
+    }
+}
+
+/// Checked settings, before the I/O of start-up.
+struct Settings {
+    api: Api,
+    app: AppId,
+    running: Version,
+    target: Option<Target>,
+    os_version: Option<OsVersion>,
+    locale: Option<Locale>,
+    keys: TrustedKeys,
+    state_dir: PathBuf,
+    default_channel: ChannelName,
+    user: Option<UserId>,
+    traits: BTreeMap<TraitName, TraitValue>,
+    event_queue: usize,
+    max_download_size: u64,
+}
+
+impl Settings {
+    /// Opens the state and detects the host. Blocking: file reads and, for the OS version, a
+    /// short command (`sw_vers`, `uname`).
+    fn prepare(self) -> Result<Parts, BuildError> {
+        let target = match self.target {
+            Some(t) => t,
+            None => host::compiled_target()
+                .map_err(|e| BuildError::Invalid { setting: "platform", reason: format!("cannot detect: {e}") })?,
+        };
+        let os_version = self.os_version.or_else(|| host::detect_os_version(&target.os));
+        let state = StateDir::open(&self.state_dir)?;
+        Ok(Parts {
+            device_id: state.device_id()?,
+            channel: state.channel()?.unwrap_or(self.default_channel),
+            watermark: state.watermark()?,
+            state,
+            api: Arc::new(self.api),
+            app: self.app,
+            running: self.running,
+            target,
+            os_version,
+            locale: self.locale.or_else(host::env_locale),
+            keys: self.keys,
+            user: self.user,
+            traits: self.traits,
+            event_queue: self.event_queue,
+            max_download_size: self.max_download_size,
+        })
+    }
+}

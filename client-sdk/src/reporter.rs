@@ -1,0 +1,264 @@
+//! Event reporting that never blocks the app: a bounded in-memory queue, drained in batches
+//! of up to [`MAX_BATCH`] by a background task that retries with backoff. When the queue is
+//! full the oldest event is dropped and counted ([`ReportStats::dropped`]).
+//!
+//! Events are not written to disk: they are telemetry, and a lost event costs a count on a
+//! dashboard, not a device. Call [`Client::flush`](crate::Client::flush) before the app exits.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use halftone_channels::wire::{Event, EventBatch};
+use tokio::sync::Notify;
+use tokio::time::{Instant, sleep_until};
+
+use crate::Error;
+use crate::api::Api;
+use crate::backoff::Backoff;
+
+/// The most events one request carries (the server's limit).
+pub(crate) const MAX_BATCH: usize = 100;
+
+/// The longest `detail` the server accepts, in characters.
+pub(crate) const MAX_DETAIL: usize = 1024;
+
+const BACKOFF: Backoff = Backoff { initial: Duration::from_secs(5), max: Duration::from_secs(300) };
+
+/// Counters of the event queue, for diagnostics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReportStats {
+    /// Events waiting to be sent.
+    pub queued: usize,
+    /// Events the server accepted.
+    pub sent: u64,
+    /// Events dropped because the queue was full (the oldest go first).
+    pub dropped: u64,
+    /// Events the server refused with a 4xx status (retrying would not help).
+    pub rejected: u64,
+}
+
+/// The queue and its background sender. Dropping it stops the sender; unsent events are lost.
+pub(crate) struct Reporter {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    api: Arc<Api>,
+    queue: Mutex<Queue>,
+    /// Signals the sender: an event arrived, or the reporter closed.
+    wake: Notify,
+    closed: AtomicBool,
+    /// One batch in flight at a time, whether the background task or `flush` sends it.
+    sending: tokio::sync::Mutex<()>,
+}
+
+struct Queue {
+    events: VecDeque<Event>,
+    capacity: usize,
+    stats: ReportStats,
+}
+
+impl Queue {
+    /// Adds at the back, dropping from the front when full.
+    fn push_back(&mut self, event: Event) {
+        self.events.push_back(event);
+        self.trim();
+    }
+
+    /// Puts a batch that failed back at the front, in order; when that overfills the queue,
+    /// the oldest (the batch itself) give way to newer events.
+    fn requeue(&mut self, batch: Vec<Event>) {
+        for event in batch.into_iter().rev() {
+            self.events.push_front(event);
+        }
+        self.trim();
+    }
+
+    fn trim(&mut self) {
+        while self.events.len() > self.capacity {
+            self.events.pop_front();
+            self.stats.dropped += 1;
+        }
+    }
+}
+
+impl Reporter {
+    /// Starts the background sender on the current tokio runtime. `capacity` is at least 1.
+    pub(crate) fn start(api: Arc<Api>, capacity: usize) -> Self {
+        let shared = Arc::new(Shared {
+            api,
+            queue: Mutex::new(Queue {
+                events: VecDeque::new(),
+                capacity: capacity.max(1),
+                stats: ReportStats::default(),
+            }),
+            wake: Notify::new(),
+            closed: AtomicBool::new(false),
+            sending: tokio::sync::Mutex::new(()),
+        });
+        tokio::spawn(run(shared.clone()));
+        Reporter { shared }
+    }
+
+    /// Queues an event; never waits.
+    pub(crate) fn push(&self, event: Event) {
+        self.shared.queue().push_back(event);
+        self.shared.wake.notify_one();
+    }
+
+    /// Sends what is queued now, batch by batch; stops at the first failure, leaving the
+    /// unsent events queued for the background sender.
+    pub(crate) async fn flush(&self) -> Result<(), Error> {
+        // Bounded, so an app reporting in a loop cannot keep `flush` from returning; the extra
+        // batch covers one the background sender may have had in flight and put back.
+        let mut budget = self.shared.queue().events.len().div_ceil(MAX_BATCH) + 1;
+        while budget > 0 {
+            if self.shared.send_batch().await? == 0 {
+                break;
+            }
+            budget -= 1;
+        }
+        Ok(())
+    }
+
+    /// The counters.
+    pub(crate) fn stats(&self) -> ReportStats {
+        let queue = self.shared.queue();
+        ReportStats { queued: queue.events.len(), ..queue.stats }
+    }
+}
+
+impl Drop for Reporter {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
+    }
+}
+
+impl Shared {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        // The queue's invariants hold between statements, so a panic elsewhere leaves it usable.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends one batch; answers how many events it carried (0: the queue was empty).
+    async fn send_batch(&self) -> Result<usize, Error> {
+        let _sending = self.sending.lock().await;
+        let events: Vec<Event> = {
+            let mut queue = self.queue();
+            let n = queue.events.len().min(MAX_BATCH);
+            queue.events.drain(..n).collect()
+        };
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let n = events.len();
+        let batch = EventBatch { events };
+        let result = self.api.send_events(&batch).await;
+        let mut queue = self.queue();
+        match result {
+            Ok(_) => {
+                queue.stats.sent += n as u64;
+                Ok(n)
+            }
+            Err(e) if refused_for_good(&e) => {
+                queue.stats.rejected += n as u64;
+                Err(e)
+            }
+            Err(e) => {
+                queue.requeue(batch.events);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A 4xx other than 408 and 429 means the batch itself is wrong: sending it again would not help.
+fn refused_for_good(e: &Error) -> bool {
+    matches!(e, Error::Server { status, .. } if (400..500).contains(status) && !matches!(status, 408 | 429))
+}
+
+/// The background sender: sends while events are queued, backs off after failures, and ends
+/// when the reporter is dropped.
+async fn run(shared: Arc<Shared>) {
+    let mut failures = 0u32;
+    let mut retry_at: Option<Instant> = None;
+    loop {
+        if shared.closed.load(Ordering::Acquire) {
+            return;
+        }
+        if let Some(at) = retry_at {
+            tokio::select! {
+                () = sleep_until(at) => retry_at = None,
+                () = shared.wake.notified() => {}
+            }
+            continue;
+        }
+        if shared.queue().events.is_empty() {
+            shared.wake.notified().await;
+            continue;
+        }
+        match shared.send_batch().await {
+            Ok(_) => failures = 0,
+            Err(e) if refused_for_good(&e) => {
+                tracing::warn!(error = %e, "event batch refused by the server; dropped");
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let delay = BACKOFF.delay(failures, e.retry_after(), rand::random());
+                tracing::debug!(error = %e, ?delay, "sending events failed; will retry");
+                retry_at = Some(Instant::now() + delay);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use halftone_channels::wire::EventKind;
+    use halftone_channels::{ChannelName, DeviceId, Version};
+
+    fn event(n: u64) -> Event {
+        Event {
+            device_id: DeviceId::parse("d").unwrap(),
+            kind: EventKind::FirstRun,
+            version: Version::new(1, 0, n),
+            channel: ChannelName::stable(),
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_the_oldest_and_counts() {
+        let mut q = Queue { events: VecDeque::new(), capacity: 3, stats: ReportStats::default() };
+        for n in 0..5 {
+            q.push_back(event(n));
+        }
+        let patches: Vec<u64> = q.events.iter().map(|e| e.version.as_semver().patch).collect();
+        assert_eq!(patches, [2, 3, 4]);
+        assert_eq!(q.stats.dropped, 2);
+        q.requeue(vec![event(0), event(1)]);
+        let patches: Vec<u64> = q.events.iter().map(|e| e.version.as_semver().patch).collect();
+        assert_eq!(patches, [2, 3, 4]);
+        assert_eq!(q.stats.dropped, 4);
+        q.events.pop_back();
+        q.requeue(vec![event(7), event(8)]);
+        let patches: Vec<u64> = q.events.iter().map(|e| e.version.as_semver().patch).collect();
+        assert_eq!(patches, [8, 2, 3]);
+    }
+
+    #[test]
+    fn only_client_errors_are_final() {
+        let server = |status| Error::Server { status, problem: None, retry_after: None };
+        assert!(refused_for_good(&server(400)));
+        assert!(refused_for_good(&server(404)));
+        assert!(!refused_for_good(&server(429)));
+        assert!(!refused_for_good(&server(408)));
+        assert!(!refused_for_good(&server(503)));
+        assert!(!refused_for_good(&Error::Network { detail: "reset".into() }));
+    }
+}

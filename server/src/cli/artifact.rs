@@ -1,0 +1,135 @@
+//! Artifacts on their way to a release: `--artifact os/arch=path` ([`ArtifactArg`]), then
+//! hash, sign locally, and upload with a progress bar ([`sign_and_upload`]).
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use anyhow::{Context as _, bail};
+use halftone_channels::wire::ArtifactSpec;
+use halftone_channels::{AppId, Arch, Os, SignedFields, Target, Version};
+use halftone_client::admin::{AdminClient, LocalArtifact};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::keys::ReleaseKey;
+use super::output::{Output, bytes};
+
+/// `--artifact os/arch=path`: one build file and the platform it is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactArg {
+    /// The os and arch.
+    pub target: Target,
+    /// The file.
+    pub path: PathBuf,
+}
+
+impl FromStr for ArtifactArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let expected = || format!("expected os/arch=path, like windows/x86_64=dist/notes-setup.exe, not {s:?}");
+        let (target, path) = s.split_once('=').ok_or_else(expected)?;
+        let (os, arch) = target.split_once('/').ok_or_else(expected)?;
+        if path.is_empty() {
+            return Err(expected());
+        }
+        let os = Os::parse(os.trim()).map_err(|e| e.to_string())?;
+        let arch = Arch::parse(arch.trim()).map_err(|e| e.to_string())?;
+        Ok(ArtifactArg { target: Target { os, arch }, path: PathBuf::from(path) })
+    }
+}
+
+/// Refuses two files for one platform before anything is uploaded.
+pub fn check_distinct(artifacts: &[ArtifactArg]) -> anyhow::Result<()> {
+    let mut seen = BTreeSet::new();
+    for a in artifacts {
+        if !seen.insert(&a.target) {
+            bail!("two --artifact files for {}: a release has one build per os/arch", a.target);
+        }
+    }
+    Ok(())
+}
+
+/// Hashes each file, signs its signed message with `key`, uploads it, and returns the
+/// artifact specs of the release. Nothing is uploaded before every file was read and signed,
+/// so a missing file fails fast.
+pub async fn sign_and_upload(
+    client: &AdminClient,
+    app: &AppId,
+    version: &Version,
+    key: &ReleaseKey,
+    artifacts: &[ArtifactArg],
+    out: &Output,
+) -> anyhow::Result<Vec<ArtifactSpec>> {
+    check_distinct(artifacts)?;
+    let mut signed = Vec::with_capacity(artifacts.len());
+    for a in artifacts {
+        let local = LocalArtifact::hash(&a.path).await?;
+        let signature =
+            key.sign(SignedFields { app, version, target: &a.target, sha256: local.sha256(), size: local.size() });
+        signed.push((a, local, signature));
+    }
+    let mut specs = Vec::with_capacity(signed.len());
+    for (a, local, signature) in signed {
+        let bar = progress_bar(out, &a.target, local.size());
+        let on_progress = bar.clone();
+        let stored = client
+            .upload_artifact(&local, move |sent| on_progress.set_position(sent))
+            .await
+            .with_context(|| format!("uploading {} for {}", a.path.display(), a.target))?;
+        bar.finish_and_clear();
+        out.note(&format!(
+            "{} {} {} ({})",
+            if stored.created { "uploaded" } else { "already stored" },
+            a.target,
+            local.sha256(),
+            bytes(local.size())
+        ));
+        specs.push(ArtifactSpec {
+            os: a.target.os.clone(),
+            arch: a.target.arch.clone(),
+            sha256: *local.sha256(),
+            size: local.size(),
+            signature,
+            key_id: key.id().clone(),
+            url: None,
+        });
+    }
+    Ok(specs)
+}
+
+fn progress_bar(out: &Output, target: &Target, len: u64) -> ProgressBar {
+    if !out.shows_progress() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len).with_message(target.to_string());
+    if let Ok(style) = ProgressStyle::with_template("{msg:16} [{bar:32}] {bytes}/{total_bytes} {bytes_per_sec} {eta}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn artifact_arguments_parse() {
+        let a: ArtifactArg = "windows/x86_64=dist/setup=1.exe".parse().unwrap();
+        assert_eq!(a.target.to_string(), "windows/x86_64");
+        assert_eq!(a.path, PathBuf::from("dist/setup=1.exe"));
+        for bad in ["windows/x86_64", "windows=a", "windows/x86_64=", "Windows/x86_64=a", "/x86_64=a", "linux/=a"] {
+            assert!(bad.parse::<ArtifactArg>().is_err(), "{bad:?}");
+        }
+        let e = "windows=a".parse::<ArtifactArg>().unwrap_err();
+        assert!(e.starts_with("expected os/arch=path"), "{e}");
+    }
+
+    #[test]
+    fn one_build_per_platform() {
+        let a: ArtifactArg = "linux/x86_64=a".parse().unwrap();
+        let b: ArtifactArg = "linux/aarch64=b".parse().unwrap();
+        assert!(check_distinct(&[a.clone(), b]).is_ok());
+        let e = check_distinct(&[a.clone(), a]).unwrap_err();
+        assert!(e.to_string().contains("two --artifact files for linux/x86_64"), "{e}");
+    }
+}

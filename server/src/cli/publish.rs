@@ -1,0 +1,281 @@
+//! New releases: `publish` (sign, upload, create the release with its first rollout) and
+//! `rollback` (sign and upload a rebuild of good code, then halt the bad release and publish
+//! the rebuild in one server call).
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use halftone_channels::wire::AppView;
+use halftone_channels::wire::{PublishRequest, ReleaseSpec, RollbackRequest};
+use halftone_channels::{AppId, ChannelName, KeyId, Version};
+use halftone_client::admin::AdminClient;
+
+use super::artifact::{ArtifactArg, sign_and_upload};
+use super::keys::ReleaseKey;
+use super::output::Output;
+use super::profile::Profile;
+use super::rollout::{RolloutArgs, rollouts};
+
+/// The signing key flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KeyArgs {
+    /// The private key file written by `halftone keygen`.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: PathBuf,
+    /// The id the app registered the key under [default: the key's fingerprint].
+    #[arg(long, value_name = "ID")]
+    pub key_id: Option<KeyId>,
+}
+
+/// The release notes flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NotesArgs {
+    /// Release notes.
+    #[arg(long, conflicts_with = "notes_file")]
+    pub notes: Option<String>,
+    /// Read the release notes from a file.
+    #[arg(long, value_name = "FILE")]
+    pub notes_file: Option<PathBuf>,
+}
+
+impl NotesArgs {
+    /// The notes text, or `None` when neither flag was given.
+    pub fn read(&self) -> anyhow::Result<Option<String>> {
+        match (&self.notes, &self.notes_file) {
+            (Some(text), _) => Ok(Some(text.clone())),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map(Some)
+                .with_context(|| format!("could not read the notes file {}", path.display())),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// Refuses, before anything is uploaded, a key the app would refuse: one whose id the app
+/// does not list, or listed with another public key.
+pub async fn check_key(client: &AdminClient, app: &AppId, key: &ReleaseKey) -> anyhow::Result<()> {
+    let view = client.get_app(app).await?;
+    key_is_trusted(&view, key)
+}
+
+fn key_is_trusted(app: &AppView, key: &ReleaseKey) -> anyhow::Result<()> {
+    match app.keys.iter().find(|k| &k.id == key.id()) {
+        Some(k) if k.public_key == key.public_key() => Ok(()),
+        Some(_) => bail!(
+            "app {} trusts a different public key under the id {}; check --key-file and --key-id",
+            app.id,
+            key.id()
+        ),
+        None => {
+            let ids: Vec<&str> = app.keys.iter().map(|k| k.id.as_str()).collect();
+            bail!(
+                "app {} does not trust key {} (it trusts: {}); add it with `halftone app update {} --key {}={}`, \
+                 or pass --key-id if the app lists it under another id",
+                app.id,
+                key.id(),
+                if ids.is_empty() { "no keys yet".to_owned() } else { ids.join(", ") },
+                app.id,
+                key.id(),
+                key.public_key()
+            )
+        }
+    }
+}
+
+/// `halftone publish`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PublishArgs {
+    /// The app.
+    pub app: AppId,
+    /// The new version.
+    pub version: Version,
+    /// The channel of the first rollout.
+    #[arg(long)]
+    pub channel: ChannelName,
+    /// The first rollout.
+    #[command(flatten)]
+    pub rollout: RolloutArgs,
+    /// The signing key.
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// A build: os/arch=path (repeat, one per platform).
+    #[arg(long = "artifact", value_name = "OS/ARCH=PATH", required = true)]
+    pub artifacts: Vec<ArtifactArg>,
+    /// Release notes.
+    #[command(flatten)]
+    pub notes: NotesArgs,
+    /// Devices must take this update.
+    #[arg(long)]
+    pub critical: bool,
+    /// Devices older than this must first update to an older release.
+    #[arg(long, value_name = "VERSION")]
+    pub min_from: Option<Version>,
+}
+
+/// Runs `halftone publish`.
+pub async fn publish(args: PublishArgs, profile: &Profile, out: &Output) -> anyhow::Result<()> {
+    let client = profile.admin()?;
+    let key = ReleaseKey::load(&args.key.key_file, args.key.key_id.clone())?;
+    let notes = args.notes.read()?.unwrap_or_default();
+    check_key(&client, &args.app, &key).await?;
+    let artifacts = sign_and_upload(&client, &args.app, &args.version, &key, &args.artifacts, out).await?;
+    let request = PublishRequest {
+        release: ReleaseSpec {
+            version: args.version.clone(),
+            notes,
+            critical: args.critical,
+            min_from_version: args.min_from.clone(),
+            rebuild_of: None,
+            artifacts,
+        },
+        channel: args.channel.clone(),
+        rollout: args.rollout.spec(),
+    };
+    let written = client.publish(&args.app, &request).await?;
+    let created = written.is_created();
+    out.emit(written.value(), |r| {
+        if created {
+            format!(
+                "published {} {} on {} at {} ({} signed by {})",
+                args.app,
+                args.version,
+                args.channel,
+                args.rollout.percent,
+                match r.release.artifacts.len() {
+                    1 => "1 artifact".to_owned(),
+                    n => format!("{n} artifacts"),
+                },
+                key.id()
+            )
+        } else {
+            format!("{} {} was already published with identical content; now {}", args.app, args.version, rollouts(r))
+        }
+    })
+}
+
+/// `halftone rollback`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RollbackArgs {
+    /// The app.
+    pub app: AppId,
+    /// The bad release, halted everywhere.
+    #[arg(long)]
+    pub bad: Version,
+    /// The rebuild's version, higher than every version of the app.
+    #[arg(long = "version", value_name = "VERSION")]
+    pub new_version: Version,
+    /// The good version whose code the rebuild re-issues.
+    #[arg(long, value_name = "VERSION")]
+    pub rebuild_of: Version,
+    /// The signing key.
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// A rebuilt file: os/arch=path (repeat, one per platform).
+    #[arg(long = "artifact", value_name = "OS/ARCH=PATH", required = true)]
+    pub artifacts: Vec<ArtifactArg>,
+    /// Release notes [default: says what is rolled back to what].
+    #[command(flatten)]
+    pub notes: NotesArgs,
+    /// Devices must take the rebuild.
+    #[arg(long)]
+    pub critical: bool,
+}
+
+/// Runs `halftone rollback`.
+pub async fn rollback(args: RollbackArgs, profile: &Profile, out: &Output) -> anyhow::Result<()> {
+    let client = profile.admin()?;
+    let key = ReleaseKey::load(&args.key.key_file, args.key.key_id.clone())?;
+    let notes =
+        args.notes.read()?.unwrap_or_else(|| format!("Rolls back {} to the code of {}.", args.bad, args.rebuild_of));
+    let artifacts = sign_and_upload(&client, &args.app, &args.new_version, &key, &args.artifacts, out).await?;
+    let request = RollbackRequest {
+        bad_version: args.bad.clone(),
+        release: ReleaseSpec {
+            version: args.new_version.clone(),
+            notes,
+            critical: args.critical,
+            min_from_version: None,
+            rebuild_of: Some(args.rebuild_of.clone()),
+            artifacts,
+        },
+    };
+    let rebuild = client.rollback(&args.app, &request).await?;
+    out.emit(&rebuild, |r| {
+        format!(
+            "halted {} {} everywhere and published {} (rebuild of {}); now {}",
+            args.app,
+            args.bad,
+            args.new_version,
+            args.rebuild_of,
+            rollouts(r)
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct P {
+        #[command(flatten)]
+        args: PublishArgs,
+    }
+
+    #[test]
+    fn keys_are_checked_against_the_app_before_uploading() {
+        let key = ReleaseKey::generate();
+        let other = ReleaseKey::generate();
+        let app =
+            |keys| AppView { id: AppId::parse("notes").unwrap(), display_name: "Notes".into(), keys, channels: vec![] };
+        assert!(key_is_trusted(&app(vec![other.spec(), key.spec()]), &key).is_ok());
+        let e = key_is_trusted(&app(vec![other.spec()]), &key).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("app notes does not trust key {} (it trusts: {})", key.id(), other.id())),
+            "{e}"
+        );
+        let impostor = halftone_channels::wire::KeySpec { id: key.id().clone(), public_key: other.public_key() };
+        let e = key_is_trusted(&app(vec![impostor]), &key).unwrap_err().to_string();
+        assert!(e.contains("trusts a different public key"), "{e}");
+    }
+
+    #[test]
+    fn publish_flags_parse() {
+        let p = P::try_parse_from([
+            "x",
+            "notes",
+            "1.2.0",
+            "--channel",
+            "beta",
+            "--percent",
+            "10%",
+            "--key-file",
+            "k.key",
+            "--artifact",
+            "windows/x86_64=a.exe",
+            "--artifact",
+            "macos/aarch64=a.dmg",
+            "--rule",
+            r#"{"kind":"locale_in","values":["zh"]}"#,
+            "--allow",
+            "device-1",
+            "--critical",
+            "--min-from",
+            "1.0.0",
+        ])
+        .unwrap()
+        .args;
+        assert_eq!(p.artifacts.len(), 2);
+        assert_eq!(p.rollout.spec().basis_points.basis_points(), 1000);
+        assert_eq!(p.rollout.spec().rules.len(), 1);
+        assert!(p.critical);
+        assert_eq!(p.min_from, Some(Version::parse("1.0.0").unwrap()));
+        // Both notes flags at once, and a missing artifact, are usage errors.
+        let base = ["x", "notes", "1.2.0", "--channel", "beta", "--percent", "1%", "--key-file", "k"];
+        let with = |extra: &[&str]| P::try_parse_from(base.iter().chain(extra.iter())).map(|_| ());
+        assert!(with(&["--artifact", "linux/x86_64=a", "--notes", "n", "--notes-file", "f"]).is_err());
+        assert!(with(&[]).is_err());
+        assert!(with(&["--artifact", "linux/x86_64=a", "--notes", "n"]).is_ok());
+    }
+}

@@ -1,0 +1,115 @@
+//! Admin tokens: `token create|list|revoke`.
+
+use halftone_channels::AppId;
+use halftone_channels::wire::{Role, TokenList, TokenRequest, TokenView};
+
+use super::output::{Output, Table};
+use super::profile::Profile;
+
+/// A token's role (`--role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoleArg {
+    /// Everything, including tokens.
+    Admin,
+    /// Publish and change rollouts of the `--app`s; read everything.
+    Publisher,
+    /// Read only.
+    Viewer,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::Admin => Role::Admin,
+            RoleArg::Publisher => Role::Publisher,
+            RoleArg::Viewer => Role::Viewer,
+        }
+    }
+}
+
+/// `halftone token ...`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; its secret is printed once.
+    Create {
+        /// A label for people (`ci-notes`, `alice`).
+        #[arg(long)]
+        name: String,
+        /// What the token may do.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// For publishers: an app it may change (repeat).
+        #[arg(long = "app", value_name = "APP")]
+        apps: Vec<AppId>,
+    },
+    /// List live tokens (without secrets).
+    List,
+    /// Revoke a token at once.
+    Revoke {
+        /// The token's id, as `token list` shows it.
+        id: String,
+    },
+}
+
+/// Runs `halftone token ...`.
+pub async fn run(cmd: TokenCommand, profile: &Profile, out: &Output) -> anyhow::Result<()> {
+    let client = profile.admin()?;
+    match cmd {
+        TokenCommand::Create { name, role, apps } => {
+            let created = client.create_token(&TokenRequest { name, role: role.into(), apps }).await?;
+            out.emit(&created, |c| {
+                format!("created token {} ({})\nsecret (shown only now): {}", c.view.id, who(&c.view), c.token)
+            })
+        }
+        TokenCommand::List => {
+            let list = client.list_tokens().await?;
+            out.emit(&list, |l| table(l).render())
+        }
+        TokenCommand::Revoke { id } => {
+            client.revoke_token(&id).await?;
+            out.line(&format!("revoked token {id}"))
+        }
+    }
+}
+
+/// `ci-notes, publisher of notes, chat`.
+fn who(t: &TokenView) -> String {
+    let role = match t.role {
+        Role::Admin => "admin",
+        Role::Publisher => "publisher",
+        Role::Viewer => "viewer",
+    };
+    let apps: Vec<&str> = t.apps.iter().map(AppId::as_str).collect();
+    if apps.is_empty() { format!("{}, {role}", t.name) } else { format!("{}, {role} of {}", t.name, apps.join(", ")) }
+}
+
+/// The tokens table.
+pub fn table(list: &TokenList) -> Table {
+    let mut t = Table::new(["ID", "NAME", "ROLE", "APPS"]);
+    for tok in &list.tokens {
+        let role = serde_json::to_value(tok.role).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let apps: Vec<&str> = tok.apps.iter().map(AppId::as_str).collect();
+        t.row([tok.id.clone(), tok.name.clone(), role, apps.join(", ")]);
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_read_as_a_table_and_a_phrase() {
+        let list: TokenList = serde_json::from_str(
+            r#"{"tokens":[{"id":"t1","name":"ci","role":"publisher","apps":["notes","chat"]},
+                          {"id":"t2","name":"root","role":"admin","apps":[]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            table(&list).render(),
+            "ID  NAME  ROLE       APPS\nt1  ci    publisher  notes, chat\nt2  root  admin\n"
+        );
+        assert_eq!(who(&list.tokens[0]), "ci, publisher of notes, chat");
+        assert_eq!(who(&list.tokens[1]), "root, admin");
+    }
+}
