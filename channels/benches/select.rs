@@ -92,6 +92,8 @@ fn catalog() -> Catalog {
                 rules: rules(i, k),
                 state: RolloutState::Active,
                 interactive_bypass: k == 2,
+                schedule: None,
+                gate: None,
             };
             rollouts.push(Rollout::from_spec(&app, v.clone(), channel.parse().unwrap(), spec).unwrap());
         }

@@ -8,7 +8,7 @@ use std::fmt;
 use crate::bucket::{Bucket, bucket};
 use crate::error::{ParseError, What, check_printable, string_newtype};
 use crate::wire::RolloutSpec;
-use crate::{AppId, ChannelName, CheckIn, CheckKind, Rule, Version};
+use crate::{AppId, ChannelName, CheckIn, CheckKind, HealthGate, Rule, Schedule, ScheduleSpec, Version};
 
 /// A share of devices in basis points: 0 is nobody, 10000 is everybody, 1 is 0.01%.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -42,7 +42,10 @@ impl Percent {
         }
         let frac = format!("{frac:0<2}");
         let bp = int.parse::<u32>().map_err(|_| bad())? * 100 + frac.parse::<u32>().map_err(|_| bad())?;
-        Percent::from_basis_points(u16::try_from(bp).map_err(|_| bad())?)
+        match u16::try_from(bp) {
+            Ok(bp) if bp <= 10_000 => Ok(Percent(bp)),
+            _ => Err(ParseError::new(What::Percent, s, "a percentage goes from 0% to 100%")),
+        }
     }
 
     /// The share in basis points.
@@ -242,6 +245,10 @@ pub struct Rollout {
     pub state: RolloutState,
     /// Whether a user-initiated check skips the percentage.
     pub interactive_bypass: bool,
+    /// Steps the server advances by itself, if any.
+    pub schedule: Option<Schedule>,
+    /// Feedback limits that stop the rollout by themselves, if any.
+    pub gate: Option<HealthGate>,
 }
 
 impl Rollout {
@@ -256,6 +263,18 @@ impl Rollout {
         if spec.rules.len() > MAX_RULES {
             return Err(ParseError::new(What::Rollout, &release.to_string(), format!("at most {MAX_RULES} rules")));
         }
+        let schedule = spec.schedule.map(Schedule::try_from).transpose()?;
+        if let Some(s) = schedule.as_ref().filter(|s| s.first() != spec.basis_points) {
+            return Err(ParseError::new(
+                What::Rollout,
+                &release.to_string(),
+                format!(
+                    "a scheduled rollout starts at its first step: basis_points must be {}",
+                    s.first().basis_points()
+                ),
+            ));
+        }
+        let gate = spec.gate.map(HealthGate::validate).transpose()?;
         Ok(Rollout {
             salt: spec.salt.unwrap_or_else(|| Salt::default_for(app, &release)),
             release,
@@ -267,6 +286,8 @@ impl Rollout {
             rules: spec.rules,
             state: spec.state,
             interactive_bypass: spec.interactive_bypass,
+            schedule,
+            gate,
         })
     }
 
@@ -281,6 +302,8 @@ impl Rollout {
             rules: self.rules.clone(),
             state: self.state,
             interactive_bypass: self.interactive_bypass,
+            schedule: self.schedule.as_ref().map(ScheduleSpec::from),
+            gate: self.gate,
         }
     }
 
@@ -349,6 +372,10 @@ mod tests {
         }
         for bad in ["", "%", "101%", "1.234%", "-1", "abc", "1e2"] {
             assert!(Percent::parse(bad).is_err(), "{bad:?}");
+        }
+        for over in ["150%", "999.99%", "100.5"] {
+            let e = Percent::parse(over).unwrap_err().to_string();
+            assert!(e.contains(&format!("{over:?}")) && e.contains("0% to 100%"), "{e}");
         }
         assert!(Percent::from_basis_points(10_001).unwrap_err().to_string().contains("0 to 10000"));
         assert!(serde_json::from_str::<Percent>("10001").is_err());

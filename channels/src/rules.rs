@@ -124,6 +124,18 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// `::ffff:10.0.0.0/104` is the IPv4 network 10.0.0.0/8: client addresses are matched as
+/// IPv4 when they are IPv4-mapped, so networks must be too.
+fn canonical_net(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).map_or(net, IpNet::V4),
+            None => net,
+        },
+        other => other,
+    }
+}
+
 fn list<T: fmt::Display>(f: &mut fmt::Formatter<'_>, items: &[T]) -> fmt::Result {
     f.write_str("[")?;
     for (i, x) in items.iter().enumerate() {
@@ -225,7 +237,7 @@ impl TryFrom<RuleSpec> for Rule {
             RuleKind::IpIn => Rule::IpIn(strings(kind, w.values, |s| {
                 s.parse::<IpNet>()
                     .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-                    .map(|n| n.trunc())
+                    .map(|n| canonical_net(n).trunc())
                     .map_err(|_| ParseError::new(What::Rule, s, "expected a CIDR like 10.0.0.0/8 or an IP address"))
             })?),
             RuleKind::OsVersion => {
@@ -379,6 +391,9 @@ mod tests {
 
     #[test]
     fn ip() {
+        let mapped = r#"{"kind":"ip_in","values":["::ffff:10.0.0.0/104"]}"#;
+        check(mapped, |c| c.ip = Some("10.1.2.3".parse().unwrap()), true);
+        check(mapped, |c| c.ip = Some("11.1.2.3".parse().unwrap()), false);
         let r = r#"{"kind":"ip_in","values":["10.0.0.0/8","2001:db8::/32","192.0.2.7"]}"#;
         check(r, |c| c.ip = Some("10.1.2.3".parse().unwrap()), true);
         check(r, |c| c.ip = Some("::ffff:10.1.2.3".parse().unwrap()), true);

@@ -69,6 +69,8 @@ pub fn rollout(version: &str, channel: &str, bp: u16) -> Rollout {
             rules: vec![],
             state: RolloutState::Active,
             interactive_bypass: false,
+            schedule: None,
+            gate: None,
         },
     )
     .unwrap()

@@ -12,9 +12,9 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    AppId, Arch, ChannelName, CheckIn, CheckKind, DeviceId, ExternalUrl, KeyId, ListedId, Locale, Os, OsVersion,
-    Percent, Platform, PublicKey, Rank, RolloutState, Rule, Salt, Sha256, Signature, Stickiness, Target, TraitName,
-    TraitValue, Traits, UserId, Version,
+    AppId, Arch, ChannelName, CheckIn, CheckKind, DeviceId, ExternalUrl, HealthGate, KeyId, ListedId, Locale, Os,
+    OsVersion, Percent, Platform, PublicKey, Rank, RolloutState, Rule, Salt, ScheduleSpec, Sha256, Signature, Step,
+    Stickiness, Target, TraitName, TraitValue, Traits, UserId, Version,
 };
 
 // ---------- device side ----------
@@ -153,9 +153,10 @@ pub struct EventBatch {
 /// The answer to an event batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventsAccepted {
-    /// Events counted.
+    /// Distinct events in the batch (device, release, channel, kind), all durably counted.
+    /// Figures count each device once per release, channel and kind, across batches too.
     pub accepted: u32,
-    /// Events ignored as duplicates of ones already counted.
+    /// Events repeated within this batch.
     pub duplicates: u32,
 }
 
@@ -335,6 +336,12 @@ pub struct RolloutSpec {
     /// Whether user-initiated checks skip the percentage.
     #[serde(default)]
     pub interactive_bypass: bool,
+    /// Steps the server advances by itself; `basis_points` must be the first step's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleSpec>,
+    /// Limits that halt (or pause) the rollout by themselves when install feedback breaches them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<HealthGate>,
 }
 
 /// `PATCH .../rollouts/{channel}`: the fields to change; absent fields keep their value.
@@ -359,6 +366,12 @@ pub struct RolloutPatch {
     /// New interactive bypass.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interactive_bypass: Option<bool>,
+    /// A new schedule (the rollout continues from the step at or below its percentage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleSpec>,
+    /// A new health gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<HealthGate>,
 }
 
 /// One artifact of a release being published.
@@ -546,6 +559,18 @@ pub struct AuditLog {
     pub entries: Vec<AuditEntry>,
 }
 
+/// `POST /v1/apps/{app}/explain`: a check-in body, and optionally the device's IP address
+/// (for `ip_in` rules; without it the rules see no IP and do not match).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExplainRequest {
+    /// What the device would send.
+    #[serde(flatten)]
+    pub check: CheckRequest,
+    /// The device's IP address as the server would see it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<IpAddr>,
+}
+
 /// One release's verdict in an explanation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseVerdict {
@@ -614,4 +639,102 @@ pub struct Problem {
     pub status: u16,
     /// What went wrong with this request, in one sentence.
     pub detail: String,
+}
+
+/// Distinct-device figures of one release on one channel (approximate above a few thousand:
+/// counted with sketches, about 2% error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Figures {
+    /// Check-ins that were offered this release (every check-in counts).
+    pub offers: u64,
+    /// Distinct devices offered it.
+    pub offered_devices: u64,
+    /// Devices that started downloading it.
+    pub downloads: u64,
+    /// Devices whose download failed.
+    pub download_failures: u64,
+    /// Devices that installed it.
+    pub installs: u64,
+    /// Devices whose install failed.
+    pub install_failures: u64,
+    /// Devices that ran it for the first time.
+    pub first_runs: u64,
+    /// Devices that crashed on it.
+    pub crashes: u64,
+}
+
+/// Where a scheduled rollout stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleStatus {
+    /// The steps.
+    pub steps: Vec<Step>,
+    /// The index of the current step (the highest at or below the rollout's percentage).
+    pub step: Option<usize>,
+    /// When the current step began (ms since the epoch; shifted by time spent paused).
+    pub since_ms: u64,
+    /// When the next step is due if the health gate passes, while active.
+    pub next_at_ms: Option<u64>,
+}
+
+/// One rollout's state, figures and history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutStatus {
+    /// The channel.
+    pub channel: ChannelName,
+    /// Active, paused or halted.
+    pub state: RolloutState,
+    /// The current share.
+    pub basis_points: Percent,
+    /// The schedule, if any.
+    pub schedule: Option<ScheduleStatus>,
+    /// The health gate, if any.
+    pub gate: Option<HealthGate>,
+    /// Feedback figures.
+    pub figures: Figures,
+    /// Every change to this rollout, oldest first (including the scheduler's and gates').
+    pub history: Vec<AuditEntry>,
+}
+
+/// One release's rollouts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseStatus {
+    /// The version.
+    pub version: Version,
+    /// Whether it must be taken.
+    pub critical: bool,
+    /// The version whose code it re-issues, for a rollback.
+    pub rebuild_of: Option<Version>,
+    /// Per channel.
+    pub rollouts: Vec<RolloutStatus>,
+}
+
+/// Distinct devices that checked in on one version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionAdoption {
+    /// The version the devices ran.
+    pub version: Version,
+    /// In the last day (windows of 4 hours: the last 24 to 28 hours).
+    pub last_day: u64,
+    /// In the last week.
+    pub last_week: u64,
+}
+
+/// Adoption on one channel, newest version first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelAdoption {
+    /// The channel devices are on.
+    pub channel: ChannelName,
+    /// Per version.
+    pub versions: Vec<VersionAdoption>,
+}
+
+/// `GET /v1/apps/{app}/status[?version=V]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusView {
+    /// The app.
+    pub app: AppId,
+    /// Releases (newest first; one when a version is asked for).
+    pub releases: Vec<ReleaseStatus>,
+    /// Which versions devices run, per channel.
+    pub adoption: Vec<ChannelAdoption>,
 }

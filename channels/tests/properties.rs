@@ -193,6 +193,8 @@ impl CatalogPlan {
                     rules: p.rules.iter().map(|&i| pool[i].clone()).collect(),
                     state: p.state,
                     interactive_bypass: p.interactive_bypass,
+                    schedule: None,
+                    gate: None,
                 };
                 rollouts.push(Rollout::from_spec(&app(), v.clone(), CHANNELS[channel].parse().unwrap(), spec).unwrap());
             }
@@ -406,6 +408,8 @@ fn rollout_at(salt: &str, bp: u16) -> Rollout {
             rules: vec![],
             state: RolloutState::Active,
             interactive_bypass: false,
+            schedule: None,
+            gate: None,
         },
     )
     .unwrap()

@@ -37,8 +37,8 @@ use std::time::Duration;
 
 use halftone_channels::wire::{
     AppList, AppSpec, AppView, ArtifactStored, AuditLog, CheckRequest, CheckResponse, ExplainResponse, Problem,
-    PromoteRequest, PublishRequest, ReleaseList, ReleaseView, RollbackRequest, RolloutPatch, RolloutView, TokenCreated,
-    TokenList, TokenRequest,
+    PromoteRequest, PublishRequest, ReleaseList, ReleaseView, RollbackRequest, RolloutPatch, RolloutView, StatusView,
+    TokenCreated, TokenList, TokenRequest,
 };
 use halftone_channels::{AppId, ChannelName, Sha256, Version};
 use reqwest::header::{self, HeaderMap, HeaderValue};
@@ -439,6 +439,12 @@ impl AdminClient {
     /// `GET /v1/apps/{app}/audit`: every change made to the app, oldest first.
     pub async fn audit(&self, app: &AppId) -> Result<AuditLog, AdminError> {
         self.call_json(Method::GET, &["v1", "apps", app.as_str(), "audit"], None::<&()>).await.map(|r| r.body)
+    }
+
+    /// `GET /v1/apps/{app}/status`: every release's rollouts with state, schedule, gate,
+    /// feedback figures and history, and adoption by version.
+    pub async fn status(&self, app: &AppId) -> Result<StatusView, AdminError> {
+        self.call_json(Method::GET, &["v1", "apps", app.as_str(), "status"], None::<&()>).await.map(|r| r.body)
     }
 
     /// `POST /v1/apps/{app}/explain`: what the device described by `request` would be offered,

@@ -80,7 +80,9 @@ fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
     let bearer = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token)
         .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be Bearer <token>".into()))?;
     let invalid = || ApiError::Unauthorized("the token is not valid (unknown, revoked or mistyped)".into());
     let (id, secret) = bearer.trim().strip_prefix("htk_").and_then(|t| t.split_once('_')).ok_or_else(invalid)?;

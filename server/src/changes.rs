@@ -8,37 +8,32 @@
 //! change writes nothing.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use halftone_channels::wire::{
     AppSpec, AppView, AuditEntry, ChannelSpec, PromoteRequest, PublishRequest, ReleaseSpec, ReleaseView,
     RollbackRequest, RolloutPatch, RolloutSpec, RolloutView, TokenCreated, TokenRequest, TokenView,
 };
 use halftone_channels::{
-    AppId, ChannelName, IdList, Percent, Range, Release, Rollout, RolloutState, Rule, SignedFields, Version,
-    signed_message,
+    AppId, ChannelName, IdList, Percent, Range, Release, Rollout, RolloutState, Rule, ScheduleClock, SignedFields,
+    Version, signed_message,
 };
 use serde::Serialize;
 
 use crate::auth::{Principal, new_token};
 use crate::problem::ApiError;
-use crate::snapshot::{AppParts, AppSnapshot, etag, ladder_of};
+use crate::snapshot::{AppParts, AppSnapshot, RolloutMeta, etag, ladder_of};
 use crate::state::State;
 use crate::store::{AppRecord, Change, ReleaseRecord, RolloutRecord, TokenRecord};
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
 
 fn json<T: Serialize>(v: &T) -> Option<serde_json::Value> {
     serde_json::to_value(v).ok()
 }
 
-fn audit(who: &Principal, action: &str, app: &AppId, subject: String) -> AuditEntry {
+fn audit(at_ms: u64, actor: &str, action: &str, app: &AppId, subject: String) -> AuditEntry {
     AuditEntry {
         seq: 0,
-        at_ms: now_ms(),
-        actor: who.name.clone(),
+        at_ms,
+        actor: actor.to_owned(),
         action: action.into(),
         app: app.clone(),
         subject,
@@ -64,15 +59,9 @@ impl State {
     }
 
     /// Indexes `parts`, commits `change`, and publishes the app's new snapshot.
-    async fn apply(
-        &self,
-        parts: AppParts,
-        change: Change,
-        previous: Option<&AppSnapshot>,
-    ) -> Result<Arc<AppSnapshot>, ApiError> {
+    async fn apply(&self, parts: AppParts, change: Change) -> Result<Arc<AppSnapshot>, ApiError> {
         let id = parts.id.clone();
-        let built =
-            Arc::new(AppSnapshot::build(parts, previous).map_err(|e| ApiError::Unprocessable(format!("{e:#}")))?);
+        let built = Arc::new(AppSnapshot::build(parts).map_err(|e| ApiError::Unprocessable(format!("{e:#}")))?);
         self.store.commit(change).await?;
         let mut snapshot = (**self.snapshot()).clone();
         snapshot.apps.insert(id, built.clone());
@@ -112,15 +101,25 @@ impl State {
                 if p.record == record {
                     return Ok((app_view(p), Outcome::Unchanged));
                 }
+                if p.record.keys != record.keys {
+                    // Whoever controls the keys controls what devices install: admins only.
+                    who.must_be_admin()?;
+                }
                 (AppParts { record: record.clone(), ..p.to_parts() }, Outcome::Updated)
             }
         };
         let mut change = Change::default();
-        let mut entry = audit(who, if previous.is_some() { "app.update" } else { "app.create" }, &id, id.to_string());
+        let mut entry = audit(
+            self.clock.now_ms(),
+            &who.name,
+            if previous.is_some() { "app.update" } else { "app.create" },
+            &id,
+            id.to_string(),
+        );
         entry.before = previous.as_ref().and_then(|p| json(&p.record));
         entry.after = json(&record);
         change.put_app(&id, &record).audit(entry);
-        let built = self.apply(parts, change, previous.as_deref()).await?;
+        let built = self.apply(parts, change).await?;
         Ok((app_view(&built), outcome))
     }
 
@@ -187,23 +186,24 @@ impl State {
                     req.channel
                 )));
             }
-            return Ok((app.release_view(&version).expect("release exists"), Outcome::Unchanged));
+            return Ok((self.release_view(&app, &version).expect("release exists"), Outcome::Unchanged));
         }
         self.check_artifacts(&app, &release).await?;
 
         let mut parts = app.to_parts();
         let spec = ReleaseSpec::from(&release);
         parts.releases.push(release);
-        parts.rollouts.push((rollout.clone(), 1));
+        parts.rollouts.push((rollout.clone(), self.new_meta()));
         let mut change = Change::default();
-        let mut entry = audit(who, "release.publish", &id, format!("{version}/{}", rollout.channel));
+        let mut entry =
+            audit(self.clock.now_ms(), &who.name, "release.publish", &id, format!("{version}/{}", rollout.channel));
         entry.after = json(&serde_json::json!({ "release": &spec, "rollout": rollout.to_spec() }));
         change
-            .put_release(&id, &ReleaseRecord { spec, published_at_ms: now_ms() })
-            .put_rollout(&id, &version, &rollout.channel, &RolloutRecord { spec: rollout.to_spec(), revision: 1 })
+            .put_release(&id, &ReleaseRecord { spec, published_at_ms: self.clock.now_ms() })
+            .put_rollout(&id, &version, &rollout.channel, &self.new_record(&rollout))
             .audit(entry);
-        let built = self.apply(parts, change, Some(&app)).await?;
-        Ok((built.release_view(&version).expect("just published"), Outcome::Created))
+        let built = self.apply(parts, change).await?;
+        Ok((self.release_view(&built, &version).expect("just published"), Outcome::Created))
     }
 
     /// Changes a rollout, if `if_match` names its current revision.
@@ -235,15 +235,17 @@ impl State {
         if let Some(p) = patch.basis_points {
             next.percent = p;
         }
+        let refused = |e: halftone_channels::ParseError| ApiError::Unprocessable(e.to_string());
         if let Some(a) = patch.allow {
-            next.allow = IdList::new(a)?;
+            next.allow = IdList::new(a).map_err(refused)?;
         }
         if let Some(d) = patch.deny {
-            next.deny = IdList::new(d)?;
+            next.deny = IdList::new(d).map_err(refused)?;
         }
         if let Some(r) = patch.rules {
             if r.len() > halftone_channels::MAX_RULES {
-                return Err(ApiError::BadRequest(format!("at most {} rules", halftone_channels::MAX_RULES)));
+                let max = halftone_channels::MAX_RULES;
+                return Err(ApiError::Unprocessable(format!("invalid rollout: at most {max} rules")));
             }
             next.rules = r;
         }
@@ -253,43 +255,92 @@ impl State {
         if let Some(b) = patch.interactive_bypass {
             next.interactive_bypass = b;
         }
-        let built = self.replace_rollouts(who, &app, "rollout.update", vec![(current.clone(), next)]).await?;
+        if let Some(s) = patch.schedule {
+            next.schedule = Some(halftone_channels::Schedule::try_from(s).map_err(refused)?);
+        }
+        if let Some(g) = patch.gate {
+            next.gate = Some(g.validate().map_err(refused)?);
+        }
+        if next == *current {
+            // Nothing changes: no write, no audit entry, the same ETag (a retried PATCH is safe).
+            return Ok(app.rollout_view(current));
+        }
+        let built =
+            self.replace_rollouts(&who.name, &app, "rollout.update", vec![(current.clone(), next)], &[]).await?;
         let (_, rollouts) = built.catalog.release(&version).expect("release exists");
         Ok(built.rollout_view(rollouts.iter().find(|r| r.channel == channel).expect("rollout exists")))
     }
 
-    /// Replaces rollouts (each `(before, after)` on the same release and channel), bumping
-    /// revisions, with one audit entry each.
-    async fn replace_rollouts(
+    /// Replaces rollouts (each `(before, after)` on the same release and channel) and commits.
+    /// `reasons`, when given, holds one reason per pair for the audit log. Callers hold the
+    /// writer lock.
+    pub(crate) async fn replace_rollouts(
         &self,
-        who: &Principal,
+        actor: &str,
         app: &AppSnapshot,
         action: &str,
         pairs: Vec<(Rollout, Rollout)>,
+        reasons: &[String],
     ) -> Result<Arc<AppSnapshot>, ApiError> {
         let mut parts = app.to_parts();
         let mut change = Change::default();
+        self.stage_replacements(actor, app, action, pairs, &mut parts, &mut change);
+        if !reasons.is_empty() {
+            change.annotate_audit(reasons);
+        }
+        self.apply(parts, change).await
+    }
+
+    /// Stages rollout replacements into `parts` and `change`: each bumps its revision, moves its
+    /// schedule clock (a new percentage starts a new hold; pausing stops the clock, resuming
+    /// continues it), and gets an audit entry with before and after.
+    fn stage_replacements(
+        &self,
+        actor: &str,
+        app: &AppSnapshot,
+        action: &str,
+        pairs: Vec<(Rollout, Rollout)>,
+        parts: &mut AppParts,
+        change: &mut Change,
+    ) {
+        let now = self.clock.now_ms();
         for (before, after) in pairs {
-            let revision = app.revision(&before.release, &before.channel) + 1;
+            let old = app.meta_of(&before.release, &before.channel);
+            let mut clock = old.clock;
+            if after.percent != before.percent {
+                clock = ScheduleClock::start(now);
+                if before.state == RolloutState::Paused {
+                    clock.paused_at_ms = Some(now);
+                }
+            }
+            let meta =
+                RolloutMeta { revision: old.revision + 1, clock: clock.on_state(before.state, after.state, now) };
             let slot = parts
                 .rollouts
                 .iter_mut()
                 .find(|(r, _)| r.release == before.release && r.channel == before.channel)
                 .expect("the rollout exists");
-            *slot = (after.clone(), revision);
-            let mut entry = audit(who, action, &app.id, format!("{}/{}", after.release, after.channel));
+            *slot = (after.clone(), meta);
+            let mut entry = audit(now, actor, action, &app.id, format!("{}/{}", after.release, after.channel));
             entry.before = json(&before.to_spec());
             entry.after = json(&after.to_spec());
-            change
-                .put_rollout(
-                    &app.id,
-                    &after.release,
-                    &after.channel,
-                    &RolloutRecord { spec: after.to_spec(), revision },
-                )
-                .audit(entry);
+            let record = RolloutRecord { spec: after.to_spec(), revision: meta.revision, clock: meta.clock };
+            change.put_rollout(&app.id, &after.release, &after.channel, &record).audit(entry);
         }
-        self.apply(parts, change, Some(app)).await
+    }
+
+    fn new_meta(&self) -> RolloutMeta {
+        RolloutMeta { revision: 1, clock: ScheduleClock::start(self.clock.now_ms()) }
+    }
+
+    fn new_record(&self, r: &Rollout) -> RolloutRecord {
+        let meta = self.new_meta();
+        RolloutRecord { spec: r.to_spec(), revision: meta.revision, clock: meta.clock }
+    }
+
+    /// A release's wire view with its offer count from the feedback figures.
+    pub fn release_view(&self, app: &AppSnapshot, version: &Version) -> Option<ReleaseView> {
+        app.release_view(version, self.feedback.offers(&app.id, version))
     }
 
     /// Rolls a release out on a more stable channel than any it is on.
@@ -323,15 +374,14 @@ impl State {
         let rollout = Rollout::from_spec(&id, version.clone(), req.channel.clone(), req.rollout)
             .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
         let mut parts = app.to_parts();
-        parts.rollouts.push((rollout.clone(), 1));
+        parts.rollouts.push((rollout.clone(), self.new_meta()));
         let mut change = Change::default();
-        let mut entry = audit(who, "release.promote", &id, format!("{version}/{}", req.channel));
+        let mut entry =
+            audit(self.clock.now_ms(), &who.name, "release.promote", &id, format!("{version}/{}", req.channel));
         entry.after = json(&rollout.to_spec());
-        change
-            .put_rollout(&id, &version, &req.channel, &RolloutRecord { spec: rollout.to_spec(), revision: 1 })
-            .audit(entry);
-        let built = self.apply(parts, change, Some(&app)).await?;
-        Ok(built.release_view(&version).expect("release exists"))
+        change.put_rollout(&id, &version, &req.channel, &self.new_record(&rollout)).audit(entry);
+        let built = self.apply(parts, change).await?;
+        Ok(self.release_view(&built, &version).expect("release exists"))
     }
 
     /// Halts every rollout of a release.
@@ -341,10 +391,10 @@ impl State {
         let (_, rollouts) = app.catalog.release(&version).ok_or_else(|| no_release(&id, &version))?;
         let pairs = halted(rollouts);
         if pairs.is_empty() {
-            return Ok(app.release_view(&version).expect("release exists"));
+            return Ok(self.release_view(&app, &version).expect("release exists"));
         }
-        let built = self.replace_rollouts(who, &app, "release.halt", pairs).await?;
-        Ok(built.release_view(&version).expect("release exists"))
+        let built = self.replace_rollouts(&who.name, &app, "release.halt", pairs, &[]).await?;
+        Ok(self.release_view(&built, &version).expect("release exists"))
     }
 
     /// Rolls back by rebuild, atomically: halts `bad_version` everywhere and publishes the
@@ -370,7 +420,7 @@ impl State {
             app.catalog.release(&req.bad_version).ok_or_else(|| no_release(&id, &req.bad_version))?;
         if let Some((existing, _)) = app.catalog.release(&version) {
             if *existing == release && !app.is_live(&req.bad_version) {
-                return Ok((app.release_view(&version).expect("exists"), Outcome::Unchanged));
+                return Ok((self.release_view(&app, &version).expect("exists"), Outcome::Unchanged));
             }
             return Err(ApiError::Conflict(format!("release {version} already exists")));
         }
@@ -390,8 +440,13 @@ impl State {
         }
         self.check_artifacts(&app, &release).await?;
 
-        let above_good =
-            Rule::AppVersion(Range::parse(&format!(">{good}")).map_err(|e| ApiError::Unprocessable(e.to_string()))?);
+        // Devices above the good version up to and including the bad one: those that got the
+        // bad build or passed the good one on the way to it. Devices on newer builds (a later
+        // prerelease on a less stable channel) are not pushed back to old code.
+        let above_good = Rule::AppVersion(
+            Range::parse(&format!(">{good}, <={}", req.bad_version))
+                .map_err(|e| ApiError::Unprocessable(e.to_string()))?,
+        );
         let rebuilds: Vec<Rollout> = bad_rollouts
             .iter()
             .map(|bad| {
@@ -408,6 +463,8 @@ impl State {
                         rules: vec![above_good.clone()],
                         state: RolloutState::Active,
                         interactive_bypass: false,
+                        schedule: None,
+                        gate: None,
                     },
                 )
             })
@@ -415,33 +472,28 @@ impl State {
 
         let mut parts = app.to_parts();
         let mut change = Change::default();
-        for (before, after) in halted(bad_rollouts) {
-            let revision = app.revision(&before.release, &before.channel) + 1;
-            let slot = parts.rollouts.iter_mut().find(|(r, _)| *r == before).expect("the rollout exists");
-            *slot = (after.clone(), revision);
-            let mut entry = audit(who, "rollback.halt", &id, format!("{}/{}", after.release, after.channel));
-            entry.before = json(&before.to_spec());
-            entry.after = json(&after.to_spec());
-            change
-                .put_rollout(&id, &after.release, &after.channel, &RolloutRecord { spec: after.to_spec(), revision })
-                .audit(entry);
-        }
+        self.stage_replacements(&who.name, &app, "rollback.halt", halted(bad_rollouts), &mut parts, &mut change);
         let spec = ReleaseSpec::from(&release);
-        change.put_release(&id, &ReleaseRecord { spec: spec.clone(), published_at_ms: now_ms() });
+        change.put_release(&id, &ReleaseRecord { spec: spec.clone(), published_at_ms: self.clock.now_ms() });
         for r in &rebuilds {
-            change.put_rollout(&id, &version, &r.channel, &RolloutRecord { spec: r.to_spec(), revision: 1 });
+            change.put_rollout(&id, &version, &r.channel, &self.new_record(r));
         }
-        let mut entry =
-            audit(who, "rollback.publish", &id, format!("{version} (rebuild of {good}, replaces {})", req.bad_version));
+        let mut entry = audit(
+            self.clock.now_ms(),
+            &who.name,
+            "rollback.publish",
+            &id,
+            format!("{version} (rebuild of {good}, replaces {})", req.bad_version),
+        );
         entry.after = json(&serde_json::json!({
             "release": spec,
             "channels": rebuilds.iter().map(|r| r.channel.to_string()).collect::<Vec<_>>(),
         }));
         change.audit(entry);
         parts.releases.push(release);
-        parts.rollouts.extend(rebuilds.into_iter().map(|r| (r, 1)));
-        let built = self.apply(parts, change, Some(&app)).await?;
-        Ok((built.release_view(&version).expect("just published"), Outcome::Created))
+        parts.rollouts.extend(rebuilds.into_iter().map(|r| (r, self.new_meta())));
+        let built = self.apply(parts, change).await?;
+        Ok((self.release_view(&built, &version).expect("just published"), Outcome::Created))
     }
 
     /// Creates a token (admins only); the secret is in the answer and nowhere else.
@@ -467,8 +519,13 @@ impl State {
     /// Revokes a token (admins only).
     pub async fn revoke_token(&self, who: &Principal, id: &str) -> Result<(), ApiError> {
         let _w = self.writer.lock().await;
-        if !self.snapshot().tokens.contains_key(id) {
+        let snapshot = self.snapshot();
+        let Some(token) = snapshot.tokens.get(id) else {
             return Err(ApiError::NotFound(format!("there is no token {id}")));
+        };
+        let admins = snapshot.tokens.values().filter(|t| t.role == halftone_channels::wire::Role::Admin).count();
+        if token.role == halftone_channels::wire::Role::Admin && admins == 1 {
+            return Err(ApiError::Conflict("this is the last admin token; create another admin token first".into()));
         }
         let mut change = Change::default();
         change.remove_token(id);
@@ -483,7 +540,7 @@ impl State {
     /// Creates the first admin token of an empty data dir; returns its bearer string.
     pub async fn bootstrap_token(&self) -> anyhow::Result<Option<String>> {
         let _w = self.writer.lock().await;
-        if !self.store.has_no_tokens() {
+        if self.store.is_bootstrapped()? {
             return Ok(None);
         }
         let t = new_token();
@@ -494,7 +551,7 @@ impl State {
             secret_sha256: t.secret_sha256,
         };
         let mut change = Change::default();
-        change.put_token(&t.id, &record);
+        change.put_token(&t.id, &record).mark_bootstrapped();
         self.store.commit(change).await?;
         let mut snapshot = (**self.snapshot()).clone();
         snapshot.tokens.insert(t.id.clone(), Arc::new(record));

@@ -5,10 +5,11 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use halftone_channels::wire::{ChannelSpec, ReleaseSpec, ReleaseView, RolloutView};
-use halftone_channels::{AppId, Catalog, ChannelName, Ladder, Release, Rollout, RolloutState, TrustedKeys, Version};
+use halftone_channels::{
+    AppId, Catalog, ChannelName, Ladder, Release, Rollout, RolloutState, ScheduleClock, TrustedKeys, Version,
+};
 
 use crate::store::{AppRecord, TokenRecord};
 
@@ -22,10 +23,17 @@ pub struct AppSnapshot {
     pub keys: TrustedKeys,
     /// Its releases and rollouts, indexed.
     pub catalog: Catalog,
-    /// The revision of each rollout, by (version, channel): the ETag.
-    pub revisions: HashMap<(Version, ChannelName), u64>,
-    /// Offers made since start, by release; carried over from snapshot to snapshot.
-    pub offers: HashMap<Version, Arc<AtomicU64>>,
+    /// Each rollout's revision (its ETag) and schedule clock, by (version, channel).
+    pub meta: HashMap<(Version, ChannelName), RolloutMeta>,
+}
+
+/// What the server keeps about a rollout beside its settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RolloutMeta {
+    /// Bumped on every change; the ETag.
+    pub revision: u64,
+    /// When the current step began.
+    pub clock: ScheduleClock,
 }
 
 /// The inputs of an [`AppSnapshot`] before indexing.
@@ -36,32 +44,23 @@ pub struct AppParts {
     pub record: AppRecord,
     /// Its releases.
     pub releases: Vec<Release>,
-    /// Its rollouts with their revisions.
-    pub rollouts: Vec<(Rollout, u64)>,
+    /// Its rollouts with their metadata.
+    pub rollouts: Vec<(Rollout, RolloutMeta)>,
 }
 
 impl AppSnapshot {
-    /// Indexes an app. `previous` lends its offer counters so counts survive changes.
-    pub fn build(parts: AppParts, previous: Option<&AppSnapshot>) -> anyhow::Result<Self> {
+    /// Indexes an app.
+    pub fn build(parts: AppParts) -> anyhow::Result<Self> {
         let ladder = ladder_of(&parts.record.channels)?;
         let keys = TrustedKeys::new(parts.record.keys.iter().map(|k| (k.id.clone(), k.public_key)));
-        let offers = parts
-            .releases
-            .iter()
-            .map(|r| {
-                let v = r.version().clone();
-                let counter = previous.and_then(|p| p.offers.get(&v).cloned()).unwrap_or_default();
-                (v, counter)
-            })
-            .collect();
-        let revisions = parts.rollouts.iter().map(|(r, rev)| ((r.release.clone(), r.channel.clone()), *rev)).collect();
+        let meta = parts.rollouts.iter().map(|(r, m)| ((r.release.clone(), r.channel.clone()), *m)).collect();
         let catalog = Catalog::new(
             parts.id.clone(),
             ladder,
             parts.releases,
             parts.rollouts.into_iter().map(|(r, _)| r).collect(),
         )?;
-        Ok(AppSnapshot { id: parts.id, record: parts.record, keys, catalog, revisions, offers })
+        Ok(AppSnapshot { id: parts.id, record: parts.record, keys, catalog, meta })
     }
 
     /// This app's parts, to be changed and rebuilt.
@@ -71,24 +70,29 @@ impl AppSnapshot {
         for (release, rs) in self.catalog.releases() {
             releases.push(release.clone());
             for r in rs {
-                rollouts.push((r.clone(), self.revision(&r.release, &r.channel)));
+                rollouts.push((r.clone(), self.meta_of(&r.release, &r.channel)));
             }
         }
         AppParts { id: self.id.clone(), record: self.record.clone(), releases, rollouts }
     }
 
-    /// The revision of a rollout (0 if unknown).
-    pub fn revision(&self, v: &Version, ch: &ChannelName) -> u64 {
-        self.revisions.get(&(v.clone(), ch.clone())).copied().unwrap_or(0)
+    /// The metadata of a rollout (defaults if unknown).
+    pub fn meta_of(&self, v: &Version, ch: &ChannelName) -> RolloutMeta {
+        self.meta.get(&(v.clone(), ch.clone())).copied().unwrap_or_default()
     }
 
-    /// The wire view of a release with its rollouts and offer count.
-    pub fn release_view(&self, v: &Version) -> Option<ReleaseView> {
+    /// The revision of a rollout (0 if unknown).
+    pub fn revision(&self, v: &Version, ch: &ChannelName) -> u64 {
+        self.meta_of(v, ch).revision
+    }
+
+    /// The wire view of a release with its rollouts and its offer count (from `offers`).
+    pub fn release_view(&self, v: &Version, offers: u64) -> Option<ReleaseView> {
         let (release, rollouts) = self.catalog.release(v)?;
         Some(ReleaseView {
             release: ReleaseSpec::from(release),
             rollouts: rollouts.iter().map(|r| self.rollout_view(r)).collect(),
-            offers: self.offers.get(v).map_or(0, |c| c.load(std::sync::atomic::Ordering::Relaxed)),
+            offers,
         })
     }
 

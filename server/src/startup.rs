@@ -3,11 +3,17 @@
 //! (port 0 works); the returned [`Server`] reports its real address and runs until stopped.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the scheduler advances schedules and checks health gates.
+const SCHEDULER_EVERY: Duration = Duration::from_secs(1);
 
 use actix_web::{App, HttpServer, middleware, web};
 use anyhow::Context as _;
 use tracing_actix_web::TracingLogger;
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::metrics::{Metrics, count_requests};
 use crate::state::State;
@@ -17,7 +23,7 @@ pub struct Server {
     addr: SocketAddr,
     bootstrap_token: Option<String>,
     server: actix_web::dev::Server,
-    state: std::sync::Arc<State>,
+    state: Arc<State>,
 }
 
 impl Server {
@@ -31,6 +37,11 @@ impl Server {
         self.bootstrap_token.as_deref()
     }
 
+    /// The shared state (tests drive the scheduler with [`State::tick`] and read figures).
+    pub fn state(&self) -> Arc<State> {
+        self.state.clone()
+    }
+
     /// A handle that stops the server (gracefully: in-flight requests finish).
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
@@ -40,10 +51,15 @@ impl Server {
     /// finish first.
     pub async fn run(self) -> anyhow::Result<()> {
         self.server.await.context("running the HTTP server")?;
+        // Samples received before the stop are stored (reports were stored before their 2xx),
+        // and the aggregator lets go of the database.
+        if let Err(e) = self.state.feedback.close().await {
+            tracing::error!(error = %e, "final feedback flush failed");
+        }
         // Workers drop their handles on the state as they wind down; wait for them (bounded)
         // so that when `run` returns the database is closed and the data dir can be reopened.
         for _ in 0..500 {
-            if std::sync::Arc::strong_count(&self.state) == 1 {
+            if Arc::strong_count(&self.state) == 1 {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -52,13 +68,19 @@ impl Server {
     }
 }
 
-/// Opens the data dir and binds the listener.
+/// Opens the data dir and binds the listener, on the system clock.
 pub async fn build(config: Config) -> anyhow::Result<Server> {
+    build_with(config, Arc::new(SystemClock)).await
+}
+
+/// [`build`] with a given clock (tests run a week of schedule in milliseconds).
+pub async fn build_with(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Server> {
     let bind = config.bind;
     let workers = config.workers;
-    let state = web::Data::new(State::open(config)?);
+    let state = web::Data::new(State::open(config, clock)?);
     let bootstrap_token = state.bootstrap_token().await?;
     let shared = state.clone().into_inner();
+    tokio::spawn(crate::scheduler::run(Arc::downgrade(&shared), SCHEDULER_EVERY));
     let metrics = web::Data::new(Metrics::global());
     let listener = std::net::TcpListener::bind(bind).with_context(|| format!("binding {bind}"))?;
     let addr = listener.local_addr()?;

@@ -10,8 +10,10 @@ use arc_swap::ArcSwap;
 use halftone_channels::{AppId, Release, Rollout};
 
 use crate::artifacts::ArtifactStore;
+use crate::clock::Clock;
 use crate::config::Config;
-use crate::snapshot::{AppParts, AppSnapshot, Snapshot};
+use crate::feedback::Feedback;
+use crate::snapshot::{AppParts, AppSnapshot, RolloutMeta, Snapshot};
 use crate::store::Store;
 
 /// Shared server state.
@@ -19,7 +21,11 @@ pub struct State {
     /// Settings.
     pub config: Config,
     /// The database.
-    pub store: Store,
+    pub store: Arc<Store>,
+    /// Install feedback and adoption figures.
+    pub feedback: Feedback,
+    /// Time for schedules, audit entries and adoption windows.
+    pub clock: Arc<dyn Clock>,
     /// Artifact files.
     pub artifacts: ArtifactStore,
     snapshot: ArcSwap<Snapshot>,
@@ -29,14 +35,24 @@ pub struct State {
 }
 
 impl State {
-    /// Opens the data dir and rebuilds the snapshot from disk.
-    pub fn open(config: Config) -> anyhow::Result<Self> {
+    /// Opens the data dir, rebuilds the snapshot from disk and starts the feedback
+    /// aggregator (on the current tokio runtime).
+    pub fn open(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
-        let store = Store::open(&config.data_dir.join("db"))?;
+        let store = Arc::new(Store::open(&config.data_dir.join("db"))?);
         let artifacts = ArtifactStore::open(&config.data_dir.join("artifacts"))?;
         let snapshot = rebuild(&store)?;
-        Ok(State { config, store, artifacts, snapshot: ArcSwap::from_pointee(snapshot), writer: Default::default() })
+        let feedback = Feedback::start(store.clone())?;
+        Ok(State {
+            config,
+            store,
+            feedback,
+            clock,
+            artifacts,
+            snapshot: ArcSwap::from_pointee(snapshot),
+            writer: Default::default(),
+        })
     }
 
     /// The current snapshot (lock-free).
@@ -63,11 +79,12 @@ fn rebuild(store: &Store) -> anyhow::Result<Snapshot> {
     }
     for (app, version, channel, r) in loaded.rollouts {
         let p = parts.get_mut(&app).with_context(|| format!("rollout of unknown app {app}"))?;
-        p.rollouts.push((Rollout::from_spec(&app, version, channel, r.spec)?, r.revision));
+        let meta = RolloutMeta { revision: r.revision, clock: r.clock };
+        p.rollouts.push((Rollout::from_spec(&app, version, channel, r.spec)?, meta));
     }
     let mut apps = HashMap::new();
     for (id, p) in parts {
-        apps.insert(id.clone(), Arc::new(AppSnapshot::build(p, None).with_context(|| format!("indexing app {id}"))?));
+        apps.insert(id.clone(), Arc::new(AppSnapshot::build(p).with_context(|| format!("indexing app {id}"))?));
     }
     let tokens = loaded.tokens.into_iter().map(|(id, t)| (id, Arc::new(t))).collect();
     Ok(Snapshot { apps, tokens })

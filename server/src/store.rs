@@ -12,7 +12,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use halftone_channels::wire::{AuditEntry, ChannelSpec, KeySpec, ReleaseSpec, Role, RolloutSpec};
-use halftone_channels::{AppId, ChannelName, Version};
+use halftone_channels::{AppId, ChannelName, ScheduleClock, Version};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sled::Transactional as _;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -47,6 +47,9 @@ pub struct RolloutRecord {
     pub spec: RolloutSpec,
     /// Bumped on every change; the ETag is `"r<revision>"`.
     pub revision: u64,
+    /// When the current step began (schedules hold from here).
+    #[serde(default)]
+    pub clock: ScheduleClock,
 }
 
 /// An admin token as stored: the secret only as a SHA-256 digest.
@@ -76,6 +79,24 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> anyhow::Result<T> {
     }
 }
 
+fn framed(json: Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len() + 1);
+    out.push(FORMAT_V1);
+    out.extend(json);
+    out
+}
+
+fn unframed(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+    match bytes.split_first() {
+        Some((&FORMAT_V1, json)) => Ok(json.to_vec()),
+        _ => anyhow::bail!("unknown storage format"),
+    }
+}
+
+fn adoption_key(app: &AppId, ch: &ChannelName, v: &Version, window: u64) -> Vec<u8> {
+    key(&[app.as_str(), ch.as_str(), &v.to_string(), &format!("{window:020}")])
+}
+
 fn key(parts: &[&str]) -> Vec<u8> {
     parts.join("\0").into_bytes()
 }
@@ -87,6 +108,9 @@ enum Tree {
     Rollouts = 2,
     Tokens = 3,
     Audit = 4,
+    Meta = 5,
+    Feedback = 6,
+    Adoption = 7,
 }
 
 /// A set of writes committed atomically by [`Store::commit`].
@@ -123,6 +147,41 @@ impl Change {
         self.removes.push((Tree::Tokens, key(&[id])));
         self
     }
+    /// Records that the data dir's first admin token was made (it is made only once).
+    pub fn mark_bootstrapped(&mut self) -> &mut Self {
+        self.puts.push((Tree::Meta, key(&["bootstrapped"]), encode(&true)));
+        self
+    }
+    /// Stores the (already encoded) figures of a release on a channel.
+    pub fn put_feedback(&mut self, app: &AppId, v: &Version, ch: &ChannelName, json: Vec<u8>) -> &mut Self {
+        self.puts.push((Tree::Feedback, key(&[app.as_str(), &v.to_string(), ch.as_str()]), framed(json)));
+        self
+    }
+    /// Stores the (already encoded) adoption sketch of one window.
+    pub fn put_adoption(
+        &mut self,
+        app: &AppId,
+        ch: &ChannelName,
+        v: &Version,
+        window: u64,
+        json: Vec<u8>,
+    ) -> &mut Self {
+        self.puts.push((Tree::Adoption, adoption_key(app, ch, v, window), framed(json)));
+        self
+    }
+    /// Deletes an adoption window.
+    pub fn remove_adoption(&mut self, app: &AppId, ch: &ChannelName, v: &Version, window: u64) -> &mut Self {
+        self.removes.push((Tree::Adoption, adoption_key(app, ch, v, window)));
+        self
+    }
+    /// Adds `reasons[i]` as `reason` to the `after` of the i-th audit entry (why a change was
+    /// made: a tripped gate's figures).
+    pub fn annotate_audit(&mut self, reasons: &[String]) -> &mut Self {
+        for (e, why) in self.audit.iter_mut().zip(reasons) {
+            e.after = Some(serde_json::json!({ "rollout": e.after.take(), "reason": why }));
+        }
+        self
+    }
     /// Appends an audit entry (its `seq` is assigned at commit).
     pub fn audit(&mut self, e: AuditEntry) -> &mut Self {
         self.audit.push(e);
@@ -143,10 +202,15 @@ pub struct Loaded {
     pub tokens: Vec<(String, TokenRecord)>,
 }
 
+/// The key of a release's figures on a channel: app, version, channel.
+pub type FeedbackKey = (AppId, Version, ChannelName);
+/// The key of an adoption window: app, channel, version, window number.
+pub type AdoptionKey = (AppId, ChannelName, Version, u64);
+
 /// The sled database.
 pub struct Store {
     db: sled::Db,
-    trees: [sled::Tree; 5],
+    trees: [sled::Tree; 8],
 }
 
 impl Store {
@@ -158,7 +222,16 @@ impl Store {
             .open()
             .with_context(|| format!("opening the database in {}", dir.display()))?;
         let t = |n: &str| db.open_tree(n);
-        let trees = [t("apps")?, t("releases")?, t("rollouts")?, t("tokens")?, t("audit")?];
+        let trees = [
+            t("apps")?,
+            t("releases")?,
+            t("rollouts")?,
+            t("tokens")?,
+            t("audit")?,
+            t("meta")?,
+            t("feedback")?,
+            t("adoption")?,
+        ];
         Ok(Store { db, trees })
     }
 
@@ -190,6 +263,31 @@ impl Store {
         for kv in self.tree(Tree::Tokens).iter() {
             let (k, v) = kv?;
             out.tokens.push((String::from_utf8(k.to_vec())?, decode(&v)?));
+        }
+        Ok(out)
+    }
+
+    /// Every stored release figure (JSON) by app, version and channel.
+    pub fn load_feedback(&self) -> anyhow::Result<Vec<(FeedbackKey, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for kv in self.tree(Tree::Feedback).iter() {
+            let (k, v) = kv?;
+            let p: Vec<&str> = std::str::from_utf8(&k)?.split('\0').collect();
+            anyhow::ensure!(p.len() == 3, "malformed feedback key");
+            out.push(((AppId::parse(p[0])?, Version::parse(p[1])?, ChannelName::parse(p[2])?), unframed(&v)?));
+        }
+        Ok(out)
+    }
+
+    /// Every stored adoption window (JSON) by app, channel, version and window.
+    pub fn load_adoption(&self) -> anyhow::Result<Vec<(AdoptionKey, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for kv in self.tree(Tree::Adoption).iter() {
+            let (k, v) = kv?;
+            let p: Vec<&str> = std::str::from_utf8(&k)?.split('\0').collect();
+            anyhow::ensure!(p.len() == 4, "malformed adoption key");
+            let key = (AppId::parse(p[0])?, ChannelName::parse(p[1])?, Version::parse(p[2])?, p[3].parse()?);
+            out.push((key, unframed(&v)?));
         }
         Ok(out)
     }
@@ -229,9 +327,10 @@ impl Store {
         Ok(())
     }
 
-    /// True when no token exists (a fresh data dir).
-    pub fn has_no_tokens(&self) -> bool {
-        self.tree(Tree::Tokens).is_empty()
+    /// True once the first admin token was made. Revoking every token later does not make
+    /// the data dir fresh again: nobody gets a new admin token by deleting the others.
+    pub fn is_bootstrapped(&self) -> anyhow::Result<bool> {
+        Ok(self.tree(Tree::Meta).contains_key(key(&["bootstrapped"]))?)
     }
 }
 
@@ -256,7 +355,7 @@ mod tests {
         let app = AppId::parse("notes").unwrap();
         {
             let store = Store::open(dir.path()).unwrap();
-            assert!(store.has_no_tokens());
+            assert!(!store.is_bootstrapped().unwrap());
             let mut c = Change::default();
             c.put_app(&app, &AppRecord { display_name: "Notes".into(), keys: vec![], channels: vec![] });
             c.put_token(
@@ -281,8 +380,9 @@ mod tests {
         assert_eq!(loaded.tokens[0].0, "t1");
         assert_eq!(store.audit(&app).unwrap().len(), 1);
         let mut c = Change::default();
-        c.remove_token("t1");
+        c.remove_token("t1").mark_bootstrapped();
         store.commit(c).await.unwrap();
-        assert!(store.has_no_tokens());
+        assert!(store.load().unwrap().tokens.is_empty());
+        assert!(store.is_bootstrapped().unwrap());
     }
 }

@@ -94,6 +94,8 @@ async fn story(args: &DemoArgs, out: &Output, server: &DemoServer, dir: &Path) -
         stickiness: StickinessArg::Device,
         interactive_bypass: false,
         salt: None,
+        schedule: None,
+        gate: None,
     };
     let promote = PromoteRequest { channel: ChannelName::stable(), rollout: rollout.spec() };
     demo.admin.promote(&demo.app, &v11, &promote).await?;
@@ -199,6 +201,8 @@ impl Demo {
             stickiness: StickinessArg::Device,
             interactive_bypass: false,
             salt: None,
+            schedule: None,
+            gate: None,
         };
         let request = PublishRequest {
             release: ReleaseSpec {

@@ -26,6 +26,7 @@ pub mod publish;
 pub mod releases;
 pub mod rollout;
 pub mod serve;
+pub mod status;
 pub mod token;
 
 use std::path::PathBuf;
@@ -109,6 +110,8 @@ pub enum Command {
     Token(token::TokenCommand),
     /// Show an app's audit log.
     Audit(audit::AuditArgs),
+    /// Show rollout states, schedules, gates, install feedback and adoption.
+    Status(status::StatusArgs),
     /// Start a throwaway server and walk through a staged release with simulated devices.
     Demo(demo::DemoArgs),
 }
@@ -153,6 +156,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Explain(args) => explain::run(args, &profile()?, &out).await,
         Command::Token(cmd) => token::run(cmd, &profile()?, &out).await,
         Command::Audit(args) => audit::run(args, &profile()?, &out).await,
+        Command::Status(args) => status::run(args, &profile()?, &out).await,
         Command::Demo(args) => demo::run(args).await,
     }
 }

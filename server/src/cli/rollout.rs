@@ -4,10 +4,31 @@
 
 use anyhow::bail;
 use halftone_channels::wire::{PromoteRequest, ReleaseView, RolloutPatch, RolloutSpec, RolloutView};
-use halftone_channels::{AppId, ChannelName, ListedId, Percent, RolloutState, Rule, Salt, Stickiness, Version};
+use halftone_channels::{
+    AppId, ChannelName, HealthGate, ListedId, Percent, RolloutState, Rule, Salt, Schedule, ScheduleSpec, Stickiness,
+    Version,
+};
 
 use super::output::Output;
 use super::profile::Profile;
+
+/// Parses `--schedule`: the preset name `apple_phased`, or steps as JSON
+/// (`[{"basis_points":100,"hold_s":86400},...]`).
+pub fn parse_schedule(s: &str) -> Result<ScheduleSpec, String> {
+    let spec = if s.trim_start().starts_with('[') {
+        ScheduleSpec { preset: None, steps: serde_json::from_str(s).map_err(|e| format!("invalid steps JSON: {e}"))? }
+    } else {
+        ScheduleSpec { preset: Some(s.trim().to_owned()), steps: vec![] }
+    };
+    Schedule::try_from(spec.clone()).map_err(|e| e.to_string())?;
+    Ok(spec)
+}
+
+/// Parses `--gate` as JSON, e.g. `{"max_install_failure_rate":0.05,"min_sample":100}`.
+pub fn parse_gate(s: &str) -> Result<HealthGate, String> {
+    let gate: HealthGate = serde_json::from_str(s).map_err(|e| format!("invalid gate JSON: {e}"))?;
+    gate.validate().map_err(|e| e.to_string())
+}
 
 /// A `--rule` value: one targeting rule as JSON, e.g. `{"kind":"os_in","values":["windows"]}`.
 pub fn parse_rule(s: &str) -> Result<Rule, String> {
@@ -87,6 +108,13 @@ pub struct RolloutArgs {
     /// Bucketing salt [default: app:version, so promoting keeps the same devices in].
     #[arg(long)]
     pub salt: Option<Salt>,
+    /// A staged schedule the server advances by itself: `apple_phased` or steps as JSON
+    /// (`--percent` must be its first step).
+    #[arg(long, value_name = "PRESET|JSON", value_parser = parse_schedule)]
+    pub schedule: Option<ScheduleSpec>,
+    /// A health gate as JSON, e.g. '{"max_install_failure_rate":0.05,"min_sample":100}'.
+    #[arg(long, value_name = "JSON", value_parser = parse_gate)]
+    pub gate: Option<HealthGate>,
 }
 
 impl RolloutArgs {
@@ -101,6 +129,8 @@ impl RolloutArgs {
             rules: self.rules.clone(),
             state: RolloutState::Active,
             interactive_bypass: self.interactive_bypass,
+            schedule: self.schedule.clone(),
+            gate: self.gate,
         }
     }
 }
@@ -162,6 +192,12 @@ pub struct SetArgs {
     /// Whether interactive checks skip the percentage.
     #[arg(long, value_name = "true|false")]
     pub interactive_bypass: Option<bool>,
+    /// A new staged schedule: `apple_phased` or steps as JSON.
+    #[arg(long, value_name = "PRESET|JSON", value_parser = parse_schedule)]
+    pub schedule: Option<ScheduleSpec>,
+    /// A new health gate as JSON.
+    #[arg(long, value_name = "JSON", value_parser = parse_gate)]
+    pub gate: Option<HealthGate>,
 }
 
 impl SetArgs {
@@ -175,9 +211,13 @@ impl SetArgs {
             rules: (self.clear_rules || !self.rules.is_empty()).then(|| self.rules.clone()),
             state: self.state.map(Into::into),
             interactive_bypass: self.interactive_bypass,
+            schedule: self.schedule.clone(),
+            gate: self.gate,
         };
         if patch == RolloutPatch::default() {
-            bail!("nothing to change: give --percent, --state, --rule, --allow, --deny or --interactive-bypass");
+            bail!(
+                "nothing to change: give --percent, --state, --rule, --allow, --deny, --interactive-bypass, --schedule or --gate"
+            );
         }
         Ok(patch)
     }
@@ -333,6 +373,8 @@ mod tests {
             stickiness: StickinessArg::Device,
             interactive_bypass: false,
             salt: None,
+            schedule: None,
+            gate: None,
         }
         .spec();
         let view = RolloutView { channel: ChannelName::stable(), etag: "\"1\"".into(), rollout: spec };

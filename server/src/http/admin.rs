@@ -5,22 +5,23 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use halftone_channels::wire::{
-    AppList, AppSpec, ArtifactStored, AuditLog, CheckRequest, ExplainResponse, PromoteRequest, PublishRequest,
-    ReleaseList, RollbackRequest, RolloutPatch, TokenList, TokenRequest,
+    AppList, AppSpec, ArtifactStored, AuditLog, ExplainRequest, ExplainResponse, PromoteRequest, PublishRequest,
+    ReleaseList, ReleaseStatus, RollbackRequest, RolloutPatch, RolloutStatus, ScheduleStatus, StatusView, TokenList,
+    TokenRequest,
 };
-use halftone_channels::{AppId, ChannelName, Sha256, Version};
+use halftone_channels::{AppId, ChannelName, Sha256, Tick, Version};
 
 use crate::artifacts::UploadError;
 use crate::auth::Principal;
 use crate::changes::{Outcome, app_view, find_rollout, token_view};
-use crate::http::{body, client_ip::client_ip};
+use crate::http::body;
 use crate::problem::ApiError;
 use crate::snapshot::AppSnapshot;
 use crate::state::State;
 
 type Res = Result<HttpResponse, ApiError>;
 
-fn status(o: Outcome) -> actix_web::HttpResponseBuilder {
+fn answer(o: Outcome) -> actix_web::HttpResponseBuilder {
     match o {
         Outcome::Created => HttpResponse::Created(),
         Outcome::Unchanged | Outcome::Updated => HttpResponse::Ok(),
@@ -48,7 +49,7 @@ pub async fn put_app(who: Principal, path: web::Path<String>, payload: web::Payl
     }
     let spec: AppSpec = body::json(payload, state.config.max_json_bytes).await?;
     let (view, outcome) = state.upsert_app(&who, id, spec).await?;
-    Ok(status(outcome).json(view))
+    Ok(answer(outcome).json(view))
 }
 
 /// `GET /v1/apps/{app}`
@@ -69,7 +70,7 @@ pub async fn upload(who: Principal, path: web::Path<String>, payload: web::Paylo
         UploadError::Io(e) => ApiError::Internal(e),
     })?;
     let outcome = if stored.created { Outcome::Created } else { Outcome::Unchanged };
-    Ok(status(outcome).json(ArtifactStored { sha256: sha, size: stored.size, created: stored.created }))
+    Ok(answer(outcome).json(ArtifactStored { sha256: sha, size: stored.size, created: stored.created }))
 }
 
 /// `POST /v1/apps/{app}/releases`
@@ -78,14 +79,14 @@ pub async fn publish(who: Principal, path: web::Path<String>, payload: web::Payl
     who.may_change(&id)?;
     let req: PublishRequest = body::json(payload, state.config.max_json_bytes).await?;
     let (view, outcome) = state.publish(&who, id, req).await?;
-    Ok(status(outcome).json(view))
+    Ok(answer(outcome).json(view))
 }
 
 /// `GET /v1/apps/{app}/releases`
 pub async fn list_releases(_who: Principal, path: web::Path<String>, state: web::Data<State>) -> Res {
     let id = AppId::parse(&path)?;
     let app = app_of(&state, &id)?;
-    let releases = app.catalog.releases().filter_map(|(r, _)| app.release_view(r.version())).collect();
+    let releases = app.catalog.releases().filter_map(|(r, _)| state.release_view(&app, r.version())).collect();
     Ok(HttpResponse::Ok().json(ReleaseList { releases }))
 }
 
@@ -93,8 +94,9 @@ pub async fn list_releases(_who: Principal, path: web::Path<String>, state: web:
 pub async fn get_release(_who: Principal, path: web::Path<(String, String)>, state: web::Data<State>) -> Res {
     let (id, version) = (AppId::parse(&path.0)?, Version::parse(&path.1)?);
     let app = app_of(&state, &id)?;
-    let view =
-        app.release_view(&version).ok_or_else(|| ApiError::NotFound(format!("app {id} has no release {version}")))?;
+    let view = state
+        .release_view(&app, &version)
+        .ok_or_else(|| ApiError::NotFound(format!("app {id} has no release {version}")))?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -148,7 +150,7 @@ pub async fn rollback(who: Principal, path: web::Path<String>, payload: web::Pay
     who.may_change(&id)?;
     let req: RollbackRequest = body::json(payload, state.config.max_json_bytes).await?;
     let (view, outcome) = state.rollback(&who, id, req).await?;
-    Ok(status(outcome).json(view))
+    Ok(answer(outcome).json(view))
 }
 
 /// `GET /v1/apps/{app}/audit`
@@ -159,20 +161,15 @@ pub async fn audit(_who: Principal, path: web::Path<String>, state: web::Data<St
     Ok(HttpResponse::Ok().json(AuditLog { entries }))
 }
 
-/// `POST /v1/apps/{app}/explain`: the decision trace for a check-in body.
-pub async fn explain(
-    _who: Principal,
-    req: HttpRequest,
-    path: web::Path<String>,
-    payload: web::Payload,
-    state: web::Data<State>,
-) -> Res {
+/// `POST /v1/apps/{app}/explain`: the decision trace for a check-in body (with the device's
+/// IP in `ip`, if IP rules matter; never the caller's own address).
+pub async fn explain(_who: Principal, path: web::Path<String>, payload: web::Payload, state: web::Data<State>) -> Res {
     let id = AppId::parse(&path)?;
-    let request: CheckRequest = body::json(payload, state.config.max_json_bytes).await?;
+    let request: ExplainRequest = body::json(payload, state.config.max_json_bytes).await?;
     let app = app_of(&state, &id)?;
     let explanation = app
         .catalog
-        .explain(&request.into_checkin(client_ip(&req, &state.config.trusted_proxies)))
+        .explain(&request.check.into_checkin(request.ip))
         .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     Ok(HttpResponse::Ok().json(ExplainResponse::from(&explanation)))
 }
@@ -198,4 +195,66 @@ pub async fn revoke_token(who: Principal, path: web::Path<String>, state: web::D
     who.must_be_admin()?;
     state.revoke_token(&who, &path).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// `GET /v1/apps/{app}/status[?version=V]`: rollout states, schedules, gates, feedback
+/// figures and history per release and channel, and adoption by version.
+pub async fn status(
+    _who: Principal,
+    path: web::Path<String>,
+    query: web::Query<StatusQuery>,
+    state: web::Data<State>,
+) -> Res {
+    let id = AppId::parse(&path)?;
+    let only = query.version.as_deref().map(Version::parse).transpose()?;
+    let app = app_of(&state, &id)?;
+    if let Some(v) = only.as_ref().filter(|v| app.catalog.release(v).is_none()) {
+        return Err(ApiError::NotFound(format!("app {id} has no release {v}")));
+    }
+    let audit = state.store.audit(&id)?;
+    let now = state.clock.now_ms();
+    let releases = app
+        .catalog
+        .releases()
+        .filter(|(r, _)| only.as_ref().is_none_or(|v| v == r.version()))
+        .map(|(release, rollouts)| ReleaseStatus {
+            version: release.version().clone(),
+            critical: release.is_critical(),
+            rebuild_of: release.rebuild_of().cloned(),
+            rollouts: rollouts
+                .iter()
+                .map(|r| {
+                    let subject = format!("{}/{}", r.release, r.channel);
+                    let clock = app.meta_of(&r.release, &r.channel).clock;
+                    RolloutStatus {
+                        channel: r.channel.clone(),
+                        state: r.state,
+                        basis_points: r.percent,
+                        schedule: r.schedule.as_ref().map(|s| ScheduleStatus {
+                            steps: s.steps().to_vec(),
+                            step: s.step_of(r.percent),
+                            since_ms: clock.since_ms,
+                            next_at_ms: match s.next(r.percent, r.state, &clock, now) {
+                                Tick::Hold { remaining_ms } => Some(now + remaining_ms),
+                                Tick::Advance { .. } => Some(now),
+                                Tick::Done | Tick::Stopped(_) => None,
+                            },
+                        }),
+                        gate: r.gate,
+                        figures: state.feedback.figures(&id, &r.release, &r.channel),
+                        history: audit.iter().filter(|e| e.subject == subject).cloned().collect(),
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(StatusView { app: id.clone(), releases, adoption: state.feedback.adoption(&id, now) }))
+}
+
+/// The query of `GET /v1/apps/{app}/status`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusQuery {
+    /// Only this release.
+    pub version: Option<String>,
 }

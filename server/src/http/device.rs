@@ -3,7 +3,6 @@
 //! The check-in handler is the hot path: it parses the body, loads the snapshot (lock-free)
 //! and asks `channels` for the decision. It never touches disk and never waits on a writer.
 
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use actix_files::NamedFile;
@@ -13,6 +12,7 @@ use halftone_channels::wire::{ArtifactOffer, CheckRequest, CheckResponse, EventB
 use halftone_channels::{AppId, Decision, Sha256};
 use rand::RngExt as _;
 
+use crate::feedback::{CheckSample, device_hash};
 use crate::http::{body, client_ip::client_ip};
 use crate::problem::ApiError;
 use crate::state::State;
@@ -34,13 +34,22 @@ pub async fn check(
     let catalog_app = snapshot.apps.get(&app).ok_or_else(|| ApiError::NotFound(format!("there is no app {app}")))?;
     let checkin = request.into_checkin(client_ip(&req, &state.config.trusted_proxies));
     let decision = catalog_app.catalog.select(&checkin).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    let offered = match &decision {
+        Decision::Available(o) => Some((o.release.version().clone(), o.rollout.channel.clone())),
+        Decision::UpToDate => None,
+    };
+    state.feedback.observe(CheckSample {
+        app,
+        channel: checkin.channel.clone(),
+        version: checkin.current_version.clone(),
+        device: device_hash(checkin.device_id.as_str()),
+        offered,
+        at_ms: state.clock.now_ms(),
+    });
     let update = match decision {
         Decision::UpToDate => None,
         Decision::Available(offer) => {
             let version = offer.release.version();
-            if let Some(counter) = catalog_app.offers.get(version) {
-                counter.fetch_add(1, Ordering::Relaxed);
-            }
             let a = offer.artifact;
             Some(UpdateOffer {
                 version: version.clone(),
@@ -76,6 +85,9 @@ pub async fn download(
 ) -> Result<HttpResponse, ApiError> {
     let sha = Sha256::parse(&path)?;
     let etag = format!("\"{sha}\"");
+    if state.artifacts.size(&sha).await.is_none() {
+        return Err(ApiError::NotFound(format!("there is no artifact {sha}")));
+    }
     if req
         .headers()
         .get(header::IF_NONE_MATCH)
@@ -100,7 +112,9 @@ pub async fn download(
     Ok(res)
 }
 
-/// `POST /v1/apps/{app}/events`: validated and counted per app and kind.
+/// `POST /v1/apps/{app}/events`: up to 100 events, validated strictly (every event names a
+/// release and a channel of the app); answered 202 once they are durably counted. Devices are
+/// counted once per release, channel and kind, however often they report.
 pub async fn events(
     path: web::Path<String>,
     payload: web::Payload,
@@ -108,21 +122,39 @@ pub async fn events(
 ) -> Result<HttpResponse, ApiError> {
     let app = AppId::parse(&path)?;
     let batch: EventBatch = body::json(payload, state.config.max_json_bytes).await?;
-    if batch.events.len() > MAX_EVENTS {
+    if batch.events.is_empty() || batch.events.len() > MAX_EVENTS {
         return Err(ApiError::BadRequest(format!(
-            "a report carries at most {MAX_EVENTS} events, not {}",
+            "a report carries 1 to {MAX_EVENTS} events, not {}",
             batch.events.len()
         )));
     }
-    if let Some(e) = batch.events.iter().find(|e| e.detail.as_ref().is_some_and(|d| d.chars().count() > 1024)) {
-        return Err(ApiError::BadRequest(format!("event detail for {} is longer than 1024 characters", e.version)));
+    {
+        let snapshot = state.snapshot();
+        let known = snapshot.apps.get(&app).ok_or_else(|| ApiError::NotFound(format!("there is no app {app}")))?;
+        for (i, e) in batch.events.iter().enumerate() {
+            if e.detail.as_ref().is_some_and(|d| d.chars().count() > 1024) {
+                return Err(ApiError::BadRequest(format!("event {i}: detail is longer than 1024 characters")));
+            }
+            if known.catalog.release(&e.version).is_none() {
+                return Err(ApiError::Unprocessable(format!("event {i}: app {app} has no release {}", e.version)));
+            }
+            if !known.catalog.ladder().contains(e.channel.as_str()) {
+                return Err(ApiError::Unprocessable(format!("event {i}: app {app} has no channel {}", e.channel)));
+            }
+        }
     }
-    if !state.snapshot().apps.contains_key(&app) {
-        return Err(ApiError::NotFound(format!("there is no app {app}")));
-    }
+    let distinct: std::collections::HashSet<_> =
+        batch.events.iter().map(|e| (&e.device_id, &e.version, &e.channel, e.kind)).collect();
+    let accepted = distinct.len() as u32;
+    let duplicates = batch.events.len() as u32 - accepted;
     for e in &batch.events {
         let kind = serde_json::to_value(e.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         metrics::counter!("halftone_events_total", "app" => app.to_string(), "kind" => kind).increment(1);
     }
-    Ok(HttpResponse::Accepted().json(EventsAccepted { accepted: batch.events.len() as u32, duplicates: 0 }))
+    state
+        .feedback
+        .report(batch.events.into_iter().map(|e| (app.clone(), e)).collect())
+        .await
+        .map_err(anyhow::Error::from)?;
+    Ok(HttpResponse::Accepted().json(EventsAccepted { accepted, duplicates }))
 }

@@ -38,6 +38,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/v1/apps/{app}/events", [web::post().to(device::events)]))
         .service(resource("/v1/apps/{app}/explain", [web::post().to(admin::explain)]))
         .service(resource("/v1/apps/{app}/audit", [web::get().to(admin::audit)]))
+        .service(resource("/v1/apps/{app}/status", [web::get().to(admin::status)]))
         .service(resource("/v1/apps/{app}/rollback", [web::post().to(admin::rollback)]))
         .service(resource(
             "/v1/apps/{app}/releases",

@@ -1,7 +1,6 @@
 //! Operations endpoints: liveness, readiness and Prometheus metrics.
 
 use std::fmt::Write as _;
-use std::sync::atomic::Ordering;
 
 use actix_web::{HttpResponse, web};
 
@@ -13,10 +12,19 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok\n")
 }
 
-/// `GET /readyz`: the catalog is loaded and the store answers.
+/// `GET /readyz`: the catalog is loaded (it is before the listener opens) and the store
+/// answers a read; 503 otherwise.
 pub async fn readyz(state: web::Data<State>) -> HttpResponse {
-    let apps = state.snapshot().apps.len();
-    HttpResponse::Ok().content_type("text/plain").body(format!("ready: {apps} apps\n"))
+    match state.store.is_bootstrapped() {
+        Ok(_) => {
+            let apps = state.snapshot().apps.len();
+            HttpResponse::Ok().content_type("text/plain").body(format!("ready: {apps} apps\n"))
+        }
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "readiness check failed");
+            HttpResponse::ServiceUnavailable().content_type("text/plain").body("store unavailable\n")
+        }
+    }
 }
 
 /// `GET /metrics`: the Prometheus text format, plus offers by release.
@@ -28,7 +36,7 @@ pub async fn metrics(state: web::Data<State>, metrics: web::Data<Metrics>) -> Ht
     apps.sort_by(|a, b| a.id.cmp(&b.id));
     for app in apps {
         for (release, _) in app.catalog.releases() {
-            let n = app.offers.get(release.version()).map_or(0, |c| c.load(Ordering::Relaxed));
+            let n = state.feedback.offers(&app.id, release.version());
             let _ = writeln!(text, "halftone_offers_total{{app=\"{}\",version=\"{}\"}} {n}", app.id, release.version());
         }
     }

@@ -25,6 +25,7 @@ async fn bad_inputs_get_problems_and_change_nothing() {
     let admin = server.admin();
     let device = server.anonymous();
     let before = state_of(&admin).await;
+    let admin_id = server.token.split('_').nth(1).unwrap().to_owned();
 
     let good_check =
         json!({"device_id": "d1", "current_version": "1.0.0", "channel": "stable", "os": "linux", "arch": "x86_64"});
@@ -150,7 +151,7 @@ async fn bad_inputs_get_problems_and_change_nothing() {
             Some(js(&json!({"events": hundred_events}))),
             vec![],
             400,
-            "at most 100 events",
+            "1 to 100 events",
         ),
         (
             &device,
@@ -370,6 +371,7 @@ async fn bad_inputs_get_problems_and_change_nothing() {
             "unknown variant `root`",
         ),
         (&admin, "DELETE", "/v1/tokens/doesnotexist".into(), None, vec![], 404, "there is no token"),
+        (&admin, "DELETE", format!("/v1/tokens/{admin_id}"), None, vec![], 409, "last admin token"),
     ];
     for (http, method, path, body, headers, status, needle) in cases {
         let r = http.send(method, &path, body, &headers).await;

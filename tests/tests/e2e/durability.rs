@@ -1,5 +1,5 @@
 //! What was acknowledged survives a restart (the `kill -9` case, which needs the binary as a
-//! separate process, is in `server/tests/kill9.rs`).
+//! separate process, is in `server/tests/binary/kill9.rs`).
 
 use serde_json::json;
 

@@ -1,7 +1,10 @@
 //! The test harness: start a real server on a loopback port in a temp dir, an admin HTTP
 //! client, a signing key, and helpers to publish signed releases and simulate devices.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+
+use halftone_server::clock::{Clock, ManualClock, SystemClock};
 
 use ed25519_dalek::{Signer as _, SigningKey};
 use futures_util::StreamExt as _;
@@ -15,9 +18,11 @@ use serde_json::{Value, json};
 pub struct TestServer {
     pub base: String,
     pub token: String,
+    data_dir: PathBuf,
     _dir: Option<tempfile::TempDir>,
     handle: actix_web::dev::ServerHandle,
     thread: Option<std::thread::JoinHandle<()>>,
+    state: Weak<halftone_server::state::State>,
 }
 
 impl TestServer {
@@ -29,25 +34,46 @@ impl TestServer {
         s
     }
 
+    /// A fresh server whose clock moves only when the test says (schedules, adoption).
+    pub fn start_with_clock(clock: Arc<ManualClock>) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Self::launch(dir.path(), None, clock);
+        s._dir = Some(dir);
+        s
+    }
+
     /// A server on an existing data dir (a restart); `token` is the admin token it had.
     pub fn start_in(data_dir: &Path, token: Option<String>) -> TestServer {
+        Self::launch(data_dir, token, Arc::new(SystemClock))
+    }
+
+    /// The server's state, to drive the scheduler (`tick`) and read figures.
+    pub fn state(&self) -> Arc<halftone_server::state::State> {
+        self.state.upgrade().expect("the server runs")
+    }
+
+    fn launch(data_dir: &Path, token: Option<String>, clock: Arc<dyn Clock>) -> TestServer {
         let config = halftone_server::Config::for_tests(data_dir);
+        let data_dir = data_dir.to_owned();
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
             rt.block_on(async move {
-                let server = halftone_server::build(config).await.unwrap();
-                tx.send((server.addr(), server.bootstrap_token().map(str::to_owned), server.handle())).unwrap();
+                let server = halftone_server::build_with(config, clock).await.unwrap();
+                let state = Arc::downgrade(&server.state());
+                tx.send((server.addr(), server.bootstrap_token().map(str::to_owned), server.handle(), state)).unwrap();
                 server.run().await.unwrap();
             });
         });
-        let (addr, bootstrap, handle) = rx.recv().unwrap();
+        let (addr, bootstrap, handle, state) = rx.recv().unwrap();
         TestServer {
             base: format!("http://{addr}"),
             token: bootstrap.or(token).expect("a fresh data dir prints a bootstrap token"),
+            data_dir,
             _dir: None,
             handle,
             thread: Some(thread),
+            state,
         }
     }
 
@@ -74,6 +100,11 @@ impl TestServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The server's data dir (the database and `artifacts/<sha256>` files).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
     }
 
     /// An HTTP client for admin calls with this server's admin token.

@@ -7,4 +7,7 @@ mod harness;
 mod auth;
 mod bad_input;
 mod durability;
+mod feedback;
 mod release_flow;
+mod sdk;
+mod seed;

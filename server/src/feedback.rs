@@ -1,0 +1,320 @@
+//! Install feedback and adoption: [`Feedback`] counts what devices report (downloads,
+//! installs, failures, first runs, crashes), what check-ins were offered, and which versions
+//! devices run, per release and channel, as approximate distinct-device counts (sketches of a
+//! few KiB each: the server keeps no per-device table).
+//!
+//! One aggregator task owns the figures. The check-in path hands it a sample with `try_send`
+//! (never waits; a full queue drops the sample and counts the drop). Event reports are
+//! group-committed: the aggregator applies a batch, writes every changed figure to sled and
+//! flushes at least every 200 ms, and only then lets the report's 2xx go out, so an
+//! acknowledged report survives even `kill -9`. Readers (status, the scheduler) take a short
+//! lock on the figures; the check-in path never does.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash as _, Hasher as _};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cardinality_estimator::CardinalityEstimator;
+use halftone_channels::wire::{ChannelAdoption, Event, EventKind, Figures, VersionAdoption};
+use halftone_channels::{AppId, ChannelName, Health, Version};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::{AdoptionKey, Change, FeedbackKey as ReleaseKey, Store};
+
+/// An approximate set of device hashes.
+type Sketch = CardinalityEstimator<u64>;
+
+/// Adoption is counted in windows of this width; "last day" is the windows that overlap the
+/// last 24 hours (so 24 to 28 hours), "last week" those that overlap the last 7 days.
+pub const ADOPTION_WINDOW_MS: u64 = 4 * 3_600_000;
+const DAY_MS: u64 = 24 * 3_600_000;
+/// Adoption windows older than this are dropped.
+const KEEP_MS: u64 = 8 * DAY_MS;
+/// The longest an acknowledged report waits for its group commit.
+const COMMIT_EVERY: Duration = Duration::from_millis(200);
+
+/// The stable hash of a device id that sketches count.
+pub fn device_hash(device_id: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    device_id.hash(&mut h);
+    h.finish()
+}
+
+/// What one check-in tells the figures.
+#[derive(Debug)]
+pub struct CheckSample {
+    /// The app.
+    pub app: AppId,
+    /// The device's channel.
+    pub channel: ChannelName,
+    /// The version it runs.
+    pub version: Version,
+    /// [`device_hash`] of its id.
+    pub device: u64,
+    /// The release and rollout channel it was offered, if any.
+    pub offered: Option<(Version, ChannelName)>,
+    /// When (ms since the epoch).
+    pub at_ms: u64,
+}
+
+/// The figures of one release on one channel, as stored.
+#[derive(Default, Clone, Serialize, Deserialize)]
+struct Counters {
+    offers: u64,
+    offered: Sketch,
+    /// Distinct devices per event kind.
+    devices: BTreeMap<EventKind, Sketch>,
+}
+
+impl Counters {
+    fn distinct(&self, kind: EventKind) -> u64 {
+        self.devices.get(&kind).map_or(0, |s| s.estimate() as u64)
+    }
+}
+
+#[derive(Default)]
+struct Aggregates {
+    releases: HashMap<ReleaseKey, Counters>,
+    adoption: HashMap<AdoptionKey, Sketch>,
+    dirty_releases: HashSet<ReleaseKey>,
+    dirty_adoption: HashSet<AdoptionKey>,
+}
+
+enum Msg {
+    Events(Vec<(AppId, Event)>, oneshot::Sender<Result<(), String>>),
+    Sample(CheckSample),
+    Flush(oneshot::Sender<Result<(), String>>),
+    Close(oneshot::Sender<Result<(), String>>),
+}
+
+/// The feedback figures and the handle to their aggregator.
+pub struct Feedback {
+    tx: mpsc::Sender<Msg>,
+    figures: Arc<Mutex<Aggregates>>,
+    dropped: AtomicU64,
+}
+
+/// Why a report was not acknowledged.
+#[derive(Debug, thiserror::Error)]
+#[error("feedback could not be stored: {0}")]
+pub struct FeedbackError(String);
+
+impl Feedback {
+    /// Loads the stored figures and starts the aggregator on the current tokio runtime.
+    pub fn start(store: Arc<Store>) -> anyhow::Result<Feedback> {
+        let mut agg = Aggregates::default();
+        for ((app, version, channel), bytes) in store.load_feedback()? {
+            agg.releases.insert((app, version, channel), serde_json::from_slice(&bytes)?);
+        }
+        for (key, bytes) in store.load_adoption()? {
+            agg.adoption.insert(key, serde_json::from_slice(&bytes)?);
+        }
+        let figures = Arc::new(Mutex::new(agg));
+        let (tx, rx) = mpsc::channel(1 << 16);
+        tokio::spawn(aggregate(rx, figures.clone(), store));
+        Ok(Feedback { tx, figures, dropped: AtomicU64::new(0) })
+    }
+
+    /// Records a check-in; never waits (drops the sample when the aggregator is behind).
+    pub fn observe(&self, sample: CheckSample) {
+        if self.tx.try_send(Msg::Sample(sample)).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("halftone_feedback_samples_dropped_total").increment(1);
+        }
+    }
+
+    /// Check-in samples dropped because the aggregator was behind.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Counts reported events; returns once they are durably stored.
+    pub async fn report(&self, events: Vec<(AppId, Event)>) -> Result<(), FeedbackError> {
+        let (ack, done) = oneshot::channel();
+        self.tx.send(Msg::Events(events, ack)).await.map_err(|_| FeedbackError("the aggregator stopped".into()))?;
+        done.await.map_err(|_| FeedbackError("the aggregator stopped".into()))?.map_err(FeedbackError)
+    }
+
+    /// Applies and stores everything received so far.
+    pub async fn flush(&self) -> Result<(), FeedbackError> {
+        self.call(Msg::Flush).await
+    }
+
+    /// Stores everything received so far and stops the aggregator (it lets go of the store).
+    pub async fn close(&self) -> Result<(), FeedbackError> {
+        self.call(Msg::Close).await
+    }
+
+    async fn call(&self, msg: fn(oneshot::Sender<Result<(), String>>) -> Msg) -> Result<(), FeedbackError> {
+        let (ack, done) = oneshot::channel();
+        self.tx.send(msg(ack)).await.map_err(|_| FeedbackError("the aggregator stopped".into()))?;
+        done.await.map_err(|_| FeedbackError("the aggregator stopped".into()))?.map_err(FeedbackError)
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Aggregates) -> T) -> T {
+        f(&self.figures.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Offers of `version` of `app`, on every channel.
+    pub fn offers(&self, app: &AppId, version: &Version) -> u64 {
+        self.with(|a| a.releases.iter().filter(|((x, v, _), _)| x == app && v == version).map(|(_, c)| c.offers).sum())
+    }
+
+    /// The figures of one release on one channel.
+    pub fn figures(&self, app: &AppId, version: &Version, channel: &ChannelName) -> Figures {
+        self.with(|a| {
+            let c = a.releases.get(&(app.clone(), version.clone(), channel.clone())).cloned().unwrap_or_default();
+            Figures {
+                offers: c.offers,
+                offered_devices: c.offered.estimate() as u64,
+                downloads: c.distinct(EventKind::DownloadStarted),
+                download_failures: c.distinct(EventKind::DownloadFailed),
+                installs: c.distinct(EventKind::InstallSucceeded),
+                install_failures: c.distinct(EventKind::InstallFailed),
+                first_runs: c.distinct(EventKind::FirstRun),
+                crashes: c.distinct(EventKind::Crash),
+            }
+        })
+    }
+
+    /// What a health gate looks at.
+    pub fn health(&self, app: &AppId, version: &Version, channel: &ChannelName) -> Health {
+        let f = self.figures(app, version, channel);
+        Health {
+            installs: f.installs,
+            install_failures: f.install_failures,
+            first_runs: f.first_runs,
+            crashes: f.crashes,
+        }
+    }
+
+    /// Distinct devices per channel and version over the last day and week, as of `now_ms`.
+    pub fn adoption(&self, app: &AppId, now_ms: u64) -> Vec<ChannelAdoption> {
+        let day = now_ms.saturating_sub(DAY_MS) / ADOPTION_WINDOW_MS;
+        let week = now_ms.saturating_sub(7 * DAY_MS) / ADOPTION_WINDOW_MS;
+        self.with(|a| {
+            let mut merged: BTreeMap<(ChannelName, Version), (Sketch, Sketch)> = BTreeMap::new();
+            for ((x, channel, version, window), sketch) in &a.adoption {
+                if x != app || *window < week {
+                    continue;
+                }
+                let (d, w) = merged.entry((channel.clone(), version.clone())).or_default();
+                w.merge(sketch);
+                if *window >= day {
+                    d.merge(sketch);
+                }
+            }
+            let mut out: Vec<ChannelAdoption> = Vec::new();
+            for ((channel, version), (d, w)) in merged {
+                let v = VersionAdoption { version, last_day: d.estimate() as u64, last_week: w.estimate() as u64 };
+                match out.last_mut().filter(|c| c.channel == channel) {
+                    Some(c) => c.versions.push(v),
+                    None => out.push(ChannelAdoption { channel, versions: vec![v] }),
+                }
+            }
+            for c in &mut out {
+                c.versions.sort_by(|a, b| b.version.cmp(&a.version));
+            }
+            out
+        })
+    }
+}
+
+async fn aggregate(mut rx: mpsc::Receiver<Msg>, figures: Arc<Mutex<Aggregates>>, store: Arc<Store>) {
+    let mut acks: Vec<oneshot::Sender<Result<(), String>>> = Vec::new();
+    let mut tick = tokio::time::interval(COMMIT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut newest_ms = 0u64;
+    loop {
+        let stop = tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(Msg::Events(events, ack)) => {
+                    let mut a = figures.lock().unwrap_or_else(|p| p.into_inner());
+                    for (app, e) in events {
+                        let key = (app, e.version, e.channel);
+                        a.releases.entry(key.clone()).or_default().devices.entry(e.kind).or_default().insert(&device_hash(e.device_id.as_str()));
+                        a.dirty_releases.insert(key);
+                    }
+                    acks.push(ack);
+                    false
+                }
+                Some(Msg::Sample(s)) => {
+                    newest_ms = newest_ms.max(s.at_ms);
+                    let mut a = figures.lock().unwrap_or_else(|p| p.into_inner());
+                    let key = (s.app.clone(), s.channel, s.version, s.at_ms / ADOPTION_WINDOW_MS);
+                    a.adoption.entry(key.clone()).or_default().insert(&s.device);
+                    a.dirty_adoption.insert(key);
+                    if let Some((version, channel)) = s.offered {
+                        let key = (s.app, version, channel);
+                        let c = a.releases.entry(key.clone()).or_default();
+                        c.offers += 1;
+                        c.offered.insert(&s.device);
+                        a.dirty_releases.insert(key);
+                    }
+                    false
+                }
+                Some(Msg::Flush(ack)) => {
+                    acks.push(ack);
+                    persist(&figures, &store, newest_ms, &mut acks).await;
+                    false
+                }
+                Some(Msg::Close(ack)) => {
+                    acks.push(ack);
+                    true
+                }
+                None => true,
+            },
+            _ = tick.tick() => {
+                persist(&figures, &store, newest_ms, &mut acks).await;
+                false
+            }
+        };
+        if stop {
+            persist(&figures, &store, newest_ms, &mut acks).await;
+            return;
+        }
+    }
+}
+
+/// Writes every changed figure in one transaction, flushes, then acknowledges.
+async fn persist(
+    figures: &Mutex<Aggregates>,
+    store: &Store,
+    newest_ms: u64,
+    acks: &mut Vec<oneshot::Sender<Result<(), String>>>,
+) {
+    let change = {
+        let mut a = figures.lock().unwrap_or_else(|p| p.into_inner());
+        if a.dirty_releases.is_empty() && a.dirty_adoption.is_empty() && acks.is_empty() {
+            return;
+        }
+        let mut change = Change::default();
+        for key in std::mem::take(&mut a.dirty_releases) {
+            if let Some(c) = a.releases.get(&key) {
+                change.put_feedback(&key.0, &key.1, &key.2, serde_json::to_vec(c).expect("sketches serialize"));
+            }
+        }
+        for key in std::mem::take(&mut a.dirty_adoption) {
+            if let Some(s) = a.adoption.get(&key) {
+                change.put_adoption(&key.0, &key.1, &key.2, key.3, serde_json::to_vec(s).expect("sketches serialize"));
+            }
+        }
+        let oldest = newest_ms.saturating_sub(KEEP_MS) / ADOPTION_WINDOW_MS;
+        let stale: Vec<AdoptionKey> = a.adoption.keys().filter(|k| k.3 < oldest).cloned().collect();
+        for key in stale {
+            a.adoption.remove(&key);
+            change.remove_adoption(&key.0, &key.1, &key.2, key.3);
+        }
+        change
+    };
+    let result = store.commit(change).await.map_err(|e| {
+        tracing::error!(error = format!("{e:#}"), "storing feedback failed");
+        format!("{e:#}")
+    });
+    for ack in acks.drain(..) {
+        let _ = ack.send(result.clone());
+    }
+}

@@ -1,0 +1,95 @@
+//! The scheduler: advances staged schedules and enforces health gates by itself.
+//!
+//! [`State::tick`] looks at every active rollout that has a schedule or a gate, with the
+//! feedback figures of its release and channel and the time from the injectable clock: a
+//! tripped gate halts (or pauses) the rollout and records why, with the figures, in the audit
+//! log; an elapsed hold advances to the next step, unless the gate lacks its minimum sample.
+//! Changes go through the same path as an engineer's (committed, flushed, published).
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use halftone_channels::{GateAction, GateVerdict, Rollout, RolloutState, Tick};
+
+use crate::state::State;
+
+/// The actor named in the audit log for changes the scheduler makes.
+pub const SCHEDULER: &str = "scheduler";
+/// The actor named in the audit log for changes a health gate makes.
+pub const HEALTH_GATE: &str = "health-gate";
+
+/// What one tick did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TickReport {
+    /// Rollouts advanced to a next step, as `app version/channel -> percent`.
+    pub advanced: Vec<String>,
+    /// Rollouts stopped by their gate, as `app version/channel: why`.
+    pub tripped: Vec<String>,
+}
+
+impl State {
+    /// Advances schedules and enforces gates at the clock's current time.
+    pub async fn tick(&self) -> anyhow::Result<TickReport> {
+        let mut report = TickReport::default();
+        let _w = self.writer.lock().await;
+        let now = self.clock.now_ms();
+        let apps: Vec<_> = self.snapshot().apps.values().cloned().collect();
+        for app in apps {
+            let mut trips = Vec::new();
+            let mut advances = Vec::new();
+            for (_, rollouts) in app.catalog.releases() {
+                for r in rollouts.iter().filter(|r| r.state == RolloutState::Active) {
+                    if r.schedule.is_none() && r.gate.is_none() {
+                        continue;
+                    }
+                    let verdict = r.gate.map(|g| g.check(&self.feedback.health(&app.id, &r.release, &r.channel)));
+                    let subject = format!("{} {}/{}", app.id, r.release, r.channel);
+                    if let (Some(gate), Some(GateVerdict::Trip(breach))) = (r.gate, verdict) {
+                        let state = match gate.action {
+                            GateAction::Halt => RolloutState::Halted,
+                            GateAction::Pause => RolloutState::Paused,
+                        };
+                        tracing::warn!(rollout = %subject, %breach, ?state, "health gate tripped");
+                        metrics::counter!("halftone_gate_trips_total", "app" => app.id.to_string()).increment(1);
+                        report.tripped.push(format!("{subject}: {breach}"));
+                        trips.push((r.clone(), Rollout { state, ..r.clone() }, breach));
+                        continue;
+                    }
+                    let Some(schedule) = &r.schedule else { continue };
+                    let clock = app.meta_of(&r.release, &r.channel).clock;
+                    if let Tick::Advance { to, .. } = schedule.next(r.percent, r.state, &clock, now) {
+                        if verdict == Some(GateVerdict::NotEnoughSample) {
+                            continue;
+                        }
+                        report.advanced.push(format!("{subject} -> {to}"));
+                        advances.push((r.clone(), Rollout { percent: to, ..r.clone() }));
+                    }
+                }
+            }
+            if !advances.is_empty() {
+                self.replace_rollouts(SCHEDULER, &app, "schedule.advance", advances, &[]).await?;
+            }
+            if !trips.is_empty() {
+                let app = self.snapshot().apps.get(&app.id).cloned().unwrap_or(app);
+                let pairs = trips.iter().map(|(b, a, _)| (b.clone(), a.clone())).collect();
+                let why: Vec<_> = trips.iter().map(|(_, _, breach)| breach.to_string()).collect();
+                self.replace_rollouts(HEALTH_GATE, &app, "gate.trip", pairs, &why).await?;
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// Ticks every `every` until the state is gone.
+pub async fn run(state: Weak<State>, every: Duration) {
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let Some(state) = state.upgrade() else { return };
+        if let Err(e) = state.tick().await {
+            tracing::error!(error = format!("{e:#}"), "scheduler tick failed");
+        }
+        drop::<Arc<State>>(state);
+    }
+}

@@ -1,0 +1,280 @@
+//! The release engineer's whole flow, driven only through the `halftone` binary against a
+//! `halftone serve` process: keygen, app, publish, widen, promote, explain, halt, roll back,
+//! tokens and the audit log. Devices are plain HTTP check-ins, as an SDK in any language makes.
+
+use std::os::unix::fs::PermissionsExt as _;
+
+use halftone_channels::Sha256;
+use serde_json::Value;
+
+use crate::support::*;
+
+/// The rollout of `version` on `channel` in a `releases --json` answer.
+fn rollout<'a>(releases: &'a Value, version: &str, channel: &str) -> &'a Value {
+    let release = releases["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["version"] == version)
+        .unwrap_or_else(|| panic!("no release {version} in {releases:#}"));
+    release["rollouts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["channel"] == channel)
+        .unwrap_or_else(|| panic!("{version} has no rollout on {channel}: {release:#}"))
+}
+
+/// The table rows of human output, split on runs of spaces.
+fn rows(table: &str) -> Vec<Vec<&str>> {
+    table.lines().map(|l| l.split_whitespace().collect()).collect()
+}
+
+#[tokio::test]
+async fn a_release_engineer_ships_widens_promotes_halts_and_rolls_back_with_the_cli() {
+    let (tmp, data) = data_dir();
+    let server = Server::start(&data, true).await;
+    let admin = Cli::new(&server, server.bootstrap.as_deref().unwrap());
+    let devices = server.http(None);
+
+    // keygen: a private key file only its owner can read; the JSON is the key to register.
+    let key_file = tmp.path().join("release.key");
+    let key_path = key_file.to_str().unwrap();
+    let key = offline(&["keygen", "--out", key_path, "--json"]).json();
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the private key file is mode 0600");
+    let (key_id, public_key) = (key["id"].as_str().unwrap(), key["public_key"].as_str().unwrap());
+    assert!(key_id.starts_with("ed25519-"), "{key}");
+    let text = std::fs::read_to_string(&key_file).unwrap();
+    assert!(text.contains(&format!("# key id: {key_id}\n")), "{text}");
+    // A second keygen to the same file refuses and keeps the key.
+    let before = std::fs::read(&key_file).unwrap();
+    let e = offline(&["keygen", "--out", key_path]).failure();
+    assert!(e.contains("refusing to overwrite"), "{e}");
+    assert_eq!(std::fs::read(&key_file).unwrap(), before);
+
+    // app create with the key; a second create refuses rather than replacing keys.
+    let app = admin.json(&["app", "create", "notes", "--name", "Notes", "--key", &format!("{key_id}={public_key}")]);
+    assert_eq!((app["id"].as_str(), app["keys"][0]["id"].as_str()), (Some("notes"), Some(key_id)), "{app}");
+    assert_eq!(app["keys"][0]["public_key"], public_key);
+    let e = admin.run(&["app", "create", "notes", "--key", public_key]).failure();
+    assert!(e.contains("already exists"), "{e}");
+    assert!(admin.text(&["app", "list"]).lines().any(|l| l.starts_with("notes ")));
+
+    // publish 1.0.0 on stable at 100% and 1.1.0 on beta at 10%; the CLI hashes and signs
+    // locally and the server stores exactly the files.
+    let artifact = |version: &str| {
+        let path = tmp.path().join(format!("notes-{version}.bin"));
+        let bytes = format!("notes {version} linux build\n").repeat(500).into_bytes();
+        std::fs::write(&path, &bytes).unwrap();
+        (format!("linux/x86_64={}", path.display()), bytes)
+    };
+    let (a100, bytes100) = artifact("1.0.0");
+    let published = admin.json(&[
+        "publish",
+        "notes",
+        "1.0.0",
+        "--channel",
+        "stable",
+        "--percent",
+        "100%",
+        "--key-file",
+        key_path,
+        "--artifact",
+        &a100,
+        "--notes",
+        "First release",
+    ]);
+    assert_eq!(published["artifacts"][0]["sha256"], Sha256::digest(&bytes100).to_string());
+    assert_eq!(published["artifacts"][0]["key_id"], key_id);
+    assert_eq!(published["rollouts"][0]["basis_points"], 10000);
+    let (a110, bytes110) = artifact("1.1.0");
+    let published = admin.json(&[
+        "publish",
+        "notes",
+        "1.1.0",
+        "--channel",
+        "beta",
+        "--percent",
+        "10%",
+        "--key-file",
+        key_path,
+        "--artifact",
+        &a110,
+    ]);
+    assert_eq!(
+        (published["rollouts"][0]["channel"].as_str(), published["rollouts"][0]["basis_points"].as_u64()),
+        (Some("beta"), Some(1000))
+    );
+    let sha110 = Sha256::digest(&bytes110).to_string();
+    assert_eq!(devices.bytes(&format!("/v1/artifacts/{sha110}")).await, (200, bytes110.clone()), "served as uploaded");
+    assert_eq!(devices.check("notes", "fresh", "0.9.0", "stable").await, Some(("1.0.0".into(), false)));
+
+    // releases: the table names both, newest first, with their channels and percentages.
+    let table = admin.text(&["releases", "notes"]);
+    let table = rows(&table);
+    assert_eq!(table[0][..4], ["VERSION", "CHANNEL", "PERCENT", "STATE"], "{table:?}");
+    assert_eq!(table[1][..4], ["1.1.0", "beta", "10%", "active"], "{table:?}");
+    assert_eq!(table[2][..4], ["1.0.0", "stable", "100%", "active"], "{table:?}");
+
+    // rollout set: 10% -> 50% on beta, and the server has it.
+    let said = admin.text(&["rollout", "set", "notes", "1.1.0", "beta", "--percent", "50%"]);
+    assert_eq!(said.trim(), "notes 1.1.0 on beta: 10% active -> 50% active");
+    let releases = admin.json(&["releases", "notes"]);
+    assert_eq!(rollout(&releases, "1.1.0", "beta")["basis_points"], 5000);
+    assert_eq!(rollout(&releases, "1.1.0", "beta")["etag"], "\"r2\"");
+
+    // promote to stable at 5%.
+    let promoted = admin.json(&["promote", "notes", "1.1.0", "--channel", "stable", "--percent", "5%"]);
+    let stable = promoted["rollouts"].as_array().unwrap().iter().find(|r| r["channel"] == "stable").unwrap();
+    assert_eq!((stable["basis_points"].as_u64(), stable["state"].as_str()), (Some(500), Some("active")));
+
+    // explain agrees with what devices are actually told, on both sides of the 50%.
+    let mut offered = 0;
+    for i in 0..16 {
+        let device = format!("beta-device-{i}");
+        let check = devices.check("notes", &device, "1.0.0", "beta").await;
+        let explained = admin.json(&[
+            "explain",
+            "notes",
+            "--device",
+            &device,
+            "--version",
+            "1.0.0",
+            "--channel",
+            "beta",
+            "--os",
+            "linux",
+            "--arch",
+            "x86_64",
+        ]);
+        assert_eq!(explained["offered"].as_str(), check.as_ref().map(|c| c.0.as_str()), "{device}: {explained:#}");
+        let verdicts: Vec<_> =
+            explained["releases"].as_array().unwrap().iter().filter(|r| r["offered"] == true).collect();
+        assert_eq!(verdicts.len(), usize::from(check.is_some()), "{explained:#}");
+        offered += usize::from(check.is_some());
+    }
+    assert!((1..16).contains(&offered), "a 50% rollout offers some of 16 devices, not {offered}");
+    let human = admin.text(&[
+        "explain",
+        "notes",
+        "--device",
+        "beta-device-0",
+        "--version",
+        "1.0.0",
+        "--channel",
+        "beta",
+        "--os",
+        "linux",
+        "--arch",
+        "x86_64",
+    ]);
+    assert!(human.starts_with("device beta-device-0 on beta, linux/x86_64, running 1.0.0\noffered: "), "{human}");
+
+    // halt 1.1.0 everywhere: nobody is offered it any more.
+    let halted = admin.json(&["halt", "notes", "1.1.0"]);
+    let states: Vec<_> = halted["rollouts"].as_array().unwrap().iter().map(|r| r["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["halted", "halted"], "{halted:#}");
+    for i in 0..16 {
+        assert_eq!(devices.check("notes", &format!("beta-device-{i}"), "1.0.0", "beta").await, None);
+    }
+
+    // rollback by rebuild: devices on the bad 1.1.0 get 1.1.1, critical, with the rebuilt
+    // bytes; devices on the good 1.0.0 get nothing.
+    let (a111, bytes111) = artifact("1.1.1");
+    let rebuild = admin.json(&[
+        "rollback",
+        "notes",
+        "--bad",
+        "1.1.0",
+        "--version",
+        "1.1.1",
+        "--rebuild-of",
+        "1.0.0",
+        "--key-file",
+        key_path,
+        "--artifact",
+        &a111,
+    ]);
+    assert_eq!((rebuild["critical"].as_bool(), rebuild["rebuild_of"].as_str()), (Some(true), Some("1.0.0")));
+    assert_eq!(rebuild["notes"], "Rolls back 1.1.0 to the code of 1.0.0.");
+    for channel in ["beta", "stable"] {
+        assert_eq!(devices.check("notes", "on-bad", "1.1.0", channel).await, Some(("1.1.1".into(), true)), "{channel}");
+        assert_eq!(devices.check("notes", "on-good", "1.0.0", channel).await, None, "{channel}");
+    }
+    let offer = devices
+        .post(
+            "/v1/apps/notes/check",
+            &serde_json::json!({"device_id": "on-bad", "current_version": "1.1.0",
+            "channel": "stable", "os": "linux", "arch": "x86_64"}),
+        )
+        .await
+        .ok();
+    let url = offer["update"]["artifact"]["url"].as_str().unwrap().to_owned();
+    assert_eq!(devices.bytes(&url).await, (200, bytes111));
+    let table = admin.text(&["releases", "notes"]);
+    // Rollouts are listed least stable channel first; a release's later rows leave VERSION empty.
+    let lines = rows(&table);
+    assert_eq!(lines[1][..4], ["1.1.1", "beta", "100%", "active"], "{table}");
+    assert_eq!(lines[2], ["stable", "100%", "active"], "{table}");
+    assert_eq!(lines[3][..4], ["1.1.0", "beta", "50%", "halted"], "{table}");
+    assert_eq!(lines[4], ["stable", "5%", "halted"], "{table}");
+    assert!(table.contains("critical, rebuild of 1.0.0"), "{table}");
+
+    // tokens: a viewer reads but cannot write; the refusal is one sentence and exit status 1.
+    let created = admin.json(&["token", "create", "--name", "viewer-1", "--role", "viewer"]);
+    let (viewer_id, viewer_token) = (created["id"].as_str().unwrap(), created["token"].as_str().unwrap());
+    assert!(viewer_token.starts_with(&format!("htk_{viewer_id}_")), "{created}");
+    let viewer = admin.with_token(viewer_token);
+    assert_eq!(viewer.json(&["releases", "notes"])["releases"].as_array().unwrap().len(), 3);
+    let e = viewer.run(&["rollout", "set", "notes", "1.1.1", "stable", "--percent", "50%"]).failure();
+    assert_eq!(e, "the server refused the request (403 Forbidden): token viewer-1 is read-only (viewer)");
+    assert_eq!(rollout(&admin.json(&["releases", "notes"]), "1.1.1", "stable")["basis_points"], 10000);
+    let list = admin.json(&["token", "list"]);
+    assert!(list["tokens"].as_array().unwrap().iter().any(|t| t["id"] == viewer_id && t["role"] == "viewer"));
+    let said = admin.text(&["token", "revoke", viewer_id]);
+    assert_eq!(said.trim(), format!("revoked token {viewer_id}"));
+    let e = viewer.run(&["releases", "notes"]).failure();
+    assert!(e.contains("401"), "a revoked token is refused at once: {e}");
+    let list = admin.json(&["token", "list"]);
+    assert!(list["tokens"].as_array().unwrap().iter().all(|t| t["id"] != viewer_id), "{list}");
+
+    // audit: every change, in order, by the bootstrap admin.
+    let audit = admin.json(&["audit", "notes"]);
+    let entries = audit["entries"].as_array().unwrap();
+    let actions: Vec<_> = entries.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        actions,
+        [
+            "app.create",
+            "release.publish",
+            "release.publish",
+            "rollout.update",
+            "release.promote",
+            "release.halt",
+            "release.halt",
+            "rollback.publish",
+        ],
+        "{audit:#}"
+    );
+    assert!(entries.iter().all(|e| e["actor"] == "bootstrap-admin"), "{audit:#}");
+    assert!(entries.windows(2).all(|w| w[0]["seq"].as_u64() < w[1]["seq"].as_u64()));
+    let human = admin.text(&["audit", "notes"]);
+    assert!(human.starts_with("SEQ  TIME (UTC)"), "{human}");
+    assert_eq!(human.lines().count(), 1 + entries.len());
+}
+
+#[tokio::test]
+async fn commands_without_a_reachable_server_or_a_valid_token_fail_in_one_sentence() {
+    let (_tmp, data) = data_dir();
+    let server = Server::start(&data, true).await;
+    let nobody = Cli::new(&server, "htk_0000000000000000_nope");
+    let e = nobody.run(&["app", "list"]).failure();
+    assert!(e.contains("401"), "{e}");
+    // A loopback port nobody listens on: bound by us a moment ago, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut nowhere = Cli::new(&server, server.bootstrap.as_deref().unwrap());
+    nowhere.server = format!("http://127.0.0.1:{port}");
+    let e = nowhere.run(&["app", "list"]).failure();
+    assert!(e.starts_with(&format!("could not reach the server at http://127.0.0.1:{port}")), "{e}");
+}

@@ -1,0 +1,182 @@
+//! Install feedback, staged schedules and health gates: event validation and batching,
+//! duplicates counted once, figures that survive a restart, and a 50,000-device fleet on a
+//! clock the test controls.
+
+use std::sync::Arc;
+
+use halftone_channels::wire::StatusView;
+use halftone_server::clock::ManualClock;
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+fn event(device: &str, kind: &str, version: &str, channel: &str) -> Value {
+    json!({"device_id": device, "kind": kind, "version": version, "channel": channel})
+}
+
+async fn status(http: &Http, app: &str) -> StatusView {
+    serde_json::from_value(http.get(&format!("/v1/apps/{app}/status")).await.ok()).unwrap()
+}
+
+#[tokio::test]
+async fn events_are_validated_batched_counted_once_and_survive_a_restart() {
+    let server = TestServer::start();
+    let p = Publisher::create(&server, "notes").await;
+    p.publish("1.0.0", "stable", "100%").await;
+    let device = server.anonymous();
+    let post = |events: Vec<Value>| {
+        let device = device.clone();
+        async move { device.post("/v1/apps/notes/events", &json!({ "events": events })).await }
+    };
+
+    let r = post(vec![
+        event("d1", "install_succeeded", "1.0.0", "stable"),
+        event("d1", "install_succeeded", "1.0.0", "stable"),
+        event("d2", "install_failed", "1.0.0", "stable"),
+    ])
+    .await;
+    assert_eq!(
+        (r.status, r.body["accepted"].as_u64(), r.body["duplicates"].as_u64()),
+        (202, Some(2), Some(1)),
+        "{r:?}"
+    );
+    // The same device reporting again in another batch is still one device.
+    post(vec![event("d1", "install_succeeded", "1.0.0", "stable"), event("d3", "first_run", "1.0.0", "stable")])
+        .await
+        .ok();
+    for (events, status_code, needle) in [
+        (vec![event("d1", "install_succeeded", "9.9.9", "stable")], 422, "event 0: app notes has no release 9.9.9"),
+        (vec![event("d1", "first_run", "1.0.0", "nightly")], 422, "has no channel nightly"),
+        (vec![], 400, "1 to 100 events"),
+        (vec![event("d1", "exploded", "1.0.0", "stable")], 400, "unknown variant `exploded`"),
+    ] {
+        post(events).await.assert_problem(status_code, needle);
+    }
+
+    // Adoption counts distinct devices per version.
+    let fleet = fleet("a", 40, "1.0.0", "stable");
+    check_all(&device, "notes", &fleet).await;
+    check_all(&device, "notes", &fleet).await;
+    server.state().feedback.flush().await.unwrap();
+    let before = status(&p.http, "notes").await;
+    let f = before.releases[0].rollouts[0].figures;
+    assert_eq!((f.installs, f.install_failures, f.first_runs), (1, 1, 1), "{f:?}");
+    let adoption = &before.adoption[0];
+    assert_eq!(
+        (adoption.channel.as_str(), adoption.versions[0].last_day, adoption.versions[0].last_week),
+        ("stable", 40, 40)
+    );
+
+    let (dir, token) = server.stop();
+    let dir = dir.unwrap();
+    let again = TestServer::start_in(dir.path(), Some(token));
+    let after = status(&again.admin(), "notes").await;
+    assert_eq!(after.releases[0].rollouts[0].figures, f, "figures survive a graceful restart");
+    assert_eq!(after.adoption, before.adoption);
+}
+
+/// How the simulated fleet answers an offer of `version`.
+#[derive(Clone, Copy)]
+enum Build {
+    Good,
+    /// 30% of installs fail.
+    Bad,
+}
+
+/// Runs rounds of check-ins, installs and reports, with an hour between rounds, until the
+/// rollout is done or stopped. Returns how many devices ever received `version`.
+async fn simulate(
+    server: &TestServer,
+    clock: &ManualClock,
+    app: &str,
+    version: &str,
+    build: Build,
+    rounds: usize,
+) -> usize {
+    let device_http = server.anonymous();
+    let mut fleet = fleet("fleet", 50_000, "1.0.0", "stable");
+    let mut received = vec![false; fleet.len()];
+    for round in 0..rounds {
+        let waiting: Vec<usize> = (0..fleet.len()).filter(|&i| !received[i]).collect();
+        let devices: Vec<Device> = waiting.iter().map(|&i| fleet[i].clone()).collect();
+        let answers = check_all(&device_http, app, &devices).await;
+        let mut events = Vec::new();
+        for (&i, answer) in waiting.iter().zip(&answers) {
+            let Some((v, _)) = answer.as_ref().filter(|(v, _)| v == version) else { continue };
+            received[i] = true;
+            let id = fleet[i].id.clone();
+            let fails = matches!(build, Build::Bad) && i % 10 < 3;
+            if fails {
+                events.push(event(&id, "install_failed", v, "stable"));
+            } else {
+                events.push(event(&id, "install_succeeded", v, "stable"));
+                events.push(event(&id, "first_run", v, "stable"));
+                fleet[i].version = v.clone();
+            }
+        }
+        for chunk in events.chunks(100) {
+            let r = device_http.post(&format!("/v1/apps/{app}/events"), &json!({ "events": chunk })).await;
+            assert_eq!(r.status, 202, "{r:?}");
+        }
+        clock.advance(3_600_000 + 1);
+        let report = server.state().tick().await.unwrap();
+        let got = received.iter().filter(|r| **r).count();
+        println!("{app} round {round}: {got} devices have {version}; tick: {report:?}");
+        // The server's own scheduler may have ticked first: ask for the rollout's state.
+        let stopped = status(&server.admin(), app).await.releases[0].rollouts[0].state.to_string() == "halted";
+        if stopped {
+            // One more round: nobody new may receive it after the halt.
+            let devices: Vec<Device> = (0..fleet.len()).filter(|&i| !received[i]).map(|i| fleet[i].clone()).collect();
+            let late = check_all(&device_http, app, &devices).await;
+            assert_eq!(count(&late, version), 0, "a halted release is offered to nobody new");
+            return got;
+        }
+        if got == fleet.len() {
+            return got;
+        }
+    }
+    received.iter().filter(|r| **r).count()
+}
+
+async fn publish_scheduled(p: &Publisher, version: &str) {
+    let schedule = json!({"steps": [
+        {"basis_points": 100, "hold_s": 3600}, {"basis_points": 500, "hold_s": 3600},
+        {"basis_points": 2500, "hold_s": 3600}, {"basis_points": 10000}
+    ]});
+    let gate = json!({"max_install_failure_rate": 0.05, "max_crash_rate": 0.05, "min_sample": 100});
+    let rollout = json!({"basis_points": 100, "schedule": schedule, "gate": gate});
+    p.publish_draft(&p.draft(version, &[]), "stable", rollout).await.ok();
+}
+
+#[tokio::test]
+async fn a_fleet_of_50000_takes_a_good_build_to_100_percent_and_stops_a_bad_one_early() {
+    let clock = Arc::new(ManualClock::at(1_800_000_000_000));
+    let server = TestServer::start_with_clock(clock.clone());
+
+    let good = Publisher::create(&server, "good").await;
+    good.publish("1.0.0", "stable", "100%").await;
+    publish_scheduled(&good, "1.1.0").await;
+    let everyone = simulate(&server, &clock, "good", "1.1.0", Build::Good, 8).await;
+    assert_eq!(everyone, 50_000, "the good build reaches the whole fleet");
+    let s = status(&good.http, "good").await;
+    let r = &s.releases[0].rollouts[0];
+    assert_eq!((r.basis_points.basis_points(), r.state.to_string().as_str()), (10_000, "active"));
+    let advances = r.history.iter().filter(|e| e.action == "schedule.advance").count();
+    assert_eq!(advances, 3, "1% -> 5% -> 25% -> 100%");
+    assert!(r.figures.installs > 45_000, "{:?}", r.figures);
+
+    let bad = Publisher::create(&server, "bad").await;
+    bad.publish("1.0.0", "stable", "100%").await;
+    publish_scheduled(&bad, "1.1.0").await;
+    let exposed = simulate(&server, &clock, "bad", "1.1.0", Build::Bad, 8).await;
+    let share = exposed as f64 / 50_000.0 * 100.0;
+    println!("bad build: {exposed} of 50000 devices ever received it ({share:.2}% of the fleet)");
+    assert!(share < 2.0, "{share}%");
+    let s = status(&bad.http, "bad").await;
+    let r = &s.releases[0].rollouts[0];
+    assert_eq!(r.state.to_string(), "halted");
+    let trip = r.history.iter().find(|e| e.action == "gate.trip").expect("the gate's halt is in the history");
+    assert_eq!(trip.actor, "health-gate");
+    let why = trip.after.as_ref().unwrap()["reason"].as_str().unwrap();
+    assert!(why.contains("install failure rate") && why.contains("above the limit of 5.0%"), "{why}");
+}
