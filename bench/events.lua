@@ -1,0 +1,52 @@
+-- Install feedback for wrk: every request is a batch of 100 events from different devices
+-- about seeded releases (see bench/feedback.sh).
+--
+--   wrk -t1 -c16 -d10s -s bench/events.lua http://127.0.0.1:PORT -- releases=100
+--
+-- `done` prints one line:
+--   BENCH requests=.. seconds=.. rps=.. events_per_s=.. p50_us=.. p99_us=.. non200=..
+
+local releases, app = 100, "bench"
+local path
+local headers = { ["Content-Type"] = "application/json" }
+local KINDS = { "download_started", "install_succeeded", "first_run", "install_failed", "crash" }
+local CHANNELS = { "stable", "beta", "unstable" }
+local counter = 0
+non200 = 0
+
+local function version(i)
+  return string.format("%d.%d.%d", 1 + math.floor(i / 10000), math.floor(i / 100) % 100, i % 100)
+end
+
+function init(args)
+  for _, a in ipairs(args) do
+    local k, v = a:match("^([%w_]+)=(.*)$")
+    if k == "releases" then releases = tonumber(v) elseif k == "app" then app = v end
+  end
+  path = "/v1/apps/" .. app .. "/events"
+  math.randomseed(os.time() + (thread_id or 0))
+end
+
+function request()
+  local events = {}
+  for i = 1, 100 do
+    counter = counter + 1
+    events[i] = string.format(
+      '{"device_id":"e-%08x-%d","kind":"%s","version":"%s","channel":"%s"}',
+      math.random(0, 0x7fffffff), counter, KINDS[math.random(#KINDS)],
+      version(math.random(0, releases - 1)), CHANNELS[math.random(#CHANNELS)])
+  end
+  return wrk.format("POST", path, headers, '{"events":[' .. table.concat(events, ",") .. ']}')
+end
+
+function response(status)
+  if status ~= 202 then non200 = non200 + 1 end
+end
+
+function done(summary, latency)
+  local seconds = summary.duration / 1e6
+  io.write(string.format("BENCH requests=%d seconds=%.2f rps=%.0f events_per_s=%.0f p50_us=%d p99_us=%d non200=%d\n",
+    summary.requests, seconds, summary.requests / seconds, summary.requests * 100 / seconds,
+    latency:percentile(50), latency:percentile(99), summary.errors.status + summary.errors.connect
+      + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end

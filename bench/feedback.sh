@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Install feedback under load: events ingested per second, and check-in throughput with event
+# ingestion running beside it, compared with check-ins alone. Loopback only; bounded runs.
+#
+#   bench/feedback.sh                      # 10 s per run, median of 3
+#   BENCH_DURATION=5 BENCH_RUNS=1 bench/feedback.sh
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+DURATION=${BENCH_DURATION:-10}
+RUNS=${BENCH_RUNS:-3}
+RELEASES=${BENCH_RELEASES:-100}
+WORK=$(mktemp -d /tmp/halftone-feedback.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+log() { printf '[feedback %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+field() { sed -n "s/^BENCH .*\<$2=\([^ ]*\).*/\1/p" "$1" | tail -1; }
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print 0 }'; }
+
+command -v wrk >/dev/null || { log "installing wrk"; apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+log "building release binaries"
+(cd "$ROOT" && cargo build --release -q -p halftone-server -p halftone-tests)
+BIN=$ROOT/target/release
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$BIN/halftone" serve --bind "127.0.0.1:$PORT" --data-dir "$WORK/data" --workers 1 --log-format json \
+  >"$WORK/server.out" 2>"$WORK/server.err" &
+PIDS+=($!)
+URL=http://127.0.0.1:$PORT
+for _ in $(seq 100); do curl -sf "$URL/readyz" >/dev/null && break; sleep 0.1; done
+TOKEN=$(sed -n 's/.*\(htk_[0-9a-f]*_[0-9a-f]*\).*/\1/p' "$WORK/server.err" | head -1)
+[ -n "$TOKEN" ] || { cat "$WORK/server.err" >&2; exit 1; }
+log "seeding $RELEASES releases"
+"$BIN/halftone-seed" --server "$URL" --token "$TOKEN" seed --releases "$RELEASES" >&2
+
+wrk_run() { # OUT LUA CONNS ARGS...
+  local out=$1 lua=$2 conns=$3; shift 3
+  wrk -t1 -c"$conns" -d"${DURATION}s" --timeout 5s -s "$HERE/$lua" "$URL" -- releases="$RELEASES" "$@" >"$out" 2>&1
+}
+: >"$WORK/alone"; : >"$WORK/events"; : >"$WORK/beside"; : >"$WORK/beside_events"
+for run in $(seq "$RUNS"); do
+  log "run $run/$RUNS: check-ins alone"
+  wrk_run "$WORK/a.$run" checkin.lua 64
+  field "$WORK/a.$run" rps >>"$WORK/alone"
+  log "run $run/$RUNS: events alone"
+  wrk_run "$WORK/e.$run" events.lua 16
+  field "$WORK/e.$run" events_per_s >>"$WORK/events"
+  log "run $run/$RUNS: check-ins with events beside"
+  wrk_run "$WORK/be.$run" events.lua 16 &
+  EV=$!
+  wrk_run "$WORK/b.$run" checkin.lua 64
+  wait "$EV"
+  field "$WORK/b.$run" rps >>"$WORK/beside"
+  field "$WORK/be.$run" events_per_s >>"$WORK/beside_events"
+  for f in "$WORK"/*."$run"; do
+    bad=$(field "$f" non200); [ "${bad:-0}" = 0 ] || { log "non-2xx answers in $f: $bad"; cat "$f" >&2; exit 1; }
+  done
+done
+alone=$(median <"$WORK/alone"); beside=$(median <"$WORK/beside")
+printf '\n%-48s %12s\n' "figure (median of $RUNS, ${DURATION}s each, 1 server worker)" "value"
+printf '%-48s %12.0f\n' "events ingested per second (alone)" "$(median <"$WORK/events")"
+printf '%-48s %12.0f\n' "check-ins per second (alone)" "$alone"
+printf '%-48s %12.0f\n' "check-ins per second (events beside)" "$beside"
+printf '%-48s %12.0f\n' "events per second (beside check-ins)" "$(median <"$WORK/beside_events")"
+printf '%-48s %12s\n' "check-ins with events / alone" "$(awk -v a="$alone" -v b="$beside" 'BEGIN { printf "%.2f", (a > 0 ? b / a : 0) }')"
+printf '%-48s %12s\n' "check-in samples dropped (aggregator behind)" \
+  "$(curl -s "$URL/metrics" | awk '/^halftone_feedback_samples_dropped_total/ { print $2 } END { if (!NR) print 0 }' | tail -1)"
