@@ -159,6 +159,20 @@ cpu_ticks() {
   echo "$total"
 }
 
+# CPU time of the HTTP worker threads (actix names them "actix-server worker N") of processes.
+worker_ticks() {
+  local total=0 pid t s f
+  for pid in "$@"; do
+    for t in /proc/"$pid"/task/*; do
+      [[ $(<"$t/comm") == actix-server* ]] || continue
+      s=$(<"$t/stat")
+      read -r -a f <<<"${s##*) }"
+      total=$((total + f[11] + f[12]))
+    done
+  done
+  echo "$total"
+}
+
 mib() { awk -v k="$1" 'BEGIN { printf "%.0f MiB", k / 1024 }'; }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print 0 }'; }
@@ -311,24 +325,26 @@ count_failures() {
 }
 
 # bench_once LABEL URL "PIDS" LUA_ARGS...: waits for idle, runs wrk, and appends
-# "rps p50_us p99_us cpu_us_per_request" to $WORK/LABEL.runs.
+# "rps p50_us p99_us cpu_us_per_request worker_cpu_us_per_request" to $WORK/LABEL.runs (the
+# server's CPU time: all its threads, and its HTTP worker threads alone).
 bench_once() {
-  local label=$1 url=$2 pids=$3 n out c0 c1
+  local label=$1 url=$2 pids=$3 n out c0 c1 w0 w1
   shift 3
   n=1
   if [[ -f $WORK/$label.runs ]]; then n=$(($(wc -l <"$WORK/$label.runs") + 1)); fi
   out="$WORK/$label.$n.out"
   wait_idle
   # shellcheck disable=SC2086 # PIDS is a list
-  c0=$(cpu_ticks $pids)
+  c0=$(cpu_ticks $pids) w0=$(worker_ticks $pids)
   run_wrk "$url" "$out" "$DURATION" "$@"
   # shellcheck disable=SC2086
-  c1=$(cpu_ticks $pids)
+  c1=$(cpu_ticks $pids) w1=$(worker_ticks $pids)
   count_failures "$out"
   local req
   req=$(field "$out" requests)
   echo "$(field "$out" rps) $(field "$out" p50_us) $(field "$out" p99_us)" \
     "$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" -v r="$req" 'BEGIN { printf "%.1f", r ? t * 1e6 / hz / r : 0 }')" \
+    "$(awk -v t=$((w1 - w0)) -v hz="$CLK_TCK" -v r="$req" 'BEGIN { printf "%.1f", r ? t * 1e6 / hz / r : 0 }')" \
     >>"$WORK/$label.runs"
   log "$label run $n: $(cat "$out" | grep '^BENCH')"
 }
@@ -349,8 +365,11 @@ rps() { awk -v r="$1" 'BEGIN { printf "%.0f", r }'; }
 
 # throughput_row TITLE LABEL NOTE: a table line from LABEL's runs.
 throughput_row() {
-  row "$1" "$(rps "$(col "$2" 1)")" "$(ms "$(col "$2" 2)")" "$(ms "$(col "$2" 3)")" \
-    "server CPU $(col "$2" 4) µs/req${3:+; $3}"
+  local cpu="server CPU $(col "$2" 4) µs/req"
+  if awk -v w="$(col "$2" 5)" 'BEGIN { exit !(w > 0) }'; then
+    cpu="$cpu ($(col "$2" 5) in the HTTP worker, the rest in other threads)"
+  fi
+  row "$1" "$(rps "$(col "$2" 1)")" "$(ms "$(col "$2" 2)")" "$(ms "$(col "$2" 3)")" "$cpu${3:+; $3}"
 }
 
 print_table() {

@@ -264,16 +264,6 @@ impl Rollout {
             return Err(ParseError::new(What::Rollout, &release.to_string(), format!("at most {MAX_RULES} rules")));
         }
         let schedule = spec.schedule.map(Schedule::try_from).transpose()?;
-        if let Some(s) = schedule.as_ref().filter(|s| s.first() != spec.basis_points) {
-            return Err(ParseError::new(
-                What::Rollout,
-                &release.to_string(),
-                format!(
-                    "a scheduled rollout starts at its first step: basis_points must be {}",
-                    s.first().basis_points()
-                ),
-            ));
-        }
         let gate = spec.gate.map(HealthGate::validate).transpose()?;
         Ok(Rollout {
             salt: spec.salt.unwrap_or_else(|| Salt::default_for(app, &release)),
@@ -289,6 +279,22 @@ impl Rollout {
             schedule,
             gate,
         })
+    }
+
+    /// Checks that a new scheduled rollout starts at its schedule's first step. (Only new
+    /// rollouts: a stored one has moved along its schedule.)
+    pub fn check_start(&self) -> Result<(), ParseError> {
+        match &self.schedule {
+            Some(s) if s.first() != self.percent => Err(ParseError::new(
+                What::Rollout,
+                &self.release.to_string(),
+                format!(
+                    "a scheduled rollout starts at its first step: basis_points must be {}",
+                    s.first().basis_points()
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The wire form of this rollout.

@@ -125,8 +125,8 @@ impl From<&Schedule> for ScheduleSpec {
     }
 }
 
-/// When the rollout's current percentage took effect, and since when it is paused (the hold
-/// clock does not run while paused).
+/// When the rollout's current percentage took effect, and since when it is paused or halted
+/// (the hold clock runs only while the rollout is active).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ScheduleClock {
     /// When the current step started (ms since the epoch), shifted forward by paused time.
@@ -142,10 +142,13 @@ impl ScheduleClock {
         ScheduleClock { since_ms: now_ms, paused_at_ms: None }
     }
 
-    /// The clock after a state change at `now_ms`: pausing stops it, resuming continues it.
+    /// The clock after a state change at `now_ms`: pausing or halting stops it, resuming
+    /// continues it.
     pub fn on_state(self, from: RolloutState, to: RolloutState, now_ms: u64) -> Self {
         match (from, to) {
-            (RolloutState::Active, RolloutState::Paused) => ScheduleClock { paused_at_ms: Some(now_ms), ..self },
+            (RolloutState::Active, RolloutState::Paused | RolloutState::Halted) => {
+                ScheduleClock { paused_at_ms: Some(now_ms), ..self }
+            }
             (RolloutState::Paused | RolloutState::Halted, RolloutState::Active) => {
                 let paused = self.paused_at_ms.map_or(0, |p| now_ms.saturating_sub(p));
                 ScheduleClock { since_ms: self.since_ms + paused, paused_at_ms: None }
@@ -215,6 +218,9 @@ mod tests {
         let resumed = paused.on_state(RolloutState::Paused, RolloutState::Active, 54_000);
         assert_eq!(resumed.since_ms, 50_000);
         assert_eq!(s.next(bp(100), RolloutState::Active, &resumed, 56_000), Tick::Hold { remaining_ms: 4_000 });
+        let halted = clock.on_state(RolloutState::Active, RolloutState::Halted, 4_000);
+        let unhalted = halted.on_state(RolloutState::Halted, RolloutState::Active, 90_000);
+        assert_eq!(s.next(bp(100), RolloutState::Active, &unhalted, 92_000), Tick::Hold { remaining_ms: 4_000 });
     }
 
     #[test]

@@ -174,6 +174,7 @@ impl State {
         }
         let rollout = Rollout::from_spec(&id, version.clone(), req.channel.clone(), req.rollout)
             .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+        rollout.check_start().map_err(|e| ApiError::Unprocessable(e.to_string()))?;
         if let Some((existing, rollouts)) = app.catalog.release(&version) {
             if *existing != release {
                 return Err(ApiError::Conflict(format!(
@@ -193,7 +194,7 @@ impl State {
         let mut parts = app.to_parts();
         let spec = ReleaseSpec::from(&release);
         parts.releases.push(release);
-        parts.rollouts.push((rollout.clone(), self.new_meta()));
+        parts.rollouts.push((rollout.clone(), self.new_meta(&rollout)));
         let mut change = Change::default();
         let mut entry =
             audit(self.clock.now_ms(), &who.name, "release.publish", &id, format!("{version}/{}", rollout.channel));
@@ -262,7 +263,7 @@ impl State {
             next.gate = Some(g.validate().map_err(refused)?);
         }
         if next == *current {
-            // Nothing changes: no write, no audit entry, the same ETag (a retried PATCH is safe).
+            // Nothing changes: no write, no audit entry, the same ETag.
             return Ok(app.rollout_view(current));
         }
         let built =
@@ -308,10 +309,7 @@ impl State {
             let old = app.meta_of(&before.release, &before.channel);
             let mut clock = old.clock;
             if after.percent != before.percent {
-                clock = ScheduleClock::start(now);
-                if before.state == RolloutState::Paused {
-                    clock.paused_at_ms = Some(now);
-                }
+                clock = ScheduleClock::start(now).on_state(RolloutState::Active, before.state, now);
             }
             let meta =
                 RolloutMeta { revision: old.revision + 1, clock: clock.on_state(before.state, after.state, now) };
@@ -329,12 +327,14 @@ impl State {
         }
     }
 
-    fn new_meta(&self) -> RolloutMeta {
-        RolloutMeta { revision: 1, clock: ScheduleClock::start(self.clock.now_ms()) }
+    fn new_meta(&self, r: &Rollout) -> RolloutMeta {
+        let now = self.clock.now_ms();
+        let clock = ScheduleClock::start(now).on_state(RolloutState::Active, r.state, now);
+        RolloutMeta { revision: 1, clock }
     }
 
     fn new_record(&self, r: &Rollout) -> RolloutRecord {
-        let meta = self.new_meta();
+        let meta = self.new_meta(r);
         RolloutRecord { spec: r.to_spec(), revision: meta.revision, clock: meta.clock }
     }
 
@@ -373,8 +373,9 @@ impl State {
         }
         let rollout = Rollout::from_spec(&id, version.clone(), req.channel.clone(), req.rollout)
             .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+        rollout.check_start().map_err(|e| ApiError::Unprocessable(e.to_string()))?;
         let mut parts = app.to_parts();
-        parts.rollouts.push((rollout.clone(), self.new_meta()));
+        parts.rollouts.push((rollout.clone(), self.new_meta(&rollout)));
         let mut change = Change::default();
         let mut entry =
             audit(self.clock.now_ms(), &who.name, "release.promote", &id, format!("{version}/{}", req.channel));
@@ -491,7 +492,10 @@ impl State {
         }));
         change.audit(entry);
         parts.releases.push(release);
-        parts.rollouts.extend(rebuilds.into_iter().map(|r| (r, self.new_meta())));
+        parts.rollouts.extend(rebuilds.into_iter().map(|r| {
+            let meta = self.new_meta(&r);
+            (r, meta)
+        }));
         let built = self.apply(parts, change).await?;
         Ok((self.release_view(&built, &version).expect("just published"), Outcome::Created))
     }
@@ -501,6 +505,9 @@ impl State {
         let name = req.name.trim();
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
             return Err(ApiError::BadRequest("name must be 1 to 100 printable characters".into()));
+        }
+        if [crate::scheduler::SCHEDULER, crate::scheduler::HEALTH_GATE].contains(&name) {
+            return Err(ApiError::BadRequest(format!("{name} is reserved for the server's own changes")));
         }
         let t = new_token();
         let record =
@@ -541,6 +548,13 @@ impl State {
     pub async fn bootstrap_token(&self) -> anyhow::Result<Option<String>> {
         let _w = self.writer.lock().await;
         if self.store.is_bootstrapped()? {
+            return Ok(None);
+        }
+        if !self.snapshot().tokens.is_empty() {
+            // A data dir from before the flag existed: it was bootstrapped; record it.
+            let mut change = Change::default();
+            change.mark_bootstrapped();
+            self.store.commit(change).await?;
             return Ok(None);
         }
         let t = new_token();

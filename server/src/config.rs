@@ -65,10 +65,14 @@ pub struct Config {
     pub workers: usize,
     /// Base poll interval in seconds.
     pub poll_interval_s: u32,
+    /// How often the scheduler advances schedules and checks health gates; `None` runs no
+    /// background scheduler (tests call `State::tick` themselves, on a clock they control).
+    pub scheduler_every: Option<std::time::Duration>,
 }
 
 impl Config {
-    /// A configuration for tests: loopback on a free port, data in `data_dir`, two workers.
+    /// A configuration for tests: loopback on a free port, data in `data_dir`, two workers, no
+    /// background scheduler.
     pub fn for_tests(data_dir: impl Into<PathBuf>) -> Self {
         Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -79,6 +83,7 @@ impl Config {
             trusted_proxies: Vec::new(),
             workers: 2,
             poll_interval_s: 3600,
+            scheduler_every: None,
         }
     }
 }
@@ -117,6 +122,7 @@ impl TryFrom<ServeArgs> for Config {
             trusted_proxies,
             workers,
             poll_interval_s: a.poll_interval_s,
+            scheduler_every: Some(std::time::Duration::from_secs(1)),
         })
     }
 }

@@ -11,7 +11,6 @@
 //! lock on the figures; the check-in path never does.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{DefaultHasher, Hash as _, Hasher as _};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,11 +35,10 @@ const KEEP_MS: u64 = 8 * DAY_MS;
 /// The longest an acknowledged report waits for its group commit.
 const COMMIT_EVERY: Duration = Duration::from_millis(200);
 
-/// The stable hash of a device id that sketches count.
+/// The hash of a device id that sketches count: FNV-1a, 64 bits. It is stored (inside the
+/// sketches), so it must never change; std's `DefaultHasher` makes no such promise.
 pub fn device_hash(device_id: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    device_id.hash(&mut h);
-    h.finish()
+    device_id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// What one check-in tells the figures.
@@ -180,15 +178,27 @@ impl Feedback {
         })
     }
 
-    /// What a health gate looks at.
-    pub fn health(&self, app: &AppId, version: &Version, channel: &ChannelName) -> Health {
-        let f = self.figures(app, version, channel);
-        Health {
-            installs: f.installs,
-            install_failures: f.install_failures,
-            first_runs: f.first_runs,
-            crashes: f.crashes,
-        }
+    /// What a health gate looks at: the release's distinct devices on every channel (a build
+    /// is bad wherever it runs, and devices report the channel they chose, which may be less
+    /// stable than the rollout that offered them the build).
+    pub fn health(&self, app: &AppId, version: &Version) -> Health {
+        self.with(|a| {
+            let mut merged: BTreeMap<EventKind, Sketch> = BTreeMap::new();
+            for ((x, v, _), c) in &a.releases {
+                if x == app && v == version {
+                    for (kind, s) in &c.devices {
+                        merged.entry(*kind).or_default().merge(s);
+                    }
+                }
+            }
+            let n = |k| merged.get(&k).map_or(0, |s: &Sketch| s.estimate() as u64);
+            Health {
+                installs: n(EventKind::InstallSucceeded),
+                install_failures: n(EventKind::InstallFailed),
+                first_runs: n(EventKind::FirstRun),
+                crashes: n(EventKind::Crash),
+            }
+        })
     }
 
     /// Distinct devices per channel and version over the last day and week, as of `now_ms`.

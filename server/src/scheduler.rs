@@ -42,7 +42,7 @@ impl State {
                     if r.schedule.is_none() && r.gate.is_none() {
                         continue;
                     }
-                    let verdict = r.gate.map(|g| g.check(&self.feedback.health(&app.id, &r.release, &r.channel)));
+                    let verdict = r.gate.map(|g| g.check(&self.feedback.health(&app.id, &r.release)));
                     let subject = format!("{} {}/{}", app.id, r.release, r.channel);
                     if let (Some(gate), Some(GateVerdict::Trip(breach))) = (r.gate, verdict) {
                         let state = match gate.action {

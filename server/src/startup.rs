@@ -4,10 +4,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
-
-/// How often the scheduler advances schedules and checks health gates.
-const SCHEDULER_EVERY: Duration = Duration::from_secs(1);
 
 use actix_web::{App, HttpServer, middleware, web};
 use anyhow::Context as _;
@@ -77,10 +73,13 @@ pub async fn build(config: Config) -> anyhow::Result<Server> {
 pub async fn build_with(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Server> {
     let bind = config.bind;
     let workers = config.workers;
+    let scheduler_every = config.scheduler_every;
     let state = web::Data::new(State::open(config, clock)?);
     let bootstrap_token = state.bootstrap_token().await?;
     let shared = state.clone().into_inner();
-    tokio::spawn(crate::scheduler::run(Arc::downgrade(&shared), SCHEDULER_EVERY));
+    if let Some(every) = scheduler_every {
+        tokio::spawn(crate::scheduler::run(Arc::downgrade(&shared), every));
+    }
     let metrics = web::Data::new(Metrics::global());
     let listener = std::net::TcpListener::bind(bind).with_context(|| format!("binding {bind}"))?;
     let addr = listener.local_addr()?;

@@ -147,14 +147,16 @@ pub async fn events(
         batch.events.iter().map(|e| (&e.device_id, &e.version, &e.channel, e.kind)).collect();
     let accepted = distinct.len() as u32;
     let duplicates = batch.events.len() as u32 - accepted;
-    for e in &batch.events {
-        let kind = serde_json::to_value(e.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-        metrics::counter!("halftone_events_total", "app" => app.to_string(), "kind" => kind).increment(1);
-    }
+    let kinds: Vec<_> = batch.events.iter().map(|e| e.kind).collect();
     state
         .feedback
         .report(batch.events.into_iter().map(|e| (app.clone(), e)).collect())
         .await
         .map_err(anyhow::Error::from)?;
+    // Counted once stored: a batch that failed is not in the metric.
+    for kind in kinds {
+        let kind = serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        metrics::counter!("halftone_events_total", "app" => app.to_string(), "kind" => kind).increment(1);
+    }
     Ok(HttpResponse::Accepted().json(EventsAccepted { accepted, duplicates }))
 }

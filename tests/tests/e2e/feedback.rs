@@ -122,7 +122,6 @@ async fn simulate(
         let report = server.state().tick().await.unwrap();
         let got = received.iter().filter(|r| **r).count();
         println!("{app} round {round}: {got} devices have {version}; tick: {report:?}");
-        // The server's own scheduler may have ticked first: ask for the rollout's state.
         let stopped = status(&server.admin(), app).await.releases[0].rollouts[0].state.to_string() == "halted";
         if stopped {
             // One more round: nobody new may receive it after the halt.
@@ -179,4 +178,32 @@ async fn a_fleet_of_50000_takes_a_good_build_to_100_percent_and_stops_a_bad_one_
     assert_eq!(trip.actor, "health-gate");
     let why = trip.after.as_ref().unwrap()["reason"].as_str().unwrap();
     assert!(why.contains("install failure rate") && why.contains("above the limit of 5.0%"), "{why}");
+}
+
+#[tokio::test]
+async fn a_rollout_moved_along_its_schedule_survives_a_restart() {
+    let clock = Arc::new(ManualClock::at(1_800_000_000_000));
+    let server = TestServer::start_with_clock(clock.clone());
+    let p = Publisher::create(&server, "notes").await;
+    p.publish("1.0.0", "stable", "100%").await;
+    let schedule = json!({"steps": [{"basis_points": 100, "hold_s": 60}, {"basis_points": 500, "hold_s": 60}, {"basis_points": 10000}]});
+    let r = p.publish_draft(&p.draft("1.1.0", &[]), "stable", json!({"basis_points": 200, "schedule": schedule})).await;
+    r.assert_problem(422, "starts at its first step: basis_points must be 100");
+    p.publish_draft(&p.draft("1.1.0", &[]), "stable", json!({"basis_points": 100, "schedule": schedule})).await.ok();
+    clock.advance(30_000);
+    assert!(server.state().tick().await.unwrap().advanced.is_empty(), "the hold has not elapsed");
+    // Halting stops the hold clock: after un-halting, the remaining 30 s still have to pass.
+    p.patch_rollout("1.1.0", "stable", json!({"state": "halted"})).await.ok();
+    clock.advance(600_000);
+    p.patch_rollout("1.1.0", "stable", json!({"state": "active"})).await.ok();
+    assert!(server.state().tick().await.unwrap().advanced.is_empty(), "halted time does not count");
+    clock.advance(30_001);
+    assert_eq!(server.state().tick().await.unwrap().advanced, ["notes 1.1.0/stable -> 5%"]);
+
+    let (dir, token) = server.stop();
+    let dir = dir.unwrap();
+    let again = TestServer::start_in(dir.path(), Some(token));
+    let s = status(&again.admin(), "notes").await;
+    let r = &s.releases[0].rollouts[0];
+    assert_eq!((r.basis_points.basis_points(), r.schedule.as_ref().unwrap().step), (500, Some(1)));
 }
