@@ -7,11 +7,10 @@ use std::sync::Arc;
 
 use actix_web::{App, HttpServer, middleware, web};
 use anyhow::Context as _;
-use tracing_actix_web::TracingLogger;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::metrics::{Metrics, count_requests};
+use crate::metrics::Metrics;
 use crate::state::State;
 
 /// A bound server, ready to run.
@@ -87,8 +86,7 @@ pub async fn build_with(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
         App::new()
             .app_data(state.clone())
             .app_data(metrics.clone())
-            .wrap(middleware::from_fn(count_requests))
-            .wrap(TracingLogger::default())
+            .wrap(middleware::from_fn(crate::telemetry::request_span))
             .configure(crate::http::configure)
     })
     .workers(workers)
