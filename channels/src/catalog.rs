@@ -165,7 +165,12 @@ impl Catalog {
                     continue;
                 }
                 for target in e.release.artifacts().keys() {
-                    let lane = by_target.entry(target.clone()).or_default();
+                    // Look up by reference: cloning the key for every entry would allocate
+                    // twice per release, platform and channel.
+                    if !by_target.contains_key(target) {
+                        by_target.insert(target.clone(), Lane::default());
+                    }
+                    let lane = by_target.get_mut(target).expect("inserted above");
                     lane.candidates.push(Candidate { entry: i as u32, visible });
                     lane.next_critical.push(u32::from(live && e.release.is_critical()));
                 }
