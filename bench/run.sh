@@ -107,6 +107,10 @@ build() {
     (cd "$ROOT" && cargo build --release --quiet -p halftone-server -p halftone-tests) >&2
   fi
   [[ -x $HALFTONE && -x $SEED ]] || die "no $HALFTONE or $SEED; build them (or unset BENCH_SKIP_BUILD)"
+  # The source the binaries were built from (others may commit while the bench runs).
+  COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+  git -C "$ROOT" diff --quiet HEAD 2>/dev/null || COMMIT="$COMMIT+uncommitted changes"
+  if [[ ${BENCH_SKIP_BUILD:-0} == 1 ]]; then COMMIT="prebuilt binaries (tree at $COMMIT)"; fi
 }
 
 # ---------- measuring the machine and processes ----------
@@ -373,11 +377,8 @@ throughput_row() {
 }
 
 print_table() {
-  local commit
-  commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-  git -C "$ROOT" diff --quiet HEAD 2>/dev/null || commit="$commit+changes"
   echo
-  echo "Halftone benchmark, $(date -u +%Y-%m-%dT%H:%MZ), commit $commit, $(nproc) CPUs" \
+  echo "Halftone benchmark, $(date -u +%Y-%m-%dT%H:%MZ), built from $COMMIT, $(nproc) CPUs" \
     "($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1))"
   echo "wrk -t$THREADS -c$CONNS -d${DURATION}s; halftone --workers $WORKERS; nginx worker_processes $WORKERS;" \
     "median of $RUNS run(s); runs started on a busy machine: $NOT_IDLE"
