@@ -40,6 +40,7 @@ local LOCALES = { "en-US", "de-DE", "fr-FR", "zh-CN", "ja-JP", "pt-BR", "es-ES" 
 local TIERS = { "gold", "silver", "bronze" }
 local RAM = { 4, 8, 16, 32 }
 local ALLOWED = 10 -- vip-0 .. vip-9 are on some rollouts' allow lists
+local RECENT = 50 -- most devices run one of this many newest releases
 
 local function pick(t)
   return t[math.random(1, #t)]
@@ -84,10 +85,11 @@ function request()
     device = string.format("%08x%08x%08x%08x", math.random(0, 0x7fffffff), math.random(0, 0x7fffffff),
       math.random(0, 0x7fffffff), math.random(0, 0x7fffffff))
   end
-  -- 7 in 10 devices run one of the newest tenth of releases; the rest anything.
+  -- 7 in 10 devices run one of the newest RECENT releases, whatever the catalog's size (a
+  -- fleet follows its last few releases); the rest run anything.
   local i
   if math.random(1, 10) <= 7 then
-    i = releases - 1 - math.random(0, math.max(1, math.floor(releases / 10)) - 1)
+    i = releases - 1 - math.random(0, math.min(RECENT, releases) - 1)
   else
     i = math.random(0, releases - 1)
   end

@@ -127,8 +127,9 @@ pub fn device(n: u64, releases: usize) -> CheckRequest {
     const RAM: [u32; 4] = [4, 8, 16, 32];
     let h = |salt| mix(n, salt);
     let releases = releases.max(1) as u64;
-    // 7 in 10 devices run one of the newest tenth of releases; the rest anything.
-    let recent = (releases / 10).max(1);
+    // 7 in 10 devices run one of the newest 50 releases, whatever the catalog's size (a fleet
+    // follows its last few releases); the rest run anything.
+    let recent = releases.min(50);
     let current = if h(2) % 10 < 7 { releases - 1 - h(3) % recent } else { h(3) % releases } as usize;
     let (os, arch) = PLATFORMS[(h(4) % 6) as usize];
     serde_json::from_value(json!({
