@@ -9,10 +9,11 @@
 //! on the size of the catalog.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::explain::{Explanation, ReleaseTrace, Skip, Verdict};
 use crate::{
-    Admission, AppId, Artifact, ChannelName, CheckIn, Exclusion, Ladder, Release, Rollout, RolloutState, Target,
+    Admission, AppId, Artifact, ChannelName, CheckIn, Exclusion, Ladder, Rank, Release, Rollout, RolloutState, Target,
     Version,
 };
 
@@ -79,10 +80,12 @@ pub struct Offer<'c> {
     pub critical: bool,
 }
 
+/// Releases and rollouts are shared (`Arc`) so that a change to one rollout re-indexes the
+/// app without copying every other release: [`Catalog::shared`] hands them back as they are.
 struct Entry {
-    release: Release,
+    release: Arc<Release>,
     /// This release's rollouts, least stable channel first.
-    rollouts: Vec<Rollout>,
+    rollouts: Vec<Arc<Rollout>>,
 }
 
 struct Candidate {
@@ -118,45 +121,73 @@ impl std::fmt::Debug for Catalog {
 }
 
 impl Catalog {
-    /// Indexes `releases` and `rollouts` of `app` with channels `ladder`.
+    /// Indexes `releases` and `rollouts` of `app` with channels `ladder`. Both may be given
+    /// owned or already shared (`Arc`), as [`shared`](Catalog::shared) returns them.
     pub fn new(
         app: AppId,
         ladder: Ladder,
-        releases: Vec<Release>,
-        rollouts: Vec<Rollout>,
+        releases: impl IntoIterator<Item = impl Into<Arc<Release>>>,
+        rollouts: impl IntoIterator<Item = impl Into<Arc<Rollout>>>,
     ) -> Result<Self, CatalogError> {
         if ladder.channels().len() > MAX_CHANNELS {
             return Err(CatalogError::TooManyChannels);
         }
         let mut entries: Vec<Entry> =
-            releases.into_iter().map(|release| Entry { release, rollouts: Vec::new() }).collect();
+            releases.into_iter().map(|release| Entry { release: release.into(), rollouts: Vec::new() }).collect();
+        // Usually already in order (from `shared`), which the sort checks in one pass.
         entries.sort_by(|a, b| b.release.version().cmp(a.release.version()));
         if let Some(w) = entries.windows(2).find(|w| w[0].release.version() == w[1].release.version()) {
             return Err(CatalogError::DuplicateRelease(w[0].release.version().clone()));
         }
         for r in rollouts {
+            let r: Arc<Rollout> = r.into();
             let Some(rank) = ladder.rank(r.channel.as_str()) else {
-                return Err(CatalogError::UnknownChannel(r.release, r.channel));
+                return Err(CatalogError::UnknownChannel(r.release.clone(), r.channel.clone()));
             };
             let i = entries
                 .binary_search_by(|e| r.release.cmp(e.release.version()))
                 .map_err(|_| CatalogError::UnknownRelease(r.release.clone()))?;
             let e = &mut entries[i];
             if e.rollouts.iter().any(|x| x.channel == r.channel) {
-                return Err(CatalogError::DuplicateRollout(r.release, r.channel));
+                return Err(CatalogError::DuplicateRollout(r.release.clone(), r.channel.clone()));
             }
             let at = e.rollouts.partition_point(|x| ladder.rank(x.channel.as_str()).unwrap_or(0) > rank);
             e.rollouts.insert(at, r);
         }
 
-        let mut lanes: HashMap<ChannelName, HashMap<Target, Lane>> = HashMap::new();
-        for (device_channel, _) in ladder.channels() {
-            let by_target = lanes.entry(device_channel.clone()).or_default();
-            for (i, e) in entries.iter().enumerate() {
+        // Lanes are built in vectors indexed by device channel and target (an app has a few
+        // of each), so filing a release costs no hashing; they become maps once filled.
+        let channels: Vec<(&ChannelName, Rank)> = ladder.channels();
+        let mut targets: Vec<&Target> = Vec::new();
+        let mut filling: Vec<Vec<Lane>> = channels.iter().map(|_| Vec::new()).collect();
+        let mut at: Vec<usize> = Vec::new();
+        let mut before: Vec<usize> = Vec::new();
+        let mut ranks: Vec<Rank> = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            // Releases are usually built for the same targets as the one before: try its
+            // target at the same position first.
+            std::mem::swap(&mut at, &mut before);
+            at.clear();
+            for (k, target) in e.release.artifacts().keys().enumerate() {
+                let guess = before.get(k).copied().filter(|&t| targets[t] == target);
+                let t = match guess.or_else(|| targets.iter().position(|t| *t == target)) {
+                    Some(t) => t,
+                    None => {
+                        targets.push(target);
+                        filling.iter_mut().for_each(|lanes| lanes.push(Lane::default()));
+                        targets.len() - 1
+                    }
+                };
+                at.push(t);
+            }
+            ranks.clear();
+            ranks.extend(e.rollouts.iter().map(|r| ladder.rank(r.channel.as_str()).expect("checked above")));
+            let critical = e.release.is_critical();
+            for ((_, device_rank), lanes) in channels.iter().zip(&mut filling) {
                 let mut visible = 0u32;
                 let mut live = false;
-                for (j, r) in e.rollouts.iter().enumerate() {
-                    if ladder.sees(device_channel.as_str(), r.channel.as_str()) == Some(true) {
+                for (j, (r, rank)) in e.rollouts.iter().zip(&ranks).enumerate() {
+                    if rank <= device_rank {
                         visible |= 1 << j;
                         live |= r.state != RolloutState::Halted;
                     }
@@ -164,18 +195,19 @@ impl Catalog {
                 if visible == 0 {
                     continue;
                 }
-                for target in e.release.artifacts().keys() {
-                    // Look up by reference: cloning the key for every entry would allocate
-                    // twice per release, platform and channel.
-                    if !by_target.contains_key(target) {
-                        by_target.insert(target.clone(), Lane::default());
-                    }
-                    let lane = by_target.get_mut(target).expect("inserted above");
-                    lane.candidates.push(Candidate { entry: i as u32, visible });
-                    lane.next_critical.push(u32::from(live && e.release.is_critical()));
+                for &t in &at {
+                    lanes[t].candidates.push(Candidate { entry: i as u32, visible });
+                    lanes[t].next_critical.push(u32::from(live && critical));
                 }
             }
-            for lane in by_target.values_mut() {
+        }
+        let mut lanes: HashMap<ChannelName, HashMap<Target, Lane>> = HashMap::with_capacity(channels.len());
+        for ((channel, _), filled) in channels.iter().zip(filling) {
+            let mut by_target = HashMap::with_capacity(targets.len());
+            for (target, mut lane) in targets.iter().zip(filled) {
+                if lane.candidates.is_empty() {
+                    continue;
+                }
                 // Turn the 0/1 flags into "first critical index at or after i".
                 let n = lane.candidates.len() as u32;
                 lane.next_critical.push(n);
@@ -183,7 +215,9 @@ impl Catalog {
                     lane.next_critical[i] =
                         if lane.next_critical[i] == 1 { i as u32 } else { lane.next_critical[i + 1] };
                 }
+                by_target.insert((*target).clone(), lane);
             }
+            lanes.insert((*channel).clone(), by_target);
         }
         Ok(Catalog { app, ladder, entries, lanes })
     }
@@ -199,15 +233,21 @@ impl Catalog {
     }
 
     /// Every release with its rollouts (least stable channel first), newest first.
-    pub fn releases(&self) -> impl ExactSizeIterator<Item = (&Release, &[Rollout])> {
+    pub fn releases(&self) -> impl ExactSizeIterator<Item = (&Release, &[Arc<Rollout>])> {
+        self.entries.iter().map(|e| (&*e.release, e.rollouts.as_slice()))
+    }
+
+    /// Every release with its rollouts, newest first, as shared handles: the inputs of a new
+    /// catalog that differs from this one in a few places, without copying the rest.
+    pub fn shared(&self) -> impl ExactSizeIterator<Item = (&Arc<Release>, &[Arc<Rollout>])> {
         self.entries.iter().map(|e| (&e.release, e.rollouts.as_slice()))
     }
 
     /// One release with its rollouts.
-    pub fn release(&self, version: &Version) -> Option<(&Release, &[Rollout])> {
+    pub fn release(&self, version: &Version) -> Option<(&Release, &[Arc<Rollout>])> {
         let i = self.entries.binary_search_by(|e| version.cmp(e.release.version())).ok()?;
         let e = &self.entries[i];
-        Some((&e.release, &e.rollouts))
+        Some((&*e.release, &e.rollouts))
     }
 
     /// The highest version in the catalog.
@@ -289,7 +329,7 @@ impl Catalog {
         if e.release.artifact(&c.platform.target).is_none() {
             return Verdict::Skipped(vec![Skip::NoArtifact { target: c.platform.target.clone() }]);
         }
-        let on_visible: Vec<&Rollout> = e.rollouts.iter().filter(|r| visible.contains(&&r.channel)).collect();
+        let on_visible: Vec<&Arc<Rollout>> = e.rollouts.iter().filter(|r| visible.contains(&&r.channel)).collect();
         if on_visible.is_empty() {
             return Verdict::Skipped(vec![Skip::NotOnVisibleChannel {
                 device_channel: c.channel.clone(),

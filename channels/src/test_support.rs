@@ -77,8 +77,7 @@ pub fn rollout(version: &str, channel: &str, bp: u16) -> Rollout {
 }
 
 pub fn catalog(releases: Vec<ReleaseParts>, rollouts: Vec<Rollout>) -> Catalog {
-    Catalog::new(app(), Ladder::default(), releases.into_iter().map(|p| Release::new(p).unwrap()).collect(), rollouts)
-        .unwrap()
+    Catalog::new(app(), Ladder::default(), releases.into_iter().map(|p| Release::new(p).unwrap()), rollouts).unwrap()
 }
 
 /// The offered version, as a string, or "none".

@@ -6,6 +6,7 @@
 //! reference written here from the specification, not from the implementation.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use halftone_channels::wire::RolloutSpec;
 use halftone_channels::*;
@@ -327,15 +328,16 @@ fn reference_rollout(r: &Rollout, c: &CheckIn) -> RolloutAnswer {
 }
 
 /// The rollouts of a release the device's channel sees, least stable first.
-fn visible<'a>(cat: &Catalog, rollouts: &'a [Rollout], c: &CheckIn) -> Vec<&'a Rollout> {
+fn visible<'a>(cat: &Catalog, rollouts: &'a [Arc<Rollout>], c: &CheckIn) -> Vec<&'a Rollout> {
     let ladder = cat.ladder();
     let own = ladder.rank(c.channel.as_str()).unwrap();
-    let mut v: Vec<&Rollout> = rollouts.iter().filter(|r| ladder.rank(r.channel.as_str()).unwrap() <= own).collect();
+    let mut v: Vec<&Rollout> =
+        rollouts.iter().map(|r| &**r).filter(|r| ladder.rank(r.channel.as_str()).unwrap() <= own).collect();
     v.sort_by_key(|r| std::cmp::Reverse(ladder.rank(r.channel.as_str()).unwrap()));
     v
 }
 
-fn reference_release(cat: &Catalog, release: &Release, rollouts: &[Rollout], c: &CheckIn) -> Eligibility {
+fn reference_release(cat: &Catalog, release: &Release, rollouts: &[Arc<Rollout>], c: &CheckIn) -> Eligibility {
     if *release.version() <= c.current_version {
         return Eligibility::Skipped(vec!["not_newer"]);
     }

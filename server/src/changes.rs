@@ -193,8 +193,8 @@ impl State {
 
         let mut parts = app.to_parts();
         let spec = ReleaseSpec::from(&release);
-        parts.releases.push(release);
-        parts.rollouts.push((rollout.clone(), self.new_meta(&rollout)));
+        parts.releases.push(Arc::new(release));
+        parts.rollouts.push((Arc::new(rollout.clone()), self.new_meta(&rollout)));
         let mut change = Change::default();
         let mut entry =
             audit(self.clock.now_ms(), &who.name, "release.publish", &id, format!("{version}/{}", rollout.channel));
@@ -318,7 +318,7 @@ impl State {
                 .iter_mut()
                 .find(|(r, _)| r.release == before.release && r.channel == before.channel)
                 .expect("the rollout exists");
-            *slot = (after.clone(), meta);
+            *slot = (Arc::new(after.clone()), meta);
             let mut entry = audit(now, actor, action, &app.id, format!("{}/{}", after.release, after.channel));
             entry.before = json(&before.to_spec());
             entry.after = json(&after.to_spec());
@@ -375,7 +375,7 @@ impl State {
             .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
         rollout.check_start().map_err(|e| ApiError::Unprocessable(e.to_string()))?;
         let mut parts = app.to_parts();
-        parts.rollouts.push((rollout.clone(), self.new_meta(&rollout)));
+        parts.rollouts.push((Arc::new(rollout.clone()), self.new_meta(&rollout)));
         let mut change = Change::default();
         let mut entry =
             audit(self.clock.now_ms(), &who.name, "release.promote", &id, format!("{version}/{}", req.channel));
@@ -491,10 +491,10 @@ impl State {
             "channels": rebuilds.iter().map(|r| r.channel.to_string()).collect::<Vec<_>>(),
         }));
         change.audit(entry);
-        parts.releases.push(release);
+        parts.releases.push(Arc::new(release));
         parts.rollouts.extend(rebuilds.into_iter().map(|r| {
             let meta = self.new_meta(&r);
-            (r, meta)
+            (Arc::new(r), meta)
         }));
         let built = self.apply(parts, change).await?;
         Ok((self.release_view(&built, &version).expect("just published"), Outcome::Created))
@@ -574,11 +574,11 @@ impl State {
     }
 }
 
-fn halted(rollouts: &[Rollout]) -> Vec<(Rollout, Rollout)> {
+fn halted(rollouts: &[Arc<Rollout>]) -> Vec<(Rollout, Rollout)> {
     rollouts
         .iter()
         .filter(|r| r.state != RolloutState::Halted)
-        .map(|r| (r.clone(), Rollout { state: RolloutState::Halted, ..r.clone() }))
+        .map(|r| ((**r).clone(), Rollout { state: RolloutState::Halted, ..(**r).clone() }))
         .collect()
 }
 
@@ -596,6 +596,7 @@ pub fn find_rollout<'a>(
     rollouts
         .iter()
         .find(|r| r.channel == *channel)
+        .map(|r| &**r)
         .ok_or_else(|| ApiError::NotFound(format!("release {version} of {} is not rolled out on {channel}", app.id)))
 }
 

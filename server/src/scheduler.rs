@@ -52,7 +52,7 @@ impl State {
                         tracing::warn!(rollout = %subject, %breach, ?state, "health gate tripped");
                         metrics::counter!("halftone_gate_trips_total", "app" => app.id.to_string()).increment(1);
                         report.tripped.push(format!("{subject}: {breach}"));
-                        trips.push((r.clone(), Rollout { state, ..r.clone() }, breach));
+                        trips.push(((**r).clone(), Rollout { state, ..(**r).clone() }, breach));
                         continue;
                     }
                     let Some(schedule) = &r.schedule else { continue };
@@ -62,7 +62,7 @@ impl State {
                             continue;
                         }
                         report.advanced.push(format!("{subject} -> {to}"));
-                        advances.push((r.clone(), Rollout { percent: to, ..r.clone() }));
+                        advances.push(((**r).clone(), Rollout { percent: to, ..(**r).clone() }));
                     }
                 }
             }

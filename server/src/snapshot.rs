@@ -23,8 +23,10 @@ pub struct AppSnapshot {
     pub keys: TrustedKeys,
     /// Its releases and rollouts, indexed.
     pub catalog: Catalog,
-    /// Each rollout's revision (its ETag) and schedule clock, by (version, channel).
-    pub meta: HashMap<(Version, ChannelName), RolloutMeta>,
+    /// Every rollout with its revision (its ETag) and schedule clock, ordered by (version,
+    /// channel) for lookup by binary search; a change clones it (pointers and numbers) instead
+    /// of rehashing every rollout.
+    rollouts: Vec<(Arc<Rollout>, RolloutMeta)>,
 }
 
 /// What the server keeps about a rollout beside its settings.
@@ -36,16 +38,17 @@ pub struct RolloutMeta {
     pub clock: ScheduleClock,
 }
 
-/// The inputs of an [`AppSnapshot`] before indexing.
+/// The inputs of an [`AppSnapshot`] before indexing. Releases and rollouts are shared with
+/// the snapshot they came from, so a change copies only what it replaces.
 pub struct AppParts {
     /// The app's id.
     pub id: AppId,
     /// Its settings.
     pub record: AppRecord,
     /// Its releases.
-    pub releases: Vec<Release>,
+    pub releases: Vec<Arc<Release>>,
     /// Its rollouts with their metadata.
-    pub rollouts: Vec<(Rollout, RolloutMeta)>,
+    pub rollouts: Vec<(Arc<Rollout>, RolloutMeta)>,
 }
 
 impl AppSnapshot {
@@ -53,32 +56,29 @@ impl AppSnapshot {
     pub fn build(parts: AppParts) -> anyhow::Result<Self> {
         let ladder = ladder_of(&parts.record.channels)?;
         let keys = TrustedKeys::new(parts.record.keys.iter().map(|k| (k.id.clone(), k.public_key)));
-        let meta = parts.rollouts.iter().map(|(r, m)| ((r.release.clone(), r.channel.clone()), *m)).collect();
-        let catalog = Catalog::new(
-            parts.id.clone(),
-            ladder,
-            parts.releases,
-            parts.rollouts.into_iter().map(|(r, _)| r).collect(),
-        )?;
-        Ok(AppSnapshot { id: parts.id, record: parts.record, keys, catalog, meta })
+        let mut rollouts = parts.rollouts;
+        // Nearly sorted already (the previous snapshot's order plus what changed): one pass.
+        rollouts.sort_by(|(a, _), (b, _)| key(a).cmp(&key(b)));
+        let catalog =
+            Catalog::new(parts.id.clone(), ladder, parts.releases, rollouts.iter().map(|(r, _)| Arc::clone(r)))?;
+        Ok(AppSnapshot { id: parts.id, record: parts.record, keys, catalog, rollouts })
     }
 
     /// This app's parts, to be changed and rebuilt.
     pub fn to_parts(&self) -> AppParts {
-        let mut releases = Vec::new();
-        let mut rollouts = Vec::new();
-        for (release, rs) in self.catalog.releases() {
-            releases.push(release.clone());
-            for r in rs {
-                rollouts.push((r.clone(), self.meta_of(&r.release, &r.channel)));
-            }
+        AppParts {
+            id: self.id.clone(),
+            record: self.record.clone(),
+            releases: self.catalog.shared().map(|(release, _)| Arc::clone(release)).collect(),
+            rollouts: self.rollouts.clone(),
         }
-        AppParts { id: self.id.clone(), record: self.record.clone(), releases, rollouts }
     }
 
     /// The metadata of a rollout (defaults if unknown).
     pub fn meta_of(&self, v: &Version, ch: &ChannelName) -> RolloutMeta {
-        self.meta.get(&(v.clone(), ch.clone())).copied().unwrap_or_default()
+        self.rollouts
+            .binary_search_by(|(r, _)| key(r).cmp(&(v, ch.as_str())))
+            .map_or_else(|_| RolloutMeta::default(), |i| self.rollouts[i].1)
     }
 
     /// The revision of a rollout (0 if unknown).
@@ -109,6 +109,11 @@ impl AppSnapshot {
     pub fn is_live(&self, v: &Version) -> bool {
         self.catalog.release(v).is_some_and(|(_, rs)| rs.iter().any(|r| r.state != RolloutState::Halted))
     }
+}
+
+/// The order of [`AppSnapshot`]'s rollouts.
+fn key(r: &Rollout) -> (&Version, &str) {
+    (&r.release, r.channel.as_str())
 }
 
 /// The ETag of a rollout revision.

@@ -75,12 +75,12 @@ fn rebuild(store: &Store) -> anyhow::Result<Snapshot> {
         .collect();
     for (app, r) in loaded.releases {
         let p = parts.get_mut(&app).with_context(|| format!("release of unknown app {app}"))?;
-        p.releases.push(Release::try_from(r.spec)?);
+        p.releases.push(Arc::new(Release::try_from(r.spec)?));
     }
     for (app, version, channel, r) in loaded.rollouts {
         let p = parts.get_mut(&app).with_context(|| format!("rollout of unknown app {app}"))?;
         let meta = RolloutMeta { revision: r.revision, clock: r.clock };
-        p.rollouts.push((Rollout::from_spec(&app, version, channel, r.spec)?, meta));
+        p.rollouts.push((Arc::new(Rollout::from_spec(&app, version, channel, r.spec)?), meta));
     }
     let mut apps = HashMap::new();
     for (id, p) in parts {
