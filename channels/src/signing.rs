@@ -86,7 +86,7 @@ impl Sha256 {
 
 impl fmt::Display for Sha256 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
+        f.write_str(lower_hex(&self.0, &mut [0; 64]))
     }
 }
 impl fmt::Debug for Sha256 {
@@ -120,8 +120,15 @@ impl Signature {
 }
 impl fmt::Display for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
+        f.write_str(lower_hex(&self.0, &mut [0; 128]))
     }
+}
+
+/// `bytes` in lowercase hex, written into `out` (twice as long): no allocation, since digests
+/// and signatures are written into every check-in answer.
+fn lower_hex<'o>(bytes: &[u8], out: &'o mut [u8]) -> &'o str {
+    hex::encode_to_slice(bytes, out).expect("the buffer is twice the input");
+    std::str::from_utf8(out).expect("hex is ASCII")
 }
 impl fmt::Debug for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

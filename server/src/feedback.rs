@@ -34,6 +34,13 @@ const DAY_MS: u64 = 24 * 3_600_000;
 const KEEP_MS: u64 = 8 * DAY_MS;
 /// The longest an acknowledged report waits for its group commit.
 const COMMIT_EVERY: Duration = Duration::from_millis(200);
+/// How often figures from check-ins (offers, adoption) are stored. Nobody waits on them, and
+/// under load every check-in changes some sketch: storing them at each group commit would
+/// rewrite thousands of sketches five times a second. A crash loses at most this much of them.
+const SAMPLES_EVERY: Duration = Duration::from_secs(5);
+/// The most check-in sketches one commit writes: a sweep over thousands of changed sketches
+/// is spread over several ticks, so that no commit holds tens of megabytes at once.
+const SWEEP_CHUNK: usize = 256;
 /// How often the aggregator drains its queue.
 const DRAIN_EVERY: Duration = Duration::from_millis(20);
 
@@ -79,8 +86,17 @@ impl Counters {
 struct Aggregates {
     releases: HashMap<ReleaseKey, Counters>,
     adoption: HashMap<AdoptionKey, Sketch>,
+    /// Changed by events: stored before the events are acknowledged.
+    dirty_events: HashSet<ReleaseKey>,
+    /// Changed by check-ins only: stored every [`SAMPLES_EVERY`].
     dirty_releases: HashSet<ReleaseKey>,
     dirty_adoption: HashSet<AdoptionKey>,
+}
+
+/// A figure changed by check-ins, waiting in a sweep to be stored.
+enum Swept {
+    Release(ReleaseKey),
+    Adoption(AdoptionKey),
 }
 
 enum Msg {
@@ -243,6 +259,8 @@ async fn aggregate(mut rx: mpsc::Receiver<Msg>, figures: Arc<Mutex<Aggregates>>,
     let mut poll = tokio::time::interval(DRAIN_EVERY);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_commit = tokio::time::Instant::now();
+    let mut last_sweep = last_commit;
+    let mut sweep: Vec<Swept> = Vec::new();
     let mut newest_ms = 0u64;
     loop {
         poll.tick().await;
@@ -255,7 +273,7 @@ async fn aggregate(mut rx: mpsc::Receiver<Msg>, figures: Arc<Mutex<Aggregates>>,
                         let key = (app, e.version, e.channel);
                         let device = device_hash(e.device_id.as_str());
                         a.releases.entry(key.clone()).or_default().devices.entry(e.kind).or_default().insert(&device);
-                        a.dirty_releases.insert(key);
+                        a.dirty_events.insert(key);
                     }
                     acks.push(ack);
                 }
@@ -289,8 +307,13 @@ async fn aggregate(mut rx: mpsc::Receiver<Msg>, figures: Arc<Mutex<Aggregates>>,
                 }
             }
         }
-        if stop || commit_now || last_commit.elapsed() >= COMMIT_EVERY {
-            persist(&figures, &store, newest_ms, &mut acks).await;
+        if sweep.is_empty() && last_sweep.elapsed() >= SAMPLES_EVERY {
+            start_sweep(&figures, newest_ms, &mut sweep);
+            last_sweep = tokio::time::Instant::now();
+        }
+        let all = stop || commit_now;
+        if all || !sweep.is_empty() || (!acks.is_empty() && last_commit.elapsed() >= COMMIT_EVERY) {
+            persist(&figures, &store, &mut acks, &mut sweep, all).await;
             last_commit = tokio::time::Instant::now();
         }
         if stop {
@@ -299,34 +322,66 @@ async fn aggregate(mut rx: mpsc::Receiver<Msg>, figures: Arc<Mutex<Aggregates>>,
     }
 }
 
-/// Writes every changed figure in one transaction, flushes, then acknowledges.
+/// Starts a sweep: takes every figure changed by check-ins since the last one, and drops
+/// adoption windows that have aged out.
+fn start_sweep(figures: &Mutex<Aggregates>, newest_ms: u64, sweep: &mut Vec<Swept>) {
+    let mut a = figures.lock().unwrap_or_else(|p| p.into_inner());
+    sweep.extend(std::mem::take(&mut a.dirty_releases).into_iter().map(Swept::Release));
+    sweep.extend(std::mem::take(&mut a.dirty_adoption).into_iter().map(Swept::Adoption));
+    let oldest = newest_ms.saturating_sub(KEEP_MS) / ADOPTION_WINDOW_MS;
+    a.adoption.retain(|k, _| {
+        let keep = k.3 >= oldest;
+        if !keep {
+            sweep.push(Swept::Adoption(k.clone()));
+        }
+        keep
+    });
+}
+
+/// Writes, in one transaction, the figures that events changed and the next chunk of the
+/// sweep (the whole sweep and everything changed when `all`), flushes, then acknowledges.
 async fn persist(
     figures: &Mutex<Aggregates>,
     store: &Store,
-    newest_ms: u64,
     acks: &mut Vec<oneshot::Sender<Result<(), String>>>,
+    sweep: &mut Vec<Swept>,
+    all: bool,
 ) {
     let change = {
         let mut a = figures.lock().unwrap_or_else(|p| p.into_inner());
-        if a.dirty_releases.is_empty() && a.dirty_adoption.is_empty() && acks.is_empty() {
+        let a = &mut *a;
+        let events = std::mem::take(&mut a.dirty_events);
+        if all {
+            sweep.extend(std::mem::take(&mut a.dirty_releases).into_iter().map(Swept::Release));
+            sweep.extend(std::mem::take(&mut a.dirty_adoption).into_iter().map(Swept::Adoption));
+        }
+        let n = if all { sweep.len() } else { sweep.len().min(SWEEP_CHUNK) };
+        if events.is_empty() && n == 0 && acks.is_empty() {
             return;
         }
         let mut change = Change::default();
-        for key in std::mem::take(&mut a.dirty_releases) {
-            if let Some(c) = a.releases.get(&key) {
+        let put_release = |change: &mut Change, key: &ReleaseKey| {
+            if let Some(c) = a.releases.get(key) {
                 change.put_feedback(&key.0, &key.1, &key.2, serde_json::to_vec(c).expect("sketches serialize"));
             }
+        };
+        for key in &events {
+            put_release(&mut change, key);
         }
-        for key in std::mem::take(&mut a.dirty_adoption) {
-            if let Some(s) = a.adoption.get(&key) {
-                change.put_adoption(&key.0, &key.1, &key.2, key.3, serde_json::to_vec(s).expect("sketches serialize"));
+        for swept in sweep.drain(sweep.len() - n..) {
+            match swept {
+                Swept::Release(key) if !events.contains(&key) => put_release(&mut change, &key),
+                Swept::Release(_) => {}
+                Swept::Adoption(key) => match a.adoption.get(&key) {
+                    Some(s) => {
+                        let bytes = serde_json::to_vec(s).expect("sketches serialize");
+                        change.put_adoption(&key.0, &key.1, &key.2, key.3, bytes);
+                    }
+                    None => {
+                        change.remove_adoption(&key.0, &key.1, &key.2, key.3);
+                    }
+                },
             }
-        }
-        let oldest = newest_ms.saturating_sub(KEEP_MS) / ADOPTION_WINDOW_MS;
-        let stale: Vec<AdoptionKey> = a.adoption.keys().filter(|k| k.3 < oldest).cloned().collect();
-        for key in stale {
-            a.adoption.remove(&key);
-            change.remove_adoption(&key.0, &key.1, &key.2, key.3);
         }
         change
     };

@@ -28,6 +28,18 @@ impl Metrics {
                         .expect("valid buckets")
                         .build_recorder();
                     let handle = recorder.handle();
+                    // Histograms keep every sample until upkeep folds them in: without it,
+                    // memory would grow with each check-in between two scrapes.
+                    let upkeep = handle.clone();
+                    std::thread::Builder::new()
+                        .name("metrics upkeep".into())
+                        .spawn(move || {
+                            loop {
+                                std::thread::sleep(std::time::Duration::from_secs(5));
+                                upkeep.run_upkeep();
+                            }
+                        })
+                        .expect("spawning the metrics upkeep thread");
                     // Another recorder may already be installed by an embedding program;
                     // then our handle renders an empty registry, which is harmless.
                     let _ = metrics::set_global_recorder(recorder);

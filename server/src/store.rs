@@ -219,6 +219,9 @@ impl Store {
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::LowSpace)
+            // sled caches up to 1 GiB by default; the snapshot already holds what the
+            // server reads, so the cache only serves writes and start-up.
+            .cache_capacity(8 << 20)
             .open()
             .with_context(|| format!("opening the database in {}", dir.display()))?;
         let t = |n: &str| db.open_tree(n);
