@@ -12,9 +12,12 @@
 --   app=ID         the app (default bench)
 --   path=/P        the static file's path (default /latest.json)
 --   prefix=S       distinct mode: a prefix that keeps ids of successive runs apart (default r)
+--   recent=N       most devices run one of the N newest releases (default 50)
+--   spread=P       P in 100 devices run any release instead (default 30)
 --
--- Every response goes through `response`, which counts non-200 answers; `done` prints one line
---   BENCH requests=.. seconds=.. rps=.. p50_us=.. p99_us=.. max_us=.. non200=.. socket_errors=..
+-- Every response goes through `response`, which counts non-200 answers and answers that offer
+-- an update; `done` prints one line
+--   BENCH requests=.. seconds=.. rps=.. p50_us=.. p99_us=.. max_us=.. non200=.. socket_errors=.. offers=..
 -- The catalog's shape (versions 1.0.0, 1.0.1, ...) mirrors tests/src/seed.rs.
 
 local threads = {}
@@ -29,6 +32,7 @@ local check_path
 local headers = { ["Content-Type"] = "application/json" }
 local counter = 0
 non200 = 0
+offers = 0
 
 local CHANNELS = { "stable", "stable", "stable", "stable", "stable", "stable", "beta", "beta", "beta", "unstable" }
 local PLATFORMS = {
@@ -40,7 +44,8 @@ local LOCALES = { "en-US", "de-DE", "fr-FR", "zh-CN", "ja-JP", "pt-BR", "es-ES" 
 local TIERS = { "gold", "silver", "bronze" }
 local RAM = { 4, 8, 16, 32 }
 local ALLOWED = 10 -- vip-0 .. vip-9 are on some rollouts' allow lists
-local RECENT = 50 -- most devices run one of this many newest releases
+local recent = 50 -- most devices run one of this many newest releases...
+local spread = 30 -- ...and this many in 100 run any release
 
 local function pick(t)
   return t[math.random(1, #t)]
@@ -63,6 +68,10 @@ function init(args)
       static_path = v
     elseif k == "prefix" then
       prefix = v
+    elseif k == "recent" then
+      recent = tonumber(v)
+    elseif k == "spread" then
+      spread = tonumber(v)
     else
       error("checkin.lua: unknown argument " .. a)
     end
@@ -85,11 +94,11 @@ function request()
     device = string.format("%08x%08x%08x%08x", math.random(0, 0x7fffffff), math.random(0, 0x7fffffff),
       math.random(0, 0x7fffffff), math.random(0, 0x7fffffff))
   end
-  -- 7 in 10 devices run one of the newest RECENT releases, whatever the catalog's size (a
-  -- fleet follows its last few releases); the rest run anything.
+  -- Most devices run one of the `recent` newest releases, whatever the catalog's size (a
+  -- fleet follows its last few releases); `spread` in 100 run anything.
   local i
-  if math.random(1, 10) <= 7 then
-    i = releases - 1 - math.random(0, math.min(RECENT, releases) - 1)
+  if math.random(1, 100) > spread then
+    i = releases - 1 - math.random(0, math.min(recent, releases) - 1)
   else
     i = math.random(0, releases - 1)
   end
@@ -108,18 +117,21 @@ end
 function response(status, headers, body)
   if status ~= 200 then
     non200 = non200 + 1
+  elseif mode ~= "static" and not body:find('"update":null', 1, true) then
+    offers = offers + 1
   end
 end
 
 function done(summary, latency, requests)
-  local bad = 0
+  local bad, offered = 0, 0
   for _, t in ipairs(threads) do
     bad = bad + (t:get("non200") or 0)
+    offered = offered + (t:get("offers") or 0)
   end
   local e = summary.errors
   local seconds = summary.duration / 1000000
   io.write(string.format(
-    "BENCH requests=%d seconds=%.3f rps=%.1f p50_us=%d p99_us=%d max_us=%d non200=%d socket_errors=%d\n",
+    "BENCH requests=%d seconds=%.3f rps=%.1f p50_us=%d p99_us=%d max_us=%d non200=%d socket_errors=%d offers=%d\n",
     summary.requests, seconds, summary.requests / seconds, latency:percentile(50), latency:percentile(99),
-    latency.max, bad, e.connect + e.read + e.write + e.timeout))
+    latency.max, bad, e.connect + e.read + e.write + e.timeout, offered))
 end

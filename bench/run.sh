@@ -329,8 +329,9 @@ count_failures() {
 }
 
 # bench_once LABEL URL "PIDS" LUA_ARGS...: waits for idle, runs wrk, and appends
-# "rps p50_us p99_us cpu_us_per_request worker_cpu_us_per_request" to $WORK/LABEL.runs (the
-# server's CPU time: all its threads, and its HTTP worker threads alone).
+# "rps p50_us p99_us cpu_us_per_request worker_cpu_us_per_request offer_pct" to
+# $WORK/LABEL.runs (the server's CPU time: all its threads, and its HTTP worker threads alone;
+# the share of answers that offer an update).
 bench_once() {
   local label=$1 url=$2 pids=$3 n out c0 c1 w0 w1
   shift 3
@@ -349,6 +350,7 @@ bench_once() {
   echo "$(field "$out" rps) $(field "$out" p50_us) $(field "$out" p99_us)" \
     "$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" -v r="$req" 'BEGIN { printf "%.1f", r ? t * 1e6 / hz / r : 0 }')" \
     "$(awk -v t=$((w1 - w0)) -v hz="$CLK_TCK" -v r="$req" 'BEGIN { printf "%.1f", r ? t * 1e6 / hz / r : 0 }')" \
+    "$(awk -v o="$(field "$out" offers)" -v r="$req" 'BEGIN { printf "%.0f", r ? 100 * o / r : 0 }')" \
     >>"$WORK/$label.runs"
   log "$label run $n: $(cat "$out" | grep '^BENCH')"
 }
@@ -372,6 +374,9 @@ throughput_row() {
   local cpu="server CPU $(col "$2" 4) µs/req"
   if awk -v w="$(col "$2" 5)" 'BEGIN { exit !(w > 0) }'; then
     cpu="$cpu ($(col "$2" 5) in the HTTP worker, the rest in other threads)"
+  fi
+  if awk -v o="$(col "$2" 6)" 'BEGIN { exit !(o > 0) }'; then
+    cpu="$cpu; $(col "$2" 6)% of answers offer an update"
   fi
   row "$1" "$(rps "$(col "$2" 1)")" "$(ms "$(col "$2" 2)")" "$(ms "$(col "$2" 3)")" "$cpu${3:+; $3}"
 }
@@ -519,13 +524,27 @@ section_upload() {
       'BEGIN { printf "%.1f MiB", (a - b) / 1024 }') over $(mib "$rss1")$note"
 }
 
+# section_catalog_size SIZE LABEL: check-ins against a catalog of SIZE releases, with two fleets:
+# the same fleet whatever the catalog (every device on one of the newest $SMALL releases, so
+# both catalogs give the same mix of answers and only the catalog's size differs), and, on the
+# large catalog, the usual fleet (3 in 10 devices on any release, so far more of them behind).
 section_catalog_size() {
   local size=$1 label=$2 r
   for r in $(seq 1 "$RUNS"); do
-    log "check-ins with $size releases, run $r of $RUNS"
+    log "check-ins with $size releases, same fleet, run $r of $RUNS"
+    bench_once "$label-same" "$SRV_URL" "$SRV_PID" mode=checkin releases="$size" app="$APP" \
+      recent="$SMALL" spread=0
+  done
+  throughput_row "check-in, $size releases, same fleet" "$label-same" ""
+  [[ $label == large ]] || return 0
+  for r in $(seq 1 "$RUNS"); do
+    log "check-ins with $size releases, usual fleet, run $r of $RUNS"
     bench_once "$label" "$SRV_URL" "$SRV_PID" mode=checkin releases="$size" app="$APP"
   done
-  throughput_row "check-in, $size releases in the catalog" "$label" ""
+  throughput_row "check-in, $size releases, usual fleet" "$label" ""
+  row "ratio $size / $SMALL releases, same fleet" \
+    "$(awk -v a="$(col large-same 1)" -v b="$(col small-same 1)" 'BEGIN { printf "%.2f", b ? a / b : 0 }')" \
+    "" "" "req/s ratio (goal >= 0.9: selection must not grow with the catalog)"
 }
 
 section_catalog_and_startup() {

@@ -111,6 +111,9 @@ pub struct Catalog {
     ladder: Ladder,
     /// Newest first.
     entries: Vec<Entry>,
+    /// `entries[i]`'s version, contiguous: the binary search for "newer than the device"
+    /// reads this array only, instead of following a pointer per probe.
+    versions: Vec<Version>,
     lanes: HashMap<ChannelName, HashMap<Target, Lane>>,
 }
 
@@ -219,7 +222,8 @@ impl Catalog {
             }
             lanes.insert((*channel).clone(), by_target);
         }
-        Ok(Catalog { app, ladder, entries, lanes })
+        let versions = entries.iter().map(|e| e.release.version().clone()).collect();
+        Ok(Catalog { app, ladder, entries, versions, lanes })
     }
 
     /// The app.
@@ -245,9 +249,14 @@ impl Catalog {
 
     /// One release with its rollouts.
     pub fn release(&self, version: &Version) -> Option<(&Release, &[Arc<Rollout>])> {
-        let i = self.entries.binary_search_by(|e| version.cmp(e.release.version())).ok()?;
+        let i = self.versions.binary_search_by(|v| version.cmp(v)).ok()?;
         let e = &self.entries[i];
         Some((&*e.release, &e.rollouts))
+    }
+
+    /// True when `version` is a release of the app.
+    pub fn contains(&self, version: &Version) -> bool {
+        self.versions.binary_search_by(|v| version.cmp(v)).is_ok()
     }
 
     /// The highest version in the catalog.
@@ -259,16 +268,25 @@ impl Catalog {
     /// what it runs, visible on its channel, built for its target, not a stepping stone it
     /// cannot take yet, and in one of its visible rollouts. Pure and deterministic.
     pub fn select(&self, c: &CheckIn) -> Result<Decision<'_>, SelectError> {
+        self.select_noting_release(c).map(|(decision, _)| decision)
+    }
+
+    /// [`select`](Catalog::select), and whether the version the device runs is a release of
+    /// this catalog (one search answers both).
+    pub fn select_noting_release(&self, c: &CheckIn) -> Result<(Decision<'_>, bool), SelectError> {
         let lanes = self
             .lanes
             .get(c.channel.as_str())
             .ok_or_else(|| SelectError::UnknownChannel { app: self.app.clone(), channel: c.channel.clone() })?;
+        // Entries are newest first and lanes keep their order, so the candidates newer than the
+        // device are those whose entry comes before the first entry at or below its version.
+        let first_not_newer = self.versions.partition_point(|v| *v > c.current_version);
+        let runs_release = self.versions.get(first_not_newer) == Some(&c.current_version);
         let Some(lane) = lanes.get(&c.platform.target) else {
-            return Ok(Decision::UpToDate);
+            return Ok((Decision::UpToDate, runs_release));
         };
-        let newer = lane
-            .candidates
-            .partition_point(|cand| self.entries[cand.entry as usize].release.version() > &c.current_version);
+        let first_not_newer = first_not_newer as u32;
+        let newer = lane.candidates.partition_point(|cand| cand.entry < first_not_newer);
         for (i, cand) in lane.candidates[..newer].iter().enumerate() {
             let e = &self.entries[cand.entry as usize];
             if e.release.min_from_version().is_some_and(|m| c.current_version < *m) {
@@ -280,7 +298,7 @@ impl Catalog {
                 }
                 if let Ok(admission) = rollout.evaluate(c) {
                     let skipped_critical = (lane.next_critical[i + 1] as usize) < newer;
-                    return Ok(Decision::Available(Offer {
+                    let offer = Decision::Available(Offer {
                         release: &e.release,
                         artifact: e
                             .release
@@ -289,11 +307,12 @@ impl Catalog {
                         rollout,
                         admission,
                         critical: e.release.is_critical() || skipped_critical,
-                    }));
+                    });
+                    return Ok((offer, runs_release));
                 }
             }
         }
-        Ok(Decision::UpToDate)
+        Ok((Decision::UpToDate, runs_release))
     }
 
     /// The same evaluation as [`select`](Catalog::select), with every release's verdict:
@@ -479,6 +498,33 @@ mod tests {
 
     fn releases(parts: Vec<ReleaseParts>) -> Vec<Release> {
         parts.into_iter().map(|p| Release::new(p).unwrap()).collect()
+    }
+
+    #[test]
+    fn selection_notes_whether_the_device_runs_a_release() {
+        let cat = catalog(
+            vec![release("1.1.0", &[]), release("1.2.0", &[]), release("1.3.0", &[("windows", "x86_64")])],
+            vec![rollout("1.1.0", "stable", 10_000), rollout("1.2.0", "stable", 0), rollout("1.3.0", "stable", 10_000)],
+        );
+        let noted = |version: &str, target: (&str, &str)| {
+            let c = checkin("dev-1", version).target(target.0, target.1);
+            let (decision, runs_release) = cat.select_noting_release(&c).unwrap();
+            assert_eq!(decision, cat.select(&c).unwrap());
+            (runs_release, cat.contains(&version.parse().unwrap()))
+        };
+        for (version, target, expected) in [
+            ("1.1.0", ("linux", "x86_64"), true),
+            ("1.2.0", ("linux", "x86_64"), true),
+            ("1.3.0", ("linux", "x86_64"), true),
+            // No lane for this target at all: still known.
+            ("1.1.0", ("macos", "aarch64"), true),
+            ("1.0.0", ("linux", "x86_64"), false),
+            ("1.1.5", ("linux", "x86_64"), false),
+            ("1.3.0-rc.1", ("linux", "x86_64"), false),
+            ("9.0.0", ("windows", "x86_64"), false),
+        ] {
+            assert_eq!(noted(version, target), (expected, expected), "{version} on {target:?}");
+        }
     }
 
     #[test]

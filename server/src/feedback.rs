@@ -36,8 +36,9 @@ const KEEP_MS: u64 = 8 * DAY_MS;
 const COMMIT_EVERY: Duration = Duration::from_millis(200);
 /// How often figures from check-ins (offers, adoption) are stored. Nobody waits on them, and
 /// under load every check-in changes some sketch: storing them at each group commit would
-/// rewrite thousands of sketches five times a second. A crash loses at most this much of them.
-const SAMPLES_EVERY: Duration = Duration::from_secs(5);
+/// rewrite thousands of sketches five times a second. A `kill -9` loses at most this much of
+/// them; a graceful stop stores them all.
+const SAMPLES_EVERY: Duration = Duration::from_secs(30);
 /// The most check-in sketches one commit writes: a sweep over thousands of changed sketches
 /// is spread over several ticks, so that no commit holds tens of megabytes at once.
 const SWEEP_CHUNK: usize = 256;
@@ -57,8 +58,9 @@ pub struct CheckSample {
     pub app: AppId,
     /// The device's channel.
     pub channel: ChannelName,
-    /// The version it runs.
-    pub version: Version,
+    /// The version it runs, when that is a release of the app: adoption counts releases only,
+    /// so a device cannot make the server keep figures for versions that do not exist.
+    pub version: Option<Version>,
     /// [`device_hash`] of its id.
     pub device: u64,
     /// The release and rollout channel it was offered, if any.
@@ -280,15 +282,16 @@ async fn aggregate(mut rx: mpsc::Receiver<Msg>, figures: Arc<Mutex<Aggregates>>,
                 Ok(Msg::Sample(s)) => {
                     newest_ms = newest_ms.max(s.at_ms);
                     let mut a = figures.lock().unwrap_or_else(|p| p.into_inner());
-                    let key = (s.app.clone(), s.channel, s.version, s.at_ms / ADOPTION_WINDOW_MS);
-                    a.adoption.entry(key.clone()).or_default().insert(&s.device);
-                    a.dirty_adoption.insert(key);
+                    let a = &mut *a;
+                    // Keys are cloned only when first seen: this runs for every check-in.
+                    if let Some(version) = s.version {
+                        let key = (s.app.clone(), s.channel, version, s.at_ms / ADOPTION_WINDOW_MS);
+                        counted(&mut a.adoption, &mut a.dirty_adoption, key).insert(&s.device);
+                    }
                     if let Some((version, channel)) = s.offered {
-                        let key = (s.app, version, channel);
-                        let c = a.releases.entry(key.clone()).or_default();
+                        let c = counted(&mut a.releases, &mut a.dirty_releases, (s.app, version, channel));
                         c.offers += 1;
                         c.offered.insert(&s.device);
-                        a.dirty_releases.insert(key);
                     }
                 }
                 Ok(Msg::Flush(ack)) => {
@@ -320,6 +323,19 @@ async fn aggregate(mut rx: mpsc::Receiver<Msg>, figures: Arc<Mutex<Aggregates>>,
             return;
         }
     }
+}
+
+/// The figure under `key`, created if new, and `key` marked dirty; `key` is cloned only the
+/// first time it is seen or marked.
+fn counted<'m, K: Clone + Eq + std::hash::Hash, V: Default>(
+    figures: &'m mut HashMap<K, V>,
+    dirty: &mut HashSet<K>,
+    key: K,
+) -> &'m mut V {
+    if !dirty.contains(&key) {
+        dirty.insert(key.clone());
+    }
+    figures.entry(key).or_default()
 }
 
 /// Starts a sweep: takes every figure changed by check-ins since the last one, and drops

@@ -53,15 +53,19 @@ async fn events_are_validated_batched_counted_once_and_survive_a_restart() {
         post(events).await.assert_problem(status_code, needle);
     }
 
-    // Adoption counts distinct devices per version.
+    // Adoption counts distinct devices per version, releases only: devices that run a version
+    // the app never released (a dev build, or made up) are not counted.
     let fleet = fleet("a", 40, "1.0.0", "stable");
     check_all(&device, "notes", &fleet).await;
     check_all(&device, "notes", &fleet).await;
+    check_all(&device, "notes", &self::fleet("stray", 5, "0.9.0", "stable")).await;
     server.state().feedback.flush().await.unwrap();
     let before = status(&p.http, "notes").await;
     let f = before.releases[0].rollouts[0].figures;
     assert_eq!((f.installs, f.install_failures, f.first_runs), (1, 1, 1), "{f:?}");
     let adoption = &before.adoption[0];
+    assert_eq!(before.adoption.len(), 1, "{:?}", before.adoption);
+    assert_eq!(adoption.versions.len(), 1, "only released versions: {adoption:?}");
     assert_eq!(
         (adoption.channel.as_str(), adoption.versions[0].last_day, adoption.versions[0].last_week),
         ("stable", 40, 40)
