@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 use crate::error::{ParseError, What, check_slug, string_newtype};
 
 /// A channel's name: 1–32 characters of `[a-z0-9_-]`, starting with a letter or digit.
+/// Shared (`Arc`): a clone allocates nothing, and [`Ladder::name`] hands out the app's own.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ChannelName(Box<str>);
+pub struct ChannelName(std::sync::Arc<str>);
 
 impl ChannelName {
     /// Parses a channel name.
@@ -100,6 +101,11 @@ impl Ladder {
             }
         }
         Ok(ladder)
+    }
+
+    /// The app's own name of `channel` (cloning it shares it), or `None` if there is none.
+    pub fn name(&self, channel: &str) -> Option<&ChannelName> {
+        self.ranks.get_key_value(channel).map(|(name, _)| name)
     }
 
     /// The rank of `channel`, or `None` if the app has no such channel.

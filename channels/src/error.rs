@@ -165,7 +165,7 @@ macro_rules! string_newtype {
         }
         impl From<$ty> for String {
             fn from(v: $ty) -> String {
-                v.0.into()
+                String::from(&*v.0)
             }
         }
         impl AsRef<str> for $ty {

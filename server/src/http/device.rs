@@ -42,9 +42,14 @@ pub async fn check(
         Decision::Available(o) => Some((o.release.version().clone(), o.rollout.channel.clone())),
         Decision::UpToDate => None,
     };
+    // The sample goes to another thread: its names are the snapshot's own (shared, so cloning
+    // allocates nothing), never this request's, which the aggregator thread would have to free
+    // into this thread's allocator arena (that cross-thread freeing cost a fifth of the
+    // throughput).
+    let ladder = catalog_app.catalog.ladder();
     state.feedback.observe(CheckSample {
-        app,
-        channel: checkin.channel.clone(),
+        app: catalog_app.id.clone(),
+        channel: ladder.name(checkin.channel.as_str()).unwrap_or(&checkin.channel).clone(),
         version: runs_release.then(|| checkin.current_version.clone()),
         device: device_hash(checkin.device_id.as_str()),
         offered,
