@@ -5,6 +5,10 @@
 //! range, arch) and a percentage spread over 1%..100%. Targets on a 2-core machine: a
 //! selection under 5 µs, a bucket under 500 ns.
 //!
+//! The `catalog_size` group selects for the same kinds of device in catalogs of 10 and 10,000
+//! releases: selection must not grow with the catalog (lanes per channel and target, newest
+//! first, and a binary search to the releases newer than the device).
+//!
 //! Run with `cargo bench -p halftone-channels`.
 
 use std::collections::BTreeMap;
@@ -15,6 +19,8 @@ use halftone_channels::wire::RolloutSpec;
 use halftone_channels::*;
 
 const RELEASES: u64 = 1000;
+/// The catalog sizes the `catalog_size` group compares.
+const SIZES: [u64; 2] = [10, 10_000];
 const PLATFORMS: [(&str, &str); 6] = [
     ("windows", "x86_64"),
     ("windows", "aarch64"),
@@ -49,11 +55,11 @@ fn rules(i: u64, channel: usize) -> Vec<Rule> {
     ]
 }
 
-fn catalog() -> Catalog {
+fn catalog(size: u64) -> Catalog {
     let app = AppId::parse("notes").unwrap();
     let mut releases = Vec::new();
     let mut rollouts = Vec::new();
-    for i in 0..RELEASES {
+    for i in 0..size {
         let v = version(i);
         let artifacts: BTreeMap<Target, Artifact> = PLATFORMS
             .iter()
@@ -138,7 +144,7 @@ fn walking_device(cat: &Catalog, skips: usize, current: Version, channel: &str, 
 }
 
 fn select(c: &mut Criterion) {
-    let cat = catalog();
+    let cat = catalog(RELEASES);
     let newest = version(RELEASES - 1);
     let mut untargeted = device("0b1e5a2c-66d4-4a7e-8f3b-9c2d1e0f4a5b", version(0), "unstable", "linux", "x86_64");
     untargeted.locale = Some("ko-KR".parse().unwrap());
@@ -167,11 +173,29 @@ fn select(c: &mut Criterion) {
     group.finish();
 }
 
+/// The same kinds of device against a small and a large catalog.
+fn catalog_size(c: &mut Criterion) {
+    let mut group = c.benchmark_group("catalog_size");
+    for size in SIZES {
+        let cat = catalog(size);
+        let devices = [
+            ("up_to_date", device("7c9e6679-7425-40de-944b-e07fc1f90ae7", version(size - 1), "stable", "windows", "x86_64")),
+            ("few_behind_beta", walking_device(&cat, 3, version(size - 6), "beta", "macos", "aarch64")),
+        ];
+        for (name, d) in &devices {
+            group.bench_function(format!("{name}/{size}"), |b| {
+                b.iter(|| cat.select(black_box(d)).map(|x| matches!(x, Decision::Available(_))))
+            });
+        }
+    }
+    group.finish();
+}
+
 fn bucketing(c: &mut Criterion) {
     c.bench_function("bucket", |b| {
         b.iter(|| bucket(black_box("notes:2.3.4"), black_box("3f2a9c4e-8b7d-4c1a-9e2f-6a5b4c3d2e1f")))
     });
 }
 
-criterion_group!(benches, select, bucketing);
+criterion_group!(benches, select, catalog_size, bucketing);
 criterion_main!(benches);

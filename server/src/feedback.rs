@@ -3,12 +3,13 @@
 //! devices run, per release and channel, as approximate distinct-device counts (sketches of a
 //! few KiB each: the server keeps no per-device table).
 //!
-//! One aggregator task owns the figures. The check-in path hands it a sample with `try_send`
-//! (never waits; a full queue drops the sample and counts the drop). Event reports are
-//! group-committed: the aggregator drains its queue every 20 ms, writes every changed figure
-//! to sled and flushes at least every 200 ms, and only then lets the report's 2xx go out, so an
-//! acknowledged report survives even `kill -9`. Readers (status, the scheduler) take a short
-//! lock on the figures; the check-in path never does.
+//! One aggregator task owns the figures. The check-in path pushes a sample into a sharded
+//! buffer (never waits; a full shard drops the sample and counts the drop). Every 20 ms the
+//! aggregator swaps the buffers out and drains its queue of event reports. Event reports are
+//! group-committed: the figures they changed are written to sled and flushed within 200 ms, and
+//! only then does the report's 2xx go out, so an acknowledged report survives even `kill -9`.
+//! Figures changed only by check-ins are swept to sled every 30 s, in chunks. Readers (status,
+//! the scheduler) take a short lock on the figures; the check-in path never does.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
