@@ -179,7 +179,10 @@ fn catalog_size(c: &mut Criterion) {
     for size in SIZES {
         let cat = catalog(size);
         let devices = [
-            ("up_to_date", device("7c9e6679-7425-40de-944b-e07fc1f90ae7", version(size - 1), "stable", "windows", "x86_64")),
+            (
+                "up_to_date",
+                device("7c9e6679-7425-40de-944b-e07fc1f90ae7", version(size - 1), "stable", "windows", "x86_64"),
+            ),
             ("few_behind_beta", walking_device(&cat, 3, version(size - 6), "beta", "macos", "aarch64")),
         ];
         for (name, d) in &devices {
