@@ -6,7 +6,10 @@
 use std::time::Instant;
 
 use actix_files::NamedFile;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
+use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, web};
 use halftone_channels::wire::{CheckRequest, EventBatch, EventsAccepted};
 use halftone_channels::{
@@ -135,15 +138,41 @@ impl<'a> Answer<'a> {
     }
 }
 
-/// `GET /v1/artifacts/{sha256}`: Range requests, a strong ETag (the digest) and a year of
-/// immutable caching, since a digest's bytes never change.
+/// An artifact's ETag: its digest, quoted. Strong, since the bytes under a digest never change.
+fn artifact_etag(sha: &Sha256) -> String {
+    format!("\"{sha}\"")
+}
+
+/// Middleware for `GET /v1/artifacts/{sha256}`: `If-Range` (RFC 9110 §13.1.5), decided before
+/// [`download`] runs. `NamedFile` checks `If-Range` only against its own validators, which are
+/// off here (the ETag is the digest, ours), so on its own it would ignore every `Range` that
+/// comes with an `If-Range`. And a handler cannot change its request's headers; a middleware
+/// can. So: an `If-Range` that is exactly the artifact's strong ETag is removed, and the `Range`
+/// is served; any other (another ETag, a weak one, or a date, since we send no
+/// `Last-Modified`) removes the `Range`, and the whole file is served with 200.
+pub async fn if_range(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if let Some(validator) = req.headers().get(header::IF_RANGE) {
+        // A path that is not a digest matches nothing; the handler then refuses it.
+        let ours = req.match_info().get("sha256").and_then(|s| Sha256::parse(s).ok()).map(|sha| artifact_etag(&sha));
+        let matches = ours.is_some_and(|etag| validator.as_bytes() == etag.as_bytes());
+        let drop = if matches { header::IF_RANGE } else { header::RANGE };
+        req.headers_mut().remove(drop);
+    }
+    next.call(req).await
+}
+
+/// `GET /v1/artifacts/{sha256}`: Range requests (with `If-Range`, see [`if_range`]), a strong
+/// ETag (the digest) and a year of immutable caching, since a digest's bytes never change.
 pub async fn download(
     req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let sha = Sha256::parse(&path)?;
-    let etag = format!("\"{sha}\"");
+    let etag = artifact_etag(&sha);
     if state.artifacts.size(&sha).await.is_none() {
         return Err(ApiError::NotFound(format!("there is no artifact {sha}")));
     }

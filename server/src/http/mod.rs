@@ -73,7 +73,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         ))
         .service(resource(
             "/v1/artifacts/{sha256}",
-            [web::get().to(device::download), web::head().to(device::download), web::put().to(admin::upload)],
+            [
+                web::get().to(device::download).wrap(middleware::from_fn(device::if_range)),
+                web::head().to(device::download),
+                web::put().to(admin::upload),
+            ],
         ))
         .service(resource("/v1/tokens", [web::get().to(admin::list_tokens), web::post().to(admin::create_token)]))
         .service(resource("/v1/tokens/{id}", [web::delete().to(admin::revoke_token)]))

@@ -1,5 +1,6 @@
 //! The release engineer's whole flow over HTTP, and the device's view of it.
 
+use halftone_channels::Sha256;
 use serde_json::json;
 
 use crate::harness::*;
@@ -158,4 +159,40 @@ async fn artifacts_download_with_range_etag_and_caching() {
     // A second upload of the same bytes is a no-op.
     let again = p.http.send("PUT", &format!("/v1/artifacts/{sha}"), Some(bytes.clone()), &[]).await;
     assert_eq!((again.status, again.body["created"].as_bool()), (200, Some(false)));
+}
+
+#[tokio::test]
+async fn a_range_with_if_range_is_served_only_for_the_artifacts_strong_etag() {
+    let server = TestServer::start();
+    let p = Publisher::create(&server, "notes").await;
+    let draft = p.draft("1.0.0", &[]);
+    p.publish_draft(&draft, "stable", json!({"basis_points": 10000})).await.ok();
+    let (sha, bytes) = (draft.spec.artifacts[0].sha256, &draft.files[0]);
+    let url = server.url(&format!("/v1/artifacts/{sha}"));
+    let client = reqwest::Client::new();
+    let get = |if_range: String| {
+        let request = client.get(&url).header("range", "bytes=100-199").header("if-range", if_range);
+        async move {
+            let res = request.send().await.unwrap();
+            let range = res.headers().get("content-range").map(|v| v.to_str().unwrap().to_owned());
+            (res.status().as_u16(), range, res.bytes().await.unwrap().to_vec())
+        }
+    };
+
+    // The artifact's own ETag: the range, as if there were no If-Range.
+    let (status, range, body) = get(format!("\"{sha}\"")).await;
+    assert_eq!((status, range.as_deref()), (206, Some(format!("bytes 100-199/{}", bytes.len()).as_str())));
+    assert_eq!(body, bytes[100..200]);
+    // Anything else means "the file may have changed": the whole file, 200, no Content-Range.
+    let other = Sha256::digest(b"other bytes");
+    for validator in [
+        format!("\"{other}\""),
+        format!("W/\"{sha}\""),
+        format!("\"{}\"", &sha.to_string()[..63]),
+        "Wed, 21 Oct 2015 07:28:00 GMT".to_owned(),
+    ] {
+        let (status, range, body) = get(validator.clone()).await;
+        assert_eq!((status, range), (200, None), "If-Range: {validator}");
+        assert_eq!(&body, bytes, "If-Range: {validator}");
+    }
 }
