@@ -36,9 +36,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use halftone_channels::wire::{
-    AppList, AppSpec, AppView, ArtifactStored, AuditLog, CheckRequest, CheckResponse, ExplainResponse, Problem,
-    PromoteRequest, PublishRequest, ReleaseList, ReleaseView, RollbackRequest, RolloutPatch, RolloutView, StatusView,
-    TokenCreated, TokenList, TokenRequest,
+    AppList, AppSpec, AppView, ArtifactStored, AuditLog, CheckRequest, CheckResponse, ExplainRequest, ExplainResponse,
+    Problem, PromoteRequest, PublishRequest, ReleaseList, ReleaseView, RollbackRequest, RolloutPatch, RolloutView,
+    StatusView, TokenCreated, TokenList, TokenRequest,
 };
 use halftone_channels::{AppId, ChannelName, Sha256, Version};
 use reqwest::header::{self, HeaderMap, HeaderValue};
@@ -447,9 +447,10 @@ impl AdminClient {
         self.call_json(Method::GET, &["v1", "apps", app.as_str(), "status"], None::<&()>).await.map(|r| r.body)
     }
 
-    /// `POST /v1/apps/{app}/explain`: what the device described by `request` would be offered,
-    /// and every release's verdict with its reasons.
-    pub async fn explain(&self, app: &AppId, request: &CheckRequest) -> Result<ExplainResponse, AdminError> {
+    /// `POST /v1/apps/{app}/explain`: what the device described by `request` (a check-in, and
+    /// the IP address `ip_in` rules see, if any) would be offered, and every release's verdict
+    /// with its reasons.
+    pub async fn explain(&self, app: &AppId, request: &ExplainRequest) -> Result<ExplainResponse, AdminError> {
         self.call_json(Method::POST, &["v1", "apps", app.as_str(), "explain"], Some(request)).await.map(|r| r.body)
     }
 

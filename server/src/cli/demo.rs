@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use futures_util::StreamExt as _;
 use halftone_channels::wire::{
-    AppSpec, CheckRequest, PromoteRequest, PublishRequest, ReleaseSpec, RollbackRequest, RolloutPatch,
+    AppSpec, CheckRequest, ExplainRequest, PromoteRequest, PublishRequest, ReleaseSpec, RollbackRequest, RolloutPatch,
 };
 use halftone_channels::{
     AppId, Arch, ChannelName, DeviceId, Os, Percent, SignedFields, Target, Traits, TrustedKeys, Version, signed_message,
@@ -126,7 +126,7 @@ async fn story(args: &DemoArgs, out: &Output, server: &DemoServer, dir: &Path) -
             "\n8. Why is {} (stable, {}) not offered 1.1.0? `halftone explain` asks the server:",
             d.id, d.target
         ))?;
-        let request = d.request();
+        let request = ExplainRequest { check: d.request(), ip: None };
         let answer = demo.admin.explain(&demo.app, &request).await?;
         p(&indent(&explain::render(&request, &answer, out.styled())))?;
     }

@@ -1,10 +1,12 @@
 //! `halftone explain`: what a described device would be offered, and each release's verdict
-//! with its reasons. `--trait name=value` values are typed like JSON ([`parse_trait`]).
+//! with its reasons. `--trait name=value` values are typed like JSON ([`parse_trait`]); `--ip`
+//! is the address `ip_in` rules see.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use anyhow::bail;
-use halftone_channels::wire::{CheckRequest, ExplainResponse};
+use halftone_channels::wire::{CheckRequest, ExplainRequest, ExplainResponse};
 use halftone_channels::{
     AppId, Arch, ChannelName, DeviceId, Locale, Os, OsVersion, TraitName, TraitValue, Traits, UserId, Version,
 };
@@ -68,18 +70,22 @@ pub struct ExplainArgs {
     /// As if a person pressed "Check for updates".
     #[arg(long)]
     pub interactive: bool,
+    /// The device's IP address as the server would see it, e.g. 10.1.2.3, for `ip_in` rules
+    /// (without it, they do not match).
+    #[arg(long, value_name = "ADDR")]
+    pub ip: Option<IpAddr>,
 }
 
 impl ExplainArgs {
-    /// The check-in these flags describe.
-    pub fn request(&self) -> anyhow::Result<CheckRequest> {
+    /// The check-in these flags describe, with the device's IP.
+    pub fn request(&self) -> anyhow::Result<ExplainRequest> {
         let mut traits = BTreeMap::new();
         for (name, value) in &self.traits {
             if traits.insert(name.clone(), value.clone()).is_some() {
                 bail!("--trait {name} is given twice");
             }
         }
-        Ok(CheckRequest {
+        let check = CheckRequest {
             device_id: self.device.clone(),
             user_id: self.user.clone(),
             current_version: self.version.clone(),
@@ -90,7 +96,8 @@ impl ExplainArgs {
             locale: self.locale.clone(),
             traits: Traits::new(traits)?,
             interactive: self.interactive,
-        })
+        };
+        Ok(ExplainRequest { check, ip: self.ip })
     }
 }
 
@@ -102,13 +109,19 @@ pub async fn run(args: ExplainArgs, profile: &Profile, out: &Output) -> anyhow::
     out.emit(&answer, |a| render(&request, a, styled))
 }
 
-/// The explanation for people: the device, the decision, then every release, newest first,
-/// the offered one marked with `=>` (and bold on a terminal), each with its reasons.
-pub fn render(request: &CheckRequest, answer: &ExplainResponse, styled: bool) -> String {
+/// The explanation for people: the device (and its IP, if given), the decision, then every
+/// release, newest first, the offered one marked with `=>` (and bold on a terminal), each with
+/// its reasons.
+pub fn render(request: &ExplainRequest, answer: &ExplainResponse, styled: bool) -> String {
+    let check = &request.check;
     let mut s = format!(
-        "device {} on {}, {}/{}, running {}\n",
-        request.device_id, request.channel, request.os, request.arch, request.current_version
+        "device {} on {}, {}/{}, running {}",
+        check.device_id, check.channel, check.os, check.arch, check.current_version
     );
+    if let Some(ip) = request.ip {
+        s.push_str(&format!(", from {ip}"));
+    }
+    s.push('\n');
     match &answer.offered {
         Some(v) => {
             let critical = if answer.critical { " (critical)" } else { "" };
@@ -166,10 +179,30 @@ mod tests {
         let base = ["x", "notes", "--device", "d1", "--version", "1.0.0", "--channel", "beta"];
         let parse = |extra: &[&str]| E::try_parse_from(base.iter().chain(extra)).unwrap().args.request();
         let r = parse(&["--os", "windows", "--arch", "x86_64", "--locale", "zh_CN", "--trait", "tier=gold"]).unwrap();
-        assert_eq!(r.locale.unwrap().as_str(), "zh-cn");
-        assert_eq!(r.traits.get("tier"), Some(&TraitValue::Str("gold".into())));
+        assert_eq!(r.check.locale.unwrap().as_str(), "zh-cn");
+        assert_eq!(r.check.traits.get("tier"), Some(&TraitValue::Str("gold".into())));
+        assert_eq!(r.ip, None);
         let e = parse(&["--os", "linux", "--arch", "x86_64", "--trait", "a=1", "--trait", "a=2"]).unwrap_err();
         assert!(e.to_string().contains("given twice"), "{e}");
+    }
+
+    #[test]
+    fn ip_is_an_address() {
+        let base = ["x", "notes", "--device", "d1", "--version", "1.0.0", "--channel", "beta", "--os", "linux"];
+        let parse = |ip: &str| E::try_parse_from(base.iter().chain(&["--arch", "x86_64", "--ip", ip]));
+        for ip in ["10.1.2.3", "2001:db8::1", "::ffff:10.1.2.3"] {
+            let r = parse(ip).unwrap().args.request().unwrap();
+            assert_eq!(r.ip, Some(ip.parse().unwrap()), "{ip}");
+        }
+        // The JSON body carries it beside the check-in's fields, as the API documents.
+        let body = serde_json::to_value(parse("10.1.2.3").unwrap().args.request().unwrap()).unwrap();
+        assert_eq!((body["ip"].as_str(), body["device_id"].as_str()), (Some("10.1.2.3"), Some("d1")));
+        for bad in ["10.1.2", "10.1.2.0/24", "localhost"] {
+            let e = parse(bad).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{bad}");
+            let first = e.to_string().lines().next().unwrap().to_owned();
+            assert_eq!(first, format!("error: invalid value '{bad}' for '--ip <ADDR>': invalid IP address syntax"));
+        }
     }
 
     #[test]
@@ -208,5 +241,10 @@ mod tests {
              in_rollout: bucket 12 is below 100%\n"
         );
         assert!(render(&request, &answer, true).contains("\x1b[1m=> 1.1.0"));
+        let from = ExplainRequest { ip: Some("10.1.2.3".parse().unwrap()), ..request };
+        assert!(
+            render(&from, &answer, false)
+                .starts_with("device d1 on stable, linux/x86_64, running 1.0.0, from 10.1.2.3\n")
+        );
     }
 }

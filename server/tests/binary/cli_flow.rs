@@ -171,6 +171,35 @@ async fn a_release_engineer_ships_widens_promotes_halts_and_rolls_back_with_the_
     ]);
     assert!(human.starts_with("device beta-device-0 on beta, linux/x86_64, running 1.0.0\noffered: "), "{human}");
 
+    // explain --ip: 1.1.0 on stable also goes to an allow-listed office machine, but only on
+    // the office network. The rule passes with an address inside the CIDR and fails outside it.
+    let rule = r#"{"kind":"ip_in","values":["10.1.0.0/16"]}"#;
+    let said = admin.text(&["rollout", "set", "notes", "1.1.0", "stable", "--rule", rule, "--allow", "office-pc"]);
+    assert!(said.contains("ip in [10.1.0.0/16]"), "{said}");
+    let office = ["explain", "notes", "--device", "office-pc", "--version", "1.0.0", "--channel", "stable"];
+    let from = |ip: &'static str| [&office[..], &["--os", "linux", "--arch", "x86_64", "--ip", ip]].concat();
+    let explain_from = |ip: &'static str| {
+        let explained = admin.json(&from(ip));
+        let newest = &explained["releases"][0];
+        assert_eq!(newest["version"], "1.1.0", "{explained:#}");
+        (explained["offered"].clone(), newest["reasons"][0].clone())
+    };
+    let (offered, reason) = explain_from("10.1.2.3");
+    assert_eq!((offered.as_str(), reason["code"].as_str()), (Some("1.1.0"), Some("allow_list")), "{reason}");
+    let (offered, reason) = explain_from("192.0.2.7");
+    assert_eq!((offered.as_str(), reason["code"].as_str()), (None, Some("rule_failed")), "{reason}");
+    let detail = reason["detail"].as_str().unwrap();
+    assert!(detail.contains("ip in [10.1.0.0/16]") && detail.ends_with("192.0.2.7"), "{detail}");
+    let human = admin.text(&from("10.1.2.3"));
+    assert!(human.starts_with("device office-pc on stable, linux/x86_64, running 1.0.0, from 10.1.2.3\n"), "{human}");
+    // The real check-in comes from 127.0.0.1, outside the office network.
+    assert_eq!(devices.check("notes", "office-pc", "1.0.0", "stable").await, None);
+    // A bad address is a usage error from the argument parser: exit status 2, one sentence.
+    let bad = admin.run(&from("10.1.2"));
+    assert_eq!((bad.code, bad.stdout.as_str()), (Some(2), ""), "{bad:#?}");
+    let first = bad.stderr.lines().next().unwrap_or_default();
+    assert_eq!(first, "error: invalid value '10.1.2' for '--ip <ADDR>': invalid IP address syntax", "{bad:#?}");
+
     // halt 1.1.0 everywhere: nobody is offered it any more.
     let halted = admin.json(&["halt", "notes", "1.1.0"]);
     let states: Vec<_> = halted["rollouts"].as_array().unwrap().iter().map(|r| r["state"].as_str().unwrap()).collect();
@@ -251,6 +280,7 @@ async fn a_release_engineer_ships_widens_promotes_halts_and_rolls_back_with_the_
             "release.publish",
             "rollout.update",
             "release.promote",
+            "rollout.update",
             "release.halt",
             "release.halt",
             "rollback.publish",
