@@ -3,9 +3,9 @@
 //! devices run, per release and channel, as approximate distinct-device counts (sketches of a
 //! few KiB each: the server keeps no per-device table).
 //!
-//! One aggregator task owns the figures. The check-in path pushes a sample into a sharded
-//! buffer (never waits; a full shard drops the sample and counts the drop). Every 20 ms the
-//! aggregator swaps the buffers out and drains its queue of event reports. Event reports are
+//! One aggregator task owns the figures. The check-in path hands it a sample with `try_send`
+//! on a bounded channel (lock-free, never waits; a full queue drops the sample and counts the
+//! drop). Every 20 ms the aggregator drains its queue. Event reports are
 //! group-committed: the figures they changed are written to sled and flushed within 200 ms, and
 //! only then does the report's 2xx go out, so an acknowledged report survives even `kill -9`.
 //! Figures changed only by check-ins are swept to sled every 30 s, in chunks. Readers (status,
@@ -104,6 +104,7 @@ enum Swept {
 
 enum Msg {
     Events(Vec<(AppId, Event)>, oneshot::Sender<Result<(), String>>),
+    Sample(CheckSample),
     Flush(oneshot::Sender<Result<(), String>>),
     Close(oneshot::Sender<Result<(), String>>),
 }
@@ -111,48 +112,8 @@ enum Msg {
 /// The feedback figures and the handle to their aggregator.
 pub struct Feedback {
     tx: mpsc::Sender<Msg>,
-    samples: Arc<Samples>,
     figures: Arc<Mutex<Aggregates>>,
     dropped: AtomicU64,
-}
-
-/// Check-in samples waiting for the aggregator: a few mutex-guarded vectors that check-ins
-/// push to and the aggregator swaps out at each drain. A push is an uncontended lock and a
-/// vector push; a channel message per check-in cost about a fifth of a check-in's time.
-struct Samples {
-    shards: Box<[Mutex<Vec<CheckSample>>]>,
-}
-
-/// Shards of [`Samples`], so that HTTP workers rarely push to the same one.
-const SAMPLE_SHARDS: usize = 8;
-/// The most samples a shard holds between two drains; beyond, they are dropped and counted.
-const SAMPLE_SHARD_CAP: usize = 1 << 13;
-
-impl Samples {
-    fn new() -> Self {
-        Samples { shards: (0..SAMPLE_SHARDS).map(|_| Mutex::new(Vec::new())).collect() }
-    }
-
-    /// Queues `sample`; false (and the sample dropped) when its shard is full.
-    fn push(&self, sample: CheckSample) -> bool {
-        let mut shard = self.shards[sample.device as usize % SAMPLE_SHARDS].lock().unwrap_or_else(|p| p.into_inner());
-        if shard.len() >= SAMPLE_SHARD_CAP {
-            return false;
-        }
-        shard.push(sample);
-        true
-    }
-
-    /// Swaps each shard's samples into `spare` (emptied first) and hands them to `apply`.
-    fn drain(&self, spare: &mut Vec<CheckSample>, mut apply: impl FnMut(&mut Vec<CheckSample>)) {
-        for shard in &self.shards {
-            spare.clear();
-            std::mem::swap(&mut *shard.lock().unwrap_or_else(|p| p.into_inner()), spare);
-            if !spare.is_empty() {
-                apply(spare);
-            }
-        }
-    }
 }
 
 /// Why a report was not acknowledged.
@@ -171,15 +132,15 @@ impl Feedback {
             agg.adoption.insert(key, serde_json::from_slice(&bytes)?);
         }
         let figures = Arc::new(Mutex::new(agg));
-        let (tx, rx) = mpsc::channel(1 << 10);
-        let samples = Arc::new(Samples::new());
-        tokio::spawn(aggregate(rx, samples.clone(), figures.clone(), store));
-        Ok(Feedback { tx, samples, figures, dropped: AtomicU64::new(0) })
+        let (tx, rx) = mpsc::channel(1 << 16);
+        tokio::spawn(aggregate(rx, figures.clone(), store));
+        Ok(Feedback { tx, figures, dropped: AtomicU64::new(0) })
     }
 
     /// Records a check-in; never waits (drops the sample when the aggregator is behind).
     pub fn observe(&self, sample: CheckSample) {
-        if !self.samples.push(sample) {
+        // Lock-free (a bounded channel): the check-in path takes no lock.
+        if self.tx.try_send(Msg::Sample(sample)).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("halftone_feedback_samples_dropped_total").increment(1);
         }
@@ -294,17 +255,11 @@ impl Feedback {
     }
 }
 
-async fn aggregate(
-    mut rx: mpsc::Receiver<Msg>,
-    samples: Arc<Samples>,
-    figures: Arc<Mutex<Aggregates>>,
-    store: Arc<Store>,
-) {
+async fn aggregate(mut rx: mpsc::Receiver<Msg>, figures: Arc<Mutex<Aggregates>>, store: Arc<Store>) {
     let mut acks: Vec<oneshot::Sender<Result<(), String>>> = Vec::new();
-    let mut spare: Vec<CheckSample> = Vec::new();
-    // The aggregator drains its queues on a timer rather than waiting on them: a check-in
-    // then never has to wake a parked thread, which would cost it a futex call and two
-    // context switches.
+    // The aggregator drains its queue on a timer rather than waiting on it: a check-in then
+    // never has to wake a parked thread, which would cost it a futex call and two context
+    // switches.
     let mut poll = tokio::time::interval(DRAIN_EVERY);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_commit = tokio::time::Instant::now();
@@ -326,6 +281,21 @@ async fn aggregate(
                     }
                     acks.push(ack);
                 }
+                Ok(Msg::Sample(s)) => {
+                    newest_ms = newest_ms.max(s.at_ms);
+                    let mut a = figures.lock().unwrap_or_else(|p| p.into_inner());
+                    let a = &mut *a;
+                    // Keys are cloned only when first seen: this runs for every check-in.
+                    if let Some(version) = s.version {
+                        let key = (s.app.clone(), s.channel, version, s.at_ms / ADOPTION_WINDOW_MS);
+                        counted(&mut a.adoption, &mut a.dirty_adoption, key).insert(&s.device);
+                    }
+                    if let Some((version, channel)) = s.offered {
+                        let c = counted(&mut a.releases, &mut a.dirty_releases, (s.app, version, channel));
+                        c.offers += 1;
+                        c.offered.insert(&s.device);
+                    }
+                }
                 Ok(Msg::Flush(ack)) => {
                     acks.push(ack);
                     commit_now = true;
@@ -342,24 +312,6 @@ async fn aggregate(
                 }
             }
         }
-        // After the messages: a flush or close then covers every check-in made before it.
-        samples.drain(&mut spare, |batch| {
-            let mut a = figures.lock().unwrap_or_else(|p| p.into_inner());
-            let a = &mut *a;
-            for s in batch.drain(..) {
-                newest_ms = newest_ms.max(s.at_ms);
-                // Keys are cloned only when first seen: this runs for every check-in.
-                if let Some(version) = s.version {
-                    let key = (s.app.clone(), s.channel, version, s.at_ms / ADOPTION_WINDOW_MS);
-                    counted(&mut a.adoption, &mut a.dirty_adoption, key).insert(&s.device);
-                }
-                if let Some((version, channel)) = s.offered {
-                    let c = counted(&mut a.releases, &mut a.dirty_releases, (s.app, version, channel));
-                    c.offers += 1;
-                    c.offered.insert(&s.device);
-                }
-            }
-        });
         if sweep.is_empty() && last_sweep.elapsed() >= SAMPLES_EVERY {
             start_sweep(&figures, newest_ms, &mut sweep);
             last_sweep = tokio::time::Instant::now();
