@@ -5,7 +5,7 @@
 //!
 //! One aggregator task owns the figures. The check-in path hands it a sample with `try_send`
 //! on a bounded channel (lock-free, never waits; a full queue drops the sample and counts the
-//! drop). Every 20 ms the aggregator drains its queue. Event reports are
+//! drop). Every 5 ms the aggregator drains its queue. Event reports are
 //! group-committed: the figures they changed are written to sled and flushed within 200 ms, and
 //! only then does the report's 2xx go out, so an acknowledged report survives even `kill -9`.
 //! Figures changed only by check-ins are swept to sled every 30 s, in chunks. Readers (status,
@@ -42,9 +42,9 @@ const COMMIT_EVERY: Duration = Duration::from_millis(200);
 const SAMPLES_EVERY: Duration = Duration::from_secs(30);
 /// The most check-in sketches one commit writes: a sweep over thousands of changed sketches
 /// is spread over several ticks, so that no commit holds tens of megabytes at once.
-const SWEEP_CHUNK: usize = 256;
+const SWEEP_CHUNK: usize = 64;
 /// How often the aggregator drains its queue.
-const DRAIN_EVERY: Duration = Duration::from_millis(20);
+const DRAIN_EVERY: Duration = Duration::from_millis(5);
 
 /// The hash of a device id that sketches count: FNV-1a, 64 bits. It is stored (inside the
 /// sketches), so it must never change; std's `DefaultHasher` makes no such promise.
