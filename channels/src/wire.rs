@@ -542,9 +542,10 @@ pub struct AuditEntry {
     pub actor: String,
     /// What was done, e.g. `rollout.update`.
     pub action: String,
-    /// The app.
-    pub app: AppId,
-    /// What it was done to (`1.2.0/beta`).
+    /// The app; absent for a server-wide change (a token's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<AppId>,
+    /// What it was done to (`1.2.0/beta`, a token id).
     pub subject: String,
     /// State before, if any.
     pub before: Option<serde_json::Value>,

@@ -26,6 +26,8 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod views;
+mod writer;
 
 pub use config::{Config, LogFormat, ServeArgs};
 pub use startup::{Server, build, build_with};

@@ -1,10 +1,33 @@
 //! [`ApiError`]: every way a request can fail, mapped in one place to an HTTP status and an
 //! RFC 9457 `application/problem+json` body. Internal causes are logged once, with their
 //! chain, and never shown to the caller.
+//!
+//! ## 400 or 422: one policy
+//!
+//! - **400 Bad Request**: the request cannot be read as what the route takes. The body is
+//!   missing, unreadable or not JSON, a field has the wrong type or is unknown, or a single
+//!   value (an app id in the path, a version, a percentage, a rule, a name) breaks its own
+//!   rules. It is decided from the request alone: the same bytes are a 400 on any server.
+//! - **422 Unprocessable Content**: every value is valid on its own, but they do not fit
+//!   together (a release whose `min_from_version` is not below its version, a rollout that does
+//!   not start at its schedule's first step, two channels with one rank) or do not fit what is
+//!   stored (a channel the app lacks, a signature no trusted key made, an artifact that is not
+//!   uploaded, a rollback that is not above every version).
+//! - What names something missing or already there has its own status: 404, 409, 412.
+//!
+//! The policy is implemented here once, by `From` conversions from the domain's errors, so a
+//! handler or a change writes `?` and never picks the status itself: a [`ParseError`] about one
+//! value is a 400 and one about a whole release, rollout or check-in is a 422; the errors of
+//! consistency checks ([`SelectError`], [`LadderError`], [`CatalogError`], [`SnapshotError`])
+//! are 422; an upload whose bytes do not hash to its name is a 422, one cut short a 400.
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
 use halftone_channels::wire::Problem;
+use halftone_channels::{CatalogError, LadderError, ParseError, SelectError, What};
+
+use crate::artifacts::UploadError;
+use crate::snapshot::SnapshotError;
 
 /// The content type of problem bodies.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -109,15 +132,70 @@ impl ResponseError for ApiError {
     }
 }
 
-impl From<halftone_channels::ParseError> for ApiError {
-    fn from(e: halftone_channels::ParseError) -> Self {
-        ApiError::BadRequest(e.to_string())
+impl From<ParseError> for ApiError {
+    /// A value that breaks its own rules is a 400; a whole whose valid parts do not fit
+    /// together is a 422.
+    fn from(e: ParseError) -> Self {
+        match e.what() {
+            What::Release | What::Rollout | What::CheckIn => ApiError::Unprocessable(e.to_string()),
+            _ => ApiError::BadRequest(e.to_string()),
+        }
+    }
+}
+
+impl From<SelectError> for ApiError {
+    fn from(e: SelectError) -> Self {
+        ApiError::Unprocessable(e.to_string())
+    }
+}
+
+impl From<LadderError> for ApiError {
+    fn from(e: LadderError) -> Self {
+        ApiError::Unprocessable(e.to_string())
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> Self {
+        ApiError::Unprocessable(e.to_string())
+    }
+}
+
+impl From<UploadError> for ApiError {
+    fn from(e: UploadError) -> Self {
+        match e {
+            UploadError::HashMismatch { .. } => ApiError::Unprocessable(e.to_string()),
+            UploadError::TooLarge(_) => ApiError::PayloadTooLarge(e.to_string()),
+            UploadError::Interrupted(_) => ApiError::BadRequest(e.to_string()),
+            UploadError::Io(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+impl From<SnapshotError> for ApiError {
+    fn from(e: SnapshotError) -> Self {
+        ApiError::Unprocessable(e.to_string())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn status(e: impl Into<ApiError>) -> u16 {
+        e.into().status_code().as_u16()
+    }
+
+    #[test]
+    fn one_value_is_a_400_and_a_whole_that_does_not_fit_is_a_422() {
+        assert_eq!(status(halftone_channels::Version::parse("1.x").unwrap_err()), 400);
+        assert_eq!(status(halftone_channels::AppId::parse("Notes").unwrap_err()), 400);
+        assert_eq!(status(halftone_channels::Percent::from_basis_points(10_001).unwrap_err()), 400);
+        assert_eq!(status(ParseError::new(What::Release, "1.0.0", "needs at least one artifact")), 422);
+        assert_eq!(status(ParseError::new(What::Rollout, "1.0.0", "at most 32 rules")), 422);
+        let ladder = halftone_channels::Ladder::with_custom([("beta".parse().unwrap(), 100)]).unwrap_err();
+        assert_eq!(status(ladder), 422);
+    }
 
     #[test]
     fn internal_errors_hide_their_cause() {

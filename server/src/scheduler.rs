@@ -31,9 +31,9 @@ impl State {
     /// Advances schedules and enforces gates at the clock's current time.
     pub async fn tick(&self) -> anyhow::Result<TickReport> {
         let mut report = TickReport::default();
-        let _w = self.writer.lock().await;
+        let mut w = self.writer().await;
         let now = self.clock.now_ms();
-        let apps: Vec<_> = self.snapshot().apps.values().cloned().collect();
+        let apps: Vec<_> = w.snapshot().apps.values().cloned().collect();
         for app in apps {
             let mut trips = Vec::new();
             let mut advances = Vec::new();
@@ -67,13 +67,13 @@ impl State {
                 }
             }
             if !advances.is_empty() {
-                self.replace_rollouts(SCHEDULER, &app, "schedule.advance", advances, &[]).await?;
+                w.replace_rollouts(now, SCHEDULER, &app, "schedule.advance", advances, &[]).await?;
             }
             if !trips.is_empty() {
-                let app = self.snapshot().apps.get(&app.id).cloned().unwrap_or(app);
+                let app = w.snapshot().apps.get(&app.id).cloned().unwrap_or(app);
                 let pairs = trips.iter().map(|(b, a, _)| (b.clone(), a.clone())).collect();
                 let why: Vec<_> = trips.iter().map(|(_, _, breach)| breach.to_string()).collect();
-                self.replace_rollouts(HEALTH_GATE, &app, "gate.trip", pairs, &why).await?;
+                w.replace_rollouts(now, HEALTH_GATE, &app, "gate.trip", pairs, &why).await?;
             }
         }
         Ok(report)

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use halftone_channels::wire::{ChannelSpec, ReleaseSpec, ReleaseView, RolloutView};
 use halftone_channels::{
-    AppId, Catalog, ChannelName, Ladder, Release, Rollout, RolloutState, ScheduleClock, TrustedKeys, Version,
+    AppId, Catalog, CatalogError, ChannelName, Ladder, LadderError, Release, Rollout, RolloutState, ScheduleClock,
+    TrustedKeys, Version,
 };
 
 use crate::store::{AppRecord, TokenRecord};
@@ -52,8 +53,8 @@ pub struct AppParts {
 }
 
 impl AppSnapshot {
-    /// Indexes an app.
-    pub fn build(parts: AppParts) -> anyhow::Result<Self> {
+    /// Indexes an app; refuses a ladder or catalog that does not hold together.
+    pub fn build(parts: AppParts) -> Result<Self, SnapshotError> {
         let ladder = ladder_of(&parts.record.channels)?;
         let keys = TrustedKeys::new(parts.record.keys.iter().map(|k| (k.id.clone(), k.public_key)));
         let mut rollouts = parts.rollouts;
@@ -122,8 +123,19 @@ pub fn etag(revision: u64) -> String {
 }
 
 /// The ladder of an app's custom channels.
-pub fn ladder_of(custom: &[ChannelSpec]) -> anyhow::Result<Ladder> {
-    Ok(Ladder::with_custom(custom.iter().map(|c| (c.name.clone(), c.rank)))?)
+pub fn ladder_of(custom: &[ChannelSpec]) -> Result<Ladder, LadderError> {
+    Ladder::with_custom(custom.iter().map(|c| (c.name.clone(), c.rank)))
+}
+
+/// Why an app's parts do not make a snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The custom channels do not make a ladder.
+    #[error(transparent)]
+    Ladder(#[from] LadderError),
+    /// The releases and rollouts do not make a catalog.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
 }
 
 /// Everything the request path reads.

@@ -1,12 +1,12 @@
 //! [`State`]: the store, the artifact files and the current [`Snapshot`], shared by every
-//! request. Reads load the snapshot lock-free; changes (in `changes.rs`) are serialised by
-//! one writer lock, committed and flushed to sled, and then published as a new snapshot.
+//! request. Reads load the snapshot lock-free; changes (in `changes/`) go through the one
+//! [`Writer`](crate::writer::Writer), which commits and flushes them to the store and then
+//! publishes a new snapshot.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use arc_swap::ArcSwap;
 use halftone_channels::{AppId, Release, Rollout};
 
 use crate::artifacts::ArtifactStore;
@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::feedback::Feedback;
 use crate::snapshot::{AppParts, AppSnapshot, RolloutMeta, Snapshot};
 use crate::store::Store;
+use crate::writer::Published;
 
 /// Shared server state.
 pub struct State {
@@ -28,10 +29,8 @@ pub struct State {
     pub clock: Arc<dyn Clock>,
     /// Artifact files.
     pub artifacts: ArtifactStore,
-    snapshot: ArcSwap<Snapshot>,
-    /// Held by every change from validation to publication, so changes apply one at a time
-    /// against the snapshot they were validated on. The check-in path never takes it.
-    pub(crate) writer: tokio::sync::Mutex<()>,
+    /// The snapshot readers load, replaced only through a [`Writer`](crate::writer::Writer).
+    pub(crate) published: Published,
 }
 
 impl State {
@@ -44,25 +43,12 @@ impl State {
         let artifacts = ArtifactStore::open(&config.data_dir.join("artifacts"))?;
         let snapshot = rebuild(&store)?;
         let feedback = Feedback::start(store.clone())?;
-        Ok(State {
-            config,
-            store,
-            feedback,
-            clock,
-            artifacts,
-            snapshot: ArcSwap::from_pointee(snapshot),
-            writer: Default::default(),
-        })
+        Ok(State { config, store, feedback, clock, artifacts, published: Published::new(snapshot) })
     }
 
     /// The current snapshot (lock-free).
     pub fn snapshot(&self) -> arc_swap::Guard<Arc<Snapshot>> {
-        self.snapshot.load()
-    }
-
-    /// Publishes a new snapshot. Callers hold the writer lock.
-    pub(crate) fn publish_snapshot(&self, s: Snapshot) {
-        self.snapshot.store(Arc::new(s));
+        self.published.load()
     }
 }
 

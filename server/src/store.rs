@@ -6,7 +6,8 @@
 //! caller acknowledges it, so what was answered with a 2xx survives `kill -9`.
 //!
 //! Keys: `apps`: app id; `releases`: app ‖ 0 ‖ version; `rollouts`: app ‖ 0 ‖ version ‖ 0 ‖
-//! channel; `tokens`: token id; `audit`: app ‖ 0 ‖ sequence (u64 big-endian).
+//! channel; `tokens`: token id; `audit`: app ‖ 0 ‖ sequence (u64 big-endian), and 0 ‖ sequence
+//! for server-wide entries (tokens).
 
 use std::path::Path;
 
@@ -95,6 +96,14 @@ fn unframed(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
 
 fn adoption_key(app: &AppId, ch: &ChannelName, v: &Version, window: u64) -> Vec<u8> {
     key(&[app.as_str(), ch.as_str(), &v.to_string(), &format!("{window:020}")])
+}
+
+/// The key prefix of an app's audit entries: `app ‖ 0`; the server-wide log's is `0` alone
+/// (an app id is never empty).
+fn audit_prefix(app: Option<&AppId>) -> Vec<u8> {
+    let mut k = app.map_or_else(Vec::new, |a| a.as_str().as_bytes().to_vec());
+    k.push(0);
+    k
 }
 
 fn key(parts: &[&str]) -> Vec<u8> {
@@ -297,9 +306,12 @@ impl Store {
 
     /// The audit log of `app`, oldest first.
     pub fn audit(&self, app: &AppId) -> anyhow::Result<Vec<AuditEntry>> {
-        let mut prefix = app.as_str().as_bytes().to_vec();
-        prefix.push(0);
-        self.tree(Tree::Audit).scan_prefix(prefix).values().map(|v| decode(&v?)).collect()
+        self.tree(Tree::Audit).scan_prefix(audit_prefix(Some(app))).values().map(|v| decode(&v?)).collect()
+    }
+
+    /// The server-wide audit log (changes to no app, such as tokens'), oldest first.
+    pub fn server_audit(&self) -> anyhow::Result<Vec<AuditEntry>> {
+        self.tree(Tree::Audit).scan_prefix(audit_prefix(None)).values().map(|v| decode(&v?)).collect()
     }
 
     /// Writes `change` atomically and flushes it to disk. Only after this returns may the
@@ -318,8 +330,7 @@ impl Store {
                 let seq = audit.generate_id()?;
                 let mut e = e.clone();
                 e.seq = seq;
-                let mut k = e.app.as_str().as_bytes().to_vec();
-                k.push(0);
+                let mut k = audit_prefix(e.app.as_ref());
                 k.extend_from_slice(&seq.to_be_bytes());
                 audit.insert(k, encode(&e))?;
             }
@@ -370,7 +381,7 @@ mod tests {
                 at_ms: 1,
                 actor: "a".into(),
                 action: "app.create".into(),
-                app: app.clone(),
+                app: Some(app.clone()),
                 subject: "notes".into(),
                 before: None,
                 after: None,

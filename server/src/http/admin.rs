@@ -6,18 +6,16 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use halftone_channels::wire::{
     AppList, AppSpec, ArtifactStored, AuditLog, ExplainRequest, ExplainResponse, PromoteRequest, PublishRequest,
-    ReleaseList, ReleaseStatus, RollbackRequest, RolloutPatch, RolloutStatus, ScheduleStatus, StatusView, TokenList,
-    TokenRequest,
+    ReleaseList, RollbackRequest, RolloutPatch, TokenList, TokenRequest,
 };
-use halftone_channels::{AppId, ChannelName, Sha256, Tick, Version};
+use halftone_channels::{AppId, ChannelName, Sha256, Version};
 
-use crate::artifacts::UploadError;
 use crate::auth::Principal;
-use crate::changes::{Outcome, app_view, find_rollout, token_view};
+use crate::changes::Outcome;
 use crate::http::body;
 use crate::problem::ApiError;
-use crate::snapshot::AppSnapshot;
 use crate::state::State;
+use crate::views::{app_view, find_rollout, no_release, token_view};
 
 type Res = Result<HttpResponse, ApiError>;
 
@@ -26,10 +24,6 @@ fn answer(o: Outcome) -> actix_web::HttpResponseBuilder {
         Outcome::Created => HttpResponse::Created(),
         Outcome::Unchanged | Outcome::Updated => HttpResponse::Ok(),
     }
-}
-
-fn app_of(state: &State, id: &AppId) -> Result<std::sync::Arc<AppSnapshot>, ApiError> {
-    state.snapshot().apps.get(id).cloned().ok_or_else(|| ApiError::NotFound(format!("there is no app {id}")))
 }
 
 /// `GET /v1/apps`
@@ -55,7 +49,7 @@ pub async fn put_app(who: Principal, path: web::Path<String>, payload: web::Payl
 /// `GET /v1/apps/{app}`
 pub async fn get_app(_who: Principal, path: web::Path<String>, state: web::Data<State>) -> Res {
     let id = AppId::parse(&path)?;
-    Ok(HttpResponse::Ok().json(app_view(&*app_of(&state, &id)?)))
+    Ok(HttpResponse::Ok().json(app_view(&*state.app(&id)?)))
 }
 
 /// `PUT /v1/artifacts/{sha256}`: streamed to disk while hashing.
@@ -63,12 +57,7 @@ pub async fn upload(who: Principal, path: web::Path<String>, payload: web::Paylo
     who.may_upload()?;
     let sha = Sha256::parse(&path)?;
     let limit = state.config.max_artifact_bytes;
-    let stored = state.artifacts.put(sha, payload, limit).await.map_err(|e| match e {
-        UploadError::HashMismatch { .. } => ApiError::Unprocessable(e.to_string()),
-        UploadError::TooLarge(_) => ApiError::PayloadTooLarge(e.to_string()),
-        UploadError::Interrupted(_) => ApiError::BadRequest(e.to_string()),
-        UploadError::Io(e) => ApiError::Internal(e),
-    })?;
+    let stored = state.artifacts.put(sha, payload, limit).await?;
     let outcome = if stored.created { Outcome::Created } else { Outcome::Unchanged };
     Ok(answer(outcome).json(ArtifactStored { sha256: sha, size: stored.size, created: stored.created }))
 }
@@ -85,7 +74,7 @@ pub async fn publish(who: Principal, path: web::Path<String>, payload: web::Payl
 /// `GET /v1/apps/{app}/releases`
 pub async fn list_releases(_who: Principal, path: web::Path<String>, state: web::Data<State>) -> Res {
     let id = AppId::parse(&path)?;
-    let app = app_of(&state, &id)?;
+    let app = state.app(&id)?;
     let releases = app.catalog.releases().filter_map(|(r, _)| state.release_view(&app, r.version())).collect();
     Ok(HttpResponse::Ok().json(ReleaseList { releases }))
 }
@@ -93,17 +82,15 @@ pub async fn list_releases(_who: Principal, path: web::Path<String>, state: web:
 /// `GET /v1/apps/{app}/releases/{version}`
 pub async fn get_release(_who: Principal, path: web::Path<(String, String)>, state: web::Data<State>) -> Res {
     let (id, version) = (AppId::parse(&path.0)?, Version::parse(&path.1)?);
-    let app = app_of(&state, &id)?;
-    let view = state
-        .release_view(&app, &version)
-        .ok_or_else(|| ApiError::NotFound(format!("app {id} has no release {version}")))?;
+    let app = state.app(&id)?;
+    let view = state.release_view(&app, &version).ok_or_else(|| no_release(&id, &version))?;
     Ok(HttpResponse::Ok().json(view))
 }
 
 /// `GET /v1/apps/{app}/releases/{version}/rollouts/{channel}`
 pub async fn get_rollout(_who: Principal, path: web::Path<(String, String, String)>, state: web::Data<State>) -> Res {
     let (id, version, channel) = (AppId::parse(&path.0)?, Version::parse(&path.1)?, ChannelName::parse(&path.2)?);
-    let app = app_of(&state, &id)?;
+    let app = state.app(&id)?;
     let view = app.rollout_view(find_rollout(&app, &version, &channel)?);
     Ok(HttpResponse::Ok().insert_header((header::ETAG, view.etag.clone())).json(view))
 }
@@ -156,8 +143,15 @@ pub async fn rollback(who: Principal, path: web::Path<String>, payload: web::Pay
 /// `GET /v1/apps/{app}/audit`
 pub async fn audit(_who: Principal, path: web::Path<String>, state: web::Data<State>) -> Res {
     let id = AppId::parse(&path)?;
-    app_of(&state, &id)?;
+    state.app(&id)?;
     let entries = state.store.audit(&id)?;
+    Ok(HttpResponse::Ok().json(AuditLog { entries }))
+}
+
+/// `GET /v1/audit`: the server-wide audit log (token creation and revocation); admins only.
+pub async fn server_audit(who: Principal, state: web::Data<State>) -> Res {
+    who.must_be_admin()?;
+    let entries = state.store.server_audit()?;
     Ok(HttpResponse::Ok().json(AuditLog { entries }))
 }
 
@@ -166,11 +160,8 @@ pub async fn audit(_who: Principal, path: web::Path<String>, state: web::Data<St
 pub async fn explain(_who: Principal, path: web::Path<String>, payload: web::Payload, state: web::Data<State>) -> Res {
     let id = AppId::parse(&path)?;
     let request: ExplainRequest = body::json(payload, state.config.max_json_bytes).await?;
-    let app = app_of(&state, &id)?;
-    let explanation = app
-        .catalog
-        .explain(&request.check.into_checkin(request.ip))
-        .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    let app = state.app(&id)?;
+    let explanation = app.catalog.explain(&request.check.into_checkin(request.ip))?;
     Ok(HttpResponse::Ok().json(ExplainResponse::from(&explanation)))
 }
 
@@ -207,48 +198,7 @@ pub async fn status(
 ) -> Res {
     let id = AppId::parse(&path)?;
     let only = query.version.as_deref().map(Version::parse).transpose()?;
-    let app = app_of(&state, &id)?;
-    if let Some(v) = only.as_ref().filter(|v| app.catalog.release(v).is_none()) {
-        return Err(ApiError::NotFound(format!("app {id} has no release {v}")));
-    }
-    let audit = state.store.audit(&id)?;
-    let now = state.clock.now_ms();
-    let releases = app
-        .catalog
-        .releases()
-        .filter(|(r, _)| only.as_ref().is_none_or(|v| v == r.version()))
-        .map(|(release, rollouts)| ReleaseStatus {
-            version: release.version().clone(),
-            critical: release.is_critical(),
-            rebuild_of: release.rebuild_of().cloned(),
-            rollouts: rollouts
-                .iter()
-                .map(|r| {
-                    let subject = format!("{}/{}", r.release, r.channel);
-                    let clock = app.meta_of(&r.release, &r.channel).clock;
-                    RolloutStatus {
-                        channel: r.channel.clone(),
-                        state: r.state,
-                        basis_points: r.percent,
-                        schedule: r.schedule.as_ref().map(|s| ScheduleStatus {
-                            steps: s.steps().to_vec(),
-                            step: s.step_of(r.percent),
-                            since_ms: clock.since_ms,
-                            next_at_ms: match s.next(r.percent, r.state, &clock, now) {
-                                Tick::Hold { remaining_ms } => Some(now + remaining_ms),
-                                Tick::Advance { .. } => Some(now),
-                                Tick::Done | Tick::Stopped(_) => None,
-                            },
-                        }),
-                        gate: r.gate,
-                        figures: state.feedback.figures(&id, &r.release, &r.channel),
-                        history: audit.iter().filter(|e| e.subject == subject).cloned().collect(),
-                    }
-                })
-                .collect(),
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(StatusView { app: id.clone(), releases, adoption: state.feedback.adoption(&id, now) }))
+    Ok(HttpResponse::Ok().json(state.status_view(&id, only.as_ref())?))
 }
 
 /// The query of `GET /v1/apps/{app}/status`.

@@ -39,8 +39,7 @@ pub async fn check(
     let snapshot = state.snapshot();
     let catalog_app = snapshot.apps.get(&app).ok_or_else(|| ApiError::NotFound(format!("there is no app {app}")))?;
     let checkin = request.into_checkin(client_ip(&req, &state.config.trusted_proxies));
-    let (decision, runs_release) =
-        catalog_app.catalog.select_noting_release(&checkin).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    let (decision, runs_release) = catalog_app.catalog.select_noting_release(&checkin)?;
     let offered = match &decision {
         Decision::Available(o) => Some((o.release.version().clone(), o.rollout.channel.clone())),
         Decision::UpToDate => None,

@@ -79,6 +79,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::put().to(admin::upload),
             ],
         ))
+        .service(resource("/v1/audit", [web::get().to(admin::server_audit)]))
         .service(resource("/v1/tokens", [web::get().to(admin::list_tokens), web::post().to(admin::create_token)]))
         .service(resource("/v1/tokens/{id}", [web::delete().to(admin::revoke_token)]))
         .default_service(web::to(not_found));

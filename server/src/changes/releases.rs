@@ -1,0 +1,258 @@
+//! Releases: publish with a first rollout, promote to a more stable channel, halt everywhere,
+//! and roll back by rebuild.
+
+use std::sync::Arc;
+
+use halftone_channels::wire::{PromoteRequest, PublishRequest, ReleaseSpec, ReleaseView, RollbackRequest, RolloutSpec};
+use halftone_channels::{
+    AppId, Percent, Range, Release, Rollout, RolloutState, Rule, SignedFields, Version, signed_message,
+};
+
+use super::rollouts::{halted, new_meta, new_record, stage_replacements};
+use super::{Outcome, audit, json};
+use crate::auth::Principal;
+use crate::problem::ApiError;
+use crate::snapshot::AppSnapshot;
+use crate::state::State;
+use crate::store::{Change, ReleaseRecord};
+use crate::views::no_release;
+
+impl State {
+    /// Refuses a release whose artifacts a trusted key did not sign, or whose files are not
+    /// uploaded (or not of the signed size) when the server is to serve them.
+    async fn check_artifacts(&self, app: &AppSnapshot, release: &Release) -> Result<(), ApiError> {
+        for (target, a) in release.artifacts() {
+            let message = signed_message(SignedFields {
+                app: &app.id,
+                version: release.version(),
+                target,
+                sha256: &a.sha256,
+                size: a.size,
+            });
+            app.keys
+                .verify(&a.key_id, message.as_bytes(), &a.signature)
+                .map_err(|e| ApiError::Unprocessable(format!("artifact for {target} of {}: {e}", release.version())))?;
+            if a.url.is_none() {
+                match self.artifacts.size(&a.sha256).await {
+                    None => {
+                        return Err(ApiError::Unprocessable(format!(
+                            "artifact {} for {target} is not uploaded: PUT /v1/artifacts/{} first, or give a url",
+                            a.sha256, a.sha256
+                        )));
+                    }
+                    Some(size) if size != a.size => {
+                        return Err(ApiError::Unprocessable(format!(
+                            "artifact {} for {target} is {size} bytes on the server, not {}",
+                            a.sha256, a.size
+                        )));
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes a release with its first rollout. Publishing the identical release on a
+    /// channel it is already rolled out on is an idempotent success.
+    pub async fn publish(
+        &self,
+        who: &Principal,
+        id: AppId,
+        req: PublishRequest,
+    ) -> Result<(ReleaseView, Outcome), ApiError> {
+        let release = Release::try_from(req.release)?;
+        let version = release.version().clone();
+
+        let mut w = self.writer().await;
+        let app = w.app(&id)?;
+        if !app.catalog.ladder().contains(req.channel.as_str()) {
+            return Err(ApiError::Unprocessable(format!("app {id} has no channel {}", req.channel)));
+        }
+        let rollout = Rollout::from_spec(&id, version.clone(), req.channel.clone(), req.rollout)?;
+        rollout.check_start()?;
+        if let Some((existing, rollouts)) = app.catalog.release(&version) {
+            if *existing != release {
+                return Err(ApiError::Conflict(format!(
+                    "release {version} already exists with different content; versions are immutable, publish a higher one"
+                )));
+            }
+            if !rollouts.iter().any(|r| r.channel == req.channel) {
+                return Err(ApiError::Conflict(format!(
+                    "release {version} already exists and is not on {}; promote it instead",
+                    req.channel
+                )));
+            }
+            return Ok((self.release_view(&app, &version).expect("release exists"), Outcome::Unchanged));
+        }
+        self.check_artifacts(&app, &release).await?;
+
+        let now = self.clock.now_ms();
+        let mut parts = app.to_parts();
+        let spec = ReleaseSpec::from(&release);
+        parts.releases.push(Arc::new(release));
+        parts.rollouts.push((Arc::new(rollout.clone()), new_meta(now, &rollout)));
+        let subject = format!("{version}/{}", rollout.channel);
+        let mut entry = audit(now, &who.name, "release.publish", Some(&id), subject);
+        entry.after = json(&serde_json::json!({ "release": &spec, "rollout": rollout.to_spec() }));
+        let mut change = Change::default();
+        change
+            .put_release(&id, &ReleaseRecord { spec, published_at_ms: now })
+            .put_rollout(&id, &version, &rollout.channel, &new_record(now, &rollout))
+            .audit(entry);
+        let built = w.commit_app(parts, change).await?;
+        Ok((self.release_view(&built, &version).expect("just published"), Outcome::Created))
+    }
+
+    /// Rolls a release out on a more stable channel than any it is on.
+    pub async fn promote(
+        &self,
+        who: &Principal,
+        id: AppId,
+        version: Version,
+        req: PromoteRequest,
+    ) -> Result<ReleaseView, ApiError> {
+        let mut w = self.writer().await;
+        let app = w.app(&id)?;
+        let (_, rollouts) = app.catalog.release(&version).ok_or_else(|| no_release(&id, &version))?;
+        let ladder = app.catalog.ladder();
+        let rank = ladder
+            .rank(req.channel.as_str())
+            .ok_or_else(|| ApiError::Unprocessable(format!("app {id} has no channel {}", req.channel)))?;
+        if rollouts.iter().any(|r| r.channel == req.channel) {
+            return Err(ApiError::Conflict(format!(
+                "release {version} is already rolled out on {}; change that rollout instead",
+                req.channel
+            )));
+        }
+        let most_stable = rollouts.iter().min_by_key(|r| ladder.rank(r.channel.as_str()));
+        if let Some(most_stable) = most_stable.filter(|r| ladder.rank(r.channel.as_str()).is_some_and(|r| rank > r)) {
+            return Err(ApiError::Unprocessable(format!(
+                "promotion goes to a more stable channel: {version} is already on {}, which is more stable than {}",
+                most_stable.channel, req.channel
+            )));
+        }
+        let rollout = Rollout::from_spec(&id, version.clone(), req.channel.clone(), req.rollout)?;
+        rollout.check_start()?;
+        let now = self.clock.now_ms();
+        let mut parts = app.to_parts();
+        parts.rollouts.push((Arc::new(rollout.clone()), new_meta(now, &rollout)));
+        let subject = format!("{version}/{}", req.channel);
+        let mut entry = audit(now, &who.name, "release.promote", Some(&id), subject);
+        entry.after = json(&rollout.to_spec());
+        let mut change = Change::default();
+        change.put_rollout(&id, &version, &req.channel, &new_record(now, &rollout)).audit(entry);
+        let built = w.commit_app(parts, change).await?;
+        Ok(self.release_view(&built, &version).expect("release exists"))
+    }
+
+    /// Halts every rollout of a release.
+    pub async fn halt(&self, who: &Principal, id: AppId, version: Version) -> Result<ReleaseView, ApiError> {
+        let mut w = self.writer().await;
+        let app = w.app(&id)?;
+        let (_, rollouts) = app.catalog.release(&version).ok_or_else(|| no_release(&id, &version))?;
+        let pairs = halted(rollouts);
+        if pairs.is_empty() {
+            return Ok(self.release_view(&app, &version).expect("release exists"));
+        }
+        let built = w.replace_rollouts(self.clock.now_ms(), &who.name, &app, "release.halt", pairs, &[]).await?;
+        Ok(self.release_view(&built, &version).expect("release exists"))
+    }
+
+    /// Rolls back by rebuild, atomically: halts `bad_version` everywhere and publishes the
+    /// rebuild (critical, at 100%, to devices above the good version) on every channel where
+    /// the bad one was rolled out.
+    pub async fn rollback(
+        &self,
+        who: &Principal,
+        id: AppId,
+        req: RollbackRequest,
+    ) -> Result<(ReleaseView, Outcome), ApiError> {
+        let mut spec = req.release;
+        spec.critical = true;
+        let release = Release::try_from(spec)?;
+        let version = release.version().clone();
+        let good = release.rebuild_of().cloned().ok_or_else(|| {
+            ApiError::Unprocessable("a rollback release must name the good version it re-issues in rebuild_of".into())
+        })?;
+
+        let mut w = self.writer().await;
+        let app = w.app(&id)?;
+        let (_, bad_rollouts) =
+            app.catalog.release(&req.bad_version).ok_or_else(|| no_release(&id, &req.bad_version))?;
+        if let Some((existing, _)) = app.catalog.release(&version) {
+            if *existing == release && !app.is_live(&req.bad_version) {
+                return Ok((self.release_view(&app, &version).expect("exists"), Outcome::Unchanged));
+            }
+            return Err(ApiError::Conflict(format!("release {version} already exists")));
+        }
+        if let Some(newest) = app.catalog.newest().filter(|n| version <= **n) {
+            return Err(ApiError::Unprocessable(format!(
+                "a rollback release must be higher than every version of {id}: {version} is not above {newest}"
+            )));
+        }
+        if app.catalog.release(&good).is_none() {
+            return Err(ApiError::Unprocessable(format!("rebuild_of names {good}, which is not a release of {id}")));
+        }
+        if good >= req.bad_version {
+            return Err(ApiError::Unprocessable(format!(
+                "rebuild_of {good} must be older than the bad version {}",
+                req.bad_version
+            )));
+        }
+        self.check_artifacts(&app, &release).await?;
+
+        // Devices above the good version up to and including the bad one: those that got the
+        // bad build or passed the good one on the way to it. Devices on newer builds (a later
+        // prerelease on a less stable channel) are not pushed back to old code. Both ends are
+        // valid versions, so the range always parses.
+        let above_good =
+            Rule::AppVersion(Range::parse(&format!(">{good}, <={}", req.bad_version)).map_err(anyhow::Error::from)?);
+        let rebuilds: Vec<Rollout> = bad_rollouts
+            .iter()
+            .map(|bad| {
+                Rollout::from_spec(
+                    &id,
+                    version.clone(),
+                    bad.channel.clone(),
+                    RolloutSpec {
+                        basis_points: Percent::FULL,
+                        salt: None,
+                        stickiness: bad.stickiness,
+                        allow: vec![],
+                        deny: vec![],
+                        rules: vec![above_good.clone()],
+                        state: RolloutState::Active,
+                        interactive_bypass: false,
+                        schedule: None,
+                        gate: None,
+                    },
+                )
+            })
+            .collect::<Result<_, _>>()?;
+
+        let now = self.clock.now_ms();
+        let mut parts = app.to_parts();
+        let mut change = Change::default();
+        stage_replacements(now, &who.name, &app, "rollback.halt", halted(bad_rollouts), &mut parts, &mut change);
+        let spec = ReleaseSpec::from(&release);
+        change.put_release(&id, &ReleaseRecord { spec: spec.clone(), published_at_ms: now });
+        for r in &rebuilds {
+            change.put_rollout(&id, &version, &r.channel, &new_record(now, r));
+        }
+        let subject = format!("{version} (rebuild of {good}, replaces {})", req.bad_version);
+        let mut entry = audit(now, &who.name, "rollback.publish", Some(&id), subject);
+        entry.after = json(&serde_json::json!({
+            "release": spec,
+            "channels": rebuilds.iter().map(|r| r.channel.to_string()).collect::<Vec<_>>(),
+        }));
+        change.audit(entry);
+        parts.releases.push(Arc::new(release));
+        parts.rollouts.extend(rebuilds.into_iter().map(|r| {
+            let meta = new_meta(now, &r);
+            (Arc::new(r), meta)
+        }));
+        let built = w.commit_app(parts, change).await?;
+        Ok((self.release_view(&built, &version).expect("just published"), Outcome::Created))
+    }
+}

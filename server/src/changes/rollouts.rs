@@ -1,0 +1,159 @@
+//! Changing a rollout: an engineer's patch (guarded by its ETag), and the replacement of
+//! rollouts that halting, rolling back, the scheduler and health gates share.
+
+use std::sync::Arc;
+
+use halftone_channels::wire::{RolloutPatch, RolloutView};
+use halftone_channels::{AppId, ChannelName, IdList, Rollout, RolloutState, ScheduleClock, Version};
+
+use super::audit;
+use crate::auth::Principal;
+use crate::problem::ApiError;
+use crate::snapshot::{AppParts, AppSnapshot, RolloutMeta, etag};
+use crate::state::State;
+use crate::store::{Change, RolloutRecord};
+use crate::views::find_rollout;
+use crate::writer::Writer;
+
+impl State {
+    /// Changes a rollout, if `if_match` names its current revision.
+    pub async fn patch_rollout(
+        &self,
+        who: &Principal,
+        id: AppId,
+        version: Version,
+        channel: ChannelName,
+        if_match: Option<&str>,
+        patch: RolloutPatch,
+    ) -> Result<RolloutView, ApiError> {
+        let if_match = if_match.ok_or_else(|| {
+            ApiError::PreconditionRequired(
+                "send If-Match with the rollout's ETag (GET it first) so concurrent changes are not lost".into(),
+            )
+        })?;
+        let mut w = self.writer().await;
+        let app = w.app(&id)?;
+        let current = find_rollout(&app, &version, &channel)?;
+        let revision = app.revision(&version, &channel);
+        if if_match.trim() != etag(revision) {
+            return Err(ApiError::PreconditionFailed(format!(
+                "the rollout changed since you read it (now {}, you sent {if_match}); read it again",
+                etag(revision)
+            )));
+        }
+        let mut next = current.clone();
+        if let Some(p) = patch.basis_points {
+            next.percent = p;
+        }
+        if let Some(a) = patch.allow {
+            next.allow = IdList::new(a)?;
+        }
+        if let Some(d) = patch.deny {
+            next.deny = IdList::new(d)?;
+        }
+        if let Some(r) = patch.rules {
+            if r.len() > halftone_channels::MAX_RULES {
+                let max = halftone_channels::MAX_RULES;
+                return Err(ApiError::Unprocessable(format!("invalid rollout: at most {max} rules")));
+            }
+            next.rules = r;
+        }
+        if let Some(s) = patch.state {
+            next.state = s;
+        }
+        if let Some(b) = patch.interactive_bypass {
+            next.interactive_bypass = b;
+        }
+        if let Some(s) = patch.schedule {
+            next.schedule = Some(halftone_channels::Schedule::try_from(s)?);
+        }
+        if let Some(g) = patch.gate {
+            next.gate = Some(g.validate()?);
+        }
+        if next == *current {
+            // Nothing changes: no write, no audit entry, the same ETag.
+            return Ok(app.rollout_view(current));
+        }
+        let pairs = vec![(current.clone(), next)];
+        let built = w.replace_rollouts(self.clock.now_ms(), &who.name, &app, "rollout.update", pairs, &[]).await?;
+        let (_, rollouts) = built.catalog.release(&version).expect("release exists");
+        Ok(built.rollout_view(rollouts.iter().find(|r| r.channel == channel).expect("rollout exists")))
+    }
+}
+
+impl Writer<'_> {
+    /// Replaces rollouts (each `(before, after)` on the same release and channel) at `now` and
+    /// commits. `reasons`, when given, holds one reason per pair for the audit log.
+    pub(crate) async fn replace_rollouts(
+        &mut self,
+        now: u64,
+        actor: &str,
+        app: &AppSnapshot,
+        action: &str,
+        pairs: Vec<(Rollout, Rollout)>,
+        reasons: &[String],
+    ) -> Result<Arc<AppSnapshot>, ApiError> {
+        let mut parts = app.to_parts();
+        let mut change = Change::default();
+        stage_replacements(now, actor, app, action, pairs, &mut parts, &mut change);
+        if !reasons.is_empty() {
+            change.annotate_audit(reasons);
+        }
+        self.commit_app(parts, change).await
+    }
+}
+
+/// Stages rollout replacements into `parts` and `change`: each bumps its revision, moves its
+/// schedule clock (a new percentage starts a new hold; pausing stops the clock, resuming
+/// continues it), and gets an audit entry with before and after.
+pub(super) fn stage_replacements(
+    now: u64,
+    actor: &str,
+    app: &AppSnapshot,
+    action: &str,
+    pairs: Vec<(Rollout, Rollout)>,
+    parts: &mut AppParts,
+    change: &mut Change,
+) {
+    for (before, after) in pairs {
+        let old = app.meta_of(&before.release, &before.channel);
+        let mut clock = old.clock;
+        if after.percent != before.percent {
+            clock = ScheduleClock::start(now).on_state(RolloutState::Active, before.state, now);
+        }
+        let meta = RolloutMeta { revision: old.revision + 1, clock: clock.on_state(before.state, after.state, now) };
+        let slot = parts
+            .rollouts
+            .iter_mut()
+            .find(|(r, _)| r.release == before.release && r.channel == before.channel)
+            .expect("the rollout exists");
+        *slot = (Arc::new(after.clone()), meta);
+        let mut entry = audit(now, actor, action, Some(&app.id), format!("{}/{}", after.release, after.channel));
+        entry.before = super::json(&before.to_spec());
+        entry.after = super::json(&after.to_spec());
+        let record = RolloutRecord { spec: after.to_spec(), revision: meta.revision, clock: meta.clock };
+        change.put_rollout(&app.id, &after.release, &after.channel, &record).audit(entry);
+    }
+}
+
+/// The metadata of a rollout that starts at `now`: revision 1, its clock running unless it
+/// starts paused or halted.
+pub(super) fn new_meta(now: u64, r: &Rollout) -> RolloutMeta {
+    let clock = ScheduleClock::start(now).on_state(RolloutState::Active, r.state, now);
+    RolloutMeta { revision: 1, clock }
+}
+
+/// The stored record of a rollout that starts at `now`.
+pub(super) fn new_record(now: u64, r: &Rollout) -> RolloutRecord {
+    let meta = new_meta(now, r);
+    RolloutRecord { spec: r.to_spec(), revision: meta.revision, clock: meta.clock }
+}
+
+/// The halted form of every rollout that is not halted yet, as `(before, after)` pairs.
+pub(super) fn halted(rollouts: &[Arc<Rollout>]) -> Vec<(Rollout, Rollout)> {
+    rollouts
+        .iter()
+        .filter(|r| r.state != RolloutState::Halted)
+        .map(|r| ((**r).clone(), Rollout { state: RolloutState::Halted, ..(**r).clone() }))
+        .collect()
+}

@@ -1,0 +1,119 @@
+//! Read-side views: the wire form of what the snapshot and the feedback figures hold (apps,
+//! tokens, releases, rollouts, an app's status), and the lookups that name what is missing.
+//! Nothing here changes anything.
+
+use std::sync::Arc;
+
+use halftone_channels::wire::{
+    AppView, ChannelSpec, ReleaseStatus, ReleaseView, RolloutStatus, ScheduleStatus, StatusView, TokenView,
+};
+use halftone_channels::{AppId, ChannelName, Rollout, Tick, Version};
+
+use crate::problem::ApiError;
+use crate::snapshot::AppSnapshot;
+use crate::state::State;
+use crate::store::TokenRecord;
+
+impl State {
+    /// One app of the current snapshot, or a 404.
+    pub fn app(&self, id: &AppId) -> Result<Arc<AppSnapshot>, ApiError> {
+        self.snapshot().apps.get(id).cloned().ok_or_else(|| no_app(id))
+    }
+
+    /// A release's wire view with its offer count from the feedback figures.
+    pub fn release_view(&self, app: &AppSnapshot, version: &Version) -> Option<ReleaseView> {
+        app.release_view(version, self.feedback.offers(&app.id, version))
+    }
+
+    /// Rollout states, schedules, gates, feedback figures and history per release and channel
+    /// (only release `only`, if given), and adoption by version.
+    pub fn status_view(&self, id: &AppId, only: Option<&Version>) -> Result<StatusView, ApiError> {
+        let app = self.app(id)?;
+        if let Some(v) = only.filter(|v| app.catalog.release(v).is_none()) {
+            return Err(no_release(id, v));
+        }
+        let audit = self.store.audit(id)?;
+        let now = self.clock.now_ms();
+        let releases = app
+            .catalog
+            .releases()
+            .filter(|(r, _)| only.is_none_or(|v| v == r.version()))
+            .map(|(release, rollouts)| ReleaseStatus {
+                version: release.version().clone(),
+                critical: release.is_critical(),
+                rebuild_of: release.rebuild_of().cloned(),
+                rollouts: rollouts
+                    .iter()
+                    .map(|r| {
+                        let subject = format!("{}/{}", r.release, r.channel);
+                        let clock = app.meta_of(&r.release, &r.channel).clock;
+                        RolloutStatus {
+                            channel: r.channel.clone(),
+                            state: r.state,
+                            basis_points: r.percent,
+                            schedule: r.schedule.as_ref().map(|s| ScheduleStatus {
+                                steps: s.steps().to_vec(),
+                                step: s.step_of(r.percent),
+                                since_ms: clock.since_ms,
+                                next_at_ms: match s.next(r.percent, r.state, &clock, now) {
+                                    Tick::Hold { remaining_ms } => Some(now + remaining_ms),
+                                    Tick::Advance { .. } => Some(now),
+                                    Tick::Done | Tick::Stopped(_) => None,
+                                },
+                            }),
+                            gate: r.gate,
+                            figures: self.feedback.figures(id, &r.release, &r.channel),
+                            history: audit.iter().filter(|e| e.subject == subject).cloned().collect(),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(StatusView { app: id.clone(), releases, adoption: self.feedback.adoption(id, now) })
+    }
+}
+
+/// The 404 for an app that does not exist.
+pub(crate) fn no_app(id: &AppId) -> ApiError {
+    ApiError::NotFound(format!("there is no app {id}"))
+}
+
+/// The 404 for a release that does not exist.
+pub(crate) fn no_release(app: &AppId, v: &Version) -> ApiError {
+    ApiError::NotFound(format!("app {app} has no release {v}"))
+}
+
+/// The rollout of `version` on `channel`, or a 404 that says which part is missing.
+pub fn find_rollout<'a>(
+    app: &'a AppSnapshot,
+    version: &Version,
+    channel: &ChannelName,
+) -> Result<&'a Rollout, ApiError> {
+    let (_, rollouts) = app.catalog.release(version).ok_or_else(|| no_release(&app.id, version))?;
+    rollouts
+        .iter()
+        .find(|r| r.channel == *channel)
+        .map(|r| &**r)
+        .ok_or_else(|| ApiError::NotFound(format!("release {version} of {} is not rolled out on {channel}", app.id)))
+}
+
+/// The wire view of an app.
+pub fn app_view(app: &AppSnapshot) -> AppView {
+    AppView {
+        id: app.id.clone(),
+        display_name: app.record.display_name.clone(),
+        keys: app.record.keys.clone(),
+        channels: app
+            .catalog
+            .ladder()
+            .channels()
+            .into_iter()
+            .map(|(n, r)| ChannelSpec { name: n.clone(), rank: r })
+            .collect(),
+    }
+}
+
+/// The wire view of a token.
+pub fn token_view(id: &str, t: &TokenRecord) -> TokenView {
+    TokenView { id: id.to_owned(), name: t.name.clone(), role: t.role, apps: t.apps.clone() }
+}
