@@ -25,12 +25,13 @@ fn admin_routes() -> Vec<(&'static str, String, Option<serde_json::Value>)> {
         ("POST", "/v1/tokens".into(), Some(json!({"name": "x", "role": "admin"}))),
         ("GET", "/v1/tokens".into(), None),
         ("DELETE", "/v1/tokens/0000".into(), None),
+        ("GET", "/v1/audit".into(), None),
     ]
 }
 
-/// Changes, and everything about tokens, need more than a viewer.
+/// Changes, everything about tokens, and the server-wide audit log need more than a viewer.
 fn is_write(method: &str, path: &str) -> bool {
-    (method != "GET" && !path.ends_with("/explain")) || path.starts_with("/v1/tokens")
+    (method != "GET" && !path.ends_with("/explain")) || path.starts_with("/v1/tokens") || path == "/v1/audit"
 }
 
 #[tokio::test]
@@ -81,4 +82,33 @@ async fn admin_routes_need_a_valid_token_of_the_right_role() {
     // Tokens are listed without their secrets.
     let listed = admin.get("/v1/tokens").await.ok().to_string();
     assert!(!listed.contains(viewer["token"].as_str().unwrap()));
+}
+
+#[tokio::test]
+async fn token_creation_and_revocation_enter_the_server_audit_log_without_secrets() {
+    let server = TestServer::start();
+    let admin = server.admin();
+    let created = admin.post("/v1/tokens", &json!({"name": "ci", "role": "publisher", "apps": ["notes"]})).await.ok();
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(admin.send("DELETE", &format!("/v1/tokens/{id}"), None, &[]).await.status, 204);
+
+    let log = admin.get("/v1/audit").await.ok();
+    let entries = log["entries"].as_array().unwrap();
+    let summary: Vec<(&str, &str, &str)> = entries
+        .iter()
+        .map(|e| (e["actor"].as_str().unwrap(), e["action"].as_str().unwrap(), e["subject"].as_str().unwrap()))
+        .collect();
+    let bootstrap_id = summary[0].2;
+    assert_eq!(
+        summary,
+        [
+            ("bootstrap", "token.create", bootstrap_id),
+            ("bootstrap-admin", "token.create", id),
+            ("bootstrap-admin", "token.revoke", id)
+        ]
+    );
+    assert_eq!(entries[1]["after"], json!({"id": id, "name": "ci", "role": "publisher", "apps": ["notes"]}));
+    assert_eq!(entries[2]["before"], entries[1]["after"]);
+    assert!(entries.iter().all(|e| e.get("app").is_none()), "server-wide entries name no app");
+    assert!(!log.to_string().contains(created["token"].as_str().unwrap()), "no secret in the log");
 }
