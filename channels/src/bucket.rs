@@ -24,6 +24,13 @@ impl Bucket {
     pub fn get(self) -> u16 {
         self.0
     }
+
+    /// A chosen bucket, for tests at the edges of a share.
+    #[cfg(test)]
+    pub(crate) fn at(n: u16) -> Self {
+        assert!(n < 10_000, "buckets are 0..=9999");
+        Bucket(n)
+    }
 }
 
 /// The bucket of stickiness `key` under `salt` (see the module documentation).
@@ -55,5 +62,17 @@ mod tests {
             assert!(bucket(salt, key).get() < 10_000);
         }
         assert_ne!(bucket("a", "bc"), bucket("ab", "c"));
+    }
+
+    #[test]
+    fn the_vectors_published_in_the_api_doc_hold() {
+        let rows = crate::test_support::doc_table(crate::test_support::doc_section("## 7."));
+        assert_eq!(rows.len(), 5, "docs/api.md §7 publishes five vectors");
+        for row in rows {
+            let [salt, key, first8, bucket_doc] = &row[..] else { panic!("a vector has four cells: {row:?}") };
+            let digest = Sha256::digest([salt.as_bytes(), &[0], key.as_bytes()].concat());
+            assert_eq!(hex::encode(&digest[..8]), *first8, "first 8 bytes for {salt:?} {key:?}");
+            assert_eq!(bucket(salt, key).get().to_string(), *bucket_doc, "bucket for {salt:?} {key:?}");
+        }
     }
 }

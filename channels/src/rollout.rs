@@ -388,13 +388,16 @@ mod tests {
     }
 
     #[test]
-    fn zero_is_nobody_and_full_is_everybody() {
-        let none = Percent::NONE;
-        let full = Percent::FULL;
-        for b in [0u16, 1, 5000, 9999] {
-            let b = crate::bucket::bucket("s", &b.to_string());
-            assert!(!none.admits(b));
-            assert!(full.admits(b));
+    fn a_share_admits_exactly_the_buckets_below_it() {
+        use crate::Bucket;
+        // The edges: nobody, the lowest and highest bucket, and each side of every boundary.
+        assert!(!Percent::NONE.admits(Bucket::at(0)), "0% admits nobody, not even bucket 0");
+        assert!(Percent::FULL.admits(Bucket::at(0)));
+        assert!(Percent::FULL.admits(Bucket::at(9_999)), "100% admits the last bucket");
+        for bp in [1u16, 100, 5_000, 9_999] {
+            let p = Percent::from_basis_points(bp).unwrap();
+            assert!(p.admits(Bucket::at(bp - 1)), "{p} admits bucket {}", bp - 1);
+            assert!(!p.admits(Bucket::at(bp)), "{p} does not admit bucket {bp}");
         }
     }
 }

@@ -294,6 +294,35 @@ mod tests {
     }
 
     #[test]
+    fn the_vector_published_in_the_api_doc_holds() {
+        use crate::test_support::{doc_row, doc_section};
+        let doc = doc_section("### Worked example");
+        let seed: [u8; 32] = hex::decode(doc_row(doc, "private seed (hex)")).unwrap().try_into().unwrap();
+        let sk = SigningKey::from_bytes(&seed);
+        let pk = PublicKey::from_bytes(sk.verifying_key().to_bytes()).unwrap();
+        assert_eq!(pk.to_string(), doc_row(doc, "public key (hex)"));
+        assert_eq!(pk.fingerprint().to_string(), doc_row(doc, "default key id"));
+        assert_eq!(Sha256::digest(b"hello").to_string(), doc_row(doc, "sha256"));
+
+        let (app, version, target, sha256) = fields();
+        let msg =
+            signed_message(SignedFields { app: &app, version: &version, target: &target, sha256: &sha256, size: 5 });
+        // The string literal the doc gives, `\n` spelled out.
+        let literal = doc.lines().find_map(|l| l.strip_prefix("`\"halftone-artifact-v1")).unwrap();
+        let literal = format!("halftone-artifact-v1{}", literal.trim_end_matches("\"`.")).replace("\\n", "\n");
+        assert_eq!(msg, literal);
+        assert!(doc.contains(&format!("The message is {} bytes", msg.len())));
+
+        let signature = doc
+            .lines()
+            .find(|l| l.len() == 128 && l.bytes().all(|b| b.is_ascii_hexdigit()))
+            .expect("the doc shows the signature");
+        assert_eq!(hex::encode(sk.sign(msg.as_bytes()).to_bytes()), signature);
+        let keys = TrustedKeys::new([(pk.fingerprint(), pk)]);
+        assert!(keys.verify(&pk.fingerprint(), msg.as_bytes(), &Signature::parse(signature).unwrap()).is_ok());
+    }
+
+    #[test]
     fn verifies_only_the_right_key_and_message() {
         let sk = SigningKey::from_bytes(&[7u8; 32]);
         let pk = PublicKey::from_bytes(sk.verifying_key().to_bytes()).unwrap();

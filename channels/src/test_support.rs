@@ -87,3 +87,41 @@ pub fn offered(cat: &Catalog, c: &CheckIn) -> String {
         Decision::Available(o) => o.release.version().to_string(),
     }
 }
+
+/// `docs/api.md`, whose test vectors the unit tests check, so that doc and code pin each other.
+pub const API_DOC: &str = include_str!("../../docs/api.md");
+
+/// The text of the doc section whose heading starts with `heading` (`## 7.`), up to the next
+/// heading of the same level.
+pub fn doc_section(heading: &str) -> &'static str {
+    let level = heading.split(' ').next().unwrap();
+    let start = API_DOC.find(&format!("\n{heading}")).unwrap_or_else(|| panic!("docs/api.md has no {heading}"));
+    let body = &API_DOC[start + 1..];
+    let end = body[1..].find(&format!("\n{level} ")).map_or(body.len(), |i| i + 1);
+    &body[..end]
+}
+
+/// The cells of the markdown table rows in `section` (header and separator rows skipped),
+/// with backticks removed.
+pub fn doc_table(section: &str) -> Vec<Vec<String>> {
+    section
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .skip(2)
+        .map(|l| l.trim_matches('|').split('|').map(|c| c.trim().trim_matches('`').to_owned()).collect())
+        .collect()
+}
+
+/// The value in the two-column table row of `section` whose first cell is `name`.
+pub fn doc_row(section: &str, name: &str) -> String {
+    section
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .map(|l| l.trim_matches('|').split('|').map(|c| c.trim()).collect::<Vec<_>>())
+        .find(|cells| cells[0] == name)
+        .unwrap_or_else(|| panic!("no row {name:?}"))[1]
+        .split('`')
+        .nth(1)
+        .unwrap()
+        .to_owned()
+}

@@ -89,15 +89,18 @@ async fn channels_see_their_own_and_more_stable_releases() {
     assert_eq!(offered(check(&http, "notes", &on("stable")).await).as_deref(), Some("1.0.0"));
     assert_eq!(offered(check(&http, "notes", &on("beta")).await).as_deref(), Some("1.1.0-beta.1"));
     assert_eq!(offered(check(&http, "notes", &on("unstable")).await).as_deref(), Some("1.2.0-alpha.1"));
-    // A newer stable build reaches unstable devices too.
+    // A user on 1.2.0-alpha.1 switches to stable, whose newest build (1.0.0) is older: they
+    // stay where they are, never downgraded.
+    let mut switched = on("stable");
+    switched.version = "1.2.0-alpha.1".into();
+    assert_eq!(offered(check(&http, "notes", &switched).await), None);
+    // A newer stable build reaches unstable devices too, and the switched device moves up to it.
     p.publish("1.3.0", "stable", "100%").await;
     assert_eq!(offered(check(&http, "notes", &on("unstable")).await).as_deref(), Some("1.3.0"));
-    // Switching to a more stable channel never downgrades.
-    let mut d = on("stable");
-    d.version = "1.2.0-alpha.1".into();
-    let mut high = d.clone();
-    high.version = "1.3.0".into();
-    assert_eq!(offered(check(&http, "notes", &high).await), None);
+    assert_eq!(offered(check(&http, "notes", &switched).await).as_deref(), Some("1.3.0"));
+    // Once on it, nothing more is offered.
+    switched.version = "1.3.0".into();
+    assert_eq!(offered(check(&http, "notes", &switched).await), None);
 }
 
 #[tokio::test]
