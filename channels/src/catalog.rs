@@ -20,6 +20,13 @@ use crate::{
 /// The most channels (built-in and custom) an app may have.
 pub const MAX_CHANNELS: usize = 32;
 
+/// One bit per rollout of a release, and a release has at most one rollout per channel.
+type ChannelMask = u32;
+const _: () = assert!(
+    MAX_CHANNELS <= ChannelMask::BITS as usize,
+    "a release's rollouts are indexed by a ChannelMask: widen it before raising MAX_CHANNELS"
+);
+
 /// Why a set of releases and rollouts cannot form a catalog.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -53,6 +60,16 @@ pub enum SelectError {
         /// The channel the device named.
         channel: ChannelName,
     },
+}
+
+/// What [`Catalog::select_noting_release`] found for one check-in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selection<'c> {
+    /// The answer.
+    pub decision: Decision<'c>,
+    /// The catalog's own copy of the version the device runs, when that version is one of its
+    /// releases (adoption counts only released versions); `None` for a build it never had.
+    pub running: Option<&'c Version>,
 }
 
 /// The answer for one check-in.
@@ -92,7 +109,7 @@ struct Candidate {
     /// Index into `Catalog::entries`.
     entry: u32,
     /// Bit i set: `rollouts[i]` of the entry is on a channel the lane's device channel sees.
-    visible: u32,
+    visible: ChannelMask,
 }
 
 #[derive(Default)]
@@ -187,7 +204,7 @@ impl Catalog {
             ranks.extend(e.rollouts.iter().map(|r| ladder.rank(r.channel.as_str()).expect("checked above")));
             let critical = e.release.is_critical();
             for ((_, device_rank), lanes) in channels.iter().zip(&mut filling) {
-                let mut visible = 0u32;
+                let mut visible: ChannelMask = 0;
                 let mut live = false;
                 for (j, (r, rank)) in e.rollouts.iter().zip(&ranks).enumerate() {
                     if rank <= device_rank {
@@ -268,12 +285,12 @@ impl Catalog {
     /// what it runs, visible on its channel, built for its target, not a stepping stone it
     /// cannot take yet, and in one of its visible rollouts. Pure and deterministic.
     pub fn select(&self, c: &CheckIn) -> Result<Decision<'_>, SelectError> {
-        self.select_noting_release(c).map(|(decision, _)| decision)
+        self.select_noting_release(c).map(|s| s.decision)
     }
 
-    /// [`select`](Catalog::select), and whether the version the device runs is a release of
-    /// this catalog (one search answers both).
-    pub fn select_noting_release(&self, c: &CheckIn) -> Result<(Decision<'_>, bool), SelectError> {
+    /// [`select`](Catalog::select), and which release of this catalog the device runs, if
+    /// any (one search answers both).
+    pub fn select_noting_release(&self, c: &CheckIn) -> Result<Selection<'_>, SelectError> {
         let lanes = self
             .lanes
             .get(c.channel.as_str())
@@ -281,9 +298,9 @@ impl Catalog {
         // Entries are newest first and lanes keep their order, so the candidates newer than the
         // device are those whose entry comes before the first entry at or below its version.
         let first_not_newer = self.versions.partition_point(|v| *v > c.current_version);
-        let runs_release = self.versions.get(first_not_newer) == Some(&c.current_version);
+        let running = self.versions.get(first_not_newer).filter(|v| **v == c.current_version);
         let Some(lane) = lanes.get(&c.platform.target) else {
-            return Ok((Decision::UpToDate, runs_release));
+            return Ok(Selection { decision: Decision::UpToDate, running });
         };
         let first_not_newer = first_not_newer as u32;
         let newer = lane.candidates.partition_point(|cand| cand.entry < first_not_newer);
@@ -308,11 +325,11 @@ impl Catalog {
                         admission,
                         critical: e.release.is_critical() || skipped_critical,
                     });
-                    return Ok((offer, runs_release));
+                    return Ok(Selection { decision: offer, running });
                 }
             }
         }
-        Ok((Decision::UpToDate, runs_release))
+        Ok(Selection { decision: Decision::UpToDate, running })
     }
 
     /// The same evaluation as [`select`](Catalog::select), with every release's verdict:
@@ -508,9 +525,12 @@ mod tests {
         );
         let noted = |version: &str, target: (&str, &str)| {
             let c = checkin("dev-1", version).target(target.0, target.1);
-            let (decision, runs_release) = cat.select_noting_release(&c).unwrap();
-            assert_eq!(decision, cat.select(&c).unwrap());
-            (runs_release, cat.contains(&version.parse().unwrap()))
+            let selection = cat.select_noting_release(&c).unwrap();
+            assert_eq!(selection.decision, cat.select(&c).unwrap());
+            if let Some(running) = selection.running {
+                assert_eq!(running.to_string(), version);
+            }
+            (selection.running.is_some(), cat.contains(&version.parse().unwrap()))
         };
         for (version, target, expected) in [
             ("1.1.0", ("linux", "x86_64"), true),

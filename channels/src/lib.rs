@@ -12,7 +12,7 @@
 //!   more stable one);
 //! - [`Release`] with its signed [`Artifact`]s; [`Rollout`] with percentage, [`Rule`]s, lists
 //!   and [`RolloutState`];
-//! - [`bucket`]: the documented, deterministic bucketing function;
+//! - [`bucket()`]: the documented, deterministic bucketing function;
 //! - [`Catalog`]: an app's releases indexed for [`Catalog::select`] (a [`Decision`]) and
 //!   [`Catalog::explain`] (an [`Explanation`]);
 //! - [`signed_message`] and [`TrustedKeys`]: what an artifact signature covers and its check;
@@ -47,7 +47,7 @@ mod test_support;
 
 pub use app::AppId;
 pub use bucket::{Bucket, bucket};
-pub use catalog::{Catalog, CatalogError, Decision, MAX_CHANNELS, Offer, SelectError};
+pub use catalog::{Catalog, CatalogError, Decision, MAX_CHANNELS, Offer, SelectError, Selection};
 pub use channel::{BUILT_IN, ChannelName, Ladder, LadderError, Rank};
 pub use checkin::{CheckIn, CheckKind, DeviceId, Locale, MAX_TRAITS, TraitName, TraitValue, Traits, UserId};
 pub use error::{ParseError, What};

@@ -2,32 +2,39 @@
 //!
 //! The Halftone update server and the `halftone` command line.
 //!
-//! - [`startup`]: `build(config)` → a bound [`Server`]; [`config`]: the one typed [`Config`].
+//! Its API is small: [`build`]`(config)` → a bound [`Server`], the one typed [`Config`], the
+//! [`state::State`] whose scheduler tests [`tick`](state::State::tick), the injectable
+//! [`clock`], and [`cli::main`]. Inside:
 //! - `state`, `snapshot`: the shared state and the immutable catalog snapshot every check-in
-//!   reads (lock-free, no disk); `changes`: every admin change, serialised, committed, flushed,
-//!   then published as a new snapshot; `store`: sled; `artifacts`: content-addressed files.
-//! - `http`: the thin HTTP layer; `problem`: the one error type and its RFC 9457 bodies;
-//!   `auth`: tokens and roles; `metrics`, `telemetry`: operations.
+//!   reads (lock-free, no disk); `writer`: the one way to commit a change and publish the next
+//!   snapshot; `changes`: every admin change, one module per thing changed; `views`: the
+//!   read side; `store`: sled; `artifacts`: content-addressed files.
+//! - `http`: the thin HTTP layer; `problem`: the one error type, its RFC 9457 bodies and the
+//!   400-versus-422 policy; `auth`: tokens and roles; `metrics`, `telemetry`: operations.
 //! - [`cli`]: `halftone serve` and the release engineer's subcommands.
 
-pub mod artifacts;
-pub mod auth;
-pub mod changes;
+// The library's API is what the binary and the tests start it with: `build` and `Config`, the
+// `State` whose scheduler tests tick, the clock they inject, and the CLI's entry point. Every
+// other module is the server's own.
+mod artifacts;
+mod auth;
+mod changes;
 pub mod cli;
 pub mod clock;
-pub mod config;
-pub mod feedback;
-pub mod http;
-pub mod metrics;
-pub mod problem;
-pub mod scheduler;
-pub mod snapshot;
-pub mod startup;
+mod config;
+mod feedback;
+mod http;
+mod metrics;
+mod problem;
+mod scheduler;
+mod snapshot;
+mod startup;
 pub mod state;
-pub mod store;
-pub mod telemetry;
-pub mod views;
+mod store;
+mod telemetry;
+mod views;
 mod writer;
 
 pub use config::{Config, LogFormat, ServeArgs};
+pub use scheduler::TickReport;
 pub use startup::{Server, build, build_with};

@@ -1,6 +1,6 @@
-//! [`State`]: the store, the artifact files and the current [`Snapshot`], shared by every
+//! [`State`]: the store, the artifact files and the current `Snapshot`, shared by every
 //! request. Reads load the snapshot lock-free; changes (in `changes/`) go through the one
-//! [`Writer`](crate::writer::Writer), which commits and flushes them to the store and then
+//! `Writer`, which commits and flushes them to the store and then
 //! publishes a new snapshot.
 
 use std::collections::HashMap;

@@ -37,9 +37,10 @@ pub async fn check(
     let app = AppId::parse(&path)?;
     let request: CheckRequest = body::json(payload, state.config.max_json_bytes).await?;
     let snapshot = state.snapshot();
-    let catalog_app = snapshot.apps.get(&app).ok_or_else(|| ApiError::NotFound(format!("there is no app {app}")))?;
+    let catalog_app = snapshot.apps.get(&app).ok_or_else(|| crate::views::no_app(&app))?;
     let checkin = request.into_checkin(client_ip(&req, &state.config.trusted_proxies));
-    let (decision, runs_release) = catalog_app.catalog.select_noting_release(&checkin)?;
+    let selection = catalog_app.catalog.select_noting_release(&checkin)?;
+    let decision = selection.decision;
     let offered = match &decision {
         Decision::Available(o) => Some((o.release.version().clone(), o.rollout.channel.clone())),
         Decision::UpToDate => None,
@@ -52,7 +53,7 @@ pub async fn check(
     state.feedback.observe(CheckSample {
         app: catalog_app.id.clone(),
         channel: ladder.name(checkin.channel.as_str()).unwrap_or(&checkin.channel).clone(),
-        version: runs_release.then(|| checkin.current_version.clone()),
+        version: selection.running.cloned(),
         device: device_hash(checkin.device_id.as_str()),
         offered,
         at_ms: state.clock.now_ms(),
