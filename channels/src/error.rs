@@ -57,6 +57,10 @@ pub enum What {
     CheckIn,
     /// Release notes.
     Notes,
+    /// An app's display name.
+    DisplayName,
+    /// A token's name.
+    TokenName,
 }
 
 impl fmt::Display for What {
@@ -87,6 +91,8 @@ impl fmt::Display for What {
             What::Rollout => "rollout",
             What::CheckIn => "check-in",
             What::Notes => "notes",
+            What::DisplayName => "display name",
+            What::TokenName => "token name",
         })
     }
 }
