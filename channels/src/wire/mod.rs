@@ -23,3 +23,6 @@ pub use device::{
 };
 pub use problem::Problem;
 pub use status::{ChannelAdoption, Figures, ReleaseStatus, RolloutStatus, ScheduleStatus, StatusView, VersionAdoption};
+
+#[cfg(test)]
+mod tests;
