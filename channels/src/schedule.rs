@@ -105,26 +105,6 @@ impl Schedule {
     }
 }
 
-impl TryFrom<ScheduleSpec> for Schedule {
-    type Error = ParseError;
-    fn try_from(w: ScheduleSpec) -> Result<Self, ParseError> {
-        match (w.preset.as_deref(), w.steps.is_empty()) {
-            (Some("apple_phased"), true) => Ok(Schedule::apple_phased()),
-            (Some(other), true) => {
-                Err(ParseError::new(What::Rollout, other, "unknown schedule preset; the preset is apple_phased"))
-            }
-            (Some(_), false) => Err(ParseError::new(What::Rollout, "schedule", "give a preset or steps, not both")),
-            (None, _) => Schedule::new(w.steps),
-        }
-    }
-}
-
-impl From<&Schedule> for ScheduleSpec {
-    fn from(s: &Schedule) -> Self {
-        ScheduleSpec { preset: None, steps: s.steps.clone() }
-    }
-}
-
 /// When the rollout's current percentage took effect, and since when it is paused or halted
 /// (the hold clock runs only while the rollout is active).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -225,12 +205,10 @@ mod tests {
 
     #[test]
     fn presets_and_errors() {
-        let apple: Schedule = ScheduleSpec { preset: Some("apple_phased".into()), steps: vec![] }.try_into().unwrap();
+        let apple = Schedule::apple_phased();
         let percents: Vec<u16> = apple.steps().iter().map(|s| s.basis_points.basis_points()).collect();
         assert_eq!(percents, [100, 200, 500, 1000, 2000, 5000, 10_000]);
         assert_eq!(apple.steps().iter().map(|s| s.hold_s).sum::<u64>(), 7 * 86_400);
-        let bad = ScheduleSpec { preset: Some("google".into()), steps: vec![] };
-        assert!(Schedule::try_from(bad).unwrap_err().to_string().contains("unknown schedule preset"));
         let down = vec![Step { basis_points: bp(500), hold_s: 1 }, Step { basis_points: bp(100), hold_s: 1 }];
         assert!(Schedule::new(down).unwrap_err().to_string().contains("steps must increase"));
         assert!(Schedule::new(vec![]).is_err());

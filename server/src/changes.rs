@@ -172,7 +172,9 @@ impl State {
         if !app.catalog.ladder().contains(req.channel.as_str()) {
             return Err(ApiError::Unprocessable(format!("app {id} has no channel {}", req.channel)));
         }
-        let rollout = Rollout::from_spec(&id, version.clone(), req.channel.clone(), req.rollout)
+        let rollout = req
+            .rollout
+            .into_rollout(&id, version.clone(), req.channel.clone())
             .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
         rollout.check_start().map_err(|e| ApiError::Unprocessable(e.to_string()))?;
         if let Some((existing, rollouts)) = app.catalog.release(&version) {
@@ -198,7 +200,7 @@ impl State {
         let mut change = Change::default();
         let mut entry =
             audit(self.clock.now_ms(), &who.name, "release.publish", &id, format!("{version}/{}", rollout.channel));
-        entry.after = json(&serde_json::json!({ "release": &spec, "rollout": rollout.to_spec() }));
+        entry.after = json(&serde_json::json!({ "release": &spec, "rollout": RolloutSpec::from(&rollout) }));
         change
             .put_release(&id, &ReleaseRecord { spec, published_at_ms: self.clock.now_ms() })
             .put_rollout(&id, &version, &rollout.channel, &self.new_record(&rollout))
@@ -320,9 +322,9 @@ impl State {
                 .expect("the rollout exists");
             *slot = (Arc::new(after.clone()), meta);
             let mut entry = audit(now, actor, action, &app.id, format!("{}/{}", after.release, after.channel));
-            entry.before = json(&before.to_spec());
-            entry.after = json(&after.to_spec());
-            let record = RolloutRecord { spec: after.to_spec(), revision: meta.revision, clock: meta.clock };
+            entry.before = json(&RolloutSpec::from(&before));
+            entry.after = json(&RolloutSpec::from(&after));
+            let record = RolloutRecord { spec: RolloutSpec::from(&after), revision: meta.revision, clock: meta.clock };
             change.put_rollout(&app.id, &after.release, &after.channel, &record).audit(entry);
         }
     }
@@ -335,7 +337,7 @@ impl State {
 
     fn new_record(&self, r: &Rollout) -> RolloutRecord {
         let meta = self.new_meta(r);
-        RolloutRecord { spec: r.to_spec(), revision: meta.revision, clock: meta.clock }
+        RolloutRecord { spec: RolloutSpec::from(r), revision: meta.revision, clock: meta.clock }
     }
 
     /// A release's wire view with its offer count from the feedback figures.
@@ -371,7 +373,9 @@ impl State {
                 most_stable.channel, req.channel
             )));
         }
-        let rollout = Rollout::from_spec(&id, version.clone(), req.channel.clone(), req.rollout)
+        let rollout = req
+            .rollout
+            .into_rollout(&id, version.clone(), req.channel.clone())
             .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
         rollout.check_start().map_err(|e| ApiError::Unprocessable(e.to_string()))?;
         let mut parts = app.to_parts();
@@ -379,7 +383,7 @@ impl State {
         let mut change = Change::default();
         let mut entry =
             audit(self.clock.now_ms(), &who.name, "release.promote", &id, format!("{version}/{}", req.channel));
-        entry.after = json(&rollout.to_spec());
+        entry.after = json(&RolloutSpec::from(&rollout));
         change.put_rollout(&id, &version, &req.channel, &self.new_record(&rollout)).audit(entry);
         let built = self.apply(parts, change).await?;
         Ok(self.release_view(&built, &version).expect("release exists"))
@@ -451,23 +455,19 @@ impl State {
         let rebuilds: Vec<Rollout> = bad_rollouts
             .iter()
             .map(|bad| {
-                Rollout::from_spec(
-                    &id,
-                    version.clone(),
-                    bad.channel.clone(),
-                    RolloutSpec {
-                        basis_points: Percent::FULL,
-                        salt: None,
-                        stickiness: bad.stickiness,
-                        allow: vec![],
-                        deny: vec![],
-                        rules: vec![above_good.clone()],
-                        state: RolloutState::Active,
-                        interactive_bypass: false,
-                        schedule: None,
-                        gate: None,
-                    },
-                )
+                RolloutSpec {
+                    basis_points: Percent::FULL,
+                    salt: None,
+                    stickiness: bad.stickiness,
+                    allow: vec![],
+                    deny: vec![],
+                    rules: vec![above_good.clone()],
+                    state: RolloutState::Active,
+                    interactive_bypass: false,
+                    schedule: None,
+                    gate: None,
+                }
+                .into_rollout(&id, version.clone(), bad.channel.clone())
             })
             .collect::<Result<_, _>>()?;
 

@@ -3,14 +3,9 @@
 //!
 //! These bodies ignore unknown fields, so older servers accept newer SDKs.
 
-use std::net::IpAddr;
-
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    Arch, ChannelName, CheckIn, CheckKind, DeviceId, KeyId, Locale, Os, OsVersion, Platform, Sha256, Signature, Target,
-    Traits, UserId, Version,
-};
+use crate::{Arch, ChannelName, DeviceId, KeyId, Locale, Os, OsVersion, Sha256, Signature, Traits, UserId, Version};
 
 /// `POST /v1/apps/{app}/check`: what a device sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,23 +35,6 @@ pub struct CheckRequest {
     /// True when a person pressed "Check for updates".
     #[serde(default)]
     pub interactive: bool,
-}
-
-impl CheckRequest {
-    /// The domain check-in, with the client IP the server determined.
-    pub fn into_checkin(self, ip: Option<IpAddr>) -> CheckIn {
-        CheckIn {
-            device_id: self.device_id,
-            user_id: self.user_id,
-            current_version: self.current_version,
-            channel: self.channel,
-            platform: Platform { target: Target { os: self.os, arch: self.arch }, os_version: self.os_version },
-            locale: self.locale,
-            traits: self.traits,
-            ip,
-            kind: if self.interactive { CheckKind::Interactive } else { CheckKind::Background },
-        }
-    }
 }
 
 /// The answer to a check-in: always a poll hint, and the offered update or `null`.
