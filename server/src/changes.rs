@@ -262,7 +262,7 @@ impl State {
             next.schedule = Some(halftone_channels::Schedule::try_from(s).map_err(refused)?);
         }
         if let Some(g) = patch.gate {
-            next.gate = Some(g.validate().map_err(refused)?);
+            next.gate = Some(halftone_channels::HealthGate::try_from(g).map_err(refused)?);
         }
         if next == *current {
             // Nothing changes: no write, no audit entry, the same ETag.

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::CheckRequest;
 use crate::{
-    AppId, Arch, ChannelName, ExternalUrl, HealthGate, KeyId, ListedId, Os, Percent, PublicKey, Rank, RolloutState,
+    AppId, Arch, ChannelName, ExternalUrl, GateAction, KeyId, ListedId, Os, Percent, PublicKey, Rank, RolloutState,
     Rule, Salt, ScheduleSpec, Sha256, Signature, Stickiness, TraitName, TraitValue, Version,
 };
 
@@ -194,7 +194,7 @@ pub struct RolloutSpec {
     pub schedule: Option<ScheduleSpec>,
     /// Limits that halt (or pause) the rollout by themselves when install feedback breaches them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gate: Option<HealthGate>,
+    pub gate: Option<GateSpec>,
 }
 
 /// `PATCH .../rollouts/{channel}`: the fields to change; absent fields keep their value.
@@ -224,7 +224,25 @@ pub struct RolloutPatch {
     pub schedule: Option<ScheduleSpec>,
     /// A new health gate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gate: Option<HealthGate>,
+    pub gate: Option<GateSpec>,
+}
+
+/// A health gate on the wire: limits that halt (or pause) a rollout by themselves. Rates are
+/// fractions (0.05 = 5%); at least one must be given.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateSpec {
+    /// Largest acceptable install_failed / (install_succeeded + install_failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_install_failure_rate: Option<f64>,
+    /// Largest acceptable crashes / first runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_crash_rate: Option<f64>,
+    /// The rates apply once their denominator reaches this many devices.
+    pub min_sample: u64,
+    /// `halt` (default) or `pause`.
+    #[serde(default)]
+    pub action: GateAction,
 }
 
 /// One artifact of a release being published.

@@ -14,15 +14,15 @@ use std::net::IpAddr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{
-    ArtifactSpec, CheckRequest, ExplainResponse, Reason, ReleaseSpec, ReleaseVerdict, RolloutSpec, RuleKind, RuleSpec,
-    TraitOp,
+    ArtifactSpec, CheckRequest, ExplainResponse, GateSpec, Reason, ReleaseSpec, ReleaseVerdict, RolloutSpec, RuleKind,
+    RuleSpec, TraitOp,
 };
 use crate::error::{ParseError, What};
 use crate::rules::parse_network;
 use crate::{
-    Admission, AppId, Arch, Artifact, ChannelName, CheckIn, CheckKind, Explanation, IdList, Locale, MAX_RULE_VALUES,
-    MAX_RULES, Os, Platform, Release, ReleaseParts, Rollout, Rule, Salt, Schedule, ScheduleSpec, Target,
-    TraitCondition, TraitValue, Verdict, Version,
+    Admission, AppId, Arch, Artifact, ChannelName, CheckIn, CheckKind, Explanation, HealthGate, IdList, Locale,
+    MAX_RULE_VALUES, MAX_RULES, Os, Platform, Release, ReleaseParts, Rollout, Rule, Salt, Schedule, ScheduleSpec,
+    Target, TraitCondition, TraitValue, Verdict, Version,
 };
 
 // ---------- device side ----------
@@ -108,7 +108,7 @@ impl RolloutSpec {
             return Err(ParseError::new(What::Rollout, &release.to_string(), format!("at most {MAX_RULES} rules")));
         }
         let schedule = self.schedule.map(Schedule::try_from).transpose()?;
-        let gate = self.gate.map(|g| g.validate()).transpose()?;
+        let gate = self.gate.map(HealthGate::try_from).transpose()?;
         Ok(Rollout {
             salt: self.salt.unwrap_or_else(|| Salt::default_for(app, &release)),
             release,
@@ -138,7 +138,7 @@ impl From<&Rollout> for RolloutSpec {
             state: r.state,
             interactive_bypass: r.interactive_bypass,
             schedule: r.schedule.as_ref().map(ScheduleSpec::from),
-            gate: r.gate,
+            gate: r.gate.map(GateSpec::from),
         }
     }
 }
@@ -160,6 +160,30 @@ impl TryFrom<ScheduleSpec> for Schedule {
 impl From<&Schedule> for ScheduleSpec {
     fn from(s: &Schedule) -> Self {
         ScheduleSpec { preset: None, steps: s.steps().to_vec() }
+    }
+}
+
+impl TryFrom<GateSpec> for HealthGate {
+    type Error = ParseError;
+    fn try_from(g: GateSpec) -> Result<Self, ParseError> {
+        HealthGate {
+            max_install_failure_rate: g.max_install_failure_rate,
+            max_crash_rate: g.max_crash_rate,
+            min_sample: g.min_sample,
+            action: g.action,
+        }
+        .validate()
+    }
+}
+
+impl From<HealthGate> for GateSpec {
+    fn from(g: HealthGate) -> Self {
+        GateSpec {
+            max_install_failure_rate: g.max_install_failure_rate,
+            max_crash_rate: g.max_crash_rate,
+            min_sample: g.min_sample,
+            action: g.action,
+        }
     }
 }
 
@@ -370,7 +394,7 @@ impl From<&Explanation> for ExplainResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ReleaseTrace, Skip, bucket};
+    use crate::{GateAction, ReleaseTrace, Skip, bucket};
 
     fn rule(json: &str) -> Rule {
         serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}"))
@@ -431,6 +455,29 @@ mod tests {
         assert!(Schedule::try_from(both).unwrap_err().to_string().contains("give a preset or steps, not both"));
         // Answers always carry the steps, never the preset's name.
         assert_eq!(ScheduleSpec::from(&apple), ScheduleSpec { preset: None, steps });
+    }
+
+    #[test]
+    fn gates() {
+        let spec = GateSpec {
+            max_install_failure_rate: Some(0.05),
+            max_crash_rate: None,
+            min_sample: 100,
+            action: GateAction::Pause,
+        };
+        let gate = HealthGate::try_from(spec).unwrap();
+        assert_eq!((gate.max_install_failure_rate, gate.max_crash_rate, gate.min_sample), (Some(0.05), None, 100));
+        assert_eq!(gate.action, GateAction::Pause);
+        assert_eq!(GateSpec::from(gate), spec);
+        for (bad, msg) in [
+            (
+                GateSpec { max_install_failure_rate: None, ..spec },
+                "a gate needs max_install_failure_rate or max_crash_rate",
+            ),
+            (GateSpec { max_crash_rate: Some(5.0), ..spec }, "rates are fractions from 0 to 1"),
+        ] {
+            assert!(HealthGate::try_from(bad).unwrap_err().to_string().contains(msg), "{bad:?}");
+        }
     }
 
     #[test]

@@ -21,9 +21,9 @@ mod status;
 
 pub use admin::{
     AppList, AppSpec, AppView, ArtifactSpec, ArtifactStored, AuditEntry, AuditLog, ChannelSpec, ExplainRequest,
-    ExplainResponse, KeySpec, PromoteRequest, PublishRequest, Reason, ReleaseList, ReleaseSpec, ReleaseVerdict,
-    ReleaseView, Role, RollbackRequest, RolloutPatch, RolloutSpec, RolloutView, RuleKind, RuleSpec, TokenCreated,
-    TokenList, TokenRequest, TokenView, TraitOp,
+    ExplainResponse, GateSpec, KeySpec, PromoteRequest, PublishRequest, Reason, ReleaseList, ReleaseSpec,
+    ReleaseVerdict, ReleaseView, Role, RollbackRequest, RolloutPatch, RolloutSpec, RolloutView, RuleKind, RuleSpec,
+    TokenCreated, TokenList, TokenRequest, TokenView, TraitOp,
 };
 pub use device::{
     ArtifactOffer, CheckRequest, CheckResponse, Event, EventBatch, EventKind, EventsAccepted, UpdateOffer,

@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::AuditEntry;
-use crate::{AppId, ChannelName, HealthGate, Percent, RolloutState, Step, Version};
+use super::{AuditEntry, GateSpec};
+use crate::{AppId, ChannelName, Percent, RolloutState, Step, Version};
 
 /// counted with sketches, about 2% error).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -52,7 +52,7 @@ pub struct RolloutStatus {
     /// The schedule, if any.
     pub schedule: Option<ScheduleStatus>,
     /// The health gate, if any.
-    pub gate: Option<HealthGate>,
+    pub gate: Option<GateSpec>,
     /// Feedback figures.
     pub figures: Figures,
     /// Every change to this rollout, oldest first (including the scheduler's and gates').

@@ -3,7 +3,7 @@
 //! change it with `If-Match`), `promote` and `halt` (every channel).
 
 use anyhow::bail;
-use halftone_channels::wire::{PromoteRequest, ReleaseView, RolloutPatch, RolloutSpec, RolloutView};
+use halftone_channels::wire::{GateSpec, PromoteRequest, ReleaseView, RolloutPatch, RolloutSpec, RolloutView};
 use halftone_channels::{
     AppId, ChannelName, HealthGate, ListedId, Percent, RolloutState, Rule, Salt, Schedule, ScheduleSpec, Stickiness,
     Version,
@@ -25,9 +25,10 @@ pub fn parse_schedule(s: &str) -> Result<ScheduleSpec, String> {
 }
 
 /// Parses `--gate` as JSON, e.g. `{"max_install_failure_rate":0.05,"min_sample":100}`.
-pub fn parse_gate(s: &str) -> Result<HealthGate, String> {
-    let gate: HealthGate = serde_json::from_str(s).map_err(|e| format!("invalid gate JSON: {e}"))?;
-    gate.validate().map_err(|e| e.to_string())
+pub fn parse_gate(s: &str) -> Result<GateSpec, String> {
+    let gate: GateSpec = serde_json::from_str(s).map_err(|e| format!("invalid gate JSON: {e}"))?;
+    HealthGate::try_from(gate).map_err(|e| e.to_string())?;
+    Ok(gate)
 }
 
 /// A `--rule` value: one targeting rule as JSON, e.g. `{"kind":"os_in","values":["windows"]}`.
@@ -114,7 +115,7 @@ pub struct RolloutArgs {
     pub schedule: Option<ScheduleSpec>,
     /// A health gate as JSON, e.g. '{"max_install_failure_rate":0.05,"min_sample":100}'.
     #[arg(long, value_name = "JSON", value_parser = parse_gate)]
-    pub gate: Option<HealthGate>,
+    pub gate: Option<GateSpec>,
 }
 
 impl RolloutArgs {
@@ -197,7 +198,7 @@ pub struct SetArgs {
     pub schedule: Option<ScheduleSpec>,
     /// A new health gate as JSON.
     #[arg(long, value_name = "JSON", value_parser = parse_gate)]
-    pub gate: Option<HealthGate>,
+    pub gate: Option<GateSpec>,
 }
 
 impl SetArgs {

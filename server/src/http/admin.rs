@@ -5,9 +5,9 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use halftone_channels::wire::{
-    AppList, AppSpec, ArtifactStored, AuditLog, ExplainRequest, ExplainResponse, PromoteRequest, PublishRequest,
-    ReleaseList, ReleaseStatus, RollbackRequest, RolloutPatch, RolloutStatus, ScheduleStatus, StatusView, TokenList,
-    TokenRequest,
+    AppList, AppSpec, ArtifactStored, AuditLog, ExplainRequest, ExplainResponse, GateSpec, PromoteRequest,
+    PublishRequest, ReleaseList, ReleaseStatus, RollbackRequest, RolloutPatch, RolloutStatus, ScheduleStatus,
+    StatusView, TokenList, TokenRequest,
 };
 use halftone_channels::{AppId, ChannelName, Sha256, Tick, Version};
 
@@ -240,7 +240,7 @@ pub async fn status(
                                 Tick::Done | Tick::Stopped(_) => None,
                             },
                         }),
-                        gate: r.gate,
+                        gate: r.gate.map(GateSpec::from),
                         figures: state.feedback.figures(&id, &r.release, &r.channel),
                         history: audit.iter().filter(|e| e.subject == subject).cloned().collect(),
                     }
