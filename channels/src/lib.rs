@@ -60,6 +60,6 @@ pub use rollout::{
     Admission, Exclusion, IdList, ListedId, MAX_LIST, MAX_RULES, Percent, Rollout, RolloutState, Salt, Stickiness,
 };
 pub use rules::{MAX_RULE_VALUES, Rule, TraitCondition};
-pub use schedule::{MAX_STEPS, Schedule, ScheduleClock, ScheduleSpec, Step, Tick};
+pub use schedule::{MAX_STEPS, Schedule, ScheduleClock, SchedulePreset, Step, Tick};
 pub use signing::{KeyId, PublicKey, Sha256, Signature, SignatureError, SignedFields, TrustedKeys, signed_message};
 pub use version::Version;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::CheckRequest;
 use crate::{
     AppId, Arch, ChannelName, ExternalUrl, GateAction, KeyId, ListedId, Os, Percent, PublicKey, Rank, RolloutState,
-    Rule, Salt, ScheduleSpec, Sha256, Signature, Stickiness, TraitName, TraitValue, Version,
+    Rule, Salt, SchedulePreset, Sha256, Signature, Step, Stickiness, TraitName, TraitValue, Version,
 };
 
 /// A trusted public key of an app.
@@ -243,6 +243,19 @@ pub struct GateSpec {
     /// `halt` (default) or `pause`.
     #[serde(default)]
     pub action: GateAction,
+}
+
+/// A schedule on the wire: a named preset or explicit steps, not both. Answers always carry the
+/// steps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSpec {
+    /// `apple_phased`: 1, 2, 5, 10, 20, 50, 100% over seven days (a day per step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<SchedulePreset>,
+    /// Explicit steps, when no preset is named.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<Step>,
 }
 
 /// One artifact of a release being published.

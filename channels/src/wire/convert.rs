@@ -15,14 +15,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{
     ArtifactSpec, CheckRequest, ExplainResponse, GateSpec, Reason, ReleaseSpec, ReleaseVerdict, RolloutSpec, RuleKind,
-    RuleSpec, TraitOp,
+    RuleSpec, ScheduleSpec, TraitOp,
 };
 use crate::error::{ParseError, What};
 use crate::rules::parse_network;
 use crate::{
     Admission, AppId, Arch, Artifact, ChannelName, CheckIn, CheckKind, Explanation, HealthGate, IdList, Locale,
-    MAX_RULE_VALUES, MAX_RULES, Os, Platform, Release, ReleaseParts, Rollout, Rule, Salt, Schedule, ScheduleSpec,
-    Target, TraitCondition, TraitValue, Verdict, Version,
+    MAX_RULE_VALUES, MAX_RULES, Os, Platform, Release, ReleaseParts, Rollout, Rule, Salt, Schedule, Target,
+    TraitCondition, TraitValue, Verdict, Version,
 };
 
 // ---------- device side ----------
@@ -146,11 +146,8 @@ impl From<&Rollout> for RolloutSpec {
 impl TryFrom<ScheduleSpec> for Schedule {
     type Error = ParseError;
     fn try_from(w: ScheduleSpec) -> Result<Self, ParseError> {
-        match (w.preset.as_deref(), w.steps.is_empty()) {
-            (Some("apple_phased"), true) => Ok(Schedule::apple_phased()),
-            (Some(other), true) => {
-                Err(ParseError::new(What::Rollout, other, "unknown schedule preset; the preset is apple_phased"))
-            }
+        match (w.preset, w.steps.is_empty()) {
+            (Some(preset), true) => Ok(preset.schedule()),
             (Some(_), false) => Err(ParseError::new(What::Rollout, "schedule", "give a preset or steps, not both")),
             (None, _) => Schedule::new(w.steps),
         }
@@ -394,7 +391,7 @@ impl From<&Explanation> for ExplainResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{GateAction, ReleaseTrace, Skip, bucket};
+    use crate::{GateAction, ReleaseTrace, SchedulePreset, Skip, bucket};
 
     fn rule(json: &str) -> Rule {
         serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}"))
@@ -443,15 +440,14 @@ mod tests {
 
     #[test]
     fn schedules() {
-        let apple = Schedule::try_from(ScheduleSpec { preset: Some("apple_phased".into()), steps: vec![] }).unwrap();
+        let apple = Schedule::try_from(ScheduleSpec { preset: Some(SchedulePreset::ApplePhased), steps: vec![] });
+        let apple = apple.unwrap();
         assert_eq!(apple, Schedule::apple_phased());
-        let bad = ScheduleSpec { preset: Some("google".into()), steps: vec![] };
-        assert_eq!(
-            Schedule::try_from(bad).unwrap_err().to_string(),
-            r#"invalid rollout "google": unknown schedule preset; the preset is apple_phased"#
-        );
+        // An unknown preset is refused while the body is parsed, with the same sentence as ever.
+        let e = serde_json::from_str::<ScheduleSpec>(r#"{"preset":"google"}"#).unwrap_err().to_string();
+        assert!(e.contains(r#"invalid rollout "google": unknown schedule preset; the preset is apple_phased"#), "{e}");
         let steps = Schedule::apple_phased().steps().to_vec();
-        let both = ScheduleSpec { preset: Some("apple_phased".into()), steps: steps.clone() };
+        let both = ScheduleSpec { preset: Some(SchedulePreset::ApplePhased), steps: steps.clone() };
         assert!(Schedule::try_from(both).unwrap_err().to_string().contains("give a preset or steps, not both"));
         // Answers always carry the steps, never the preset's name.
         assert_eq!(ScheduleSpec::from(&apple), ScheduleSpec { preset: None, steps });

@@ -23,7 +23,7 @@ pub use admin::{
     AppList, AppSpec, AppView, ArtifactSpec, ArtifactStored, AuditEntry, AuditLog, ChannelSpec, ExplainRequest,
     ExplainResponse, GateSpec, KeySpec, PromoteRequest, PublishRequest, Reason, ReleaseList, ReleaseSpec,
     ReleaseVerdict, ReleaseView, Role, RollbackRequest, RolloutPatch, RolloutSpec, RolloutView, RuleKind, RuleSpec,
-    TokenCreated, TokenList, TokenRequest, TokenView, TraitOp,
+    ScheduleSpec, TokenCreated, TokenList, TokenRequest, TokenView, TraitOp,
 };
 pub use device::{
     ArtifactOffer, CheckRequest, CheckResponse, Event, EventBatch, EventKind, EventsAccepted, UpdateOffer,

@@ -111,6 +111,8 @@ fn admin_requests_refuse_unknown_fields() {
     );
     refused::<RolloutSpec>(r#"{"basis_points":1,"gate":{"min_sample":1,"max_rate":0.1}}"#, "unknown field `max_rate`");
     refused::<RolloutPatch>(r#"{"percent":1}"#, "unknown field `percent`");
+    // Presets are named values: an unknown one is refused with the body, as an invalid value.
+    refused::<RolloutSpec>(r#"{"basis_points":1,"schedule":{"preset":"google"}}"#, "unknown schedule preset");
     refused::<PromoteRequest>(r#"{"channel":"stable","rollout":{"basis_points":1},"x":1}"#, "unknown field `x`");
     refused::<RollbackRequest>(
         r#"{"bad_version":"1.0.0","release":{"version":"1.0.1","artifacts":[]},"x":1}"#,

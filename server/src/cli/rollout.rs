@@ -3,9 +3,11 @@
 //! change it with `If-Match`), `promote` and `halt` (every channel).
 
 use anyhow::bail;
-use halftone_channels::wire::{GateSpec, PromoteRequest, ReleaseView, RolloutPatch, RolloutSpec, RolloutView};
+use halftone_channels::wire::{
+    GateSpec, PromoteRequest, ReleaseView, RolloutPatch, RolloutSpec, RolloutView, ScheduleSpec,
+};
 use halftone_channels::{
-    AppId, ChannelName, HealthGate, ListedId, Percent, RolloutState, Rule, Salt, Schedule, ScheduleSpec, Stickiness,
+    AppId, ChannelName, HealthGate, ListedId, Percent, RolloutState, Rule, Salt, Schedule, SchedulePreset, Stickiness,
     Version,
 };
 
@@ -18,7 +20,8 @@ pub fn parse_schedule(s: &str) -> Result<ScheduleSpec, String> {
     let spec = if s.trim_start().starts_with('[') {
         ScheduleSpec { preset: None, steps: serde_json::from_str(s).map_err(|e| format!("invalid steps JSON: {e}"))? }
     } else {
-        ScheduleSpec { preset: Some(s.trim().to_owned()), steps: vec![] }
+        let preset = s.trim().parse::<SchedulePreset>().map_err(|e| e.to_string())?;
+        ScheduleSpec { preset: Some(preset), steps: vec![] }
     };
     Schedule::try_from(spec.clone()).map_err(|e| e.to_string())?;
     Ok(spec)
