@@ -16,7 +16,8 @@
 //! - [`Catalog`]: an app's releases indexed for [`Catalog::select`] (a [`Decision`]) and
 //!   [`Catalog::explain`] (an [`Explanation`]);
 //! - [`signed_message`] and [`TrustedKeys`]: what an artifact signature covers and its check;
-//! - [`wire`]: the JSON types of the HTTP protocol.
+//! - [`wire`]: the JSON types of the HTTP protocol and their conversions to and from the
+//!   domain (the domain modules never import `wire`).
 //!
 //! Invariants: a [`Decision::Available`] offer is always strictly newer than the running
 //! version; raising a rollout's percentage only adds devices; the same inputs give the same
