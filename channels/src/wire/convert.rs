@@ -545,27 +545,24 @@ mod tests {
                 ),
             ],
         };
-        let got: Vec<(String, bool, Vec<(String, String)>)> = ExplainResponse::from(&x)
+        // One line per reason: version, offered or skipped, code: sentence.
+        let got: Vec<String> = ExplainResponse::from(&x)
             .releases
-            .into_iter()
-            .map(|r| (r.version.to_string(), r.offered, r.reasons.into_iter().map(|r| (r.code, r.detail)).collect()))
+            .iter()
+            .flat_map(|r| {
+                let verdict = if r.offered { "offered" } else { "skipped" };
+                r.reasons.iter().map(move |why| format!("{} {verdict} {}: {}", r.version, why.code, why.detail))
+            })
             .collect();
         let b = b.get();
         let want = [
-            ("1.5.0", false, vec![("halted", "the beta rollout is halted".to_owned())]),
-            ("1.4.0", true, vec![("in_rollout", format!("in the beta rollout: bucket {b} is below 9000 (90%)"))]),
-            ("1.3.0", true, vec![("allow_list", "on the beta rollout's allow list".to_owned())]),
-            ("1.2.0", true, vec![("interactive", "user-initiated check; the beta rollout lets those in".to_owned())]),
-            (
-                "1.1.0",
-                false,
-                vec![
-                    ("denied", "the device or user is on the beta rollout's deny list".to_owned()),
-                    ("outside_rollout", format!("outside the stable rollout: bucket {b} is not below 550 (5.5%)")),
-                ],
-            ),
-        ]
-        .map(|(v, o, rs)| (v.to_owned(), o, rs.into_iter().map(|(c, d)| (c.to_owned(), d)).collect::<Vec<_>>()));
+            "1.5.0 skipped halted: the beta rollout is halted".to_owned(),
+            format!("1.4.0 offered in_rollout: in the beta rollout: bucket {b} is below 9000 (90%)"),
+            "1.3.0 offered allow_list: on the beta rollout's allow list".to_owned(),
+            "1.2.0 offered interactive: user-initiated check; the beta rollout lets those in".to_owned(),
+            "1.1.0 skipped denied: the device or user is on the beta rollout's deny list".to_owned(),
+            format!("1.1.0 skipped outside_rollout: outside the stable rollout: bucket {b} is not below 550 (5.5%)"),
+        ];
         assert_eq!(got, want);
         let answer = ExplainResponse::from(&x);
         assert_eq!((answer.offered, answer.critical), (Some(v("1.4.0")), true));
