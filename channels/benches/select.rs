@@ -101,7 +101,7 @@ fn catalog(size: u64) -> Catalog {
                 schedule: None,
                 gate: None,
             };
-            rollouts.push(Rollout::from_spec(&app, v.clone(), channel.parse().unwrap(), spec).unwrap());
+            rollouts.push(spec.into_rollout(&app, v.clone(), channel.parse().unwrap()).unwrap());
         }
     }
     Catalog::new(app, Ladder::default(), releases, rollouts).unwrap()

@@ -3,7 +3,6 @@
 
 use std::fmt;
 
-use crate::wire::{ExplainResponse, Reason, ReleaseVerdict};
 use crate::{Admission, Bucket, ChannelName, Percent, Target, Version};
 
 /// Every release of the app with its verdict for one check-in, newest first.
@@ -150,50 +149,6 @@ impl fmt::Display for Skip {
                 bucket.get(),
                 percent.basis_points()
             ),
-        }
-    }
-}
-
-fn admission_reason(channel: &ChannelName, a: &Admission) -> Reason {
-    let (code, detail) = match a {
-        Admission::AllowList => ("allow_list", format!("on the {channel} rollout's allow list")),
-        Admission::Interactive => ("interactive", format!("user-initiated check; the {channel} rollout lets those in")),
-        Admission::Bucket { bucket, percent } => (
-            "in_rollout",
-            format!(
-                "in the {channel} rollout: bucket {} is below {} ({percent})",
-                bucket.get(),
-                percent.basis_points()
-            ),
-        ),
-    };
-    Reason { code: code.into(), detail }
-}
-
-impl From<&Explanation> for ExplainResponse {
-    fn from(x: &Explanation) -> Self {
-        ExplainResponse {
-            offered: x.offered.clone(),
-            critical: x.critical,
-            releases: x
-                .releases
-                .iter()
-                .map(|t| match &t.verdict {
-                    Verdict::Offered { channel, admission } => ReleaseVerdict {
-                        version: t.version.clone(),
-                        offered: true,
-                        reasons: vec![admission_reason(channel, admission)],
-                    },
-                    Verdict::Skipped(skips) => ReleaseVerdict {
-                        version: t.version.clone(),
-                        offered: false,
-                        reasons: skips
-                            .iter()
-                            .map(|s| Reason { code: s.code().into(), detail: s.to_string() })
-                            .collect(),
-                    },
-                })
-                .collect(),
         }
     }
 }

@@ -19,19 +19,15 @@ pub enum GateAction {
 }
 
 /// Limits a rollout must stay within. Rates are fractions (0.05 = 5%).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HealthGate {
     /// Largest acceptable install_failed / (install_succeeded + install_failed).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_install_failure_rate: Option<f64>,
     /// Largest acceptable crashes / first runs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_crash_rate: Option<f64>,
     /// The rates apply once their denominator reaches this many devices.
     pub min_sample: u64,
     /// What a trip does.
-    #[serde(default)]
     pub action: GateAction,
 }
 

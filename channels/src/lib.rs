@@ -16,7 +16,8 @@
 //! - [`Catalog`]: an app's releases indexed for [`Catalog::select`] (a [`Decision`]) and
 //!   [`Catalog::explain`] (an [`Explanation`]);
 //! - [`signed_message`] and [`TrustedKeys`]: what an artifact signature covers and its check;
-//! - [`wire`]: the JSON types of the HTTP protocol.
+//! - [`wire`]: the JSON types of the HTTP protocol and their conversions to and from the
+//!   domain (the domain modules never import `wire`).
 //!
 //! Invariants: a [`Decision::Available`] offer is always strictly newer than the running
 //! version; raising a rollout's percentage only adds devices; the same inputs give the same
@@ -53,8 +54,8 @@ pub use channel::{BUILT_IN, ChannelName, Ladder, LadderError, Rank};
 pub use checkin::{CheckIn, CheckKind, DeviceId, Locale, MAX_TRAITS, TraitName, TraitValue, Traits, UserId};
 pub use error::{ParseError, What};
 pub use explain::{Explanation, ReleaseTrace, Skip, Verdict};
-pub use label::{DisplayName, MAX_DISPLAY_NAME, MAX_TOKEN_NAME, TokenName};
 pub use health::{Breach, GateAction, Health, HealthGate, Metric, Verdict as GateVerdict};
+pub use label::{DisplayName, MAX_DISPLAY_NAME, MAX_TOKEN_NAME, TokenName};
 pub use platform::{Arch, Os, OsVersion, Platform, Target};
 pub use range::{Comparator, Op, Range};
 pub use release::{Artifact, ExternalUrl, MAX_NOTES, Release, ReleaseParts};
@@ -62,6 +63,6 @@ pub use rollout::{
     Admission, Exclusion, IdList, ListedId, MAX_LIST, MAX_RULES, Percent, Rollout, RolloutState, Salt, Stickiness,
 };
 pub use rules::{MAX_RULE_VALUES, Rule, TraitCondition};
-pub use schedule::{MAX_STEPS, Schedule, ScheduleClock, ScheduleSpec, Step, Tick};
+pub use schedule::{MAX_STEPS, Schedule, ScheduleClock, SchedulePreset, Step, Tick};
 pub use signing::{KeyId, PublicKey, Sha256, Signature, SignatureError, SignedFields, TrustedKeys, signed_message};
 pub use version::Version;

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use crate::error::{ParseError, What, string_newtype};
-use crate::wire;
 use crate::{KeyId, Sha256, Signature, Target, Version};
 
 /// Where an artifact can be fetched instead of the server's own store: an `http://` or
@@ -149,58 +148,6 @@ impl Release {
             min_from_version: self.min_from_version,
             rebuild_of: self.rebuild_of,
             artifacts: self.artifacts,
-        }
-    }
-}
-
-impl TryFrom<wire::ReleaseSpec> for Release {
-    type Error = ParseError;
-    fn try_from(w: wire::ReleaseSpec) -> Result<Self, ParseError> {
-        let mut artifacts = BTreeMap::new();
-        for a in w.artifacts {
-            let target = Target { os: a.os, arch: a.arch };
-            let artifact =
-                Artifact { sha256: a.sha256, size: a.size, signature: a.signature, key_id: a.key_id, url: a.url };
-            if artifacts.insert(target.clone(), artifact).is_some() {
-                return Err(ParseError::new(
-                    What::Release,
-                    &w.version.to_string(),
-                    format!("two artifacts for {target}"),
-                ));
-            }
-        }
-        Release::new(ReleaseParts {
-            version: w.version,
-            notes: w.notes,
-            critical: w.critical,
-            min_from_version: w.min_from_version,
-            rebuild_of: w.rebuild_of,
-            artifacts,
-        })
-    }
-}
-
-impl From<&Release> for wire::ReleaseSpec {
-    fn from(r: &Release) -> Self {
-        wire::ReleaseSpec {
-            version: r.version.clone(),
-            notes: r.notes.clone(),
-            critical: r.critical,
-            min_from_version: r.min_from_version.clone(),
-            rebuild_of: r.rebuild_of.clone(),
-            artifacts: r
-                .artifacts
-                .iter()
-                .map(|(t, a)| wire::ArtifactSpec {
-                    os: t.os.clone(),
-                    arch: t.arch.clone(),
-                    sha256: a.sha256,
-                    size: a.size,
-                    signature: a.signature,
-                    key_id: a.key_id.clone(),
-                    url: a.url.clone(),
-                })
-                .collect(),
         }
     }
 }

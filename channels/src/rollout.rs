@@ -7,8 +7,7 @@ use std::fmt;
 
 use crate::bucket::{Bucket, bucket};
 use crate::error::{ParseError, What, check_printable, string_newtype};
-use crate::wire::RolloutSpec;
-use crate::{AppId, ChannelName, CheckIn, CheckKind, HealthGate, Rule, Schedule, ScheduleSpec, Version};
+use crate::{AppId, ChannelName, CheckIn, CheckKind, HealthGate, Rule, Schedule, Version};
 
 /// A share of devices in basis points: 0 is nobody, 10000 is everybody, 1 is 0.01%.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -252,35 +251,6 @@ pub struct Rollout {
 }
 
 impl Rollout {
-    /// Builds a rollout of `release` of `app` on `channel` from its wire form; the salt
-    /// defaults to `app:version`.
-    pub fn from_spec(
-        app: &AppId,
-        release: Version,
-        channel: ChannelName,
-        spec: RolloutSpec,
-    ) -> Result<Self, ParseError> {
-        if spec.rules.len() > MAX_RULES {
-            return Err(ParseError::new(What::Rollout, &release.to_string(), format!("at most {MAX_RULES} rules")));
-        }
-        let schedule = spec.schedule.map(Schedule::try_from).transpose()?;
-        let gate = spec.gate.map(HealthGate::validate).transpose()?;
-        Ok(Rollout {
-            salt: spec.salt.unwrap_or_else(|| Salt::default_for(app, &release)),
-            release,
-            channel,
-            percent: spec.basis_points,
-            stickiness: spec.stickiness,
-            allow: IdList::new(spec.allow)?,
-            deny: IdList::new(spec.deny)?,
-            rules: spec.rules,
-            state: spec.state,
-            interactive_bypass: spec.interactive_bypass,
-            schedule,
-            gate,
-        })
-    }
-
     /// Checks that a new scheduled rollout starts at its schedule's first step. (Only new
     /// rollouts: a stored one has moved along its schedule.)
     pub fn check_start(&self) -> Result<(), ParseError> {
@@ -294,22 +264,6 @@ impl Rollout {
                 ),
             )),
             _ => Ok(()),
-        }
-    }
-
-    /// The wire form of this rollout.
-    pub fn to_spec(&self) -> RolloutSpec {
-        RolloutSpec {
-            basis_points: self.percent,
-            salt: Some(self.salt.clone()),
-            stickiness: self.stickiness,
-            allow: self.allow.iter().cloned().collect(),
-            deny: self.deny.iter().cloned().collect(),
-            rules: self.rules.clone(),
-            state: self.state,
-            interactive_bypass: self.interactive_bypass,
-            schedule: self.schedule.as_ref().map(ScheduleSpec::from),
-            gate: self.gate,
         }
     }
 

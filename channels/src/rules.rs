@@ -10,15 +10,15 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::error::{ParseError, What};
-use crate::wire::{RuleKind, RuleSpec, TraitOp};
 use crate::{Arch, CheckIn, Locale, Os, OsVersion, Range, TraitName, TraitValue, Version};
 
 /// The most values one rule may list.
 pub const MAX_RULE_VALUES: usize = 1000;
 
 /// One targeting condition on a check-in.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(try_from = "RuleSpec", into = "RuleSpec")]
+///
+/// Its JSON form is `wire::RuleSpec`; the wire module converts both ways.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Rule {
     /// The device's os is one of these.
     OsIn(Vec<Os>),
@@ -192,153 +192,13 @@ impl fmt::Display for Rule {
     }
 }
 
-fn rule_err(reason: impl Into<std::borrow::Cow<'static, str>>, kind: RuleKind) -> ParseError {
-    ParseError::new(What::Rule, kind.as_str(), reason)
-}
-
-fn strings<T>(
-    kind: RuleKind,
-    values: Option<Vec<TraitValue>>,
-    parse: fn(&str) -> Result<T, ParseError>,
-) -> Result<Vec<T>, ParseError> {
-    let values = values.ok_or_else(|| rule_err("needs \"values\": a non-empty list", kind))?;
-    if values.is_empty() || values.len() > MAX_RULE_VALUES {
-        return Err(rule_err(format!("\"values\" must hold 1 to {MAX_RULE_VALUES} entries"), kind));
-    }
-    values
-        .iter()
-        .map(|v| match v {
-            TraitValue::Str(s) => parse(s).map_err(|e| rule_err(e.to_string(), kind)),
-            other => Err(rule_err(format!("\"values\" must be strings, found {other}"), kind)),
-        })
-        .collect()
-}
-
-impl TryFrom<RuleSpec> for Rule {
-    type Error = ParseError;
-    fn try_from(w: RuleSpec) -> Result<Self, ParseError> {
-        let kind = w.kind;
-        let range = |r: Option<String>| r.ok_or_else(|| rule_err("needs \"range\", like \">=1.2.0, <2.0.0\"", kind));
-        let expect_none = |present: bool, field: &str| {
-            if present { Err(rule_err(format!("\"{field}\" does not apply to this kind"), kind)) } else { Ok(()) }
-        };
-        if !matches!(kind, RuleKind::OsVersion | RuleKind::AppVersion | RuleKind::Trait) {
-            expect_none(w.range.is_some(), "range")?;
-        }
-        if kind != RuleKind::Trait {
-            expect_none(w.name.is_some(), "name")?;
-            expect_none(w.op.is_some(), "op")?;
-            expect_none(w.value.is_some(), "value")?;
-        }
-        let rule = match kind {
-            RuleKind::OsIn => Rule::OsIn(strings(kind, w.values, Os::parse)?),
-            RuleKind::ArchIn => Rule::ArchIn(strings(kind, w.values, Arch::parse)?),
-            RuleKind::LocaleIn => Rule::LocaleIn(strings(kind, w.values, Locale::parse)?),
-            RuleKind::IpIn => Rule::IpIn(strings(kind, w.values, |s| {
-                s.parse::<IpNet>()
-                    .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-                    .map(|n| canonical_net(n).trunc())
-                    .map_err(|_| ParseError::new(What::Rule, s, "expected a CIDR like 10.0.0.0/8 or an IP address"))
-            })?),
-            RuleKind::OsVersion => {
-                expect_none(w.values.is_some(), "values")?;
-                Rule::OsVersion(range(w.range)?.parse().map_err(|e: ParseError| rule_err(e.to_string(), kind))?)
-            }
-            RuleKind::AppVersion => {
-                expect_none(w.values.is_some(), "values")?;
-                Rule::AppVersion(range(w.range)?.parse().map_err(|e: ParseError| rule_err(e.to_string(), kind))?)
-            }
-            RuleKind::Trait => {
-                expect_none(w.range.is_some(), "range")?;
-                let name = w.name.ok_or_else(|| rule_err("needs \"name\"", kind))?;
-                let op =
-                    w.op.ok_or_else(|| rule_err("needs \"op\": eq, ne, in, not_in, exists, lt, le, gt or ge", kind))?;
-                let number = |v: Option<TraitValue>| match v {
-                    Some(TraitValue::Num(n)) => Ok(n),
-                    _ => Err(rule_err(format!("op {} needs a numeric \"value\"", op.as_str()), kind)),
-                };
-                let one = |v: Option<TraitValue>| {
-                    v.ok_or_else(|| rule_err(format!("op {} needs \"value\"", op.as_str()), kind))
-                };
-                let many = |v: Option<Vec<TraitValue>>| match v {
-                    Some(v) if !v.is_empty() && v.len() <= MAX_RULE_VALUES => Ok(v),
-                    _ => Err(rule_err(
-                        format!("op {} needs \"values\": 1 to {MAX_RULE_VALUES} entries", op.as_str()),
-                        kind,
-                    )),
-                };
-                let single =
-                    matches!(op, TraitOp::Eq | TraitOp::Ne | TraitOp::Lt | TraitOp::Le | TraitOp::Gt | TraitOp::Ge);
-                expect_none(single && w.values.is_some(), "values")?;
-                expect_none(!single && w.value.is_some(), "value")?;
-                let condition = match op {
-                    TraitOp::Eq => TraitCondition::Eq(one(w.value)?),
-                    TraitOp::Ne => TraitCondition::Ne(one(w.value)?),
-                    TraitOp::In => TraitCondition::In(many(w.values)?),
-                    TraitOp::NotIn => TraitCondition::NotIn(many(w.values)?),
-                    TraitOp::Exists => {
-                        expect_none(w.values.is_some(), "values")?;
-                        TraitCondition::Exists
-                    }
-                    TraitOp::Lt => TraitCondition::Lt(number(w.value)?),
-                    TraitOp::Le => TraitCondition::Le(number(w.value)?),
-                    TraitOp::Gt => TraitCondition::Gt(number(w.value)?),
-                    TraitOp::Ge => TraitCondition::Ge(number(w.value)?),
-                };
-                return Ok(Rule::Trait { name, condition });
-            }
-        };
-        Ok(rule)
-    }
-}
-
-impl From<Rule> for RuleSpec {
-    fn from(r: Rule) -> Self {
-        let strs = |v: Vec<String>| Some(v.into_iter().map(|s| TraitValue::Str(s.into())).collect());
-        let mut w = RuleSpec { kind: RuleKind::OsIn, values: None, range: None, name: None, op: None, value: None };
-        match r {
-            Rule::OsIn(v) => w.values = strs(v.into_iter().map(String::from).collect()),
-            Rule::ArchIn(v) => {
-                w.kind = RuleKind::ArchIn;
-                w.values = strs(v.into_iter().map(String::from).collect())
-            }
-            Rule::LocaleIn(v) => {
-                w.kind = RuleKind::LocaleIn;
-                w.values = strs(v.into_iter().map(String::from).collect())
-            }
-            Rule::IpIn(v) => {
-                w.kind = RuleKind::IpIn;
-                w.values = strs(v.iter().map(ToString::to_string).collect())
-            }
-            Rule::OsVersion(r) => {
-                w.kind = RuleKind::OsVersion;
-                w.range = Some(r.to_string())
-            }
-            Rule::AppVersion(r) => {
-                w.kind = RuleKind::AppVersion;
-                w.range = Some(r.to_string())
-            }
-            Rule::Trait { name, condition } => {
-                w.kind = RuleKind::Trait;
-                w.name = Some(name);
-                let (op, value, values) = match condition {
-                    TraitCondition::Eq(x) => (TraitOp::Eq, Some(x), None),
-                    TraitCondition::Ne(x) => (TraitOp::Ne, Some(x), None),
-                    TraitCondition::In(xs) => (TraitOp::In, None, Some(xs)),
-                    TraitCondition::NotIn(xs) => (TraitOp::NotIn, None, Some(xs)),
-                    TraitCondition::Exists => (TraitOp::Exists, None, None),
-                    TraitCondition::Lt(b) => (TraitOp::Lt, Some(TraitValue::Num(b)), None),
-                    TraitCondition::Le(b) => (TraitOp::Le, Some(TraitValue::Num(b)), None),
-                    TraitCondition::Gt(b) => (TraitOp::Gt, Some(TraitValue::Num(b)), None),
-                    TraitCondition::Ge(b) => (TraitOp::Ge, Some(TraitValue::Num(b)), None),
-                };
-                w.op = Some(op);
-                w.value = value;
-                w.values = values;
-            }
-        }
-        w
-    }
+/// Parses a network of an `ip_in` rule: a CIDR, or one address. An IPv4-mapped network is
+/// kept as IPv4 (as client addresses are matched) and host bits are cleared.
+pub(crate) fn parse_network(s: &str) -> Result<IpNet, ParseError> {
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+        .map(|n| canonical_net(n).trunc())
+        .map_err(|_| ParseError::new(What::Rule, s, "expected a CIDR like 10.0.0.0/8 or an IP address"))
 }
 
 #[cfg(test)]
@@ -423,43 +283,5 @@ mod tests {
         check(r#"{"kind":"trait","name":"ram","op":"gt","value":4}"#, with(t), true);
         check(r#"{"kind":"trait","name":"ram","op":"ge","value":8.5}"#, with(t), false);
         check(r#"{"kind":"trait","name":"tier","op":"gt","value":1}"#, with(t), false);
-    }
-
-    #[test]
-    fn rules_round_trip_through_json() {
-        for json in [
-            r#"{"kind":"os_in","values":["windows"]}"#,
-            r#"{"kind":"app_version","range":">=1.2.0, <2.0.0"}"#,
-            r#"{"kind":"trait","name":"ram","op":"ge","value":8.0}"#,
-            r#"{"kind":"trait","name":"tier","op":"in","values":["gold",1,true]}"#,
-            r#"{"kind":"ip_in","values":["10.0.0.0/8"]}"#,
-        ] {
-            let r = rule(json);
-            let back: Rule = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
-            assert_eq!(r, back);
-        }
-        assert_eq!(rule(r#"{"kind":"trait","name":"ram","op":"ge","value":8}"#).to_string(), "trait ram >= 8");
-    }
-
-    #[test]
-    fn bad_rules_say_why() {
-        for (json, msg) in [
-            (r#"{"kind":"os_in"}"#, "needs \"values\""),
-            (r#"{"kind":"os_in","values":[]}"#, "1 to 1000"),
-            (r#"{"kind":"os_in","values":[1]}"#, "must be strings"),
-            (r#"{"kind":"os_in","values":["Windows"]}"#, "is not allowed"),
-            (r#"{"kind":"os_version"}"#, "needs \"range\""),
-            (r#"{"kind":"app_version","range":"~1"}"#, "invalid range"),
-            (r#"{"kind":"trait","op":"eq","value":1}"#, "needs \"name\""),
-            (r#"{"kind":"trait","name":"x","op":"lt","value":"a"}"#, "numeric"),
-            (r#"{"kind":"trait","name":"x","op":"in","value":"a"}"#, "does not apply"),
-            (r#"{"kind":"ip_in","values":["10.0.0.0/33"]}"#, "CIDR"),
-            (r#"{"kind":"nope"}"#, "unknown variant"),
-            (r#"{"kind":"os_in","values":["linux"],"extra":1}"#, "unknown field"),
-            (r#"{"kind":"os_in","values":["linux"],"range":">1"}"#, "does not apply"),
-        ] {
-            let e = serde_json::from_str::<Rule>(json).unwrap_err().to_string();
-            assert!(e.contains(msg), "{json}: {e}");
-        }
     }
 }

@@ -1,10 +1,13 @@
-//! Staged schedules: [`Schedule`] (steps of percentage and minimum hold time), the Apple
-//! phased-release preset, and [`Schedule::next`], which decides, for a rollout's current
+//! Staged schedules: [`Schedule`] (steps of percentage and minimum hold time), the named
+//! [`SchedulePreset`]s (Apple's phased release), and [`Schedule::next`], which decides, for a rollout's current
 //! percentage and its [`ScheduleClock`], whether to hold or advance at a given time.
 //!
 //! Time is an argument (milliseconds since the epoch); nothing here reads a clock. The current
 //! step is derived from the rollout's percentage (the highest step at or below it), so a
 //! manual change of percentage simply moves the rollout along the schedule.
+
+use std::fmt;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -32,16 +35,57 @@ pub struct Schedule {
     steps: Vec<Step>,
 }
 
-/// A schedule on the wire: a named preset or explicit steps.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScheduleSpec {
-    /// `apple_phased`: 1, 2, 5, 10, 20, 50, 100% over seven days (a day per step).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub preset: Option<String>,
-    /// Explicit steps, when no preset is named.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub steps: Vec<Step>,
+/// A schedule known by name. Its name is parsed like any value (an unknown name is an
+/// error), and it stands for its steps ([`SchedulePreset::schedule`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SchedulePreset {
+    /// `apple_phased`: Apple's phased release, 1, 2, 5, 10, 20, 50, 100%, a day each.
+    ApplePhased,
+}
+
+impl SchedulePreset {
+    /// The name, as in JSON and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SchedulePreset::ApplePhased => "apple_phased",
+        }
+    }
+
+    /// The steps it names.
+    pub fn schedule(self) -> Schedule {
+        match self {
+            SchedulePreset::ApplePhased => Schedule::apple_phased(),
+        }
+    }
+}
+
+impl FromStr for SchedulePreset {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
+        match s {
+            "apple_phased" => Ok(SchedulePreset::ApplePhased),
+            other => Err(ParseError::new(What::Rollout, other, "unknown schedule preset; the preset is apple_phased")),
+        }
+    }
+}
+
+impl fmt::Display for SchedulePreset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for SchedulePreset {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for SchedulePreset {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 impl Schedule {
@@ -102,26 +146,6 @@ impl Schedule {
         } else {
             Tick::Hold { remaining_ms: hold_ms - held }
         }
-    }
-}
-
-impl TryFrom<ScheduleSpec> for Schedule {
-    type Error = ParseError;
-    fn try_from(w: ScheduleSpec) -> Result<Self, ParseError> {
-        match (w.preset.as_deref(), w.steps.is_empty()) {
-            (Some("apple_phased"), true) => Ok(Schedule::apple_phased()),
-            (Some(other), true) => {
-                Err(ParseError::new(What::Rollout, other, "unknown schedule preset; the preset is apple_phased"))
-            }
-            (Some(_), false) => Err(ParseError::new(What::Rollout, "schedule", "give a preset or steps, not both")),
-            (None, _) => Schedule::new(w.steps),
-        }
-    }
-}
-
-impl From<&Schedule> for ScheduleSpec {
-    fn from(s: &Schedule) -> Self {
-        ScheduleSpec { preset: None, steps: s.steps.clone() }
     }
 }
 
@@ -225,14 +249,24 @@ mod tests {
 
     #[test]
     fn presets_and_errors() {
-        let apple: Schedule = ScheduleSpec { preset: Some("apple_phased".into()), steps: vec![] }.try_into().unwrap();
+        let apple = Schedule::apple_phased();
         let percents: Vec<u16> = apple.steps().iter().map(|s| s.basis_points.basis_points()).collect();
         assert_eq!(percents, [100, 200, 500, 1000, 2000, 5000, 10_000]);
         assert_eq!(apple.steps().iter().map(|s| s.hold_s).sum::<u64>(), 7 * 86_400);
-        let bad = ScheduleSpec { preset: Some("google".into()), steps: vec![] };
-        assert!(Schedule::try_from(bad).unwrap_err().to_string().contains("unknown schedule preset"));
         let down = vec![Step { basis_points: bp(500), hold_s: 1 }, Step { basis_points: bp(100), hold_s: 1 }];
         assert!(Schedule::new(down).unwrap_err().to_string().contains("steps must increase"));
         assert!(Schedule::new(vec![]).is_err());
+    }
+
+    #[test]
+    fn presets_by_name() {
+        assert_eq!("apple_phased".parse::<SchedulePreset>().unwrap().schedule(), Schedule::apple_phased());
+        assert_eq!(SchedulePreset::ApplePhased.to_string(), "apple_phased");
+        assert_eq!(
+            "google".parse::<SchedulePreset>().unwrap_err().to_string(),
+            r#"invalid rollout "google": unknown schedule preset; the preset is apple_phased"#
+        );
+        let e = serde_json::from_str::<SchedulePreset>(r#""Apple_Phased""#).unwrap_err().to_string();
+        assert!(e.contains("unknown schedule preset"), "{e}");
     }
 }

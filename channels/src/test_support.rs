@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use crate::wire::RolloutSpec;
 use crate::*;
 
 pub fn checkin(device: &str, version: &str) -> CheckIn {
@@ -56,24 +55,21 @@ pub fn release(version: &str, targets: &[(&str, &str)]) -> ReleaseParts {
 }
 
 pub fn rollout(version: &str, channel: &str, bp: u16) -> Rollout {
-    Rollout::from_spec(
-        &app(),
-        version.parse().unwrap(),
-        channel.parse().unwrap(),
-        RolloutSpec {
-            basis_points: Percent::from_basis_points(bp).unwrap(),
-            salt: None,
-            stickiness: Stickiness::Device,
-            allow: vec![],
-            deny: vec![],
-            rules: vec![],
-            state: RolloutState::Active,
-            interactive_bypass: false,
-            schedule: None,
-            gate: None,
-        },
-    )
-    .unwrap()
+    let release: Version = version.parse().unwrap();
+    Rollout {
+        salt: Salt::default_for(&app(), &release),
+        release,
+        channel: channel.parse().unwrap(),
+        percent: Percent::from_basis_points(bp).unwrap(),
+        stickiness: Stickiness::Device,
+        allow: IdList::default(),
+        deny: IdList::default(),
+        rules: vec![],
+        state: RolloutState::Active,
+        interactive_bypass: false,
+        schedule: None,
+        gate: None,
+    }
 }
 
 pub fn catalog(releases: Vec<ReleaseParts>, rollouts: Vec<Rollout>) -> Catalog {

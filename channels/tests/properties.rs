@@ -197,7 +197,7 @@ impl CatalogPlan {
                     schedule: None,
                     gate: None,
                 };
-                rollouts.push(Rollout::from_spec(&app(), v.clone(), CHANNELS[channel].parse().unwrap(), spec).unwrap());
+                rollouts.push(spec.into_rollout(&app(), v.clone(), CHANNELS[channel].parse().unwrap()).unwrap());
             }
         }
         (releases, rollouts)
@@ -397,23 +397,19 @@ fn codes(v: &Verdict) -> Vec<&'static str> {
 // ---------- bucketing ----------
 
 fn rollout_at(salt: &str, bp: u16) -> Rollout {
-    Rollout::from_spec(
-        &app(),
-        Version::new(1, 0, 0),
-        ChannelName::stable(),
-        RolloutSpec {
-            basis_points: Percent::from_basis_points(bp).unwrap(),
-            salt: Some(Salt::parse(salt).unwrap()),
-            stickiness: Stickiness::Device,
-            allow: vec![],
-            deny: vec![],
-            rules: vec![],
-            state: RolloutState::Active,
-            interactive_bypass: false,
-            schedule: None,
-            gate: None,
-        },
-    )
+    RolloutSpec {
+        basis_points: Percent::from_basis_points(bp).unwrap(),
+        salt: Some(Salt::parse(salt).unwrap()),
+        stickiness: Stickiness::Device,
+        allow: vec![],
+        deny: vec![],
+        rules: vec![],
+        state: RolloutState::Active,
+        interactive_bypass: false,
+        schedule: None,
+        gate: None,
+    }
+    .into_rollout(&app(), Version::new(1, 0, 0), ChannelName::stable())
     .unwrap()
 }
 

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use halftone_channels::wire::{ChannelSpec, ReleaseSpec, ReleaseView, RolloutView};
+use halftone_channels::wire::{ChannelSpec, ReleaseSpec, ReleaseView, RolloutSpec, RolloutView};
 use halftone_channels::{
     AppId, Catalog, CatalogError, ChannelName, Ladder, LadderError, Release, Rollout, RolloutState, ScheduleClock,
     TrustedKeys, Version,
@@ -102,7 +102,7 @@ impl AppSnapshot {
         RolloutView {
             channel: r.channel.clone(),
             etag: etag(self.revision(&r.release, &r.channel)),
-            rollout: r.to_spec(),
+            rollout: RolloutSpec::from(r),
         }
     }
 

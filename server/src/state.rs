@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use halftone_channels::{AppId, Release, Rollout};
+use halftone_channels::{AppId, Release};
 
 use crate::artifacts::ArtifactStore;
 use crate::clock::Clock;
@@ -66,7 +66,7 @@ fn rebuild(store: &Store) -> anyhow::Result<Snapshot> {
     for (app, version, channel, r) in loaded.rollouts {
         let p = parts.get_mut(&app).with_context(|| format!("rollout of unknown app {app}"))?;
         let meta = RolloutMeta { revision: r.revision, clock: r.clock };
-        p.rollouts.push((Arc::new(Rollout::from_spec(&app, version, channel, r.spec)?), meta));
+        p.rollouts.push((Arc::new(r.spec.into_rollout(&app, version, channel)?), meta));
     }
     let mut apps = HashMap::new();
     for (id, p) in parts {

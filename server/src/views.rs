@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use halftone_channels::wire::{
-    AppView, ChannelSpec, ReleaseStatus, ReleaseView, RolloutStatus, ScheduleStatus, StatusView, TokenView,
+    AppView, ChannelSpec, GateSpec, ReleaseStatus, ReleaseView, RolloutStatus, ScheduleStatus, StatusView, TokenView,
 };
 use halftone_channels::{AppId, ChannelName, Rollout, Tick, Version};
 
@@ -61,7 +61,7 @@ impl State {
                                     Tick::Done | Tick::Stopped(_) => None,
                                 },
                             }),
-                            gate: r.gate,
+                            gate: r.gate.map(GateSpec::from),
                             figures: self.feedback.figures(id, &r.release, &r.channel),
                             history: audit.iter().filter(|e| e.subject == subject).cloned().collect(),
                         }

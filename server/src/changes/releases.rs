@@ -69,7 +69,7 @@ impl State {
         if !app.catalog.ladder().contains(req.channel.as_str()) {
             return Err(ApiError::Unprocessable(format!("app {id} has no channel {}", req.channel)));
         }
-        let rollout = Rollout::from_spec(&id, version.clone(), req.channel.clone(), req.rollout)?;
+        let rollout = req.rollout.into_rollout(&id, version.clone(), req.channel.clone())?;
         rollout.check_start()?;
         if let Some((existing, rollouts)) = app.catalog.release(&version) {
             if *existing != release {
@@ -94,7 +94,7 @@ impl State {
         parts.rollouts.push((Arc::new(rollout.clone()), new_meta(now, &rollout)));
         let subject = format!("{version}/{}", rollout.channel);
         let mut entry = audit(now, &who.name, "release.publish", Some(&id), subject);
-        entry.after = json(&serde_json::json!({ "release": &spec, "rollout": rollout.to_spec() }));
+        entry.after = json(&serde_json::json!({ "release": &spec, "rollout": RolloutSpec::from(&rollout) }));
         let mut change = Change::default();
         change
             .put_release(&id, &ReleaseRecord { spec, published_at_ms: now })
@@ -132,14 +132,14 @@ impl State {
                 most_stable.channel, req.channel
             )));
         }
-        let rollout = Rollout::from_spec(&id, version.clone(), req.channel.clone(), req.rollout)?;
+        let rollout = req.rollout.into_rollout(&id, version.clone(), req.channel.clone())?;
         rollout.check_start()?;
         let now = self.clock.now_ms();
         let mut parts = app.to_parts();
         parts.rollouts.push((Arc::new(rollout.clone()), new_meta(now, &rollout)));
         let subject = format!("{version}/{}", req.channel);
         let mut entry = audit(now, &who.name, "release.promote", Some(&id), subject);
-        entry.after = json(&rollout.to_spec());
+        entry.after = json(&RolloutSpec::from(&rollout));
         let mut change = Change::default();
         change.put_rollout(&id, &version, &req.channel, &new_record(now, &rollout)).audit(entry);
         let built = w.commit_app(parts, change).await?;
@@ -211,23 +211,19 @@ impl State {
         let rebuilds: Vec<Rollout> = bad_rollouts
             .iter()
             .map(|bad| {
-                Rollout::from_spec(
-                    &id,
-                    version.clone(),
-                    bad.channel.clone(),
-                    RolloutSpec {
-                        basis_points: Percent::FULL,
-                        salt: None,
-                        stickiness: bad.stickiness,
-                        allow: vec![],
-                        deny: vec![],
-                        rules: vec![above_good.clone()],
-                        state: RolloutState::Active,
-                        interactive_bypass: false,
-                        schedule: None,
-                        gate: None,
-                    },
-                )
+                RolloutSpec {
+                    basis_points: Percent::FULL,
+                    salt: None,
+                    stickiness: bad.stickiness,
+                    allow: vec![],
+                    deny: vec![],
+                    rules: vec![above_good.clone()],
+                    state: RolloutState::Active,
+                    interactive_bypass: false,
+                    schedule: None,
+                    gate: None,
+                }
+                .into_rollout(&id, version.clone(), bad.channel.clone())
             })
             .collect::<Result<_, _>>()?;
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use halftone_channels::wire::{RolloutPatch, RolloutView};
+use halftone_channels::wire::{RolloutPatch, RolloutSpec, RolloutView};
 use halftone_channels::{AppId, ChannelName, IdList, Rollout, RolloutState, ScheduleClock, Version};
 
 use super::audit;
@@ -68,7 +68,7 @@ impl State {
             next.schedule = Some(halftone_channels::Schedule::try_from(s)?);
         }
         if let Some(g) = patch.gate {
-            next.gate = Some(g.validate()?);
+            next.gate = Some(halftone_channels::HealthGate::try_from(g)?);
         }
         if next == *current {
             // Nothing changes: no write, no audit entry, the same ETag.
@@ -129,9 +129,9 @@ pub(super) fn stage_replacements(
             .expect("the rollout exists");
         *slot = (Arc::new(after.clone()), meta);
         let mut entry = audit(now, actor, action, Some(&app.id), format!("{}/{}", after.release, after.channel));
-        entry.before = super::json(&before.to_spec());
-        entry.after = super::json(&after.to_spec());
-        let record = RolloutRecord { spec: after.to_spec(), revision: meta.revision, clock: meta.clock };
+        entry.before = super::json(&RolloutSpec::from(&before));
+        entry.after = super::json(&RolloutSpec::from(&after));
+        let record = RolloutRecord { spec: RolloutSpec::from(&after), revision: meta.revision, clock: meta.clock };
         change.put_rollout(&app.id, &after.release, &after.channel, &record).audit(entry);
     }
 }
@@ -146,7 +146,7 @@ pub(super) fn new_meta(now: u64, r: &Rollout) -> RolloutMeta {
 /// The stored record of a rollout that starts at `now`.
 pub(super) fn new_record(now: u64, r: &Rollout) -> RolloutRecord {
     let meta = new_meta(now, r);
-    RolloutRecord { spec: r.to_spec(), revision: meta.revision, clock: meta.clock }
+    RolloutRecord { spec: RolloutSpec::from(r), revision: meta.revision, clock: meta.clock }
 }
 
 /// The halted form of every rollout that is not halted yet, as `(before, after)` pairs.

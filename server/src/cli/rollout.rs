@@ -3,9 +3,11 @@
 //! change it with `If-Match`), `promote` and `halt` (every channel).
 
 use anyhow::bail;
-use halftone_channels::wire::{PromoteRequest, ReleaseView, RolloutPatch, RolloutSpec, RolloutView};
+use halftone_channels::wire::{
+    GateSpec, PromoteRequest, ReleaseView, RolloutPatch, RolloutSpec, RolloutView, ScheduleSpec,
+};
 use halftone_channels::{
-    AppId, ChannelName, HealthGate, ListedId, Percent, RolloutState, Rule, Salt, Schedule, ScheduleSpec, Stickiness,
+    AppId, ChannelName, HealthGate, ListedId, Percent, RolloutState, Rule, Salt, Schedule, SchedulePreset, Stickiness,
     Version,
 };
 
@@ -18,16 +20,18 @@ pub fn parse_schedule(s: &str) -> Result<ScheduleSpec, String> {
     let spec = if s.trim_start().starts_with('[') {
         ScheduleSpec { preset: None, steps: serde_json::from_str(s).map_err(|e| format!("invalid steps JSON: {e}"))? }
     } else {
-        ScheduleSpec { preset: Some(s.trim().to_owned()), steps: vec![] }
+        let preset = s.trim().parse::<SchedulePreset>().map_err(|e| e.to_string())?;
+        ScheduleSpec { preset: Some(preset), steps: vec![] }
     };
     Schedule::try_from(spec.clone()).map_err(|e| e.to_string())?;
     Ok(spec)
 }
 
 /// Parses `--gate` as JSON, e.g. `{"max_install_failure_rate":0.05,"min_sample":100}`.
-pub fn parse_gate(s: &str) -> Result<HealthGate, String> {
-    let gate: HealthGate = serde_json::from_str(s).map_err(|e| format!("invalid gate JSON: {e}"))?;
-    gate.validate().map_err(|e| e.to_string())
+pub fn parse_gate(s: &str) -> Result<GateSpec, String> {
+    let gate: GateSpec = serde_json::from_str(s).map_err(|e| format!("invalid gate JSON: {e}"))?;
+    HealthGate::try_from(gate).map_err(|e| e.to_string())?;
+    Ok(gate)
 }
 
 /// A `--rule` value: one targeting rule as JSON, e.g. `{"kind":"os_in","values":["windows"]}`.
@@ -114,7 +118,7 @@ pub struct RolloutArgs {
     pub schedule: Option<ScheduleSpec>,
     /// A health gate as JSON, e.g. '{"max_install_failure_rate":0.05,"min_sample":100}'.
     #[arg(long, value_name = "JSON", value_parser = parse_gate)]
-    pub gate: Option<HealthGate>,
+    pub gate: Option<GateSpec>,
 }
 
 impl RolloutArgs {
@@ -197,7 +201,7 @@ pub struct SetArgs {
     pub schedule: Option<ScheduleSpec>,
     /// A new health gate as JSON.
     #[arg(long, value_name = "JSON", value_parser = parse_gate)]
-    pub gate: Option<HealthGate>,
+    pub gate: Option<GateSpec>,
 }
 
 impl SetArgs {

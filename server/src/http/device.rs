@@ -256,7 +256,7 @@ pub async fn events(
 #[cfg(test)]
 mod tests {
     use halftone_channels::wire::{ArtifactOffer, CheckResponse, ReleaseSpec, RolloutSpec, UpdateOffer};
-    use halftone_channels::{Admission, Offer, Release, Rollout};
+    use halftone_channels::{Admission, Offer, Release};
     use serde_json::json;
 
     use super::*;
@@ -303,8 +303,7 @@ mod tests {
         let release = Release::try_from(spec).unwrap();
         let rollout_spec: RolloutSpec = serde_json::from_value(json!({"basis_points": 10_000})).unwrap();
         let app = AppId::parse("notes").unwrap();
-        let rollout =
-            Rollout::from_spec(&app, release.version().clone(), "beta".parse().unwrap(), rollout_spec).unwrap();
+        let rollout = rollout_spec.into_rollout(&app, release.version().clone(), "beta".parse().unwrap()).unwrap();
         for os in ["linux", "windows"] {
             let target = Target { os: os.parse().unwrap(), arch: "x86_64".parse().unwrap() };
             for critical in [false, true] {

@@ -1,166 +1,19 @@
-//! The JSON wire types of Halftone's HTTP protocol (`/v1`): plain data with serde derives and
-//! no logic. Both the server and the SDK speak exactly these. Leaf values are domain types
-//! (an `AppId` in JSON is already a valid `AppId`); composite values convert explicitly to
-//! domain types (`Release::try_from(ReleaseSpec)`, `Rollout::from_spec`, `CheckRequest::into_checkin`).
+//! The admin side of the protocol: apps and their keys and channels, releases and their
+//! artifacts, rollouts with their rules, schedules and gates, tokens, the audit log and
+//! explanations.
 //!
-//! Request bodies of the admin side refuse unknown fields, so a typo is an error rather than
-//! a silently ignored setting. The device side ignores unknown fields, so older servers accept
-//! newer SDKs.
+//! Request bodies refuse unknown fields, so a typo is an error rather than a silently ignored
+//! setting.
 
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use super::CheckRequest;
 use crate::{
-    AppId, Arch, ChannelName, CheckIn, CheckKind, DeviceId, ExternalUrl, HealthGate, KeyId, ListedId, Locale, Os,
-    OsVersion, Percent, Platform, PublicKey, Rank, RolloutState, Rule, Salt, ScheduleSpec, Sha256, Signature, Step,
-    Stickiness, Target, TraitName, TraitValue, Traits, UserId, Version,
+    AppId, Arch, ChannelName, ExternalUrl, GateAction, KeyId, ListedId, Os, Percent, PublicKey, Rank, RolloutState,
+    Rule, Salt, SchedulePreset, Sha256, Signature, Step, Stickiness, TraitName, TraitValue, Version,
 };
-
-// ---------- device side ----------
-
-/// `POST /v1/apps/{app}/check`: what a device sends.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CheckRequest {
-    /// The device's stable random id.
-    pub device_id: DeviceId,
-    /// The signed-in user, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<UserId>,
-    /// The version the device runs.
-    pub current_version: Version,
-    /// The channel the user chose.
-    pub channel: ChannelName,
-    /// The device's os.
-    pub os: Os,
-    /// The device's CPU architecture.
-    pub arch: Arch,
-    /// The OS version, e.g. `10.0.19045`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub os_version: Option<OsVersion>,
-    /// The locale, e.g. `zh-CN`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub locale: Option<Locale>,
-    /// App-reported traits.
-    #[serde(default)]
-    pub traits: Traits,
-    /// True when a person pressed "Check for updates".
-    #[serde(default)]
-    pub interactive: bool,
-}
-
-impl CheckRequest {
-    /// The domain check-in, with the client IP the server determined.
-    pub fn into_checkin(self, ip: Option<IpAddr>) -> CheckIn {
-        CheckIn {
-            device_id: self.device_id,
-            user_id: self.user_id,
-            current_version: self.current_version,
-            channel: self.channel,
-            platform: Platform { target: Target { os: self.os, arch: self.arch }, os_version: self.os_version },
-            locale: self.locale,
-            traits: self.traits,
-            ip,
-            kind: if self.interactive { CheckKind::Interactive } else { CheckKind::Background },
-        }
-    }
-}
-
-/// The answer to a check-in: always a poll hint, and the offered update or `null`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CheckResponse {
-    /// Seconds until the device should check again (jittered by the server).
-    pub next_check_s: u32,
-    /// The offered update, or `null` when the device is up to date.
-    pub update: Option<UpdateOffer>,
-}
-
-/// An update offered to a device.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UpdateOffer {
-    /// The offered version.
-    pub version: Version,
-    /// The channel whose rollout offered it.
-    pub channel: ChannelName,
-    /// Release notes.
-    pub notes: String,
-    /// True when the update must be taken (this release or one it skips over is critical).
-    pub critical: bool,
-    /// The build for the device's platform.
-    pub artifact: ArtifactOffer,
-}
-
-/// The artifact of an offered update.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ArtifactOffer {
-    /// Where to download it (absolute, or relative to the server URL).
-    pub url: String,
-    /// The os it was built for.
-    pub os: Os,
-    /// The arch it was built for.
-    pub arch: Arch,
-    /// SHA-256 of the file.
-    pub sha256: Sha256,
-    /// Size in bytes.
-    pub size: u64,
-    /// ed25519 signature over the signed message.
-    pub signature: Signature,
-    /// The id of the signing key.
-    pub key_id: KeyId,
-}
-
-/// What happened on a device, reported by the SDK.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    /// A download began.
-    DownloadStarted,
-    /// A download failed (network, verification).
-    DownloadFailed,
-    /// The update installed.
-    InstallSucceeded,
-    /// The update failed to install.
-    InstallFailed,
-    /// The new version started for the first time.
-    FirstRun,
-    /// The app crashed on this version.
-    Crash,
-}
-
-/// One event about one release on one device.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Event {
-    /// The device.
-    pub device_id: DeviceId,
-    /// What happened.
-    pub kind: EventKind,
-    /// The release it is about.
-    pub version: Version,
-    /// The device's channel.
-    pub channel: ChannelName,
-    /// Optional short detail (error message), at most 1024 characters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
-
-/// `POST /v1/apps/{app}/events`: up to 100 events.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EventBatch {
-    /// The events.
-    pub events: Vec<Event>,
-}
-
-/// The answer to an event batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EventsAccepted {
-    /// Distinct events in the batch (device, release, channel, kind), all durably counted.
-    /// Figures count each device once per release, channel and kind, across batches too.
-    pub accepted: u32,
-    /// Events repeated within this batch.
-    pub duplicates: u32,
-}
-
-// ---------- admin side ----------
 
 /// A trusted public key of an app.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -341,7 +194,7 @@ pub struct RolloutSpec {
     pub schedule: Option<ScheduleSpec>,
     /// Limits that halt (or pause) the rollout by themselves when install feedback breaches them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gate: Option<HealthGate>,
+    pub gate: Option<GateSpec>,
 }
 
 /// `PATCH .../rollouts/{channel}`: the fields to change; absent fields keep their value.
@@ -371,7 +224,38 @@ pub struct RolloutPatch {
     pub schedule: Option<ScheduleSpec>,
     /// A new health gate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gate: Option<HealthGate>,
+    pub gate: Option<GateSpec>,
+}
+
+/// A health gate on the wire: limits that halt (or pause) a rollout by themselves. Rates are
+/// fractions (0.05 = 5%); at least one must be given.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateSpec {
+    /// Largest acceptable install_failed / (install_succeeded + install_failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_install_failure_rate: Option<f64>,
+    /// Largest acceptable crashes / first runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_crash_rate: Option<f64>,
+    /// The rates apply once their denominator reaches this many devices.
+    pub min_sample: u64,
+    /// `halt` (default) or `pause`.
+    #[serde(default)]
+    pub action: GateAction,
+}
+
+/// A schedule on the wire: a named preset or explicit steps, not both. Answers always carry the
+/// steps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSpec {
+    /// `apple_phased`: 1, 2, 5, 10, 20, 50, 100% over seven days (a day per step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<SchedulePreset>,
+    /// Explicit steps, when no preset is named.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<Step>,
 }
 
 /// One artifact of a release being published.
@@ -626,116 +510,4 @@ pub struct ArtifactStored {
 pub struct TokenList {
     /// Live tokens (revoked ones are gone).
     pub tokens: Vec<TokenView>,
-}
-
-/// An RFC 9457 problem body (`application/problem+json`), the shape of every 4xx and 5xx.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Problem {
-    /// A URI naming the problem type (`urn:halftone:problem:<slug>`).
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// A short summary of the problem type.
-    pub title: String,
-    /// The HTTP status code.
-    pub status: u16,
-    /// What went wrong with this request, in one sentence.
-    pub detail: String,
-}
-
-/// Distinct-device figures of one release on one channel (approximate above a few thousand:
-/// counted with sketches, about 2% error).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Figures {
-    /// Check-ins that were offered this release (every check-in counts).
-    pub offers: u64,
-    /// Distinct devices offered it.
-    pub offered_devices: u64,
-    /// Devices that started downloading it.
-    pub downloads: u64,
-    /// Devices whose download failed.
-    pub download_failures: u64,
-    /// Devices that installed it.
-    pub installs: u64,
-    /// Devices whose install failed.
-    pub install_failures: u64,
-    /// Devices that ran it for the first time.
-    pub first_runs: u64,
-    /// Devices that crashed on it.
-    pub crashes: u64,
-}
-
-/// Where a scheduled rollout stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ScheduleStatus {
-    /// The steps.
-    pub steps: Vec<Step>,
-    /// The index of the current step (the highest at or below the rollout's percentage).
-    pub step: Option<usize>,
-    /// When the current step began (ms since the epoch; shifted by time spent paused).
-    pub since_ms: u64,
-    /// When the next step is due if the health gate passes, while active.
-    pub next_at_ms: Option<u64>,
-}
-
-/// One rollout's state, figures and history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RolloutStatus {
-    /// The channel.
-    pub channel: ChannelName,
-    /// Active, paused or halted.
-    pub state: RolloutState,
-    /// The current share.
-    pub basis_points: Percent,
-    /// The schedule, if any.
-    pub schedule: Option<ScheduleStatus>,
-    /// The health gate, if any.
-    pub gate: Option<HealthGate>,
-    /// Feedback figures.
-    pub figures: Figures,
-    /// Every change to this rollout, oldest first (including the scheduler's and gates').
-    pub history: Vec<AuditEntry>,
-}
-
-/// One release's rollouts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReleaseStatus {
-    /// The version.
-    pub version: Version,
-    /// Whether it must be taken.
-    pub critical: bool,
-    /// The version whose code it re-issues, for a rollback.
-    pub rebuild_of: Option<Version>,
-    /// Per channel.
-    pub rollouts: Vec<RolloutStatus>,
-}
-
-/// Distinct devices that checked in on one version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VersionAdoption {
-    /// The version the devices ran.
-    pub version: Version,
-    /// In the last day (windows of 4 hours: the last 24 to 28 hours).
-    pub last_day: u64,
-    /// In the last week.
-    pub last_week: u64,
-}
-
-/// Adoption on one channel, newest version first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChannelAdoption {
-    /// The channel devices are on.
-    pub channel: ChannelName,
-    /// Per version.
-    pub versions: Vec<VersionAdoption>,
-}
-
-/// `GET /v1/apps/{app}/status[?version=V]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StatusView {
-    /// The app.
-    pub app: AppId,
-    /// Releases (newest first; one when a version is asked for).
-    pub releases: Vec<ReleaseStatus>,
-    /// Which versions devices run, per channel.
-    pub adoption: Vec<ChannelAdoption>,
 }

@@ -1,0 +1,584 @@
+//! Every conversion between the wire types and the domain, in one place, so the domain modules
+//! know nothing of the wire. A request becomes domain values through `TryFrom`, or a named
+//! function when the domain value needs more than the body (a rollout also needs its app,
+//! release and channel: [`RolloutSpec::into_rollout`]); these check what the types alone
+//! cannot. A domain value becomes an answer through `From`.
+//!
+//! [`Rule`] is the one composite domain value that wire types hold as it is: its JSON form is a
+//! [`RuleSpec`], converted while the body is parsed (the `Serialize` and `Deserialize` impls
+//! below), so a bad rule is refused like any other malformed field, with serde's location.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::{
+    ArtifactSpec, CheckRequest, ExplainResponse, GateSpec, Reason, ReleaseSpec, ReleaseVerdict, RolloutSpec, RuleKind,
+    RuleSpec, ScheduleSpec, TraitOp,
+};
+use crate::error::{ParseError, What};
+use crate::rules::parse_network;
+use crate::{
+    Admission, AppId, Arch, Artifact, ChannelName, CheckIn, CheckKind, Explanation, HealthGate, IdList, Locale,
+    MAX_RULE_VALUES, MAX_RULES, Os, Platform, Release, ReleaseParts, Rollout, Rule, Salt, Schedule, Target,
+    TraitCondition, TraitValue, Verdict, Version,
+};
+
+// ---------- device side ----------
+
+impl CheckRequest {
+    /// The domain check-in, with the client IP the server determined.
+    pub fn into_checkin(self, ip: Option<IpAddr>) -> CheckIn {
+        CheckIn {
+            device_id: self.device_id,
+            user_id: self.user_id,
+            current_version: self.current_version,
+            channel: self.channel,
+            platform: Platform { target: Target { os: self.os, arch: self.arch }, os_version: self.os_version },
+            locale: self.locale,
+            traits: self.traits,
+            ip,
+            kind: if self.interactive { CheckKind::Interactive } else { CheckKind::Background },
+        }
+    }
+}
+
+// ---------- releases ----------
+
+impl TryFrom<ReleaseSpec> for Release {
+    type Error = ParseError;
+    fn try_from(w: ReleaseSpec) -> Result<Self, ParseError> {
+        let mut artifacts = BTreeMap::new();
+        for a in w.artifacts {
+            let target = Target { os: a.os, arch: a.arch };
+            let artifact =
+                Artifact { sha256: a.sha256, size: a.size, signature: a.signature, key_id: a.key_id, url: a.url };
+            if artifacts.insert(target.clone(), artifact).is_some() {
+                return Err(ParseError::new(
+                    What::Release,
+                    &w.version.to_string(),
+                    format!("two artifacts for {target}"),
+                ));
+            }
+        }
+        Release::new(ReleaseParts {
+            version: w.version,
+            notes: w.notes,
+            critical: w.critical,
+            min_from_version: w.min_from_version,
+            rebuild_of: w.rebuild_of,
+            artifacts,
+        })
+    }
+}
+
+impl From<&Release> for ReleaseSpec {
+    fn from(r: &Release) -> Self {
+        ReleaseSpec {
+            version: r.version().clone(),
+            notes: r.notes().to_owned(),
+            critical: r.is_critical(),
+            min_from_version: r.min_from_version().cloned(),
+            rebuild_of: r.rebuild_of().cloned(),
+            artifacts: r
+                .artifacts()
+                .iter()
+                .map(|(t, a)| ArtifactSpec {
+                    os: t.os.clone(),
+                    arch: t.arch.clone(),
+                    sha256: a.sha256,
+                    size: a.size,
+                    signature: a.signature,
+                    key_id: a.key_id.clone(),
+                    url: a.url.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+// ---------- rollouts ----------
+
+impl RolloutSpec {
+    /// The rollout of `release` of `app` on `channel` these settings describe; the salt
+    /// defaults to `app:version`.
+    pub fn into_rollout(self, app: &AppId, release: Version, channel: ChannelName) -> Result<Rollout, ParseError> {
+        if self.rules.len() > MAX_RULES {
+            return Err(ParseError::new(What::Rollout, &release.to_string(), format!("at most {MAX_RULES} rules")));
+        }
+        let schedule = self.schedule.map(Schedule::try_from).transpose()?;
+        let gate = self.gate.map(HealthGate::try_from).transpose()?;
+        Ok(Rollout {
+            salt: self.salt.unwrap_or_else(|| Salt::default_for(app, &release)),
+            release,
+            channel,
+            percent: self.basis_points,
+            stickiness: self.stickiness,
+            allow: IdList::new(self.allow)?,
+            deny: IdList::new(self.deny)?,
+            rules: self.rules,
+            state: self.state,
+            interactive_bypass: self.interactive_bypass,
+            schedule,
+            gate,
+        })
+    }
+}
+
+impl From<&Rollout> for RolloutSpec {
+    fn from(r: &Rollout) -> Self {
+        RolloutSpec {
+            basis_points: r.percent,
+            salt: Some(r.salt.clone()),
+            stickiness: r.stickiness,
+            allow: r.allow.iter().cloned().collect(),
+            deny: r.deny.iter().cloned().collect(),
+            rules: r.rules.clone(),
+            state: r.state,
+            interactive_bypass: r.interactive_bypass,
+            schedule: r.schedule.as_ref().map(ScheduleSpec::from),
+            gate: r.gate.map(GateSpec::from),
+        }
+    }
+}
+
+impl TryFrom<ScheduleSpec> for Schedule {
+    type Error = ParseError;
+    fn try_from(w: ScheduleSpec) -> Result<Self, ParseError> {
+        match (w.preset, w.steps.is_empty()) {
+            (Some(preset), true) => Ok(preset.schedule()),
+            (Some(_), false) => Err(ParseError::new(What::Rollout, "schedule", "give a preset or steps, not both")),
+            (None, _) => Schedule::new(w.steps),
+        }
+    }
+}
+
+impl From<&Schedule> for ScheduleSpec {
+    fn from(s: &Schedule) -> Self {
+        ScheduleSpec { preset: None, steps: s.steps().to_vec() }
+    }
+}
+
+impl TryFrom<GateSpec> for HealthGate {
+    type Error = ParseError;
+    fn try_from(g: GateSpec) -> Result<Self, ParseError> {
+        HealthGate {
+            max_install_failure_rate: g.max_install_failure_rate,
+            max_crash_rate: g.max_crash_rate,
+            min_sample: g.min_sample,
+            action: g.action,
+        }
+        .validate()
+    }
+}
+
+impl From<HealthGate> for GateSpec {
+    fn from(g: HealthGate) -> Self {
+        GateSpec {
+            max_install_failure_rate: g.max_install_failure_rate,
+            max_crash_rate: g.max_crash_rate,
+            min_sample: g.min_sample,
+            action: g.action,
+        }
+    }
+}
+
+// ---------- rules ----------
+
+impl Serialize for Rule {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RuleSpec::from(self.clone()).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Rule {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Rule::try_from(RuleSpec::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+fn rule_err(reason: impl Into<std::borrow::Cow<'static, str>>, kind: RuleKind) -> ParseError {
+    ParseError::new(What::Rule, kind.as_str(), reason)
+}
+
+fn strings<T>(
+    kind: RuleKind,
+    values: Option<Vec<TraitValue>>,
+    parse: fn(&str) -> Result<T, ParseError>,
+) -> Result<Vec<T>, ParseError> {
+    let values = values.ok_or_else(|| rule_err("needs \"values\": a non-empty list", kind))?;
+    if values.is_empty() || values.len() > MAX_RULE_VALUES {
+        return Err(rule_err(format!("\"values\" must hold 1 to {MAX_RULE_VALUES} entries"), kind));
+    }
+    values
+        .iter()
+        .map(|v| match v {
+            TraitValue::Str(s) => parse(s).map_err(|e| rule_err(e.to_string(), kind)),
+            other => Err(rule_err(format!("\"values\" must be strings, found {other}"), kind)),
+        })
+        .collect()
+}
+
+impl TryFrom<RuleSpec> for Rule {
+    type Error = ParseError;
+    fn try_from(w: RuleSpec) -> Result<Self, ParseError> {
+        let kind = w.kind;
+        let range = |r: Option<String>| r.ok_or_else(|| rule_err("needs \"range\", like \">=1.2.0, <2.0.0\"", kind));
+        let expect_none = |present: bool, field: &str| {
+            if present { Err(rule_err(format!("\"{field}\" does not apply to this kind"), kind)) } else { Ok(()) }
+        };
+        if !matches!(kind, RuleKind::OsVersion | RuleKind::AppVersion | RuleKind::Trait) {
+            expect_none(w.range.is_some(), "range")?;
+        }
+        if kind != RuleKind::Trait {
+            expect_none(w.name.is_some(), "name")?;
+            expect_none(w.op.is_some(), "op")?;
+            expect_none(w.value.is_some(), "value")?;
+        }
+        let rule = match kind {
+            RuleKind::OsIn => Rule::OsIn(strings(kind, w.values, Os::parse)?),
+            RuleKind::ArchIn => Rule::ArchIn(strings(kind, w.values, Arch::parse)?),
+            RuleKind::LocaleIn => Rule::LocaleIn(strings(kind, w.values, Locale::parse)?),
+            RuleKind::IpIn => Rule::IpIn(strings(kind, w.values, parse_network)?),
+            RuleKind::OsVersion => {
+                expect_none(w.values.is_some(), "values")?;
+                Rule::OsVersion(range(w.range)?.parse().map_err(|e: ParseError| rule_err(e.to_string(), kind))?)
+            }
+            RuleKind::AppVersion => {
+                expect_none(w.values.is_some(), "values")?;
+                Rule::AppVersion(range(w.range)?.parse().map_err(|e: ParseError| rule_err(e.to_string(), kind))?)
+            }
+            RuleKind::Trait => {
+                expect_none(w.range.is_some(), "range")?;
+                let name = w.name.ok_or_else(|| rule_err("needs \"name\"", kind))?;
+                let op =
+                    w.op.ok_or_else(|| rule_err("needs \"op\": eq, ne, in, not_in, exists, lt, le, gt or ge", kind))?;
+                let number = |v: Option<TraitValue>| match v {
+                    Some(TraitValue::Num(n)) => Ok(n),
+                    _ => Err(rule_err(format!("op {} needs a numeric \"value\"", op.as_str()), kind)),
+                };
+                let one = |v: Option<TraitValue>| {
+                    v.ok_or_else(|| rule_err(format!("op {} needs \"value\"", op.as_str()), kind))
+                };
+                let many = |v: Option<Vec<TraitValue>>| match v {
+                    Some(v) if !v.is_empty() && v.len() <= MAX_RULE_VALUES => Ok(v),
+                    _ => Err(rule_err(
+                        format!("op {} needs \"values\": 1 to {MAX_RULE_VALUES} entries", op.as_str()),
+                        kind,
+                    )),
+                };
+                let single =
+                    matches!(op, TraitOp::Eq | TraitOp::Ne | TraitOp::Lt | TraitOp::Le | TraitOp::Gt | TraitOp::Ge);
+                expect_none(single && w.values.is_some(), "values")?;
+                expect_none(!single && w.value.is_some(), "value")?;
+                let condition = match op {
+                    TraitOp::Eq => TraitCondition::Eq(one(w.value)?),
+                    TraitOp::Ne => TraitCondition::Ne(one(w.value)?),
+                    TraitOp::In => TraitCondition::In(many(w.values)?),
+                    TraitOp::NotIn => TraitCondition::NotIn(many(w.values)?),
+                    TraitOp::Exists => {
+                        expect_none(w.values.is_some(), "values")?;
+                        TraitCondition::Exists
+                    }
+                    TraitOp::Lt => TraitCondition::Lt(number(w.value)?),
+                    TraitOp::Le => TraitCondition::Le(number(w.value)?),
+                    TraitOp::Gt => TraitCondition::Gt(number(w.value)?),
+                    TraitOp::Ge => TraitCondition::Ge(number(w.value)?),
+                };
+                return Ok(Rule::Trait { name, condition });
+            }
+        };
+        Ok(rule)
+    }
+}
+
+impl From<Rule> for RuleSpec {
+    fn from(r: Rule) -> Self {
+        let strs = |v: Vec<String>| Some(v.into_iter().map(|s| TraitValue::Str(s.into())).collect());
+        let mut w = RuleSpec { kind: RuleKind::OsIn, values: None, range: None, name: None, op: None, value: None };
+        match r {
+            Rule::OsIn(v) => w.values = strs(v.into_iter().map(String::from).collect()),
+            Rule::ArchIn(v) => {
+                w.kind = RuleKind::ArchIn;
+                w.values = strs(v.into_iter().map(String::from).collect())
+            }
+            Rule::LocaleIn(v) => {
+                w.kind = RuleKind::LocaleIn;
+                w.values = strs(v.into_iter().map(String::from).collect())
+            }
+            Rule::IpIn(v) => {
+                w.kind = RuleKind::IpIn;
+                w.values = strs(v.iter().map(ToString::to_string).collect())
+            }
+            Rule::OsVersion(r) => {
+                w.kind = RuleKind::OsVersion;
+                w.range = Some(r.to_string())
+            }
+            Rule::AppVersion(r) => {
+                w.kind = RuleKind::AppVersion;
+                w.range = Some(r.to_string())
+            }
+            Rule::Trait { name, condition } => {
+                w.kind = RuleKind::Trait;
+                w.name = Some(name);
+                let (op, value, values) = match condition {
+                    TraitCondition::Eq(x) => (TraitOp::Eq, Some(x), None),
+                    TraitCondition::Ne(x) => (TraitOp::Ne, Some(x), None),
+                    TraitCondition::In(xs) => (TraitOp::In, None, Some(xs)),
+                    TraitCondition::NotIn(xs) => (TraitOp::NotIn, None, Some(xs)),
+                    TraitCondition::Exists => (TraitOp::Exists, None, None),
+                    TraitCondition::Lt(b) => (TraitOp::Lt, Some(TraitValue::Num(b)), None),
+                    TraitCondition::Le(b) => (TraitOp::Le, Some(TraitValue::Num(b)), None),
+                    TraitCondition::Gt(b) => (TraitOp::Gt, Some(TraitValue::Num(b)), None),
+                    TraitCondition::Ge(b) => (TraitOp::Ge, Some(TraitValue::Num(b)), None),
+                };
+                w.op = Some(op);
+                w.value = value;
+                w.values = values;
+            }
+        }
+        w
+    }
+}
+
+// ---------- explanations ----------
+
+fn admission_reason(channel: &ChannelName, a: &Admission) -> Reason {
+    let (code, detail) = match a {
+        Admission::AllowList => ("allow_list", format!("on the {channel} rollout's allow list")),
+        Admission::Interactive => ("interactive", format!("user-initiated check; the {channel} rollout lets those in")),
+        Admission::Bucket { bucket, percent } => (
+            "in_rollout",
+            format!(
+                "in the {channel} rollout: bucket {} is below {} ({percent})",
+                bucket.get(),
+                percent.basis_points()
+            ),
+        ),
+    };
+    Reason { code: code.into(), detail }
+}
+
+impl From<&Explanation> for ExplainResponse {
+    fn from(x: &Explanation) -> Self {
+        ExplainResponse {
+            offered: x.offered.clone(),
+            critical: x.critical,
+            releases: x
+                .releases
+                .iter()
+                .map(|t| match &t.verdict {
+                    Verdict::Offered { channel, admission } => ReleaseVerdict {
+                        version: t.version.clone(),
+                        offered: true,
+                        reasons: vec![admission_reason(channel, admission)],
+                    },
+                    Verdict::Skipped(skips) => ReleaseVerdict {
+                        version: t.version.clone(),
+                        offered: false,
+                        reasons: skips
+                            .iter()
+                            .map(|s| Reason { code: s.code().into(), detail: s.to_string() })
+                            .collect(),
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{GateAction, ReleaseTrace, SchedulePreset, Skip, bucket};
+
+    fn rule(json: &str) -> Rule {
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}"))
+    }
+
+    #[test]
+    fn rules_round_trip_through_json() {
+        for json in [
+            r#"{"kind":"os_in","values":["windows"]}"#,
+            r#"{"kind":"app_version","range":">=1.2.0, <2.0.0"}"#,
+            r#"{"kind":"trait","name":"ram","op":"ge","value":8.0}"#,
+            r#"{"kind":"trait","name":"tier","op":"in","values":["gold",1,true]}"#,
+            r#"{"kind":"ip_in","values":["10.0.0.0/8"]}"#,
+        ] {
+            let r = rule(json);
+            let back: Rule = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+            assert_eq!(r, back);
+        }
+        assert_eq!(rule(r#"{"kind":"trait","name":"ram","op":"ge","value":8}"#).to_string(), "trait ram >= 8");
+        // Networks are stored as IPv4 when IPv4-mapped, without host bits.
+        let printed = serde_json::to_string(&rule(r#"{"kind":"ip_in","values":["::ffff:10.1.0.0/104","192.0.2.7"]}"#));
+        assert_eq!(printed.unwrap(), r#"{"kind":"ip_in","values":["10.0.0.0/8","192.0.2.7/32"]}"#);
+    }
+
+    #[test]
+    fn bad_rules_say_why() {
+        for (json, msg) in [
+            (r#"{"kind":"os_in"}"#, "needs \"values\""),
+            (r#"{"kind":"os_in","values":[]}"#, "1 to 1000"),
+            (r#"{"kind":"os_in","values":[1]}"#, "must be strings"),
+            (r#"{"kind":"os_in","values":["Windows"]}"#, "is not allowed"),
+            (r#"{"kind":"os_version"}"#, "needs \"range\""),
+            (r#"{"kind":"app_version","range":"~1"}"#, "invalid range"),
+            (r#"{"kind":"trait","op":"eq","value":1}"#, "needs \"name\""),
+            (r#"{"kind":"trait","name":"x","op":"lt","value":"a"}"#, "numeric"),
+            (r#"{"kind":"trait","name":"x","op":"in","value":"a"}"#, "does not apply"),
+            (r#"{"kind":"ip_in","values":["10.0.0.0/33"]}"#, "CIDR"),
+            (r#"{"kind":"nope"}"#, "unknown variant"),
+            (r#"{"kind":"os_in","values":["linux"],"extra":1}"#, "unknown field"),
+            (r#"{"kind":"os_in","values":["linux"],"range":">1"}"#, "does not apply"),
+        ] {
+            let e = serde_json::from_str::<Rule>(json).unwrap_err().to_string();
+            assert!(e.contains(msg), "{json}: {e}");
+        }
+    }
+
+    #[test]
+    fn schedules() {
+        let apple = Schedule::try_from(ScheduleSpec { preset: Some(SchedulePreset::ApplePhased), steps: vec![] });
+        let apple = apple.unwrap();
+        assert_eq!(apple, Schedule::apple_phased());
+        // An unknown preset is refused while the body is parsed, with the same sentence as ever.
+        let e = serde_json::from_str::<ScheduleSpec>(r#"{"preset":"google"}"#).unwrap_err().to_string();
+        assert!(e.contains(r#"invalid rollout "google": unknown schedule preset; the preset is apple_phased"#), "{e}");
+        let steps = Schedule::apple_phased().steps().to_vec();
+        let both = ScheduleSpec { preset: Some(SchedulePreset::ApplePhased), steps: steps.clone() };
+        assert!(Schedule::try_from(both).unwrap_err().to_string().contains("give a preset or steps, not both"));
+        // Answers always carry the steps, never the preset's name.
+        assert_eq!(ScheduleSpec::from(&apple), ScheduleSpec { preset: None, steps });
+    }
+
+    #[test]
+    fn gates() {
+        let spec = GateSpec {
+            max_install_failure_rate: Some(0.05),
+            max_crash_rate: None,
+            min_sample: 100,
+            action: GateAction::Pause,
+        };
+        let gate = HealthGate::try_from(spec).unwrap();
+        assert_eq!((gate.max_install_failure_rate, gate.max_crash_rate, gate.min_sample), (Some(0.05), None, 100));
+        assert_eq!(gate.action, GateAction::Pause);
+        assert_eq!(GateSpec::from(gate), spec);
+        for (bad, msg) in [
+            (
+                GateSpec { max_install_failure_rate: None, ..spec },
+                "a gate needs max_install_failure_rate or max_crash_rate",
+            ),
+            (GateSpec { max_crash_rate: Some(5.0), ..spec }, "rates are fractions from 0 to 1"),
+        ] {
+            assert!(HealthGate::try_from(bad).unwrap_err().to_string().contains(msg), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn rollouts_round_trip_and_default_their_salt() {
+        let app = AppId::parse("notes").unwrap();
+        let spec: RolloutSpec = serde_json::from_str(
+            r#"{"basis_points":100,"rules":[{"kind":"os_in","values":["linux"]}],"allow":["a"],"deny":["b"],
+                "schedule":{"preset":"apple_phased"},"gate":{"max_crash_rate":0.1,"min_sample":5}}"#,
+        )
+        .unwrap();
+        let rollout = spec.clone().into_rollout(&app, "1.2.0".parse().unwrap(), ChannelName::beta()).unwrap();
+        assert_eq!(rollout.salt.as_str(), "notes:1.2.0");
+        let back = RolloutSpec::from(&rollout);
+        assert_eq!(back.salt, Some(rollout.salt.clone()));
+        assert_eq!(back.schedule, Some(ScheduleSpec::from(&Schedule::apple_phased())));
+        assert_eq!(
+            (&back.rules, &back.allow, &back.deny, back.gate),
+            (&spec.rules, &spec.allow, &spec.deny, spec.gate)
+        );
+        let again = RolloutSpec::from(&rollout).into_rollout(&app, "1.2.0".parse().unwrap(), ChannelName::beta());
+        assert_eq!(again.unwrap(), rollout);
+
+        let too_many =
+            RolloutSpec { rules: vec![rule(r#"{"kind":"os_in","values":["linux"]}"#); MAX_RULES + 1], ..spec };
+        let e = too_many.into_rollout(&app, "1.2.0".parse().unwrap(), ChannelName::beta()).unwrap_err();
+        assert_eq!(e.to_string(), r#"invalid rollout "1.2.0": at most 32 rules"#);
+    }
+
+    #[test]
+    fn releases_round_trip_and_refuse_two_builds_for_one_target() {
+        let spec: ReleaseSpec = serde_json::from_str(&format!(
+            r#"{{"version":"1.2.0","notes":"n","critical":true,"rebuild_of":"1.0.0","artifacts":[
+                {{"os":"linux","arch":"x86_64","sha256":"{sha}","size":1,"signature":"{sig}","key_id":"k1"}},
+                {{"os":"windows","arch":"x86_64","sha256":"{sha}","size":1,"signature":"{sig}","key_id":"k1","url":"https://cdn.example.com/a"}}]}}"#,
+            sha = "ab".repeat(32),
+            sig = "cd".repeat(64)
+        ))
+        .unwrap();
+        let release = Release::try_from(spec.clone()).unwrap();
+        assert_eq!(ReleaseSpec::from(&release), spec);
+        let mut twice = spec;
+        twice.artifacts[1].os = twice.artifacts[0].os.clone();
+        let e = Release::try_from(twice).unwrap_err().to_string();
+        assert_eq!(e, r#"invalid release "1.2.0": two artifacts for linux/x86_64"#);
+    }
+
+    #[test]
+    fn explanations_give_a_code_and_a_sentence_per_reason() {
+        let v = |s: &str| -> Version { s.parse().unwrap() };
+        let beta = ChannelName::beta();
+        let b = bucket("notes:1.2.0", "d1");
+        let pct = |bp| crate::Percent::from_basis_points(bp).unwrap();
+        let trace = |version: &str, verdict| ReleaseTrace { version: v(version), verdict };
+        let offered = |admission| Verdict::Offered { channel: beta.clone(), admission };
+        let x = Explanation {
+            offered: Some(v("1.4.0")),
+            critical: true,
+            releases: vec![
+                trace("1.5.0", Verdict::Skipped(vec![Skip::Halted { channel: beta.clone() }])),
+                trace("1.4.0", offered(Admission::Bucket { bucket: b, percent: pct(9000) })),
+                trace("1.3.0", offered(Admission::AllowList)),
+                trace("1.2.0", offered(Admission::Interactive)),
+                trace(
+                    "1.1.0",
+                    Verdict::Skipped(vec![
+                        Skip::Denied { channel: beta.clone() },
+                        Skip::OutsideRollout { channel: ChannelName::stable(), bucket: b, percent: pct(550) },
+                    ]),
+                ),
+            ],
+        };
+        // One line per reason: version, offered or skipped, code: sentence.
+        let got: Vec<String> = ExplainResponse::from(&x)
+            .releases
+            .iter()
+            .flat_map(|r| {
+                let verdict = if r.offered { "offered" } else { "skipped" };
+                r.reasons.iter().map(move |why| format!("{} {verdict} {}: {}", r.version, why.code, why.detail))
+            })
+            .collect();
+        let b = b.get();
+        let want = [
+            "1.5.0 skipped halted: the beta rollout is halted".to_owned(),
+            format!("1.4.0 offered in_rollout: in the beta rollout: bucket {b} is below 9000 (90%)"),
+            "1.3.0 offered allow_list: on the beta rollout's allow list".to_owned(),
+            "1.2.0 offered interactive: user-initiated check; the beta rollout lets those in".to_owned(),
+            "1.1.0 skipped denied: the device or user is on the beta rollout's deny list".to_owned(),
+            format!("1.1.0 skipped outside_rollout: outside the stable rollout: bucket {b} is not below 550 (5.5%)"),
+        ];
+        assert_eq!(got, want);
+        let answer = ExplainResponse::from(&x);
+        assert_eq!((answer.offered, answer.critical), (Some(v("1.4.0")), true));
+    }
+
+    #[test]
+    fn a_check_request_becomes_a_check_in() {
+        let req: CheckRequest = serde_json::from_str(
+            r#"{"device_id":"d1","current_version":"1.0.0","channel":"beta","os":"linux","arch":"x86_64",
+                "os_version":"6.1","locale":"en-US","traits":{"tier":"gold"},"interactive":true}"#,
+        )
+        .unwrap();
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let c = req.into_checkin(Some(ip));
+        assert_eq!(c.platform.target, Target { os: "linux".parse().unwrap(), arch: "x86_64".parse().unwrap() });
+        assert_eq!((c.ip, c.kind, c.channel), (Some(ip), CheckKind::Interactive, ChannelName::beta()));
+        assert_eq!(c.traits.get("tier"), Some(&TraitValue::Str("gold".into())));
+    }
+}

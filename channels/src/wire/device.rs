@@ -1,0 +1,132 @@
+//! The device side of the protocol: the check-in (`POST /v1/apps/{app}/check`) and its answer
+//! with the offered update, and install events (`POST /v1/apps/{app}/events`).
+//!
+//! These bodies ignore unknown fields, so older servers accept newer SDKs.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Arch, ChannelName, DeviceId, KeyId, Locale, Os, OsVersion, Sha256, Signature, Traits, UserId, Version};
+
+/// `POST /v1/apps/{app}/check`: what a device sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckRequest {
+    /// The device's stable random id.
+    pub device_id: DeviceId,
+    /// The signed-in user, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
+    /// The version the device runs.
+    pub current_version: Version,
+    /// The channel the user chose.
+    pub channel: ChannelName,
+    /// The device's os.
+    pub os: Os,
+    /// The device's CPU architecture.
+    pub arch: Arch,
+    /// The OS version, e.g. `10.0.19045`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_version: Option<OsVersion>,
+    /// The locale, e.g. `zh-CN`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<Locale>,
+    /// App-reported traits.
+    #[serde(default)]
+    pub traits: Traits,
+    /// True when a person pressed "Check for updates".
+    #[serde(default)]
+    pub interactive: bool,
+}
+
+/// The answer to a check-in: always a poll hint, and the offered update or `null`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckResponse {
+    /// Seconds until the device should check again (jittered by the server).
+    pub next_check_s: u32,
+    /// The offered update, or `null` when the device is up to date.
+    pub update: Option<UpdateOffer>,
+}
+
+/// An update offered to a device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateOffer {
+    /// The offered version.
+    pub version: Version,
+    /// The channel whose rollout offered it.
+    pub channel: ChannelName,
+    /// Release notes.
+    pub notes: String,
+    /// True when the update must be taken (this release or one it skips over is critical).
+    pub critical: bool,
+    /// The build for the device's platform.
+    pub artifact: ArtifactOffer,
+}
+
+/// The artifact of an offered update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactOffer {
+    /// Where to download it (absolute, or relative to the server URL).
+    pub url: String,
+    /// The os it was built for.
+    pub os: Os,
+    /// The arch it was built for.
+    pub arch: Arch,
+    /// SHA-256 of the file.
+    pub sha256: Sha256,
+    /// Size in bytes.
+    pub size: u64,
+    /// ed25519 signature over the signed message.
+    pub signature: Signature,
+    /// The id of the signing key.
+    pub key_id: KeyId,
+}
+
+/// What happened on a device, reported by the SDK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A download began.
+    DownloadStarted,
+    /// A download failed (network, verification).
+    DownloadFailed,
+    /// The update installed.
+    InstallSucceeded,
+    /// The update failed to install.
+    InstallFailed,
+    /// The new version started for the first time.
+    FirstRun,
+    /// The app crashed on this version.
+    Crash,
+}
+
+/// One event about one release on one device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// The device.
+    pub device_id: DeviceId,
+    /// What happened.
+    pub kind: EventKind,
+    /// The release it is about.
+    pub version: Version,
+    /// The device's channel.
+    pub channel: ChannelName,
+    /// Optional short detail (error message), at most 1024 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// `POST /v1/apps/{app}/events`: up to 100 events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventBatch {
+    /// The events.
+    pub events: Vec<Event>,
+}
+
+/// The answer to an event batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventsAccepted {
+    /// Distinct events in the batch (device, release, channel, kind), all durably counted.
+    /// Figures count each device once per release, channel and kind, across batches too.
+    pub accepted: u32,
+    /// Events repeated within this batch.
+    pub duplicates: u32,
+}

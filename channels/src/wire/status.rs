@@ -1,0 +1,104 @@
+//! What `GET /v1/apps/{app}/status` reports: every rollout's state, schedule, gate, feedback
+//! [`Figures`] and history, and which versions devices run ([`ChannelAdoption`]).
+
+use serde::{Deserialize, Serialize};
+
+use super::{AuditEntry, GateSpec};
+use crate::{AppId, ChannelName, Percent, RolloutState, Step, Version};
+
+/// counted with sketches, about 2% error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Figures {
+    /// Check-ins that were offered this release (every check-in counts).
+    pub offers: u64,
+    /// Distinct devices offered it.
+    pub offered_devices: u64,
+    /// Devices that started downloading it.
+    pub downloads: u64,
+    /// Devices whose download failed.
+    pub download_failures: u64,
+    /// Devices that installed it.
+    pub installs: u64,
+    /// Devices whose install failed.
+    pub install_failures: u64,
+    /// Devices that ran it for the first time.
+    pub first_runs: u64,
+    /// Devices that crashed on it.
+    pub crashes: u64,
+}
+
+/// Where a scheduled rollout stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleStatus {
+    /// The steps.
+    pub steps: Vec<Step>,
+    /// The index of the current step (the highest at or below the rollout's percentage).
+    pub step: Option<usize>,
+    /// When the current step began (ms since the epoch; shifted by time spent paused).
+    pub since_ms: u64,
+    /// When the next step is due if the health gate passes, while active.
+    pub next_at_ms: Option<u64>,
+}
+
+/// One rollout's state, figures and history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutStatus {
+    /// The channel.
+    pub channel: ChannelName,
+    /// Active, paused or halted.
+    pub state: RolloutState,
+    /// The current share.
+    pub basis_points: Percent,
+    /// The schedule, if any.
+    pub schedule: Option<ScheduleStatus>,
+    /// The health gate, if any.
+    pub gate: Option<GateSpec>,
+    /// Feedback figures.
+    pub figures: Figures,
+    /// Every change to this rollout, oldest first (including the scheduler's and gates').
+    pub history: Vec<AuditEntry>,
+}
+
+/// One release's rollouts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseStatus {
+    /// The version.
+    pub version: Version,
+    /// Whether it must be taken.
+    pub critical: bool,
+    /// The version whose code it re-issues, for a rollback.
+    pub rebuild_of: Option<Version>,
+    /// Per channel.
+    pub rollouts: Vec<RolloutStatus>,
+}
+
+/// Distinct devices that checked in on one version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionAdoption {
+    /// The version the devices ran.
+    pub version: Version,
+    /// In the last day (windows of 4 hours: the last 24 to 28 hours).
+    pub last_day: u64,
+    /// In the last week.
+    pub last_week: u64,
+}
+
+/// Adoption on one channel, newest version first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelAdoption {
+    /// The channel devices are on.
+    pub channel: ChannelName,
+    /// Per version.
+    pub versions: Vec<VersionAdoption>,
+}
+
+/// `GET /v1/apps/{app}/status[?version=V]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusView {
+    /// The app.
+    pub app: AppId,
+    /// Releases (newest first; one when a version is asked for).
+    pub releases: Vec<ReleaseStatus>,
+    /// Which versions devices run, per channel.
+    pub adoption: Vec<ChannelAdoption>,
+}
