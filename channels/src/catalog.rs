@@ -816,10 +816,11 @@ mod tests {
                 rollout("1.1.0", "stable", 10_000),
                 with(rollout("1.2.0", "stable", 0), |r| {
                     r.allow = ids(&["tester"]);
-                    r.rules = vec![
+                    r.rules = crate::Rules::new(vec![
                         rule(r#"{"kind":"os_in","values":["windows"]}"#),
                         rule(r#"{"kind":"os_version","range":">=10"}"#),
-                    ];
+                    ])
+                    .unwrap();
                 }),
             ],
         );
@@ -852,7 +853,7 @@ mod tests {
                     with(rollout("1.2.0", "stable", 0), |r| {
                         r.interactive_bypass = bypass;
                         r.deny = ids(&["denied"]);
-                        r.rules = vec![rule(r#"{"kind":"locale_in","values":["zh"]}"#)];
+                        r.rules = crate::Rules::new(vec![rule(r#"{"kind":"locale_in","values":["zh"]}"#)]).unwrap();
                     }),
                 ],
             )
@@ -1045,10 +1046,11 @@ mod tests {
                 rollout("2.4.0", "beta", 1000),
                 rollout("2.4.0", "stable", 550),
                 with(rollout("2.5.0", "beta", 10_000), |r| {
-                    r.rules = vec![
+                    r.rules = crate::Rules::new(vec![
                         rule(r#"{"kind":"locale_in","values":["en"]}"#),
                         rule(r#"{"kind":"os_version","range":">=10"}"#),
-                    ]
+                    ])
+                    .unwrap()
                 }),
                 with(rollout("2.6.0", "beta", 10_000), |r| r.deny = ids(&[&d])),
                 with(rollout("2.7.0", "beta", 10_000), |r| r.state = RolloutState::Halted),

@@ -60,7 +60,8 @@ pub use platform::{Arch, Os, OsVersion, Platform, Target};
 pub use range::{Comparator, Op, Range};
 pub use release::{Artifact, ExternalUrl, MAX_NOTES, Release, ReleaseParts};
 pub use rollout::{
-    Admission, Exclusion, IdList, ListedId, MAX_LIST, MAX_RULES, Percent, Rollout, RolloutState, Salt, Stickiness,
+    Admission, Exclusion, IdList, ListedId, MAX_LIST, MAX_RULES, Percent, Rollout, RolloutEdit, RolloutState, Rules,
+    Salt, Stickiness,
 };
 pub use rules::{MAX_RULE_VALUES, Rule, TraitCondition};
 pub use schedule::{MAX_STEPS, Schedule, ScheduleClock, SchedulePreset, Step, Tick};

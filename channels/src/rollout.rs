@@ -150,6 +150,27 @@ impl IdList {
     }
 }
 
+/// A rollout's conditions, all of which must hold: at most [`MAX_RULES`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rules(Vec<Rule>);
+
+impl Rules {
+    /// Rules from a list; more than [`MAX_RULES`] is an error.
+    pub fn new(rules: Vec<Rule>) -> Result<Self, ParseError> {
+        if rules.len() > MAX_RULES {
+            return Err(ParseError::new(What::Rollout, "rules", format!("at most {MAX_RULES} rules")));
+        }
+        Ok(Rules(rules))
+    }
+}
+
+impl std::ops::Deref for Rules {
+    type Target = [Rule];
+    fn deref(&self) -> &[Rule] {
+        &self.0
+    }
+}
+
 /// Whose id positions a check-in in the rollout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -239,7 +260,7 @@ pub struct Rollout {
     /// Never included.
     pub deny: IdList,
     /// Conditions that must all hold.
-    pub rules: Vec<Rule>,
+    pub rules: Rules,
     /// Active, paused or halted.
     pub state: RolloutState,
     /// Whether a user-initiated check skips the percentage.
@@ -250,7 +271,45 @@ pub struct Rollout {
     pub gate: Option<HealthGate>,
 }
 
+/// A change to a rollout's settings, each part valid on its own: absent parts keep their value.
+/// What a release engineer's patch, the CLI or the dashboard asks for; [`Rollout::edited`]
+/// applies it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RolloutEdit {
+    /// A new share.
+    pub percent: Option<Percent>,
+    /// A new allow list.
+    pub allow: Option<IdList>,
+    /// A new deny list.
+    pub deny: Option<IdList>,
+    /// New rules.
+    pub rules: Option<Rules>,
+    /// A new state.
+    pub state: Option<RolloutState>,
+    /// A new interactive bypass.
+    pub interactive_bypass: Option<bool>,
+    /// A new schedule (the rollout continues from the step at or below its percentage).
+    pub schedule: Option<Schedule>,
+    /// A new health gate.
+    pub gate: Option<HealthGate>,
+}
+
 impl Rollout {
+    /// This rollout with `edit` applied. Equal to `self` when the edit changes nothing.
+    pub fn edited(&self, edit: RolloutEdit) -> Rollout {
+        let mut next = self.clone();
+        let RolloutEdit { percent, allow, deny, rules, state, interactive_bypass, schedule, gate } = edit;
+        next.percent = percent.unwrap_or(next.percent);
+        next.allow = allow.unwrap_or(next.allow);
+        next.deny = deny.unwrap_or(next.deny);
+        next.rules = rules.unwrap_or(next.rules);
+        next.state = state.unwrap_or(next.state);
+        next.interactive_bypass = interactive_bypass.unwrap_or(next.interactive_bypass);
+        next.schedule = schedule.or(next.schedule);
+        next.gate = gate.or(next.gate);
+        next
+    }
+
     /// Checks that a new scheduled rollout starts at its schedule's first step. (Only new
     /// rollouts: a stored one has moved along its schedule.)
     pub fn check_start(&self) -> Result<(), ParseError> {
@@ -339,6 +398,21 @@ mod tests {
         }
         assert!(Percent::from_basis_points(10_001).unwrap_err().to_string().contains("0 to 10000"));
         assert!(serde_json::from_str::<Percent>("10001").is_err());
+    }
+
+    #[test]
+    fn an_edit_changes_what_it_names_and_nothing_else() {
+        let r = crate::test_support::rollout("1.2.0", "stable", 100);
+        assert_eq!(r.edited(RolloutEdit::default()), r, "an empty edit changes nothing");
+        let half = Percent::from_basis_points(5_000).unwrap();
+        let edited = r.edited(RolloutEdit { percent: Some(half), state: Some(RolloutState::Paused), ..Default::default() });
+        assert_eq!(edited, Rollout { percent: half, state: RolloutState::Paused, ..r.clone() });
+        let cleared = edited.edited(RolloutEdit { rules: Some(Rules::default()), ..Default::default() });
+        assert!(cleared.rules.is_empty());
+        let many = vec![serde_json::from_str(r#"{"kind":"os_in","values":["linux"]}"#).unwrap(); MAX_RULES + 1];
+        let e = Rules::new(many).unwrap_err();
+        assert_eq!(e.to_string(), r#"invalid rollout "rules": at most 32 rules"#);
+        assert_eq!(Rules::new(vec![]).unwrap().len(), 0);
     }
 
     #[test]

@@ -64,7 +64,7 @@ pub fn rollout(version: &str, channel: &str, bp: u16) -> Rollout {
         stickiness: Stickiness::Device,
         allow: IdList::default(),
         deny: IdList::default(),
-        rules: vec![],
+        rules: Rules::default(),
         state: RolloutState::Active,
         interactive_bypass: false,
         schedule: None,

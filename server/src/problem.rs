@@ -6,18 +6,19 @@
 //!
 //! - **400 Bad Request**: the request cannot be read as what the route takes. The body is
 //!   missing, unreadable or not JSON, a field has the wrong type or is unknown, or a single
-//!   value (an app id in the path, a version, a percentage, a rule, a name) breaks its own
-//!   rules. It is decided from the request alone: the same bytes are a 400 on any server.
-//! - **422 Unprocessable Content**: every value is valid on its own, but they do not fit
-//!   together (a release whose `min_from_version` is not below its version, a rollout that does
-//!   not start at its schedule's first step, two channels with one rank) or do not fit what is
-//!   stored (a channel the app lacks, a signature no trusted key made, an artifact that is not
-//!   uploaded, a rollback that is not above every version).
+//!   value (an app id in the path, a version, a percentage, a rule, a name) does not parse as
+//!   its type. It is decided from the request alone: the same bytes are a 400 on any server.
+//! - **422 Unprocessable Content**: every value parses, but a whole they make up is refused:
+//!   its parts do not fit together (a release whose `min_from_version` is not below its
+//!   version, more rules or listed ids than a rollout holds, a rollout that does not start at
+//!   its schedule's first step, two channels with one rank, more keys than an app trusts), or
+//!   it does not fit what is stored (a channel the app lacks, a signature no trusted key made,
+//!   an artifact that is not uploaded, a rollback that is not above every version).
 //! - What names something missing or already there has its own status: 404, 409, 412.
 //!
 //! The policy is implemented here once, by `From` conversions from the domain's errors, so a
 //! handler or a change writes `?` and never picks the status itself: a [`ParseError`] about one
-//! value is a 400 and one about a whole release, rollout or check-in is a 422; the errors of
+//! value is a 400 and one about a whole (a release, a rollout, a key set, a check-in) is a 422; the errors of
 //! consistency checks ([`SelectError`], [`LadderError`], [`CatalogError`], [`SnapshotError`])
 //! are 422; an upload whose bytes do not hash to its name is a 422, one cut short a 400.
 

@@ -14,14 +14,14 @@ use std::net::IpAddr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{
-    ArtifactSpec, CheckRequest, ExplainResponse, GateSpec, Reason, ReleaseSpec, ReleaseVerdict, RolloutSpec, RuleKind,
-    RuleSpec, ScheduleSpec, TraitOp,
+    ArtifactSpec, CheckRequest, ExplainResponse, GateSpec, Reason, ReleaseSpec, ReleaseVerdict, RolloutPatch,
+    RolloutSpec, RuleKind, RuleSpec, ScheduleSpec, TraitOp,
 };
 use crate::error::{ParseError, What};
 use crate::rules::parse_network;
 use crate::{
     Admission, AppId, Arch, Artifact, ChannelName, CheckIn, CheckKind, Explanation, HealthGate, IdList, Locale,
-    MAX_RULE_VALUES, MAX_RULES, Os, Platform, Release, ReleaseParts, Rollout, Rule, Salt, Schedule, Target,
+    MAX_RULE_VALUES, Os, Platform, Release, ReleaseParts, Rollout, RolloutEdit, Rule, Rules, Salt, Schedule, Target,
     TraitCondition, TraitValue, Verdict, Version,
 };
 
@@ -104,9 +104,7 @@ impl RolloutSpec {
     /// The rollout of `release` of `app` on `channel` these settings describe; the salt
     /// defaults to `app:version`.
     pub fn into_rollout(self, app: &AppId, release: Version, channel: ChannelName) -> Result<Rollout, ParseError> {
-        if self.rules.len() > MAX_RULES {
-            return Err(ParseError::new(What::Rollout, &release.to_string(), format!("at most {MAX_RULES} rules")));
-        }
+        let rules = Rules::new(self.rules)?;
         let schedule = self.schedule.map(Schedule::try_from).transpose()?;
         let gate = self.gate.map(HealthGate::try_from).transpose()?;
         Ok(Rollout {
@@ -117,11 +115,27 @@ impl RolloutSpec {
             stickiness: self.stickiness,
             allow: IdList::new(self.allow)?,
             deny: IdList::new(self.deny)?,
-            rules: self.rules,
+            rules,
             state: self.state,
             interactive_bypass: self.interactive_bypass,
             schedule,
             gate,
+        })
+    }
+}
+
+impl TryFrom<RolloutPatch> for RolloutEdit {
+    type Error = ParseError;
+    fn try_from(p: RolloutPatch) -> Result<Self, ParseError> {
+        Ok(RolloutEdit {
+            percent: p.basis_points,
+            allow: p.allow.map(IdList::new).transpose()?,
+            deny: p.deny.map(IdList::new).transpose()?,
+            rules: p.rules.map(Rules::new).transpose()?,
+            state: p.state,
+            interactive_bypass: p.interactive_bypass,
+            schedule: p.schedule.map(Schedule::try_from).transpose()?,
+            gate: p.gate.map(HealthGate::try_from).transpose()?,
         })
     }
 }
@@ -134,7 +148,7 @@ impl From<&Rollout> for RolloutSpec {
             stickiness: r.stickiness,
             allow: r.allow.iter().cloned().collect(),
             deny: r.deny.iter().cloned().collect(),
-            rules: r.rules.clone(),
+            rules: r.rules.to_vec(),
             state: r.state,
             interactive_bypass: r.interactive_bypass,
             schedule: r.schedule.as_ref().map(ScheduleSpec::from),
@@ -497,9 +511,9 @@ mod tests {
         assert_eq!(again.unwrap(), rollout);
 
         let too_many =
-            RolloutSpec { rules: vec![rule(r#"{"kind":"os_in","values":["linux"]}"#); MAX_RULES + 1], ..spec };
+            RolloutSpec { rules: vec![rule(r#"{"kind":"os_in","values":["linux"]}"#); crate::MAX_RULES + 1], ..spec };
         let e = too_many.into_rollout(&app, "1.2.0".parse().unwrap(), ChannelName::beta()).unwrap_err();
-        assert_eq!(e.to_string(), r#"invalid rollout "1.2.0": at most 32 rules"#);
+        assert_eq!(e.to_string(), r#"invalid rollout "rules": at most 32 rules"#);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use halftone_channels::wire::{RolloutPatch, RolloutSpec, RolloutView};
-use halftone_channels::{AppId, ChannelName, IdList, Rollout, RolloutState, ScheduleClock, Version};
+use halftone_channels::{AppId, ChannelName, Rollout, RolloutEdit, RolloutState, ScheduleClock, Version};
 
 use super::audit;
 use crate::auth::Principal;
@@ -41,35 +41,7 @@ impl State {
                 etag(revision)
             )));
         }
-        let mut next = current.clone();
-        if let Some(p) = patch.basis_points {
-            next.percent = p;
-        }
-        if let Some(a) = patch.allow {
-            next.allow = IdList::new(a)?;
-        }
-        if let Some(d) = patch.deny {
-            next.deny = IdList::new(d)?;
-        }
-        if let Some(r) = patch.rules {
-            if r.len() > halftone_channels::MAX_RULES {
-                let max = halftone_channels::MAX_RULES;
-                return Err(ApiError::Unprocessable(format!("invalid rollout: at most {max} rules")));
-            }
-            next.rules = r;
-        }
-        if let Some(s) = patch.state {
-            next.state = s;
-        }
-        if let Some(b) = patch.interactive_bypass {
-            next.interactive_bypass = b;
-        }
-        if let Some(s) = patch.schedule {
-            next.schedule = Some(halftone_channels::Schedule::try_from(s)?);
-        }
-        if let Some(g) = patch.gate {
-            next.gate = Some(halftone_channels::HealthGate::try_from(g)?);
-        }
+        let next = current.edited(RolloutEdit::try_from(patch)?);
         if next == *current {
             // Nothing changes: no write, no audit entry, the same ETag.
             return Ok(app.rollout_view(current));
