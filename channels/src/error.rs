@@ -61,6 +61,8 @@ pub enum What {
     DisplayName,
     /// A token's name.
     TokenName,
+    /// An app's set of trusted keys.
+    TrustedKeys,
 }
 
 impl fmt::Display for What {
@@ -93,6 +95,7 @@ impl fmt::Display for What {
             What::Notes => "notes",
             What::DisplayName => "display name",
             What::TokenName => "token name",
+            What::TrustedKeys => "trusted keys",
         })
     }
 }

@@ -65,5 +65,7 @@ pub use rollout::{
 };
 pub use rules::{MAX_RULE_VALUES, Rule, TraitCondition};
 pub use schedule::{MAX_STEPS, Schedule, ScheduleClock, SchedulePreset, Step, Tick};
-pub use signing::{KeyId, PublicKey, Sha256, Signature, SignatureError, SignedFields, TrustedKeys, signed_message};
+pub use signing::{
+    KeyId, MAX_TRUSTED_KEYS, PublicKey, Sha256, Signature, SignatureError, SignedFields, TrustedKeys, signed_message,
+};
 pub use version::Version;

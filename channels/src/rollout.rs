@@ -405,7 +405,8 @@ mod tests {
         let r = crate::test_support::rollout("1.2.0", "stable", 100);
         assert_eq!(r.edited(RolloutEdit::default()), r, "an empty edit changes nothing");
         let half = Percent::from_basis_points(5_000).unwrap();
-        let edited = r.edited(RolloutEdit { percent: Some(half), state: Some(RolloutState::Paused), ..Default::default() });
+        let edited =
+            r.edited(RolloutEdit { percent: Some(half), state: Some(RolloutState::Paused), ..Default::default() });
         assert_eq!(edited, Rollout { percent: half, state: RolloutState::Paused, ..r.clone() });
         let cleared = edited.edited(RolloutEdit { rules: Some(Rules::default()), ..Default::default() });
         assert!(cleared.rules.is_empty());

@@ -243,10 +243,24 @@ pub enum SignatureError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrustedKeys(BTreeMap<KeyId, PublicKey>);
 
+/// The most keys an app may trust at once.
+pub const MAX_TRUSTED_KEYS: usize = 32;
+
 impl TrustedKeys {
-    /// Keys by id.
-    pub fn new(keys: impl IntoIterator<Item = (KeyId, PublicKey)>) -> Self {
-        TrustedKeys(keys.into_iter().collect())
+    /// Keys by id: at most [`MAX_TRUSTED_KEYS`], each id once (two keys under one id would
+    /// make a signature's meaning depend on which one is looked up).
+    pub fn new(keys: impl IntoIterator<Item = (KeyId, PublicKey)>) -> Result<Self, ParseError> {
+        let mut map = BTreeMap::new();
+        for (id, key) in keys {
+            if map.insert(id.clone(), key).is_some() {
+                return Err(ParseError::new(What::TrustedKeys, id.as_str(), "this key id is listed twice"));
+            }
+        }
+        if map.len() > MAX_TRUSTED_KEYS {
+            let why = format!("an app trusts at most {MAX_TRUSTED_KEYS} keys");
+            return Err(ParseError::new(What::TrustedKeys, &format!("{} keys", map.len()), why));
+        }
+        Ok(TrustedKeys(map))
     }
 
     /// Verifies `signature` by key `key_id` over `message` (strict ed25519: no malleable
@@ -318,7 +332,7 @@ mod tests {
             .find(|l| l.len() == 128 && l.bytes().all(|b| b.is_ascii_hexdigit()))
             .expect("the doc shows the signature");
         assert_eq!(hex::encode(sk.sign(msg.as_bytes()).to_bytes()), signature);
-        let keys = TrustedKeys::new([(pk.fingerprint(), pk)]);
+        let keys = TrustedKeys::new([(pk.fingerprint(), pk)]).unwrap();
         assert!(keys.verify(&pk.fingerprint(), msg.as_bytes(), &Signature::parse(signature).unwrap()).is_ok());
     }
 
@@ -327,7 +341,7 @@ mod tests {
         let sk = SigningKey::from_bytes(&[7u8; 32]);
         let pk = PublicKey::from_bytes(sk.verifying_key().to_bytes()).unwrap();
         let id = pk.fingerprint();
-        let keys = TrustedKeys::new([(id.clone(), pk)]);
+        let keys = TrustedKeys::new([(id.clone(), pk)]).unwrap();
         let sig = Signature::from_bytes(sk.sign(b"message").to_bytes());
         assert_eq!(keys.verify(&id, b"message", &sig), Ok(()));
         assert_eq!(keys.verify(&id, b"messagf", &sig), Err(SignatureError::Invalid(id.clone())));

@@ -829,11 +829,11 @@ mod tests {
         .await;
         let client = AdminClient::new(&base, "t").unwrap();
         let id = AppId::parse("notes").unwrap();
-        let spec = AppSpec { display_name: "Notes".into(), keys: vec![], channels: vec![] };
+        let spec = AppSpec { display_name: "Notes".parse().unwrap(), keys: vec![], channels: vec![] };
         assert!(client.put_app(&id, &spec).await.unwrap().is_created());
         let again = client.put_app(&id, &spec).await.unwrap();
         assert!(!again.is_created());
-        assert_eq!(again.into_inner().display_name, "Notes");
+        assert_eq!(again.into_inner().display_name.as_str(), "Notes");
         let e = client.list_apps().await.unwrap_err();
         assert!(matches!(e, AdminError::Decode { .. }), "{e:?}");
         assert!(

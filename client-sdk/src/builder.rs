@@ -227,7 +227,7 @@ impl ClientBuilder {
             target,
             os_version: self.os_version.as_deref().map(OsVersion::parse).transpose().map_err(invalid("os_version"))?,
             locale: self.locale.as_deref().map(Locale::parse).transpose().map_err(invalid("locale"))?,
-            keys: TrustedKeys::new(keys),
+            keys: TrustedKeys::new(keys).map_err(invalid("trusted_key"))?,
             state_dir,
             default_channel: match &self.default_channel {
                 Some(c) => ChannelName::parse(c).map_err(invalid("default_channel"))?,

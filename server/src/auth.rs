@@ -92,7 +92,12 @@ fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
     if !bool::from(presented.as_bytes().ct_eq(record.secret_sha256.as_bytes())) {
         return Err(invalid());
     }
-    Ok(Principal { token_id: id.to_owned(), name: record.name.clone(), role: record.role, apps: record.apps.clone() })
+    Ok(Principal {
+        token_id: id.to_owned(),
+        name: record.name.to_string(),
+        role: record.role,
+        apps: record.apps.clone(),
+    })
 }
 
 impl FromRequest for Principal {

@@ -56,7 +56,7 @@ impl AppSnapshot {
     /// Indexes an app; refuses a ladder or catalog that does not hold together.
     pub fn build(parts: AppParts) -> Result<Self, SnapshotError> {
         let ladder = ladder_of(&parts.record.channels)?;
-        let keys = TrustedKeys::new(parts.record.keys.iter().map(|k| (k.id.clone(), k.public_key)));
+        let keys = TrustedKeys::new(parts.record.keys.iter().map(|k| (k.id.clone(), k.public_key)))?;
         let mut rollouts = parts.rollouts;
         // Nearly sorted already (the previous snapshot's order plus what changed): one pass.
         rollouts.sort_by(|(a, _), (b, _)| key(a).cmp(&key(b)));
@@ -133,6 +133,9 @@ pub enum SnapshotError {
     /// The custom channels do not make a ladder.
     #[error(transparent)]
     Ladder(#[from] LadderError),
+    /// The keys do not make a trusted key set.
+    #[error(transparent)]
+    Keys(#[from] halftone_channels::ParseError),
     /// The releases and rollouts do not make a catalog.
     #[error(transparent)]
     Catalog(#[from] CatalogError),

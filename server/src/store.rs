@@ -13,7 +13,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use halftone_channels::wire::{AuditEntry, ChannelSpec, KeySpec, ReleaseSpec, Role, RolloutSpec};
-use halftone_channels::{AppId, ChannelName, ScheduleClock, Version};
+use halftone_channels::{AppId, ChannelName, DisplayName, ScheduleClock, TokenName, Version};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sled::Transactional as _;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -25,7 +25,7 @@ const FORMAT_V1: u8 = 1;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppRecord {
     /// Human name.
-    pub display_name: String,
+    pub display_name: DisplayName,
     /// Trusted keys.
     pub keys: Vec<KeySpec>,
     /// Custom channels.
@@ -57,7 +57,7 @@ pub struct RolloutRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRecord {
     /// Label.
-    pub name: String,
+    pub name: TokenName,
     /// Role.
     pub role: Role,
     /// Apps, for publishers.
@@ -354,7 +354,8 @@ mod tests {
 
     #[test]
     fn values_carry_a_format_byte() {
-        let r = TokenRecord { name: "n".into(), role: Role::Viewer, apps: vec![], secret_sha256: "00".into() };
+        let r =
+            TokenRecord { name: "n".parse().unwrap(), role: Role::Viewer, apps: vec![], secret_sha256: "00".into() };
         let bytes = encode(&r);
         assert_eq!(bytes[0], FORMAT_V1);
         assert_eq!(decode::<TokenRecord>(&bytes).unwrap(), r);
@@ -371,10 +372,10 @@ mod tests {
             let store = Store::open(dir.path()).unwrap();
             assert!(!store.is_bootstrapped().unwrap());
             let mut c = Change::default();
-            c.put_app(&app, &AppRecord { display_name: "Notes".into(), keys: vec![], channels: vec![] });
+            c.put_app(&app, &AppRecord { display_name: "Notes".parse().unwrap(), keys: vec![], channels: vec![] });
             c.put_token(
                 "t1",
-                &TokenRecord { name: "a".into(), role: Role::Admin, apps: vec![], secret_sha256: "x".into() },
+                &TokenRecord { name: "a".parse().unwrap(), role: Role::Admin, apps: vec![], secret_sha256: "x".into() },
             );
             c.audit(AuditEntry {
                 seq: 0,

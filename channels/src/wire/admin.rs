@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::CheckRequest;
 use crate::{
-    AppId, Arch, ChannelName, ExternalUrl, GateAction, KeyId, ListedId, Os, Percent, PublicKey, Rank, RolloutState,
-    Rule, Salt, SchedulePreset, Sha256, Signature, Step, Stickiness, TraitName, TraitValue, Version,
+    AppId, Arch, ChannelName, DisplayName, ExternalUrl, GateAction, KeyId, ListedId, Os, Percent, PublicKey, Rank,
+    RolloutState, Rule, Salt, SchedulePreset, Sha256, Signature, Step, Stickiness, TokenName, TraitName, TraitValue,
+    Version,
 };
 
 /// A trusted public key of an app.
@@ -40,7 +41,7 @@ pub struct ChannelSpec {
 #[serde(deny_unknown_fields)]
 pub struct AppSpec {
     /// A human name.
-    pub display_name: String,
+    pub display_name: DisplayName,
     /// Keys whose signatures the app trusts.
     #[serde(default)]
     pub keys: Vec<KeySpec>,
@@ -55,7 +56,7 @@ pub struct AppView {
     /// The id.
     pub id: AppId,
     /// The human name.
-    pub display_name: String,
+    pub display_name: DisplayName,
     /// Trusted keys.
     pub keys: Vec<KeySpec>,
     /// All channels (built-in and custom), most stable first.
@@ -384,7 +385,7 @@ pub enum Role {
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     /// A label for people (`ci-notes`, `alice`).
-    pub name: String,
+    pub name: TokenName,
     /// The role.
     pub role: Role,
     /// For publishers: the apps they may change.
@@ -398,7 +399,7 @@ pub struct TokenView {
     /// The token's id (used to revoke it).
     pub id: String,
     /// The label.
-    pub name: String,
+    pub name: TokenName,
     /// The role.
     pub role: Role,
     /// Apps, for publishers.

@@ -1,7 +1,7 @@
 //! Creating and updating an app: its display name, trusted release keys and custom channels.
 
-use halftone_channels::AppId;
 use halftone_channels::wire::{AppSpec, AppView};
+use halftone_channels::{AppId, TrustedKeys};
 
 use super::{Outcome, audit, json};
 use crate::auth::Principal;
@@ -15,20 +15,11 @@ impl State {
     /// Creates or updates an app. Creating needs an admin: checked here because only the
     /// locked snapshot tells creation from update.
     pub async fn upsert_app(&self, who: &Principal, id: AppId, spec: AppSpec) -> Result<(AppView, Outcome), ApiError> {
-        let name = spec.display_name.trim();
-        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-            return Err(ApiError::BadRequest("display_name must be 1 to 200 printable characters".into()));
-        }
-        if spec.keys.len() > 32 {
-            return Err(ApiError::BadRequest("an app trusts at most 32 keys".into()));
-        }
-        let mut ids: Vec<_> = spec.keys.iter().map(|k| &k.id).collect();
-        ids.sort();
-        if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
-            return Err(ApiError::BadRequest(format!("key id {} is listed twice", w[0])));
-        }
+        // Values are valid once parsed (the body's names, keys and ids); what is checked here
+        // is the whole: the key set and the channel ladder.
+        TrustedKeys::new(spec.keys.iter().map(|k| (k.id.clone(), k.public_key)))?;
         ladder_of(&spec.channels)?;
-        let record = AppRecord { display_name: name.to_owned(), keys: spec.keys, channels: spec.channels };
+        let record = AppRecord { display_name: spec.display_name, keys: spec.keys, channels: spec.channels };
 
         let mut w = self.writer().await;
         let previous = w.snapshot().apps.get(&id).cloned();

@@ -3,7 +3,7 @@
 
 use anyhow::bail;
 use halftone_channels::wire::{AppSpec, AppView, ChannelSpec, KeySpec};
-use halftone_channels::{AppId, BUILT_IN, ChannelName, KeyId, PublicKey, Rank};
+use halftone_channels::{AppId, BUILT_IN, ChannelName, DisplayName, KeyId, PublicKey, Rank};
 
 use super::output::{Output, Table};
 use super::profile::Profile;
@@ -55,7 +55,7 @@ pub struct AppArgs {
     pub app: AppId,
     /// A human name [default: the id].
     #[arg(long)]
-    pub name: Option<String>,
+    pub name: Option<DisplayName>,
     /// A trusted signing key: id=hex, or the hex public key alone (repeat).
     #[arg(long = "key", value_name = "ID=HEX", value_parser = parse_key)]
     pub keys: Vec<KeySpec>,
@@ -67,7 +67,10 @@ pub struct AppArgs {
 impl AppArgs {
     fn spec(&self) -> AppSpec {
         AppSpec {
-            display_name: self.name.clone().unwrap_or_else(|| self.app.to_string()),
+            display_name: self
+                .name
+                .clone()
+                .unwrap_or_else(|| DisplayName::parse(self.app.as_str()).expect("an app id is a valid display name")),
             keys: self.keys.clone(),
             channels: self.channels.clone(),
         }
@@ -81,7 +84,7 @@ pub struct UpdateArgs {
     pub app: AppId,
     /// A new human name.
     #[arg(long)]
-    pub name: Option<String>,
+    pub name: Option<DisplayName>,
     /// Trust this key too: id=hex, or the hex public key alone (repeat; replaces a key of the
     /// same id).
     #[arg(long = "key", value_name = "ID=HEX", value_parser = parse_key)]
@@ -167,7 +170,12 @@ pub async fn run(cmd: AppCommand, profile: &Profile, out: &Output) -> anyhow::Re
                 let mut t = Table::new(["APP", "NAME", "KEYS", "CHANNELS"]);
                 for a in &l.apps {
                     let channels: Vec<&str> = a.channels.iter().map(|c| c.name.as_str()).collect();
-                    t.row([a.id.to_string(), a.display_name.clone(), a.keys.len().to_string(), channels.join(", ")]);
+                    t.row([
+                        a.id.to_string(),
+                        a.display_name.to_string(),
+                        a.keys.len().to_string(),
+                        channels.join(", "),
+                    ]);
                 }
                 if t.is_empty() { "no apps yet; create one with `halftone app create`".to_owned() } else { t.render() }
             })
@@ -221,7 +229,7 @@ mod tests {
         let k1 = parse_key(&format!("k1={PK}")).unwrap();
         let current = AppView {
             id: AppId::parse("notes").unwrap(),
-            display_name: "Notes".into(),
+            display_name: "Notes".parse().unwrap(),
             keys: vec![k1.clone()],
             channels: vec![
                 ChannelSpec { name: ChannelName::stable(), rank: 100 },
@@ -239,7 +247,7 @@ mod tests {
             <U as clap::Parser>::try_parse_from(argv).unwrap().args.merged(&current)
         };
         let renamed = update(&["--name", "Notes 2"]).unwrap();
-        assert_eq!(renamed.display_name, "Notes 2");
+        assert_eq!(renamed.display_name.as_str(), "Notes 2");
         assert_eq!(renamed.keys, vec![k1.clone()], "a rename keeps the keys");
         assert_eq!(renamed.channels.len(), 1, "only custom channels are sent");
         let rotated =
@@ -256,7 +264,7 @@ mod tests {
     fn apps_describe_their_keys_and_channels() {
         let a = AppView {
             id: AppId::parse("notes").unwrap(),
-            display_name: "Notes".into(),
+            display_name: "Notes".parse().unwrap(),
             keys: vec![parse_key(&format!("k1={PK}")).unwrap()],
             channels: vec![ChannelSpec { name: ChannelName::stable(), rank: 100 }],
         };

@@ -62,7 +62,7 @@ async fn story(args: &DemoArgs, out: &Output, server: &DemoServer, dir: &Path) -
     let admin = AdminClient::new(&format!("http://{}", server.addr), server.token.as_str())?;
     let app = AppId::parse("notes")?;
     let key = ReleaseKey::generate();
-    let spec = AppSpec { display_name: "Notes".into(), keys: vec![key.spec()], channels: vec![] };
+    let spec = AppSpec { display_name: "Notes".parse()?, keys: vec![key.spec()], channels: vec![] };
     admin.put_app(&app, &spec).await?;
     p(&format!("2. Made signing key {} and created app `notes` trusting it. The private key stays here.", key.id()))?;
 
@@ -224,7 +224,7 @@ impl Demo {
     /// their offers.
     async fn round(&mut self, fleet: &mut Fleet) -> anyhow::Result<std::time::Duration> {
         let started = std::time::Instant::now();
-        let trusted = TrustedKeys::new([(self.key.id().clone(), self.key.public_key())]);
+        let trusted = TrustedKeys::new([(self.key.id().clone(), self.key.public_key())])?;
         let answers: Vec<(usize, anyhow::Result<Option<Version>>)> =
             futures_util::stream::iter(fleet.devices.iter().enumerate())
                 .map(|(i, d)| {

@@ -193,7 +193,7 @@ mod tests {
         let sha256 = Sha256::digest(b"build");
         let fields = SignedFields { app: &app, version: &version, target: &target, sha256: &sha256, size: 5 };
         let signature = key.sign(fields);
-        let trusted = TrustedKeys::new([(key.id().clone(), key.public_key())]);
+        let trusted = TrustedKeys::new([(key.id().clone(), key.public_key())]).unwrap();
         let message = signed_message(fields);
         assert_eq!(trusted.verify(key.id(), message.as_bytes(), &signature), Ok(()));
         // The signature covers the fields: another size does not verify.

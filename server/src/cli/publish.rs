@@ -227,8 +227,12 @@ mod tests {
     fn keys_are_checked_against_the_app_before_uploading() {
         let key = ReleaseKey::generate();
         let other = ReleaseKey::generate();
-        let app =
-            |keys| AppView { id: AppId::parse("notes").unwrap(), display_name: "Notes".into(), keys, channels: vec![] };
+        let app = |keys| AppView {
+            id: AppId::parse("notes").unwrap(),
+            display_name: "Notes".parse().unwrap(),
+            keys,
+            channels: vec![],
+        };
         assert!(key_is_trusted(&app(vec![other.spec(), key.spec()]), &key).is_ok());
         let e = key_is_trusted(&app(vec![other.spec()]), &key).unwrap_err().to_string();
         assert!(

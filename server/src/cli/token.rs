@@ -1,7 +1,7 @@
 //! Admin tokens: `token create|list|revoke`.
 
-use halftone_channels::AppId;
 use halftone_channels::wire::{Role, TokenList, TokenRequest, TokenView};
+use halftone_channels::{AppId, TokenName};
 
 use super::output::{Output, Table};
 use super::profile::Profile;
@@ -34,7 +34,7 @@ pub enum TokenCommand {
     Create {
         /// A label for people (`ci-notes`, `alice`).
         #[arg(long)]
-        name: String,
+        name: TokenName,
         /// What the token may do.
         #[arg(long, value_enum)]
         role: RoleArg,
@@ -89,7 +89,7 @@ pub fn table(list: &TokenList) -> Table {
     for tok in &list.tokens {
         let role = serde_json::to_value(tok.role).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         let apps: Vec<&str> = tok.apps.iter().map(AppId::as_str).collect();
-        t.row([tok.id.clone(), tok.name.clone(), role, apps.join(", ")]);
+        t.row([tok.id.clone(), tok.name.to_string(), role, apps.join(", ")]);
     }
     t
 }

@@ -39,6 +39,7 @@ async fn bad_inputs_get_problems_and_change_nothing() {
 
     // (who, method, path, body, headers, status, detail contains)
     let other_key = signing_key(9);
+    let key_json = json!({"id": "k", "public_key": public_key(&other_key).to_string()});
     let mut forged = p.draft("1.2.0", &[]);
     {
         use ed25519_dalek::Signer as _;
@@ -190,7 +191,42 @@ async fn bad_inputs_get_problems_and_change_nothing() {
             422,
             "both have rank 100",
         ),
-        (&admin, "PUT", "/v1/apps/notes".into(), Some(js(&json!({"display_name": ""}))), vec![], 400, "display_name"),
+        (
+            &admin,
+            "PUT",
+            "/v1/apps/notes".into(),
+            Some(js(&json!({"display_name": ""}))),
+            vec![],
+            400,
+            "invalid display name",
+        ),
+        (
+            &admin,
+            "PUT",
+            "/v1/apps/notes".into(),
+            Some(js(&json!({"display_name": "n", "keys": [key_json.clone(), key_json.clone()]}))),
+            vec![],
+            422,
+            "listed twice",
+        ),
+        (
+            &admin,
+            "POST",
+            "/v1/tokens".into(),
+            Some(js(&json!({"name": " ", "role": "viewer"}))),
+            vec![],
+            400,
+            "invalid token name",
+        ),
+        (
+            &admin,
+            "POST",
+            "/v1/tokens".into(),
+            Some(js(&json!({"name": "scheduler", "role": "viewer"}))),
+            vec![],
+            400,
+            "reserved",
+        ),
         // Artifacts.
         (&admin, "PUT", format!("/v1/artifacts/{}", "0".repeat(64)), Some(raw("some bytes")), vec![], 422, "not 0000"),
         // Publishing.
