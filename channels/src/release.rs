@@ -139,17 +139,6 @@ impl Release {
     pub fn artifacts(&self) -> &BTreeMap<Target, Artifact> {
         &self.artifacts
     }
-    /// The same release marked critical (used when a rollback re-issues a build).
-    pub fn into_parts(self) -> ReleaseParts {
-        ReleaseParts {
-            version: self.version,
-            notes: self.notes,
-            critical: self.critical,
-            min_from_version: self.min_from_version,
-            rebuild_of: self.rebuild_of,
-            artifacts: self.artifacts,
-        }
-    }
 }
 
 #[cfg(test)]

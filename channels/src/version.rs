@@ -41,11 +41,6 @@ impl Version {
         Version(semver::Version::new(major, minor, patch))
     }
 
-    /// True for a prerelease such as `2.0.0-beta.1`.
-    pub fn is_prerelease(&self) -> bool {
-        !self.0.pre.is_empty()
-    }
-
     /// The underlying `semver` value.
     pub fn as_semver(&self) -> &semver::Version {
         &self.0
