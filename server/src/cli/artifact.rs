@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use anyhow::{Context as _, bail};
+use halftone_admin::{AdminClient, LocalArtifact};
 use halftone_channels::wire::ArtifactSpec;
 use halftone_channels::{AppId, Arch, Os, SignedFields, Target, Version};
-use halftone_client::admin::{AdminClient, LocalArtifact};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::keys::ReleaseKey;

@@ -13,13 +13,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use futures_util::StreamExt as _;
+use halftone_admin::AdminClient;
 use halftone_channels::wire::{
     AppSpec, CheckRequest, ExplainRequest, PromoteRequest, PublishRequest, ReleaseSpec, RollbackRequest, RolloutPatch,
 };
 use halftone_channels::{
     AppId, Arch, ChannelName, DeviceId, Os, Percent, SignedFields, Target, Traits, TrustedKeys, Version, signed_message,
 };
-use halftone_client::admin::AdminClient;
 
 use super::artifact::{ArtifactArg, sign_and_upload};
 use super::explain;

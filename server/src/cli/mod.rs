@@ -1,7 +1,7 @@
 //! The `halftone` command line: `serve` and the release engineer's subcommands.
 //!
 //! Every subcommand but `serve`, `keygen` and `demo` talks to a running server through
-//! [`halftone_client::admin::AdminClient`]; where that server is and which token to use comes
+//! [`halftone_admin::AdminClient`]; where that server is and which token to use comes
 //! from `--server`/`--token`, `HALFTONE_SERVER`/`HALFTONE_TOKEN`, or a config file
 //! ([`profile`]). Output is a table or a sentence for people, or with `--json` the server's wire
 //! JSON, unchanged, for scripts ([`output`]).

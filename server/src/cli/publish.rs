@@ -5,10 +5,10 @@
 use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
+use halftone_admin::AdminClient;
 use halftone_channels::wire::AppView;
 use halftone_channels::wire::{PublishRequest, ReleaseSpec, RollbackRequest};
 use halftone_channels::{AppId, ChannelName, KeyId, Version};
-use halftone_client::admin::AdminClient;
 
 use super::artifact::{ArtifactArg, sign_and_upload};
 use super::keys::ReleaseKey;
