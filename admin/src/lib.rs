@@ -1,8 +1,8 @@
 //! # halftone-admin
 //!
 //! The release engineer's side of Halftone: a typed client of the server's admin API
-//! ([`AdminClient`]). The `halftone` CLI is built on it. Apps never need it: they embed
-//! `halftone-client`, which knows only the device routes.
+//! ([`AdminClient`]) and the release signing key ([`ReleaseKey`]). The `halftone` CLI is built
+//! on it. Apps never need it: they embed `halftone-client`, which knows only the device routes.
 //!
 //! What it owns:
 //! - [`AdminClient`]: one method per admin route, returning the
@@ -10,6 +10,9 @@
 //!   [`AdminError`] whose `Display` is one sentence a release engineer can act on; when the
 //!   server refused a request, that sentence carries the status and the server's own
 //!   explanation (the `detail` of its problem body).
+//! - [`ReleaseKey`]: an ed25519 private key and its id; it signs an artifact's signed message
+//!   ([`ReleaseKey::sign`], [`ReleaseKey::sign_artifact`]), exactly what the server checks on
+//!   publish and the SDK checks again before it hands a file to the app.
 //! - [`LocalArtifact`]: a build file hashed before it is signed and uploaded.
 //!
 //! Three things need more than one call, and the types make them explicit:
@@ -37,8 +40,16 @@
 //! # Ok(()) }
 //! ```
 //!
+//! **Key files stay with the CLI.** A [`ReleaseKey`] is made at random or from its seed and
+//! can hand its seed back ([`ReleaseKey::secret_seed`]); this crate never reads or writes a
+//! key file. The file format (`#` comments and 64 hex digits), its policy (mode 0600, never
+//! overwritten, a warning when others can read it) and its messages are the `halftone` CLI's
+//! (`halftone keygen`, `--key-file`), and the CLI is their only user. Keeping files out keeps this crate free of terminal output and of
+//! file-format errors that one caller would handle, and lets a CI system keep its key
+//! elsewhere (a secret store) and still sign with the same type.
+//!
 //! Invariants:
-//! - the admin token is never printed: `Debug` redacts it;
+//! - the admin token and the private key are never printed: `Debug` redacts them;
 //! - a [`LocalArtifact`]'s digest and size are those of the file as it was read;
 //! - ids and versions sent in a path are percent-encoded as one segment each, so a value can
 //!   never add a segment or a query.
@@ -49,10 +60,12 @@ mod artifact;
 mod client;
 mod error;
 mod etag;
+mod release_key;
 mod written;
 
 pub use artifact::LocalArtifact;
 pub use client::AdminClient;
 pub use error::AdminError;
 pub use etag::ETag;
+pub use release_key::ReleaseKey;
 pub use written::Written;

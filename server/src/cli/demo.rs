@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use futures_util::StreamExt as _;
-use halftone_admin::AdminClient;
+use halftone_admin::{AdminClient, ReleaseKey};
 use halftone_channels::wire::{
     AppSpec, CheckRequest, ExplainRequest, PromoteRequest, PublishRequest, ReleaseSpec, RollbackRequest, RolloutPatch,
 };
@@ -23,7 +23,6 @@ use halftone_channels::{
 
 use super::artifact::{ArtifactArg, sign_and_upload};
 use super::explain;
-use super::keys::ReleaseKey;
 use super::output::{Output, Table};
 use super::releases;
 use super::rollout::{RolloutArgs, StickinessArg, summary};

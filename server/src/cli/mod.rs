@@ -10,9 +10,10 @@
 //! and sign artifacts locally ([`keys`], [`artifact`]) and send the server only signatures.
 //!
 //! Modules, one concept each: [`profile`] (where the server is), [`output`] (tables, JSON),
-//! [`keys`] (key files, signing), [`artifact`] (hash, sign, upload), [`app`], [`publish`]
-//! (publish, rollback), [`rollout`] (rollout changes, promote, halt), [`releases`],
-//! [`explain`], [`token`], [`audit`], [`serve`], [`demo`].
+//! [`keys`] (key files; the key itself, which signs, is [`halftone_admin::ReleaseKey`]),
+//! [`artifact`] (hash, sign, upload), [`app`], [`publish`] (publish, rollback), [`rollout`]
+//! (rollout changes, promote, halt), [`releases`], [`explain`], [`token`], [`audit`],
+//! [`serve`], [`demo`].
 
 pub mod app;
 pub mod artifact;
