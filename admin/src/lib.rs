@@ -2,7 +2,8 @@
 //!
 //! The release engineer's side of Halftone: a typed client of the server's admin API
 //! ([`AdminClient`]) and the release signing key ([`ReleaseKey`]). The `halftone` CLI is built
-//! on it. Apps never need it: they embed `halftone-client`, which knows only the device routes.
+//! on it, and so are the benchmark seeder and the tests that publish releases. Apps never need
+//! it: they embed `halftone-client`, which knows only the device routes.
 //!
 //! What it owns:
 //! - [`AdminClient`]: one method per admin route, returning the
@@ -44,7 +45,8 @@
 //! can hand its seed back ([`ReleaseKey::secret_seed`]); this crate never reads or writes a
 //! key file. The file format (`#` comments and 64 hex digits), its policy (mode 0600, never
 //! overwritten, a warning when others can read it) and its messages are the `halftone` CLI's
-//! (`halftone keygen`, `--key-file`), and the CLI is their only user. Keeping files out keeps this crate free of terminal output and of
+//! (`halftone keygen`, `--key-file`), and the CLI is their only user: tests and the seeder make
+//! keys from fixed seeds. Keeping files out keeps this crate free of terminal output and of
 //! file-format errors that one caller would handle, and lets a CI system keep its key
 //! elsewhere (a secret store) and still sign with the same type.
 //!

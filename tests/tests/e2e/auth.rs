@@ -38,7 +38,7 @@ async fn admin_routes_need_a_valid_token_of_the_right_role() {
     let server = TestServer::start();
     let p = Publisher::create(&server, "notes").await;
     p.publish("1.0.0", "stable", "100%").await;
-    let admin = server.admin();
+    let admin = server.raw_admin();
     let token = |role: &str, apps: serde_json::Value| {
         let admin = admin.clone();
         let body = json!({"name": format!("{role}-token"), "role": role, "apps": apps});
