@@ -1,7 +1,8 @@
 //! # halftone-client
 //!
-//! The SDK that apps embed to get updates from a Halftone server, and the admin client the
-//! `halftone` CLI uses ([`admin`]).
+//! The SDK that apps embed to get updates from a Halftone server. It speaks only the device
+//! routes (check-in, artifact download, events); release engineers' tools use
+//! `halftone-admin` instead.
 //!
 //! An app builds one [`Client`] at start-up and then:
 //! - [`Client::check`] asks whether an update is available: [`CheckOutcome::UpToDate`] or
@@ -59,7 +60,6 @@
 
 #![deny(missing_docs)]
 
-pub mod admin;
 mod api;
 mod backoff;
 #[cfg(feature = "blocking")]

@@ -6,9 +6,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use ed25519_dalek::{Signer, SigningKey};
+use halftone_admin::ReleaseKey;
 use halftone_channels::wire::{ArtifactOffer, CheckResponse, EventBatch, EventsAccepted, Problem, UpdateOffer};
-use halftone_channels::{AppId, ChannelName, KeyId, Sha256, Signature, SignedFields, Target, signed_message};
+use halftone_channels::{AppId, ChannelName, KeyId, Sha256, SignedFields, Target};
 
 use crate::fake_server::{FakeServer, Reply, Request, Then, serve_file};
 use crate::{Client, ClientBuilder};
@@ -16,8 +16,8 @@ use crate::{Client, ClientBuilder};
 pub(crate) const APP: &str = "notes";
 
 /// Test signing key number `n`; key 1 is the one the test app trusts, as `k1`.
-pub(crate) fn signing_key(n: u8) -> SigningKey {
-    SigningKey::from_bytes(&[n; 32])
+pub(crate) fn signing_key(n: u8) -> ReleaseKey {
+    ReleaseKey::from_seed([n; 32])
 }
 
 /// A client builder for the test app on linux/x86_64, trusting key 1.
@@ -29,7 +29,7 @@ pub(crate) fn builder_for(url: &str, state_dir: &Path, version: &str) -> ClientB
         .platform("linux", "x86_64")
         .os_version("6.1")
         .locale("en_US")
-        .trusted_key("k1", &hex::encode(signing_key(1).verifying_key().to_bytes()))
+        .trusted_key("k1", &signing_key(1).public_key().to_string())
         .state_dir(state_dir)
 }
 
@@ -55,14 +55,13 @@ impl Signed {
 pub(crate) fn offer(version: &str, bytes: &[u8], signed: &Signed) -> UpdateOffer {
     let sha256 = Sha256::digest(bytes);
     let size = bytes.len() as u64;
-    let message = signed_message(SignedFields {
+    let signature = signing_key(signed.key).sign(SignedFields {
         app: &AppId::parse(signed.app).unwrap(),
         version: &signed.version.parse().unwrap(),
         target: &Target { os: signed.os.parse().unwrap(), arch: signed.arch.parse().unwrap() },
         sha256: &sha256,
         size,
     });
-    let signature = Signature::from_bytes(signing_key(signed.key).sign(message.as_bytes()).to_bytes());
     UpdateOffer {
         version: version.parse().unwrap(),
         channel: ChannelName::stable(),

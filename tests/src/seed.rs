@@ -14,12 +14,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use ed25519_dalek::{Signer as _, SigningKey};
 use futures_util::{StreamExt as _, TryStreamExt as _};
+use halftone_admin::{AdminClient, AdminError, ReleaseKey};
 use halftone_channels::wire::{
     AppSpec, CheckRequest, CheckResponse, PromoteRequest, PublishRequest, ReleaseSpec, RolloutPatch, RolloutSpec,
 };
-use halftone_channels::{AppId, KeyId, Percent, PublicKey, Sha256, Signature, SignedFields, Target, signed_message};
+use halftone_channels::{AppId, ChannelName, Percent, Sha256, SignedFields, Target, Version};
 use serde_json::{Value, json};
 
 /// The six platforms every release is built for.
@@ -197,33 +197,30 @@ pub struct Flip {
 /// How many times a request that got no answer is sent in all (see [`Seeder::send`]).
 const ATTEMPTS: u32 = 3;
 
-/// A release engineer with a signing key, talking to one server over HTTP.
+/// A release engineer with a signing key, talking to one server through its admin API; and
+/// the devices that check in, over plain HTTP (the benchmark measures their raw answers).
 pub struct Seeder {
-    http: reqwest::Client,
+    admin: AdminClient,
+    devices: reqwest::Client,
     base: String,
-    token: String,
     app: AppId,
-    key: SigningKey,
-    key_id: KeyId,
+    key: ReleaseKey,
 }
 
 impl Seeder {
     /// A seeder for `app` on the server at `base` (`http://127.0.0.1:PORT`) with an admin token.
     pub fn new(base: &str, token: &str, app: &str) -> anyhow::Result<Seeder> {
-        let key = SigningKey::from_bytes(&[0x5e; 32]);
-        let public = PublicKey::from_bytes(key.verifying_key().to_bytes())?;
         Ok(Seeder {
+            admin: AdminClient::new(base, token)?,
             // Idle connections are dropped well before the server's keep-alive (5 s) closes
             // them, so a request is rarely sent on a connection the server is closing.
-            http: reqwest::Client::builder()
+            devices: reqwest::Client::builder()
                 .pool_max_idle_per_host(256)
                 .pool_idle_timeout(Duration::from_secs(2))
                 .build()?,
             base: base.trim_end_matches('/').to_owned(),
-            token: token.to_owned(),
             app: AppId::parse(app)?,
-            key_id: public.fingerprint(),
-            key,
+            key: ReleaseKey::from_seed([0x5e; 32]),
         })
     }
 
@@ -231,42 +228,39 @@ impl Seeder {
         format!("{}{path}", self.base)
     }
 
-    /// Sends an admin request; anything but 2xx is an error with the server's problem body.
+    /// Makes an admin call; a refusal is an error with the server's explanation.
     ///
-    /// A request that got no answer at all (the server closed a keep-alive connection just as
-    /// the client reused it) is sent again, at most [`ATTEMPTS`] times in all. Seeding requests
-    /// are idempotent (publishing the same release again answers 200), except a promotion that
-    /// did land the first time, which answers 409 Conflict when retried: that counts as done.
-    async fn send(&self, req: reqwest::RequestBuilder, what: &str) -> anyhow::Result<reqwest::Response> {
+    /// A call that got no answer at all (the server closed a keep-alive connection just as the
+    /// client reused it) is made again, at most [`ATTEMPTS`] times in all. Seeding calls are
+    /// idempotent (publishing the same release again answers 200), except a promotion that did
+    /// land the first time, which answers 409 Conflict when retried: that counts as done.
+    async fn send<T, F>(&self, what: &str, call: impl Fn() -> F) -> anyhow::Result<Option<T>>
+    where
+        F: Future<Output = Result<T, AdminError>>,
+    {
         let mut attempt = 1;
         loop {
-            let this = req.try_clone().context("seeding requests have buffered bodies")?;
-            let res = match this.bearer_auth(&self.token).send().await {
-                Err(e) if attempt < ATTEMPTS && (e.is_connect() || e.is_request()) => {
+            match call().await {
+                Ok(answer) => return Ok(Some(answer)),
+                Err(e @ AdminError::Network { .. }) if attempt < ATTEMPTS => {
                     eprintln!("{what}: {e}; sending again");
                     tokio::time::sleep(Duration::from_millis(100 * attempt as u64)).await;
                     attempt += 1;
-                    continue;
                 }
-                sent => sent.with_context(|| format!("{what}: sending"))?,
-            };
-            let status = res.status();
-            if status.is_success() || (attempt > 1 && status == reqwest::StatusCode::CONFLICT) {
-                return Ok(res);
+                Err(e) if attempt > 1 && e.status() == Some(409) => return Ok(None),
+                Err(e) => return Err(anyhow::Error::new(e).context(what.to_owned())),
             }
-            let body = res.text().await.unwrap_or_default();
-            bail!("{what}: HTTP {status}: {body}");
         }
     }
 
     /// Creates the app with the seeder's key and the built-in channels.
     pub async fn create_app(&self) -> anyhow::Result<()> {
-        let public = PublicKey::from_bytes(self.key.verifying_key().to_bytes())?;
-        let spec: AppSpec = serde_json::from_value(json!({
-            "display_name": format!("{} (benchmark)", self.app),
-            "keys": [{"id": self.key_id, "public_key": public}],
-        }))?;
-        self.send(self.http.put(self.url(&format!("/v1/apps/{}", self.app))).json(&spec), "creating the app").await?;
+        let spec = AppSpec {
+            display_name: format!("{} (benchmark)", self.app).parse()?,
+            keys: vec![self.key.spec()],
+            channels: vec![],
+        };
+        self.send("creating the app", || self.admin.put_app(&self.app, &spec)).await?;
         Ok(())
     }
 
@@ -277,41 +271,35 @@ impl Seeder {
     }
 
     async fn upload(&self, bytes: Vec<u8>) -> anyhow::Result<()> {
-        let sha = Sha256::digest(&bytes);
-        let req = self.http.put(self.url(&format!("/v1/artifacts/{sha}"))).body(bytes);
-        self.send(req, &format!("uploading artifact {sha}")).await?;
+        let what = format!("uploading artifact {}", Sha256::digest(&bytes));
+        self.send(&what, || self.admin.upload_bytes(bytes.clone())).await?;
         Ok(())
     }
 
     /// Release `version` built for `platforms`, signed.
     fn release(&self, version: &str, notes: String, platforms: &[(&str, &str)]) -> anyhow::Result<ReleaseSpec> {
-        let v = version.parse()?;
+        let v: Version = version.parse()?;
         let mut artifacts = Vec::new();
         for (os, arch) in platforms {
             let bytes = Self::artifact(os, arch);
-            let sha = Sha256::digest(&bytes);
             let target = Target { os: os.parse()?, arch: arch.parse()? };
-            let message = signed_message(SignedFields {
+            let sha256 = Sha256::digest(&bytes);
+            let size = bytes.len() as u64;
+            artifacts.push(self.key.sign_artifact(SignedFields {
                 app: &self.app,
                 version: &v,
                 target: &target,
-                sha256: &sha,
-                size: bytes.len() as u64,
-            });
-            let signature = Signature::from_bytes(self.key.sign(message.as_bytes()).to_bytes());
-            artifacts.push(json!({
-                "os": os, "arch": arch, "sha256": sha, "size": bytes.len(),
-                "signature": signature, "key_id": self.key_id,
+                sha256: &sha256,
+                size,
             }));
         }
-        Ok(serde_json::from_value(json!({"version": version, "notes": notes, "artifacts": artifacts}))?)
+        Ok(ReleaseSpec { version: v, notes, critical: false, min_from_version: None, rebuild_of: None, artifacts })
     }
 
     async fn publish(&self, release: ReleaseSpec, channel: &str, rollout: RolloutSpec) -> anyhow::Result<()> {
         let what = format!("publishing {} on {channel}", release.version);
         let body = PublishRequest { release, channel: channel.parse()?, rollout };
-        let req = self.http.post(self.url(&format!("/v1/apps/{}/releases", self.app))).json(&body);
-        self.send(req, &what).await?;
+        self.send(&what, || self.admin.publish(&self.app, &body)).await?;
         Ok(())
     }
 
@@ -324,8 +312,9 @@ impl Seeder {
             Placement::Stable => {
                 self.publish(release, "beta", spec(json!({"basis_points": 10_000}))).await?;
                 let body = PromoteRequest { channel: "stable".parse()?, rollout: rollout(i) };
-                let req = self.http.post(self.url(&format!("/v1/apps/{}/releases/{v}/promote", self.app))).json(&body);
-                self.send(req, &format!("promoting {v} to stable")).await?;
+                let version: Version = v.parse()?;
+                self.send(&format!("promoting {v} to stable"), || self.admin.promote(&self.app, &version, &body))
+                    .await?;
                 Ok(2)
             }
             Placement::Beta => self.publish(release, "beta", rollout(i)).await.map(|()| 1),
@@ -378,7 +367,7 @@ impl Seeder {
     /// One check-in; the raw answer and its parsed form. Anything but 200 is an error.
     pub async fn check(&self, request: &CheckRequest) -> anyhow::Result<(Vec<u8>, CheckResponse)> {
         let res = self
-            .http
+            .devices
             .post(self.url(&format!("/v1/apps/{}/check", self.app)))
             .json(request)
             .send()
@@ -421,7 +410,7 @@ impl Seeder {
     /// and when the first check-in sees it. The snapshot is swapped atomically, so from then on
     /// every check-in sees it.
     pub async fn flip(&self, times: usize, pause: Duration) -> anyhow::Result<Vec<Flip>> {
-        let path = self.url(&format!("/v1/apps/{}/releases/{PROBE_VERSION}/rollouts/{PROBE_CHANNEL}", self.app));
+        let (version, channel): (Version, ChannelName) = (PROBE_VERSION.parse()?, PROBE_CHANNEL.parse()?);
         let probe = probe_device();
         let mut on = self.probe_offered(&probe).await?;
         let mut flips = Vec::with_capacity(times);
@@ -429,13 +418,8 @@ impl Seeder {
             if n > 0 {
                 tokio::time::sleep(pause).await;
             }
-            let current = self.send(self.http.get(&path), "reading the probe rollout").await?;
-            let etag = current
-                .headers()
-                .get(reqwest::header::ETAG)
-                .context("the probe rollout has no ETag")?
-                .to_str()?
-                .to_owned();
+            let read = self.send("reading the probe rollout", || self.admin.get_rollout(&self.app, &version, &channel));
+            let (_, etag) = read.await?.context("reading a rollout is never a conflict")?;
             let want = !on;
             let patch = RolloutPatch {
                 basis_points: Some(Percent::from_basis_points(if want { 10_000 } else { 0 })?),
@@ -443,8 +427,8 @@ impl Seeder {
             };
             let started = Instant::now();
             let change = async {
-                let req = self.http.patch(&path).header(reqwest::header::IF_MATCH, etag).json(&patch);
-                self.send(req, "changing the probe rollout").await?;
+                let call = || self.admin.patch_rollout(&self.app, &version, &channel, &etag, &patch);
+                self.send("changing the probe rollout", call).await?;
                 anyhow::Ok(started.elapsed())
             };
             let watch = async {

@@ -6,12 +6,11 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use anyhow::{Context as _, bail};
+use halftone_admin::{AdminClient, LocalArtifact, ReleaseKey};
 use halftone_channels::wire::ArtifactSpec;
 use halftone_channels::{AppId, Arch, Os, SignedFields, Target, Version};
-use halftone_client::admin::{AdminClient, LocalArtifact};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::keys::ReleaseKey;
 use super::output::{Output, bytes};
 
 /// `--artifact os/arch=path`: one build file and the platform it is for.
@@ -64,12 +63,17 @@ pub async fn sign_and_upload(
     let mut signed = Vec::with_capacity(artifacts.len());
     for a in artifacts {
         let local = LocalArtifact::hash(&a.path).await?;
-        let signature =
-            key.sign(SignedFields { app, version, target: &a.target, sha256: local.sha256(), size: local.size() });
-        signed.push((a, local, signature));
+        let spec = key.sign_artifact(SignedFields {
+            app,
+            version,
+            target: &a.target,
+            sha256: local.sha256(),
+            size: local.size(),
+        });
+        signed.push((a, local, spec));
     }
     let mut specs = Vec::with_capacity(signed.len());
-    for (a, local, signature) in signed {
+    for (a, local, spec) in signed {
         let bar = progress_bar(out, &a.target, local.size());
         let on_progress = bar.clone();
         let stored = client
@@ -84,15 +88,7 @@ pub async fn sign_and_upload(
             local.sha256(),
             bytes(local.size())
         ));
-        specs.push(ArtifactSpec {
-            os: a.target.os.clone(),
-            arch: a.target.arch.clone(),
-            sha256: *local.sha256(),
-            size: local.size(),
-            signature,
-            key_id: key.id().clone(),
-            url: None,
-        });
+        specs.push(spec);
     }
     Ok(specs)
 }

@@ -1,4 +1,5 @@
-//! `halftone audit <app>`: who changed what, when.
+//! `halftone audit [app]`: who changed what, when; without an app, the server-wide log
+//! (tokens).
 
 use halftone_channels::AppId;
 use halftone_channels::wire::AuditLog;
@@ -9,14 +10,18 @@ use super::profile::Profile;
 /// `halftone audit`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AuditArgs {
-    /// The app.
-    pub app: AppId,
+    /// The app; without one, the server-wide log (token creation and revocation, admins only).
+    pub app: Option<AppId>,
 }
 
 /// Runs `halftone audit`.
 pub async fn run(args: AuditArgs, profile: &Profile, out: &Output) -> anyhow::Result<()> {
-    let log = profile.admin()?.audit(&args.app).await?;
-    out.emit(&log, |l| if l.entries.is_empty() { format!("no changes to {} yet", args.app) } else { table(l).render() })
+    let admin = profile.admin()?;
+    let (log, subject) = match &args.app {
+        Some(app) => (admin.audit(app).await?, app.to_string()),
+        None => (admin.server_audit().await?, "tokens".to_owned()),
+    };
+    out.emit(&log, |l| if l.entries.is_empty() { format!("no changes to {subject} yet") } else { table(l).render() })
 }
 
 /// The audit table, oldest first.

@@ -13,17 +13,16 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use futures_util::StreamExt as _;
+use halftone_admin::{AdminClient, ReleaseKey};
 use halftone_channels::wire::{
     AppSpec, CheckRequest, ExplainRequest, PromoteRequest, PublishRequest, ReleaseSpec, RollbackRequest, RolloutPatch,
 };
 use halftone_channels::{
     AppId, Arch, ChannelName, DeviceId, Os, Percent, SignedFields, Target, Traits, TrustedKeys, Version, signed_message,
 };
-use halftone_client::admin::AdminClient;
 
 use super::artifact::{ArtifactArg, sign_and_upload};
 use super::explain;
-use super::keys::ReleaseKey;
 use super::output::{Output, Table};
 use super::releases;
 use super::rollout::{RolloutArgs, StickinessArg, summary};

@@ -1,7 +1,7 @@
 //! The `halftone` command line: `serve` and the release engineer's subcommands.
 //!
 //! Every subcommand but `serve`, `keygen` and `demo` talks to a running server through
-//! [`halftone_client::admin::AdminClient`]; where that server is and which token to use comes
+//! [`halftone_admin::AdminClient`]; where that server is and which token to use comes
 //! from `--server`/`--token`, `HALFTONE_SERVER`/`HALFTONE_TOKEN`, or a config file
 //! ([`profile`]). Output is a table or a sentence for people, or with `--json` the server's wire
 //! JSON, unchanged, for scripts ([`output`]).
@@ -10,9 +10,10 @@
 //! and sign artifacts locally ([`keys`], [`artifact`]) and send the server only signatures.
 //!
 //! Modules, one concept each: [`profile`] (where the server is), [`output`] (tables, JSON),
-//! [`keys`] (key files, signing), [`artifact`] (hash, sign, upload), [`app`], [`publish`]
-//! (publish, rollback), [`rollout`] (rollout changes, promote, halt), [`releases`],
-//! [`explain`], [`token`], [`audit`], [`serve`], [`demo`].
+//! [`keys`] (key files; the key itself, which signs, is [`halftone_admin::ReleaseKey`]),
+//! [`artifact`] (hash, sign, upload), [`app`], [`publish`] (publish, rollback), [`rollout`]
+//! (rollout changes, promote, halt), [`releases`], [`explain`], [`token`], [`audit`],
+//! [`serve`], [`demo`].
 
 pub mod app;
 pub mod artifact;

@@ -22,7 +22,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use halftone_client::admin::AdminClient;
+use halftone_admin::AdminClient;
 
 use super::Global;
 

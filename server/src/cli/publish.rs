@@ -5,13 +5,13 @@
 use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
+use halftone_admin::{AdminClient, ReleaseKey};
 use halftone_channels::wire::AppView;
 use halftone_channels::wire::{PublishRequest, ReleaseSpec, RollbackRequest};
 use halftone_channels::{AppId, ChannelName, KeyId, Version};
-use halftone_client::admin::AdminClient;
 
 use super::artifact::{ArtifactArg, sign_and_upload};
-use super::keys::ReleaseKey;
+use super::keys;
 use super::output::Output;
 use super::profile::Profile;
 use super::rollout::{RolloutArgs, rollouts};
@@ -115,7 +115,7 @@ pub struct PublishArgs {
 /// Runs `halftone publish`.
 pub async fn publish(args: PublishArgs, profile: &Profile, out: &Output) -> anyhow::Result<()> {
     let client = profile.admin()?;
-    let key = ReleaseKey::load(&args.key.key_file, args.key.key_id.clone())?;
+    let key = keys::load(&args.key.key_file, args.key.key_id.clone())?;
     let notes = args.notes.read()?.unwrap_or_default();
     check_key(&client, &args.app, &key).await?;
     let artifacts = sign_and_upload(&client, &args.app, &args.version, &key, &args.artifacts, out).await?;
@@ -184,7 +184,7 @@ pub struct RollbackArgs {
 /// Runs `halftone rollback`.
 pub async fn rollback(args: RollbackArgs, profile: &Profile, out: &Output) -> anyhow::Result<()> {
     let client = profile.admin()?;
-    let key = ReleaseKey::load(&args.key.key_file, args.key.key_id.clone())?;
+    let key = keys::load(&args.key.key_file, args.key.key_id.clone())?;
     let notes =
         args.notes.read()?.unwrap_or_else(|| format!("Rolls back {} to the code of {}.", args.bad, args.rebuild_of));
     let artifacts = sign_and_upload(&client, &args.app, &args.new_version, &key, &args.artifacts, out).await?;

@@ -31,8 +31,8 @@ async fn acknowledged_writes_survive_kill_9_again_and_again() {
     let admin_token = server.bootstrap.clone().unwrap();
     let signer = Signer::new("notes", 11);
     let admin = server.http(Some(&admin_token));
-    admin.put("/v1/apps/notes", &signer.app_spec()).await.ok();
-    let release = signer.upload(&admin, "1.0.0").await;
+    server.admin(&admin_token).put_app(&signer.app, &signer.app_spec()).await.unwrap();
+    let release = signer.upload(&server.admin(&admin_token), "1.0.0").await;
     let body = json!({"release": release, "channel": "stable", "rollout": {"basis_points": 10000}});
     assert_eq!(admin.post("/v1/apps/notes/releases", &body).await.status, 201);
 
@@ -44,7 +44,7 @@ async fn acknowledged_writes_survive_kill_9_again_and_again() {
         let rollout_path = format!("/v1/apps/notes/releases/{version}/rollouts/beta");
 
         // Writes, each acknowledged: publish on beta at 10%, widen, a viewer token.
-        let release = signer.upload(&admin, &version).await;
+        let release = signer.upload(&server.admin(&admin_token), &version).await;
         let body = json!({"release": release, "channel": "beta", "rollout": {"basis_points": 1000}});
         let published = admin.post("/v1/apps/notes/releases", &body).await;
         assert_eq!(published.status, 201, "{published:?}");

@@ -1,7 +1,8 @@
 //! The `halftone` binary as users run it: [`Server`] spawns `halftone serve` on a loopback
 //! port with a data dir, learns its address and bootstrap token from stderr, and kills it on
 //! drop; [`Cli`] runs the release engineer's subcommands against it; [`Http`] is a raw HTTP
-//! client for what devices (and scripts) do; [`Signer`] signs artifacts the way `publish` does.
+//! client for what devices (and scripts) do, statuses and headers included; [`Signer`] signs
+//! and uploads artifacts with `halftone-admin`, as `publish` does.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -10,8 +11,9 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ed25519_dalek::{Signer as _, SigningKey};
-use halftone_channels::{AppId, PublicKey, Sha256, Signature, SignedFields, Target, signed_message};
+use halftone_admin::{AdminClient, ReleaseKey};
+use halftone_channels::wire::{AppSpec, ReleaseSpec};
+use halftone_channels::{AppId, Sha256, SignedFields, Target, Version};
 use serde_json::{Value, json};
 
 /// The binary under test.
@@ -146,6 +148,11 @@ impl Server {
     /// A raw HTTP client with `token` (or none, as a device).
     pub fn http(&self, token: Option<&str>) -> Http {
         Http { base: self.base.clone(), token: token.map(str::to_owned), client: reqwest::Client::new() }
+    }
+
+    /// The admin client with `token`, as the CLI uses it.
+    pub fn admin(&self, token: &str) -> AdminClient {
+        AdminClient::new(&self.base, token).unwrap()
     }
 }
 
@@ -313,11 +320,6 @@ impl Http {
         self.send("POST", path, json, &[("content-type", "application/json")]).await
     }
 
-    pub async fn put(&self, path: &str, body: &Value) -> Reply {
-        let json = Some(serde_json::to_vec(body).unwrap());
-        self.send("PUT", path, json, &[("content-type", "application/json")]).await
-    }
-
     pub async fn patch(&self, path: &str, body: &Value, if_match: &str) -> Reply {
         let json = Some(serde_json::to_vec(body).unwrap());
         self.send("PATCH", path, json, &[("content-type", "application/json"), ("if-match", if_match)]).await
@@ -334,45 +336,44 @@ impl Http {
     }
 }
 
-/// An app's signing key on the test's side, for HTTP publishing without the CLI.
+/// An app's signing key on the test's side, for publishing without the CLI.
 pub struct Signer {
     pub app: AppId,
-    key: SigningKey,
-    pub key_id: String,
+    key: ReleaseKey,
 }
 
 impl Signer {
     pub fn new(app: &str, seed: u8) -> Signer {
-        let key = SigningKey::from_bytes(&[seed; 32]);
-        let key_id = PublicKey::from_bytes(key.verifying_key().to_bytes()).unwrap().fingerprint().to_string();
-        Signer { app: AppId::parse(app).unwrap(), key, key_id }
+        Signer { app: AppId::parse(app).unwrap(), key: ReleaseKey::from_seed([seed; 32]) }
     }
 
     /// The `PUT /v1/apps/{app}` body that trusts this key.
-    pub fn app_spec(&self) -> Value {
-        let public_key = hex::encode(self.key.verifying_key().to_bytes());
-        json!({"display_name": self.app.as_str(), "keys": [{"id": self.key_id, "public_key": public_key}]})
+    pub fn app_spec(&self) -> AppSpec {
+        AppSpec { display_name: self.app.as_str().parse().unwrap(), keys: vec![self.key.spec()], channels: vec![] }
     }
 
     /// Uploads a linux/x86_64 build of `version` and answers its release spec.
-    pub async fn upload(&self, http: &Http, version: &str) -> Value {
+    pub async fn upload(&self, admin: &AdminClient, version: &str) -> ReleaseSpec {
         let bytes = format!("{} {version} for linux/x86_64\n", self.app).repeat(40).into_bytes();
-        let sha = Sha256::digest(&bytes);
-        let put = http.send("PUT", &format!("/v1/artifacts/{sha}"), Some(bytes.clone()), &[]).await;
-        assert!(put.status == 200 || put.status == 201, "{put:?}");
+        let (sha256, size) = (Sha256::digest(&bytes), bytes.len() as u64);
+        admin.upload_bytes(bytes).await.unwrap();
         let target = Target { os: "linux".parse().unwrap(), arch: "x86_64".parse().unwrap() };
-        let version_v = version.parse().unwrap();
-        let fields = SignedFields {
+        let version: Version = version.parse().unwrap();
+        let artifact = self.key.sign_artifact(SignedFields {
             app: &self.app,
-            version: &version_v,
+            version: &version,
             target: &target,
-            sha256: &sha,
-            size: bytes.len() as u64,
-        };
-        let signature = Signature::from_bytes(self.key.sign(signed_message(fields).as_bytes()).to_bytes());
-        json!({"version": version, "notes": format!("release {version}"), "artifacts": [{
-            "os": "linux", "arch": "x86_64", "sha256": sha.to_string(), "size": bytes.len(),
-            "signature": signature.to_string(), "key_id": self.key_id}]})
+            sha256: &sha256,
+            size,
+        });
+        ReleaseSpec {
+            notes: format!("release {version}"),
+            version,
+            critical: false,
+            min_from_version: None,
+            rebuild_of: None,
+            artifacts: vec![artifact],
+        }
     }
 }
 

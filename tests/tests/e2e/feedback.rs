@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use halftone_admin::AdminClient;
 use halftone_channels::wire::StatusView;
 use halftone_server::clock::ManualClock;
 use serde_json::{Value, json};
@@ -14,8 +15,8 @@ fn event(device: &str, kind: &str, version: &str, channel: &str) -> Value {
     json!({"device_id": device, "kind": kind, "version": version, "channel": channel})
 }
 
-async fn status(http: &Http, app: &str) -> StatusView {
-    serde_json::from_value(http.get(&format!("/v1/apps/{app}/status")).await.ok()).unwrap()
+async fn status(admin: &AdminClient, app: &str) -> StatusView {
+    admin.status(&app.parse().unwrap()).await.unwrap()
 }
 
 #[tokio::test]
@@ -60,7 +61,7 @@ async fn events_are_validated_batched_counted_once_and_survive_a_restart() {
     check_all(&device, "notes", &fleet).await;
     check_all(&device, "notes", &self::fleet("stray", 5, "0.9.0", "stable")).await;
     server.state().feedback.flush().await.unwrap();
-    let before = status(&p.http, "notes").await;
+    let before = status(&p.admin, "notes").await;
     let f = before.releases[0].rollouts[0].figures;
     assert_eq!((f.installs, f.install_failures, f.first_runs), (1, 1, 1), "{f:?}");
     let adoption = &before.adoption[0];
@@ -148,7 +149,7 @@ async fn publish_scheduled(p: &Publisher, version: &str) {
     ]});
     let gate = json!({"max_install_failure_rate": 0.05, "max_crash_rate": 0.05, "min_sample": 100});
     let rollout = json!({"basis_points": 100, "schedule": schedule, "gate": gate});
-    p.publish_draft(&p.draft(version, &[]), "stable", rollout).await.ok();
+    p.publish_draft(&p.draft(version, &[]), "stable", rollout).await.unwrap();
 }
 
 #[tokio::test]
@@ -161,7 +162,7 @@ async fn a_fleet_of_50000_takes_a_good_build_to_100_percent_and_stops_a_bad_one_
     publish_scheduled(&good, "1.1.0").await;
     let everyone = simulate(&server, &clock, "good", "1.1.0", Build::Good, 8).await;
     assert_eq!(everyone, 50_000, "the good build reaches the whole fleet");
-    let s = status(&good.http, "good").await;
+    let s = status(&good.admin, "good").await;
     let r = &s.releases[0].rollouts[0];
     assert_eq!((r.basis_points.basis_points(), r.state.to_string().as_str()), (10_000, "active"));
     let advances = r.history.iter().filter(|e| e.action == "schedule.advance").count();
@@ -175,7 +176,7 @@ async fn a_fleet_of_50000_takes_a_good_build_to_100_percent_and_stops_a_bad_one_
     let share = exposed as f64 / 50_000.0 * 100.0;
     println!("bad build: {exposed} of 50000 devices ever received it ({share:.2}% of the fleet)");
     assert!(share < 2.0, "{share}%");
-    let s = status(&bad.http, "bad").await;
+    let s = status(&bad.admin, "bad").await;
     let r = &s.releases[0].rollouts[0];
     assert_eq!(r.state.to_string(), "halted");
     let trip = r.history.iter().find(|e| e.action == "gate.trip").expect("the gate's halt is in the history");
@@ -192,14 +193,16 @@ async fn a_rollout_moved_along_its_schedule_survives_a_restart() {
     p.publish("1.0.0", "stable", "100%").await;
     let schedule = json!({"steps": [{"basis_points": 100, "hold_s": 60}, {"basis_points": 500, "hold_s": 60}, {"basis_points": 10000}]});
     let r = p.publish_draft(&p.draft("1.1.0", &[]), "stable", json!({"basis_points": 200, "schedule": schedule})).await;
-    r.assert_problem(422, "starts at its first step: basis_points must be 100");
-    p.publish_draft(&p.draft("1.1.0", &[]), "stable", json!({"basis_points": 100, "schedule": schedule})).await.ok();
+    assert_refused(r, 422, "starts at its first step: basis_points must be 100");
+    p.publish_draft(&p.draft("1.1.0", &[]), "stable", json!({"basis_points": 100, "schedule": schedule}))
+        .await
+        .unwrap();
     clock.advance(30_000);
     assert!(server.state().tick().await.unwrap().advanced.is_empty(), "the hold has not elapsed");
     // Halting stops the hold clock: after un-halting, the remaining 30 s still have to pass.
-    p.patch_rollout("1.1.0", "stable", json!({"state": "halted"})).await.ok();
+    p.patch_rollout("1.1.0", "stable", json!({"state": "halted"})).await;
     clock.advance(600_000);
-    p.patch_rollout("1.1.0", "stable", json!({"state": "active"})).await.ok();
+    p.patch_rollout("1.1.0", "stable", json!({"state": "active"})).await;
     assert!(server.state().tick().await.unwrap().advanced.is_empty(), "halted time does not count");
     clock.advance(30_001);
     assert_eq!(server.state().tick().await.unwrap().advanced, ["notes 1.1.0/stable -> 5%"]);

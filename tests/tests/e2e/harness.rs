@@ -1,17 +1,18 @@
-//! The test harness: start a real server on a loopback port in a temp dir, an admin HTTP
-//! client, a signing key, and helpers to publish signed releases and simulate devices.
+//! The test harness: start a real server on a loopback port in a temp dir, the admin client
+//! and release key of `halftone-admin` (as the CLI uses them), a raw HTTP client for tests
+//! that check the protocol itself, and helpers to publish signed releases and simulate devices.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 
 use halftone_server::clock::{Clock, ManualClock, SystemClock};
 
-use ed25519_dalek::{Signer as _, SigningKey};
 use futures_util::StreamExt as _;
+use halftone_admin::{AdminClient, AdminError, ReleaseKey, Written};
 use halftone_channels::wire::{
-    AppSpec, ArtifactSpec, CheckRequest, CheckResponse, KeySpec, PublishRequest, ReleaseSpec, ReleaseView,
+    AppSpec, CheckRequest, CheckResponse, PublishRequest, ReleaseSpec, ReleaseView, RolloutPatch, RolloutView,
 };
-use halftone_channels::{AppId, Percent, PublicKey, Sha256, Signature, SignedFields, Target, signed_message};
+use halftone_channels::{AppId, Percent, Sha256, SignedFields, Target, Version};
 use serde_json::{Value, json};
 
 /// A running server in its own thread and runtime, stopped when dropped.
@@ -107,8 +108,14 @@ impl TestServer {
         &self.data_dir
     }
 
-    /// An HTTP client for admin calls with this server's admin token.
-    pub fn admin(&self) -> Http {
+    /// The admin client with this server's admin token, as the CLI uses it.
+    pub fn admin(&self) -> AdminClient {
+        AdminClient::new(&self.base, self.token.as_str()).unwrap()
+    }
+
+    /// A raw HTTP client with this server's admin token, for tests of the protocol itself
+    /// (statuses, headers, malformed requests).
+    pub fn raw_admin(&self) -> Http {
         Http { base: self.base.clone(), token: Some(self.token.clone()), client: reqwest::Client::new() }
     }
 
@@ -191,29 +198,21 @@ impl Http {
     pub async fn post(&self, path: &str, body: &Value) -> Reply {
         self.send("POST", path, Some(serde_json::to_vec(body).unwrap()), &[("content-type", "application/json")]).await
     }
-    pub async fn put(&self, path: &str, body: &Value) -> Reply {
-        self.send("PUT", path, Some(serde_json::to_vec(body).unwrap()), &[("content-type", "application/json")]).await
-    }
-    pub async fn patch(&self, path: &str, body: &Value, if_match: &str) -> Reply {
-        let body = Some(serde_json::to_vec(body).unwrap());
-        self.send("PATCH", path, body, &[("content-type", "application/json"), ("if-match", if_match)]).await
-    }
 }
 
 /// The release engineer's side of a test: an app with a signing key.
 pub struct Publisher {
+    /// The admin client, as the CLI uses it.
+    pub admin: AdminClient,
+    /// A raw HTTP client with the admin token, for assertions on statuses and headers.
     pub http: Http,
     pub app: AppId,
-    pub key: SigningKey,
-    pub key_id: String,
+    pub key: ReleaseKey,
 }
 
-pub fn signing_key(seed: u8) -> SigningKey {
-    SigningKey::from_bytes(&[seed; 32])
-}
-
-pub fn public_key(key: &SigningKey) -> PublicKey {
-    PublicKey::from_bytes(key.verifying_key().to_bytes()).unwrap()
+/// Test signing key number `n`; key 7 is the one [`Publisher`]s sign with.
+pub fn signing_key(n: u8) -> ReleaseKey {
+    ReleaseKey::from_seed([n; 32])
 }
 
 /// A release being prepared: its spec and the artifact bytes to upload.
@@ -230,50 +229,39 @@ impl Publisher {
 
     pub async fn create_with(server: &TestServer, app: &str, channels: Value) -> Publisher {
         let key = signing_key(7);
-        let pk = public_key(&key);
-        let key_id = pk.fingerprint().to_string();
-        let http = server.admin();
-        let spec =
-            json!({"display_name": app, "keys": [{"id": key_id, "public_key": pk.to_string()}], "channels": channels});
-        let _: AppSpec = serde_json::from_value(spec.clone()).unwrap();
-        http.put(&format!("/v1/apps/{app}"), &spec).await.ok();
-        let _ = KeySpec { id: key_id.parse().unwrap(), public_key: pk };
-        Publisher { http, app: AppId::parse(app).unwrap(), key, key_id }
+        let admin = server.admin();
+        let id = AppId::parse(app).unwrap();
+        let spec = AppSpec {
+            display_name: app.parse().unwrap(),
+            keys: vec![key.spec()],
+            channels: serde_json::from_value(channels).unwrap(),
+        };
+        admin.put_app(&id, &spec).await.unwrap();
+        Publisher { admin, http: server.raw_admin(), app: id, key }
     }
 
     /// A signed draft of `version` with an artifact per target (`"linux/x86_64"`).
     pub fn draft(&self, version: &str, targets: &[&str]) -> Draft {
         let targets: Vec<&str> = if targets.is_empty() { vec!["linux/x86_64"] } else { targets.to_vec() };
+        let version_v: Version = version.parse().unwrap();
         let mut artifacts = Vec::new();
         let mut files = Vec::new();
         for t in targets {
             let (os, arch) = t.split_once('/').unwrap();
             let bytes = format!("{} {version} build for {t}", self.app).repeat(50).into_bytes();
-            let sha = Sha256::digest(&bytes);
             let target = Target { os: os.parse().unwrap(), arch: arch.parse().unwrap() };
-            let version_v = version.parse().unwrap();
-            let msg = signed_message(SignedFields {
+            artifacts.push(self.key.sign_artifact(SignedFields {
                 app: &self.app,
                 version: &version_v,
                 target: &target,
-                sha256: &sha,
+                sha256: &Sha256::digest(&bytes),
                 size: bytes.len() as u64,
-            });
-            let signature = Signature::from_bytes(self.key.sign(msg.as_bytes()).to_bytes());
-            artifacts.push(ArtifactSpec {
-                os: target.os,
-                arch: target.arch,
-                sha256: sha,
-                size: bytes.len() as u64,
-                signature,
-                key_id: self.key_id.parse().unwrap(),
-                url: None,
-            });
+            }));
             files.push(bytes);
         }
         Draft {
             spec: ReleaseSpec {
-                version: version.parse().unwrap(),
+                version: version_v,
                 notes: format!("release {version}"),
                 critical: false,
                 min_from_version: None,
@@ -285,35 +273,51 @@ impl Publisher {
     }
 
     pub async fn upload(&self, draft: &Draft) {
-        for (a, bytes) in draft.spec.artifacts.iter().zip(&draft.files) {
-            let r = self.http.send("PUT", &format!("/v1/artifacts/{}", a.sha256), Some(bytes.clone()), &[]).await;
-            assert!(r.status == 201 || r.status == 200, "{r:?}");
+        for bytes in &draft.files {
+            self.admin.upload_bytes(bytes.clone()).await.unwrap();
         }
     }
 
-    /// Uploads and publishes `draft` on `channel` with `rollout`; returns the raw reply.
-    pub async fn publish_draft(&self, draft: &Draft, channel: &str, rollout: Value) -> Reply {
+    /// Uploads and publishes `draft` on `channel` with `rollout` (a `RolloutSpec` as JSON).
+    pub async fn publish_draft(
+        &self,
+        draft: &Draft,
+        channel: &str,
+        rollout: Value,
+    ) -> Result<Written<ReleaseView>, AdminError> {
         self.upload(draft).await;
-        let body = json!({"release": draft.spec, "channel": channel, "rollout": rollout});
-        let _: PublishRequest = serde_json::from_value(body.clone()).unwrap();
-        self.http.post(&format!("/v1/apps/{}/releases", self.app), &body).await
+        let request = PublishRequest {
+            release: draft.spec.clone(),
+            channel: channel.parse().unwrap(),
+            rollout: serde_json::from_value(rollout).unwrap(),
+        };
+        self.admin.publish(&self.app, &request).await
     }
 
     /// Publishes `version` for linux/x86_64 on `channel` at `percent` ("10%").
     pub async fn publish(&self, version: &str, channel: &str, percent: &str) -> ReleaseView {
         let draft = self.draft(version, &[]);
         let bp = Percent::parse(percent).unwrap().basis_points();
-        let r = self.publish_draft(&draft, channel, json!({"basis_points": bp})).await;
-        serde_json::from_value(r.ok()).unwrap()
+        self.publish_draft(&draft, channel, json!({"basis_points": bp})).await.unwrap().into_inner()
     }
 
-    /// Reads a rollout and changes it with its ETag.
-    pub async fn patch_rollout(&self, version: &str, channel: &str, patch: Value) -> Reply {
-        let path = format!("/v1/apps/{}/releases/{version}/rollouts/{channel}", self.app);
-        let current = self.http.get(&path).await;
-        let etag = current.etag.clone().expect("rollouts have an ETag");
-        self.http.patch(&path, &patch, &etag).await
+    /// Reads a rollout and changes it with its ETag; `patch` is a `RolloutPatch` as JSON.
+    pub async fn patch_rollout(&self, version: &str, channel: &str, patch: Value) -> RolloutView {
+        let (version, channel) = (version.parse().unwrap(), channel.parse().unwrap());
+        let patch: RolloutPatch = serde_json::from_value(patch).unwrap();
+        let (_, etag) = self.admin.get_rollout(&self.app, &version, &channel).await.unwrap();
+        self.admin.patch_rollout(&self.app, &version, &channel, &etag, &patch).await.unwrap().0
     }
+}
+
+/// Asserts that `result` is the server's refusal with this status, whose detail contains
+/// `needle`.
+#[track_caller]
+pub fn assert_refused<T: std::fmt::Debug>(result: Result<T, AdminError>, status: u16, needle: &str) {
+    let e = result.unwrap_err();
+    assert_eq!(e.status(), Some(status), "{e}");
+    let detail = &e.problem().unwrap().detail;
+    assert!(detail.contains(needle), "detail {detail:?} should contain {needle:?}");
 }
 
 /// A simulated device.

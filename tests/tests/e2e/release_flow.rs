@@ -22,7 +22,7 @@ async fn gray_release_from_ten_percent_to_rollback() {
     assert!(first.iter().all(|a| a.is_none() || a.as_ref().unwrap().0 == "1.1.0"), "nobody is offered 1.0.0 again");
 
     // Raise to 50%: the first 10% keep it, 50% ± 1% in all.
-    p.patch_rollout("1.1.0", "beta", json!({"basis_points": 5000})).await.ok();
+    p.patch_rollout("1.1.0", "beta", json!({"basis_points": 5000})).await;
     let second = check_all(&devices_http, "notes", &beta).await;
     let at_50 = count(&second, "1.1.0");
     assert!((9800..=10200).contains(&at_50), "{at_50}");
@@ -113,7 +113,7 @@ async fn stepping_stones_platforms_and_hotfixes() {
     p.publish("1.5.0", "stable", "100%").await;
     let mut two = p.draft("2.0.0", &[]);
     two.spec.min_from_version = Some("1.5.0".parse().unwrap());
-    p.publish_draft(&two, "stable", json!({"basis_points": 10000})).await.ok();
+    p.publish_draft(&two, "stable", json!({"basis_points": 10000})).await.unwrap();
     let v = |r: halftone_channels::wire::CheckResponse| r.update.map(|u| u.version.to_string());
     assert_eq!(v(check(&http, "notes", &Device::new("a", "1.0.0", "stable")).await).as_deref(), Some("1.5.0"));
     assert_eq!(v(check(&http, "notes", &Device::new("a", "1.5.0", "stable")).await).as_deref(), Some("2.0.0"));
@@ -121,7 +121,7 @@ async fn stepping_stones_platforms_and_hotfixes() {
     // Platform matching: a windows-only build is not offered to linux, and the offer names the
     // device's own artifact.
     let win = p.draft("2.1.0", &["windows/x86_64", "macos/aarch64"]);
-    p.publish_draft(&win, "stable", json!({"basis_points": 10000})).await.ok();
+    p.publish_draft(&win, "stable", json!({"basis_points": 10000})).await.unwrap();
     assert_eq!(v(check(&http, "notes", &Device::new("a", "2.0.0", "stable")).await), None);
     let mut mac = Device::new("m", "2.0.0", "stable");
     (mac.os, mac.arch) = ("macos".into(), "aarch64".into());
@@ -144,7 +144,7 @@ async fn artifacts_download_with_range_etag_and_caching() {
     let server = TestServer::start();
     let p = Publisher::create(&server, "notes").await;
     let draft = p.draft("1.0.0", &[]);
-    p.publish_draft(&draft, "stable", json!({"basis_points": 10000})).await.ok();
+    p.publish_draft(&draft, "stable", json!({"basis_points": 10000})).await.unwrap();
     let sha = draft.spec.artifacts[0].sha256;
     let bytes = &draft.files[0];
     let client = reqwest::Client::new();
@@ -169,7 +169,7 @@ async fn a_range_with_if_range_is_served_only_for_the_artifacts_strong_etag() {
     let server = TestServer::start();
     let p = Publisher::create(&server, "notes").await;
     let draft = p.draft("1.0.0", &[]);
-    p.publish_draft(&draft, "stable", json!({"basis_points": 10000})).await.ok();
+    p.publish_draft(&draft, "stable", json!({"basis_points": 10000})).await.unwrap();
     let (sha, bytes) = (draft.spec.artifacts[0].sha256, &draft.files[0]);
     let url = server.url(&format!("/v1/artifacts/{sha}"));
     let client = reqwest::Client::new();

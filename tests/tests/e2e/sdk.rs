@@ -16,8 +16,8 @@ use crate::harness::*;
 /// A client of `server` for `p`'s app running `version` on linux/x86_64, trusting the
 /// publisher's key (the key compiled into the app).
 fn app(server: &TestServer, p: &Publisher, state: &Path, version: &str) -> ClientBuilder {
-    let key = public_key(&p.key).to_string();
-    untrusting(server, p, state, version).trusted_key(&p.key_id, &key)
+    let key = p.key.public_key().to_string();
+    untrusting(server, p, state, version).trusted_key(p.key.id().as_str(), &key)
 }
 
 /// The same without any trusted key yet.
@@ -70,7 +70,7 @@ async fn an_app_checks_downloads_verifies_and_reports() {
     assert_eq!(client.check().await.unwrap(), CheckOutcome::UpToDate, "nothing is published yet");
 
     let draft = p.draft("1.1.0", &[]);
-    p.publish_draft(&draft, "stable", json!({"basis_points": 10000})).await.ok();
+    p.publish_draft(&draft, "stable", json!({"basis_points": 10000})).await.unwrap();
     let update = available(client.check().await);
     let (bytes, artifact) = (&draft.files[0], &draft.spec.artifacts[0]);
     assert_eq!((update.version().to_string(), update.channel().as_str()), ("1.1.0".into(), "stable"));
@@ -150,7 +150,7 @@ async fn the_device_id_is_stable_across_clients_on_one_state_dir() {
     // The server sees that id: a 0% rollout that allows only it reaches this device alone.
     let draft = p.draft("1.1.0", &[]);
     let rollout = json!({"basis_points": 0, "allow": [first.device_id().as_str()]});
-    p.publish_draft(&draft, "stable", rollout).await.ok();
+    p.publish_draft(&draft, "stable", rollout).await.unwrap();
     assert_eq!(available(again.check().await).version().to_string(), "1.1.0");
     assert_eq!(elsewhere.check().await.unwrap(), CheckOutcome::UpToDate);
 }
@@ -160,7 +160,7 @@ async fn bytes_changed_on_the_servers_disk_are_refused() {
     let server = TestServer::start();
     let p = Publisher::create(&server, "sdk-tampered").await;
     let draft = p.draft("1.1.0", &[]);
-    p.publish_draft(&draft, "stable", json!({"basis_points": 10000})).await.ok();
+    p.publish_draft(&draft, "stable", json!({"basis_points": 10000})).await.unwrap();
     let sha = draft.spec.artifacts[0].sha256;
 
     // Someone with access to the server's disk swaps the build (same size, one bit).
@@ -194,7 +194,7 @@ async fn a_release_signed_by_a_key_the_app_does_not_know_is_refused() {
     p.publish("1.1.0", "stable", "100%").await;
     // The app compiles in another key under another id (say, a different product's).
     let dir = tempfile::tempdir().unwrap();
-    let other = public_key(&signing_key(8)).to_string();
+    let other = signing_key(8).public_key().to_string();
     let client = untrusting(&server, &p, &dir.path().join("state"), "1.0.0")
         .trusted_key("release-2026", &other)
         .build()
@@ -204,7 +204,7 @@ async fn a_release_signed_by_a_key_the_app_does_not_know_is_refused() {
     let dest = dir.path().join("notes.bin");
     let (progress, _) = recorder();
     match client.download(&update, &dest, progress).await {
-        Err(Error::Rejected(Rejection::UnknownKey(id))) => assert_eq!(id.as_str(), p.key_id),
+        Err(Error::Rejected(Rejection::UnknownKey(id))) => assert_eq!(&id, p.key.id()),
         other => panic!("expected an unknown key, got {other:?}"),
     }
     assert_nothing_at(&dest);
@@ -218,9 +218,9 @@ async fn a_release_signed_by_an_impostor_key_under_the_trusted_id_is_refused() {
     // The server's app trusts the publisher's key under `p.key_id`; the app compiled in
     // another public key under that same id. The server accepts the release; the app must not.
     let dir = tempfile::tempdir().unwrap();
-    let compiled_in = public_key(&signing_key(9)).to_string();
+    let compiled_in = signing_key(9).public_key().to_string();
     let client = untrusting(&server, &p, &dir.path().join("state"), "1.0.0")
-        .trusted_key(&p.key_id, &compiled_in)
+        .trusted_key(p.key.id().as_str(), &compiled_in)
         .build()
         .await
         .unwrap();
@@ -228,7 +228,7 @@ async fn a_release_signed_by_an_impostor_key_under_the_trusted_id_is_refused() {
     let dest = dir.path().join("notes.bin");
     let (progress, _) = recorder();
     match client.download(&update, &dest, progress).await {
-        Err(Error::Rejected(Rejection::BadSignature(id))) => assert_eq!(id.as_str(), p.key_id),
+        Err(Error::Rejected(Rejection::BadSignature(id))) => assert_eq!(&id, p.key.id()),
         other => panic!("expected a bad signature, got {other:?}"),
     }
     assert_nothing_at(&dest);
@@ -313,7 +313,7 @@ async fn an_interrupted_download_resumes_with_a_range_request() {
     let server = TestServer::start();
     let p = Publisher::create(&server, "sdk-resume").await;
     let draft = p.draft("1.1.0", &[]);
-    p.publish_draft(&draft, "stable", json!({"basis_points": 10000})).await.ok();
+    p.publish_draft(&draft, "stable", json!({"basis_points": 10000})).await.unwrap();
     let bytes = &draft.files[0];
     let dir = tempfile::tempdir().unwrap();
     let client = app(&server, &p, &dir.path().join("state"), "1.0.0").build().await.unwrap();
@@ -340,7 +340,7 @@ async fn a_corrupt_partial_download_is_rejected_and_the_retry_starts_over() {
     let server = TestServer::start();
     let p = Publisher::create(&server, "sdk-resume-bad").await;
     let draft = p.draft("1.1.0", &[]);
-    p.publish_draft(&draft, "stable", json!({"basis_points": 10000})).await.ok();
+    p.publish_draft(&draft, "stable", json!({"basis_points": 10000})).await.unwrap();
     let bytes = &draft.files[0];
     let dir = tempfile::tempdir().unwrap();
     let client = app(&server, &p, &dir.path().join("state"), "1.0.0").build().await.unwrap();
@@ -367,7 +367,7 @@ fn the_blocking_client_checks_downloads_and_reports_without_a_runtime() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let p = rt.block_on(Publisher::create(&server, "sdk-blocking"));
     let draft = p.draft("1.1.0", &[]);
-    rt.block_on(p.publish_draft(&draft, "stable", json!({"basis_points": 10000}))).ok();
+    rt.block_on(p.publish_draft(&draft, "stable", json!({"basis_points": 10000}))).unwrap();
     drop(rt);
 
     let dir = tempfile::tempdir().unwrap();

@@ -16,17 +16,14 @@ async fn a_seeded_catalog_is_there_and_devices_get_offers() {
     let seeded = seeder.seed(20, 4, |_| {}).await.unwrap();
     assert_eq!((seeded.releases, seeded.rollouts, seeded.uploads), (21, 25, 6), "{seeded:?}");
 
-    let list = server.admin().get("/v1/apps/bench/releases").await.ok();
-    let releases = list["releases"].as_array().unwrap();
+    let list = server.admin().list_releases(&"bench".parse().unwrap()).await.unwrap();
+    let releases = &list.releases;
     assert_eq!(releases.len(), 21);
-    assert_eq!(releases[0]["version"], PROBE_VERSION, "the probe release is the newest");
+    assert_eq!(releases[0].release.version.to_string(), PROBE_VERSION, "the probe release is the newest");
     for r in &releases[1..] {
-        assert_eq!(r["artifacts"].as_array().unwrap().len(), PLATFORMS.len(), "{r}");
+        assert_eq!(r.release.artifacts.len(), PLATFORMS.len(), "{r:?}");
     }
-    let on_stable = releases
-        .iter()
-        .filter(|r| r["rollouts"].as_array().unwrap().iter().any(|ro| ro["channel"] == "stable"))
-        .count();
+    let on_stable = releases.iter().filter(|r| r.rollouts.iter().any(|ro| ro.channel.as_str() == "stable")).count();
     assert_eq!(on_stable, 4, "releases 0, 1, 10 and 11 are promoted to stable");
 
     // A stable device older than everything is offered something: release 0 is at 100%.

@@ -1,38 +1,7 @@
-//! The admin client: typed calls to the server's admin API, used by the `halftone` CLI.
-//!
-//! [`AdminClient`] has one method per admin route and returns the
-//! [`wire`](halftone_channels::wire) types the server sends. Every failure is an [`AdminError`]
-//! whose `Display` is one sentence a release engineer can act on; when the server refused a
-//! request, that sentence carries the status and the server's own explanation (the `detail` of
-//! its problem body).
-//!
-//! Three things need more than one call, and the types make them explicit:
-//! - **artifacts** are hashed locally first ([`LocalArtifact::hash`]) because the digest names
-//!   the upload and is part of the signed message; [`AdminClient::upload_artifact`] then
-//!   streams the file and reports progress;
-//! - **rollout changes** are optimistic: [`AdminClient::get_rollout`] returns the rollout with
-//!   its [`ETag`], and [`AdminClient::patch_rollout`] sends it back in `If-Match`, so a change
-//!   made by someone else in between is refused (412) rather than silently overwritten;
-//! - **idempotent writes** ([`AdminClient::put_app`], [`AdminClient::publish`]) say whether
-//!   they created something or found it already there ([`Written`]).
-//!
-//! ```no_run
-//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-//! use halftone_client::admin::AdminClient;
-//! use halftone_channels::{AppId, ChannelName, Percent, Version};
-//! use halftone_channels::wire::RolloutPatch;
-//!
-//! let admin = AdminClient::new("http://127.0.0.1:8080", "my-admin-token")?;
-//! let (app, version, beta) = (AppId::parse("notes")?, Version::parse("1.2.0")?, ChannelName::beta());
-//! let (rollout, etag) = admin.get_rollout(&app, &version, &beta).await?;
-//! println!("beta is at {}", rollout.rollout.basis_points);
-//! let patch = RolloutPatch { basis_points: Some(Percent::parse("25%")?), ..RolloutPatch::default() };
-//! admin.patch_rollout(&app, &version, &beta, &etag, &patch).await?;
-//! # Ok(()) }
-//! ```
+//! [`AdminClient`]: one method per admin route, returning the [`wire`](halftone_channels::wire)
+//! types the server sends. This is the crate's only HTTP module.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use halftone_channels::wire::{
@@ -45,201 +14,21 @@ use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, RequestBuilder, StatusCode, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sha2::Digest as _;
 use tokio::io::AsyncReadExt as _;
+
+use crate::artifact::CHUNK;
+use crate::{AdminError, ETag, LocalArtifact, Written};
 
 /// How long a JSON call may take in all. Uploads have no overall limit (a large artifact on a
 /// slow link legitimately takes long); only connecting is bounded for them.
 const JSON_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Read and upload files in chunks of this size: big enough to keep the link busy, small
-/// enough to report progress smoothly.
-const CHUNK: usize = 64 * 1024;
+/// Idle connections are dropped well before the server's keep-alive (5 s) closes them, so a
+/// request is rarely sent on a connection the server is closing (the benchmark seeder sends
+/// thousands of requests back to back and relies on this).
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
 /// At most this much of a non-JSON error body is quoted back in an error.
 const MAX_QUOTED_BODY: usize = 200;
-
-/// Why an admin call failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum AdminError {
-    /// The server URL given to [`AdminClient::new`] is not an absolute `http` or `https` URL.
-    #[error("the server URL {url:?} is not usable: {reason}")]
-    InvalidUrl {
-        /// The URL as given.
-        url: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The admin token contains characters that cannot be sent in an HTTP header.
-    #[error("the admin token contains characters that cannot be sent in an HTTP header")]
-    InvalidToken,
-    /// The server answered with an error status; `problem` is its RFC 9457 body (or one made up
-    /// from the status when the answer had none, e.g. from a proxy in between).
-    #[error("{}", server_sentence(*.status, .problem))]
-    Server {
-        /// The HTTP status code.
-        status: u16,
-        /// The server's explanation.
-        problem: Problem,
-    },
-    /// The server could not be reached, or the connection broke before an answer arrived.
-    #[error("could not reach the server at {url}: {reason}")]
-    Network {
-        /// The URL that was called.
-        url: String,
-        /// What went wrong, from the innermost cause (`connection refused`, `timed out`).
-        reason: String,
-    },
-    /// The server answered with success, but not with what this client expects (a different
-    /// server, or a server of another version).
-    #[error("the server's answer to {endpoint} was not what this client expects: {reason}")]
-    Decode {
-        /// The call, e.g. `GET /v1/apps`.
-        endpoint: String,
-        /// What did not match.
-        reason: String,
-    },
-    /// A local file (an artifact to hash or upload) could not be read.
-    #[error("could not read {}: {error}", .path.display())]
-    File {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        error: std::io::Error,
-    },
-}
-
-impl AdminError {
-    /// The HTTP status, when the server refused the request.
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            AdminError::Server { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-
-    /// The server's problem body, when the server refused the request.
-    pub fn problem(&self) -> Option<&Problem> {
-        match self {
-            AdminError::Server { problem, .. } => Some(problem),
-            _ => None,
-        }
-    }
-}
-
-/// "the server refused the request (409 Conflict): release 1.2.0 already exists".
-fn server_sentence(status: u16, problem: &Problem) -> String {
-    let reason = StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
-    let what = if status >= 500 { "the server failed to handle the request" } else { "the server refused the request" };
-    let status = if reason.is_empty() { status.to_string() } else { format!("{status} {reason}") };
-    // The detail is a sentence of its own; keep ours to one by dropping its final period.
-    let detail = problem.detail.trim().trim_end_matches('.');
-    let detail = if detail.is_empty() { problem.title.trim().trim_end_matches('.') } else { detail };
-    if detail.is_empty() || detail.eq_ignore_ascii_case(reason) {
-        format!("{what} ({status})")
-    } else {
-        format!("{what} ({status}): {detail}")
-    }
-}
-
-/// An entity tag that identifies one state of a rollout; sent back in `If-Match` to change it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ETag(String);
-
-impl ETag {
-    /// An entity tag as the server sent it (quotes included).
-    pub fn new(tag: impl Into<String>) -> Self {
-        ETag(tag.into())
-    }
-
-    /// The tag as sent on the wire.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ETag {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// The result of an idempotent write: a new thing, or one that was already there (for an app:
-/// updated in place; for a release: the identical release was already published).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Written<T> {
-    /// The server created it (201).
-    Created(T),
-    /// It existed already (200).
-    Existing(T),
-}
-
-impl<T> Written<T> {
-    /// The server's view of the thing, either way.
-    pub fn into_inner(self) -> T {
-        match self {
-            Written::Created(v) | Written::Existing(v) => v,
-        }
-    }
-
-    /// The server's view of the thing, either way.
-    pub fn value(&self) -> &T {
-        match self {
-            Written::Created(v) | Written::Existing(v) => v,
-        }
-    }
-
-    /// True when this call created it.
-    pub fn is_created(&self) -> bool {
-        matches!(self, Written::Created(_))
-    }
-}
-
-/// A local file with its SHA-256 and size, ready to sign and upload. Only [`LocalArtifact::hash`]
-/// builds one, so the digest always belongs to the file as it was read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocalArtifact {
-    path: PathBuf,
-    sha256: Sha256,
-    size: u64,
-}
-
-impl LocalArtifact {
-    /// Reads the file once, streaming, to compute its digest and size.
-    pub async fn hash(path: impl Into<PathBuf>) -> Result<Self, AdminError> {
-        let path = path.into();
-        let file_error = |error| AdminError::File { path: path.clone(), error };
-        let mut file = tokio::fs::File::open(&path).await.map_err(file_error)?;
-        let mut hasher = sha2::Sha256::new();
-        let mut buf = vec![0u8; CHUNK];
-        let mut size = 0u64;
-        loop {
-            let n = file.read(&mut buf).await.map_err(file_error)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            size += n as u64;
-        }
-        let sha256 = Sha256::from_bytes(hasher.finalize().into());
-        Ok(LocalArtifact { path, sha256, size })
-    }
-
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Its SHA-256.
-    pub fn sha256(&self) -> &Sha256 {
-        &self.sha256
-    }
-
-    /// Its size in bytes.
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-}
 
 /// A client of one server's admin API, authenticated by one bearer token. Cheap to clone
 /// (clones share the connection pool).
@@ -280,6 +69,7 @@ impl AdminClient {
         let http = reqwest::Client::builder()
             .user_agent(concat!("halftone-admin/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(CONNECT_TIMEOUT)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build()
             .map_err(|e| AdminError::Network { url: base.to_string(), reason: innermost(&e) })?;
         Ok(AdminClient { http, base, auth })
@@ -318,9 +108,9 @@ impl AdminClient {
         artifact: &LocalArtifact,
         progress: impl FnMut(u64) + Send + 'static,
     ) -> Result<ArtifactStored, AdminError> {
-        let file = tokio::fs::File::open(&artifact.path)
+        let file = tokio::fs::File::open(artifact.path())
             .await
-            .map_err(|error| AdminError::File { path: artifact.path.clone(), error })?;
+            .map_err(|error| AdminError::File { path: artifact.path().to_owned(), error })?;
         // The progress callback travels with the stream's state, so the stream owns it.
         let chunks =
             futures_util::stream::try_unfold((file, 0u64, progress), |(mut file, sent, mut progress)| async move {
@@ -334,14 +124,29 @@ impl AdminClient {
                 progress(sent);
                 Ok(Some((buf, (file, sent, progress))))
             });
-        let url = self.url(&["v1", "artifacts", &artifact.sha256.to_string()]);
+        let url = self.url(&["v1", "artifacts", &artifact.sha256().to_string()]);
         let request = self
             .http
             .put(url.clone())
             .header(header::AUTHORIZATION, self.auth.clone())
             .header(header::CONTENT_TYPE, "application/octet-stream")
-            .header(header::CONTENT_LENGTH, artifact.size)
+            .header(header::CONTENT_LENGTH, artifact.size())
             .body(reqwest::Body::wrap_stream(chunks));
+        let endpoint = format!("PUT {}", url.path());
+        self.finish(request, &url, &endpoint).await.map(|r| r.body)
+    }
+
+    /// `PUT /v1/artifacts/{sha256}` for a build already in memory (test fixtures, generated
+    /// builds): hashes `bytes` and sends them in one body. As with
+    /// [`upload_artifact`](Self::upload_artifact), bytes the server already holds are harmless.
+    pub async fn upload_bytes(&self, bytes: Vec<u8>) -> Result<ArtifactStored, AdminError> {
+        let url = self.url(&["v1", "artifacts", &Sha256::digest(&bytes).to_string()]);
+        let request = self
+            .http
+            .put(url.clone())
+            .header(header::AUTHORIZATION, self.auth.clone())
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .body(bytes);
         let endpoint = format!("PUT {}", url.path());
         self.finish(request, &url, &endpoint).await.map(|r| r.body)
     }
@@ -439,6 +244,12 @@ impl AdminClient {
     /// `GET /v1/apps/{app}/audit`: every change made to the app, oldest first.
     pub async fn audit(&self, app: &AppId) -> Result<AuditLog, AdminError> {
         self.call_json(Method::GET, &["v1", "apps", app.as_str(), "audit"], None::<&()>).await.map(|r| r.body)
+    }
+
+    /// `GET /v1/audit`: the server-wide log (token creation and revocation), oldest first;
+    /// admins only.
+    pub async fn server_audit(&self) -> Result<AuditLog, AdminError> {
+        self.call_json(Method::GET, &["v1", "audit"], None::<&()>).await.map(|r| r.body)
     }
 
     /// `GET /v1/apps/{app}/status`: every release's rollouts with state, schedule, gate,
@@ -605,36 +416,6 @@ fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
 mod tests {
     use super::*;
 
-    fn problem(detail: &str) -> Problem {
-        Problem {
-            kind: "urn:halftone:problem:conflict".into(),
-            title: "Conflict".into(),
-            status: 409,
-            detail: detail.into(),
-        }
-    }
-
-    #[test]
-    fn a_server_problem_reads_as_one_sentence() {
-        let check = |status: u16, detail: &str, expected: &str| {
-            let e = AdminError::Server { status, problem: problem(detail) };
-            assert_eq!(e.to_string(), expected);
-        };
-        check(
-            409,
-            "release 1.2.0 already exists with different content.",
-            "the server refused the request (409 Conflict): release 1.2.0 already exists with different content",
-        );
-        check(
-            500,
-            "internal error",
-            "the server failed to handle the request (500 Internal Server Error): internal error",
-        );
-        // No detail: the title stands in.
-        check(409, "", "the server refused the request (409 Conflict)");
-        check(599, "odd", "the server failed to handle the request (599): odd");
-    }
-
     #[test]
     fn non_problem_bodies_still_give_a_sentence() {
         let e = refusal(StatusCode::BAD_GATEWAY, b"<html>nginx</html>");
@@ -642,7 +423,13 @@ mod tests {
         assert_eq!(e.status(), Some(502));
         let e = refusal(StatusCode::NOT_FOUND, b"no such route\n");
         assert_eq!(e.to_string(), "the server refused the request (404 Not Found): no such route");
-        let body = serde_json::to_vec(&problem("rollout changed since it was read")).unwrap();
+        let problem = Problem {
+            kind: "urn:halftone:problem:conflict".into(),
+            title: "Conflict".into(),
+            status: 409,
+            detail: "rollout changed since it was read".into(),
+        };
+        let body = serde_json::to_vec(&problem).unwrap();
         let e = refusal(StatusCode::PRECONDITION_FAILED, &body);
         assert_eq!(
             e.to_string(),
@@ -676,19 +463,6 @@ mod tests {
     fn debug_never_shows_the_token() {
         let c = AdminClient::new("http://h", "s3cret").unwrap();
         assert!(!format!("{c:?}").contains("s3cret"));
-    }
-
-    #[tokio::test]
-    async fn hashing_streams_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.bin");
-        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-        std::fs::write(&path, &data).unwrap();
-        let a = LocalArtifact::hash(&path).await.unwrap();
-        assert_eq!(a.sha256(), &Sha256::digest(&data));
-        assert_eq!(a.size(), 200_000);
-        let e = LocalArtifact::hash(dir.path().join("missing")).await.unwrap_err();
-        assert!(e.to_string().starts_with("could not read "), "{e}");
     }
 
     /// One request as a tiny fake server saw it.
@@ -782,6 +556,20 @@ mod tests {
         let reported = reported.lock().unwrap();
         assert!(reported.windows(2).all(|w| w[0] < w[1]), "progress only grows");
         assert_eq!(reported.last(), Some(&300_000));
+    }
+
+    #[tokio::test]
+    async fn builds_in_memory_upload_under_their_digest() {
+        let data = b"a build made by a test".to_vec();
+        let sha256 = Sha256::digest(&data);
+        let stored = format!(r#"{{"sha256":"{sha256}","size":{},"created":false}}"#, data.len());
+        let (base, server) = fake_server(vec![response("200 OK", &["content-type: application/json"], &stored)]).await;
+        let answer = AdminClient::new(&base, "t").unwrap().upload_bytes(data.clone()).await.unwrap();
+        assert!(!answer.created);
+        let seen = server.await.unwrap();
+        assert!(seen[0].head.starts_with(&format!("PUT /v1/artifacts/{sha256} HTTP/1.1")), "{}", seen[0].head);
+        assert_eq!(seen[0].header("authorization"), Some("Bearer t"));
+        assert_eq!(seen[0].body, data);
     }
 
     #[tokio::test]
