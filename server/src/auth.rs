@@ -5,14 +5,27 @@
 use std::future::{Ready, ready};
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
-use halftone_channels::AppId;
 use halftone_channels::wire::Role;
+use halftone_channels::{AppId, TokenName};
 use rand::RngExt as _;
 use sha2::Digest as _;
 use subtle::ConstantTimeEq as _;
 
 use crate::problem::ApiError;
 use crate::state::State;
+
+/// An API token as the server holds it: the secret only as a SHA-256 digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    /// The label people gave it; the actor in the audit log.
+    pub name: TokenName,
+    /// What it may do.
+    pub role: Role,
+    /// The apps a publisher may change.
+    pub apps: Vec<AppId>,
+    /// SHA-256 of the secret, hex.
+    pub secret_sha256: String,
+}
 
 /// A caller who presented a valid token.
 #[derive(Debug, Clone)]

@@ -6,20 +6,20 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use halftone_channels::wire::{ChannelSpec, ReleaseSpec, ReleaseView, RolloutSpec, RolloutView};
+use halftone_channels::wire::{ReleaseSpec, ReleaseView, RolloutSpec, RolloutView};
 use halftone_channels::{
-    AppId, Catalog, CatalogError, ChannelName, Ladder, LadderError, Release, Rollout, RolloutState, ScheduleClock,
-    TrustedKeys, Version,
+    AppId, Catalog, CatalogError, ChannelName, DisplayName, KeyId, Ladder, LadderError, PublicKey, Rank, Release,
+    Rollout, RolloutState, ScheduleClock, TrustedKeys, Version,
 };
 
-use crate::store::{AppRecord, TokenRecord};
+use crate::auth::Token;
 
 /// One app, ready to answer check-ins.
 pub struct AppSnapshot {
     /// The app's id.
     pub id: AppId,
-    /// Its stored settings.
-    pub record: AppRecord,
+    /// Its settings.
+    pub settings: AppSettings,
     /// Its trusted keys.
     pub keys: TrustedKeys,
     /// Its releases and rollouts, indexed.
@@ -45,7 +45,7 @@ pub struct AppParts {
     /// The app's id.
     pub id: AppId,
     /// Its settings.
-    pub record: AppRecord,
+    pub settings: AppSettings,
     /// Its releases.
     pub releases: Vec<Arc<Release>>,
     /// Its rollouts with their metadata.
@@ -55,21 +55,21 @@ pub struct AppParts {
 impl AppSnapshot {
     /// Indexes an app; refuses a ladder or catalog that does not hold together.
     pub fn build(parts: AppParts) -> Result<Self, SnapshotError> {
-        let ladder = ladder_of(&parts.record.channels)?;
-        let keys = TrustedKeys::new(parts.record.keys.iter().map(|k| (k.id.clone(), k.public_key)))?;
+        let ladder = ladder_of(&parts.settings.channels)?;
+        let keys = TrustedKeys::new(parts.settings.keys.iter().cloned())?;
         let mut rollouts = parts.rollouts;
         // Nearly sorted already (the previous snapshot's order plus what changed): one pass.
         rollouts.sort_by(|(a, _), (b, _)| key(a).cmp(&key(b)));
         let catalog =
             Catalog::new(parts.id.clone(), ladder, parts.releases, rollouts.iter().map(|(r, _)| Arc::clone(r)))?;
-        Ok(AppSnapshot { id: parts.id, record: parts.record, keys, catalog, rollouts })
+        Ok(AppSnapshot { id: parts.id, settings: parts.settings, keys, catalog, rollouts })
     }
 
     /// This app's parts, to be changed and rebuilt.
     pub fn to_parts(&self) -> AppParts {
         AppParts {
             id: self.id.clone(),
-            record: self.record.clone(),
+            settings: self.settings.clone(),
             releases: self.catalog.shared().map(|(release, _)| Arc::clone(release)).collect(),
             rollouts: self.rollouts.clone(),
         }
@@ -123,8 +123,20 @@ pub fn etag(revision: u64) -> String {
 }
 
 /// The ladder of an app's custom channels.
-pub fn ladder_of(custom: &[ChannelSpec]) -> Result<Ladder, LadderError> {
-    Ladder::with_custom(custom.iter().map(|c| (c.name.clone(), c.rank)))
+pub fn ladder_of(custom: &[(ChannelName, Rank)]) -> Result<Ladder, LadderError> {
+    Ladder::with_custom(custom.iter().cloned())
+}
+
+/// What an engineer sets about an app: its name, the release keys it trusts (in the order
+/// given) and its custom channels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppSettings {
+    /// The name people read.
+    pub display_name: DisplayName,
+    /// Trusted release keys, by id.
+    pub keys: Vec<(KeyId, PublicKey)>,
+    /// Custom channels with their ranks.
+    pub channels: Vec<(ChannelName, Rank)>,
 }
 
 /// Why an app's parts do not make a snapshot.
@@ -147,5 +159,5 @@ pub struct Snapshot {
     /// Apps by id.
     pub apps: HashMap<AppId, Arc<AppSnapshot>>,
     /// Tokens by id.
-    pub tokens: HashMap<String, Arc<TokenRecord>>,
+    pub tokens: HashMap<String, Arc<Token>>,
 }

@@ -7,13 +7,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use halftone_channels::{AppId, Release};
+use halftone_channels::AppId;
 
 use crate::artifacts::ArtifactStore;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::feedback::Feedback;
-use crate::snapshot::{AppParts, AppSnapshot, RolloutMeta, Snapshot};
+use crate::snapshot::{AppParts, AppSnapshot, Snapshot};
 use crate::store::Store;
 use crate::writer::Published;
 
@@ -57,16 +57,15 @@ fn rebuild(store: &Store) -> anyhow::Result<Snapshot> {
     let mut parts: HashMap<AppId, AppParts> = loaded
         .apps
         .into_iter()
-        .map(|(id, record)| (id.clone(), AppParts { id, record, releases: Vec::new(), rollouts: Vec::new() }))
+        .map(|(id, settings)| (id.clone(), AppParts { id, settings, releases: Vec::new(), rollouts: Vec::new() }))
         .collect();
-    for (app, r) in loaded.releases {
+    for (app, release) in loaded.releases {
         let p = parts.get_mut(&app).with_context(|| format!("release of unknown app {app}"))?;
-        p.releases.push(Arc::new(Release::try_from(r.spec)?));
+        p.releases.push(Arc::new(release));
     }
-    for (app, version, channel, r) in loaded.rollouts {
+    for (app, rollout, meta) in loaded.rollouts {
         let p = parts.get_mut(&app).with_context(|| format!("rollout of unknown app {app}"))?;
-        let meta = RolloutMeta { revision: r.revision, clock: r.clock };
-        p.rollouts.push((Arc::new(r.spec.into_rollout(&app, version, channel)?), meta));
+        p.rollouts.push((Arc::new(rollout), meta));
     }
     let mut apps = HashMap::new();
     for (id, p) in parts {

@@ -5,14 +5,15 @@
 use std::sync::Arc;
 
 use halftone_channels::wire::{
-    AppView, ChannelSpec, GateSpec, ReleaseStatus, ReleaseView, RolloutStatus, ScheduleStatus, StatusView, TokenView,
+    AppSpec, AppView, ChannelSpec, GateSpec, KeySpec, ReleaseStatus, ReleaseView, RolloutStatus, ScheduleStatus,
+    StatusView, TokenView,
 };
 use halftone_channels::{AppId, ChannelName, Rollout, Tick, Version};
 
+use crate::auth::Token;
 use crate::problem::ApiError;
-use crate::snapshot::AppSnapshot;
+use crate::snapshot::{AppSettings, AppSnapshot};
 use crate::state::State;
-use crate::store::TokenRecord;
 
 impl State {
     /// One app of the current snapshot, or a 404.
@@ -101,8 +102,13 @@ pub fn find_rollout<'a>(
 pub fn app_view(app: &AppSnapshot) -> AppView {
     AppView {
         id: app.id.clone(),
-        display_name: app.record.display_name.clone(),
-        keys: app.record.keys.clone(),
+        display_name: app.settings.display_name.clone(),
+        keys: app
+            .settings
+            .keys
+            .iter()
+            .map(|(id, public_key)| KeySpec { id: id.clone(), public_key: *public_key })
+            .collect(),
         channels: app
             .catalog
             .ladder()
@@ -113,7 +119,29 @@ pub fn app_view(app: &AppSnapshot) -> AppView {
     }
 }
 
+/// The wire form of an app's settings (as the audit log shows them).
+impl From<&AppSettings> for AppSpec {
+    fn from(s: &AppSettings) -> Self {
+        AppSpec {
+            display_name: s.display_name.clone(),
+            keys: s.keys.iter().map(|(id, public_key)| KeySpec { id: id.clone(), public_key: *public_key }).collect(),
+            channels: s.channels.iter().map(|(name, rank)| ChannelSpec { name: name.clone(), rank: *rank }).collect(),
+        }
+    }
+}
+
+/// An app's settings from the wire.
+impl From<AppSpec> for AppSettings {
+    fn from(s: AppSpec) -> Self {
+        AppSettings {
+            display_name: s.display_name,
+            keys: s.keys.into_iter().map(|k| (k.id, k.public_key)).collect(),
+            channels: s.channels.into_iter().map(|c| (c.name, c.rank)).collect(),
+        }
+    }
+}
+
 /// The wire view of a token.
-pub fn token_view(id: &str, t: &TokenRecord) -> TokenView {
+pub fn token_view(id: &str, t: &Token) -> TokenView {
     TokenView { id: id.to_owned(), name: t.name.clone(), role: t.role, apps: t.apps.clone() }
 }

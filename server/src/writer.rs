@@ -16,10 +16,11 @@ use arc_swap::ArcSwap;
 use halftone_channels::AppId;
 use tokio::sync::{Mutex, MutexGuard};
 
+use crate::auth::Token;
 use crate::problem::ApiError;
 use crate::snapshot::{AppParts, AppSnapshot, Snapshot};
 use crate::state::State;
-use crate::store::{Change, TokenRecord};
+use crate::store::Change;
 
 /// The snapshot every reader loads, and the lock that serialises its writers. Only this module
 /// can replace the snapshot, and only through a [`Writer`].
@@ -82,7 +83,7 @@ impl<'a> Writer<'a> {
     pub(crate) async fn commit_tokens(
         &mut self,
         change: Change,
-        edit: impl FnOnce(&mut HashMap<String, Arc<TokenRecord>>),
+        edit: impl FnOnce(&mut HashMap<String, Arc<Token>>),
     ) -> Result<(), ApiError> {
         self.state.store.commit(change).await?;
         let mut next = (*self.snapshot()).clone();

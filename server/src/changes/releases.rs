@@ -8,13 +8,13 @@ use halftone_channels::{
     AppId, Percent, Range, Release, Rollout, RolloutState, Rule, SignedFields, Version, signed_message,
 };
 
-use super::rollouts::{halted, new_meta, new_record, stage_replacements};
+use super::rollouts::{halted, new_meta, stage_replacements};
 use super::{Outcome, audit, json};
 use crate::auth::Principal;
 use crate::problem::ApiError;
 use crate::snapshot::AppSnapshot;
 use crate::state::State;
-use crate::store::{Change, ReleaseRecord};
+use crate::store::Change;
 use crate::views::no_release;
 
 impl State {
@@ -90,16 +90,14 @@ impl State {
         let now = self.clock.now_ms();
         let mut parts = app.to_parts();
         let spec = ReleaseSpec::from(&release);
+        let mut change = Change::default();
+        change.put_release(&id, &release, now).put_rollout(&id, &rollout, new_meta(now, &rollout));
         parts.releases.push(Arc::new(release));
         parts.rollouts.push((Arc::new(rollout.clone()), new_meta(now, &rollout)));
         let subject = format!("{version}/{}", rollout.channel);
         let mut entry = audit(now, &who.name, "release.publish", Some(&id), subject);
         entry.after = json(&serde_json::json!({ "release": &spec, "rollout": RolloutSpec::from(&rollout) }));
-        let mut change = Change::default();
-        change
-            .put_release(&id, &ReleaseRecord { spec, published_at_ms: now })
-            .put_rollout(&id, &version, &rollout.channel, &new_record(now, &rollout))
-            .audit(entry);
+        change.audit(entry);
         let built = w.commit_app(parts, change).await?;
         Ok((self.release_view(&built, &version).expect("just published"), Outcome::Created))
     }
@@ -141,7 +139,7 @@ impl State {
         let mut entry = audit(now, &who.name, "release.promote", Some(&id), subject);
         entry.after = json(&RolloutSpec::from(&rollout));
         let mut change = Change::default();
-        change.put_rollout(&id, &version, &req.channel, &new_record(now, &rollout)).audit(entry);
+        change.put_rollout(&id, &rollout, new_meta(now, &rollout)).audit(entry);
         let built = w.commit_app(parts, change).await?;
         Ok(self.release_view(&built, &version).expect("release exists"))
     }
@@ -232,9 +230,9 @@ impl State {
         let mut change = Change::default();
         stage_replacements(now, &who.name, &app, "rollback.halt", halted(bad_rollouts), &mut parts, &mut change);
         let spec = ReleaseSpec::from(&release);
-        change.put_release(&id, &ReleaseRecord { spec: spec.clone(), published_at_ms: now });
+        change.put_release(&id, &release, now);
         for r in &rebuilds {
-            change.put_rollout(&id, &version, &r.channel, &new_record(now, r));
+            change.put_rollout(&id, r, new_meta(now, r));
         }
         let subject = format!("{version} (rebuild of {good}, replaces {})", req.bad_version);
         let mut entry = audit(now, &who.name, "rollback.publish", Some(&id), subject);

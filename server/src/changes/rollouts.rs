@@ -11,7 +11,7 @@ use crate::auth::Principal;
 use crate::problem::ApiError;
 use crate::snapshot::{AppParts, AppSnapshot, RolloutMeta, etag};
 use crate::state::State;
-use crate::store::{Change, RolloutRecord};
+use crate::store::Change;
 use crate::views::find_rollout;
 use crate::writer::Writer;
 
@@ -103,8 +103,7 @@ pub(super) fn stage_replacements(
         let mut entry = audit(now, actor, action, Some(&app.id), format!("{}/{}", after.release, after.channel));
         entry.before = super::json(&RolloutSpec::from(&before));
         entry.after = super::json(&RolloutSpec::from(&after));
-        let record = RolloutRecord { spec: RolloutSpec::from(&after), revision: meta.revision, clock: meta.clock };
-        change.put_rollout(&app.id, &after.release, &after.channel, &record).audit(entry);
+        change.put_rollout(&app.id, &after, meta).audit(entry);
     }
 }
 
@@ -113,12 +112,6 @@ pub(super) fn stage_replacements(
 pub(super) fn new_meta(now: u64, r: &Rollout) -> RolloutMeta {
     let clock = ScheduleClock::start(now).on_state(RolloutState::Active, r.state, now);
     RolloutMeta { revision: 1, clock }
-}
-
-/// The stored record of a rollout that starts at `now`.
-pub(super) fn new_record(now: u64, r: &Rollout) -> RolloutRecord {
-    let meta = new_meta(now, r);
-    RolloutRecord { spec: RolloutSpec::from(r), revision: meta.revision, clock: meta.clock }
 }
 
 /// The halted form of every rollout that is not halted yet, as `(before, after)` pairs.

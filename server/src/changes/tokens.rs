@@ -6,11 +6,12 @@ use std::sync::Arc;
 use halftone_channels::wire::{Role, TokenCreated, TokenRequest};
 
 use super::{audit, json};
+use crate::auth::Token;
 use crate::auth::{Principal, new_token};
 use crate::problem::ApiError;
 use crate::scheduler::{HEALTH_GATE, SCHEDULER};
 use crate::state::State;
-use crate::store::{Change, TokenRecord};
+use crate::store::Change;
 use crate::views::token_view;
 
 /// The actor named in the audit log for the first admin token, which the server makes itself.
@@ -23,7 +24,7 @@ impl State {
             return Err(ApiError::BadRequest(format!("{} is reserved for the server's own changes", req.name)));
         }
         let t = new_token();
-        let record = TokenRecord { name: req.name, role: req.role, apps: req.apps, secret_sha256: t.secret_sha256 };
+        let record = Token { name: req.name, role: req.role, apps: req.apps, secret_sha256: t.secret_sha256 };
         let mut w = self.writer().await;
         let mut entry = audit(self.clock.now_ms(), &who.name, "token.create", None, t.id.clone());
         entry.after = json(&token_view(&t.id, &record));
@@ -74,12 +75,8 @@ impl State {
             return Ok(None);
         }
         let t = new_token();
-        let record = TokenRecord {
-            name: "bootstrap-admin".parse()?,
-            role: Role::Admin,
-            apps: vec![],
-            secret_sha256: t.secret_sha256,
-        };
+        let record =
+            Token { name: "bootstrap-admin".parse()?, role: Role::Admin, apps: vec![], secret_sha256: t.secret_sha256 };
         let mut entry = audit(self.clock.now_ms(), BOOTSTRAP, "token.create", None, t.id.clone());
         entry.after = json(&token_view(&t.id, &record));
         let mut change = Change::default();

@@ -12,59 +12,25 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use halftone_channels::wire::{AuditEntry, ChannelSpec, KeySpec, ReleaseSpec, Role, RolloutSpec};
-use halftone_channels::{AppId, ChannelName, DisplayName, ScheduleClock, TokenName, Version};
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use halftone_channels::wire::AuditEntry;
+use halftone_channels::{AppId, ChannelName, Release, Rollout, Version};
+use serde::{Serialize, de::DeserializeOwned};
 use sled::Transactional as _;
+
+use crate::auth::Token;
+use crate::snapshot::{AppSettings, RolloutMeta};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+mod records;
+
+use records::{AppRecord, AuditRecord, ReleaseRecord, RolloutRecord, TokenRecord};
 
 /// The format byte in front of every stored value.
 const FORMAT_V1: u8 = 1;
 
-/// An app's settings as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AppRecord {
-    /// Human name.
-    pub display_name: DisplayName,
-    /// Trusted keys.
-    pub keys: Vec<KeySpec>,
-    /// Custom channels.
-    pub channels: Vec<ChannelSpec>,
-}
-
-/// A release as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReleaseRecord {
-    /// Its content, exactly as published.
-    pub spec: ReleaseSpec,
-    /// When it was published (ms since the epoch).
-    pub published_at_ms: u64,
-}
-
-/// A rollout as stored, with the revision its ETag is made of.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RolloutRecord {
-    /// Its settings.
-    pub spec: RolloutSpec,
-    /// Bumped on every change; the ETag is `"r<revision>"`.
-    pub revision: u64,
-    /// When the current step began (schedules hold from here).
-    #[serde(default)]
-    pub clock: ScheduleClock,
-}
-
-/// An admin token as stored: the secret only as a SHA-256 digest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TokenRecord {
-    /// Label.
-    pub name: TokenName,
-    /// Role.
-    pub role: Role,
-    /// Apps, for publishers.
-    pub apps: Vec<AppId>,
-    /// SHA-256 of the secret, hex.
-    pub secret_sha256: String,
-}
+/// The store format this binary writes and the newest it reads. Data of a newer format is
+/// refused at start-up (an older binary must not misread it); see `records.rs`.
+pub const FORMAT: u64 = 1;
 
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     let mut out = vec![FORMAT_V1];
@@ -131,24 +97,26 @@ pub struct Change {
 }
 
 impl Change {
-    /// Stores an app.
-    pub fn put_app(&mut self, app: &AppId, r: &AppRecord) -> &mut Self {
-        self.puts.push((Tree::Apps, key(&[app.as_str()]), encode(r)));
+    /// Stores an app's settings.
+    pub fn put_app(&mut self, app: &AppId, settings: &AppSettings) -> &mut Self {
+        self.puts.push((Tree::Apps, key(&[app.as_str()]), encode(&AppRecord::from(settings))));
         self
     }
-    /// Stores a release.
-    pub fn put_release(&mut self, app: &AppId, r: &ReleaseRecord) -> &mut Self {
-        self.puts.push((Tree::Releases, key(&[app.as_str(), &r.spec.version.to_string()]), encode(r)));
+    /// Stores a release published at `published_at_ms`.
+    pub fn put_release(&mut self, app: &AppId, release: &Release, published_at_ms: u64) -> &mut Self {
+        let r = ReleaseRecord::new(release, published_at_ms);
+        self.puts.push((Tree::Releases, key(&[app.as_str(), &r.version().to_string()]), encode(&r)));
         self
     }
-    /// Stores a rollout.
-    pub fn put_rollout(&mut self, app: &AppId, v: &Version, ch: &ChannelName, r: &RolloutRecord) -> &mut Self {
-        self.puts.push((Tree::Rollouts, key(&[app.as_str(), &v.to_string(), ch.as_str()]), encode(r)));
+    /// Stores a rollout with its revision and schedule clock.
+    pub fn put_rollout(&mut self, app: &AppId, r: &Rollout, meta: RolloutMeta) -> &mut Self {
+        let k = key(&[app.as_str(), &r.release.to_string(), r.channel.as_str()]);
+        self.puts.push((Tree::Rollouts, k, encode(&RolloutRecord::new(r, meta))));
         self
     }
     /// Stores a token.
-    pub fn put_token(&mut self, id: &str, r: &TokenRecord) -> &mut Self {
-        self.puts.push((Tree::Tokens, key(&[id]), encode(r)));
+    pub fn put_token(&mut self, id: &str, t: &Token) -> &mut Self {
+        self.puts.push((Tree::Tokens, key(&[id]), encode(&TokenRecord::from(t))));
         self
     }
     /// Deletes a token.
@@ -198,17 +166,17 @@ impl Change {
     }
 }
 
-/// Everything stored, read at start-up.
+/// Everything stored, read at start-up, converted from the records.
 #[derive(Default)]
 pub struct Loaded {
     /// Apps.
-    pub apps: Vec<(AppId, AppRecord)>,
+    pub apps: Vec<(AppId, AppSettings)>,
     /// Releases by app.
-    pub releases: Vec<(AppId, ReleaseRecord)>,
-    /// Rollouts by app, version and channel.
-    pub rollouts: Vec<(AppId, Version, ChannelName, RolloutRecord)>,
+    pub releases: Vec<(AppId, Release)>,
+    /// Rollouts by app, with their metadata.
+    pub rollouts: Vec<(AppId, Rollout, RolloutMeta)>,
     /// Tokens by id.
-    pub tokens: Vec<(String, TokenRecord)>,
+    pub tokens: Vec<(String, Token)>,
 }
 
 /// The key of a release's figures on a channel: app, version, channel.
@@ -244,7 +212,29 @@ impl Store {
             t("feedback")?,
             t("adoption")?,
         ];
-        Ok(Store { db, trees })
+        let store = Store { db, trees };
+        store.check_format()?;
+        Ok(store)
+    }
+
+    /// Refuses data of a newer store format; marks a new (or pre-marker) data dir with ours.
+    fn check_format(&self) -> anyhow::Result<()> {
+        let k = key(&["format"]);
+        match self.tree(Tree::Meta).get(&k)? {
+            Some(v) => {
+                let found: u64 = decode(&v).context("reading the store format")?;
+                anyhow::ensure!(
+                    found <= FORMAT,
+                    "this data dir was written by a newer Halftone (store format {found}; this binary reads formats \
+                     up to {FORMAT}): run that version or newer, or restore a backup made by this one"
+                );
+            }
+            None => {
+                self.tree(Tree::Meta).insert(k, encode(&FORMAT))?;
+                self.db.flush().context("flushing the database")?;
+            }
+        }
+        Ok(())
     }
 
     fn tree(&self, t: Tree) -> &sled::Tree {
@@ -259,22 +249,24 @@ impl Store {
         };
         for kv in self.tree(Tree::Apps).iter() {
             let (k, v) = kv?;
-            out.apps.push((AppId::parse(std::str::from_utf8(&k)?)?, decode(&v)?));
+            out.apps.push((AppId::parse(std::str::from_utf8(&k)?)?, decode::<AppRecord>(&v)?.into()));
         }
         for kv in self.tree(Tree::Releases).iter() {
             let (k, v) = kv?;
             let parts = split(&k)?;
-            out.releases.push((AppId::parse(&parts[0])?, decode(&v)?));
+            out.releases.push((AppId::parse(&parts[0])?, Release::try_from(decode::<ReleaseRecord>(&v)?)?));
         }
         for kv in self.tree(Tree::Rollouts).iter() {
             let (k, v) = kv?;
             let p = split(&k)?;
             anyhow::ensure!(p.len() == 3, "malformed rollout key");
-            out.rollouts.push((AppId::parse(&p[0])?, Version::parse(&p[1])?, ChannelName::parse(&p[2])?, decode(&v)?));
+            let record: RolloutRecord = decode(&v)?;
+            let (rollout, meta) = record.into_rollout(Version::parse(&p[1])?, ChannelName::parse(&p[2])?)?;
+            out.rollouts.push((AppId::parse(&p[0])?, rollout, meta));
         }
         for kv in self.tree(Tree::Tokens).iter() {
             let (k, v) = kv?;
-            out.tokens.push((String::from_utf8(k.to_vec())?, decode(&v)?));
+            out.tokens.push((String::from_utf8(k.to_vec())?, decode::<TokenRecord>(&v)?.into()));
         }
         Ok(out)
     }
@@ -306,12 +298,17 @@ impl Store {
 
     /// The audit log of `app`, oldest first.
     pub fn audit(&self, app: &AppId) -> anyhow::Result<Vec<AuditEntry>> {
-        self.tree(Tree::Audit).scan_prefix(audit_prefix(Some(app))).values().map(|v| decode(&v?)).collect()
+        self.read_audit(audit_prefix(Some(app)))
     }
 
     /// The server-wide audit log (changes to no app, such as tokens'), oldest first.
     pub fn server_audit(&self) -> anyhow::Result<Vec<AuditEntry>> {
-        self.tree(Tree::Audit).scan_prefix(audit_prefix(None)).values().map(|v| decode(&v?)).collect()
+        self.read_audit(audit_prefix(None))
+    }
+
+    fn read_audit(&self, prefix: Vec<u8>) -> anyhow::Result<Vec<AuditEntry>> {
+        let values = self.tree(Tree::Audit).scan_prefix(prefix).values();
+        values.map(|v| Ok(decode::<AuditRecord>(&v?)?.into())).collect()
     }
 
     /// Writes `change` atomically and flushes it to disk. Only after this returns may the
@@ -328,11 +325,9 @@ impl Store {
             for e in &change.audit {
                 let audit = &tx[Tree::Audit as usize];
                 let seq = audit.generate_id()?;
-                let mut e = e.clone();
-                e.seq = seq;
                 let mut k = audit_prefix(e.app.as_ref());
                 k.extend_from_slice(&seq.to_be_bytes());
-                audit.insert(k, encode(&e))?;
+                audit.insert(k, encode(&AuditRecord::new(e, seq)))?;
             }
             Ok::<(), ConflictableTransactionError<()>>(())
         });
@@ -351,11 +346,16 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::Token;
+    use halftone_channels::wire::Role;
+
+    fn token() -> Token {
+        Token { name: "a".parse().unwrap(), role: Role::Admin, apps: vec![], secret_sha256: "x".into() }
+    }
 
     #[test]
     fn values_carry_a_format_byte() {
-        let r =
-            TokenRecord { name: "n".parse().unwrap(), role: Role::Viewer, apps: vec![], secret_sha256: "00".into() };
+        let r = TokenRecord::from(&token());
         let bytes = encode(&r);
         assert_eq!(bytes[0], FORMAT_V1);
         assert_eq!(decode::<TokenRecord>(&bytes).unwrap(), r);
@@ -368,15 +368,13 @@ mod tests {
     async fn committed_changes_are_read_back_after_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let app = AppId::parse("notes").unwrap();
+        let settings = AppSettings { display_name: "Notes".parse().unwrap(), keys: vec![], channels: vec![] };
         {
             let store = Store::open(dir.path()).unwrap();
             assert!(!store.is_bootstrapped().unwrap());
             let mut c = Change::default();
-            c.put_app(&app, &AppRecord { display_name: "Notes".parse().unwrap(), keys: vec![], channels: vec![] });
-            c.put_token(
-                "t1",
-                &TokenRecord { name: "a".parse().unwrap(), role: Role::Admin, apps: vec![], secret_sha256: "x".into() },
-            );
+            c.put_app(&app, &settings);
+            c.put_token("t1", &token());
             c.audit(AuditEntry {
                 seq: 0,
                 at_ms: 1,
@@ -391,13 +389,68 @@ mod tests {
         }
         let store = Store::open(dir.path()).unwrap();
         let loaded = store.load().unwrap();
-        assert_eq!(loaded.apps.len(), 1);
-        assert_eq!(loaded.tokens[0].0, "t1");
+        assert_eq!(loaded.apps, [(app.clone(), settings)]);
+        assert_eq!(loaded.tokens, [("t1".to_owned(), token())]);
         assert_eq!(store.audit(&app).unwrap().len(), 1);
         let mut c = Change::default();
         c.remove_token("t1").mark_bootstrapped();
         store.commit(c).await.unwrap();
         assert!(store.load().unwrap().tokens.is_empty());
         assert!(store.is_bootstrapped().unwrap());
+    }
+
+    #[test]
+    fn a_data_dir_of_a_newer_store_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree("meta").unwrap().insert(key(&["format"]), encode(&(FORMAT + 1))).unwrap();
+            db.flush().unwrap();
+        }
+        let e = Store::open(dir.path()).err().expect("a newer format is refused").to_string();
+        assert!(e.contains(&format!("store format {}", FORMAT + 1)) && e.contains("newer Halftone"), "{e}");
+    }
+
+    /// Data dirs written before the store had its own record types hold the same JSON: they
+    /// load unchanged.
+    #[test]
+    fn records_read_what_earlier_releases_wrote() {
+        let rollout = r#"{"spec":{"basis_points":500,"salt":"notes:1.1.0","stickiness":"device","allow":["qa-1"],
+            "deny":[],"rules":[{"kind":"os_in","values":["linux"]}],"state":"active","interactive_bypass":false,
+            "schedule":{"steps":[{"basis_points":500,"hold_s":60},{"basis_points":10000,"hold_s":0}]},
+            "gate":{"max_install_failure_rate":0.05,"min_sample":50,"action":"halt"}},"revision":3,
+            "clock":{"since_ms":7}}"#;
+        let record: RolloutRecord = serde_json::from_str(rollout).unwrap();
+        let (r, meta) = record.clone().into_rollout("1.1.0".parse().unwrap(), "stable".parse().unwrap()).unwrap();
+        assert_eq!((r.percent.basis_points(), r.rules.len(), r.allow.iter().count()), (500, 1, 1));
+        assert_eq!((meta.revision, meta.clock.since_ms), (3, 7));
+        assert_eq!(r.schedule.as_ref().unwrap().steps().len(), 2);
+        assert_eq!(r.gate.unwrap().min_sample, 50);
+        // Written back, it is the same record (so an older binary reads it too).
+        assert_eq!(RolloutRecord::new(&r, meta), record);
+
+        let app = r#"{"display_name":"Notes","keys":[{"id":"k1","public_key":"ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c"}],
+            "channels":[{"name":"canary","rank":400}]}"#;
+        let settings: AppSettings = serde_json::from_str::<AppRecord>(app).unwrap().into();
+        assert_eq!((settings.keys.len(), settings.channels[0].1), (1, 400));
+        assert_eq!(
+            serde_json::to_value(AppRecord::from(&settings)).unwrap(),
+            serde_json::from_str::<serde_json::Value>(app).unwrap()
+        );
+        let sig = "f0229755b3b18e316f943b8a283a7f69655b5b96ecd6c06a0104481af677e65077b4fe1fdde5d84e9ec8650bf5384d2d3ec31070cb65138487185571e28d1707";
+        let release = format!(
+            r#"{{"spec":{{"version":"1.2.3","notes":"n","critical":false,"artifacts":[{{"os":"windows","arch":"x86_64",
+            "sha256":"2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824","size":5,"signature":"{sig}",
+            "key_id":"k1"}}]}},"published_at_ms":9}}"#
+        );
+        let record: ReleaseRecord = serde_json::from_str(&release).unwrap();
+        let r = Release::try_from(record.clone()).unwrap();
+        assert_eq!((r.version().to_string(), r.artifacts().len()), ("1.2.3".to_owned(), 1));
+        assert_eq!(ReleaseRecord::new(&r, 9), record);
+
+        let token = r#"{"name":"ci","role":"publisher","apps":["notes"],"secret_sha256":"ab","added_later":1}"#;
+        let t: Token = serde_json::from_str::<TokenRecord>(token).unwrap().into();
+        assert_eq!((t.name.as_str(), t.role, t.apps.len()), ("ci", Role::Publisher, 1));
     }
 }

@@ -1,0 +1,371 @@
+//! The records the store keeps: the store's own types, apart from the HTTP wire types, so
+//! that renaming an API field never becomes a data migration.
+//!
+//! Each converts explicitly from and to what the server holds in memory (domain values from
+//! `channels`, the app's settings, a token). Leaf values (`Version`, `Sha256`, `Percent`,
+//! `Rule`, ...) are stored in their domain's canonical text form; rules in the documented
+//! rule language (docs/api.md §6), which is versioned with the product, not with the API's
+//! field names.
+//!
+//! Compatibility: unknown fields are ignored when reading, and every field added later must
+//! have a default, so data written by a newer binary of the same store format still loads in
+//! an older one. A change that an older binary would misread bumps the store format
+//! ([`super::FORMAT`]), which an older binary refuses with a clear error at start-up. The JSON
+//! shape of format 1 is the one earlier releases wrote, so their data dirs load unchanged.
+
+use std::collections::BTreeMap;
+
+use halftone_channels::wire::{AuditEntry, Role};
+use halftone_channels::{
+    AppId, Arch, Artifact, ChannelName, DisplayName, ExternalUrl, GateAction, HealthGate, IdList, KeyId, ListedId, Os,
+    ParseError, Percent, PublicKey, Rank, Release, ReleaseParts, Rollout, RolloutState, Rule, Rules, Salt, Schedule,
+    ScheduleClock, SchedulePreset, Sha256, Signature, Step, Stickiness, Target, TokenName, Version,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Token;
+use crate::snapshot::{AppSettings, RolloutMeta};
+
+/// An app's settings as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppRecord {
+    display_name: DisplayName,
+    #[serde(default)]
+    keys: Vec<KeyRecord>,
+    #[serde(default)]
+    channels: Vec<ChannelRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct KeyRecord {
+    id: KeyId,
+    public_key: PublicKey,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ChannelRecord {
+    name: ChannelName,
+    rank: Rank,
+}
+
+impl From<&AppSettings> for AppRecord {
+    fn from(s: &AppSettings) -> Self {
+        AppRecord {
+            display_name: s.display_name.clone(),
+            keys: s.keys.iter().map(|(id, public_key)| KeyRecord { id: id.clone(), public_key: *public_key }).collect(),
+            channels: s.channels.iter().map(|(name, rank)| ChannelRecord { name: name.clone(), rank: *rank }).collect(),
+        }
+    }
+}
+
+impl From<AppRecord> for AppSettings {
+    fn from(r: AppRecord) -> Self {
+        AppSettings {
+            display_name: r.display_name,
+            keys: r.keys.into_iter().map(|k| (k.id, k.public_key)).collect(),
+            channels: r.channels.into_iter().map(|c| (c.name, c.rank)).collect(),
+        }
+    }
+}
+
+/// A release as stored: its content exactly as published, and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseRecord {
+    spec: ReleaseBody,
+    published_at_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ReleaseBody {
+    version: Version,
+    #[serde(default)]
+    notes: String,
+    #[serde(default)]
+    critical: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    min_from_version: Option<Version>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rebuild_of: Option<Version>,
+    artifacts: Vec<ArtifactRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ArtifactRecord {
+    os: Os,
+    arch: Arch,
+    sha256: Sha256,
+    size: u64,
+    signature: Signature,
+    key_id: KeyId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    url: Option<ExternalUrl>,
+}
+
+impl ReleaseRecord {
+    /// The record of `release`, published at `published_at_ms`.
+    pub fn new(release: &Release, published_at_ms: u64) -> Self {
+        let artifacts = release
+            .artifacts()
+            .iter()
+            .map(|(t, a)| ArtifactRecord {
+                os: t.os.clone(),
+                arch: t.arch.clone(),
+                sha256: a.sha256,
+                size: a.size,
+                signature: a.signature,
+                key_id: a.key_id.clone(),
+                url: a.url.clone(),
+            })
+            .collect();
+        ReleaseRecord {
+            spec: ReleaseBody {
+                version: release.version().clone(),
+                notes: release.notes().to_owned(),
+                critical: release.is_critical(),
+                min_from_version: release.min_from_version().cloned(),
+                rebuild_of: release.rebuild_of().cloned(),
+                artifacts,
+            },
+            published_at_ms,
+        }
+    }
+
+    /// The release's version.
+    pub fn version(&self) -> &Version {
+        &self.spec.version
+    }
+}
+
+impl TryFrom<ReleaseRecord> for Release {
+    type Error = ParseError;
+    fn try_from(r: ReleaseRecord) -> Result<Self, ParseError> {
+        let b = r.spec;
+        let artifacts: BTreeMap<Target, Artifact> = b
+            .artifacts
+            .into_iter()
+            .map(|a| {
+                let artifact =
+                    Artifact { sha256: a.sha256, size: a.size, signature: a.signature, key_id: a.key_id, url: a.url };
+                (Target { os: a.os, arch: a.arch }, artifact)
+            })
+            .collect();
+        Release::new(ReleaseParts {
+            version: b.version,
+            notes: b.notes,
+            critical: b.critical,
+            min_from_version: b.min_from_version,
+            rebuild_of: b.rebuild_of,
+            artifacts,
+        })
+    }
+}
+
+/// A rollout as stored, with the revision its ETag is made of and its schedule clock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutRecord {
+    spec: RolloutBody,
+    revision: u64,
+    #[serde(default)]
+    clock: ScheduleClock,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct RolloutBody {
+    basis_points: Percent,
+    salt: Salt,
+    #[serde(default)]
+    stickiness: Stickiness,
+    #[serde(default)]
+    allow: Vec<ListedId>,
+    #[serde(default)]
+    deny: Vec<ListedId>,
+    #[serde(default)]
+    rules: Vec<Rule>,
+    #[serde(default)]
+    state: RolloutState,
+    #[serde(default)]
+    interactive_bypass: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    schedule: Option<ScheduleRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gate: Option<GateRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ScheduleRecord {
+    /// Written by no release, but accepted: a preset stands for its steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    preset: Option<SchedulePreset>,
+    #[serde(default)]
+    steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct GateRecord {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_install_failure_rate: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_crash_rate: Option<f64>,
+    min_sample: u64,
+    #[serde(default)]
+    action: GateAction,
+}
+
+impl RolloutRecord {
+    /// The record of `r` with its metadata.
+    pub fn new(r: &Rollout, meta: RolloutMeta) -> Self {
+        RolloutRecord {
+            spec: RolloutBody {
+                basis_points: r.percent,
+                salt: r.salt.clone(),
+                stickiness: r.stickiness,
+                allow: r.allow.iter().cloned().collect(),
+                deny: r.deny.iter().cloned().collect(),
+                rules: r.rules.to_vec(),
+                state: r.state,
+                interactive_bypass: r.interactive_bypass,
+                schedule: r.schedule.as_ref().map(|s| ScheduleRecord { preset: None, steps: s.steps().to_vec() }),
+                gate: r.gate.map(|g| GateRecord {
+                    max_install_failure_rate: g.max_install_failure_rate,
+                    max_crash_rate: g.max_crash_rate,
+                    min_sample: g.min_sample,
+                    action: g.action,
+                }),
+            },
+            revision: meta.revision,
+            clock: meta.clock,
+        }
+    }
+
+    /// The rollout of `release` on `channel` this record describes, with its metadata.
+    pub fn into_rollout(self, release: Version, channel: ChannelName) -> Result<(Rollout, RolloutMeta), ParseError> {
+        let b = self.spec;
+        let schedule = match b.schedule {
+            None => None,
+            Some(ScheduleRecord { preset: Some(p), .. }) => Some(p.schedule()),
+            Some(ScheduleRecord { preset: None, steps }) => Some(Schedule::new(steps)?),
+        };
+        let gate = b
+            .gate
+            .map(|g| {
+                HealthGate {
+                    max_install_failure_rate: g.max_install_failure_rate,
+                    max_crash_rate: g.max_crash_rate,
+                    min_sample: g.min_sample,
+                    action: g.action,
+                }
+                .validate()
+            })
+            .transpose()?;
+        let rollout = Rollout {
+            release,
+            channel,
+            percent: b.basis_points,
+            salt: b.salt,
+            stickiness: b.stickiness,
+            allow: IdList::new(b.allow)?,
+            deny: IdList::new(b.deny)?,
+            rules: Rules::new(b.rules)?,
+            state: b.state,
+            interactive_bypass: b.interactive_bypass,
+            schedule,
+            gate,
+        };
+        Ok((rollout, RolloutMeta { revision: self.revision, clock: self.clock }))
+    }
+}
+
+/// An API token as stored: the secret only as a SHA-256 digest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    name: TokenName,
+    role: RoleRecord,
+    #[serde(default)]
+    apps: Vec<AppId>,
+    secret_sha256: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RoleRecord {
+    Admin,
+    Publisher,
+    Viewer,
+}
+
+impl From<&Token> for TokenRecord {
+    fn from(t: &Token) -> Self {
+        TokenRecord {
+            name: t.name.clone(),
+            role: match t.role {
+                Role::Admin => RoleRecord::Admin,
+                Role::Publisher => RoleRecord::Publisher,
+                Role::Viewer => RoleRecord::Viewer,
+            },
+            apps: t.apps.clone(),
+            secret_sha256: t.secret_sha256.clone(),
+        }
+    }
+}
+
+impl From<TokenRecord> for Token {
+    fn from(r: TokenRecord) -> Self {
+        Token {
+            name: r.name,
+            role: match r.role {
+                RoleRecord::Admin => Role::Admin,
+                RoleRecord::Publisher => Role::Publisher,
+                RoleRecord::Viewer => Role::Viewer,
+            },
+            apps: r.apps,
+            secret_sha256: r.secret_sha256,
+        }
+    }
+}
+
+/// An audit entry as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    seq: u64,
+    at_ms: u64,
+    actor: String,
+    action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    app: Option<AppId>,
+    subject: String,
+    #[serde(default)]
+    before: Option<serde_json::Value>,
+    #[serde(default)]
+    after: Option<serde_json::Value>,
+}
+
+impl AuditRecord {
+    /// The record of `e` under sequence number `seq`.
+    pub fn new(e: &AuditEntry, seq: u64) -> Self {
+        AuditRecord {
+            seq,
+            at_ms: e.at_ms,
+            actor: e.actor.clone(),
+            action: e.action.clone(),
+            app: e.app.clone(),
+            subject: e.subject.clone(),
+            before: e.before.clone(),
+            after: e.after.clone(),
+        }
+    }
+}
+
+impl From<AuditRecord> for AuditEntry {
+    fn from(r: AuditRecord) -> Self {
+        AuditEntry {
+            seq: r.seq,
+            at_ms: r.at_ms,
+            actor: r.actor,
+            action: r.action,
+            app: r.app,
+            subject: r.subject,
+            before: r.before,
+            after: r.after,
+        }
+    }
+}
