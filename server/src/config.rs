@@ -44,6 +44,51 @@ pub struct ServeArgs {
     /// Base poll interval told to devices, in seconds (the answer adds ±10% jitter).
     #[arg(long, env = "HALFTONE_POLL_INTERVAL_S", default_value_t = 3600)]
     pub poll_interval_s: u32,
+    /// Where apps, releases, rollouts, tokens, the audit log and feedback live: `embedded`
+    /// (sled in the data dir, the default) or a PostgreSQL URL (`postgres://user:pass@host/db`),
+    /// which several replicas can share.
+    #[arg(long, env = "HALFTONE_STORE", default_value = "embedded")]
+    pub store: String,
+}
+
+/// Where the store lives.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// sled, in `<data dir>/db`.
+    Embedded,
+    /// A PostgreSQL database, by connection URL.
+    Postgres(String),
+}
+
+impl StoreLocation {
+    /// Parses `embedded` or a `postgres://` / `postgresql://` URL.
+    pub fn parse(s: &str) -> anyhow::Result<Self> {
+        let s = s.trim();
+        if s == "embedded" {
+            return Ok(StoreLocation::Embedded);
+        }
+        anyhow::ensure!(
+            s.starts_with("postgres://") || s.starts_with("postgresql://"),
+            "--store must be `embedded` or a postgres:// URL"
+        );
+        Ok(StoreLocation::Postgres(s.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for StoreLocation {
+    /// Never prints a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreLocation::Embedded => f.write_str("Embedded"),
+            StoreLocation::Postgres(url) => match url.split_once('@') {
+                Some((auth, host)) if auth.contains(':') && auth.rfind(':') > auth.find("//").map(|i| i + 1) => {
+                    let user_end = auth.rfind(':').expect("checked");
+                    write!(f, "Postgres({}:***@{host})", &auth[..user_end])
+                }
+                _ => write!(f, "Postgres({url})"),
+            },
+        }
+    }
 }
 
 /// Everything the server needs to run.
@@ -65,6 +110,8 @@ pub struct Config {
     pub workers: usize,
     /// Base poll interval in seconds.
     pub poll_interval_s: u32,
+    /// Where the store lives.
+    pub store: StoreLocation,
     /// How often the scheduler advances schedules and checks health gates; `None` runs no
     /// background scheduler (tests call `State::tick` themselves, on a clock they control).
     pub scheduler_every: Option<std::time::Duration>,
@@ -83,6 +130,7 @@ impl Config {
             trusted_proxies: Vec::new(),
             workers: 2,
             poll_interval_s: 3600,
+            store: StoreLocation::Embedded,
             scheduler_every: None,
         }
     }
@@ -122,6 +170,7 @@ impl TryFrom<ServeArgs> for Config {
             trusted_proxies,
             workers,
             poll_interval_s: a.poll_interval_s,
+            store: StoreLocation::parse(&a.store)?,
             scheduler_every: Some(std::time::Duration::from_secs(1)),
         })
     }

@@ -123,12 +123,12 @@ pub struct FeedbackError(String);
 
 impl Feedback {
     /// Loads the stored figures and starts the aggregator on the current tokio runtime.
-    pub fn start(store: Arc<Store>) -> anyhow::Result<Feedback> {
+    pub async fn start(store: Arc<Store>) -> anyhow::Result<Feedback> {
         let mut agg = Aggregates::default();
-        for ((app, version, channel), bytes) in store.load_feedback()? {
+        for ((app, version, channel), bytes) in store.load_feedback().await? {
             agg.releases.insert((app, version, channel), serde_json::from_slice(&bytes)?);
         }
-        for (key, bytes) in store.load_adoption()? {
+        for (key, bytes) in store.load_adoption().await? {
             agg.adoption.insert(key, serde_json::from_slice(&bytes)?);
         }
         let figures = Arc::new(Mutex::new(agg));

@@ -35,6 +35,6 @@ mod telemetry;
 mod views;
 mod writer;
 
-pub use config::{Config, LogFormat, ServeArgs};
+pub use config::{Config, LogFormat, ServeArgs, StoreLocation};
 pub use scheduler::TickReport;
 pub use startup::{Server, build, build_with};

@@ -73,7 +73,7 @@ pub async fn build_with(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
     let bind = config.bind;
     let workers = config.workers;
     let scheduler_every = config.scheduler_every;
-    let state = web::Data::new(State::open(config, clock)?);
+    let state = web::Data::new(State::open(config, clock).await?);
     let bootstrap_token = state.bootstrap_token().await?;
     let shared = state.clone().into_inner();
     if let Some(every) = scheduler_every {

@@ -36,13 +36,13 @@ pub struct State {
 impl State {
     /// Opens the data dir, rebuilds the snapshot from disk and starts the feedback
     /// aggregator (on the current tokio runtime).
-    pub fn open(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+    pub async fn open(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
-        let store = Arc::new(Store::open(&config.data_dir.join("db"))?);
+        let store = Arc::new(Store::open(&config).await?);
         let artifacts = ArtifactStore::open(&config.data_dir.join("artifacts"))?;
-        let snapshot = rebuild(&store)?;
-        let feedback = Feedback::start(store.clone())?;
+        let snapshot = rebuild(&store).await?;
+        let feedback = Feedback::start(store.clone()).await?;
         Ok(State { config, store, feedback, clock, artifacts, published: Published::new(snapshot) })
     }
 
@@ -52,8 +52,8 @@ impl State {
     }
 }
 
-fn rebuild(store: &Store) -> anyhow::Result<Snapshot> {
-    let loaded = store.load()?;
+async fn rebuild(store: &Store) -> anyhow::Result<Snapshot> {
+    let loaded = store.load().await?;
     let mut parts: HashMap<AppId, AppParts> = loaded
         .apps
         .into_iter()

@@ -28,12 +28,12 @@ impl State {
 
     /// Rollout states, schedules, gates, feedback figures and history per release and channel
     /// (only release `only`, if given), and adoption by version.
-    pub fn status_view(&self, id: &AppId, only: Option<&Version>) -> Result<StatusView, ApiError> {
+    pub async fn status_view(&self, id: &AppId, only: Option<&Version>) -> Result<StatusView, ApiError> {
         let app = self.app(id)?;
         if let Some(v) = only.filter(|v| app.catalog.release(v).is_none()) {
             return Err(no_release(id, v));
         }
-        let audit = self.store.audit(id)?;
+        let audit = self.store.audit(id).await?;
         let now = self.clock.now_ms();
         let releases = app
             .catalog

@@ -64,7 +64,7 @@ impl State {
     /// Creates the first admin token of an empty data dir; returns its bearer string.
     pub async fn bootstrap_token(&self) -> anyhow::Result<Option<String>> {
         let mut w = self.writer().await;
-        if self.store.is_bootstrapped()? {
+        if self.store.is_bootstrapped().await? {
             return Ok(None);
         }
         if !w.snapshot().tokens.is_empty() {

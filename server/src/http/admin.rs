@@ -144,14 +144,14 @@ pub async fn rollback(who: Principal, path: web::Path<String>, payload: web::Pay
 pub async fn audit(_who: Principal, path: web::Path<String>, state: web::Data<State>) -> Res {
     let id = AppId::parse(&path)?;
     state.app(&id)?;
-    let entries = state.store.audit(&id)?;
+    let entries = state.store.audit(&id).await?;
     Ok(HttpResponse::Ok().json(AuditLog { entries }))
 }
 
 /// `GET /v1/audit`: the server-wide audit log (token creation and revocation); admins only.
 pub async fn server_audit(who: Principal, state: web::Data<State>) -> Res {
     who.must_be_admin()?;
-    let entries = state.store.server_audit()?;
+    let entries = state.store.server_audit().await?;
     Ok(HttpResponse::Ok().json(AuditLog { entries }))
 }
 
@@ -198,7 +198,7 @@ pub async fn status(
 ) -> Res {
     let id = AppId::parse(&path)?;
     let only = query.version.as_deref().map(Version::parse).transpose()?;
-    Ok(HttpResponse::Ok().json(state.status_view(&id, only.as_ref())?))
+    Ok(HttpResponse::Ok().json(state.status_view(&id, only.as_ref()).await?))
 }
 
 /// The query of `GET /v1/apps/{app}/status`.

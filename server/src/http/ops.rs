@@ -15,7 +15,7 @@ pub async fn healthz() -> HttpResponse {
 /// `GET /readyz`: the catalog is loaded (it is before the listener opens) and the store
 /// answers a read; 503 otherwise.
 pub async fn readyz(state: web::Data<State>) -> HttpResponse {
-    match state.store.is_bootstrapped() {
+    match state.store.is_bootstrapped().await {
         Ok(_) => {
             let apps = state.snapshot().apps.len();
             HttpResponse::Ok().content_type("text/plain").body(format!("ready: {apps} apps\n"))

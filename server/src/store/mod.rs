@@ -1,170 +1,27 @@
-//! Durable state in sled: apps, releases, rollouts, tokens and the audit log.
-//!
-//! The on-disk encoding is private to this module: every value is one format byte
-//! ([`FORMAT_V1`]) followed by JSON of a record type defined here. A [`Change`] is written
-//! in one sled transaction across all trees and then flushed (`flush_async`) before the
-//! caller acknowledges it, so what was answered with a 2xx survives `kill -9`.
-//!
-//! Keys: `apps`: app id; `releases`: app ‖ 0 ‖ version; `rollouts`: app ‖ 0 ‖ version ‖ 0 ‖
-//! channel; `tokens`: token id; `audit`: app ‖ 0 ‖ sequence (u64 big-endian), and 0 ‖ sequence
-//! for server-wide entries (tokens).
+//! Durable state: apps, releases, rollouts, tokens, the audit log and feedback figures, behind
+//! one [`Store`] with two backends. sled in the data dir is the embedded default
+//! ([`sled`](self::sled)); PostgreSQL lets several replicas share one truth
+//! ([`postgres`](self::postgres)). Both keep the same records (`records.rs`, the store's own
+//! types) and make the same promise: [`Store::commit`] returns only once the change is
+//! durable, so what was answered with a 2xx survives `kill -9`.
 
-use std::path::Path;
+mod change;
+mod postgres;
+mod records;
+mod sled;
 
-use anyhow::Context as _;
 use halftone_channels::wire::AuditEntry;
 use halftone_channels::{AppId, ChannelName, Release, Rollout, Version};
-use serde::{Serialize, de::DeserializeOwned};
-use sled::Transactional as _;
+
+pub use change::Change;
 
 use crate::auth::Token;
+use crate::config::{Config, StoreLocation};
 use crate::snapshot::{AppSettings, RolloutMeta};
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-
-mod records;
-
-use records::{AppRecord, AuditRecord, ReleaseRecord, RolloutRecord, TokenRecord};
-
-/// The format byte in front of every stored value.
-const FORMAT_V1: u8 = 1;
 
 /// The store format this binary writes and the newest it reads. Data of a newer format is
 /// refused at start-up (an older binary must not misread it); see `records.rs`.
 pub const FORMAT: u64 = 1;
-
-fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    let mut out = vec![FORMAT_V1];
-    serde_json::to_writer(&mut out, v).expect("records serialize");
-    out
-}
-
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> anyhow::Result<T> {
-    match bytes.split_first() {
-        Some((&FORMAT_V1, json)) => Ok(serde_json::from_slice(json)?),
-        Some((b, _)) => anyhow::bail!("unknown storage format {b}"),
-        None => anyhow::bail!("empty stored value"),
-    }
-}
-
-fn framed(json: Vec<u8>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(json.len() + 1);
-    out.push(FORMAT_V1);
-    out.extend(json);
-    out
-}
-
-fn unframed(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
-    match bytes.split_first() {
-        Some((&FORMAT_V1, json)) => Ok(json.to_vec()),
-        _ => anyhow::bail!("unknown storage format"),
-    }
-}
-
-fn adoption_key(app: &AppId, ch: &ChannelName, v: &Version, window: u64) -> Vec<u8> {
-    key(&[app.as_str(), ch.as_str(), &v.to_string(), &format!("{window:020}")])
-}
-
-/// The key prefix of an app's audit entries: `app ‖ 0`; the server-wide log's is `0` alone
-/// (an app id is never empty).
-fn audit_prefix(app: Option<&AppId>) -> Vec<u8> {
-    let mut k = app.map_or_else(Vec::new, |a| a.as_str().as_bytes().to_vec());
-    k.push(0);
-    k
-}
-
-fn key(parts: &[&str]) -> Vec<u8> {
-    parts.join("\0").into_bytes()
-}
-
-#[derive(Clone, Copy)]
-enum Tree {
-    Apps = 0,
-    Releases = 1,
-    Rollouts = 2,
-    Tokens = 3,
-    Audit = 4,
-    Meta = 5,
-    Feedback = 6,
-    Adoption = 7,
-}
-
-/// A set of writes committed atomically by [`Store::commit`].
-#[derive(Default)]
-pub struct Change {
-    puts: Vec<(Tree, Vec<u8>, Vec<u8>)>,
-    removes: Vec<(Tree, Vec<u8>)>,
-    audit: Vec<AuditEntry>,
-}
-
-impl Change {
-    /// Stores an app's settings.
-    pub fn put_app(&mut self, app: &AppId, settings: &AppSettings) -> &mut Self {
-        self.puts.push((Tree::Apps, key(&[app.as_str()]), encode(&AppRecord::from(settings))));
-        self
-    }
-    /// Stores a release published at `published_at_ms`.
-    pub fn put_release(&mut self, app: &AppId, release: &Release, published_at_ms: u64) -> &mut Self {
-        let r = ReleaseRecord::new(release, published_at_ms);
-        self.puts.push((Tree::Releases, key(&[app.as_str(), &r.version().to_string()]), encode(&r)));
-        self
-    }
-    /// Stores a rollout with its revision and schedule clock.
-    pub fn put_rollout(&mut self, app: &AppId, r: &Rollout, meta: RolloutMeta) -> &mut Self {
-        let k = key(&[app.as_str(), &r.release.to_string(), r.channel.as_str()]);
-        self.puts.push((Tree::Rollouts, k, encode(&RolloutRecord::new(r, meta))));
-        self
-    }
-    /// Stores a token.
-    pub fn put_token(&mut self, id: &str, t: &Token) -> &mut Self {
-        self.puts.push((Tree::Tokens, key(&[id]), encode(&TokenRecord::from(t))));
-        self
-    }
-    /// Deletes a token.
-    pub fn remove_token(&mut self, id: &str) -> &mut Self {
-        self.removes.push((Tree::Tokens, key(&[id])));
-        self
-    }
-    /// Records that the data dir's first admin token was made (it is made only once).
-    pub fn mark_bootstrapped(&mut self) -> &mut Self {
-        self.puts.push((Tree::Meta, key(&["bootstrapped"]), encode(&true)));
-        self
-    }
-    /// Stores the (already encoded) figures of a release on a channel.
-    pub fn put_feedback(&mut self, app: &AppId, v: &Version, ch: &ChannelName, json: Vec<u8>) -> &mut Self {
-        self.puts.push((Tree::Feedback, key(&[app.as_str(), &v.to_string(), ch.as_str()]), framed(json)));
-        self
-    }
-    /// Stores the (already encoded) adoption sketch of one window.
-    pub fn put_adoption(
-        &mut self,
-        app: &AppId,
-        ch: &ChannelName,
-        v: &Version,
-        window: u64,
-        json: Vec<u8>,
-    ) -> &mut Self {
-        self.puts.push((Tree::Adoption, adoption_key(app, ch, v, window), framed(json)));
-        self
-    }
-    /// Deletes an adoption window.
-    pub fn remove_adoption(&mut self, app: &AppId, ch: &ChannelName, v: &Version, window: u64) -> &mut Self {
-        self.removes.push((Tree::Adoption, adoption_key(app, ch, v, window)));
-        self
-    }
-    /// Adds `reasons[i]` as `reason` to the `after` of the i-th audit entry (why a change was
-    /// made: a tripped gate's figures).
-    pub fn annotate_audit(&mut self, reasons: &[String]) -> &mut Self {
-        for (e, why) in self.audit.iter_mut().zip(reasons) {
-            e.after = Some(serde_json::json!({ "rollout": e.after.take(), "reason": why }));
-        }
-        self
-    }
-    /// Appends an audit entry (its `seq` is assigned at commit).
-    pub fn audit(&mut self, e: AuditEntry) -> &mut Self {
-        self.audit.push(e);
-        self
-    }
-}
 
 /// Everything stored, read at start-up, converted from the records.
 #[derive(Default)]
@@ -184,273 +41,78 @@ pub type FeedbackKey = (AppId, Version, ChannelName);
 /// The key of an adoption window: app, channel, version, window number.
 pub type AdoptionKey = (AppId, ChannelName, Version, u64);
 
-/// The sled database.
-pub struct Store {
-    db: sled::Db,
-    trees: [sled::Tree; 8],
+/// The store: one of the two backends.
+pub enum Store {
+    /// sled in the data dir.
+    Sled(sled::SledStore),
+    /// A PostgreSQL database.
+    Postgres(postgres::PgStore),
 }
 
 impl Store {
-    /// Opens (or creates) the database under `dir`.
-    pub fn open(dir: &Path) -> anyhow::Result<Self> {
-        let db = sled::Config::new()
-            .path(dir)
-            .mode(sled::Mode::LowSpace)
-            // sled caches up to 1 GiB by default; the snapshot already holds what the
-            // server reads, so the cache only serves writes and start-up.
-            .cache_capacity(8 << 20)
-            .open()
-            .with_context(|| format!("opening the database in {}", dir.display()))?;
-        let t = |n: &str| db.open_tree(n);
-        let trees = [
-            t("apps")?,
-            t("releases")?,
-            t("rollouts")?,
-            t("tokens")?,
-            t("audit")?,
-            t("meta")?,
-            t("feedback")?,
-            t("adoption")?,
-        ];
-        let store = Store { db, trees };
-        store.check_format()?;
-        Ok(store)
-    }
-
-    /// Refuses data of a newer store format; marks a new (or pre-marker) data dir with ours.
-    fn check_format(&self) -> anyhow::Result<()> {
-        let k = key(&["format"]);
-        match self.tree(Tree::Meta).get(&k)? {
-            Some(v) => {
-                let found: u64 = decode(&v).context("reading the store format")?;
-                anyhow::ensure!(
-                    found <= FORMAT,
-                    "this data dir was written by a newer Halftone (store format {found}; this binary reads formats \
-                     up to {FORMAT}): run that version or newer, or restore a backup made by this one"
-                );
-            }
-            None => {
-                self.tree(Tree::Meta).insert(k, encode(&FORMAT))?;
-                self.db.flush().context("flushing the database")?;
-            }
-        }
-        Ok(())
-    }
-
-    fn tree(&self, t: Tree) -> &sled::Tree {
-        &self.trees[t as usize]
+    /// Opens the store `config` names (creating, or migrating, what is missing).
+    pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        Ok(match &config.store {
+            StoreLocation::Embedded => Store::Sled(sled::SledStore::open(&config.data_dir.join("db"))?),
+            StoreLocation::Postgres(url) => Store::Postgres(postgres::PgStore::open(url).await?),
+        })
     }
 
     /// Reads every app, release, rollout and token.
-    pub fn load(&self) -> anyhow::Result<Loaded> {
-        let mut out = Loaded::default();
-        let split = |k: &[u8]| -> anyhow::Result<Vec<String>> {
-            Ok(std::str::from_utf8(k)?.split('\0').map(str::to_owned).collect())
-        };
-        for kv in self.tree(Tree::Apps).iter() {
-            let (k, v) = kv?;
-            out.apps.push((AppId::parse(std::str::from_utf8(&k)?)?, decode::<AppRecord>(&v)?.into()));
+    pub async fn load(&self) -> anyhow::Result<Loaded> {
+        match self {
+            Store::Sled(s) => s.load(),
+            Store::Postgres(p) => p.load().await,
         }
-        for kv in self.tree(Tree::Releases).iter() {
-            let (k, v) = kv?;
-            let parts = split(&k)?;
-            out.releases.push((AppId::parse(&parts[0])?, Release::try_from(decode::<ReleaseRecord>(&v)?)?));
-        }
-        for kv in self.tree(Tree::Rollouts).iter() {
-            let (k, v) = kv?;
-            let p = split(&k)?;
-            anyhow::ensure!(p.len() == 3, "malformed rollout key");
-            let record: RolloutRecord = decode(&v)?;
-            let (rollout, meta) = record.into_rollout(Version::parse(&p[1])?, ChannelName::parse(&p[2])?)?;
-            out.rollouts.push((AppId::parse(&p[0])?, rollout, meta));
-        }
-        for kv in self.tree(Tree::Tokens).iter() {
-            let (k, v) = kv?;
-            out.tokens.push((String::from_utf8(k.to_vec())?, decode::<TokenRecord>(&v)?.into()));
-        }
-        Ok(out)
     }
 
     /// Every stored release figure (JSON) by app, version and channel.
-    pub fn load_feedback(&self) -> anyhow::Result<Vec<(FeedbackKey, Vec<u8>)>> {
-        let mut out = Vec::new();
-        for kv in self.tree(Tree::Feedback).iter() {
-            let (k, v) = kv?;
-            let p: Vec<&str> = std::str::from_utf8(&k)?.split('\0').collect();
-            anyhow::ensure!(p.len() == 3, "malformed feedback key");
-            out.push(((AppId::parse(p[0])?, Version::parse(p[1])?, ChannelName::parse(p[2])?), unframed(&v)?));
+    pub async fn load_feedback(&self) -> anyhow::Result<Vec<(FeedbackKey, Vec<u8>)>> {
+        match self {
+            Store::Sled(s) => s.load_feedback(),
+            Store::Postgres(p) => p.load_feedback().await,
         }
-        Ok(out)
     }
 
     /// Every stored adoption window (JSON) by app, channel, version and window.
-    pub fn load_adoption(&self) -> anyhow::Result<Vec<(AdoptionKey, Vec<u8>)>> {
-        let mut out = Vec::new();
-        for kv in self.tree(Tree::Adoption).iter() {
-            let (k, v) = kv?;
-            let p: Vec<&str> = std::str::from_utf8(&k)?.split('\0').collect();
-            anyhow::ensure!(p.len() == 4, "malformed adoption key");
-            let key = (AppId::parse(p[0])?, ChannelName::parse(p[1])?, Version::parse(p[2])?, p[3].parse()?);
-            out.push((key, unframed(&v)?));
+    pub async fn load_adoption(&self) -> anyhow::Result<Vec<(AdoptionKey, Vec<u8>)>> {
+        match self {
+            Store::Sled(s) => s.load_adoption(),
+            Store::Postgres(p) => p.load_adoption().await,
         }
-        Ok(out)
     }
 
     /// The audit log of `app`, oldest first.
-    pub fn audit(&self, app: &AppId) -> anyhow::Result<Vec<AuditEntry>> {
-        self.read_audit(audit_prefix(Some(app)))
+    pub async fn audit(&self, app: &AppId) -> anyhow::Result<Vec<AuditEntry>> {
+        match self {
+            Store::Sled(s) => s.audit(app),
+            Store::Postgres(p) => p.audit(Some(app)).await,
+        }
     }
 
     /// The server-wide audit log (changes to no app, such as tokens'), oldest first.
-    pub fn server_audit(&self) -> anyhow::Result<Vec<AuditEntry>> {
-        self.read_audit(audit_prefix(None))
+    pub async fn server_audit(&self) -> anyhow::Result<Vec<AuditEntry>> {
+        match self {
+            Store::Sled(s) => s.server_audit(),
+            Store::Postgres(p) => p.audit(None).await,
+        }
     }
 
-    fn read_audit(&self, prefix: Vec<u8>) -> anyhow::Result<Vec<AuditEntry>> {
-        let values = self.tree(Tree::Audit).scan_prefix(prefix).values();
-        values.map(|v| Ok(decode::<AuditRecord>(&v?)?.into())).collect()
-    }
-
-    /// Writes `change` atomically and flushes it to disk. Only after this returns may the
-    /// change be acknowledged.
+    /// Writes `change` atomically and durably. Only after this returns may the change be
+    /// acknowledged.
     pub async fn commit(&self, change: Change) -> anyhow::Result<()> {
-        let trees: Vec<&sled::Tree> = self.trees.iter().collect();
-        let result: Result<(), TransactionError<()>> = trees[..].transaction(|tx| {
-            for (t, k, v) in &change.puts {
-                tx[*t as usize].insert(k.as_slice(), v.as_slice())?;
-            }
-            for (t, k) in &change.removes {
-                tx[*t as usize].remove(k.as_slice())?;
-            }
-            for e in &change.audit {
-                let audit = &tx[Tree::Audit as usize];
-                let seq = audit.generate_id()?;
-                let mut k = audit_prefix(e.app.as_ref());
-                k.extend_from_slice(&seq.to_be_bytes());
-                audit.insert(k, encode(&AuditRecord::new(e, seq)))?;
-            }
-            Ok::<(), ConflictableTransactionError<()>>(())
-        });
-        result.map_err(|e| anyhow::anyhow!("database transaction failed: {e:?}"))?;
-        self.db.flush_async().await.context("flushing the database")?;
-        Ok(())
+        match self {
+            Store::Sled(s) => s.commit(change).await,
+            Store::Postgres(p) => p.commit(change).await,
+        }
     }
 
     /// True once the first admin token was made. Revoking every token later does not make
-    /// the data dir fresh again: nobody gets a new admin token by deleting the others.
-    pub fn is_bootstrapped(&self) -> anyhow::Result<bool> {
-        Ok(self.tree(Tree::Meta).contains_key(key(&["bootstrapped"]))?)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::auth::Token;
-    use halftone_channels::wire::Role;
-
-    fn token() -> Token {
-        Token { name: "a".parse().unwrap(), role: Role::Admin, apps: vec![], secret_sha256: "x".into() }
-    }
-
-    #[test]
-    fn values_carry_a_format_byte() {
-        let r = TokenRecord::from(&token());
-        let bytes = encode(&r);
-        assert_eq!(bytes[0], FORMAT_V1);
-        assert_eq!(decode::<TokenRecord>(&bytes).unwrap(), r);
-        let mut wrong = bytes.clone();
-        wrong[0] = 9;
-        assert!(decode::<TokenRecord>(&wrong).unwrap_err().to_string().contains("unknown storage format 9"));
-    }
-
-    #[tokio::test]
-    async fn committed_changes_are_read_back_after_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let app = AppId::parse("notes").unwrap();
-        let settings = AppSettings { display_name: "Notes".parse().unwrap(), keys: vec![], channels: vec![] };
-        {
-            let store = Store::open(dir.path()).unwrap();
-            assert!(!store.is_bootstrapped().unwrap());
-            let mut c = Change::default();
-            c.put_app(&app, &settings);
-            c.put_token("t1", &token());
-            c.audit(AuditEntry {
-                seq: 0,
-                at_ms: 1,
-                actor: "a".into(),
-                action: "app.create".into(),
-                app: Some(app.clone()),
-                subject: "notes".into(),
-                before: None,
-                after: None,
-            });
-            store.commit(c).await.unwrap();
+    /// the store fresh again: nobody gets a new admin token by deleting the others.
+    pub async fn is_bootstrapped(&self) -> anyhow::Result<bool> {
+        match self {
+            Store::Sled(s) => s.is_bootstrapped(),
+            Store::Postgres(p) => p.is_bootstrapped().await,
         }
-        let store = Store::open(dir.path()).unwrap();
-        let loaded = store.load().unwrap();
-        assert_eq!(loaded.apps, [(app.clone(), settings)]);
-        assert_eq!(loaded.tokens, [("t1".to_owned(), token())]);
-        assert_eq!(store.audit(&app).unwrap().len(), 1);
-        let mut c = Change::default();
-        c.remove_token("t1").mark_bootstrapped();
-        store.commit(c).await.unwrap();
-        assert!(store.load().unwrap().tokens.is_empty());
-        assert!(store.is_bootstrapped().unwrap());
-    }
-
-    #[test]
-    fn a_data_dir_of_a_newer_store_format_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        drop(Store::open(dir.path()).unwrap());
-        {
-            let db = sled::open(dir.path()).unwrap();
-            db.open_tree("meta").unwrap().insert(key(&["format"]), encode(&(FORMAT + 1))).unwrap();
-            db.flush().unwrap();
-        }
-        let e = Store::open(dir.path()).err().expect("a newer format is refused").to_string();
-        assert!(e.contains(&format!("store format {}", FORMAT + 1)) && e.contains("newer Halftone"), "{e}");
-    }
-
-    /// Data dirs written before the store had its own record types hold the same JSON: they
-    /// load unchanged.
-    #[test]
-    fn records_read_what_earlier_releases_wrote() {
-        let rollout = r#"{"spec":{"basis_points":500,"salt":"notes:1.1.0","stickiness":"device","allow":["qa-1"],
-            "deny":[],"rules":[{"kind":"os_in","values":["linux"]}],"state":"active","interactive_bypass":false,
-            "schedule":{"steps":[{"basis_points":500,"hold_s":60},{"basis_points":10000,"hold_s":0}]},
-            "gate":{"max_install_failure_rate":0.05,"min_sample":50,"action":"halt"}},"revision":3,
-            "clock":{"since_ms":7}}"#;
-        let record: RolloutRecord = serde_json::from_str(rollout).unwrap();
-        let (r, meta) = record.clone().into_rollout("1.1.0".parse().unwrap(), "stable".parse().unwrap()).unwrap();
-        assert_eq!((r.percent.basis_points(), r.rules.len(), r.allow.iter().count()), (500, 1, 1));
-        assert_eq!((meta.revision, meta.clock.since_ms), (3, 7));
-        assert_eq!(r.schedule.as_ref().unwrap().steps().len(), 2);
-        assert_eq!(r.gate.unwrap().min_sample, 50);
-        // Written back, it is the same record (so an older binary reads it too).
-        assert_eq!(RolloutRecord::new(&r, meta), record);
-
-        let app = r#"{"display_name":"Notes","keys":[{"id":"k1","public_key":"ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c"}],
-            "channels":[{"name":"canary","rank":400}]}"#;
-        let settings: AppSettings = serde_json::from_str::<AppRecord>(app).unwrap().into();
-        assert_eq!((settings.keys.len(), settings.channels[0].1), (1, 400));
-        assert_eq!(
-            serde_json::to_value(AppRecord::from(&settings)).unwrap(),
-            serde_json::from_str::<serde_json::Value>(app).unwrap()
-        );
-        let sig = "f0229755b3b18e316f943b8a283a7f69655b5b96ecd6c06a0104481af677e65077b4fe1fdde5d84e9ec8650bf5384d2d3ec31070cb65138487185571e28d1707";
-        let release = format!(
-            r#"{{"spec":{{"version":"1.2.3","notes":"n","critical":false,"artifacts":[{{"os":"windows","arch":"x86_64",
-            "sha256":"2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824","size":5,"signature":"{sig}",
-            "key_id":"k1"}}]}},"published_at_ms":9}}"#
-        );
-        let record: ReleaseRecord = serde_json::from_str(&release).unwrap();
-        let r = Release::try_from(record.clone()).unwrap();
-        assert_eq!((r.version().to_string(), r.artifacts().len()), ("1.2.3".to_owned(), 1));
-        assert_eq!(ReleaseRecord::new(&r, 9), record);
-
-        let token = r#"{"name":"ci","role":"publisher","apps":["notes"],"secret_sha256":"ab","added_later":1}"#;
-        let t: Token = serde_json::from_str::<TokenRecord>(token).unwrap().into();
-        assert_eq!((t.name.as_str(), t.role, t.apps.len()), ("ci", Role::Publisher, 1));
     }
 }

@@ -1,0 +1,249 @@
+//! The PostgreSQL backend: several replicas share one database. One SQL transaction per
+//! [`Change`]; PostgreSQL's commit is durable (`synchronous_commit` on) before it returns, so a
+//! 2xx means committed. The schema is versioned: migrations in `migrations/` run at start-up
+//! under an advisory lock (two replicas starting at once apply each migration once), and a
+//! database whose schema is newer than this binary is refused with a clear error.
+
+use anyhow::Context as _;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use halftone_channels::wire::AuditEntry;
+use halftone_channels::{AppId, ChannelName, Release, Version};
+use tokio_postgres::NoTls;
+use tokio_postgres::types::Json;
+
+use super::change::{Change, Op};
+use super::records::{AppRecord, AuditRecord, ReleaseRecord, RolloutRecord, TokenRecord};
+use super::{AdoptionKey, FORMAT, FeedbackKey, Loaded};
+
+/// The schema migrations, in order; each runs once, in its own transaction.
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_catalog.sql"))];
+
+/// The advisory lock that serialises migrations between replicas ("halftone" in ASCII).
+const MIGRATION_LOCK: i64 = 0x68616c66746f6e65;
+
+/// The PostgreSQL store: a connection pool.
+pub struct PgStore {
+    pool: Pool,
+}
+
+impl PgStore {
+    /// Connects, migrates the schema and checks the store format.
+    pub async fn open(url: &str) -> anyhow::Result<Self> {
+        let config: tokio_postgres::Config = url.parse().context("parsing the PostgreSQL URL")?;
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager).max_size(16).build().context("building the PostgreSQL pool")?;
+        let store = PgStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> anyhow::Result<deadpool_postgres::Object> {
+        self.pool.get().await.context("connecting to PostgreSQL")
+    }
+
+    async fn migrate(&self) -> anyhow::Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS halftone_schema (
+                version integer PRIMARY KEY,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            )",
+        )
+        .await?;
+        let current: i32 = tx.query_one("SELECT coalesce(max(version), 0) FROM halftone_schema", &[]).await?.get(0);
+        let latest = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+        anyhow::ensure!(
+            current <= latest,
+            "the database schema is at version {current}, newer than this binary knows ({latest}): run a newer \
+             Halftone against it"
+        );
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+            tx.batch_execute(sql).await.with_context(|| format!("applying schema migration {version}"))?;
+            tx.execute("INSERT INTO halftone_schema (version) VALUES ($1)", &[version]).await?;
+            tracing::info!(version, "applied schema migration");
+        }
+        let format = tx.query_opt("SELECT value FROM halftone_meta WHERE key = 'format'", &[]).await?;
+        match format {
+            Some(row) => {
+                let Json(found): Json<u64> = row.get(0);
+                anyhow::ensure!(
+                    found <= FORMAT,
+                    "this database was written by a newer Halftone (store format {found}; this binary reads \
+                     formats up to {FORMAT}): run that version or newer"
+                );
+            }
+            None => {
+                tx.execute("INSERT INTO halftone_meta (key, value) VALUES ('format', $1)", &[&Json(FORMAT)]).await?;
+            }
+        }
+        tx.commit().await.context("committing the schema migration")?;
+        Ok(())
+    }
+
+    /// Reads every app, release, rollout and token.
+    pub async fn load(&self) -> anyhow::Result<Loaded> {
+        let client = self.client().await?;
+        let mut out = Loaded::default();
+        for row in client.query("SELECT app, record FROM apps", &[]).await? {
+            let Json(r): Json<AppRecord> = row.get(1);
+            out.apps.push((AppId::parse(row.get(0))?, r.into()));
+        }
+        for row in client.query("SELECT app, record FROM releases", &[]).await? {
+            let Json(r): Json<ReleaseRecord> = row.get(1);
+            out.releases.push((AppId::parse(row.get(0))?, Release::try_from(r)?));
+        }
+        for row in client.query("SELECT app, version, channel, record FROM rollouts", &[]).await? {
+            let Json(r): Json<RolloutRecord> = row.get(3);
+            let (rollout, meta) = r.into_rollout(Version::parse(row.get(1))?, ChannelName::parse(row.get(2))?)?;
+            out.rollouts.push((AppId::parse(row.get(0))?, rollout, meta));
+        }
+        for row in client.query("SELECT id, record FROM tokens", &[]).await? {
+            let Json(r): Json<TokenRecord> = row.get(1);
+            out.tokens.push((row.get(0), r.into()));
+        }
+        Ok(out)
+    }
+
+    /// Every stored release figure (JSON) by app, version and channel.
+    pub async fn load_feedback(&self) -> anyhow::Result<Vec<(FeedbackKey, Vec<u8>)>> {
+        let client = self.client().await?;
+        let rows = client.query("SELECT app, version, channel, sketch FROM feedback", &[]).await?;
+        rows.iter()
+            .map(|r| {
+                let key = (AppId::parse(r.get(0))?, Version::parse(r.get(1))?, ChannelName::parse(r.get(2))?);
+                Ok((key, r.get(3)))
+            })
+            .collect()
+    }
+
+    /// Every stored adoption window (JSON) by app, channel, version and window.
+    pub async fn load_adoption(&self) -> anyhow::Result<Vec<(AdoptionKey, Vec<u8>)>> {
+        let client = self.client().await?;
+        let rows = client.query("SELECT app, channel, version, window_start, sketch FROM adoption", &[]).await?;
+        rows.iter()
+            .map(|r| {
+                let window: i64 = r.get(3);
+                let key = (
+                    AppId::parse(r.get(0))?,
+                    ChannelName::parse(r.get(1))?,
+                    Version::parse(r.get(2))?,
+                    u64::try_from(window)?,
+                );
+                Ok((key, r.get(4)))
+            })
+            .collect()
+    }
+
+    /// The audit log of `app` (`None`: the server-wide log), oldest first.
+    pub async fn audit(&self, app: Option<&AppId>) -> anyhow::Result<Vec<AuditEntry>> {
+        let client = self.client().await?;
+        let rows = match app {
+            Some(app) => {
+                client.query("SELECT seq, record FROM audit WHERE app = $1 ORDER BY seq", &[&app.as_str()]).await?
+            }
+            None => client.query("SELECT seq, record FROM audit WHERE app IS NULL ORDER BY seq", &[]).await?,
+        };
+        rows.iter()
+            .map(|r| {
+                let seq: i64 = r.get(0);
+                let Json(record): Json<AuditRecord> = r.get(1);
+                Ok(AuditEntry { seq: u64::try_from(seq)?, ..record.into() })
+            })
+            .collect()
+    }
+
+    /// Writes `change` in one transaction; returns once PostgreSQL has committed it.
+    pub async fn commit(&self, change: Change) -> anyhow::Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        for op in &change.ops {
+            match op {
+                Op::App(app, r) => {
+                    tx.execute(
+                        "INSERT INTO apps (app, record) VALUES ($1, $2)
+                         ON CONFLICT (app) DO UPDATE SET record = EXCLUDED.record",
+                        &[&app.as_str(), &Json(r)],
+                    )
+                    .await?
+                }
+                Op::Release(app, v, r) => {
+                    tx.execute(
+                        "INSERT INTO releases (app, version, record) VALUES ($1, $2, $3)
+                         ON CONFLICT (app, version) DO UPDATE SET record = EXCLUDED.record",
+                        &[&app.as_str(), &v.to_string(), &Json(r)],
+                    )
+                    .await?
+                }
+                Op::Rollout(app, v, ch, r) => {
+                    tx.execute(
+                        "INSERT INTO rollouts (app, version, channel, record) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (app, version, channel) DO UPDATE SET record = EXCLUDED.record",
+                        &[&app.as_str(), &v.to_string(), &ch.as_str(), &Json(r)],
+                    )
+                    .await?
+                }
+                Op::Token(id, r) => {
+                    tx.execute(
+                        "INSERT INTO tokens (id, record) VALUES ($1, $2)
+                         ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record",
+                        &[id, &Json(r)],
+                    )
+                    .await?
+                }
+                Op::RemoveToken(id) => tx.execute("DELETE FROM tokens WHERE id = $1", &[id]).await?,
+                Op::Bootstrapped => {
+                    tx.execute(
+                        "INSERT INTO halftone_meta (key, value) VALUES ('bootstrapped', 'true')
+                         ON CONFLICT (key) DO NOTHING",
+                        &[],
+                    )
+                    .await?
+                }
+                Op::Feedback((app, v, ch), sketch) => {
+                    tx.execute(
+                        "INSERT INTO feedback (app, version, channel, sketch) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (app, version, channel) DO UPDATE SET sketch = EXCLUDED.sketch",
+                        &[&app.as_str(), &v.to_string(), &ch.as_str(), sketch],
+                    )
+                    .await?
+                }
+                Op::Adoption((app, ch, v, w), sketch) => {
+                    tx.execute(
+                        "INSERT INTO adoption (app, channel, version, window_start, sketch) VALUES ($1, $2, $3, $4, $5)
+                         ON CONFLICT (app, channel, version, window_start) DO UPDATE SET sketch = EXCLUDED.sketch",
+                        &[&app.as_str(), &ch.as_str(), &v.to_string(), &i64::try_from(*w)?, sketch],
+                    )
+                    .await?
+                }
+                Op::RemoveAdoption((app, ch, v, w)) => {
+                    tx.execute(
+                        "DELETE FROM adoption WHERE app = $1 AND channel = $2 AND version = $3 AND window_start = $4",
+                        &[&app.as_str(), &ch.as_str(), &v.to_string(), &i64::try_from(*w)?],
+                    )
+                    .await?
+                }
+            };
+        }
+        for e in &change.audit {
+            // The sequence number is the row's; the record's own is not read back.
+            let record = AuditRecord::new(e, 0);
+            tx.execute(
+                "INSERT INTO audit (app, record) VALUES ($1, $2)",
+                &[&e.app.as_ref().map(AppId::as_str), &Json(&record)],
+            )
+            .await?;
+        }
+        tx.commit().await.context("committing to PostgreSQL")?;
+        Ok(())
+    }
+
+    /// True once the first admin token was made.
+    pub async fn is_bootstrapped(&self) -> anyhow::Result<bool> {
+        let client = self.client().await?;
+        let row =
+            client.query_one("SELECT EXISTS (SELECT 1 FROM halftone_meta WHERE key = 'bootstrapped')", &[]).await?;
+        Ok(row.get(0))
+    }
+}
