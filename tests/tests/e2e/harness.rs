@@ -48,14 +48,28 @@ impl TestServer {
         Self::launch(data_dir, token, Arc::new(SystemClock))
     }
 
+    /// A server whose store is the PostgreSQL database at `url` (artifacts in a temp dir);
+    /// `token` is the admin token, when the database has one already.
+    pub fn start_on_postgres(url: &str, token: Option<String>) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = halftone_server::Config::for_tests(dir.path());
+        config.store = halftone_server::StoreLocation::Postgres(url.to_owned());
+        let mut s = Self::launch_with(config, token, Arc::new(SystemClock));
+        s._dir = Some(dir);
+        s
+    }
+
     /// The server's state, to drive the scheduler (`tick`) and read figures.
     pub fn state(&self) -> Arc<halftone_server::state::State> {
         self.state.upgrade().expect("the server runs")
     }
 
     fn launch(data_dir: &Path, token: Option<String>, clock: Arc<dyn Clock>) -> TestServer {
-        let config = halftone_server::Config::for_tests(data_dir);
-        let data_dir = data_dir.to_owned();
+        Self::launch_with(halftone_server::Config::for_tests(data_dir), token, clock)
+    }
+
+    fn launch_with(config: halftone_server::Config, token: Option<String>, clock: Arc<dyn Clock>) -> TestServer {
+        let data_dir = config.data_dir.clone();
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
