@@ -8,6 +8,7 @@ mod auth;
 mod bad_input;
 mod durability;
 mod feedback;
+mod postgres_harness;
 mod release_flow;
 mod sdk;
 mod seed;
