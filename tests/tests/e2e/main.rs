@@ -8,6 +8,7 @@ mod auth;
 mod bad_input;
 mod durability;
 mod feedback;
+mod postgres_harness;
 mod postgres_store;
 mod release_flow;
 mod sdk;

@@ -65,7 +65,10 @@ async fn the_release_flow_is_committed_to_postgres_and_survives_a_restart() {
     assert_eq!(rollout.etag.as_deref(), Some("\"r3\""), "revisions survive");
     assert_eq!(again.raw_admin().with_token(&viewer.token).get("/v1/apps").await.status, 200, "tokens survive");
     // The first start made the bootstrap token; the second made none.
-    assert_eq!(again.admin().server_audit().await.unwrap().iter().filter(|e| e.actor == "bootstrap").count(), 1);
+    assert_eq!(
+        again.admin().server_audit().await.unwrap().entries.iter().filter(|e| e.actor == "bootstrap").count(),
+        1
+    );
 }
 
 #[tokio::test]
