@@ -103,10 +103,10 @@ enum Swept {
 }
 
 enum Msg {
-    Events(Vec<(AppId, Event)>, oneshot::Sender<Result<(), String>>),
+    Events(Vec<(AppId, Event)>, oneshot::Sender<Result<(), FeedbackError>>),
     Sample(CheckSample),
-    Flush(oneshot::Sender<Result<(), String>>),
-    Close(oneshot::Sender<Result<(), String>>),
+    Flush(oneshot::Sender<Result<(), FeedbackError>>),
+    Close(oneshot::Sender<Result<(), FeedbackError>>),
 }
 
 /// The feedback figures and the handle to their aggregator.
@@ -117,9 +117,15 @@ pub struct Feedback {
 }
 
 /// Why a report was not acknowledged.
-#[derive(Debug, thiserror::Error)]
-#[error("feedback could not be stored: {0}")]
-pub struct FeedbackError(String);
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FeedbackError {
+    /// The store cannot be reached; the report may be sent again.
+    #[error("feedback could not be stored: the store is unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else (a bug, a full disk, the aggregator stopped).
+    #[error("feedback could not be stored: {0}")]
+    Failed(String),
+}
 
 impl Feedback {
     /// Loads the stored figures and starts the aggregator on the current tokio runtime.
@@ -154,8 +160,11 @@ impl Feedback {
     /// Counts reported events; returns once they are durably stored.
     pub async fn report(&self, events: Vec<(AppId, Event)>) -> Result<(), FeedbackError> {
         let (ack, done) = oneshot::channel();
-        self.tx.send(Msg::Events(events, ack)).await.map_err(|_| FeedbackError("the aggregator stopped".into()))?;
-        done.await.map_err(|_| FeedbackError("the aggregator stopped".into()))?.map_err(FeedbackError)
+        self.tx
+            .send(Msg::Events(events, ack))
+            .await
+            .map_err(|_| FeedbackError::Failed("the aggregator stopped".into()))?;
+        done.await.map_err(|_| FeedbackError::Failed("the aggregator stopped".into()))?
     }
 
     /// Applies and stores everything received so far.
@@ -168,10 +177,10 @@ impl Feedback {
         self.call(Msg::Close).await
     }
 
-    async fn call(&self, msg: fn(oneshot::Sender<Result<(), String>>) -> Msg) -> Result<(), FeedbackError> {
+    async fn call(&self, msg: fn(oneshot::Sender<Result<(), FeedbackError>>) -> Msg) -> Result<(), FeedbackError> {
         let (ack, done) = oneshot::channel();
-        self.tx.send(msg(ack)).await.map_err(|_| FeedbackError("the aggregator stopped".into()))?;
-        done.await.map_err(|_| FeedbackError("the aggregator stopped".into()))?.map_err(FeedbackError)
+        self.tx.send(msg(ack)).await.map_err(|_| FeedbackError::Failed("the aggregator stopped".into()))?;
+        done.await.map_err(|_| FeedbackError::Failed("the aggregator stopped".into()))?
     }
 
     fn with<T>(&self, f: impl FnOnce(&Aggregates) -> T) -> T {
@@ -256,7 +265,7 @@ impl Feedback {
 }
 
 async fn aggregate(mut rx: mpsc::Receiver<Msg>, figures: Arc<Mutex<Aggregates>>, store: Arc<Store>) {
-    let mut acks: Vec<oneshot::Sender<Result<(), String>>> = Vec::new();
+    let mut acks: Vec<oneshot::Sender<Result<(), FeedbackError>>> = Vec::new();
     // The aggregator drains its queue on a timer rather than waiting on it: a check-in then
     // never has to wake a parked thread, which would cost it a futex call and two context
     // switches.
@@ -361,7 +370,7 @@ fn start_sweep(figures: &Mutex<Aggregates>, newest_ms: u64, sweep: &mut Vec<Swep
 async fn persist(
     figures: &Mutex<Aggregates>,
     store: &Store,
-    acks: &mut Vec<oneshot::Sender<Result<(), String>>>,
+    acks: &mut Vec<oneshot::Sender<Result<(), FeedbackError>>>,
     sweep: &mut Vec<Swept>,
     all: bool,
 ) {
@@ -405,7 +414,10 @@ async fn persist(
     };
     let result = store.commit(change).await.map_err(|e| {
         tracing::error!(error = format!("{e:#}"), "storing feedback failed");
-        format!("{e:#}")
+        match crate::store::is_unavailable(&e) {
+            true => FeedbackError::Unavailable(format!("{e:#}")),
+            false => FeedbackError::Failed(format!("{e:#}")),
+        }
     });
     for ack in acks.drain(..) {
         let _ = ack.send(result.clone());

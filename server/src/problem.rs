@@ -66,9 +66,12 @@ pub enum ApiError {
     /// `If-Match` is required (428).
     #[error("{0}")]
     PreconditionRequired(String),
+    /// The store cannot be reached; retry later (503 with `Retry-After`). Nothing was written.
+    #[error("{0}")]
+    Unavailable(String),
     /// A bug or an I/O failure on our side (500); the cause is logged, not shown.
     #[error("internal error")]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
 }
 
 impl ApiError {
@@ -84,6 +87,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload-too-large",
             ApiError::Unprocessable(_) => "unprocessable",
             ApiError::PreconditionRequired(_) => "precondition-required",
+            ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -116,6 +120,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -126,10 +131,31 @@ impl ResponseError for ApiError {
         }
         let mut res = HttpResponse::build(self.status_code());
         res.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
-        if matches!(self, ApiError::Unauthorized(_)) {
-            res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        match self {
+            ApiError::Unauthorized(_) => {
+                res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            ApiError::Unavailable(_) => {
+                res.insert_header((header::RETRY_AFTER, RETRY_AFTER_S.to_string()));
+            }
+            _ => {}
         }
         res.body(serde_json::to_vec(&self.problem()).expect("problems serialize"))
+    }
+}
+
+/// Seconds a client should wait before retrying while the store is unavailable.
+pub const RETRY_AFTER_S: u32 = 5;
+
+impl From<anyhow::Error> for ApiError {
+    /// An unreachable store is a 503 the client may retry; anything else is a bug (500).
+    fn from(e: anyhow::Error) -> Self {
+        if crate::store::is_unavailable(&e) {
+            tracing::warn!(error = format!("{e:#}"), "store unavailable");
+            ApiError::Unavailable("the database is unavailable; retry shortly".into())
+        } else {
+            ApiError::Internal(e)
+        }
     }
 }
 

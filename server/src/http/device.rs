@@ -18,7 +18,7 @@ use halftone_channels::{
 use rand::RngExt as _;
 use serde::Serialize;
 
-use crate::feedback::{CheckSample, device_hash};
+use crate::feedback::{CheckSample, FeedbackError, device_hash};
 use crate::http::{body, client_ip::client_ip};
 use crate::problem::ApiError;
 use crate::state::State;
@@ -240,11 +240,10 @@ pub async fn events(
     let accepted = distinct.len() as u32;
     let duplicates = batch.events.len() as u32 - accepted;
     let kinds: Vec<_> = batch.events.iter().map(|e| e.kind).collect();
-    state
-        .feedback
-        .report(batch.events.into_iter().map(|e| (app.clone(), e)).collect())
-        .await
-        .map_err(anyhow::Error::from)?;
+    state.feedback.report(batch.events.into_iter().map(|e| (app.clone(), e)).collect()).await.map_err(|e| match e {
+        FeedbackError::Unavailable(_) => ApiError::Unavailable("the database is unavailable; retry shortly".into()),
+        FeedbackError::Failed(_) => ApiError::Internal(e.into()),
+    })?;
     // Counted once stored: a batch that failed is not in the metric.
     for kind in kinds {
         let kind = serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();

@@ -41,6 +41,18 @@ pub type FeedbackKey = (AppId, Version, ChannelName);
 /// The key of an adoption window: app, channel, version, window number.
 pub type AdoptionKey = (AppId, ChannelName, Version, u64);
 
+/// The store cannot be reached (the database is down or unreachable): the request may succeed
+/// when retried, and nothing was written. Carried inside the `anyhow::Error` a store method
+/// returns; the HTTP layer answers it with 503 and `Retry-After`.
+#[derive(Debug, thiserror::Error)]
+#[error("the store is unavailable: {0}")]
+pub struct Unavailable(pub String);
+
+/// True when `e` says the store could not be reached.
+pub fn is_unavailable(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.is::<Unavailable>())
+}
+
 /// The store: one of the two backends.
 pub enum Store {
     /// sled in the data dir.

@@ -13,7 +13,7 @@ use tokio_postgres::types::Json;
 
 use super::change::{Change, Op};
 use super::records::{AppRecord, AuditRecord, ReleaseRecord, RolloutRecord, TokenRecord};
-use super::{AdoptionKey, FORMAT, FeedbackKey, Loaded};
+use super::{AdoptionKey, FORMAT, FeedbackKey, Loaded, Unavailable};
 
 /// The schema migrations, in order; each runs once, in its own transaction.
 const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_catalog.sql"))];
@@ -31,14 +31,24 @@ impl PgStore {
     pub async fn open(url: &str) -> anyhow::Result<Self> {
         let config: tokio_postgres::Config = url.parse().context("parsing the PostgreSQL URL")?;
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-        let pool = Pool::builder(manager).max_size(16).build().context("building the PostgreSQL pool")?;
+        // A database that does not answer must not hold requests forever: they fail after a few
+        // seconds as unavailable (503), and the check-in path never waits on it at all.
+        let timeout = Some(std::time::Duration::from_secs(5));
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(timeout)
+            .create_timeout(timeout)
+            .recycle_timeout(timeout)
+            .build()
+            .context("building the PostgreSQL pool")?;
         let store = PgStore { pool };
         store.migrate().await?;
         Ok(store)
     }
 
     async fn client(&self) -> anyhow::Result<deadpool_postgres::Object> {
-        self.pool.get().await.context("connecting to PostgreSQL")
+        self.pool.get().await.map_err(|e| Unavailable(format!("connecting to PostgreSQL: {e}")).into())
     }
 
     async fn migrate(&self) -> anyhow::Result<()> {
@@ -154,8 +164,17 @@ impl PgStore {
             .collect()
     }
 
-    /// Writes `change` in one transaction; returns once PostgreSQL has committed it.
+    /// Writes `change` in one transaction; returns once PostgreSQL has committed it. A lost
+    /// connection is [`Unavailable`]: the transaction was not committed (a commit whose answer
+    /// was lost may have been, which a retry of the same change sees as already applied).
     pub async fn commit(&self, change: Change) -> anyhow::Result<()> {
+        self.write(change).await.map_err(|e| match e.downcast_ref::<tokio_postgres::Error>() {
+            Some(pg) if pg.code().is_none() => Unavailable(format!("PostgreSQL: {pg}")).into(),
+            _ => e,
+        })
+    }
+
+    async fn write(&self, change: Change) -> anyhow::Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         for op in &change.ops {
@@ -235,7 +254,7 @@ impl PgStore {
             )
             .await?;
         }
-        tx.commit().await.context("committing to PostgreSQL")?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -159,6 +159,7 @@ pub struct Reply {
     pub status: u16,
     pub content_type: String,
     pub etag: Option<String>,
+    pub retry_after: Option<String>,
     pub body: Value,
 }
 
@@ -201,9 +202,10 @@ impl Http {
         let content_type =
             res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         let etag = res.headers().get("etag").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let retry_after = res.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let bytes = res.bytes().await.unwrap();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, content_type, etag, body }
+        Reply { status, content_type, etag, retry_after, body }
     }
 
     pub async fn get(&self, path: &str) -> Reply {

@@ -87,3 +87,49 @@ async fn a_database_with_a_newer_schema_is_refused() {
     let e = format!("{e:#}");
     assert!(e.contains("schema is at version 999") && e.contains("newer than this binary"), "{e}");
 }
+
+#[tokio::test]
+async fn while_the_database_is_down_check_ins_are_answered_and_writes_get_503_then_all_recovers() {
+    let mut pg = postgres_or_skip!();
+    let server = TestServer::start_on_postgres(&pg.url(), None);
+    let p = Publisher::create(&server, "notes").await;
+    p.publish("1.0.0", "stable", "100%").await;
+    let fleet = fleet("d", 200, "0.9.0", "stable");
+    let before = check_all(&server.anonymous(), "notes", &fleet).await;
+    assert_eq!(count(&before, "1.0.0"), 200);
+
+    pg.stop().unwrap();
+    // Check-ins never touch the database: the same answers, no failures.
+    assert_eq!(check_all(&server.anonymous(), "notes", &fleet).await, before);
+    // Writes are refused as retryable, with nothing changed.
+    let patch = server
+        .raw_admin()
+        .send(
+            "PATCH",
+            "/v1/apps/notes/releases/1.0.0/rollouts/stable",
+            Some(br#"{"basis_points": 5000}"#.to_vec()),
+            &[("content-type", "application/json"), ("if-match", "\"r1\"")],
+        )
+        .await;
+    assert_eq!(patch.status, 503, "{patch:?}");
+    assert_eq!(patch.retry_after.as_deref(), Some("5"));
+    patch.assert_problem(503, "database is unavailable");
+    let events =
+        json!({"events": [{"device_id": "d1", "kind": "install_succeeded", "version": "1.0.0", "channel": "stable"}]});
+    let reported = server.anonymous().post("/v1/apps/notes/events", &events).await;
+    assert_eq!((reported.status, reported.retry_after.as_deref()), (503, Some("5")), "{reported:?}");
+    assert_eq!(server.anonymous().get("/readyz").await.status, 503);
+    let rollout = server.raw_admin().get("/v1/apps/notes/releases/1.0.0/rollouts/stable").await;
+    assert_eq!(rollout.etag.as_deref(), Some("\"r1\""), "the refused change changed nothing");
+
+    // The database comes back: everything works again, without a restart.
+    pg.start_again().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while server.anonymous().get("/readyz").await.status != 200 {
+        assert!(std::time::Instant::now() < deadline, "the server did not become ready again");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let view = p.patch_rollout("1.0.0", "stable", json!({"basis_points": 5000})).await;
+    assert_eq!(view.etag, "\"r2\"");
+    assert_eq!(server.anonymous().post("/v1/apps/notes/events", &events).await.status, 202);
+}
