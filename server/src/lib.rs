@@ -26,6 +26,7 @@ mod feedback;
 mod http;
 mod metrics;
 mod problem;
+mod replica;
 mod scheduler;
 mod snapshot;
 mod startup;

@@ -32,6 +32,9 @@ impl State {
     pub async fn tick(&self) -> anyhow::Result<TickReport> {
         let mut report = TickReport::default();
         let mut w = self.writer().await;
+        // Another replica may have ticked (or an engineer changed a rollout) since this one
+        // last looked: decide on what is stored.
+        w.sync().await?;
         let now = self.clock.now_ms();
         let apps: Vec<_> = w.snapshot().apps.values().cloned().collect();
         for app in apps {
@@ -81,11 +84,15 @@ impl State {
 }
 
 /// Ticks every `every` until the state is gone.
-pub async fn run(state: Weak<State>, every: Duration) {
+pub async fn run(state: Weak<State>, every: Duration, mut lease: crate::replica::Lease) {
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
+        // Only one replica ticks: the one holding the lease.
+        if !lease.hold().await {
+            continue;
+        }
         let Some(state) = state.upgrade() else { return };
         if let Err(e) = state.tick().await {
             tracing::error!(error = format!("{e:#}"), "scheduler tick failed");

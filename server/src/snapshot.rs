@@ -24,6 +24,8 @@ pub struct AppSnapshot {
     pub keys: TrustedKeys,
     /// Its releases and rollouts, indexed.
     pub catalog: Catalog,
+    /// The store revision this snapshot shows (see `store::Scope`).
+    pub revision: u64,
     /// Every rollout with its revision (its ETag) and schedule clock, ordered by (version,
     /// channel) for lookup by binary search; a change clones it (pointers and numbers) instead
     /// of rehashing every rollout.
@@ -50,6 +52,8 @@ pub struct AppParts {
     pub releases: Vec<Arc<Release>>,
     /// Its rollouts with their metadata.
     pub rollouts: Vec<(Arc<Rollout>, RolloutMeta)>,
+    /// The store revision these parts were read at.
+    pub revision: u64,
 }
 
 impl AppSnapshot {
@@ -62,7 +66,7 @@ impl AppSnapshot {
         rollouts.sort_by(|(a, _), (b, _)| key(a).cmp(&key(b)));
         let catalog =
             Catalog::new(parts.id.clone(), ladder, parts.releases, rollouts.iter().map(|(r, _)| Arc::clone(r)))?;
-        Ok(AppSnapshot { id: parts.id, settings: parts.settings, keys, catalog, rollouts })
+        Ok(AppSnapshot { id: parts.id, settings: parts.settings, keys, catalog, rollouts, revision: parts.revision })
     }
 
     /// This app's parts, to be changed and rebuilt.
@@ -72,6 +76,7 @@ impl AppSnapshot {
             settings: self.settings.clone(),
             releases: self.catalog.shared().map(|(release, _)| Arc::clone(release)).collect(),
             rollouts: self.rollouts.clone(),
+            revision: self.revision,
         }
     }
 
@@ -160,4 +165,6 @@ pub struct Snapshot {
     pub apps: HashMap<AppId, Arc<AppSnapshot>>,
     /// Tokens by id.
     pub tokens: HashMap<String, Arc<Token>>,
+    /// The store revision of the token table.
+    pub tokens_revision: u64,
 }

@@ -77,7 +77,12 @@ pub async fn build_with(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
     let bootstrap_token = state.bootstrap_token().await?;
     let shared = state.clone().into_inner();
     if let Some(every) = scheduler_every {
-        tokio::spawn(crate::scheduler::run(Arc::downgrade(&shared), every));
+        let lease = crate::replica::Lease::new(&shared.config);
+        tokio::spawn(crate::scheduler::run(Arc::downgrade(&shared), every, lease));
+    }
+    if shared.store.is_shared() {
+        shared.freshness.synced(shared.clock.now_ms());
+        tokio::spawn(crate::replica::follow(Arc::downgrade(&shared), shared.config.clone()));
     }
     let metrics = web::Data::new(Metrics::global());
     let listener = std::net::TcpListener::bind(bind).with_context(|| format!("binding {bind}"))?;

@@ -14,7 +14,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::feedback::Feedback;
 use crate::snapshot::{AppParts, AppSnapshot, Snapshot};
-use crate::store::Store;
+use crate::store::{Scope, Store};
 use crate::writer::Published;
 
 /// Shared server state.
@@ -29,6 +29,8 @@ pub struct State {
     pub clock: Arc<dyn Clock>,
     /// Artifact files.
     pub artifacts: ArtifactStore,
+    /// When this replica last saw the shared store's revisions (see `replica`).
+    pub(crate) freshness: crate::replica::Freshness,
     /// The snapshot readers load, replaced only through a [`Writer`](crate::writer::Writer).
     pub(crate) published: Published,
 }
@@ -43,7 +45,15 @@ impl State {
         let artifacts = ArtifactStore::open(&config.data_dir.join("artifacts"))?;
         let snapshot = rebuild(&store).await?;
         let feedback = Feedback::start(store.clone()).await?;
-        Ok(State { config, store, feedback, clock, artifacts, published: Published::new(snapshot) })
+        Ok(State {
+            config,
+            store,
+            feedback,
+            clock,
+            artifacts,
+            freshness: Default::default(),
+            published: Published::new(snapshot),
+        })
     }
 
     /// The current snapshot (lock-free).
@@ -57,7 +67,10 @@ async fn rebuild(store: &Store) -> anyhow::Result<Snapshot> {
     let mut parts: HashMap<AppId, AppParts> = loaded
         .apps
         .into_iter()
-        .map(|(id, settings)| (id.clone(), AppParts { id, settings, releases: Vec::new(), rollouts: Vec::new() }))
+        .map(|(id, settings)| {
+            let revision = loaded.revisions.get(&Scope::App(id.clone())).copied().unwrap_or(0);
+            (id.clone(), AppParts { id, settings, releases: Vec::new(), rollouts: Vec::new(), revision })
+        })
         .collect();
     for (app, release) in loaded.releases {
         let p = parts.get_mut(&app).with_context(|| format!("release of unknown app {app}"))?;
@@ -72,5 +85,6 @@ async fn rebuild(store: &Store) -> anyhow::Result<Snapshot> {
         apps.insert(id.clone(), Arc::new(AppSnapshot::build(p).with_context(|| format!("indexing app {id}"))?));
     }
     let tokens = loaded.tokens.into_iter().map(|(id, t)| (id, Arc::new(t))).collect();
-    Ok(Snapshot { apps, tokens })
+    let tokens_revision = loaded.revisions.get(&Scope::Tokens).copied().unwrap_or(0);
+    Ok(Snapshot { apps, tokens, tokens_revision })
 }

@@ -22,12 +22,18 @@ impl State {
         ladder_of(&settings.channels)?;
 
         let mut w = self.writer().await;
-        let previous = w.snapshot().apps.get(&id).cloned();
+        let previous = w.find_app(&id).await?;
         let (parts, outcome) = match &previous {
             None => {
                 who.must_be_admin()?;
                 (
-                    AppParts { id: id.clone(), settings: settings.clone(), releases: vec![], rollouts: vec![] },
+                    AppParts {
+                        id: id.clone(),
+                        settings: settings.clone(),
+                        releases: vec![],
+                        rollouts: vec![],
+                        revision: 0,
+                    },
                     Outcome::Created,
                 )
             }

@@ -65,7 +65,7 @@ impl State {
         let version = release.version().clone();
 
         let mut w = self.writer().await;
-        let app = w.app(&id)?;
+        let app = w.app(&id).await?;
         if !app.catalog.ladder().contains(req.channel.as_str()) {
             return Err(ApiError::Unprocessable(format!("app {id} has no channel {}", req.channel)));
         }
@@ -111,7 +111,7 @@ impl State {
         req: PromoteRequest,
     ) -> Result<ReleaseView, ApiError> {
         let mut w = self.writer().await;
-        let app = w.app(&id)?;
+        let app = w.app(&id).await?;
         let (_, rollouts) = app.catalog.release(&version).ok_or_else(|| no_release(&id, &version))?;
         let ladder = app.catalog.ladder();
         let rank = ladder
@@ -147,7 +147,7 @@ impl State {
     /// Halts every rollout of a release.
     pub async fn halt(&self, who: &Principal, id: AppId, version: Version) -> Result<ReleaseView, ApiError> {
         let mut w = self.writer().await;
-        let app = w.app(&id)?;
+        let app = w.app(&id).await?;
         let (_, rollouts) = app.catalog.release(&version).ok_or_else(|| no_release(&id, &version))?;
         let pairs = halted(rollouts);
         if pairs.is_empty() {
@@ -175,7 +175,7 @@ impl State {
         })?;
 
         let mut w = self.writer().await;
-        let app = w.app(&id)?;
+        let app = w.app(&id).await?;
         let (_, bad_rollouts) =
             app.catalog.release(&req.bad_version).ok_or_else(|| no_release(&id, &req.bad_version))?;
         if let Some((existing, _)) = app.catalog.release(&version) {

@@ -32,7 +32,7 @@ impl State {
             )
         })?;
         let mut w = self.writer().await;
-        let app = w.app(&id)?;
+        let app = w.app(&id).await?;
         let current = find_rollout(&app, &version, &channel)?;
         let revision = app.revision(&version, &channel);
         if if_match.trim() != etag(revision) {
@@ -47,7 +47,15 @@ impl State {
             return Ok(app.rollout_view(current));
         }
         let pairs = vec![(current.clone(), next)];
-        let built = w.replace_rollouts(self.clock.now_ms(), &who.name, &app, "rollout.update", pairs, &[]).await?;
+        let built = w
+            .replace_rollouts(self.clock.now_ms(), &who.name, &app, "rollout.update", pairs, &[])
+            .await
+            .map_err(|e| match e {
+                // Another replica changed the app between our read and our write: for this
+                // request, the precondition (the ETag it read) no longer holds.
+                ApiError::Conflict(why) => ApiError::PreconditionFailed(why),
+                other => other,
+            })?;
         let (_, rollouts) = built.catalog.release(&version).expect("release exists");
         Ok(built.rollout_view(rollouts.iter().find(|r| r.channel == channel).expect("rollout exists")))
     }

@@ -11,7 +11,7 @@ use crate::auth::{Principal, new_token};
 use crate::problem::ApiError;
 use crate::scheduler::{HEALTH_GATE, SCHEDULER};
 use crate::state::State;
-use crate::store::Change;
+use crate::store::{Change, Scope};
 use crate::views::token_view;
 
 /// The actor named in the audit log for the first admin token, which the server makes itself.
@@ -41,6 +41,7 @@ impl State {
     /// Revokes a token (admins only).
     pub async fn revoke_token(&self, who: &Principal, id: &str) -> Result<(), ApiError> {
         let mut w = self.writer().await;
+        w.fresh(&Scope::Tokens).await?;
         let snapshot = w.snapshot();
         let Some(token) = snapshot.tokens.get(id) else {
             return Err(ApiError::NotFound(format!("there is no token {id}")));

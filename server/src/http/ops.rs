@@ -15,6 +15,11 @@ pub async fn healthz() -> HttpResponse {
 /// `GET /readyz`: the catalog is loaded (it is before the listener opens) and the store
 /// answers a read; 503 otherwise.
 pub async fn readyz(state: web::Data<State>) -> HttpResponse {
+    if state.store.is_shared() && state.freshness.is_stale(state.clock.now_ms()) {
+        return HttpResponse::ServiceUnavailable()
+            .content_type("text/plain")
+            .body("snapshot stale: this replica has not seen the store's revisions recently\n");
+    }
     match state.store.is_bootstrapped().await {
         Ok(_) => {
             let apps = state.snapshot().apps.len();

@@ -25,14 +25,51 @@ pub(super) enum Op {
     RemoveAdoption(AdoptionKey),
 }
 
+/// What a change is about, for the revision that guards it: one app, or the token table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// An app's settings, releases and rollouts.
+    App(AppId),
+    /// The token table.
+    Tokens,
+}
+
+impl Scope {
+    /// The scope's key in the store (`app:<id>`, `tokens`).
+    pub fn key(&self) -> String {
+        match self {
+            Scope::App(id) => format!("app:{id}"),
+            Scope::Tokens => "tokens".to_owned(),
+        }
+    }
+
+    /// The scope a key names.
+    pub fn parse(key: &str) -> Option<Scope> {
+        match key.split_once(':') {
+            Some(("app", id)) => AppId::parse(id).ok().map(Scope::App),
+            None if key == "tokens" => Some(Scope::Tokens),
+            _ => None,
+        }
+    }
+}
+
 /// A set of writes committed atomically by [`Store::commit`](super::Store::commit).
 #[derive(Debug, Default)]
 pub struct Change {
     pub(super) ops: Vec<Op>,
     pub(super) audit: Vec<AuditEntry>,
+    /// Commit only if the scope's stored revision is still this one, and bump it.
+    pub(super) guard: Option<(Scope, u64)>,
 }
 
 impl Change {
+    /// Commits only if `scope` is still at revision `expected` in the store (no other replica
+    /// changed it since it was read), and moves it to `expected + 1`.
+    pub fn guard(&mut self, scope: Scope, expected: u64) -> &mut Self {
+        self.guard = Some((scope, expected));
+        self
+    }
+
     /// Stores an app's settings.
     pub fn put_app(&mut self, app: &AppId, settings: &AppSettings) -> &mut Self {
         self.ops.push(Op::App(app.clone(), AppRecord::from(settings)));

@@ -10,10 +10,12 @@ mod postgres;
 mod records;
 mod sled;
 
+use std::collections::HashMap;
+
 use halftone_channels::wire::AuditEntry;
 use halftone_channels::{AppId, ChannelName, Release, Rollout, Version};
 
-pub use change::Change;
+pub use change::{Change, Scope};
 
 use crate::auth::Token;
 use crate::config::{Config, StoreLocation};
@@ -34,6 +36,21 @@ pub struct Loaded {
     pub rollouts: Vec<(AppId, Rollout, RolloutMeta)>,
     /// Tokens by id.
     pub tokens: Vec<(String, Token)>,
+    /// The revision of each scope (empty for the embedded store, where one process is the
+    /// only writer and every revision starts at 0).
+    pub revisions: HashMap<Scope, u64>,
+}
+
+/// One app as stored, with the revision it is at.
+pub struct LoadedApp {
+    /// Its settings.
+    pub settings: AppSettings,
+    /// Its releases.
+    pub releases: Vec<Release>,
+    /// Its rollouts with their metadata.
+    pub rollouts: Vec<(Rollout, RolloutMeta)>,
+    /// The revision of its scope.
+    pub revision: u64,
 }
 
 /// The key of a release's figures on a channel: app, version, channel.
@@ -47,6 +64,12 @@ pub type AdoptionKey = (AppId, ChannelName, Version, u64);
 #[derive(Debug, thiserror::Error)]
 #[error("the store is unavailable: {0}")]
 pub struct Unavailable(pub String);
+
+/// The guarded scope moved on since the change was checked: another replica changed it. Nothing
+/// was written; the caller reloads and decides again.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} changed on another replica (now at revision {1}) since it was read")]
+pub struct Stale(pub Scope, pub u64);
 
 /// True when `e` says the store could not be reached.
 pub fn is_unavailable(e: &anyhow::Error) -> bool {
@@ -116,6 +139,60 @@ impl Store {
         match self {
             Store::Sled(s) => s.commit(change).await,
             Store::Postgres(p) => p.commit(change).await,
+        }
+    }
+
+    /// True when other processes may change the store (PostgreSQL): this replica must follow
+    /// their revisions. The embedded store has one writer, this process.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Store::Postgres(_))
+    }
+
+    /// The stored revision of `scope` (`None` for the embedded store, which this process alone
+    /// writes).
+    pub async fn revision(&self, scope: &Scope) -> anyhow::Result<Option<u64>> {
+        match self {
+            Store::Sled(_) => Ok(None),
+            Store::Postgres(p) => p.revision(scope).await.map(Some),
+        }
+    }
+
+    /// The stored revision of every scope (empty for the embedded store).
+    pub async fn revisions(&self) -> anyhow::Result<HashMap<Scope, u64>> {
+        match self {
+            Store::Sled(_) => Ok(HashMap::new()),
+            Store::Postgres(p) => p.revisions().await,
+        }
+    }
+
+    /// One app as stored now, or `None` if there is no such app.
+    pub async fn load_app(&self, id: &AppId) -> anyhow::Result<Option<LoadedApp>> {
+        match self {
+            Store::Sled(s) => {
+                let all = s.load()?;
+                let Some((_, settings)) = all.apps.into_iter().find(|(a, _)| a == id) else { return Ok(None) };
+                let releases = all.releases.into_iter().filter(|(a, _)| a == id).map(|(_, r)| r).collect();
+                let rollouts = all.rollouts.into_iter().filter(|(a, ..)| a == id).map(|(_, r, m)| (r, m)).collect();
+                Ok(Some(LoadedApp { settings, releases, rollouts, revision: 0 }))
+            }
+            Store::Postgres(p) => p.load_app(id).await,
+        }
+    }
+
+    /// The token table as stored now, and its revision.
+    pub async fn load_tokens(&self) -> anyhow::Result<(Vec<(String, Token)>, u64)> {
+        match self {
+            Store::Sled(s) => Ok((s.load()?.tokens, 0)),
+            Store::Postgres(p) => p.load_tokens().await,
+        }
+    }
+
+    /// Sends every revision another process commits, as `(scope, revision)`, until the
+    /// connection is lost or `tx` is closed; returns at once for the embedded store.
+    pub async fn listen(config: &Config, tx: tokio::sync::mpsc::Sender<(Scope, u64)>) -> anyhow::Result<()> {
+        match &config.store {
+            StoreLocation::Embedded => Ok(()),
+            StoreLocation::Postgres(url) => postgres::PgStore::listen(url, tx).await,
         }
     }
 

@@ -5,21 +5,64 @@
 //! database whose schema is newer than this binary is refused with a clear error.
 
 use anyhow::Context as _;
+use std::collections::HashMap;
+
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use futures_util::StreamExt as _;
 use halftone_channels::wire::AuditEntry;
-use halftone_channels::{AppId, ChannelName, Release, Version};
-use tokio_postgres::NoTls;
+use halftone_channels::{AppId, ChannelName, Release, Rollout, Version};
 use tokio_postgres::types::Json;
+use tokio_postgres::{GenericClient, IsolationLevel, NoTls};
 
 use super::change::{Change, Op};
 use super::records::{AppRecord, AuditRecord, ReleaseRecord, RolloutRecord, TokenRecord};
-use super::{AdoptionKey, FORMAT, FeedbackKey, Loaded, Unavailable};
+use super::{AdoptionKey, FORMAT, FeedbackKey, Loaded, LoadedApp, Scope, Stale, Unavailable};
+use crate::auth::Token;
+use crate::snapshot::RolloutMeta;
 
 /// The schema migrations, in order; each runs once, in its own transaction.
 const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_catalog.sql"))];
 
 /// The advisory lock that serialises migrations between replicas ("halftone" in ASCII).
 const MIGRATION_LOCK: i64 = 0x68616c66746f6e65;
+
+/// The notification channel on which committed revisions are announced.
+const CHANNEL: &str = "halftone";
+
+/// A rollout row (app, version, channel, record) as domain values.
+fn rollout_row(row: &tokio_postgres::Row) -> anyhow::Result<(AppId, Rollout, RolloutMeta)> {
+    let Json(r): Json<RolloutRecord> = row.get(3);
+    let (rollout, meta) = r.into_rollout(Version::parse(row.get(1))?, ChannelName::parse(row.get(2))?)?;
+    Ok((AppId::parse(row.get(0))?, rollout, meta))
+}
+
+async fn tokens(client: &impl GenericClient) -> anyhow::Result<Vec<(String, Token)>> {
+    let rows = client.query("SELECT id, record FROM tokens", &[]).await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let Json(r): Json<TokenRecord> = row.get(1);
+            (row.get(0), r.into())
+        })
+        .collect())
+}
+
+async fn revisions(client: &impl GenericClient) -> anyhow::Result<HashMap<Scope, u64>> {
+    let rows = client.query("SELECT scope, revision FROM halftone_revisions", &[]).await?;
+    let mut out = HashMap::new();
+    for row in rows {
+        let revision: i64 = row.get(1);
+        if let Some(scope) = Scope::parse(row.get(0)) {
+            out.insert(scope, u64::try_from(revision)?);
+        }
+    }
+    Ok(out)
+}
+
+async fn revision_of(client: &impl GenericClient, scope: &Scope) -> anyhow::Result<u64> {
+    let row = client.query_opt("SELECT revision FROM halftone_revisions WHERE scope = $1", &[&scope.key()]).await?;
+    Ok(row.map_or(Ok(0), |r| u64::try_from(r.get::<_, i64>(0)))?)
+}
 
 /// The PostgreSQL store: a connection pool.
 pub struct PgStore {
@@ -92,7 +135,7 @@ impl PgStore {
         Ok(())
     }
 
-    /// Reads every app, release, rollout and token.
+    /// Reads every app, release, rollout and token, with the revisions they are at.
     pub async fn load(&self) -> anyhow::Result<Loaded> {
         let client = self.client().await?;
         let mut out = Loaded::default();
@@ -105,15 +148,59 @@ impl PgStore {
             out.releases.push((AppId::parse(row.get(0))?, Release::try_from(r)?));
         }
         for row in client.query("SELECT app, version, channel, record FROM rollouts", &[]).await? {
-            let Json(r): Json<RolloutRecord> = row.get(3);
-            let (rollout, meta) = r.into_rollout(Version::parse(row.get(1))?, ChannelName::parse(row.get(2))?)?;
-            out.rollouts.push((AppId::parse(row.get(0))?, rollout, meta));
+            out.rollouts.push(rollout_row(&row)?);
         }
-        for row in client.query("SELECT id, record FROM tokens", &[]).await? {
-            let Json(r): Json<TokenRecord> = row.get(1);
-            out.tokens.push((row.get(0), r.into()));
-        }
+        out.tokens = tokens(&**client).await?;
+        out.revisions = revisions(&**client).await?;
         Ok(out)
+    }
+
+    /// One app with its releases, rollouts and revision, read in one snapshot of the database.
+    pub async fn load_app(&self, id: &AppId) -> anyhow::Result<Option<LoadedApp>> {
+        let mut client = self.client().await?;
+        let tx =
+            client.build_transaction().read_only(true).isolation_level(IsolationLevel::RepeatableRead).start().await?;
+        let Some(row) = tx.query_opt("SELECT record FROM apps WHERE app = $1", &[&id.as_str()]).await? else {
+            return Ok(None);
+        };
+        let Json(settings): Json<AppRecord> = row.get(0);
+        let mut releases = Vec::new();
+        for row in tx.query("SELECT record FROM releases WHERE app = $1", &[&id.as_str()]).await? {
+            let Json(r): Json<ReleaseRecord> = row.get(0);
+            releases.push(Release::try_from(r)?);
+        }
+        let mut rollouts = Vec::new();
+        for row in
+            tx.query("SELECT app, version, channel, record FROM rollouts WHERE app = $1", &[&id.as_str()]).await?
+        {
+            let (_, rollout, meta) = rollout_row(&row)?;
+            rollouts.push((rollout, meta));
+        }
+        let revision = revision_of(&*tx, &Scope::App(id.clone())).await?;
+        tx.commit().await?;
+        Ok(Some(LoadedApp { settings: settings.into(), releases, rollouts, revision }))
+    }
+
+    /// The token table and its revision.
+    pub async fn load_tokens(&self) -> anyhow::Result<(Vec<(String, Token)>, u64)> {
+        let mut client = self.client().await?;
+        let tx =
+            client.build_transaction().read_only(true).isolation_level(IsolationLevel::RepeatableRead).start().await?;
+        let out = (tokens(&*tx).await?, revision_of(&*tx, &Scope::Tokens).await?);
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// The revision of one scope.
+    pub async fn revision(&self, scope: &Scope) -> anyhow::Result<u64> {
+        let client = self.client().await?;
+        revision_of(&**client, scope).await
+    }
+
+    /// The revision of every scope.
+    pub async fn revisions(&self) -> anyhow::Result<HashMap<Scope, u64>> {
+        let client = self.client().await?;
+        revisions(&**client).await
     }
 
     /// Every stored release figure (JSON) by app, version and channel.
@@ -177,6 +264,27 @@ impl PgStore {
     async fn write(&self, change: Change) -> anyhow::Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        if let Some((scope, expected)) = &change.guard {
+            let key = scope.key();
+            tx.execute(
+                "INSERT INTO halftone_revisions (scope, revision) VALUES ($1, 0) ON CONFLICT (scope) DO NOTHING",
+                &[&key],
+            )
+            .await?;
+            let expected = i64::try_from(*expected)?;
+            let moved = tx
+                .execute(
+                    "UPDATE halftone_revisions SET revision = revision + 1 WHERE scope = $1 AND revision = $2",
+                    &[&key, &expected],
+                )
+                .await?;
+            if moved == 0 {
+                let now = revision_of(&*tx, scope).await?;
+                return Err(Stale(scope.clone(), now).into());
+            }
+            // Delivered to every replica's listener when (and only if) this transaction commits.
+            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &format!("{key}={}", expected + 1)]).await?;
+        }
         for op in &change.ops {
             match op {
                 Op::App(app, r) => {
@@ -256,6 +364,39 @@ impl PgStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Listens for the revisions other replicas commit: each notification is `scope=revision`.
+    /// Returns when the connection is lost (the caller reconnects; its periodic revision check
+    /// covers the gap).
+    pub async fn listen(url: &str, tx: tokio::sync::mpsc::Sender<(Scope, u64)>) -> anyhow::Result<()> {
+        let (client, mut connection) = tokio_postgres::connect(url, NoTls).await.context("connecting the listener")?;
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        let statement = format!("LISTEN {CHANNEL}");
+        let listen = client.batch_execute(&statement);
+        let mut listen = std::pin::pin!(listen);
+        // The LISTEN completes only while the connection is polled.
+        loop {
+            tokio::select! {
+                done = &mut listen => { done?; break; }
+                message = messages.next() => {
+                    if message.transpose()?.is_none() {
+                        anyhow::bail!("the listener connection closed");
+                    }
+                }
+            }
+        }
+        while let Some(message) = messages.next().await {
+            if let tokio_postgres::AsyncMessage::Notification(n) = message? {
+                let parsed = n.payload().split_once('=').and_then(|(k, v)| Some((Scope::parse(k)?, v.parse().ok()?)));
+                if let Some(update) = parsed
+                    && tx.send(update).await.is_err()
+                {
+                    return Ok(());
+                }
+            }
+        }
+        anyhow::bail!("the listener connection closed")
     }
 
     /// True once the first admin token was made.

@@ -57,3 +57,12 @@ CREATE TABLE adoption (
     sketch  bytea NOT NULL,
     PRIMARY KEY (app, channel, version, window_start)
 );
+
+-- The revision of each thing replicas cache: `app:<id>` for an app's settings, releases and
+-- rollouts, `tokens` for the token table. Every change bumps its scope's revision in the same
+-- transaction, guarded by the revision it was checked against, so two replicas can never
+-- interleave changes to one app; the new revision is announced with NOTIFY halftone.
+CREATE TABLE halftone_revisions (
+    scope    text PRIMARY KEY,
+    revision bigint NOT NULL
+);
