@@ -139,6 +139,22 @@ impl TempPostgres {
         Err(Unavailable::new(format!("no free port after {PORT_ATTEMPTS} attempts: {last_error}")))
     }
 
+    /// [`start`](Self::start) for the test named `test`, or `None` after
+    /// [`Unavailable::skip_or_fail`] (a SKIPPED line, or a panic when
+    /// `HALFTONE_TEST_POSTGRES=required`). [`postgres_or_skip!`](crate::postgres_or_skip) is this
+    /// with the `return`.
+    pub fn start_or_skip(test: &str) -> Option<TempPostgres> {
+        // Read first, so that a misspelt value fails on machines with PostgreSQL too.
+        let requirement = Requirement::from_env();
+        match TempPostgres::start() {
+            Ok(pg) => Some(pg),
+            Err(unavailable) => {
+                unavailable.skip_or_fail_as(test, requirement);
+                None
+            }
+        }
+    }
+
     /// `postgres://halftone@127.0.0.1:PORT/halftone`: the database of this cluster.
     pub fn url(&self) -> String {
         format!("postgres://{NAME}@127.0.0.1:{}/{NAME}", self.port)
@@ -244,7 +260,11 @@ impl Unavailable {
     /// `SKIPPED (PostgreSQL unavailable: <reason>)` to stderr past the test harness's capture, so
     /// the line shows in a plain `cargo test`; with [`Requirement::Required`] it panics.
     pub fn skip_or_fail(&self, test: &str) {
-        match Requirement::from_env() {
+        self.skip_or_fail_as(test, Requirement::from_env());
+    }
+
+    fn skip_or_fail_as(&self, test: &str, requirement: Requirement) {
+        match requirement {
             Requirement::Required => {
                 panic!(
                     "{test}: PostgreSQL is required (HALFTONE_TEST_POSTGRES=required) but unavailable: {}",
@@ -308,12 +328,9 @@ macro_rules! postgres_or_skip {
         $crate::postgres_or_skip!(())
     };
     ($skipped:expr) => {
-        match $crate::postgres::TempPostgres::start() {
-            Ok(pg) => pg,
-            Err(unavailable) => {
-                unavailable.skip_or_fail(::std::thread::current().name().unwrap_or(module_path!()));
-                return $skipped;
-            }
+        match $crate::postgres::TempPostgres::start_or_skip(::std::thread::current().name().unwrap_or(module_path!())) {
+            Some(pg) => pg,
+            None => return $skipped,
         }
     };
 }
@@ -503,20 +520,41 @@ fn free_port() -> (u16, Option<File>) {
     let (low, high) = candidate_ports();
     let span = u32::from(high - low) + 1;
     let start = random() % span;
-    let lock_dir = std::env::temp_dir().join("halftone-pg-ports");
-    let _ = std::fs::create_dir_all(&lock_dir);
+    let lock_dir = port_lock_dir();
     for i in 0..span {
         let port = low + ((start + i) % span) as u16;
-        let lock = File::create(lock_dir.join(format!("{port}.lock"))).ok();
-        let held = match &lock {
-            Some(file) => file.try_lock().is_ok(),
-            None => true,
+        let lock = match &lock_dir {
+            Some(dir) => match lock_port(dir, port) {
+                Some(file) => Some(file),
+                None => continue,
+            },
+            None => None,
         };
-        if held && TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
             return (port, lock);
         }
     }
     (low, None)
+}
+
+/// `$TMPDIR/halftone-pg-ports`, shared by every user's tests (sticky and world-writable, like
+/// /tmp), or `None` when it cannot be had.
+fn port_lock_dir() -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = std::env::temp_dir().join("halftone-pg-ports");
+    if std::fs::create_dir(&dir).is_ok() {
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777));
+    }
+    dir.is_dir().then_some(dir)
+}
+
+/// The lock on `port`, or `None` when another cluster holds it. A lock file that another user
+/// created is opened read-only: `flock` works on that too.
+fn lock_port(dir: &Path, port: u16) -> Option<File> {
+    let path = dir.join(format!("{port}.lock"));
+    let file =
+        OpenOptions::new().write(true).create(true).truncate(false).open(&path).or_else(|_| File::open(&path)).ok()?;
+    file.try_lock().is_ok().then_some(file)
 }
 
 /// The range to pick ports from: below the ephemeral range (32768–60999 by default on Linux).
