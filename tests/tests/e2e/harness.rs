@@ -51,9 +51,16 @@ impl TestServer {
     /// A server whose store is the PostgreSQL database at `url` (artifacts in a temp dir);
     /// `token` is the admin token, when the database has one already.
     pub fn start_on_postgres(url: &str, token: Option<String>) -> TestServer {
+        Self::replica(url, token, None)
+    }
+
+    /// One of several replicas on the PostgreSQL database at `url`, with its scheduler ticking
+    /// every `scheduler` (none when `None`).
+    pub fn replica(url: &str, token: Option<String>, scheduler: Option<std::time::Duration>) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let mut config = halftone_server::Config::for_tests(dir.path());
         config.store = halftone_server::StoreLocation::Postgres(url.to_owned());
+        config.scheduler_every = scheduler;
         let mut s = Self::launch_with(config, token, Arc::new(SystemClock));
         s._dir = Some(dir);
         s
@@ -210,6 +217,10 @@ impl Http {
 
     pub async fn get(&self, path: &str) -> Reply {
         self.send("GET", path, None, &[]).await
+    }
+    pub async fn patch(&self, path: &str, body: &Value, if_match: &str) -> Reply {
+        let body = Some(serde_json::to_vec(body).unwrap());
+        self.send("PATCH", path, body, &[("content-type", "application/json"), ("if-match", if_match)]).await
     }
     pub async fn post(&self, path: &str, body: &Value) -> Reply {
         self.send("POST", path, Some(serde_json::to_vec(body).unwrap()), &[("content-type", "application/json")]).await

@@ -11,5 +11,6 @@ mod feedback;
 mod postgres_harness;
 mod postgres_store;
 mod release_flow;
+mod replicas;
 mod sdk;
 mod seed;

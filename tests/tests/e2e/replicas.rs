@@ -1,0 +1,127 @@
+//! Several replicas on one PostgreSQL database: one truth. A change through one is served by
+//! the others; concurrent changes to one rollout through two replicas never interleave; the
+//! scheduler takes each step once however many replicas run it.
+
+use std::time::{Duration, Instant};
+
+use halftone_channels::AppId;
+use halftone_tests::postgres_or_skip;
+use serde_json::json;
+
+use crate::harness::*;
+
+/// Polls `check` until it holds, for at most `limit`.
+async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what} did not happen within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn three_replicas_serve_one_truth() {
+    let pg = postgres_or_skip!();
+    let a = TestServer::start_on_postgres(&pg.url(), None);
+    let b = TestServer::start_on_postgres(&pg.url(), Some(a.token.clone()));
+    let c = TestServer::start_on_postgres(&pg.url(), Some(a.token.clone()));
+
+    // Publish through A (artifacts live in A's directory here: object storage is what shares
+    // them between replicas), widen through B, and every replica answers alike.
+    let p = Publisher::create(&a, "notes").await;
+    p.publish("1.0.0", "stable", "100%").await;
+    p.publish("1.1.0", "stable", "10%").await;
+    let devices = fleet("d", 10_000, "1.0.0", "stable");
+    let notes = AppId::parse("notes").unwrap();
+    let on_c = c.admin();
+    eventually(Duration::from_secs(5), "C sees 1.1.0", || async {
+        on_c.list_releases(&notes).await.unwrap().releases.len() == 2
+    })
+    .await;
+    let etag = b.raw_admin().get("/v1/apps/notes/releases/1.1.0/rollouts/stable").await.etag.unwrap();
+    let widened = b
+        .raw_admin()
+        .patch("/v1/apps/notes/releases/1.1.0/rollouts/stable", &json!({"basis_points": 5000}), &etag)
+        .await;
+    assert_eq!(widened.status, 200, "{widened:?}");
+    for replica in [&a, &c] {
+        let admin = replica.admin();
+        eventually(Duration::from_secs(5), "the widening reaches every replica", || async {
+            admin.list_releases(&notes).await.unwrap().releases[0].rollouts[0].rollout.basis_points.basis_points()
+                == 5000
+        })
+        .await;
+    }
+    let answers_a = check_all(&a.anonymous(), "notes", &devices).await;
+    let answers_b = check_all(&b.anonymous(), "notes", &devices).await;
+    let answers_c = check_all(&c.anonymous(), "notes", &devices).await;
+    let offered = count(&answers_a, "1.1.0");
+    assert!((4_700..=5_300).contains(&offered), "{offered} of 10,000 at 50%");
+    assert!(answers_a == answers_b && answers_b == answers_c, "10,000 devices get identical answers from all three");
+    for replica in [&a, &b, &c] {
+        assert_eq!(replica.anonymous().get("/readyz").await.status, 200);
+    }
+}
+
+#[tokio::test]
+async fn two_engineers_patching_one_rollout_through_two_replicas_never_both_win() {
+    let pg = postgres_or_skip!();
+    let a = TestServer::start_on_postgres(&pg.url(), None);
+    let b = TestServer::start_on_postgres(&pg.url(), Some(a.token.clone()));
+    let p = Publisher::create(&a, "notes").await;
+    p.publish("1.0.0", "stable", "1%").await;
+    let path = "/v1/apps/notes/releases/1.0.0/rollouts/stable";
+    for round in 0..10u16 {
+        let etag = a.raw_admin().get(path).await.etag.unwrap();
+        // Neither is the current value (1% = 100), so both are real changes.
+        let (bp_a, bp_b) = (200 + round * 2, 201 + round * 2);
+        let (http_a, http_b) = (a.raw_admin(), b.raw_admin());
+        let (body_a, body_b) = (json!({ "basis_points": bp_a }), json!({ "basis_points": bp_b }));
+        let (ra, rb) = tokio::join!(http_a.patch(path, &body_a, &etag), http_b.patch(path, &body_b, &etag));
+        let mut statuses = [ra.status, rb.status];
+        statuses.sort();
+        assert_eq!(statuses, [200, 412], "round {round}: one wins, the other is told its read is stale");
+        let winner = if ra.status == 200 { bp_a } else { bp_b };
+        // Whatever replica is asked afterwards, the winner's value is what is stored.
+        for replica in [&a, &b] {
+            let http = replica.raw_admin();
+            eventually(Duration::from_secs(5), "both replicas show the winner", || async {
+                http.get(path).await.body["basis_points"] == winner
+            })
+            .await;
+        }
+    }
+    let audit = a.admin().audit(&AppId::parse("notes").unwrap()).await.unwrap();
+    assert_eq!(audit.entries.iter().filter(|e| e.action == "rollout.update").count(), 10, "one change per round");
+}
+
+#[tokio::test]
+async fn two_schedulers_take_each_step_once() {
+    let pg = postgres_or_skip!();
+    let tick = Some(Duration::from_millis(50));
+    let a = TestServer::replica(&pg.url(), None, tick);
+    let b = TestServer::replica(&pg.url(), Some(a.token.clone()), tick);
+    let p = Publisher::create(&a, "notes").await;
+    let schedule = json!({"steps": [
+        {"basis_points": 100, "hold_s": 1}, {"basis_points": 500, "hold_s": 1}, {"basis_points": 10000}
+    ]});
+    let draft = p.draft("1.0.0", &[]);
+    p.publish_draft(&draft, "stable", json!({"basis_points": 100, "schedule": schedule})).await.unwrap();
+    let http = b.raw_admin();
+    eventually(Duration::from_secs(15), "the schedule reaches 100%", || async {
+        http.get("/v1/apps/notes/releases/1.0.0/rollouts/stable").await.body["basis_points"] == 10000
+    })
+    .await;
+    let audit = a.admin().audit(&AppId::parse("notes").unwrap()).await.unwrap();
+    let steps: Vec<_> = audit
+        .entries
+        .iter()
+        .filter(|e| e.action == "schedule.advance")
+        .map(|e| e.after.as_ref().unwrap()["basis_points"].clone())
+        .collect();
+    assert_eq!(steps, [json!(500), json!(10000)], "each step once, in order");
+}
