@@ -26,8 +26,19 @@ async fn answers(devices: &Http) -> Vec<Option<(String, bool)>> {
 
 #[tokio::test]
 async fn acknowledged_writes_survive_kill_9_again_and_again() {
+    survive_kill_9(&[]).await;
+}
+
+/// The same on PostgreSQL (`--store postgres://…`): the database commits before the 2xx.
+#[tokio::test]
+async fn acknowledged_writes_survive_kill_9_on_postgres() {
+    let pg = halftone_tests::postgres_or_skip!();
+    survive_kill_9(&["--store".to_owned(), pg.url()]).await;
+}
+
+async fn survive_kill_9(flags: &[String]) {
     let (_tmp, data) = data_dir();
-    let mut server = Server::start(&data, true).await;
+    let mut server = Server::start_with(&data, true, flags).await;
     let admin_token = server.bootstrap.clone().unwrap();
     let signer = Signer::new("notes", 11);
     let admin = server.http(Some(&admin_token));
@@ -83,7 +94,7 @@ async fn acknowledged_writes_survive_kill_9_again_and_again() {
         }
 
         // Restart on the same data dir: everything acknowledged is there.
-        server = Server::start(&data, false).await;
+        server = Server::start_with(&data, false, flags).await;
         assert_eq!(server.bootstrap, None);
         let admin = server.http(Some(&admin_token));
         for r in expected["releases"].as_array_mut().unwrap() {
@@ -116,7 +127,7 @@ async fn acknowledged_writes_survive_kill_9_again_and_again() {
     let revoked = server.http(Some(&admin_token)).send("DELETE", &format!("/v1/tokens/{id}"), None, &[]).await;
     assert_eq!(revoked.status, 204, "{revoked:?}");
     server.kill9();
-    let server = Server::start(&data, false).await;
+    let server = Server::start_with(&data, false, flags).await;
     assert_eq!(server.http(Some(&secret)).get("/v1/apps").await.status, 401, "a revoked token stays revoked");
     assert_eq!(server.http(Some(&tokens[0].1)).get("/v1/apps").await.status, 200);
 }

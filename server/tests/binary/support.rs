@@ -40,6 +40,7 @@ const HALFTONE_ENV: &[&str] = &[
     "HALFTONE_TRUSTED_PROXIES",
     "HALFTONE_WORKERS",
     "HALFTONE_POLL_INTERVAL_S",
+    "HALFTONE_STORE",
 ];
 
 fn command() -> Command {
@@ -68,9 +69,15 @@ impl Server {
     /// logs, so it parses without guessing). On a fresh data dir it also waits for the
     /// bootstrap token, which `serve` prints right after binding.
     pub async fn start(data_dir: &Path, fresh: bool) -> Server {
+        Self::start_with(data_dir, fresh, &[]).await
+    }
+
+    /// [`start`](Self::start) with more flags (`--store postgres://…`).
+    pub async fn start_with(data_dir: &Path, fresh: bool, flags: &[String]) -> Server {
         let mut child = command()
             .args(["serve", "--bind", "127.0.0.1:0", "--log-format", "json", "--workers", "2", "--data-dir"])
             .arg(data_dir)
+            .args(flags)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
