@@ -80,6 +80,15 @@ struct Counters {
 }
 
 impl Counters {
+    /// Adds `other`'s figures: counters add up, sketches merge as unions.
+    fn merge(&mut self, other: &Counters) {
+        self.offers += other.offers;
+        self.offered.merge(&other.offered);
+        for (kind, s) in &other.devices {
+            self.devices.entry(*kind).or_default().merge(s);
+        }
+    }
+
     fn distinct(&self, kind: EventKind) -> u64 {
         self.devices.get(&kind).map_or(0, |s| s.estimate() as u64)
     }
@@ -94,7 +103,34 @@ struct Aggregates {
     /// Changed by check-ins only: stored every [`SAMPLES_EVERY`].
     dirty_releases: HashSet<ReleaseKey>,
     dirty_adoption: HashSet<AdoptionKey>,
+    /// What the other replicas on a shared store stored, merged per key; re-read every
+    /// [`OTHERS_EVERY`]. Readers add it to this replica's own figures: fleet-wide figures.
+    others: HashMap<ReleaseKey, Counters>,
+    others_adoption: HashMap<AdoptionKey, Sketch>,
 }
+
+impl Aggregates {
+    /// The fleet-wide figures of one release on one channel.
+    fn counters(&self, key: &ReleaseKey) -> Counters {
+        let mut c = self.releases.get(key).cloned().unwrap_or_default();
+        if let Some(o) = self.others.get(key) {
+            c.merge(o);
+        }
+        c
+    }
+
+    /// This replica's figures and the others', key by key.
+    fn all_releases(&self) -> impl Iterator<Item = (&ReleaseKey, &Counters)> {
+        self.releases.iter().chain(&self.others)
+    }
+
+    fn all_adoption(&self) -> impl Iterator<Item = (&AdoptionKey, &Sketch)> {
+        self.adoption.iter().chain(&self.others_adoption)
+    }
+}
+
+/// How often a replica on a shared store re-reads the other replicas' figures.
+const OTHERS_EVERY: Duration = Duration::from_secs(2);
 
 /// A figure changed by check-ins, waiting in a sweep to be stored.
 enum Swept {
@@ -131,14 +167,22 @@ impl Feedback {
     /// Loads the stored figures and starts the aggregator on the current tokio runtime.
     pub async fn start(store: Arc<Store>) -> anyhow::Result<Feedback> {
         let mut agg = Aggregates::default();
-        for ((app, version, channel), bytes) in store.load_feedback().await? {
-            agg.releases.insert((app, version, channel), serde_json::from_slice(&bytes)?);
-        }
-        for (key, bytes) in store.load_adoption().await? {
-            agg.adoption.insert(key, serde_json::from_slice(&bytes)?);
+        if store.is_shared() {
+            // Every stored row is another replica's (this process writes under a new id).
+            (agg.others, agg.others_adoption) = others(&store).await?;
+        } else {
+            for ((app, version, channel), bytes) in store.load_feedback().await? {
+                agg.releases.insert((app, version, channel), serde_json::from_slice(&bytes)?);
+            }
+            for (key, bytes) in store.load_adoption().await? {
+                agg.adoption.insert(key, serde_json::from_slice(&bytes)?);
+            }
         }
         let figures = Arc::new(Mutex::new(agg));
         let (tx, rx) = mpsc::channel(1 << 16);
+        if store.is_shared() {
+            tokio::spawn(follow_others(Arc::downgrade(&figures), store.clone()));
+        }
         tokio::spawn(aggregate(rx, figures.clone(), store));
         Ok(Feedback { tx, figures, dropped: AtomicU64::new(0) })
     }
@@ -189,13 +233,13 @@ impl Feedback {
 
     /// Offers of `version` of `app`, on every channel.
     pub fn offers(&self, app: &AppId, version: &Version) -> u64 {
-        self.with(|a| a.releases.iter().filter(|((x, v, _), _)| x == app && v == version).map(|(_, c)| c.offers).sum())
+        self.with(|a| a.all_releases().filter(|((x, v, _), _)| x == app && v == version).map(|(_, c)| c.offers).sum())
     }
 
     /// The figures of one release on one channel.
     pub fn figures(&self, app: &AppId, version: &Version, channel: &ChannelName) -> Figures {
         self.with(|a| {
-            let c = a.releases.get(&(app.clone(), version.clone(), channel.clone())).cloned().unwrap_or_default();
+            let c = a.counters(&(app.clone(), version.clone(), channel.clone()));
             Figures {
                 offers: c.offers,
                 offered_devices: c.offered.estimate() as u64,
@@ -215,7 +259,7 @@ impl Feedback {
     pub fn health(&self, app: &AppId, version: &Version) -> Health {
         self.with(|a| {
             let mut merged: BTreeMap<EventKind, Sketch> = BTreeMap::new();
-            for ((x, v, _), c) in &a.releases {
+            for ((x, v, _), c) in a.all_releases() {
                 if x == app && v == version {
                     for (kind, s) in &c.devices {
                         merged.entry(*kind).or_default().merge(s);
@@ -238,7 +282,7 @@ impl Feedback {
         let week = now_ms.saturating_sub(7 * DAY_MS) / ADOPTION_WINDOW_MS;
         self.with(|a| {
             let mut merged: BTreeMap<(ChannelName, Version), (Sketch, Sketch)> = BTreeMap::new();
-            for ((x, channel, version, window), sketch) in &a.adoption {
+            for ((x, channel, version, window), sketch) in a.all_adoption() {
                 if x != app || *window < week {
                     continue;
                 }
@@ -261,6 +305,37 @@ impl Feedback {
             }
             out
         })
+    }
+}
+
+/// The other replicas' stored figures, merged per key.
+async fn others(store: &Store) -> anyhow::Result<(HashMap<ReleaseKey, Counters>, HashMap<AdoptionKey, Sketch>)> {
+    let mut releases: HashMap<ReleaseKey, Counters> = HashMap::new();
+    for (key, bytes) in store.load_feedback().await? {
+        releases.entry(key).or_default().merge(&serde_json::from_slice(&bytes)?);
+    }
+    let mut adoption: HashMap<AdoptionKey, Sketch> = HashMap::new();
+    for (key, bytes) in store.load_adoption().await? {
+        adoption.entry(key).or_default().merge(&serde_json::from_slice(&bytes)?);
+    }
+    Ok((releases, adoption))
+}
+
+/// Re-reads the other replicas' figures every [`OTHERS_EVERY`] (shared stores only), so that
+/// status views and health gates judge the whole fleet.
+async fn follow_others(figures: std::sync::Weak<Mutex<Aggregates>>, store: Arc<Store>) {
+    let mut every = tokio::time::interval(OTHERS_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let Some(figures) = figures.upgrade() else { return };
+        match others(&store).await {
+            Ok((releases, adoption)) => {
+                let mut a = figures.lock().unwrap_or_else(|p| p.into_inner());
+                (a.others, a.others_adoption) = (releases, adoption);
+            }
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "reading the other replicas' figures failed"),
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Durable state: apps, releases, rollouts, tokens, the audit log and feedback figures, behind
 //! one [`Store`] with two backends. sled in the data dir is the embedded default
-//! ([`sled`](self::sled)); PostgreSQL lets several replicas share one truth
-//! ([`postgres`](self::postgres)). Both keep the same records (`records.rs`, the store's own
+//! (`sled.rs`); PostgreSQL lets several replicas share one truth
+//! (`postgres.rs`). Both keep the same records (`records.rs`, the store's own
 //! types) and make the same promise: [`Store::commit`] returns only once the change is
 //! durable, so what was answered with a 2xx survives `kill -9`.
 

@@ -67,6 +67,8 @@ async fn revision_of(client: &impl GenericClient, scope: &Scope) -> anyhow::Resu
 /// The PostgreSQL store: a connection pool.
 pub struct PgStore {
     pool: Pool,
+    /// This process's id in the feedback tables, new at every start.
+    replica: String,
 }
 
 impl PgStore {
@@ -85,7 +87,7 @@ impl PgStore {
             .recycle_timeout(timeout)
             .build()
             .context("building the PostgreSQL pool")?;
-        let store = PgStore { pool };
+        let store = PgStore { pool, replica: uuid::Uuid::new_v4().to_string() };
         store.migrate().await?;
         Ok(store)
     }
@@ -203,10 +205,13 @@ impl PgStore {
         revisions(&**client).await
     }
 
-    /// Every stored release figure (JSON) by app, version and channel.
+    /// The release figures (JSON) other replicas stored, by app, version and channel (one
+    /// entry per replica: the caller merges them).
     pub async fn load_feedback(&self) -> anyhow::Result<Vec<(FeedbackKey, Vec<u8>)>> {
         let client = self.client().await?;
-        let rows = client.query("SELECT app, version, channel, sketch FROM feedback", &[]).await?;
+        let rows = client
+            .query("SELECT app, version, channel, sketch FROM feedback WHERE replica <> $1", &[&self.replica])
+            .await?;
         rows.iter()
             .map(|r| {
                 let key = (AppId::parse(r.get(0))?, Version::parse(r.get(1))?, ChannelName::parse(r.get(2))?);
@@ -215,10 +220,16 @@ impl PgStore {
             .collect()
     }
 
-    /// Every stored adoption window (JSON) by app, channel, version and window.
+    /// The adoption windows (JSON) other replicas stored, by app, channel, version and window
+    /// (one entry per replica).
     pub async fn load_adoption(&self) -> anyhow::Result<Vec<(AdoptionKey, Vec<u8>)>> {
         let client = self.client().await?;
-        let rows = client.query("SELECT app, channel, version, window_start, sketch FROM adoption", &[]).await?;
+        let rows = client
+            .query(
+                "SELECT app, channel, version, window_start, sketch FROM adoption WHERE replica <> $1",
+                &[&self.replica],
+            )
+            .await?;
         rows.iter()
             .map(|r| {
                 let window: i64 = r.get(3);
@@ -330,22 +341,24 @@ impl PgStore {
                 }
                 Op::Feedback((app, v, ch), sketch) => {
                     tx.execute(
-                        "INSERT INTO feedback (app, version, channel, sketch) VALUES ($1, $2, $3, $4)
-                         ON CONFLICT (app, version, channel) DO UPDATE SET sketch = EXCLUDED.sketch",
-                        &[&app.as_str(), &v.to_string(), &ch.as_str(), sketch],
+                        "INSERT INTO feedback (app, version, channel, replica, sketch) VALUES ($1, $2, $3, $4, $5)
+                         ON CONFLICT (app, version, channel, replica) DO UPDATE SET sketch = EXCLUDED.sketch",
+                        &[&app.as_str(), &v.to_string(), &ch.as_str(), &self.replica, sketch],
                     )
                     .await?
                 }
                 Op::Adoption((app, ch, v, w), sketch) => {
                     tx.execute(
-                        "INSERT INTO adoption (app, channel, version, window_start, sketch) VALUES ($1, $2, $3, $4, $5)
-                         ON CONFLICT (app, channel, version, window_start) DO UPDATE SET sketch = EXCLUDED.sketch",
-                        &[&app.as_str(), &ch.as_str(), &v.to_string(), &i64::try_from(*w)?, sketch],
+                        "INSERT INTO adoption (app, channel, version, window_start, replica, sketch)
+                         VALUES ($1, $2, $3, $4, $5, $6)
+                         ON CONFLICT (app, channel, version, window_start, replica) DO UPDATE SET sketch = EXCLUDED.sketch",
+                        &[&app.as_str(), &ch.as_str(), &v.to_string(), &i64::try_from(*w)?, &self.replica, sketch],
                     )
                     .await?
                 }
                 Op::RemoveAdoption((app, ch, v, w)) => {
                     tx.execute(
+                        // An expired window expires for every replica, live or gone.
                         "DELETE FROM adoption WHERE app = $1 AND channel = $2 AND version = $3 AND window_start = $4",
                         &[&app.as_str(), &ch.as_str(), &v.to_string(), &i64::try_from(*w)?],
                     )

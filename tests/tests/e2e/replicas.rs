@@ -125,3 +125,37 @@ async fn two_schedulers_take_each_step_once() {
         .collect();
     assert_eq!(steps, [json!(500), json!(10000)], "each step once, in order");
 }
+
+#[tokio::test]
+async fn install_feedback_is_counted_fleet_wide() {
+    let pg = postgres_or_skip!();
+    let a = TestServer::start_on_postgres(&pg.url(), None);
+    let b = TestServer::start_on_postgres(&pg.url(), Some(a.token.clone()));
+    let p = Publisher::create(&a, "notes").await;
+    p.publish("1.0.0", "stable", "100%").await;
+    let event =
+        |device: &str, kind: &str| json!({"device_id": device, "kind": kind, "version": "1.0.0", "channel": "stable"});
+    // Device d1 reports to A, d2 and d1 again to B: two distinct devices failed, fleet-wide.
+    let to_a = json!({"events": [event("d1", "install_failed"), event("d3", "install_succeeded")]});
+    let to_b = json!({"events": [event("d2", "install_failed"), event("d1", "install_failed")]});
+    assert_eq!(a.anonymous().post("/v1/apps/notes/events", &to_a).await.status, 202);
+    assert_eq!(b.anonymous().post("/v1/apps/notes/events", &to_b).await.status, 202);
+    // Check-ins through both replicas are offers of 1.0.0: they add up.
+    let devices = fleet("d", 40, "0.9.0", "stable");
+    check_all(&a.anonymous(), "notes", &devices[..25]).await;
+    check_all(&b.anonymous(), "notes", &devices[25..]).await;
+    // Check-in figures are stored every 30 s, or when a replica stops: B stops, and A, which
+    // keeps its own in memory, sees both; event figures are stored before their 202, so every
+    // replica sees them at once.
+    let (_, token) = b.stop();
+    let b = TestServer::start_on_postgres(&pg.url(), Some(token));
+    for (replica, offers) in [(&a, 40), (&b, 15)] {
+        let http = replica.raw_admin();
+        eventually(Duration::from_secs(10), "every replica sees the fleet's figures", || async {
+            let status = http.get("/v1/apps/notes/status").await.body;
+            let figures = &status["releases"][0]["rollouts"][0]["figures"];
+            figures["install_failures"] == 2 && figures["installs"] == 1 && figures["offers"] == offers
+        })
+        .await;
+    }
+}

@@ -40,13 +40,16 @@ CREATE TABLE audit (
 );
 CREATE INDEX audit_by_app ON audit (app, seq);
 
--- Distinct-device sketches, as the feedback aggregator encodes them.
+-- Distinct-device sketches, as the feedback aggregator encodes them, one row per replica
+-- process (`replica`): each writes only its own rows, and fleet-wide figures are the merge of
+-- all rows (sketches merge as unions, counters add up), so replicas never overwrite each other.
 CREATE TABLE feedback (
     app     text NOT NULL,
     version text NOT NULL,
     channel text NOT NULL,
+    replica text NOT NULL,
     sketch  bytea NOT NULL,
-    PRIMARY KEY (app, version, channel)
+    PRIMARY KEY (app, version, channel, replica)
 );
 
 CREATE TABLE adoption (
@@ -54,8 +57,9 @@ CREATE TABLE adoption (
     channel text NOT NULL,
     version text NOT NULL,
     window_start bigint NOT NULL,
+    replica text NOT NULL,
     sketch  bytea NOT NULL,
-    PRIMARY KEY (app, channel, version, window_start)
+    PRIMARY KEY (app, channel, version, window_start, replica)
 );
 
 -- The revision of each thing replicas cache: `app:<id>` for an app's settings, releases and
