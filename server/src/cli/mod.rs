@@ -21,6 +21,7 @@ pub mod audit;
 pub mod demo;
 pub mod explain;
 pub mod keys;
+pub mod migrate;
 pub mod output;
 pub mod profile;
 pub mod publish;
@@ -115,6 +116,8 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Start a throwaway server and walk through a staged release with simulated devices.
     Demo(demo::DemoArgs),
+    /// Copy an embedded data dir into PostgreSQL (for several replicas), and verify the copy.
+    Migrate(migrate::MigrateArgs),
 }
 
 /// Parses the command line and runs the chosen subcommand. Errors print as `error: <sentence>`
@@ -159,6 +162,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(args) => audit::run(args, &profile()?, &out).await,
         Command::Status(args) => status::run(args, &profile()?, &out).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Migrate(args) => migrate::run(args, &out).await,
     }
 }
 

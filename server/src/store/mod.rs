@@ -6,16 +6,20 @@
 //! durable, so what was answered with a 2xx survives `kill -9`.
 
 mod change;
+mod dump;
 mod postgres;
 mod records;
 mod sled;
 
 use std::collections::HashMap;
 
+use anyhow::Context as _;
+
 use halftone_channels::wire::AuditEntry;
 use halftone_channels::{AppId, ChannelName, Release, Rollout, Version};
 
 pub use change::{Change, Scope};
+pub use dump::Dump;
 
 use crate::auth::Token;
 use crate::config::{Config, StoreLocation};
@@ -74,6 +78,21 @@ pub struct Stale(pub Scope, pub u64);
 /// True when `e` says the store could not be reached.
 pub fn is_unavailable(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.is::<Unavailable>())
+}
+
+/// Copies the embedded store in `data_dir` into the (empty) PostgreSQL database at `url`, then
+/// reads the copy back and checks it holds exactly what the source does. Returns the source's
+/// dump (what was copied).
+pub async fn migrate(data_dir: &std::path::Path, url: &str) -> anyhow::Result<Dump> {
+    let db = data_dir.join("db");
+    anyhow::ensure!(db.is_dir(), "{} holds no Halftone database (no db/ directory)", data_dir.display());
+    let source =
+        sled::SledStore::open(&db).context("opening the source (stop the server that uses it first)")?.dump()?;
+    let target = postgres::PgStore::open(url).await?;
+    target.restore(&source).await?;
+    let copy = target.dump().await?;
+    anyhow::ensure!(copy == source, "the copy read back from PostgreSQL differs from the source");
+    Ok(source)
 }
 
 /// The store: one of the two backends.

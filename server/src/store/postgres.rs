@@ -15,6 +15,7 @@ use tokio_postgres::types::Json;
 use tokio_postgres::{GenericClient, IsolationLevel, NoTls};
 
 use super::change::{Change, Op};
+use super::dump::Dump;
 use super::records::{AppRecord, AuditRecord, ReleaseRecord, RolloutRecord, TokenRecord};
 use super::{AdoptionKey, FORMAT, FeedbackKey, Loaded, LoadedApp, Scope, Stale, Unavailable};
 use crate::auth::Token;
@@ -410,6 +411,121 @@ impl PgStore {
             }
         }
         anyhow::bail!("the listener connection closed")
+    }
+
+    /// Every record, for `halftone migrate` to verify a copy (figures: one entry per row, so
+    /// several per key where several replicas wrote).
+    pub async fn dump(&self) -> anyhow::Result<Dump> {
+        let client = self.client().await?;
+        let mut d = Dump::default();
+        for row in client.query("SELECT app, record FROM apps", &[]).await? {
+            let Json(r): Json<AppRecord> = row.get(1);
+            d.apps.push((AppId::parse(row.get(0))?, r));
+        }
+        for row in client.query("SELECT app, version, record FROM releases", &[]).await? {
+            let Json(r): Json<ReleaseRecord> = row.get(2);
+            d.releases.push((AppId::parse(row.get(0))?, Version::parse(row.get(1))?, r));
+        }
+        for row in client.query("SELECT app, version, channel, record FROM rollouts", &[]).await? {
+            let Json(r): Json<RolloutRecord> = row.get(3);
+            d.rollouts.push((
+                AppId::parse(row.get(0))?,
+                Version::parse(row.get(1))?,
+                ChannelName::parse(row.get(2))?,
+                r,
+            ));
+        }
+        for row in client.query("SELECT id, record FROM tokens", &[]).await? {
+            let Json(r): Json<TokenRecord> = row.get(1);
+            d.tokens.push((row.get(0), r));
+        }
+        for row in client.query("SELECT seq, record FROM audit ORDER BY seq", &[]).await? {
+            let Json(r): Json<AuditRecord> = row.get(1);
+            d.audit.push((u64::try_from(row.get::<_, i64>(0))?, r));
+        }
+        d.bootstrapped = self.is_bootstrapped().await?;
+        let rows = client.query("SELECT app, version, channel, sketch FROM feedback", &[]).await?;
+        for r in rows {
+            d.feedback
+                .push(((AppId::parse(r.get(0))?, Version::parse(r.get(1))?, ChannelName::parse(r.get(2))?), r.get(3)));
+        }
+        let rows = client.query("SELECT app, channel, version, window_start, sketch FROM adoption", &[]).await?;
+        for r in rows {
+            let window = u64::try_from(r.get::<_, i64>(3))?;
+            d.adoption.push((
+                (AppId::parse(r.get(0))?, ChannelName::parse(r.get(1))?, Version::parse(r.get(2))?, window),
+                r.get(4),
+            ));
+        }
+        Ok(d.sorted())
+    }
+
+    /// Writes `dump` into this database in one transaction, keeping audit sequence numbers;
+    /// refuses a database that already holds apps or tokens (a copy never merges). Figures are
+    /// stored as one replica's, `migrated`.
+    pub async fn restore(&self, dump: &Dump) -> anyhow::Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let held: i64 =
+            tx.query_one("SELECT (SELECT count(*) FROM apps) + (SELECT count(*) FROM tokens)", &[]).await?.get(0);
+        anyhow::ensure!(
+            held == 0,
+            "the target database already holds apps or tokens: a migration copies into an empty one"
+        );
+        for (app, r) in &dump.apps {
+            tx.execute("INSERT INTO apps (app, record) VALUES ($1, $2)", &[&app.as_str(), &Json(r)]).await?;
+        }
+        for (app, v, r) in &dump.releases {
+            tx.execute(
+                "INSERT INTO releases (app, version, record) VALUES ($1, $2, $3)",
+                &[&app.as_str(), &v.to_string(), &Json(r)],
+            )
+            .await?;
+        }
+        for (app, v, ch, r) in &dump.rollouts {
+            tx.execute(
+                "INSERT INTO rollouts (app, version, channel, record) VALUES ($1, $2, $3, $4)",
+                &[&app.as_str(), &v.to_string(), &ch.as_str(), &Json(r)],
+            )
+            .await?;
+        }
+        for (id, r) in &dump.tokens {
+            tx.execute("INSERT INTO tokens (id, record) VALUES ($1, $2)", &[id, &Json(r)]).await?;
+        }
+        for (seq, r) in &dump.audit {
+            let app = r.app().map(AppId::as_str);
+            tx.execute(
+                "INSERT INTO audit (seq, app, record) VALUES ($1, $2, $3)",
+                &[&i64::try_from(*seq)?, &app, &Json(r)],
+            )
+            .await?;
+        }
+        tx.execute("SELECT setval(pg_get_serial_sequence('audit', 'seq'), coalesce((SELECT max(seq) FROM audit), 0) + 1, false)", &[])
+            .await?;
+        if dump.bootstrapped {
+            tx.execute(
+                "INSERT INTO halftone_meta (key, value) VALUES ('bootstrapped', 'true') ON CONFLICT (key) DO NOTHING",
+                &[],
+            )
+            .await?;
+        }
+        for ((app, v, ch), sketch) in &dump.feedback {
+            tx.execute(
+                "INSERT INTO feedback (app, version, channel, replica, sketch) VALUES ($1, $2, $3, 'migrated', $4)",
+                &[&app.as_str(), &v.to_string(), &ch.as_str(), sketch],
+            )
+            .await?;
+        }
+        for ((app, ch, v, w), sketch) in &dump.adoption {
+            tx.execute(
+                "INSERT INTO adoption (app, channel, version, window_start, replica, sketch)
+                 VALUES ($1, $2, $3, $4, 'migrated', $5)",
+                &[&app.as_str(), &ch.as_str(), &v.to_string(), &i64::try_from(*w)?, sketch],
+            )
+            .await?;
+        }
+        tx.commit().await.context("committing the copy")?;
+        Ok(())
     }
 
     /// True once the first admin token was made.

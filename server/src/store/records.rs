@@ -340,6 +340,16 @@ pub struct AuditRecord {
 }
 
 impl AuditRecord {
+    /// Its sequence number.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The app it is about (`None`: server-wide).
+    pub fn app(&self) -> Option<&AppId> {
+        self.app.as_ref()
+    }
+
     /// The record of `e` under sequence number `seq`.
     pub fn new(e: &AuditEntry, seq: u64) -> Self {
         AuditRecord {

@@ -16,6 +16,7 @@ use sled::Transactional as _;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::change::{Change, Op};
+use super::dump::Dump;
 use super::records::{AppRecord, AuditRecord, ReleaseRecord, RolloutRecord, TokenRecord};
 use super::{AdoptionKey, FORMAT, FeedbackKey, Loaded};
 
@@ -257,6 +258,42 @@ impl SledStore {
         result.map_err(|e| anyhow::anyhow!("database transaction failed: {e:?}"))?;
         self.db.flush_async().await.context("flushing the database")?;
         Ok(())
+    }
+
+    /// Every record, for `halftone migrate`.
+    pub fn dump(&self) -> anyhow::Result<Dump> {
+        let mut d = Dump::default();
+        let split = |k: &[u8]| -> anyhow::Result<Vec<String>> {
+            Ok(std::str::from_utf8(k)?.split('\0').map(str::to_owned).collect())
+        };
+        for kv in self.tree(Tree::Apps).iter() {
+            let (k, v) = kv?;
+            d.apps.push((AppId::parse(std::str::from_utf8(&k)?)?, decode(&v)?));
+        }
+        for kv in self.tree(Tree::Releases).iter() {
+            let (k, v) = kv?;
+            let p = split(&k)?;
+            anyhow::ensure!(p.len() == 2, "malformed release key");
+            d.releases.push((AppId::parse(&p[0])?, Version::parse(&p[1])?, decode(&v)?));
+        }
+        for kv in self.tree(Tree::Rollouts).iter() {
+            let (k, v) = kv?;
+            let p = split(&k)?;
+            anyhow::ensure!(p.len() == 3, "malformed rollout key");
+            d.rollouts.push((AppId::parse(&p[0])?, Version::parse(&p[1])?, ChannelName::parse(&p[2])?, decode(&v)?));
+        }
+        for kv in self.tree(Tree::Tokens).iter() {
+            let (k, v) = kv?;
+            d.tokens.push((String::from_utf8(k.to_vec())?, decode(&v)?));
+        }
+        for v in self.tree(Tree::Audit).iter().values() {
+            let record: AuditRecord = decode(&v?)?;
+            d.audit.push((record.seq(), record));
+        }
+        d.bootstrapped = self.is_bootstrapped()?;
+        d.feedback = self.load_feedback()?;
+        d.adoption = self.load_adoption()?;
+        Ok(d.sorted())
     }
 
     /// True once the first admin token was made. Revoking every token later does not make

@@ -7,3 +7,4 @@ mod support;
 
 mod cli_flow;
 mod kill9;
+mod migrate;
