@@ -6,5 +6,6 @@
 mod support;
 
 mod cli_flow;
+mod failover;
 mod kill9;
 mod migrate;
