@@ -20,7 +20,8 @@
 //! handler or a change writes `?` and never picks the status itself: a [`ParseError`] about one
 //! value is a 400 and one about a whole (a release, a rollout, a key set, a check-in) is a 422; the errors of
 //! consistency checks ([`SelectError`], [`LadderError`], [`CatalogError`], [`SnapshotError`])
-//! are 422; an upload whose bytes do not hash to its name is a 422, one cut short a 400.
+//! are 422; an upload whose bytes do not hash to its name is a 422, one cut short a 400; an
+//! object store that does not answer is a 503 with `Retry-After`.
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
@@ -66,6 +67,10 @@ pub enum ApiError {
     /// `If-Match` is required (428).
     #[error("{0}")]
     PreconditionRequired(String),
+    /// A service we depend on (the object store) does not answer (503, `Retry-After`); the
+    /// cause is logged, not shown.
+    #[error("a storage service the server depends on is unavailable; try again later")]
+    Unavailable(anyhow::Error),
     /// A bug or an I/O failure on our side (500); the cause is logged, not shown.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
@@ -84,6 +89,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload-too-large",
             ApiError::Unprocessable(_) => "unprocessable",
             ApiError::PreconditionRequired(_) => "precondition-required",
+            ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -116,18 +122,24 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let ApiError::Internal(e) = self {
-            tracing::error!(error = format!("{e:#}"), "request failed");
+        match self {
+            ApiError::Internal(e) => tracing::error!(error = format!("{e:#}"), "request failed"),
+            ApiError::Unavailable(e) => tracing::error!(error = format!("{e:#}"), "a backing service is unavailable"),
+            _ => {}
         }
         let mut res = HttpResponse::build(self.status_code());
         res.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
         if matches!(self, ApiError::Unauthorized(_)) {
             res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if matches!(self, ApiError::Unavailable(_)) {
+            res.insert_header((header::RETRY_AFTER, "5"));
         }
         res.body(serde_json::to_vec(&self.problem()).expect("problems serialize"))
     }
@@ -168,6 +180,7 @@ impl From<UploadError> for ApiError {
             UploadError::HashMismatch { .. } => ApiError::Unprocessable(e.to_string()),
             UploadError::TooLarge(_) => ApiError::PayloadTooLarge(e.to_string()),
             UploadError::Interrupted(_) => ApiError::BadRequest(e.to_string()),
+            UploadError::Unavailable(e) => ApiError::Unavailable(e),
             UploadError::Io(e) => ApiError::Internal(e),
         }
     }

@@ -40,7 +40,7 @@ impl State {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
         let store = Arc::new(Store::open(&config.data_dir.join("db"))?);
-        let artifacts = ArtifactStore::open(&config.data_dir.join("artifacts"))?;
+        let artifacts = ArtifactStore::open(&config)?;
         let snapshot = rebuild(&store)?;
         let feedback = Feedback::start(store.clone())?;
         Ok(State { config, store, feedback, clock, artifacts, published: Published::new(snapshot) })
