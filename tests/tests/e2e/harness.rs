@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 
 use halftone_server::clock::{Clock, ManualClock, SystemClock};
+use halftone_server::{ArtifactLocation, DownloadMode, S3Location};
 
 use futures_util::StreamExt as _;
 use halftone_admin::{AdminClient, AdminError, ReleaseKey, Written};
@@ -14,6 +15,8 @@ use halftone_channels::wire::{
 };
 use halftone_channels::{AppId, Percent, Sha256, SignedFields, Target, Version};
 use serde_json::{Value, json};
+
+pub use crate::s3_server::S3Server;
 
 /// A running server in its own thread and runtime, stopped when dropped.
 pub struct TestServer {
@@ -48,14 +51,29 @@ impl TestServer {
         Self::launch(data_dir, token, Arc::new(SystemClock))
     }
 
+    /// A fresh server whose artifacts are in `bucket` (see [`S3Server`]), downloads answered
+    /// as `downloads` says.
+    pub fn start_with_bucket(bucket: S3Location, downloads: DownloadMode) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = halftone_server::Config::for_tests(dir.path());
+        config.artifacts = ArtifactLocation::S3(bucket);
+        config.artifact_downloads = downloads;
+        let mut s = Self::launch_with(config, None, Arc::new(SystemClock));
+        s._dir = Some(dir);
+        s
+    }
+
     /// The server's state, to drive the scheduler (`tick`) and read figures.
     pub fn state(&self) -> Arc<halftone_server::state::State> {
         self.state.upgrade().expect("the server runs")
     }
 
     fn launch(data_dir: &Path, token: Option<String>, clock: Arc<dyn Clock>) -> TestServer {
-        let config = halftone_server::Config::for_tests(data_dir);
-        let data_dir = data_dir.to_owned();
+        Self::launch_with(halftone_server::Config::for_tests(data_dir), token, clock)
+    }
+
+    fn launch_with(config: halftone_server::Config, token: Option<String>, clock: Arc<dyn Clock>) -> TestServer {
+        let data_dir = config.data_dir.clone();
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
