@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use ipnet::IpNet;
 
+use crate::artifacts::{ArtifactLocation, DownloadMode, S3Credentials, S3Location, Secret};
+
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum LogFormat {
@@ -44,6 +46,35 @@ pub struct ServeArgs {
     /// Base poll interval told to devices, in seconds (the answer adds ±10% jitter).
     #[arg(long, env = "HALFTONE_POLL_INTERVAL_S", default_value_t = 3600)]
     pub poll_interval_s: u32,
+    /// Where artifacts are kept: unset for DATA_DIR/artifacts, or s3://BUCKET[/PREFIX] for an
+    /// S3-compatible object store (objects [PREFIX/]SHA256).
+    #[arg(long, env = "HALFTONE_ARTIFACTS", value_name = "s3://BUCKET[/PREFIX]")]
+    pub artifacts: Option<String>,
+    /// The S3 service's URL, http(s)://HOST or http(s)://HOST:PORT (path-style requests); unset for AWS itself.
+    #[arg(long, env = "HALFTONE_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// The region S3 requests are signed for.
+    #[arg(long, env = "HALFTONE_S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+    /// S3 access key id; unset (with the secret) to use the instance's role.
+    #[arg(long, env = "HALFTONE_S3_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+    /// S3 secret access key (prefer the environment variable: flags show in ps). Never printed.
+    #[arg(long, env = "HALFTONE_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<Secret>,
+    /// How artifact downloads are answered: stream (this server sends the bytes: Range, ETag,
+    /// If-Range, HEAD), redirect (307 to a pre-signed object-store URL) or cdn=BASE_URL (307 to
+    /// BASE_URL/SHA256). redirect and cdn need --artifacts s3://...; HEAD is always answered here.
+    #[arg(
+        long,
+        env = "HALFTONE_ARTIFACT_DOWNLOADS",
+        default_value = "stream",
+        value_name = "stream|redirect|cdn=BASE_URL"
+    )]
+    pub artifact_downloads: String,
+    /// How long a pre-signed download URL works, in seconds (with --artifact-downloads redirect).
+    #[arg(long, env = "HALFTONE_PRESIGN_TTL_S", default_value_t = 900)]
+    pub presign_ttl_s: u64,
     /// Where apps, releases, rollouts, tokens, the audit log and feedback live: `embedded`
     /// (sled in the data dir, the default) or a PostgreSQL URL (`postgres://user:pass@host/db`),
     /// which several replicas can share.
@@ -115,6 +146,10 @@ pub struct Config {
     /// How often the scheduler advances schedules and checks health gates; `None` runs no
     /// background scheduler (tests call `State::tick` themselves, on a clock they control).
     pub scheduler_every: Option<std::time::Duration>,
+    /// Where artifacts are kept.
+    pub artifacts: ArtifactLocation,
+    /// How artifact downloads are answered.
+    pub artifact_downloads: DownloadMode,
 }
 
 impl Config {
@@ -132,6 +167,8 @@ impl Config {
             poll_interval_s: 3600,
             store: StoreLocation::Embedded,
             scheduler_every: None,
+            artifacts: ArtifactLocation::DataDir,
+            artifact_downloads: DownloadMode::Stream,
         }
     }
 }
@@ -161,6 +198,7 @@ impl TryFrom<ServeArgs> for Config {
         anyhow::ensure!(a.poll_interval_s >= 10, "--poll-interval-s must be at least 10");
         let workers = a.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
         anyhow::ensure!(workers >= 1, "--workers must be at least 1");
+        let (artifacts, artifact_downloads) = artifact_settings(&a)?;
         Ok(Config {
             bind,
             data_dir: a.data_dir,
@@ -172,6 +210,135 @@ impl TryFrom<ServeArgs> for Config {
             poll_interval_s: a.poll_interval_s,
             store: StoreLocation::parse(&a.store)?,
             scheduler_every: Some(std::time::Duration::from_secs(1)),
+            artifacts,
+            artifact_downloads,
         })
+    }
+}
+
+/// `--artifacts`, the `--s3-*` settings and `--artifact-downloads`, checked together: S3
+/// settings without an S3 location, or a redirect without a bucket, are mistakes.
+fn artifact_settings(a: &ServeArgs) -> anyhow::Result<(ArtifactLocation, DownloadMode)> {
+    anyhow::ensure!(
+        (1..=7 * 24 * 3600).contains(&a.presign_ttl_s),
+        "--presign-ttl-s must be between 1 and 604800 (a week, the most S3 signs for)"
+    );
+    let downloads = DownloadMode::parse(&a.artifact_downloads, std::time::Duration::from_secs(a.presign_ttl_s))?;
+    let Some(url) = a.artifacts.as_deref().filter(|s| !s.trim().is_empty()) else {
+        anyhow::ensure!(
+            a.s3_endpoint.is_none() && a.s3_access_key_id.is_none() && a.s3_secret_access_key.is_none(),
+            "--s3-endpoint and the S3 credentials need --artifacts s3://BUCKET"
+        );
+        anyhow::ensure!(
+            downloads == DownloadMode::Stream,
+            "--artifact-downloads {} needs --artifacts s3://BUCKET (files in the data dir are streamed)",
+            a.artifact_downloads
+        );
+        return Ok((ArtifactLocation::DataDir, downloads));
+    };
+    let (bucket, prefix) = S3Location::parse_url(url.trim())?;
+    if let Some(endpoint) = &a.s3_endpoint {
+        anyhow::ensure!(
+            (endpoint.starts_with("http://") || endpoint.starts_with("https://")) && !endpoint.contains(['?', '#']),
+            "--s3-endpoint {endpoint:?}: expected http(s)://HOST[:PORT]"
+        );
+    }
+    anyhow::ensure!(!a.s3_region.trim().is_empty(), "--s3-region must not be empty");
+    let credentials = match (&a.s3_access_key_id, &a.s3_secret_access_key) {
+        (Some(id), Some(secret)) => {
+            Some(S3Credentials { access_key_id: id.clone(), secret_access_key: secret.clone() })
+        }
+        (None, None) => None,
+        _ => anyhow::bail!("--s3-access-key-id and --s3-secret-access-key go together"),
+    };
+    let location = S3Location {
+        bucket,
+        prefix,
+        endpoint: a.s3_endpoint.as_ref().map(|e| e.trim_end_matches('/').to_owned()),
+        region: a.s3_region.trim().to_owned(),
+        credentials,
+    };
+    Ok((ArtifactLocation::S3(location), downloads))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::artifacts::CdnBase;
+
+    #[derive(clap::Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    /// The config of `halftone serve <flags>` (no environment: every flag is given here).
+    fn config(flags: &[&str]) -> anyhow::Result<Config> {
+        let args = Serve::try_parse_from(std::iter::once("serve").chain(flags.iter().copied()))?.args;
+        Config::try_from(args)
+    }
+
+    #[track_caller]
+    fn refused(flags: &[&str], needle: &str) {
+        let e = format!("{:#}", config(flags).unwrap_err());
+        assert!(e.contains(needle), "{flags:?}: {e:?} should contain {needle:?}");
+    }
+
+    #[test]
+    fn artifacts_stay_in_the_data_dir_by_default() {
+        let c = config(&[]).unwrap();
+        assert_eq!((c.artifacts, c.artifact_downloads), (ArtifactLocation::DataDir, DownloadMode::Stream));
+        refused(&["--artifact-downloads", "redirect"], "needs --artifacts s3://BUCKET");
+        refused(&["--artifact-downloads", "cdn=https://cdn.example.com"], "needs --artifacts s3://BUCKET");
+        refused(&["--s3-endpoint", "http://127.0.0.1:9000"], "need --artifacts s3://BUCKET");
+    }
+
+    #[test]
+    fn an_s3_bucket_with_its_settings_and_download_modes() {
+        let s3 = [
+            "--artifacts",
+            "s3://builds/halftone/",
+            "--s3-endpoint",
+            "http://127.0.0.1:9000/",
+            "--s3-region",
+            "eu-west-1",
+            "--s3-access-key-id",
+            "AKIA1",
+            "--s3-secret-access-key",
+            "hunter2",
+        ];
+        let c = config(&s3).unwrap();
+        let expected = S3Location {
+            bucket: "builds".into(),
+            prefix: "halftone".into(),
+            endpoint: Some("http://127.0.0.1:9000".into()),
+            region: "eu-west-1".into(),
+            credentials: Some(S3Credentials {
+                access_key_id: "AKIA1".into(),
+                secret_access_key: Secret::new("hunter2"),
+            }),
+        };
+        assert_eq!(c.artifacts, ArtifactLocation::S3(expected));
+        assert!(!format!("{c:?}").contains("hunter2"), "the secret never prints");
+        let with = |more: &[&'static str]| config(&[&s3[..], more].concat());
+        let ttl = std::time::Duration::from_secs(60);
+        let c = with(&["--artifact-downloads", "redirect", "--presign-ttl-s", "60"]).unwrap();
+        assert_eq!(c.artifact_downloads, DownloadMode::Redirect { ttl });
+        let c = with(&["--artifact-downloads", "cdn=https://cdn.example.com/builds/"]).unwrap();
+        let cdn = CdnBase::parse("https://cdn.example.com/builds").unwrap();
+        assert_eq!(
+            (c.artifact_downloads, cdn.as_str()),
+            (DownloadMode::Cdn(cdn.clone()), "https://cdn.example.com/builds")
+        );
+
+        refused(&["--artifacts", "/srv/artifacts"], "expected s3://BUCKET[/PREFIX]");
+        refused(&["--artifacts", "s3://No_Such"], "bucket name");
+        refused(&["--artifacts", "s3://builds", "--s3-access-key-id", "AKIA1"], "go together");
+        refused(&["--artifacts", "s3://builds", "--s3-endpoint", "ftp://x"], "expected http(s)://HOST[:PORT]");
+        refused(&["--artifacts", "s3://builds", "--artifact-downloads", "mirror"], "expected stream, redirect or cdn=");
+        refused(&["--artifacts", "s3://builds", "--artifact-downloads", "cdn=https://cdn/x?y=1"], "no query");
+        refused(&["--artifacts", "s3://builds", "--presign-ttl-s", "0"], "--presign-ttl-s");
     }
 }

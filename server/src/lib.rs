@@ -8,7 +8,7 @@
 //! - `state`, `snapshot`: the shared state and the immutable catalog snapshot every check-in
 //!   reads (lock-free, no disk); `writer`: the one way to commit a change and publish the next
 //!   snapshot; `changes`: every admin change, one module per thing changed; `views`: the
-//!   read side; `store`: sled; `artifacts`: content-addressed files.
+//!   read side; `store`: sled; `artifacts`: content-addressed files, in the data dir or an S3 bucket.
 //! - `http`: the thin HTTP layer; `problem`: the one error type, its RFC 9457 bodies and the
 //!   400-versus-422 policy; `auth`: tokens and roles; `metrics`, `telemetry`: operations.
 //! - [`cli`]: `halftone serve` and the release engineer's subcommands.
@@ -36,6 +36,7 @@ mod telemetry;
 mod views;
 mod writer;
 
+pub use artifacts::{ArtifactLocation, CdnBase, DownloadMode, S3Credentials, S3Location, Secret};
 pub use config::{Config, LogFormat, ServeArgs, StoreLocation};
 pub use scheduler::TickReport;
 pub use startup::{Server, build, build_with};

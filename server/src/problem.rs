@@ -20,7 +20,8 @@
 //! handler or a change writes `?` and never picks the status itself: a [`ParseError`] about one
 //! value is a 400 and one about a whole (a release, a rollout, a key set, a check-in) is a 422; the errors of
 //! consistency checks ([`SelectError`], [`LadderError`], [`CatalogError`], [`SnapshotError`])
-//! are 422; an upload whose bytes do not hash to its name is a 422, one cut short a 400.
+//! are 422; an upload whose bytes do not hash to its name is a 422, one cut short a 400; an
+//! object store that does not answer is a 503 with `Retry-After`.
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
@@ -75,6 +76,12 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The 503 for an object store that does not answer; the cause is logged, not shown.
+    pub fn object_store_unavailable(e: anyhow::Error) -> ApiError {
+        tracing::warn!(error = format!("{e:#}"), "object store unavailable");
+        ApiError::Unavailable("the artifact store is unavailable; retry shortly".into())
+    }
+
     fn slug(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "bad-request",
@@ -126,8 +133,10 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let ApiError::Internal(e) = self {
-            tracing::error!(error = format!("{e:#}"), "request failed");
+        match self {
+            ApiError::Internal(e) => tracing::error!(error = format!("{e:#}"), "request failed"),
+            ApiError::Unavailable(e) => tracing::error!(error = format!("{e:#}"), "a backing service is unavailable"),
+            _ => {}
         }
         let mut res = HttpResponse::build(self.status_code());
         res.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
@@ -139,6 +148,9 @@ impl ResponseError for ApiError {
                 res.insert_header((header::RETRY_AFTER, RETRY_AFTER_S.to_string()));
             }
             _ => {}
+        }
+        if matches!(self, ApiError::Unavailable(_)) {
+            res.insert_header((header::RETRY_AFTER, "5"));
         }
         res.body(serde_json::to_vec(&self.problem()).expect("problems serialize"))
     }
@@ -194,6 +206,7 @@ impl From<UploadError> for ApiError {
             UploadError::HashMismatch { .. } => ApiError::Unprocessable(e.to_string()),
             UploadError::TooLarge(_) => ApiError::PayloadTooLarge(e.to_string()),
             UploadError::Interrupted(_) => ApiError::BadRequest(e.to_string()),
+            UploadError::Unavailable(e) => ApiError::object_store_unavailable(e),
             UploadError::Io(e) => ApiError::Internal(e),
         }
     }

@@ -74,6 +74,10 @@ pub async fn build_with(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
     let workers = config.workers;
     let scheduler_every = config.scheduler_every;
     let state = web::Data::new(State::open(config, clock).await?);
+    // A bucket that cannot be reached at start is most often a mistake in its settings: say
+    // so now rather than fail every upload. (Later outages show in /readyz and as 503s.)
+    state.artifacts.check().await.context("checking the artifact store")?;
+    tracing::info!(artifacts = %state.artifacts.describe(), "artifact store ready");
     let bootstrap_token = state.bootstrap_token().await?;
     let shared = state.clone().into_inner();
     if let Some(every) = scheduler_every {

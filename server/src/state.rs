@@ -42,7 +42,7 @@ impl State {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating the data dir {}", config.data_dir.display()))?;
         let store = Arc::new(Store::open(&config).await?);
-        let artifacts = ArtifactStore::open(&config.data_dir.join("artifacts"))?;
+        let artifacts = ArtifactStore::open(&config)?;
         let snapshot = rebuild(&store).await?;
         let feedback = Feedback::start(store.clone()).await?;
         Ok(State {

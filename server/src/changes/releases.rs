@@ -33,7 +33,7 @@ impl State {
                 .verify(&a.key_id, message.as_bytes(), &a.signature)
                 .map_err(|e| ApiError::Unprocessable(format!("artifact for {target} of {}: {e}", release.version())))?;
             if a.url.is_none() {
-                match self.artifacts.size(&a.sha256).await {
+                match self.artifacts.size(&a.sha256).await.map_err(ApiError::object_store_unavailable)? {
                     None => {
                         return Err(ApiError::Unprocessable(format!(
                             "artifact {} for {target} is not uploaded: PUT /v1/artifacts/{} first, or give a url",

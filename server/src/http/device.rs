@@ -8,7 +8,7 @@ use std::time::Instant;
 use actix_files::NamedFile;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header;
+use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, web};
 use halftone_channels::wire::{CheckRequest, EventBatch, EventsAccepted};
@@ -18,8 +18,9 @@ use halftone_channels::{
 use rand::RngExt as _;
 use serde::Serialize;
 
+use crate::artifacts::{Delivery, Fetch};
 use crate::feedback::{CheckSample, FeedbackError, device_hash};
-use crate::http::{body, client_ip::client_ip};
+use crate::http::{body, client_ip::client_ip, range};
 use crate::problem::ApiError;
 use crate::state::State;
 
@@ -168,8 +169,11 @@ pub async fn if_range(
     next.call(req).await
 }
 
-/// `GET /v1/artifacts/{sha256}`: Range requests (with `If-Range`, see [`if_range`]), a strong
-/// ETag (the digest) and a year of immutable caching, since a digest's bytes never change.
+/// `GET|HEAD /v1/artifacts/{sha256}`: Range requests (with `If-Range`, see [`if_range`]), a
+/// strong ETag (the digest) and a year of immutable caching, since a digest's bytes never
+/// change. The store says how to answer ([`Delivery`]): a local file (served by `NamedFile`),
+/// an object streamed from the bucket (served by [`range::respond`] by the same rules), or a
+/// redirect to a pre-signed or CDN URL.
 pub async fn download(
     req: HttpRequest,
     path: web::Path<String>,
@@ -177,7 +181,9 @@ pub async fn download(
 ) -> Result<HttpResponse, ApiError> {
     let sha = Sha256::parse(&path)?;
     let etag = artifact_etag(&sha);
-    if state.artifacts.size(&sha).await.is_none() {
+    let fetch = if req.method() == Method::HEAD { Fetch::Head } else { Fetch::Get };
+    let delivery = state.artifacts.deliver(&sha, fetch).await.map_err(ApiError::object_store_unavailable)?;
+    if matches!(delivery, Delivery::Missing) {
         return Err(ApiError::NotFound(format!("there is no artifact {sha}")));
     }
     if req
@@ -188,16 +194,25 @@ pub async fn download(
     {
         return Ok(HttpResponse::NotModified().insert_header((header::ETAG, etag)).finish());
     }
-    let path = state.artifacts.path(&sha);
-    let file = web::block(move || NamedFile::open(path))
-        .await
-        .map_err(anyhow::Error::from)?
-        .map_err(|_| ApiError::NotFound(format!("there is no artifact {sha}")))?
-        .use_etag(false)
-        .use_last_modified(false)
-        .disable_content_disposition()
-        .set_content_type("application/octet-stream".parse().expect("valid mime"));
-    let mut res = file.into_response(&req);
+    let mut res = match delivery {
+        Delivery::Missing => return Err(ApiError::NotFound(format!("there is no artifact {sha}"))),
+        Delivery::File(path) => web::block(move || NamedFile::open(path))
+            .await
+            .map_err(anyhow::Error::from)?
+            .map_err(|_| ApiError::NotFound(format!("there is no artifact {sha}")))?
+            .use_etag(false)
+            .use_last_modified(false)
+            .disable_content_disposition()
+            .set_content_type("application/octet-stream".parse().expect("valid mime"))
+            .into_response(&req),
+        Delivery::Object(object) => range::respond(&req, &object).await?,
+        Delivery::Redirect(to) => {
+            return Ok(HttpResponse::TemporaryRedirect()
+                .insert_header((header::LOCATION, to.location))
+                .insert_header((header::CACHE_CONTROL, to.cache_control))
+                .finish());
+        }
+    };
     res.headers_mut().insert(header::ETAG, header::HeaderValue::from_str(&etag).expect("hex is a valid header"));
     res.headers_mut()
         .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("public, max-age=31536000, immutable"));

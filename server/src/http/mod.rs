@@ -6,6 +6,7 @@ pub mod body;
 pub mod client_ip;
 pub mod device;
 pub mod ops;
+pub mod range;
 
 use actix_web::{HttpRequest, HttpResponse, Route, middleware, web};
 

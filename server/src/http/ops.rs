@@ -12,24 +12,25 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok\n")
 }
 
-/// `GET /readyz`: the catalog is loaded (it is before the listener opens) and the store
-/// answers a read; 503 otherwise.
+/// `GET /readyz`: the catalog is loaded (it is before the listener opens), the store answers
+/// a read and the artifact store answers (a bucket within seconds); 503 otherwise, saying
+/// which failed.
 pub async fn readyz(state: web::Data<State>) -> HttpResponse {
     if state.store.is_shared() && state.freshness.is_stale(state.clock.now_ms()) {
         return HttpResponse::ServiceUnavailable()
             .content_type("text/plain")
             .body("snapshot stale: this replica has not seen the store's revisions recently\n");
     }
-    match state.store.is_bootstrapped().await {
-        Ok(_) => {
-            let apps = state.snapshot().apps.len();
-            HttpResponse::Ok().content_type("text/plain").body(format!("ready: {apps} apps\n"))
-        }
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "readiness check failed");
-            HttpResponse::ServiceUnavailable().content_type("text/plain").body("store unavailable\n")
-        }
+    if let Err(e) = state.store.is_bootstrapped().await {
+        tracing::error!(error = format!("{e:#}"), "readiness check failed");
+        return HttpResponse::ServiceUnavailable().content_type("text/plain").body("store unavailable\n");
     }
+    if let Err(e) = state.artifacts.check().await {
+        tracing::error!(error = format!("{e:#}"), "readiness check failed");
+        return HttpResponse::ServiceUnavailable().content_type("text/plain").body("artifact store unavailable\n");
+    }
+    let apps = state.snapshot().apps.len();
+    HttpResponse::Ok().content_type("text/plain").body(format!("ready: {apps} apps\n"))
 }
 
 /// `GET /metrics`: the Prometheus text format, plus offers by release.

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 
 use halftone_server::clock::{Clock, ManualClock, SystemClock};
+use halftone_server::{ArtifactLocation, DownloadMode, S3Location};
 
 use futures_util::StreamExt as _;
 use halftone_admin::{AdminClient, AdminError, ReleaseKey, Written};
@@ -14,6 +15,8 @@ use halftone_channels::wire::{
 };
 use halftone_channels::{AppId, Percent, Sha256, SignedFields, Target, Version};
 use serde_json::{Value, json};
+
+pub use crate::s3_server::S3Server;
 
 /// A running server in its own thread and runtime, stopped when dropped.
 pub struct TestServer {
@@ -62,6 +65,18 @@ impl TestServer {
         config.store = halftone_server::StoreLocation::Postgres(url.to_owned());
         config.scheduler_every = scheduler;
         let mut s = Self::launch_with(config, token, Arc::new(SystemClock));
+        s._dir = Some(dir);
+        s
+    }
+
+    /// A fresh server whose artifacts are in `bucket` (see [`S3Server`]), downloads answered
+    /// as `downloads` says.
+    pub fn start_with_bucket(bucket: S3Location, downloads: DownloadMode) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = halftone_server::Config::for_tests(dir.path());
+        config.artifacts = ArtifactLocation::S3(bucket);
+        config.artifact_downloads = downloads;
+        let mut s = Self::launch_with(config, None, Arc::new(SystemClock));
         s._dir = Some(dir);
         s
     }

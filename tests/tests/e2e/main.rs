@@ -3,11 +3,13 @@
 //! modules (see `harness` for the five-line setup).
 
 mod harness;
+mod s3_server;
 
 mod auth;
 mod bad_input;
 mod durability;
 mod feedback;
+mod object_store;
 mod postgres_harness;
 mod postgres_store;
 mod release_flow;

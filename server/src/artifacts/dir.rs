@@ -1,7 +1,6 @@
-//! Content-addressed artifact files: [`ArtifactStore`]. A file lives at
-//! `<data>/artifacts/<sha256>`. An upload streams into a temp file while hashing, and is
-//! renamed into place only when complete and its hash is the one the uploader claimed; so a
-//! file under a digest's name always has that digest.
+//! The directory backend: a file lives at `<data>/artifacts/<sha256>`. An upload streams into
+//! a temp file while hashing, and is renamed into place only when complete and its hash is the
+//! one the uploader claimed; so a file under a digest's name always has that digest.
 
 use std::path::{Path, PathBuf};
 
@@ -12,44 +11,15 @@ use halftone_channels::Sha256;
 use sha2::Digest as _;
 use tokio::io::AsyncWriteExt as _;
 
-/// Why an upload was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum UploadError {
-    /// The bytes hash to something else.
-    #[error("the uploaded bytes have SHA-256 {actual}, not {claimed}")]
-    HashMismatch {
-        /// What the path said.
-        claimed: Sha256,
-        /// What the bytes are.
-        actual: Sha256,
-    },
-    /// More bytes than allowed.
-    #[error("the upload exceeds the limit of {0} bytes")]
-    TooLarge(u64),
-    /// The client's stream broke.
-    #[error("the upload was interrupted: {0}")]
-    Interrupted(String),
-    /// Our side failed.
-    #[error(transparent)]
-    Io(#[from] anyhow::Error),
-}
-
-/// The result of an upload.
-#[derive(Debug)]
-pub struct Stored {
-    /// Bytes stored.
-    pub size: u64,
-    /// False when the file was already there.
-    pub created: bool,
-}
+use super::{Stored, UploadError};
 
 /// The artifact directory.
-pub struct ArtifactStore {
+pub struct DirStore {
     dir: PathBuf,
     tmp: PathBuf,
 }
 
-impl ArtifactStore {
+impl DirStore {
     /// Opens (creates) the directory and removes temp files left by a crash.
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
         let tmp = dir.join("tmp");
@@ -57,7 +27,12 @@ impl ArtifactStore {
             std::fs::remove_dir_all(&tmp).with_context(|| format!("cleaning {}", tmp.display()))?;
         }
         std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        Ok(ArtifactStore { dir: dir.to_owned(), tmp })
+        Ok(DirStore { dir: dir.to_owned(), tmp })
+    }
+
+    /// The directory.
+    pub fn path_of_dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Where the file of `sha` lives (whether or not it exists).
@@ -131,7 +106,7 @@ mod tests {
     #[tokio::test]
     async fn stores_only_bytes_with_the_claimed_digest() {
         let dir = tempfile::tempdir().unwrap();
-        let store = ArtifactStore::open(dir.path()).unwrap();
+        let store = DirStore::open(dir.path()).unwrap();
         let sha = Sha256::digest(b"hello world");
         let s = store.put(sha, body(&[b"hello ", b"world"]), 100).await.unwrap();
         assert_eq!((s.size, s.created), (11, true));

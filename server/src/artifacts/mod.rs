@@ -1,0 +1,135 @@
+//! Content-addressed artifacts: [`ArtifactStore`], over the backend the [`Config`] names:
+//! a directory in the data dir (`dir`, the default) or an S3-compatible bucket (`bucket`,
+//! through `object_store`).
+//!
+//! Either way, an upload streams while it is hashed and becomes visible under its digest only
+//! when it is complete and the bytes have that digest; so the bytes under a digest's name
+//! always have that digest, and a refused or cut upload leaves nothing. A download is
+//! answered as the operator chose ([`DownloadMode`]): streamed by this server, or a redirect
+//! to a pre-signed URL or a CDN; the store says how ([`Delivery`]), the handler only speaks
+//! HTTP.
+
+mod bucket;
+mod delivery;
+mod dir;
+mod location;
+
+use actix_web::web::Bytes;
+use futures_util::Stream;
+use halftone_channels::Sha256;
+
+pub use delivery::{CdnBase, Delivery, DownloadMode, Fetch, StoredObject};
+pub use location::{ArtifactLocation, S3Credentials, S3Location, Secret};
+
+use crate::config::Config;
+use bucket::BucketStore;
+use dir::DirStore;
+
+/// Why an upload was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// The bytes hash to something else.
+    #[error("the uploaded bytes have SHA-256 {actual}, not {claimed}")]
+    HashMismatch {
+        /// What the path said.
+        claimed: Sha256,
+        /// What the bytes are.
+        actual: Sha256,
+    },
+    /// More bytes than allowed.
+    #[error("the upload exceeds the limit of {0} bytes")]
+    TooLarge(u64),
+    /// The client's stream broke.
+    #[error("the upload was interrupted: {0}")]
+    Interrupted(String),
+    /// The object store did not answer or refused us.
+    #[error(transparent)]
+    Unavailable(anyhow::Error),
+    /// Our side failed.
+    #[error(transparent)]
+    Io(#[from] anyhow::Error),
+}
+
+/// The result of an upload.
+#[derive(Debug)]
+pub struct Stored {
+    /// Bytes stored.
+    pub size: u64,
+    /// False when the file was already there.
+    pub created: bool,
+}
+
+/// The artifact store of this server.
+pub struct ArtifactStore {
+    backend: Backend,
+    downloads: DownloadMode,
+}
+
+enum Backend {
+    Dir(DirStore),
+    Bucket(BucketStore),
+}
+
+impl ArtifactStore {
+    /// Opens the configured backend: creates the directory (and removes temp files left by a
+    /// crash), or builds the S3 client (no request yet: [`check`](Self::check) asks).
+    pub fn open(config: &Config) -> anyhow::Result<Self> {
+        let backend = match &config.artifacts {
+            ArtifactLocation::DataDir => Backend::Dir(DirStore::open(&config.data_dir.join("artifacts"))?),
+            ArtifactLocation::S3(location) => Backend::Bucket(BucketStore::open(location)?),
+        };
+        Ok(ArtifactStore { backend, downloads: config.artifact_downloads.clone() })
+    }
+
+    /// Where artifacts are, for messages: a directory or `s3://bucket/prefix`.
+    pub fn describe(&self) -> String {
+        match &self.backend {
+            Backend::Dir(d) => d.path_of_dir().display().to_string(),
+            Backend::Bucket(b) => b.url().to_owned(),
+        }
+    }
+
+    /// The size of the stored artifact `sha`, if stored; an error when a bucket does not
+    /// answer (the caller says 503, not "not uploaded").
+    pub async fn size(&self, sha: &Sha256) -> anyhow::Result<Option<u64>> {
+        match &self.backend {
+            Backend::Dir(d) => Ok(d.size(sha).await),
+            Backend::Bucket(b) => b.stat(sha).await,
+        }
+    }
+
+    /// Streams `body` into the store under `claimed`, refusing more than `limit` bytes or
+    /// bytes with another digest. A second upload of stored bytes is a no-op.
+    pub async fn put<E: std::fmt::Display>(
+        &self,
+        claimed: Sha256,
+        body: impl Stream<Item = Result<Bytes, E>> + Unpin,
+        limit: u64,
+    ) -> Result<Stored, UploadError> {
+        match &self.backend {
+            Backend::Dir(d) => d.put(claimed, body, limit).await,
+            Backend::Bucket(b) => b.put(claimed, body, limit).await,
+        }
+    }
+
+    /// How to answer a `GET` or `HEAD` of `sha`; an error when the object store does not
+    /// answer.
+    pub async fn deliver(&self, sha: &Sha256, fetch: Fetch) -> anyhow::Result<Delivery> {
+        match &self.backend {
+            Backend::Dir(d) => Ok(match d.size(sha).await {
+                Some(_) => Delivery::File(d.path(sha)),
+                None => Delivery::Missing,
+            }),
+            Backend::Bucket(b) => b.deliver(sha, fetch, &self.downloads).await,
+        }
+    }
+
+    /// Whether the backend answers: the directory always does (the database shares its disk);
+    /// a bucket must answer a listing within seconds.
+    pub async fn check(&self) -> anyhow::Result<()> {
+        match &self.backend {
+            Backend::Dir(_) => Ok(()),
+            Backend::Bucket(b) => b.check().await,
+        }
+    }
+}
