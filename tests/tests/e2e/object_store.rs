@@ -340,7 +340,7 @@ async fn a_bucket_that_is_gone_is_reported_and_recovered_from_without_a_restart(
     let other = noise(100, 9);
     let r =
         server.raw_admin().send("PUT", &format!("/v1/artifacts/{}", Sha256::digest(&other)), Some(other), &[]).await;
-    r.assert_problem(503, "try again later");
+    r.assert_problem(503, "artifact store is unavailable; retry shortly");
 
     s3.recreate_bucket(&bucket).await;
     assert_eq!(readyz().await.status().as_u16(), 200, "ready again, no restart");
