@@ -70,6 +70,12 @@ async fn survive_kill_9(flags: &[String]) {
         assert!(fleet_before.iter().any(|a| a.as_ref().is_some_and(|(v, _)| *v == version)), "{fleet_before:?}");
         let mut expected = releases(&admin).await;
 
+        // Install feedback, acknowledged with 202: one more distinct failing device per round.
+        let events = json!({"events": [
+            {"device_id": format!("failing-{round}"), "kind": "install_failed", "version": "1.0.0", "channel": "stable"}
+        ]});
+        assert_eq!(server.http(None).post("/v1/apps/notes/events", &events).await.status, 202);
+
         // The last writes, then SIGKILL the moment the second is acknowledged: another token,
         // and an allow-listed device outside the fleet (it changes the rollout, not the
         // fleet's answers). Their order alternates, so each is the very last write sometimes.
@@ -118,6 +124,9 @@ async fn survive_kill_9(flags: &[String]) {
         let list = admin.get("/v1/tokens").await.ok();
         let ids: Vec<_> = list["tokens"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
         assert!(tokens.iter().all(|(id, _)| ids.contains(&id.as_str())), "{ids:?}");
+        let status = admin.get("/v1/apps/notes/status?version=1.0.0").await.ok();
+        let failures = &status["releases"][0]["rollouts"][0]["figures"]["install_failures"];
+        assert_eq!(*failures, round, "round {round}: every acknowledged event report survives");
         // The audit log has every acknowledged change too: app, 1.0.0, and 3 per round.
         let audit = admin.get("/v1/apps/notes/audit").await.ok();
         assert_eq!(audit["entries"].as_array().unwrap().len(), 2 + 3 * round as usize, "{audit:#}");
