@@ -46,22 +46,9 @@ pub struct ServeArgs {
     /// Base poll interval told to devices, in seconds (the answer adds ±10% jitter).
     #[arg(long, env = "HALFTONE_POLL_INTERVAL_S", default_value_t = 3600)]
     pub poll_interval_s: u32,
-    /// Where artifacts are kept: unset for DATA_DIR/artifacts, or s3://BUCKET[/PREFIX] for an
-    /// S3-compatible object store (objects [PREFIX/]SHA256).
-    #[arg(long, env = "HALFTONE_ARTIFACTS", value_name = "s3://BUCKET[/PREFIX]")]
-    pub artifacts: Option<String>,
-    /// The S3 service's URL, http(s)://HOST or http(s)://HOST:PORT (path-style requests); unset for AWS itself.
-    #[arg(long, env = "HALFTONE_S3_ENDPOINT", value_name = "URL")]
-    pub s3_endpoint: Option<String>,
-    /// The region S3 requests are signed for.
-    #[arg(long, env = "HALFTONE_S3_REGION", default_value = "us-east-1")]
-    pub s3_region: String,
-    /// S3 access key id; unset (with the secret) to use the instance's role.
-    #[arg(long, env = "HALFTONE_S3_ACCESS_KEY_ID")]
-    pub s3_access_key_id: Option<String>,
-    /// S3 secret access key (prefer the environment variable: flags show in ps). Never printed.
-    #[arg(long, env = "HALFTONE_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
-    pub s3_secret_access_key: Option<Secret>,
+    /// Where artifacts are kept.
+    #[command(flatten)]
+    pub storage: ArtifactArgs,
     /// How artifact downloads are answered: stream (this server sends the bytes: Range, ETag,
     /// If-Range, HEAD), redirect (307 to a pre-signed object-store URL) or cdn=BASE_URL (307 to
     /// BASE_URL/SHA256). redirect and cdn need --artifacts s3://...; HEAD is always answered here.
@@ -80,6 +67,63 @@ pub struct ServeArgs {
     /// which several replicas can share.
     #[arg(long, env = "HALFTONE_STORE", default_value = "embedded")]
     pub store: String,
+}
+
+/// Where artifacts are kept (`halftone serve`, `halftone migrate`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ArtifactArgs {
+    /// Where artifacts are kept: unset for DATA_DIR/artifacts, or s3://BUCKET[/PREFIX] for an
+    /// S3-compatible object store (objects [PREFIX/]SHA256).
+    #[arg(long, env = "HALFTONE_ARTIFACTS", value_name = "s3://BUCKET[/PREFIX]")]
+    pub artifacts: Option<String>,
+    /// The S3 service's URL, http(s)://HOST or http(s)://HOST:PORT (path-style requests); unset for AWS itself.
+    #[arg(long, env = "HALFTONE_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// The region S3 requests are signed for.
+    #[arg(long, env = "HALFTONE_S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+    /// S3 access key id; unset (with the secret) to use the instance's role.
+    #[arg(long, env = "HALFTONE_S3_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+    /// S3 secret access key (prefer the environment variable: flags show in ps). Never printed.
+    #[arg(long, env = "HALFTONE_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<Secret>,
+}
+
+impl ArtifactArgs {
+    /// The artifact location these flags name; S3 settings without an S3 location are a mistake.
+    pub fn location(&self) -> anyhow::Result<ArtifactLocation> {
+        let a = self;
+        let Some(url) = a.artifacts.as_deref().filter(|s| !s.trim().is_empty()) else {
+            anyhow::ensure!(
+                a.s3_endpoint.is_none() && a.s3_access_key_id.is_none() && a.s3_secret_access_key.is_none(),
+                "--s3-endpoint and the S3 credentials need --artifacts s3://BUCKET"
+            );
+            return Ok(ArtifactLocation::DataDir);
+        };
+        let (bucket, prefix) = S3Location::parse_url(url.trim())?;
+        if let Some(endpoint) = &a.s3_endpoint {
+            anyhow::ensure!(
+                (endpoint.starts_with("http://") || endpoint.starts_with("https://")) && !endpoint.contains(['?', '#']),
+                "--s3-endpoint {endpoint:?}: expected http(s)://HOST[:PORT]"
+            );
+        }
+        anyhow::ensure!(!a.s3_region.trim().is_empty(), "--s3-region must not be empty");
+        let credentials = match (&a.s3_access_key_id, &a.s3_secret_access_key) {
+            (Some(id), Some(secret)) => {
+                Some(S3Credentials { access_key_id: id.clone(), secret_access_key: secret.clone() })
+            }
+            (None, None) => None,
+            _ => anyhow::bail!("--s3-access-key-id and --s3-secret-access-key go together"),
+        };
+        Ok(ArtifactLocation::S3(S3Location {
+            bucket,
+            prefix,
+            endpoint: a.s3_endpoint.as_ref().map(|e| e.trim_end_matches('/').to_owned()),
+            region: a.s3_region.trim().to_owned(),
+            credentials,
+        }))
+    }
 }
 
 /// Where the store lives.
@@ -224,41 +268,13 @@ fn artifact_settings(a: &ServeArgs) -> anyhow::Result<(ArtifactLocation, Downloa
         "--presign-ttl-s must be between 1 and 604800 (a week, the most S3 signs for)"
     );
     let downloads = DownloadMode::parse(&a.artifact_downloads, std::time::Duration::from_secs(a.presign_ttl_s))?;
-    let Some(url) = a.artifacts.as_deref().filter(|s| !s.trim().is_empty()) else {
-        anyhow::ensure!(
-            a.s3_endpoint.is_none() && a.s3_access_key_id.is_none() && a.s3_secret_access_key.is_none(),
-            "--s3-endpoint and the S3 credentials need --artifacts s3://BUCKET"
-        );
-        anyhow::ensure!(
-            downloads == DownloadMode::Stream,
-            "--artifact-downloads {} needs --artifacts s3://BUCKET (files in the data dir are streamed)",
-            a.artifact_downloads
-        );
-        return Ok((ArtifactLocation::DataDir, downloads));
-    };
-    let (bucket, prefix) = S3Location::parse_url(url.trim())?;
-    if let Some(endpoint) = &a.s3_endpoint {
-        anyhow::ensure!(
-            (endpoint.starts_with("http://") || endpoint.starts_with("https://")) && !endpoint.contains(['?', '#']),
-            "--s3-endpoint {endpoint:?}: expected http(s)://HOST[:PORT]"
-        );
-    }
-    anyhow::ensure!(!a.s3_region.trim().is_empty(), "--s3-region must not be empty");
-    let credentials = match (&a.s3_access_key_id, &a.s3_secret_access_key) {
-        (Some(id), Some(secret)) => {
-            Some(S3Credentials { access_key_id: id.clone(), secret_access_key: secret.clone() })
-        }
-        (None, None) => None,
-        _ => anyhow::bail!("--s3-access-key-id and --s3-secret-access-key go together"),
-    };
-    let location = S3Location {
-        bucket,
-        prefix,
-        endpoint: a.s3_endpoint.as_ref().map(|e| e.trim_end_matches('/').to_owned()),
-        region: a.s3_region.trim().to_owned(),
-        credentials,
-    };
-    Ok((ArtifactLocation::S3(location), downloads))
+    let location = a.storage.location()?;
+    anyhow::ensure!(
+        location != ArtifactLocation::DataDir || downloads == DownloadMode::Stream,
+        "--artifact-downloads {} needs --artifacts s3://BUCKET (files in the data dir are streamed)",
+        a.artifact_downloads
+    );
+    Ok((location, downloads))
 }
 
 #[cfg(test)]

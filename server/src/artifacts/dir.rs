@@ -40,6 +40,22 @@ impl DirStore {
         self.dir.join(sha.to_string())
     }
 
+    /// Every stored artifact with its size (temp files are not artifacts).
+    pub fn list(&self) -> anyhow::Result<Vec<(Sha256, u64)>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).with_context(|| format!("listing {}", self.dir.display()))? {
+            let entry = entry?;
+            let name = entry.file_name();
+            if let Some(sha) = name.to_str().and_then(|n| Sha256::parse(n).ok())
+                && entry.file_type()?.is_file()
+            {
+                out.push((sha, entry.metadata()?.len()));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// The size of the stored file of `sha`, if stored.
     pub async fn size(&self, sha: &Sha256) -> Option<u64> {
         tokio::fs::metadata(self.path(sha)).await.ok().map(|m| m.len())

@@ -14,7 +14,10 @@ mod delivery;
 mod dir;
 mod location;
 
+use std::path::Path;
+
 use actix_web::web::Bytes;
+use anyhow::Context as _;
 use futures_util::Stream;
 use halftone_channels::Sha256;
 
@@ -74,11 +77,43 @@ impl ArtifactStore {
     /// Opens the configured backend: creates the directory (and removes temp files left by a
     /// crash), or builds the S3 client (no request yet: [`check`](Self::check) asks).
     pub fn open(config: &Config) -> anyhow::Result<Self> {
-        let backend = match &config.artifacts {
-            ArtifactLocation::DataDir => Backend::Dir(DirStore::open(&config.data_dir.join("artifacts"))?),
+        Self::at(&config.artifacts, &config.data_dir, config.artifact_downloads.clone())
+    }
+
+    /// The store at `location` (`<data_dir>/artifacts` for the data dir).
+    pub fn at(location: &ArtifactLocation, data_dir: &Path, downloads: DownloadMode) -> anyhow::Result<Self> {
+        let backend = match location {
+            ArtifactLocation::DataDir => Backend::Dir(DirStore::open(&data_dir.join("artifacts"))?),
             ArtifactLocation::S3(location) => Backend::Bucket(BucketStore::open(location)?),
         };
-        Ok(ArtifactStore { backend, downloads: config.artifact_downloads.clone() })
+        Ok(ArtifactStore { backend, downloads })
+    }
+
+    /// Copies every artifact of the data dir `from` into this store, each streamed and checked
+    /// against its digest on the way in, then checks each is there with its size. Returns how
+    /// many artifacts and bytes were copied.
+    pub async fn copy_from_dir(&self, from: &Path) -> anyhow::Result<(usize, u64)> {
+        let source = DirStore::open(&from.join("artifacts"))?;
+        let files = source.list()?;
+        for (sha, size) in &files {
+            let file = tokio::fs::File::open(source.path(sha)).await?;
+            let chunks = futures_util::stream::unfold(file, |mut file| async move {
+                use tokio::io::AsyncReadExt as _;
+                let mut buf = vec![0u8; 1 << 20];
+                match file.read(&mut buf).await {
+                    Ok(0) => None,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        Some((Ok::<_, std::io::Error>(Bytes::from(buf)), file))
+                    }
+                    Err(e) => Some((Err(e), file)),
+                }
+            });
+            self.put(*sha, Box::pin(chunks), *size).await.with_context(|| format!("copying artifact {sha}"))?;
+            let copied = self.size(sha).await?;
+            anyhow::ensure!(copied == Some(*size), "artifact {sha} is not in {} after copying it", self.describe());
+        }
+        Ok((files.len(), files.iter().map(|(_, size)| size).sum()))
     }
 
     /// Where artifacts are, for messages: a directory or `s3://bucket/prefix`.
@@ -131,5 +166,32 @@ impl ArtifactStore {
             Backend::Dir(_) => Ok(()),
             Backend::Bucket(b) => b.check().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_data_dir_s_artifacts_are_copied_and_checked() {
+        let (from, to) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let source = ArtifactStore::at(&ArtifactLocation::DataDir, from.path(), DownloadMode::Stream).unwrap();
+        let blobs: Vec<Vec<u8>> = vec![b"first build".to_vec(), vec![7u8; 3 << 20]];
+        for b in &blobs {
+            let body = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from(b.clone()))]);
+            source.put(Sha256::digest(b), body, u64::MAX).await.unwrap();
+        }
+        let target = ArtifactStore::at(&ArtifactLocation::DataDir, to.path(), DownloadMode::Stream).unwrap();
+        let (files, bytes) = target.copy_from_dir(from.path()).await.unwrap();
+        assert_eq!((files, bytes), (2, blobs.iter().map(|b| b.len() as u64).sum()));
+        for b in &blobs {
+            let copied = std::fs::read(to.path().join("artifacts").join(Sha256::digest(b).to_string())).unwrap();
+            assert_eq!(&copied, b);
+        }
+        // A file whose bytes do not match its name is refused, not copied.
+        std::fs::write(from.path().join("artifacts").join(Sha256::digest(b"x").to_string()), b"not x").unwrap();
+        let e = target.copy_from_dir(from.path()).await.unwrap_err();
+        assert!(format!("{e:#}").contains("copying artifact"), "{e:#}");
     }
 }
