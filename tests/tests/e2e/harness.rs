@@ -60,10 +60,23 @@ impl TestServer {
     /// One of several replicas on the PostgreSQL database at `url`, with its scheduler ticking
     /// every `scheduler` (none when `None`).
     pub fn replica(url: &str, token: Option<String>, scheduler: Option<std::time::Duration>) -> TestServer {
+        Self::replica_with_bucket(url, token, scheduler, None)
+    }
+
+    /// [`replica`](Self::replica) with its artifacts in `bucket` (shared by the replicas).
+    pub fn replica_with_bucket(
+        url: &str,
+        token: Option<String>,
+        scheduler: Option<std::time::Duration>,
+        bucket: Option<S3Location>,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let mut config = halftone_server::Config::for_tests(dir.path());
         config.store = halftone_server::StoreLocation::Postgres(url.to_owned());
         config.scheduler_every = scheduler;
+        if let Some(bucket) = bucket {
+            config.artifacts = ArtifactLocation::S3(bucket);
+        }
         let mut s = Self::launch_with(config, token, Arc::new(SystemClock));
         s._dir = Some(dir);
         s

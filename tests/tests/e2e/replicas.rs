@@ -159,3 +159,28 @@ async fn install_feedback_is_counted_fleet_wide() {
         .await;
     }
 }
+
+#[tokio::test]
+async fn publish_through_one_replica_and_download_through_another() {
+    let pg = postgres_or_skip!();
+    let test = "replicas::publish_through_one_replica_and_download_through_another";
+    let Some(s3) = S3Server::get(test) else { return };
+    let bucket = s3.bucket("replicas").await;
+    let a = TestServer::replica_with_bucket(&pg.url(), None, None, Some(bucket.clone()));
+    let b = TestServer::replica_with_bucket(&pg.url(), Some(a.token.clone()), None, Some(bucket));
+    let p = Publisher::create(&a, "notes").await;
+    let draft = p.draft("1.0.0", &[]);
+    p.publish_draft(&draft, "stable", json!({"basis_points": 10000})).await.unwrap();
+    let (bytes, sha) = (&draft.files[0], draft.spec.artifacts[0].sha256);
+
+    // B offers the build it learned of from the database, and serves its bytes from the bucket.
+    let device = Device::new("d1", "0.9.0", "stable");
+    let on_b = b.anonymous();
+    eventually(Duration::from_secs(5), "B offers 1.0.0", || async {
+        check(&on_b, "notes", &device).await.update.is_some()
+    })
+    .await;
+    let response = reqwest::get(b.url(&format!("/v1/artifacts/{sha}"))).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(&response.bytes().await.unwrap()[..], &bytes[..], "downloaded through B, uploaded through A");
+}
