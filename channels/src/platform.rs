@@ -19,6 +19,31 @@ fn lower_slug(what: What, s: &str) -> Result<(), ParseError> {
     )
 }
 
+/// Other tools' names for an OS or an architecture, and the name devices report instead. A
+/// release published for `darwin` or `amd64` would reach no device (the SDK reports `macos`,
+/// `x86_64`), so these are refused with the right name rather than stored.
+const ALIASES: [(&str, &str); 11] = [
+    ("darwin", "macos"),
+    ("osx", "macos"),
+    ("mac", "macos"),
+    ("win", "windows"),
+    ("win32", "windows"),
+    ("win64", "windows"),
+    ("amd64", "x86_64"),
+    ("x64", "x86_64"),
+    ("arm64", "aarch64"),
+    ("i386", "x86"),
+    ("i686", "x86"),
+];
+
+/// Refuses a known alias, naming the spelling devices report.
+fn not_an_alias(what: What, s: &str) -> Result<(), ParseError> {
+    match ALIASES.iter().find(|(alias, _)| *alias == s) {
+        Some((_, name)) => Err(ParseError::new(what, s, format!("devices report this as {name:?}; use {name}"))),
+        None => Ok(()),
+    }
+}
+
 /// An operating system: `windows`, `macos`, `linux`, `android`, `ios`, or another lowercase name.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Os(Box<str>);
@@ -27,6 +52,7 @@ impl Os {
     /// Parses an os name (lowercase `[a-z0-9_]`, up to 32 characters).
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         lower_slug(What::Os, s)?;
+        not_an_alias(What::Os, s)?;
         Ok(Os(s.into()))
     }
 }
@@ -40,6 +66,7 @@ impl Arch {
     /// Parses an architecture name.
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         lower_slug(What::Arch, s)?;
+        not_an_alias(What::Arch, s)?;
         Ok(Arch(s.into()))
     }
 }
@@ -169,6 +196,24 @@ pub struct Platform {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn other_tools_names_are_refused_with_the_name_devices_report() {
+        for (alias, name) in [("darwin", "macos"), ("win64", "windows")] {
+            let e = Os::parse(alias).unwrap_err().to_string();
+            assert!(e.contains(&format!("use {name}")), "{e}");
+        }
+        for (alias, name) in [("amd64", "x86_64"), ("arm64", "aarch64"), ("i686", "x86")] {
+            let e = Arch::parse(alias).unwrap_err().to_string();
+            assert!(e.contains(&format!("use {name}")), "{e}");
+        }
+        for ok in ["macos", "windows", "linux", "android", "ios", "freebsd"] {
+            assert_eq!(Os::parse(ok).unwrap().as_str(), ok);
+        }
+        for ok in ["x86_64", "aarch64", "x86", "armv7", "riscv64"] {
+            assert_eq!(Arch::parse(ok).unwrap().as_str(), ok);
+        }
+    }
 
     fn ov(s: &str) -> OsVersion {
         OsVersion::parse(s).unwrap()

@@ -118,6 +118,11 @@ mod tests {
         }
         let e = "windows=a".parse::<ArtifactArg>().unwrap_err();
         assert!(e.starts_with("expected os/arch=path"), "{e}");
+        // Other tools' names are refused before anything is uploaded, with the right one.
+        let e = "darwin/arm64=dist/notes.dmg".parse::<ArtifactArg>().unwrap_err();
+        assert!(e.contains("use macos"), "{e}");
+        let e = "macos/arm64=dist/notes.dmg".parse::<ArtifactArg>().unwrap_err();
+        assert!(e.contains("use aarch64"), "{e}");
     }
 
     #[test]

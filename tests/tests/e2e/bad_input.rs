@@ -138,6 +138,15 @@ async fn bad_inputs_get_problems_and_change_nothing() {
             "has no channel nightly",
         ),
         (&device, "POST", "/v1/apps/nope/check".into(), Some(js(&good_check)), vec![], 404, "there is no app nope"),
+        (
+            &device,
+            "POST",
+            "/v1/apps/notes/check".into(),
+            Some(js(&with("arch", json!("amd64")))),
+            vec![],
+            400,
+            "use x86_64",
+        ),
         (&device, "POST", "/v1/apps/Notes/check".into(), Some(js(&good_check)), vec![], 400, "invalid app id"),
         (&device, "POST", "/v1/apps/..%2F..%2Fetc/check".into(), Some(js(&good_check)), vec![], 400, "invalid app id"),
         (
@@ -310,6 +319,17 @@ async fn bad_inputs_get_problems_and_change_nothing() {
             vec![],
             400,
             "invalid version",
+        ),
+        (
+            &admin,
+            "POST",
+            "/v1/apps/notes/releases".into(),
+            Some(raw(
+                r#"{"release": {"version": "3.0.0", "artifacts": [{"os": "darwin", "arch": "aarch64", "sha256": "x"}]}}"#,
+            )),
+            vec![],
+            400,
+            "use macos",
         ),
         // Rollouts.
         (
