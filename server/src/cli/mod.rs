@@ -20,6 +20,7 @@ pub mod artifact;
 pub mod audit;
 pub mod demo;
 pub mod explain;
+pub mod failure;
 pub mod keys;
 pub mod migrate;
 pub mod output;
@@ -44,7 +45,11 @@ use profile::{ConfigLocation, Profile};
 #[command(
     name = "halftone",
     version,
-    after_help = "New here? `halftone demo` walks through a staged release in under a minute."
+    after_help = "New here? `halftone demo` walks through a staged release in under a minute.",
+    after_long_help = "New here? `halftone demo` walks through a staged release in under a minute.\n\n\
+        Exit status: 0 done, 1 failed, 2 usage, 3 auth (401/403), 4 not found, 5 conflict \
+        (409/412/428), 6 server unreachable or unavailable. With --json a failure is also printed \
+        on stdout as {\"error\": {\"kind\", \"message\", \"status\"}}."
 )]
 pub struct Cli {
     /// Flags every subcommand accepts.
@@ -121,9 +126,11 @@ pub enum Command {
 }
 
 /// Parses the command line and runs the chosen subcommand. Errors print as `error: <sentence>`
-/// on stderr and exit with status 1.
+/// on stderr (and as a JSON object on stdout under `--json`) and exit with the status of their
+/// kind (see [`failure`]).
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let json = cli.global.json;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     // A LocalSet lets `serve` run a server future that is not `Send`.
     let local = tokio::task::LocalSet::new();
@@ -133,7 +140,11 @@ pub fn main() -> anyhow::Result<()> {
             // `{:#}` prints the chain on one line: our context, then the error's own sentence
             // (an `AdminError`'s Display, never a debug dump).
             eprintln!("error: {e:#}");
-            std::process::exit(1)
+            if json {
+                let object = serde_json::json!({ "error": failure::ErrorObject::of(&e) });
+                println!("{object}");
+            }
+            std::process::exit(failure::Kind::of(&e).exit_code())
         }
     }
 }

@@ -256,14 +256,14 @@ async fn a_release_engineer_ships_widens_promotes_halts_and_rolls_back_with_the_
     assert!(viewer_token.starts_with(&format!("htk_{viewer_id}_")), "{created}");
     let viewer = admin.with_token(viewer_token);
     assert_eq!(viewer.json(&["releases", "notes"])["releases"].as_array().unwrap().len(), 3);
-    let e = viewer.run(&["rollout", "set", "notes", "1.1.1", "stable", "--percent", "50%"]).failure();
+    let e = viewer.run(&["rollout", "set", "notes", "1.1.1", "stable", "--percent", "50%"]).failure_with(3);
     assert_eq!(e, "the server refused the request (403 Forbidden): token viewer-1 is read-only (viewer)");
     assert_eq!(rollout(&admin.json(&["releases", "notes"]), "1.1.1", "stable")["basis_points"], 10000);
     let list = admin.json(&["token", "list"]);
     assert!(list["tokens"].as_array().unwrap().iter().any(|t| t["id"] == viewer_id && t["role"] == "viewer"));
     let said = admin.text(&["token", "revoke", viewer_id]);
     assert_eq!(said.trim(), format!("revoked token {viewer_id}"));
-    let e = viewer.run(&["releases", "notes"]).failure();
+    let e = viewer.run(&["releases", "notes"]).failure_with(3);
     assert!(e.contains("401"), "a revoked token is refused at once: {e}");
     let list = admin.json(&["token", "list"]);
     assert!(list["tokens"].as_array().unwrap().iter().all(|t| t["id"] != viewer_id), "{list}");
@@ -299,12 +299,21 @@ async fn commands_without_a_reachable_server_or_a_valid_token_fail_in_one_senten
     let (_tmp, data) = data_dir();
     let server = Server::start(&data, true).await;
     let nobody = Cli::new(&server, "htk_0000000000000000_nope");
-    let e = nobody.run(&["app", "list"]).failure();
+    let e = nobody.run(&["app", "list"]).failure_with(3);
     assert!(e.contains("401"), "{e}");
     // A loopback port nobody listens on: bound by us a moment ago, then released.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut nowhere = Cli::new(&server, server.bootstrap.as_deref().unwrap());
     nowhere.server = format!("http://127.0.0.1:{port}");
-    let e = nowhere.run(&["app", "list"]).failure();
+    let e = nowhere.run(&["app", "list"]).failure_with(6);
     assert!(e.starts_with(&format!("could not reach the server at http://127.0.0.1:{port}")), "{e}");
+    // Under --json, scripts get the failure as an object on stdout too.
+    let run = nowhere.run(&["app", "list", "--json"]);
+    assert_eq!(run.code, Some(6), "{run:#?}");
+    let object: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(object["error"]["kind"], "unreachable", "{object}");
+    let missing = Cli::new(&server, server.bootstrap.as_deref().unwrap()).run(&["releases", "nope", "--json"]);
+    assert_eq!(missing.code, Some(4), "{missing:#?}");
+    let object: serde_json::Value = serde_json::from_str(&missing.stdout).unwrap();
+    assert_eq!((object["error"]["kind"].as_str(), object["error"]["status"].as_u64()), (Some("not_found"), Some(404)));
 }

@@ -196,7 +196,13 @@ impl Run {
     /// line `error: <sentence>` on stderr; returns the sentence.
     #[track_caller]
     pub fn failure(self) -> String {
-        assert_eq!(self.code, Some(1), "{self:#?}");
+        self.failure_with(1)
+    }
+
+    /// The one-line error of a run that failed with exit status `code` (see `cli::failure`:
+    /// 3 auth, 4 not found, 5 conflict, 6 unreachable, 1 anything else).
+    pub fn failure_with(self, code: i32) -> String {
+        assert_eq!(self.code, Some(code), "{self:#?}");
         assert_eq!(self.stdout, "", "{self:#?}");
         let line = self.stderr.strip_suffix('\n').unwrap_or(&self.stderr);
         assert!(!line.contains('\n'), "one line of error, got {:?}", self.stderr);
