@@ -271,6 +271,11 @@ impl TrustedKeys {
         key.0.verify_strict(message, &sig).map_err(|_| SignatureError::Invalid(key_id.clone()))
     }
 
+    /// True when a key of this id is trusted (an artifact signed by any other cannot verify).
+    pub fn contains(&self, key_id: &KeyId) -> bool {
+        self.0.contains_key(key_id)
+    }
+
     /// The keys, by id.
     pub fn iter(&self) -> impl Iterator<Item = (&KeyId, &PublicKey)> {
         self.0.iter()

@@ -125,6 +125,7 @@ impl Client {
             target: &self.inner.target,
             watermark: watermark.as_ref(),
             max_size: self.inner.max_download_size,
+            keys: &self.inner.keys,
         };
         Ok(Checked::from_response(response, &device, |url| self.inner.api.resolve(url)))
     }

@@ -238,11 +238,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_signature_by_an_unknown_key_is_refused() {
+    async fn a_build_signed_by_an_untrusted_key_is_refused_before_anything_downloads() {
         let signed = Signed { key: 2, key_id: "k2", ..Signed::genuine("1.1.0") };
-        let (a, _dir) = download_offer(&signed_as("1.1.0", signed).await).await;
-        assert_eq!(rejection(&a), Rejection::UnknownKey("k2".parse().unwrap()));
-        assert_nothing_left(&a);
+        let scenario = signed_as("1.1.0", signed).await;
+        let dir = tempfile::tempdir().unwrap();
+        let client = scenario.client(dir.path(), "1.0.0").await;
+        // The check itself refuses: there is no update to download.
+        match client.check().await {
+            Err(Error::Refused(Refusal::UntrustedKey { key_id })) => assert_eq!(key_id.as_str(), "k2"),
+            other => panic!("expected a refusal before download, got {other:?}"),
+        }
     }
 
     #[tokio::test]

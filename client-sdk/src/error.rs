@@ -179,6 +179,13 @@ pub enum Refusal {
         /// The app's limit.
         limit: u64,
     },
+    /// The build is signed by a key this app does not trust: its signature could never verify,
+    /// so it is refused before anything is downloaded.
+    #[error("offered build is signed by key {key_id}, which this app does not trust")]
+    UntrustedKey {
+        /// The key id the offer names.
+        key_id: KeyId,
+    },
     /// The artifact URL is neither an absolute http(s) URL nor a path on the server.
     #[error("artifact URL {url:?} is not usable: {reason}")]
     BadUrl {

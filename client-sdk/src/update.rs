@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use halftone_channels::wire::{CheckResponse, UpdateOffer};
-use halftone_channels::{ChannelName, KeyId, Sha256, Signature, Target, Version};
+use halftone_channels::{ChannelName, KeyId, Sha256, Signature, Target, TrustedKeys, Version};
 use reqwest::Url;
 
 use crate::watermark::{Watermark, admit};
@@ -86,6 +86,8 @@ pub(crate) struct Device<'a> {
     pub(crate) watermark: Option<&'a Watermark>,
     /// The largest download the app allows.
     pub(crate) max_size: u64,
+    /// The release keys the app trusts.
+    pub(crate) keys: &'a TrustedKeys,
 }
 
 /// A check-in answer as the SDK sees it: the validated outcome, and when to ask again.
@@ -126,6 +128,10 @@ pub(crate) fn accept(
     admit(&offer.version, &artifact.sha256, device.running, device.watermark)?;
     if artifact.size > device.max_size {
         return Err(Refusal::TooLarge { size: artifact.size, limit: device.max_size });
+    }
+    // Its signature could never verify: refuse before a single byte is downloaded.
+    if !device.keys.contains(&artifact.key_id) {
+        return Err(Refusal::UntrustedKey { key_id: artifact.key_id });
     }
     Ok(Update {
         url: resolve(&artifact.url)?,
@@ -168,9 +174,16 @@ mod tests {
         }
     }
 
+    fn keys(id: &str) -> TrustedKeys {
+        let public = crate::test_support::signing_key(1).public_key();
+        TrustedKeys::new([(KeyId::parse(id).unwrap(), public)]).unwrap()
+    }
+
     fn check(version: &str, os: &str) -> Result<Update, Refusal> {
         let running = Version::new(1, 0, 0);
-        let device = Device { running: &running, target: &target("linux", "x86_64"), watermark: None, max_size: 5 };
+        let keys = keys("k");
+        let device =
+            Device { running: &running, target: &target("linux", "x86_64"), watermark: None, max_size: 5, keys: &keys };
         accept(offer(version, os), &device, |u| Ok(Url::parse(&format!("http://h{u}")).unwrap()))
     }
 
@@ -191,8 +204,26 @@ mod tests {
         assert!(matches!(check("0.9.9", "linux"), Err(Refusal::NotNewer { .. })));
         assert!(matches!(check("1.0.0-rc.1", "linux"), Err(Refusal::NotNewer { .. })));
         let running = Version::new(1, 0, 0);
-        let device = Device { running: &running, target: &target("linux", "x86_64"), watermark: None, max_size: 4 };
+        let keys = keys("k");
+        let device =
+            Device { running: &running, target: &target("linux", "x86_64"), watermark: None, max_size: 4, keys: &keys };
         let big = accept(offer("1.1.0", "linux"), &device, |_| unreachable!());
         assert_eq!(big, Err(Refusal::TooLarge { size: 5, limit: 4 }));
+    }
+
+    #[test]
+    fn refuses_a_build_signed_by_a_key_the_app_does_not_trust_before_downloading() {
+        let running = Version::new(1, 0, 0);
+        let other = keys("other");
+        let device = Device {
+            running: &running,
+            target: &target("linux", "x86_64"),
+            watermark: None,
+            max_size: 5,
+            keys: &other,
+        };
+        let refused =
+            accept(offer("1.1.0", "linux"), &device, |_| unreachable!("no URL is resolved, nothing downloads"));
+        assert_eq!(refused, Err(Refusal::UntrustedKey { key_id: KeyId::parse("k").unwrap() }));
     }
 }

@@ -200,14 +200,11 @@ async fn a_release_signed_by_a_key_the_app_does_not_know_is_refused() {
         .build()
         .await
         .unwrap();
-    let update = available(client.check().await);
-    let dest = dir.path().join("notes.bin");
-    let (progress, _) = recorder();
-    match client.download(&update, &dest, progress).await {
-        Err(Error::Rejected(Rejection::UnknownKey(id))) => assert_eq!(&id, p.key.id()),
-        other => panic!("expected an unknown key, got {other:?}"),
+    // Refused at the check, before a byte is downloaded: its signature could never verify.
+    match client.check().await {
+        Err(Error::Refused(Refusal::UntrustedKey { key_id })) => assert_eq!(&key_id, p.key.id()),
+        other => panic!("expected a refusal of the untrusted key, got {other:?}"),
     }
-    assert_nothing_at(&dest);
 }
 
 #[tokio::test]
