@@ -217,6 +217,14 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The configuration of an offline maintenance command (`halftone token recover`): the
+    /// store and artifacts of `data_dir` (and `store`); nothing is served, no scheduler runs.
+    pub fn offline(data_dir: impl Into<PathBuf>, store: StoreLocation) -> Self {
+        Config { store, ..Self::for_tests(data_dir) }
+    }
+}
+
 impl TryFrom<ServeArgs> for Config {
     type Error = anyhow::Error;
     fn try_from(a: ServeArgs) -> anyhow::Result<Self> {

@@ -78,6 +78,10 @@ pub async fn build_with(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
     // so now rather than fail every upload. (Later outages show in /readyz and as 503s.)
     state.artifacts.check().await.context("checking the artifact store")?;
     tracing::info!(artifacts = %state.artifacts.describe(), "artifact store ready");
+    // Bind before making the one-time bootstrap token: a start that fails (the port is taken)
+    // must not use it up.
+    let listener = std::net::TcpListener::bind(bind).with_context(|| format!("binding {bind}"))?;
+    let addr = listener.local_addr()?;
     let bootstrap_token = state.bootstrap_token().await?;
     let shared = state.clone().into_inner();
     if let Some(every) = scheduler_every {
@@ -89,8 +93,6 @@ pub async fn build_with(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
         tokio::spawn(crate::replica::follow(Arc::downgrade(&shared), shared.config.clone()));
     }
     let metrics = web::Data::new(Metrics::global());
-    let listener = std::net::TcpListener::bind(bind).with_context(|| format!("binding {bind}"))?;
-    let addr = listener.local_addr()?;
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())

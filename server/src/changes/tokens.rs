@@ -16,11 +16,13 @@ use crate::views::token_view;
 
 /// The actor named in the audit log for the first admin token, which the server makes itself.
 pub const BOOTSTRAP: &str = "bootstrap";
+/// The actor named in the audit log for an admin token made by `halftone token recover`.
+pub const RECOVERY: &str = "recovery";
 
 impl State {
     /// Creates a token (admins only); the secret is in the answer and nowhere else.
     pub async fn create_token(&self, who: &Principal, req: TokenRequest) -> Result<TokenCreated, ApiError> {
-        if [SCHEDULER, HEALTH_GATE, BOOTSTRAP].contains(&req.name.as_str()) {
+        if [SCHEDULER, HEALTH_GATE, BOOTSTRAP, RECOVERY].contains(&req.name.as_str()) {
             return Err(ApiError::BadRequest(format!("{} is reserved for the server's own changes", req.name)));
         }
         let t = new_token();
@@ -60,6 +62,26 @@ impl State {
         .await?;
         tracing::info!(actor = %who.name, token = %id, "token revoked");
         Ok(())
+    }
+
+    /// Makes a new admin token for someone who has access to the store but no token
+    /// (`halftone token recover`); returns it with its bearer string. The audit log names the
+    /// actor `recovery`.
+    pub async fn recover_admin_token(&self) -> Result<TokenCreated, ApiError> {
+        let t = new_token();
+        let record =
+            Token { name: "recovered-admin".parse()?, role: Role::Admin, apps: vec![], secret_sha256: t.secret_sha256 };
+        let mut w = self.writer().await;
+        w.fresh(&Scope::Tokens).await?;
+        let mut entry = audit(self.clock.now_ms(), RECOVERY, "token.create", None, t.id.clone());
+        entry.after = json(&token_view(&t.id, &record));
+        let mut change = Change::default();
+        change.put_token(&t.id, &record).audit(entry);
+        w.commit_tokens(change, |tokens| {
+            tokens.insert(t.id.clone(), Arc::new(record.clone()));
+        })
+        .await?;
+        Ok(TokenCreated { view: token_view(&t.id, &record), token: t.bearer })
     }
 
     /// Creates the first admin token of an empty data dir; returns its bearer string.

@@ -169,6 +169,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rollback(args) => publish::rollback(args, &profile()?, &out).await,
         Command::Releases(args) => releases::run(args, &profile()?, &out).await,
         Command::Explain(args) => explain::run(args, &profile()?, &out).await,
+        // Recovery needs no server and no token, so no profile either.
+        Command::Token(token::TokenCommand::Recover { data_dir, store }) => {
+            token::recover(&data_dir, &store, &out).await
+        }
         Command::Token(cmd) => token::run(cmd, &profile()?, &out).await,
         Command::Audit(args) => audit::run(args, &profile()?, &out).await,
         Command::Status(args) => status::run(args, &profile()?, &out).await,

@@ -49,24 +49,45 @@ pub enum TokenCommand {
         /// The token's id, as `token list` shows it.
         id: String,
     },
+    /// Make a new admin token without one, with access to the server's store: its data dir
+    /// (stop that server first) or its PostgreSQL database. Printed once.
+    Recover {
+        /// The data dir of the server (`halftone serve --data-dir`).
+        #[arg(long, value_name = "DIR")]
+        data_dir: std::path::PathBuf,
+        /// The server's store, when it is not the embedded one (`postgres://…`).
+        #[arg(long, value_name = "URL", default_value = "embedded")]
+        store: String,
+    },
+}
+
+/// Runs `halftone token recover`: opens the store directly (no server, no token).
+pub async fn recover(data_dir: &std::path::Path, store: &str, out: &Output) -> anyhow::Result<()> {
+    let config = crate::config::Config::offline(data_dir, crate::config::StoreLocation::parse(store)?);
+    let state = crate::state::State::open(config, std::sync::Arc::new(crate::clock::SystemClock)).await?;
+    let created = state.recover_admin_token().await?;
+    state.feedback.close().await?;
+    out.emit(&created, |c| format!("recovered admin token (shown only now): {}", c.token))
 }
 
 /// Runs `halftone token ...`.
 pub async fn run(cmd: TokenCommand, profile: &Profile, out: &Output) -> anyhow::Result<()> {
-    let client = profile.admin()?;
+    // `recover` works without a server or a token: it opens the store.
+    let client = || profile.admin();
     match cmd {
+        TokenCommand::Recover { data_dir, store } => recover(&data_dir, &store, out).await,
         TokenCommand::Create { name, role, apps } => {
-            let created = client.create_token(&TokenRequest { name, role: role.into(), apps }).await?;
+            let created = client()?.create_token(&TokenRequest { name, role: role.into(), apps }).await?;
             out.emit(&created, |c| {
                 format!("created token {} ({})\nsecret (shown only now): {}", c.view.id, who(&c.view), c.token)
             })
         }
         TokenCommand::List => {
-            let list = client.list_tokens().await?;
+            let list = client()?.list_tokens().await?;
             out.emit(&list, |l| table(l).render())
         }
         TokenCommand::Revoke { id } => {
-            client.revoke_token(&id).await?;
+            client()?.revoke_token(&id).await?;
             out.line(&format!("revoked token {id}"))
         }
     }

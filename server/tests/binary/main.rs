@@ -9,3 +9,4 @@ mod cli_flow;
 mod failover;
 mod kill9;
 mod migrate;
+mod recovery;
