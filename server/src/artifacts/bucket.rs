@@ -23,11 +23,10 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
 use object_store::signer::{Method, Signer as _};
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt as _, RetryConfig, WriteMultipart};
-use sha2::Digest as _;
 
 use super::delivery::{Delivery, DownloadMode, Fetch, Redirect, StoredObject};
 use super::location::S3Location;
-use super::{Stored, UploadError};
+use super::{Received, Stored, UploadError};
 
 /// The size of one uploaded part (S3 wants at least 5 MiB for every part but the last).
 pub const PART_BYTES: usize = 8 * 1024 * 1024;
@@ -188,23 +187,13 @@ impl BucketStore {
         let upload = self.store.put_multipart(&self.key(&claimed)).await.map_err(|e| unavailable(e, "starting"))?;
         let mut parts = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
         let received = async {
-            let mut hasher = sha2::Sha256::new();
-            let mut size = 0u64;
+            let mut received = Received::new(limit);
             while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|e| UploadError::Interrupted(e.to_string()))?;
-                size += chunk.len() as u64;
-                if size > limit {
-                    return Err(UploadError::TooLarge(limit));
-                }
-                hasher.update(&chunk);
+                let chunk = received.take(chunk)?;
                 parts.wait_for_capacity(PARTS_IN_FLIGHT).await.map_err(|e| unavailable(e, "uploading"))?;
                 parts.put(chunk);
             }
-            let actual = Sha256::from_bytes(hasher.finalize().into());
-            if actual != claimed {
-                return Err(UploadError::HashMismatch { claimed, actual });
-            }
-            Ok(size)
+            received.check(claimed)
         }
         .await;
         match received {

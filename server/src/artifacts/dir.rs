@@ -8,10 +8,9 @@ use actix_web::web::Bytes;
 use anyhow::Context as _;
 use futures_util::{Stream, StreamExt as _};
 use halftone_channels::Sha256;
-use sha2::Digest as _;
 use tokio::io::AsyncWriteExt as _;
 
-use super::{Stored, UploadError};
+use super::{Received, Stored, UploadError};
 
 /// The artifact directory.
 pub struct DirStore {
@@ -77,21 +76,12 @@ impl DirStore {
         let result = async {
             let file = tokio::fs::File::create(&tmp).await.context("creating a temp file")?;
             let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
-            let mut hasher = sha2::Sha256::new();
-            let mut size = 0u64;
+            let mut received = Received::new(limit);
             while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|e| UploadError::Interrupted(e.to_string()))?;
-                size += chunk.len() as u64;
-                if size > limit {
-                    return Err(UploadError::TooLarge(limit));
-                }
-                hasher.update(&chunk);
+                let chunk = received.take(chunk)?;
                 out.write_all(&chunk).await.context("writing the temp file")?;
             }
-            let actual = Sha256::from_bytes(hasher.finalize().into());
-            if actual != claimed {
-                return Err(UploadError::HashMismatch { claimed, actual });
-            }
+            let size = received.check(claimed)?;
             out.flush().await.context("writing the temp file")?;
             let file = out.into_inner();
             file.sync_all().await.context("syncing the temp file")?;

@@ -28,6 +28,42 @@ use crate::config::Config;
 use bucket::BucketStore;
 use dir::DirStore;
 
+/// What an upload has received so far: its size (refused past the limit) and its digest. Both
+/// backends count and hash the body through it on the way to their storage.
+pub(crate) struct Received {
+    hasher: sha2::Sha256,
+    size: u64,
+    limit: u64,
+}
+
+impl Received {
+    /// Nothing received yet, at most `limit` bytes allowed.
+    pub(crate) fn new(limit: u64) -> Self {
+        Received { hasher: sha2::Digest::new(), size: 0, limit }
+    }
+
+    /// Counts and hashes the next piece of the body; a broken body or one past the limit is
+    /// refused.
+    pub(crate) fn take<E: std::fmt::Display>(&mut self, chunk: Result<Bytes, E>) -> Result<Bytes, UploadError> {
+        let chunk = chunk.map_err(|e| UploadError::Interrupted(e.to_string()))?;
+        self.size += chunk.len() as u64;
+        if self.size > self.limit {
+            return Err(UploadError::TooLarge(self.limit));
+        }
+        sha2::Digest::update(&mut self.hasher, &chunk);
+        Ok(chunk)
+    }
+
+    /// The size received, if the bytes hash to `claimed`.
+    pub(crate) fn check(self, claimed: Sha256) -> Result<u64, UploadError> {
+        let actual = Sha256::from_bytes(sha2::Digest::finalize(self.hasher).into());
+        if actual != claimed {
+            return Err(UploadError::HashMismatch { claimed, actual });
+        }
+        Ok(self.size)
+    }
+}
+
 /// Why an upload was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {

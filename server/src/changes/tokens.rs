@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use halftone_channels::wire::{Role, TokenCreated, TokenRequest};
+use halftone_channels::{AppId, TokenName};
 
 use super::{audit, json};
 use crate::auth::Token;
@@ -25,10 +26,25 @@ impl State {
         if [SCHEDULER, HEALTH_GATE, BOOTSTRAP, RECOVERY].contains(&req.name.as_str()) {
             return Err(ApiError::BadRequest(format!("{} is reserved for the server's own changes", req.name)));
         }
+        let created = self.add_token(&who.name, req.name, req.role, req.apps).await?;
+        tracing::info!(actor = %who.name, token = %created.view.id, role = ?created.view.role, "token created");
+        Ok(created)
+    }
+
+    /// Makes a token and commits it with its audit entry (actor `actor`); the secret is in the
+    /// answer and nowhere else.
+    async fn add_token(
+        &self,
+        actor: &str,
+        name: TokenName,
+        role: Role,
+        apps: Vec<AppId>,
+    ) -> Result<TokenCreated, ApiError> {
         let t = new_token();
-        let record = Token { name: req.name, role: req.role, apps: req.apps, secret_sha256: t.secret_sha256 };
+        let record = Token { name, role, apps, secret_sha256: t.secret_sha256 };
         let mut w = self.writer().await;
-        let mut entry = audit(self.clock.now_ms(), &who.name, "token.create", None, t.id.clone());
+        w.fresh(&Scope::Tokens).await?;
+        let mut entry = audit(self.clock.now_ms(), actor, "token.create", None, t.id.clone());
         entry.after = json(&token_view(&t.id, &record));
         let mut change = Change::default();
         change.put_token(&t.id, &record).audit(entry);
@@ -36,7 +52,6 @@ impl State {
             tokens.insert(t.id.clone(), Arc::new(record.clone()));
         })
         .await?;
-        tracing::info!(actor = %who.name, token = %t.id, role = ?record.role, "token created");
         Ok(TokenCreated { view: token_view(&t.id, &record), token: t.bearer })
     }
 
@@ -68,20 +83,7 @@ impl State {
     /// (`halftone token recover`); returns it with its bearer string. The audit log names the
     /// actor `recovery`.
     pub async fn recover_admin_token(&self) -> Result<TokenCreated, ApiError> {
-        let t = new_token();
-        let record =
-            Token { name: "recovered-admin".parse()?, role: Role::Admin, apps: vec![], secret_sha256: t.secret_sha256 };
-        let mut w = self.writer().await;
-        w.fresh(&Scope::Tokens).await?;
-        let mut entry = audit(self.clock.now_ms(), RECOVERY, "token.create", None, t.id.clone());
-        entry.after = json(&token_view(&t.id, &record));
-        let mut change = Change::default();
-        change.put_token(&t.id, &record).audit(entry);
-        w.commit_tokens(change, |tokens| {
-            tokens.insert(t.id.clone(), Arc::new(record.clone()));
-        })
-        .await?;
-        Ok(TokenCreated { view: token_view(&t.id, &record), token: t.bearer })
+        self.add_token(RECOVERY, "recovered-admin".parse()?, Role::Admin, vec![]).await
     }
 
     /// Creates the first admin token of an empty data dir; returns its bearer string.
