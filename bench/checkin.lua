@@ -14,6 +14,8 @@
 --   prefix=S       distinct mode: a prefix that keeps ids of successive runs apart (default r)
 --   recent=N       most devices run one of the N newest releases (default 50)
 --   spread=P       P in 100 devices run any release instead (default 30)
+--   nonce=1        each check-in carries a fresh 16-byte nonce, as an SDK that pins the
+--                  server's answer key sends (default 0)
 --
 -- Every response goes through `response`, which counts non-200 answers and answers that offer
 -- an update; `done` prints one line
@@ -46,6 +48,7 @@ local RAM = { 4, 8, 16, 32 }
 local ALLOWED = 10 -- vip-0 .. vip-9 are on some rollouts' allow lists
 local recent = 50 -- most devices run one of this many newest releases...
 local spread = 30 -- ...and this many in 100 run any release
+local with_nonce = false
 
 local function pick(t)
   return t[math.random(1, #t)]
@@ -72,6 +75,8 @@ function init(args)
       recent = tonumber(v)
     elseif k == "spread" then
       spread = tonumber(v)
+    elseif k == "nonce" then
+      with_nonce = v == "1"
     else
       error("checkin.lua: unknown argument " .. a)
     end
@@ -108,6 +113,10 @@ function request()
       .. '"os_version":"%s","locale":"%s","traits":{"tier":"%s","ram_gb":%d}}',
     device, version(i), pick(CHANNELS), platform[1], platform[2], pick(OS_VERSIONS), pick(LOCALES),
     pick(TIERS), pick(RAM))
+  if with_nonce then
+    body = string.format('%s,"nonce":"%08x%08x%08x%08x"}', body:sub(1, -2), math.random(0, 0x7fffffff),
+      math.random(0, 0x7fffffff), math.random(0, 0x7fffffff), math.random(0, 0x7fffffff))
+  end
   if mode == "static" then
     return wrk.format("GET", static_path)
   end

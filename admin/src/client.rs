@@ -5,11 +5,11 @@ use std::fmt;
 use std::time::Duration;
 
 use halftone_channels::wire::{
-    AppList, AppSpec, AppView, ArtifactStored, AuditLog, CheckRequest, CheckResponse, ExplainRequest, ExplainResponse,
-    Problem, PromoteRequest, PublishRequest, ReleaseList, ReleaseView, RollbackRequest, RolloutPatch, RolloutView,
-    StatusView, TokenCreated, TokenList, TokenRequest,
+    AnswerKeys, AppList, AppSpec, AppView, ArtifactStored, AuditLog, CheckRequest, CheckResponse, ExplainRequest,
+    ExplainResponse, Problem, PromoteRequest, PublishRequest, ReleaseList, ReleaseView, RollbackRequest, RolloutPatch,
+    RolloutView, StatusView, TokenCreated, TokenList, TokenRequest,
 };
-use halftone_channels::{AppId, ChannelName, Sha256, Version};
+use halftone_channels::{AppId, ChannelName, KeyId, Sha256, Version};
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, RequestBuilder, StatusCode, Url};
 use serde::Serialize;
@@ -295,6 +295,22 @@ impl AdminClient {
         let status = response.status();
         let body = response.bytes().await.map_err(|e| network(&url, &e))?;
         if status.is_success() { Ok(()) } else { Err(refusal(status, &body)) }
+    }
+
+    /// `GET /v1/answer-keys`: the public keys that sign check-in answers (no token needed).
+    pub async fn answer_keys(&self) -> Result<AnswerKeys, AdminError> {
+        self.call_json(Method::GET, &["v1", "answer-keys"], None::<&()>).await.map(|r| r.body)
+    }
+
+    /// `POST /v1/answer-keys`: a new answer key signs from now on; the older ones stay for
+    /// apps that pin them.
+    pub async fn rotate_answer_key(&self) -> Result<AnswerKeys, AdminError> {
+        self.call_json(Method::POST, &["v1", "answer-keys"], None::<&()>).await.map(|r| r.body)
+    }
+
+    /// `DELETE /v1/answer-keys/{id}`: an older answer key no longer signs.
+    pub async fn retire_answer_key(&self, id: &KeyId) -> Result<AnswerKeys, AdminError> {
+        self.call_json(Method::DELETE, &["v1", "answer-keys", id.as_str()], None::<&()>).await.map(|r| r.body)
     }
 
     // ---------- plumbing ----------

@@ -63,6 +63,8 @@ pub enum What {
     TokenName,
     /// An app's set of trusted keys.
     TrustedKeys,
+    /// A check-in's [`Nonce`](crate::Nonce).
+    Nonce,
 }
 
 impl fmt::Display for What {
@@ -96,6 +98,7 @@ impl fmt::Display for What {
             What::DisplayName => "display name",
             What::TokenName => "token name",
             What::TrustedKeys => "trusted keys",
+            What::Nonce => "nonce",
         })
     }
 }

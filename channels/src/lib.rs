@@ -25,6 +25,7 @@
 
 #![deny(missing_docs)]
 
+mod answer;
 mod app;
 mod bucket;
 mod catalog;
@@ -47,6 +48,10 @@ pub mod wire;
 #[cfg(test)]
 mod test_support;
 
+pub use answer::{
+    AnswerError, AnswerFields, Batch, MAX_BATCH, Node, Nonce, PROOF_HEADER, Proof, answer_key_id, leaf, leaf_message,
+    root_message,
+};
 pub use app::AppId;
 pub use bucket::{Bucket, bucket};
 pub use catalog::{Catalog, CatalogError, Decision, MAX_CHANNELS, Offer, SelectError, Selection};

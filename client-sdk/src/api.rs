@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use halftone_channels::AppId;
+use halftone_channels::PROOF_HEADER;
 use halftone_channels::wire::{CheckRequest, CheckResponse, EventBatch, EventsAccepted, Problem};
-use reqwest::header::{HeaderValue, RANGE, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderValue, RANGE, RETRY_AFTER};
 use reqwest::{Response, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -76,9 +77,13 @@ impl Api {
         Url::parse(&absolute).map_err(|_| bad("not a valid URL"))
     }
 
-    /// `POST /v1/apps/{app}/check`.
-    pub(crate) async fn check(&self, request: &CheckRequest) -> Result<CheckResponse, Error> {
-        self.post_json("check", request).await
+    /// `POST /v1/apps/{app}/check`: the answer's bytes and proof header, parsed by the caller
+    /// once the proof is checked.
+    pub(crate) async fn check(&self, request: &CheckRequest) -> Result<CheckAnswer, Error> {
+        let (body, response_headers) = self.post("check", request).await?;
+        let proof = response_headers.get(PROOF_HEADER).map(|v| v.to_str().map(str::to_owned));
+        let proof = proof.transpose().map_err(|_| Error::Protocol { detail: "the answer proof is not text".into() })?;
+        Ok(CheckAnswer { body, proof })
     }
 
     /// `POST /v1/apps/{app}/events`.
@@ -102,14 +107,39 @@ impl Api {
     }
 
     async fn post_json<B: Serialize, R: DeserializeOwned>(&self, endpoint: &str, body: &B) -> Result<R, Error> {
+        let (bytes, _) = self.post(endpoint, body).await?;
+        parse_json(&bytes, endpoint)
+    }
+
+    /// Posts `body` as JSON to `/v1/apps/{app}/{endpoint}`; the answer's bytes and headers.
+    async fn post<B: Serialize>(&self, endpoint: &str, body: &B) -> Result<(Vec<u8>, HeaderMap), Error> {
         let url = format!("{}/v1/apps/{}/{endpoint}", self.base, self.app);
         let timeout = self.timeouts.request;
         let response =
             self.http.post(&url).timeout(timeout).json(body).send().await.map_err(|e| transport(&e, timeout))?;
         let response = fail_on_status(response).await?;
-        let bytes = read_capped(response, MAX_JSON, timeout).await?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::Protocol { detail: format!("{url}: {e}") })
+        let headers = response.headers().clone();
+        Ok((read_capped(response, MAX_JSON, timeout).await?, headers))
     }
+}
+
+/// A check-in answer as received: its bytes and its proof, not believed yet.
+pub(crate) struct CheckAnswer {
+    /// The body, exactly as received.
+    pub(crate) body: Vec<u8>,
+    /// The `Halftone-Answer-Proof` header, if any.
+    pub(crate) proof: Option<String>,
+}
+
+impl CheckAnswer {
+    /// The parsed answer.
+    pub(crate) fn parse(&self) -> Result<CheckResponse, Error> {
+        parse_json(&self.body, "check")
+    }
+}
+
+fn parse_json<R: DeserializeOwned>(bytes: &[u8], endpoint: &str) -> Result<R, Error> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Protocol { detail: format!("{endpoint}: {e}") })
 }
 
 /// Turns a non-2xx answer into [`Error::Server`], with its problem body and `Retry-After`.

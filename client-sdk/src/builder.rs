@@ -10,6 +10,7 @@ use halftone_channels::{
     UserId, Version,
 };
 
+use crate::answer::AnswerCheck;
 use crate::api::{Api, Timeouts};
 use crate::client::{Client, Parts};
 use crate::host;
@@ -31,6 +32,8 @@ pub struct ClientBuilder {
     os_version: Option<String>,
     locale: Option<String>,
     keys: Vec<(String, String)>,
+    answer_keys: Vec<String>,
+    answer_skew: Duration,
     state_dir: Option<PathBuf>,
     default_channel: Option<String>,
     user: Option<String>,
@@ -53,6 +56,8 @@ impl Default for ClientBuilder {
             os_version: None,
             locale: None,
             keys: Vec::new(),
+            answer_keys: Vec::new(),
+            answer_skew: Duration::from_secs(300),
             state_dir: None,
             default_channel: None,
             user: None,
@@ -111,6 +116,26 @@ impl ClientBuilder {
     /// per key (for example, the current key and the next one during a rotation).
     pub fn trusted_key(mut self, id: &str, public_key_hex: &str) -> Self {
         self.keys.push((id.to_owned(), public_key_hex.to_owned()));
+        self
+    }
+
+    /// Pins the server's answer key `public_key_hex` (64 hex digits, from `halftone
+    /// answer-key list` or `GET /v1/answer-keys`). With at least one pinned, every check-in
+    /// sends a fresh nonce and believes only an answer whose proof this key (or another pinned
+    /// one) signed for this device and nonce, and that has not expired; any other answer is
+    /// [`Error::Unverified`](crate::Error::Unverified), never "up to date". Call once per key;
+    /// the last one pinned is the one the server is asked to sign with (pin the next key
+    /// before the server rotates to it).
+    pub fn answer_key(mut self, public_key_hex: &str) -> Self {
+        self.answer_keys.push(public_key_hex.to_owned());
+        self
+    }
+
+    /// How far the device's clock may be behind the server's before a fresh signed answer
+    /// looks expired (default 5 minutes). The nonce already makes every recorded answer
+    /// useless; the expiry only bounds how long an answer may be held back.
+    pub fn answer_clock_skew(mut self, skew: Duration) -> Self {
+        self.answer_skew = skew;
         self
     }
 
@@ -201,6 +226,19 @@ impl ClientBuilder {
         if keys.is_empty() {
             return Err(BuildError::NoTrustedKeys);
         }
+        let mut pinned = Vec::new();
+        for hex in &self.answer_keys {
+            let key = PublicKey::parse(hex).map_err(invalid("answer_key"))?;
+            pinned.push((halftone_channels::answer_key_id(&key), key));
+        }
+        let answers = match pinned.last() {
+            Some((preferred, _)) => Some(AnswerCheck::new(
+                TrustedKeys::new(pinned.clone()).map_err(invalid("answer_key"))?,
+                preferred.clone(),
+                self.answer_skew,
+            )),
+            None => None,
+        };
         let target = match &self.platform {
             Some((os, arch)) => Some(Target {
                 os: os.parse().map_err(invalid("platform"))?,
@@ -228,6 +266,7 @@ impl ClientBuilder {
             os_version: self.os_version.as_deref().map(OsVersion::parse).transpose().map_err(invalid("os_version"))?,
             locale: self.locale.as_deref().map(Locale::parse).transpose().map_err(invalid("locale"))?,
             keys: TrustedKeys::new(keys).map_err(invalid("trusted_key"))?,
+            answers,
             state_dir,
             default_channel: match &self.default_channel {
                 Some(c) => ChannelName::parse(c).map_err(invalid("default_channel"))?,
@@ -250,6 +289,7 @@ struct Settings {
     os_version: Option<OsVersion>,
     locale: Option<Locale>,
     keys: TrustedKeys,
+    answers: Option<AnswerCheck>,
     state_dir: PathBuf,
     default_channel: ChannelName,
     user: Option<UserId>,
@@ -281,6 +321,7 @@ impl Settings {
             os_version,
             locale: self.locale.or_else(host::env_locale),
             keys: self.keys,
+            answers: self.answers,
             user: self.user,
             traits: self.traits,
             event_queue: self.event_queue,

@@ -11,6 +11,7 @@ use halftone_channels::{
     TrustedKeys, UserId, Version,
 };
 
+use crate::answer::AnswerCheck;
 use crate::api::Api;
 use crate::download::{self, part_path};
 use crate::poller::{PollPolicy, Poller};
@@ -40,6 +41,7 @@ struct Inner {
     os_version: Option<OsVersion>,
     locale: Option<Locale>,
     keys: TrustedKeys,
+    answers: Option<AnswerCheck>,
     device_id: DeviceId,
     state: StateDir,
     channel: RwLock<ChannelName>,
@@ -60,6 +62,7 @@ pub(crate) struct Parts {
     pub(crate) os_version: Option<OsVersion>,
     pub(crate) locale: Option<Locale>,
     pub(crate) keys: TrustedKeys,
+    pub(crate) answers: Option<AnswerCheck>,
     pub(crate) state: StateDir,
     pub(crate) device_id: DeviceId,
     pub(crate) channel: ChannelName,
@@ -87,6 +90,7 @@ impl Client {
                 os_version: parts.os_version,
                 locale: parts.locale,
                 keys: parts.keys,
+                answers: parts.answers,
                 device_id: parts.device_id,
                 state: parts.state,
                 channel: RwLock::new(parts.channel),
@@ -118,7 +122,18 @@ impl Client {
     }
 
     pub(crate) async fn checked(&self, kind: CheckKind) -> Result<Checked, Error> {
-        let response = self.inner.api.check(&self.check_request(kind)).await?;
+        let mut request = self.check_request(kind);
+        let nonce = self.inner.answers.as_ref().map(|pins| {
+            let nonce = AnswerCheck::nonce();
+            request.nonce = Some(nonce.clone());
+            request.answer_key = Some(pins.preferred().clone());
+            nonce
+        });
+        let answer = self.inner.api.check(&request).await?;
+        if let (Some(pins), Some(nonce)) = (&self.inner.answers, &nonce) {
+            pins.verify(&self.inner.app, &self.inner.device_id, nonce, &answer.body, answer.proof.as_deref())?;
+        }
+        let response = answer.parse()?;
         let watermark = self.inner.cached_watermark().clone();
         let device = Device {
             running: &self.inner.running,
@@ -143,6 +158,8 @@ impl Client {
             locale: self.inner.locale.clone(),
             traits: Traits::new(traits).expect("set_trait keeps at most MAX_TRAITS"),
             interactive: kind == CheckKind::Interactive,
+            nonce: None,
+            answer_key: None,
         }
     }
 

@@ -92,6 +92,11 @@ pub enum Error {
         /// What was wrong.
         detail: String,
     },
+    /// The answer's proof did not verify (the app pins an answer key): the update state
+    /// could not be determined. Not "up to date": a withheld or replayed answer looks exactly
+    /// like one.
+    #[error("could not determine the update state: {0}")]
+    Unverified(#[from] crate::Unverified),
     /// The server offered an update the SDK does not take.
     #[error("update refused: {0}")]
     Refused(#[from] Refusal),

@@ -60,6 +60,7 @@
 
 #![deny(missing_docs)]
 
+mod answer;
 mod api;
 mod backoff;
 #[cfg(feature = "blocking")]
@@ -82,6 +83,7 @@ mod fake_server;
 #[cfg(test)]
 mod test_support;
 
+pub use answer::Unverified;
 pub use builder::ClientBuilder;
 pub use client::Client;
 pub use error::{BuildError, Error, Refusal, Rejection, StateError};

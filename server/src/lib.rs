@@ -28,6 +28,7 @@ mod metrics;
 mod problem;
 mod replica;
 mod scheduler;
+mod signer;
 mod snapshot;
 mod startup;
 pub mod state;

@@ -76,7 +76,11 @@ pub async fn follow(state: Weak<State>, config: Config) {
             }
             _ = every.tick() => {
                 let Some(state) = state.upgrade() else { break };
-                let result = state.writer().await.sync().await;
+                let mut result = state.writer().await.sync().await;
+                if result.is_ok() {
+                    // Answer keys rotated on another replica sign here too within a sync.
+                    result = state.signer.reload(&state.store).await;
+                }
                 match result {
                     Ok(()) => state.freshness.synced(state.clock.now_ms()),
                     Err(e) => tracing::warn!(error = format!("{e:#}"), "checking the store's revisions failed"),

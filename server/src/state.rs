@@ -13,6 +13,7 @@ use crate::artifacts::ArtifactStore;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::feedback::Feedback;
+use crate::signer::Signer;
 use crate::snapshot::{AppParts, AppSnapshot, Snapshot};
 use crate::store::{Scope, Store};
 use crate::writer::Published;
@@ -29,6 +30,8 @@ pub struct State {
     pub clock: Arc<dyn Clock>,
     /// Artifact files.
     pub artifacts: ArtifactStore,
+    /// Signs check-in answers with the server's answer keys.
+    pub signer: Signer,
     /// When this replica last saw the shared store's revisions (see `replica`).
     pub(crate) freshness: crate::replica::Freshness,
     /// The snapshot readers load, replaced only through a [`Writer`](crate::writer::Writer).
@@ -45,12 +48,14 @@ impl State {
         let artifacts = ArtifactStore::open(&config)?;
         let snapshot = rebuild(&store).await?;
         let feedback = Feedback::start(store.clone()).await?;
+        let signer = Signer::start(&store, clock.now_ms(), config.answer_batch, config.answer_ttl_s).await?;
         Ok(State {
             config,
             store,
             feedback,
             clock,
             artifacts,
+            signer,
             freshness: Default::default(),
             published: Published::new(snapshot),
         })

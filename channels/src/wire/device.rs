@@ -5,7 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Arch, ChannelName, DeviceId, KeyId, Locale, Os, OsVersion, Sha256, Signature, Traits, UserId, Version};
+use crate::{
+    Arch, ChannelName, DeviceId, KeyId, Locale, Nonce, Os, OsVersion, PublicKey, Sha256, Signature, Traits, UserId,
+    Version,
+};
 
 /// `POST /v1/apps/{app}/check`: what a device sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +38,13 @@ pub struct CheckRequest {
     /// True when a person pressed "Check for updates".
     #[serde(default)]
     pub interactive: bool,
+    /// A fresh random challenge: the signed answer is bound to it, so a recorded answer
+    /// cannot be replayed to this request (see [`Proof`](crate::Proof)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<Nonce>,
+    /// The answer key the device pins: the server signs with it while it still holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_key: Option<KeyId>,
 }
 
 /// The answer to a check-in: always a poll hint, and the offered update or `null`.
@@ -129,4 +139,24 @@ pub struct EventsAccepted {
     pub accepted: u32,
     /// Events repeated within this batch.
     pub duplicates: u32,
+}
+
+/// `GET /v1/answer-keys`: the public keys that sign check-in answers, for apps to pin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerKeys {
+    /// Oldest first; the current one signs unless a device pins another.
+    pub keys: Vec<AnswerKeyView>,
+}
+
+/// One answer key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerKeyView {
+    /// Its id (`answer-` and a fingerprint), sent in each proof.
+    pub key_id: KeyId,
+    /// The ed25519 public key, hex.
+    pub public_key: PublicKey,
+    /// When it was made (Unix milliseconds).
+    pub created_ms: u64,
+    /// True for the key that signs answers for devices that pin no other.
+    pub current: bool,
 }

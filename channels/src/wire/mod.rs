@@ -27,7 +27,8 @@ pub use admin::{
     ScheduleSpec, TokenCreated, TokenList, TokenRequest, TokenView, TraitOp,
 };
 pub use device::{
-    ArtifactOffer, CheckRequest, CheckResponse, Event, EventBatch, EventKind, EventsAccepted, UpdateOffer,
+    AnswerKeyView, AnswerKeys, ArtifactOffer, CheckRequest, CheckResponse, Event, EventBatch, EventKind,
+    EventsAccepted, UpdateOffer,
 };
 pub use problem::Problem;
 pub use status::{ChannelAdoption, Figures, ReleaseStatus, RolloutStatus, ScheduleStatus, StatusView, VersionAdoption};

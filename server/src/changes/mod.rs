@@ -1,7 +1,7 @@
 //! Every change an admin (or the scheduler) can make, one module per thing changed:
 //! [`apps`] (create, update), [`releases`] (publish, promote, halt, roll back by rebuild),
 //! [`rollouts`] (patch, and the replacement the scheduler and health gates use), [`tokens`]
-//! (create, revoke, bootstrap).
+//! (create, revoke, bootstrap), [`answer_keys`] (rotate, retire).
 //!
 //! This module is orchestration only. Whether a value or a whole is valid is the domain's
 //! call (`channels`); which HTTP status a refusal gets is `problem`'s; how a change is made
@@ -13,6 +13,7 @@
 //! Callers (the HTTP handlers) have authorised the principal before; it is passed here as the
 //! actor of the audit entry.
 
+mod answer_keys;
 mod apps;
 mod releases;
 mod rollouts;

@@ -318,6 +318,8 @@ impl Device {
             locale: None,
             traits: Traits::default(),
             interactive: false,
+            nonce: None,
+            answer_key: None,
         }
     }
 

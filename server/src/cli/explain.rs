@@ -96,6 +96,8 @@ impl ExplainArgs {
             locale: self.locale.clone(),
             traits: Traits::new(traits)?,
             interactive: self.interactive,
+            nonce: None,
+            answer_key: None,
         };
         Ok(ExplainRequest { check, ip: self.ip })
     }

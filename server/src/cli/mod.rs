@@ -15,7 +15,8 @@
 //! (rollout changes, promote, halt), [`releases`], [`explain`], [`token`], [`audit`],
 //! [`serve`], [`demo`].
 
-pub mod app;
+pub mod answer_key;
+mod app;
 pub mod artifact;
 pub mod audit;
 pub mod demo;
@@ -115,6 +116,9 @@ pub enum Command {
     /// Create, list and revoke admin tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// List, rotate and retire the server's answer keys (which sign check-in answers).
+    #[command(subcommand)]
+    AnswerKey(answer_key::AnswerKeyCommand),
     /// Show an app's audit log.
     Audit(audit::AuditArgs),
     /// Show rollout states, schedules, gates, install feedback and adoption.
@@ -174,6 +178,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             token::recover(&data_dir, &store, &out).await
         }
         Command::Token(cmd) => token::run(cmd, &profile()?, &out).await,
+        Command::AnswerKey(cmd) => answer_key::run(cmd, &profile()?, &out).await,
         Command::Audit(args) => audit::run(args, &profile()?, &out).await,
         Command::Status(args) => status::run(args, &profile()?, &out).await,
         Command::Demo(args) => demo::run(args).await,

@@ -188,6 +188,19 @@ pub async fn revoke_token(who: Principal, path: web::Path<String>, state: web::D
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// `POST /v1/answer-keys`: a new answer key signs from now on (admins only).
+pub async fn rotate_answer_key(who: Principal, state: web::Data<State>) -> Res {
+    who.must_be_admin()?;
+    Ok(HttpResponse::Created().json(state.rotate_answer_key(&who).await?))
+}
+
+/// `DELETE /v1/answer-keys/{id}`: an old answer key no longer signs (admins only).
+pub async fn retire_answer_key(who: Principal, path: web::Path<String>, state: web::Data<State>) -> Res {
+    who.must_be_admin()?;
+    let id = halftone_channels::KeyId::parse(&path)?;
+    Ok(HttpResponse::Ok().json(state.retire_answer_key(&who, &id).await?))
+}
+
 /// `GET /v1/apps/{app}/status[?version=V]`: rollout states, schedules, gates, feedback
 /// figures and history per release and channel, and adoption by version.
 pub async fn status(

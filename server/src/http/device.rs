@@ -13,7 +13,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, web};
 use halftone_channels::wire::{CheckRequest, EventBatch, EventsAccepted};
 use halftone_channels::{
-    AppId, Arch, ChannelName, Decision, ExternalUrl, KeyId, Os, Sha256, Signature, Target, Version,
+    AppId, Arch, ChannelName, Decision, ExternalUrl, KeyId, Os, PROOF_HEADER, Sha256, Signature, Target, Version,
 };
 use rand::RngExt as _;
 use serde::Serialize;
@@ -22,6 +22,7 @@ use crate::artifacts::{Delivery, Fetch};
 use crate::feedback::{CheckSample, FeedbackError, device_hash};
 use crate::http::{body, client_ip::client_ip, range};
 use crate::problem::ApiError;
+use crate::signer::Unsigned;
 use crate::state::State;
 
 /// The most events one report may carry.
@@ -39,6 +40,7 @@ pub async fn check(
     let request: CheckRequest = body::json(payload, state.config.max_json_bytes).await?;
     let snapshot = state.snapshot();
     let catalog_app = snapshot.apps.get(&app).ok_or_else(|| crate::views::no_app(&app))?;
+    let (nonce, pinned) = (request.nonce.clone(), request.answer_key.clone());
     let checkin = request.into_checkin(client_ip(&req, &state.config.trusted_proxies));
     let selection = catalog_app.catalog.select_noting_release(&checkin)?;
     let decision = selection.decision;
@@ -68,8 +70,30 @@ pub async fn check(
         // The handle, kept per HTTP worker: recording then takes no lock in the registry.
         static CHECKIN_SECONDS: metrics::Histogram = metrics::histogram!("halftone_checkin_seconds");
     }
+    let unsigned = Unsigned {
+        app: &catalog_app.id,
+        device: &checkin.device_id,
+        nonce: nonce.as_ref(),
+        pinned: pinned.as_ref(),
+        body: &body,
+    };
+    let proof = state
+        .signer
+        .sign(unsigned, state.clock.now_ms() / 1000)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     CHECKIN_SECONDS.with(|h| h.record(started.elapsed().as_secs_f64()));
-    Ok(HttpResponse::Ok().content_type("application/json").body(body))
+    let mut response = HttpResponse::Ok();
+    response.content_type("application/json");
+    if let Some(proof) = proof {
+        response.insert_header((PROOF_HEADER, proof.to_string()));
+    }
+    Ok(response.body(body))
+}
+
+/// `GET /v1/answer-keys`: the public keys that sign check-in answers, for apps to pin.
+pub async fn answer_keys(state: web::Data<State>) -> HttpResponse {
+    HttpResponse::Ok().json(state.signer.view())
 }
 
 /// The check-in answer, serialised from the snapshot's data as it is: the same JSON as

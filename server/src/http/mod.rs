@@ -81,6 +81,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             ],
         ))
         .service(resource("/v1/audit", [web::get().to(admin::server_audit)]))
+        .service(resource(
+            "/v1/answer-keys",
+            [web::get().to(device::answer_keys), web::post().to(admin::rotate_answer_key)],
+        ))
+        .service(resource("/v1/answer-keys/{id}", [web::delete().to(admin::retire_answer_key)]))
         .service(resource("/v1/tokens", [web::get().to(admin::list_tokens), web::post().to(admin::create_token)]))
         .service(resource("/v1/tokens/{id}", [web::delete().to(admin::revoke_token)]))
         .default_service(web::to(not_found));

@@ -21,6 +21,8 @@ pub struct Dump {
     pub(super) feedback: Vec<(FeedbackKey, Vec<u8>)>,
     /// Adoption sketches (JSON), per key.
     pub(super) adoption: Vec<(AdoptionKey, Vec<u8>)>,
+    /// The server's own secrets (the answer-signing keys, ...) by name.
+    pub(super) secrets: Vec<(String, Vec<u8>)>,
 }
 
 impl Dump {
@@ -33,20 +35,22 @@ impl Dump {
         self.audit.sort_by_key(|(seq, _)| *seq);
         self.feedback.sort_by(|a, b| a.0.cmp(&b.0));
         self.adoption.sort_by(|a, b| a.0.cmp(&b.0));
+        self.secrets.sort_by(|a, b| a.0.cmp(&b.0));
         self
     }
 
     /// What it holds, for people: `2 apps, 14 releases, ...`.
     pub fn summary(&self) -> String {
         format!(
-            "{} apps, {} releases, {} rollouts, {} tokens, {} audit entries, {} release figures, {} adoption windows",
+            "{} apps, {} releases, {} rollouts, {} tokens, {} audit entries, {} release figures, {} adoption windows, {} secrets",
             self.apps.len(),
             self.releases.len(),
             self.rollouts.len(),
             self.tokens.len(),
             self.audit.len(),
             self.feedback.len(),
-            self.adoption.len()
+            self.adoption.len(),
+            self.secrets.len()
         )
     }
 }

@@ -1,7 +1,7 @@
-//! Durable state: apps, releases, rollouts, tokens, the audit log and feedback figures, behind
-//! one [`Store`] with two backends. sled in the data dir is the embedded default
-//! (`sled.rs`); PostgreSQL lets several replicas share one truth
-//! (`postgres.rs`). Both keep the same records (`records.rs`, the store's own
+//! Durable state: apps, releases, rollouts, tokens, the audit log, feedback figures and the
+//! server's own secrets (its answer keys), behind one [`Store`] with two backends. sled in the
+//! data dir is the embedded default (`sled.rs`); PostgreSQL lets several replicas share one
+//! truth (`postgres.rs`). Both keep the same records (`records.rs`, the store's own
 //! types) and make the same promise: [`Store::commit`] returns only once the change is
 //! durable, so what was answered with a 2xx survives `kill -9`.
 
@@ -20,10 +20,14 @@ use halftone_channels::{AppId, ChannelName, Release, Rollout, Version};
 
 pub use change::{Change, Scope};
 pub use dump::Dump;
+pub use records::AnswerKeysRecord;
 
 use crate::auth::Token;
 use crate::config::{Config, StoreLocation};
 use crate::snapshot::{AppSettings, RolloutMeta};
+
+/// The secret that holds the answer keys.
+const ANSWER_KEYS: &str = "answer-keys";
 
 /// The store format this binary writes and the newest it reads. Data of a newer format is
 /// refused at start-up (an older binary must not misread it); see `records.rs`.
@@ -213,6 +217,42 @@ impl Store {
             StoreLocation::Embedded => Ok(()),
             StoreLocation::Postgres(url) => postgres::PgStore::listen(url, tx).await,
         }
+    }
+
+    /// The server's secret `name` (an answer-signing key, ...), if one was stored.
+    pub async fn secret(&self, name: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        match self {
+            Store::Sled(s) => s.secret(name),
+            Store::Postgres(p) => p.secret(name).await,
+        }
+    }
+
+    /// Stores `value` as secret `name` if `expected` is what is stored now (`None`: nothing),
+    /// durably; answers whether it was stored. With several replicas, one of two racing
+    /// writers wins and the other reads the winner's value.
+    pub async fn swap_secret(&self, name: &str, expected: Option<&[u8]>, value: &[u8]) -> anyhow::Result<bool> {
+        match self {
+            Store::Sled(s) => s.swap_secret(name, expected, value).await,
+            Store::Postgres(p) => p.swap_secret(name, expected, value).await,
+        }
+    }
+
+    /// The answer keys, if any were made.
+    pub async fn answer_keys(&self) -> anyhow::Result<Option<AnswerKeysRecord>> {
+        let Some(bytes) = self.secret(ANSWER_KEYS).await? else { return Ok(None) };
+        Ok(Some(serde_json::from_slice(&bytes).context("reading the stored answer keys")?))
+    }
+
+    /// Replaces the answer keys if `expected` is what is stored (`None`: nothing); answers
+    /// whether it did.
+    pub async fn swap_answer_keys(
+        &self,
+        expected: Option<&AnswerKeysRecord>,
+        keys: &AnswerKeysRecord,
+    ) -> anyhow::Result<bool> {
+        let encode = |r: &AnswerKeysRecord| serde_json::to_vec(r).expect("records serialize");
+        let expected = expected.map(encode);
+        self.swap_secret(ANSWER_KEYS, expected.as_deref(), &encode(keys)).await
     }
 
     /// True once the first admin token was made. Revoking every token later does not make

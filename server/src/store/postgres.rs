@@ -22,7 +22,8 @@ use crate::auth::Token;
 use crate::snapshot::RolloutMeta;
 
 /// The schema migrations, in order; each runs once, in its own transaction.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_catalog.sql"))];
+const MIGRATIONS: &[(i32, &str)] =
+    &[(1, include_str!("migrations/0001_catalog.sql")), (2, include_str!("migrations/0002_secrets.sql"))];
 
 /// The advisory lock that serialises migrations between replicas ("halftone" in ASCII).
 const MIGRATION_LOCK: i64 = 0x68616c66746f6e65;
@@ -457,6 +458,9 @@ impl PgStore {
                 r.get(4),
             ));
         }
+        for r in client.query("SELECT name, value FROM halftone_secrets", &[]).await? {
+            d.secrets.push((r.get(0), r.get(1)));
+        }
         Ok(d.sorted())
     }
 
@@ -524,8 +528,43 @@ impl PgStore {
             )
             .await?;
         }
+        for (name, value) in &dump.secrets {
+            tx.execute("INSERT INTO halftone_secrets (name, value) VALUES ($1, $2)", &[name, value]).await?;
+        }
         tx.commit().await.context("committing the copy")?;
         Ok(())
+    }
+
+    /// The secret stored under `name`, if any.
+    pub async fn secret(&self, name: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        let client = self.client().await?;
+        let row = client.query_opt("SELECT value FROM halftone_secrets WHERE name = $1", &[&name]).await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Stores `value` under `name` if `expected` is what is stored now (`None`: nothing);
+    /// answers whether it was stored. Two replicas racing: one wins, the other reads its value.
+    pub async fn swap_secret(&self, name: &str, expected: Option<&[u8]>, value: &[u8]) -> anyhow::Result<bool> {
+        let client = self.client().await?;
+        let n = match expected {
+            None => {
+                client
+                    .execute(
+                        "INSERT INTO halftone_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+                        &[&name, &value],
+                    )
+                    .await?
+            }
+            Some(old) => {
+                client
+                    .execute(
+                        "UPDATE halftone_secrets SET value = $3 WHERE name = $1 AND value = $2",
+                        &[&name, &old, &value],
+                    )
+                    .await?
+            }
+        };
+        Ok(n == 1)
     }
 
     /// True once the first admin token was made.

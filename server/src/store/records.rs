@@ -323,6 +323,33 @@ impl From<TokenRecord> for Token {
     }
 }
 
+/// The server's answer keys as stored (secret `answer-keys`), oldest first; the last one
+/// signs. The seeds are secret: they never leave the server.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AnswerKeysRecord {
+    /// The keys.
+    pub keys: Vec<AnswerKeyRecord>,
+}
+
+/// One answer key as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnswerKeyRecord {
+    /// The ed25519 seed.
+    #[serde(with = "hex::serde")]
+    pub seed: [u8; 32],
+    /// When it was made.
+    pub created_ms: u64,
+}
+
+impl AnswerKeysRecord {
+    /// These keys and a new random one, made at `now_ms`, after them.
+    pub fn with_new_key(&self, now_ms: u64) -> Self {
+        let mut next = self.clone();
+        next.keys.push(AnswerKeyRecord { seed: rand::random(), created_ms: now_ms });
+        next
+    }
+}
+
 /// An audit entry as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditRecord {

@@ -77,6 +77,7 @@ enum Tree {
     Meta = 5,
     Feedback = 6,
     Adoption = 7,
+    Secrets = 8,
 }
 
 type Puts = Vec<(Tree, Vec<u8>, Vec<u8>)>;
@@ -110,7 +111,7 @@ fn writes(ops: &[Op]) -> (Puts, Removes) {
 /// The embedded store: a sled database in the data dir.
 pub struct SledStore {
     db: sled::Db,
-    trees: [sled::Tree; 8],
+    trees: [sled::Tree; 9],
 }
 
 impl SledStore {
@@ -134,6 +135,7 @@ impl SledStore {
             t("meta")?,
             t("feedback")?,
             t("adoption")?,
+            t("secrets")?,
         ];
         let store = SledStore { db, trees };
         store.check_format()?;
@@ -293,7 +295,26 @@ impl SledStore {
         d.bootstrapped = self.is_bootstrapped()?;
         d.feedback = self.load_feedback()?;
         d.adoption = self.load_adoption()?;
+        for kv in self.tree(Tree::Secrets).iter() {
+            let (k, v) = kv?;
+            d.secrets.push((String::from_utf8(k.to_vec())?, unframed(&v)?));
+        }
         Ok(d.sorted())
+    }
+
+    /// The secret stored under `name`, if any.
+    pub fn secret(&self, name: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        self.tree(Tree::Secrets).get(name)?.map(|v| unframed(&v)).transpose()
+    }
+
+    /// Stores `value` under `name` if `expected` is what is stored now (`None`: nothing), and
+    /// flushes; answers whether it was stored.
+    pub async fn swap_secret(&self, name: &str, expected: Option<&[u8]>, value: &[u8]) -> anyhow::Result<bool> {
+        let tree = self.tree(Tree::Secrets);
+        let old = expected.map(|e| framed(e.to_vec()));
+        let swapped = tree.compare_and_swap(name, old, Some(framed(value.to_vec())))?.is_ok();
+        self.db.flush_async().await.context("flushing the database")?;
+        Ok(swapped)
     }
 
     /// True once the first admin token was made. Revoking every token later does not make

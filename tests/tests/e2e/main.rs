@@ -5,6 +5,7 @@
 mod harness;
 mod s3_server;
 
+mod attack;
 mod auth;
 mod bad_input;
 mod durability;
