@@ -16,7 +16,7 @@
 //! [`serve`], [`demo`].
 
 pub mod answer_key;
-mod app;
+pub mod app;
 pub mod artifact;
 pub mod audit;
 pub mod demo;
