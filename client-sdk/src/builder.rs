@@ -13,6 +13,8 @@ use halftone_channels::{
 use crate::api::{Api, Timeouts};
 use crate::client::{Client, Parts};
 use crate::host;
+use crate::origin::AllowedHost;
+use crate::pace::DownloadLimits;
 use crate::state::StateDir;
 use crate::{BuildError, client};
 
@@ -38,6 +40,8 @@ pub struct ClientBuilder {
     timeouts: Timeouts,
     event_queue: usize,
     max_download_size: u64,
+    download_hosts: Vec<String>,
+    download_limits: DownloadLimits,
 }
 
 /// The default [`ClientBuilder::max_download_size`]: 8 GiB.
@@ -64,6 +68,8 @@ impl Default for ClientBuilder {
             },
             event_queue: 1000,
             max_download_size: DEFAULT_MAX_DOWNLOAD,
+            download_hosts: Vec::new(),
+            download_limits: DownloadLimits::default(),
         }
     }
 }
@@ -161,6 +167,44 @@ impl ClientBuilder {
         self
     }
 
+    /// The longest one [`download`](crate::Client::download) call may take, whatever the
+    /// rate; past it the call fails with
+    /// [`Error::DeadlineExceeded`](crate::Error::DeadlineExceeded), keeps the partial file and
+    /// the next call resumes it. Default: derived from the build's size, 10 minutes plus the
+    /// time to transfer it at 16 KiB/s (about 1 h 50 min for 100 MiB). More than zero, at
+    /// most 7 days.
+    pub fn download_deadline(mut self, deadline: Duration) -> Self {
+        self.download_limits.deadline = Some(deadline);
+        self
+    }
+
+    /// The slowest a download may be: on average at least `bytes_per_second` over the last
+    /// `window`, judged once a whole window has passed. A server that trickles (a byte now
+    /// and then, each just within the [stall timeout](Self::stall_timeout)) fails with
+    /// [`Error::TooSlow`](crate::Error::TooSlow) within about one window; the partial file is
+    /// kept and the next call resumes it. Default: 1 KiB/s over 30 s. The rate must be 1 byte/s
+    /// to 100 MiB/s, the window 100 ms to 1 hour.
+    pub fn min_download_rate(mut self, bytes_per_second: u64, window: Duration) -> Self {
+        self.download_limits.min_rate = bytes_per_second;
+        self.download_limits.window = window;
+        self
+    }
+
+    /// Also downloads from `host` (`cdn.example.com`, or `cdn.example.com:8443` for a port
+    /// other than the scheme's default). By default a download may only come from the
+    /// server's own origin (scheme, host and port): an offer naming another host is refused
+    /// at check time with [`Refusal::HostNotAllowed`](crate::Refusal::HostNotAllowed), and so
+    /// is a redirect to one during a download, before any request to it. Allow the hosts
+    /// your server hands downloads to: its bucket's host when it redirects to pre-signed URLs
+    /// (`--artifact-downloads redirect`), its CDN's (`cdn=`), and those of external artifact
+    /// URLs. When the server is `https`, downloads are `https` too, from any host
+    /// ([`Refusal::InsecureUrl`](crate::Refusal::InsecureUrl)). Call once per host; no
+    /// wildcards.
+    pub fn allow_download_host(mut self, host: &str) -> Self {
+        self.download_hosts.push(host.to_owned());
+        self
+    }
+
     /// The largest build the app accepts, in bytes; larger offers are refused at check time.
     /// Default: 8 GiB.
     pub fn max_download_size(mut self, bytes: u64) -> Self {
@@ -220,8 +264,16 @@ impl ClientBuilder {
                 reason: format!("at most {MAX_TRAITS} traits"),
             });
         }
+        let mut download_hosts = Vec::new();
+        for host in &self.download_hosts {
+            download_hosts.push(
+                AllowedHost::parse(host)
+                    .map_err(|reason| BuildError::Invalid { setting: "allow_download_host", reason })?,
+            );
+        }
+        self.download_limits.check()?;
         Ok(Settings {
-            api: Api::new(&server, app.clone(), self.timeouts)?,
+            api: Api::new(&server, app.clone(), self.timeouts, download_hosts, self.download_limits)?,
             app,
             running,
             target,

@@ -69,6 +69,8 @@ mod client;
 mod download;
 mod error;
 mod host;
+mod origin;
+mod pace;
 mod poller;
 mod progress;
 mod reporter;
