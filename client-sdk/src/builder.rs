@@ -340,3 +340,39 @@ impl Settings {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::BuildError;
+    use crate::test_support::builder_for;
+
+    #[tokio::test]
+    async fn download_bounds_and_hosts_are_checked_when_building() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = || builder_for("https://updates.example.com", dir.path(), "1.0.0");
+        let refused = |b: super::ClientBuilder| async move {
+            match b.build().await {
+                Err(BuildError::Invalid { setting, .. }) => setting,
+                other => panic!("expected an invalid setting, got {other:?}"),
+            }
+        };
+        assert_eq!(refused(base().download_deadline(Duration::ZERO)).await, "download_deadline");
+        assert_eq!(refused(base().download_deadline(Duration::from_secs(30 * 24 * 3600))).await, "download_deadline");
+        assert_eq!(refused(base().min_download_rate(0, Duration::from_secs(30))).await, "min_download_rate");
+        assert_eq!(refused(base().min_download_rate(1 << 40, Duration::from_secs(30))).await, "min_download_rate");
+        assert_eq!(refused(base().min_download_rate(1024, Duration::ZERO)).await, "min_download_rate");
+        for host in ["", "https://cdn.example.com", "*.example.com", "cdn.example.com/builds"] {
+            assert_eq!(refused(base().allow_download_host(host)).await, "allow_download_host", "{host:?}");
+        }
+        base()
+            .download_deadline(Duration::from_secs(3600))
+            .min_download_rate(4096, Duration::from_secs(10))
+            .allow_download_host("cdn.example.com")
+            .allow_download_host("builds.s3.eu-west-1.amazonaws.com:443")
+            .build()
+            .await
+            .unwrap();
+    }
+}
