@@ -64,7 +64,7 @@ pub(crate) async fn fetch(
     }
     let limits = api.limits();
     let deadline = limits.deadline_for(size);
-    let clock = Clock { deadline_at: Instant::now() + deadline, deadline, expected: size };
+    let clock = Clock { deadline_at: after(Instant::now(), deadline), deadline, expected: size };
     let (response, from) = match tokio::time::timeout_at(clock.deadline_at, request(api, update, have)).await {
         Ok(answered) => answered?,
         Err(_) => return Err(clock.exceeded(have)),
@@ -111,6 +111,12 @@ impl Clock {
     fn exceeded(&self, received: u64) -> Error {
         Error::DeadlineExceeded { deadline: self.deadline, received, expected: self.expected }
     }
+}
+
+/// `now + wait`, or about thirty years from now when that overflows (an app may set a
+/// stall timeout of `Duration::MAX` to mean "never").
+fn after(now: Instant, wait: Duration) -> Instant {
+    now.checked_add(wait).unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 24 * 3600))
 }
 
 /// Where streamed bytes go.
@@ -202,8 +208,8 @@ async fn stream(
     let size = clock.expected;
     sink.progress.update(have, size);
     let mut meter = limits.meter(Instant::now(), have);
-    let mut stall_at = Instant::now() + stall;
-    let mut look_at = Instant::now() + meter.check_every();
+    let mut stall_at = after(Instant::now(), stall);
+    let mut look_at = after(Instant::now(), meter.check_every());
     loop {
         let wake = stall_at.min(clock.deadline_at).min(look_at);
         let next = tokio::time::timeout_at(wake, response.chunk()).await;
@@ -224,7 +230,7 @@ async fn stream(
             have += chunk.len() as u64;
             sink.progress.update(have, size);
             meter.record(now, have);
-            stall_at = now + stall;
+            stall_at = after(now, stall);
         }
         if now >= clock.deadline_at {
             return Err(clock.exceeded(have));
@@ -235,7 +241,7 @@ async fn stream(
                 window: limits.window,
                 min_rate: limits.min_rate,
             })?;
-            look_at = now + meter.check_every();
+            look_at = after(now, meter.check_every());
         }
     }
 }
