@@ -3,11 +3,13 @@
 //! ```text
 //! cargo run -p halftone-client --example check -- \
 //!     --server http://127.0.0.1:8080 --app notes --version 1.0.0 --key <id>=<hex> \
-//!     [--channel beta] [--download ./update.bin] [--state-dir ./state] [--platform linux/x86_64]
+//!     [--channel beta] [--download ./update.bin] [--state-dir ./state] [--platform linux/x86_64] \
+//!     [--allow-host cdn.example.com]
 //! ```
 //!
 //! `--key` takes a key id and the 64-hex-digit ed25519 public key, as `halftone keys` prints
-//! them; repeat it for several keys.
+//! them; repeat it for several keys. `--allow-host` lets downloads come from a host other than
+//! the server's (its bucket or CDN, when it redirects downloads there); repeat it for several.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +17,8 @@ use std::process::ExitCode;
 use halftone_client::{ChannelName, CheckOutcome, Client};
 
 const USAGE: &str = "usage: check --server URL --app ID --version X.Y.Z --key ID=HEX [--key ID=HEX ...]
-             [--channel NAME] [--download PATH] [--state-dir DIR] [--platform OS/ARCH]";
+             [--channel NAME] [--download PATH] [--state-dir DIR] [--platform OS/ARCH]
+             [--allow-host HOST[:PORT] ...]";
 
 #[derive(Default)]
 struct Args {
@@ -27,6 +30,7 @@ struct Args {
     download: Option<PathBuf>,
     state_dir: Option<PathBuf>,
     platform: Option<(String, String)>,
+    allowed_hosts: Vec<String>,
 }
 
 /// The arguments, or `None` when help was asked for.
@@ -53,6 +57,7 @@ fn parse_args() -> Result<Option<Args>, String> {
                 let (os, arch) = value.split_once('/').ok_or("--platform takes OS/ARCH, e.g. linux/x86_64")?;
                 args.platform = Some((os.into(), arch.into()));
             }
+            "--allow-host" => args.allowed_hosts.push(value),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
     }
@@ -88,6 +93,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some((os, arch)) = &args.platform {
         builder = builder.platform(os, arch);
+    }
+    for host in &args.allowed_hosts {
+        builder = builder.allow_download_host(host);
     }
     let client = builder.build().await?;
     if let Some(channel) = &args.channel {

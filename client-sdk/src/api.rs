@@ -2,6 +2,7 @@
 //! fetches, with the mapping of HTTP failures (status, `application/problem+json` body,
 //! `Retry-After`) to [`Error`]. The only module that speaks HTTP.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use halftone_channels::AppId;
@@ -12,12 +13,16 @@ use reqwest::{Response, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::origin::{AllowedHost, Origins};
+use crate::pace::DownloadLimits;
 use crate::{BuildError, Error, Refusal};
 
 /// The largest JSON answer read (a check response with long release notes fits easily).
 const MAX_JSON: usize = 1 << 20;
 /// The largest error body read.
 const MAX_PROBLEM: usize = 64 << 10;
+/// The most redirects one request follows (reqwest's own default).
+const MAX_REDIRECTS: usize = 10;
 
 /// How long the SDK waits for the network.
 #[derive(Debug, Clone, Copy)]
@@ -38,11 +43,21 @@ pub(crate) struct Api {
     base: String,
     app: AppId,
     timeouts: Timeouts,
+    /// Where artifact URLs, and the redirects of any request, may lead.
+    origins: Arc<Origins>,
+    limits: DownloadLimits,
 }
 
 impl Api {
-    /// A client of the server at `server` (`http(s)://host[:port][/prefix]`).
-    pub(crate) fn new(server: &str, app: AppId, timeouts: Timeouts) -> Result<Self, BuildError> {
+    /// A client of the server at `server` (`http(s)://host[:port][/prefix]`), downloading
+    /// from its origin and the `allowed` hosts only, within `limits`.
+    pub(crate) fn new(
+        server: &str,
+        app: AppId,
+        timeouts: Timeouts,
+        allowed: Vec<AllowedHost>,
+        limits: DownloadLimits,
+    ) -> Result<Self, BuildError> {
         let invalid = |reason: &str| BuildError::Invalid { setting: "server", reason: format!("{server:?}: {reason}") };
         let url = Url::parse(server).map_err(|e| invalid(&e.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") {
@@ -51,12 +66,26 @@ impl Api {
         if url.query().is_some() || url.fragment().is_some() || url.cannot_be_a_base() {
             return Err(invalid("expected a base URL without query or fragment"));
         }
+        let origins = Arc::new(Origins::new(&url, allowed));
+        // A redirect is held to the same rule as the URL it redirects: the server may send a
+        // download to a pre-signed bucket URL or a CDN, but only on a host the app allows.
+        let rule = origins.clone();
+        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= MAX_REDIRECTS {
+                return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+            }
+            match rule.admit(attempt.url()) {
+                Ok(()) => attempt.follow(),
+                Err(refusal) => attempt.error(refusal),
+            }
+        });
         let http = reqwest::Client::builder()
             .connect_timeout(timeouts.connect)
+            .redirect(redirects)
             .user_agent(concat!("halftone-client/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| BuildError::Startup(chain(&e)))?;
-        Ok(Api { http, base: url.as_str().trim_end_matches('/').to_owned(), app, timeouts })
+        Ok(Api { http, base: url.as_str().trim_end_matches('/').to_owned(), app, timeouts, origins, limits })
     }
 
     /// The configured timeouts.
@@ -64,7 +93,14 @@ impl Api {
         self.timeouts
     }
 
-    /// The URL of an artifact as offered: absolute `http(s)://`, or a path on this server.
+    /// The configured download deadline and minimum rate.
+    pub(crate) fn limits(&self) -> DownloadLimits {
+        self.limits
+    }
+
+    /// The URL of an artifact as offered: absolute `http(s)://`, or a path on this server;
+    /// refused unless on the server's origin or a host the app allows (never http from an
+    /// https server).
     pub(crate) fn resolve(&self, url: &str) -> Result<Url, Refusal> {
         let bad = |reason| Refusal::BadUrl { url: url.to_owned(), reason };
         let absolute = if url.starts_with("http://") || url.starts_with("https://") {
@@ -74,7 +110,9 @@ impl Api {
         } else {
             return Err(bad("expected an http(s) URL or a path starting with /"));
         };
-        Url::parse(&absolute).map_err(|_| bad("not a valid URL"))
+        let resolved = Url::parse(&absolute).map_err(|_| bad("not a valid URL"))?;
+        self.origins.admit(&resolved)?;
+        Ok(resolved)
     }
 
     /// `POST /v1/apps/{app}/check`: the answer's bytes and proof header, parsed by the caller
@@ -92,8 +130,10 @@ impl Api {
     }
 
     /// `GET url`, from byte `from` on (`Range: bytes=<from>-` when `from > 0`). Waits at most
-    /// the stall timeout for the headers; the status is left to the caller.
+    /// the stall timeout for the headers; the status is left to the caller. The URL, and every
+    /// redirect followed, must pass the same rule as [`resolve`](Self::resolve).
     pub(crate) async fn fetch(&self, url: &Url, from: u64) -> Result<Response, Error> {
+        self.origins.admit(url)?;
         let mut request = self.http.get(url.clone());
         if from > 0 {
             let range = HeaderValue::from_str(&format!("bytes={from}-")).expect("digits are a valid header value");
@@ -101,7 +141,7 @@ impl Api {
         }
         let stall = self.timeouts.stall;
         match tokio::time::timeout(stall, request.send()).await {
-            Ok(sent) => sent.map_err(|e| transport(&e, stall)),
+            Ok(sent) => sent.map_err(|e| refused_redirect(&e).map_or_else(|| transport(&e, stall), Error::Refused)),
             Err(_) => Err(Error::Timeout { after: stall }),
         }
     }
@@ -183,6 +223,18 @@ pub(crate) fn transport(e: &reqwest::Error, timeout: Duration) -> Error {
     if e.is_timeout() { Error::Timeout { after: timeout } } else { Error::Network { detail: chain(e) } }
 }
 
+/// The refusal the redirect policy stopped a request with, if it did.
+fn refused_redirect(e: &reqwest::Error) -> Option<Refusal> {
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if let Some(refusal) = c.downcast_ref::<Refusal>() {
+            return Some(refusal.clone());
+        }
+        cause = c.source();
+    }
+    None
+}
+
 /// An error and its causes, joined: reqwest's own message alone rarely says what failed.
 pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
@@ -201,7 +253,8 @@ mod tests {
 
     fn api(server: &str) -> Result<Api, BuildError> {
         let t = Duration::from_secs(1);
-        Api::new(server, AppId::parse("notes").unwrap(), Timeouts { connect: t, request: t, stall: t })
+        let timeouts = Timeouts { connect: t, request: t, stall: t };
+        Api::new(server, AppId::parse("notes").unwrap(), timeouts, Vec::new(), DownloadLimits::default())
     }
 
     #[test]
@@ -218,7 +271,24 @@ mod tests {
         let api = api("https://updates.example.com/halftone/").unwrap();
         let r = |u: &str| api.resolve(u).map(|u| u.to_string());
         assert_eq!(r("/v1/artifacts/ab").unwrap(), "https://updates.example.com/halftone/v1/artifacts/ab");
-        assert_eq!(r("https://cdn.example.com/a.bin").unwrap(), "https://cdn.example.com/a.bin");
+        assert_eq!(r("https://updates.example.com/a.bin").unwrap(), "https://updates.example.com/a.bin");
+        let host = |url: &str| Refusal::HostNotAllowed { url: url.into() };
+        assert_eq!(r("https://cdn.example.com/a.bin"), Err(host("https://cdn.example.com/a.bin")));
+        let insecure = Refusal::InsecureUrl { url: "http://updates.example.com/a.bin".into() };
+        assert_eq!(r("http://updates.example.com/a.bin"), Err(insecure));
+        let allowing = Api::new(
+            "https://updates.example.com",
+            AppId::parse("notes").unwrap(),
+            api.timeouts,
+            vec![AllowedHost::parse("cdn.example.com").unwrap()],
+            DownloadLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            allowing.resolve("https://cdn.example.com/a.bin").unwrap().as_str(),
+            "https://cdn.example.com/a.bin"
+        );
+        assert!(matches!(allowing.resolve("http://cdn.example.com/a.bin"), Err(Refusal::InsecureUrl { .. })));
         for bad in ["v1/artifacts/ab", "file:///etc/passwd", "ftp://x/y", ""] {
             assert!(matches!(api.resolve(bad), Err(Refusal::BadUrl { .. })), "{bad}");
         }

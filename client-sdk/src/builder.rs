@@ -14,6 +14,8 @@ use crate::answer::AnswerCheck;
 use crate::api::{Api, Timeouts};
 use crate::client::{Client, Parts};
 use crate::host;
+use crate::origin::AllowedHost;
+use crate::pace::DownloadLimits;
 use crate::state::StateDir;
 use crate::{BuildError, client};
 
@@ -41,6 +43,8 @@ pub struct ClientBuilder {
     timeouts: Timeouts,
     event_queue: usize,
     max_download_size: u64,
+    download_hosts: Vec<String>,
+    download_limits: DownloadLimits,
 }
 
 /// The default [`ClientBuilder::max_download_size`]: 8 GiB.
@@ -69,6 +73,8 @@ impl Default for ClientBuilder {
             },
             event_queue: 1000,
             max_download_size: DEFAULT_MAX_DOWNLOAD,
+            download_hosts: Vec::new(),
+            download_limits: DownloadLimits::default(),
         }
     }
 }
@@ -186,6 +192,44 @@ impl ClientBuilder {
         self
     }
 
+    /// The longest one [`download`](crate::Client::download) call may take, whatever the
+    /// rate; past it the call fails with
+    /// [`Error::DeadlineExceeded`](crate::Error::DeadlineExceeded), keeps the partial file and
+    /// the next call resumes it. Default: derived from the build's size, 10 minutes plus the
+    /// time to transfer it at 16 KiB/s (about 1 h 50 min for 100 MiB). More than zero, at
+    /// most 7 days.
+    pub fn download_deadline(mut self, deadline: Duration) -> Self {
+        self.download_limits.deadline = Some(deadline);
+        self
+    }
+
+    /// The slowest a download may be: on average at least `bytes_per_second` over the last
+    /// `window`, judged once a whole window has passed. A server that trickles (a byte now
+    /// and then, each just within the [stall timeout](Self::stall_timeout)) fails with
+    /// [`Error::TooSlow`](crate::Error::TooSlow) within about one window; the partial file is
+    /// kept and the next call resumes it. Default: 1 KiB/s over 30 s. The rate must be 1 byte/s
+    /// to 100 MiB/s, the window 100 ms to 1 hour.
+    pub fn min_download_rate(mut self, bytes_per_second: u64, window: Duration) -> Self {
+        self.download_limits.min_rate = bytes_per_second;
+        self.download_limits.window = window;
+        self
+    }
+
+    /// Also downloads from `host` (`cdn.example.com`, or `cdn.example.com:8443` for a port
+    /// other than the scheme's default). By default a download may only come from the
+    /// server's own origin (scheme, host and port): an offer naming another host is refused
+    /// at check time with [`Refusal::HostNotAllowed`](crate::Refusal::HostNotAllowed), and so
+    /// is a redirect to one during a download, before any request to it. Allow the hosts
+    /// your server hands downloads to: its bucket's host when it redirects to pre-signed URLs
+    /// (`--artifact-downloads redirect`), its CDN's (`cdn=`), and those of external artifact
+    /// URLs. When the server is `https`, downloads are `https` too, from any host
+    /// ([`Refusal::InsecureUrl`](crate::Refusal::InsecureUrl)). Call once per host; no
+    /// wildcards.
+    pub fn allow_download_host(mut self, host: &str) -> Self {
+        self.download_hosts.push(host.to_owned());
+        self
+    }
+
     /// The largest build the app accepts, in bytes; larger offers are refused at check time.
     /// Default: 8 GiB.
     pub fn max_download_size(mut self, bytes: u64) -> Self {
@@ -258,8 +302,16 @@ impl ClientBuilder {
                 reason: format!("at most {MAX_TRAITS} traits"),
             });
         }
+        let mut download_hosts = Vec::new();
+        for host in &self.download_hosts {
+            download_hosts.push(
+                AllowedHost::parse(host)
+                    .map_err(|reason| BuildError::Invalid { setting: "allow_download_host", reason })?,
+            );
+        }
+        self.download_limits.check()?;
         Ok(Settings {
-            api: Api::new(&server, app.clone(), self.timeouts)?,
+            api: Api::new(&server, app.clone(), self.timeouts, download_hosts, self.download_limits)?,
             app,
             running,
             target,
@@ -327,5 +379,41 @@ impl Settings {
             event_queue: self.event_queue,
             max_download_size: self.max_download_size,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::BuildError;
+    use crate::test_support::builder_for;
+
+    #[tokio::test]
+    async fn download_bounds_and_hosts_are_checked_when_building() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = || builder_for("https://updates.example.com", dir.path(), "1.0.0");
+        let refused = |b: super::ClientBuilder| async move {
+            match b.build().await {
+                Err(BuildError::Invalid { setting, .. }) => setting,
+                other => panic!("expected an invalid setting, got {other:?}"),
+            }
+        };
+        assert_eq!(refused(base().download_deadline(Duration::ZERO)).await, "download_deadline");
+        assert_eq!(refused(base().download_deadline(Duration::from_secs(30 * 24 * 3600))).await, "download_deadline");
+        assert_eq!(refused(base().min_download_rate(0, Duration::from_secs(30))).await, "min_download_rate");
+        assert_eq!(refused(base().min_download_rate(1 << 40, Duration::from_secs(30))).await, "min_download_rate");
+        assert_eq!(refused(base().min_download_rate(1024, Duration::ZERO)).await, "min_download_rate");
+        for host in ["", "https://cdn.example.com", "*.example.com", "cdn.example.com/builds"] {
+            assert_eq!(refused(base().allow_download_host(host)).await, "allow_download_host", "{host:?}");
+        }
+        base()
+            .download_deadline(Duration::from_secs(3600))
+            .min_download_rate(4096, Duration::from_secs(10))
+            .allow_download_host("cdn.example.com")
+            .allow_download_host("builds.s3.eu-west-1.amazonaws.com:443")
+            .build()
+            .await
+            .unwrap();
     }
 }

@@ -13,7 +13,7 @@ use halftone_channels::{
 
 use crate::answer::AnswerCheck;
 use crate::api::Api;
-use crate::download::{self, part_path};
+use crate::download;
 use crate::poller::{PollPolicy, Poller};
 use crate::reporter::{MAX_DETAIL, Reporter};
 use crate::state::StateDir;
@@ -187,8 +187,11 @@ impl Client {
 
     /// Downloads `update` to `dest` and verifies it; the only way to get a [`VerifiedFile`].
     ///
-    /// Bytes go to `<dest>.part` first; an interrupted download (stall, broken connection)
-    /// keeps that file and the next call resumes it with a `Range` request. Once the signed
+    /// Bytes go to `<dest>.<sha256>.part` first (partial files of other builds for `dest` are
+    /// removed); an interrupted download (stall, broken connection, a rate below
+    /// [`min_download_rate`](crate::ClientBuilder::min_download_rate), the
+    /// [`download_deadline`](crate::ClientBuilder::download_deadline)) keeps that file and the
+    /// next call for the same build resumes it with a `Range` request. Once the signed
     /// size is reached, the file's SHA-256 and ed25519 signature are checked, and the version
     /// must still be newer than the running one and not below the watermark. Only then is the
     /// watermark raised and the file renamed to `dest` (replacing what was there). A file that
@@ -225,8 +228,7 @@ impl Client {
         dest: &Path,
         progress: &mut dyn Progress,
     ) -> Result<VerifiedFile, Error> {
-        let part = part_path(dest);
-        download::fetch(&self.inner.api, update, &part, progress).await?;
+        let part = download::fetch(&self.inner.api, update, dest, progress).await?;
         let (inner, update, dest) = (self.inner.clone(), update.clone(), dest.to_owned());
         off_runtime(move || {
             let verifier = Verifier {

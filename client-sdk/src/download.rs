@@ -1,7 +1,14 @@
-//! Fetching a build into `<dest>.part`: resumed with `Range` when a partial file is there,
-//! capped at the signed size, and timed out when the server stalls. Verification and the move
-//! into place are [`crate::verify`]'s.
+//! Fetching a build into its partial file, `<dest>.<sha256>.part`: resumed with `Range` when
+//! a partial file of the same build is there, capped at the signed size, and bounded in time
+//! three ways (a stall timeout per read, a minimum average rate over a sliding window, an
+//! overall deadline; see [`crate::pace`]). Verification and the move into place are
+//! [`crate::verify`]'s.
+//!
+//! The partial file is named after the expected digest, so the bytes of one build are never
+//! resumed into another: a download removes the partial files other builds left for the same
+//! `dest` (and the digest-less `<dest>.part` of older SDKs) before it starts.
 
+use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,46 +17,66 @@ use reqwest::Response;
 use reqwest::header::CONTENT_RANGE;
 use tokio::fs::{File, OpenOptions};
 use tokio::io::AsyncWriteExt;
+use tokio::time::Instant;
 
 use crate::api::{Api, chain, fail_on_status};
-use crate::{Error, Progress, Rejection, Update};
+use crate::pace::DownloadLimits;
+use crate::{Error, Progress, Rejection, Sha256, Update};
 
-/// Where the download of `dest` accumulates until it is verified: `<dest>.part`.
-pub(crate) fn part_path(dest: &Path) -> PathBuf {
+/// Where the download of the build with digest `sha256` to `dest` accumulates until it is
+/// verified: `<dest>.<sha256>.part`.
+pub(crate) fn part_path(dest: &Path, sha256: &Sha256) -> PathBuf {
     let mut name = dest.as_os_str().to_owned();
-    name.push(".part");
+    name.push(format!(".{sha256}.part"));
     PathBuf::from(name)
 }
 
-/// Fetches `update` into `part` until it holds exactly the signed size.
+/// Fetches `update` for `dest` into its part file until it holds exactly the signed size;
+/// answers the part file's path.
 ///
-/// A partial file left by an interrupted download is resumed with `Range: bytes=<len>-`; a
-/// `206` that starts there is appended, a `200` starts over. Bytes beyond the signed size are
-/// never written: the part file is deleted and the download rejected. An interruption (a
-/// stall, a closed connection) keeps the part file for the next attempt.
-pub(crate) async fn fetch(api: &Api, update: &Update, part: &Path, progress: &mut dyn Progress) -> Result<(), Error> {
+/// Partial files of other builds for `dest` are removed first. A partial file of this build
+/// left by an interrupted download is resumed with `Range: bytes=<len>-`; a `206` that starts
+/// there is appended, a `200` starts over. Bytes beyond the signed size are never written: the
+/// part file is deleted and the download rejected. An interruption (a stall, a closed
+/// connection, a rate below the minimum, the deadline) keeps the part file for the next
+/// attempt.
+pub(crate) async fn fetch(
+    api: &Api,
+    update: &Update,
+    dest: &Path,
+    progress: &mut dyn Progress,
+) -> Result<PathBuf, Error> {
+    let part = part_path(dest, &update.sha256);
+    remove_stale_parts(dest, &update.sha256).await;
     let size = update.size;
-    let mut have = match tokio::fs::metadata(part).await {
+    let mut have = match tokio::fs::metadata(&part).await {
         Ok(meta) => meta.len(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
-        Err(source) => return Err(Error::Io { path: part.to_owned(), source }),
+        Err(source) => return Err(Error::Io { path: part, source }),
     };
     if have > size {
-        remove(part).await?;
+        remove(&part).await?;
         have = 0;
     }
     if have == size {
         progress.update(have, size);
-        return Ok(());
+        return Ok(part);
     }
-    let (response, from) = request(api, update, have).await?;
+    let limits = api.limits();
+    let deadline = limits.deadline_for(size);
+    let clock = Clock { deadline_at: after(Instant::now(), deadline), deadline, expected: size };
+    let (response, from) = match tokio::time::timeout_at(clock.deadline_at, request(api, update, have)).await {
+        Ok(answered) => answered?,
+        Err(_) => return Err(clock.exceeded(have)),
+    };
     if response.content_length().is_some_and(|len| from.saturating_add(len) > size) {
-        remove(part).await?;
+        remove(&part).await?;
         return Err(Rejection::Oversized { expected: size }.into());
     }
-    let mut file = open(part, from).await?;
+    let mut file = open(&part, from).await?;
     let stall = api.timeouts().stall;
-    let streamed = stream(response, &mut file, from, size, stall, part, progress).await;
+    let sink = Sink { file: &mut file, path: &part, progress };
+    let streamed = stream(response, sink, from, stall, &limits, &clock).await;
     // Flush even on failure, so what arrived is on disk for a resume.
     let flushed = async {
         file.flush().await?;
@@ -59,16 +86,70 @@ pub(crate) async fn fetch(api: &Api, update: &Update, part: &Path, progress: &mu
     drop(file);
     match streamed {
         Err(Error::Rejected(rejection)) => {
-            remove(part).await?;
+            remove(&part).await?;
             Err(rejection.into())
         }
         Err(e) => Err(e),
         Ok(received) => {
-            flushed.map_err(|source| Error::Io { path: part.to_owned(), source })?;
+            flushed.map_err(|source| Error::Io { path: part.clone(), source })?;
             if received < size {
                 return Err(Error::Incomplete { received, expected: size, cause: "connection closed".into() });
             }
-            Ok(())
+            Ok(part)
+        }
+    }
+}
+
+/// The overall deadline of one download.
+struct Clock {
+    deadline_at: Instant,
+    deadline: Duration,
+    expected: u64,
+}
+
+impl Clock {
+    fn exceeded(&self, received: u64) -> Error {
+        Error::DeadlineExceeded { deadline: self.deadline, received, expected: self.expected }
+    }
+}
+
+/// `now + wait`, or about thirty years from now when that overflows (an app may set a
+/// stall timeout of `Duration::MAX` to mean "never").
+fn after(now: Instant, wait: Duration) -> Instant {
+    now.checked_add(wait).unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 24 * 3600))
+}
+
+/// Where streamed bytes go.
+struct Sink<'a> {
+    file: &'a mut File,
+    path: &'a Path,
+    progress: &'a mut dyn Progress,
+}
+
+/// Removes the partial files of other builds for `dest`: `<dest>.<other sha256>.part`, and
+/// `<dest>.part` as older SDKs named it. Best effort: one that cannot be removed only costs
+/// disk space, never correctness, since a partial file is only resumed for its own digest.
+async fn remove_stale_parts(dest: &Path, keep: &Sha256) {
+    let Some(name) = dest.file_name().and_then(|n| n.to_str()) else { return };
+    let dir = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let Ok(mut entries) = tokio::fs::read_dir(&dir).await else { return };
+    let legacy = format!("{name}.part");
+    let prefix = format!("{name}.");
+    let keep = keep.to_string();
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let file_name: OsString = entry.file_name();
+        let Some(file_name) = file_name.to_str() else { continue };
+        let digest = file_name.strip_prefix(&prefix).and_then(|rest| rest.strip_suffix(".part"));
+        let other_build = digest.is_some_and(|d| {
+            d != keep && d.len() == 64 && d.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        });
+        if (other_build || file_name == legacy)
+            && let Err(e) = tokio::fs::remove_file(entry.path()).await
+        {
+            tracing::debug!(path = %entry.path().display(), error = %e, "could not remove a stale partial download");
         }
     }
 }
@@ -113,31 +194,55 @@ async fn open(part: &Path, from: u64) -> Result<File, Error> {
     options.open(part).await.map_err(|source| Error::Io { path: part.to_owned(), source })
 }
 
-/// Streams the body into `file`, waiting at most `stall` for each piece; answers the bytes
-/// now on disk.
+/// Streams the body into the sink, waiting at most `stall` for each piece, failing when the
+/// rate over the last window falls below the minimum or the deadline passes; answers the
+/// bytes now on disk.
 async fn stream(
     mut response: Response,
-    file: &mut File,
+    sink: Sink<'_>,
     mut have: u64,
-    size: u64,
     stall: Duration,
-    part: &Path,
-    progress: &mut dyn Progress,
+    limits: &DownloadLimits,
+    clock: &Clock,
 ) -> Result<u64, Error> {
-    progress.update(have, size);
+    let size = clock.expected;
+    sink.progress.update(have, size);
+    let mut meter = limits.meter(Instant::now(), have);
+    let mut stall_at = after(Instant::now(), stall);
+    let mut look_at = after(Instant::now(), meter.check_every());
     loop {
-        let chunk = match tokio::time::timeout(stall, response.chunk()).await {
-            Err(_) => return Err(Error::Timeout { after: stall }),
+        let wake = stall_at.min(clock.deadline_at).min(look_at);
+        let next = tokio::time::timeout_at(wake, response.chunk()).await;
+        let now = Instant::now();
+        let chunk = match next {
+            Err(_) if now >= clock.deadline_at => return Err(clock.exceeded(have)),
+            Err(_) if now >= stall_at => return Err(Error::Timeout { after: stall }),
+            Err(_) => None,
             Ok(Err(e)) => return Err(Error::Incomplete { received: have, expected: size, cause: chain(&e) }),
             Ok(Ok(None)) => return Ok(have),
-            Ok(Ok(Some(chunk))) => chunk,
+            Ok(Ok(Some(chunk))) => Some(chunk),
         };
-        if have.saturating_add(chunk.len() as u64) > size {
-            return Err(Rejection::Oversized { expected: size }.into());
+        if let Some(chunk) = chunk {
+            if have.saturating_add(chunk.len() as u64) > size {
+                return Err(Rejection::Oversized { expected: size }.into());
+            }
+            sink.file.write_all(&chunk).await.map_err(|source| Error::Io { path: sink.path.to_owned(), source })?;
+            have += chunk.len() as u64;
+            sink.progress.update(have, size);
+            meter.record(now, have);
+            stall_at = after(now, stall);
         }
-        file.write_all(&chunk).await.map_err(|source| Error::Io { path: part.to_owned(), source })?;
-        have += chunk.len() as u64;
-        progress.update(have, size);
+        if now >= clock.deadline_at {
+            return Err(clock.exceeded(have));
+        }
+        if now >= look_at {
+            meter.check(now).map_err(|slow| Error::TooSlow {
+                received: slow.received,
+                window: limits.window,
+                min_rate: limits.min_rate,
+            })?;
+            look_at = after(now, meter.check_every());
+        }
     }
 }
 
@@ -156,12 +261,15 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::test_support::{Scenario, Serve, Signed, build_bytes, offer};
+    use crate::fake_server::{FakeServer, serve_file};
+    use crate::test_support::{Scenario, Serve, Signed, build_bytes, builder_for, offer};
     use crate::{CheckOutcome, Client, Refusal, Sha256, VerifiedFile};
 
     struct Attempt {
         result: Result<VerifiedFile, Error>,
         dest: PathBuf,
+        /// Where the partial file of this build is kept.
+        part: PathBuf,
         /// Every progress call: (downloaded, total).
         progress: Vec<(u64, u64)>,
     }
@@ -179,7 +287,8 @@ mod tests {
         let sink = calls.clone();
         let result = client.download(update, &dest, move |done, total| sink.lock().unwrap().push((done, total))).await;
         let progress = calls.lock().unwrap().clone();
-        Attempt { result, dest, progress }
+        let part = part_path(&dest, update.sha256());
+        Attempt { result, dest, part, progress }
     }
 
     /// Downloads what `scenario` offers, with a client running 1.0.0 on a fresh state dir.
@@ -200,7 +309,7 @@ mod tests {
 
     fn assert_nothing_left(a: &Attempt) {
         assert!(!a.dest.exists(), "nothing may be at dest after {:?}", a.result);
-        assert!(!part_path(&a.dest).exists(), "the part file must be deleted after {:?}", a.result);
+        assert!(!a.part.exists(), "the part file must be deleted after {:?}", a.result);
     }
 
     fn rejection(a: &Attempt) -> Rejection {
@@ -219,7 +328,7 @@ mod tests {
         assert_eq!(file.version().to_string(), "1.1.0");
         assert_eq!(*file.sha256(), Sha256::digest(&scenario.bytes));
         assert_eq!(std::fs::read(&a.dest).unwrap(), scenario.bytes);
-        assert!(!part_path(&a.dest).exists());
+        assert!(!a.part.exists());
         let size = scenario.bytes.len() as u64;
         assert_eq!(a.progress.first(), Some(&(0, size)));
         assert_eq!(a.progress.last(), Some(&(size, size)));
@@ -382,7 +491,7 @@ mod tests {
         let first = attempt(&client, &update, dir.path()).await;
         let Err(Error::Incomplete { received, .. }) = first.result else { panic!("{:?}", first.result) };
         assert!(received > 0, "the fake server sent bytes before closing");
-        assert_eq!(std::fs::metadata(part_path(&first.dest)).unwrap().len(), received);
+        assert_eq!(std::fs::metadata(first.part).unwrap().len(), received);
 
         let second = attempt(&client, &update, dir.path()).await;
         second.result.unwrap();
@@ -422,7 +531,7 @@ mod tests {
         let a = attempt(&client, &update, dir.path()).await;
         assert!(matches!(a.result, Err(Error::Timeout { after }) if after == stall), "{:?}", a.result);
         assert!(!a.dest.exists());
-        assert!(std::fs::metadata(part_path(&a.dest)).unwrap().len() <= 1_000);
+        assert!(std::fs::metadata(&a.part).unwrap().len() <= 1_000);
         // The next attempt (by a patient client, so a busy machine cannot fail it) resumes.
         let patient = scenario.client(dir.path(), "1.0.0").await;
         let update = available(&patient).await;
@@ -437,13 +546,13 @@ mod tests {
         let update = available(&client).await;
         let dest = dir.path().join("notes-update.bin");
         // Longer than the signed size: discarded before downloading.
-        std::fs::write(part_path(&dest), vec![0u8; 200_000]).unwrap();
+        std::fs::write(part_path(&dest, update.sha256()), vec![0u8; 200_000]).unwrap();
         attempt(&client, &update, dir.path()).await.result.unwrap();
         // Complete but wrong (another build's bytes): rejected and deleted, then downloaded anew.
-        std::fs::write(part_path(&dest), vec![0u8; 100_000]).unwrap();
+        std::fs::write(part_path(&dest, update.sha256()), vec![0u8; 100_000]).unwrap();
         let a = attempt(&client, &update, dir.path()).await;
         assert!(matches!(rejection(&a), Rejection::HashMismatch { .. }));
-        assert!(!part_path(&dest).exists());
+        assert!(!part_path(&dest, update.sha256()).exists());
         attempt(&client, &update, dir.path()).await.result.unwrap();
     }
 
@@ -468,5 +577,180 @@ mod tests {
         let (a, _dir) = download_offer(&scenario).await;
         assert!(matches!(&a.result, Err(Error::Server { status: 404, problem: Some(_), .. })), "{:?}", a.result);
         assert_nothing_left(&a);
+    }
+
+    /// Fails the test if `work` takes longer than 20 s: the bounds under test must end it
+    /// long before.
+    async fn bounded<T>(work: impl std::future::Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(20), work).await.expect("the download was not bounded")
+    }
+
+    /// The `host:port` of a fake server.
+    fn host_of(server: &FakeServer) -> &str {
+        server.url.strip_prefix("http://").unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_trickling_server_fails_the_minimum_rate_and_the_part_is_resumed() {
+        let scenario = Scenario::genuine("1.1.0").await;
+        // 10 bytes every 50 ms: 200 bytes/s, each piece well within the stall timeout.
+        scenario.serve_next(Serve::Trickle { piece: 10, every: Duration::from_millis(50) });
+        let dir = tempfile::tempdir().unwrap();
+        let window = Duration::from_millis(500);
+        let client = builder_for(&scenario.server.url, dir.path(), "1.0.0")
+            .stall_timeout(Duration::from_secs(10))
+            .min_download_rate(10_000, window)
+            .build()
+            .await
+            .unwrap();
+        let update = available(&client).await;
+        let started = std::time::Instant::now();
+        let a = bounded(attempt(&client, &update, dir.path())).await;
+        let Err(Error::TooSlow { received, window: w, min_rate: 10_000 }) = a.result else { panic!("{:?}", a.result) };
+        assert_eq!(w, window);
+        assert!(received < 5_000, "below 10,000 bytes/s over 500 ms: {received}");
+        assert!(started.elapsed() < Duration::from_secs(10), "failed by the rate, not the stall timeout");
+        assert!(a.progress.last().is_some_and(|&(done, _)| done > 0), "some bytes came in");
+        let kept = std::fs::metadata(&a.part).unwrap().len();
+        assert!(kept > 0 && kept < 100_000, "the part file is kept: {kept}");
+        assert!(!a.dest.exists());
+
+        let again = attempt(&client, &update, dir.path()).await;
+        assert_eq!(std::fs::read(again.result.unwrap().path()).unwrap(), scenario.bytes);
+        let fetches = scenario.server.requests_to(update.url().strip_prefix(&scenario.server.url).unwrap());
+        assert_eq!(fetches[1].header("range"), Some(format!("bytes={kept}-").as_str()), "resumed");
+    }
+
+    #[tokio::test]
+    async fn the_deadline_ends_a_download_that_keeps_the_minimum_rate() {
+        let scenario = Scenario::genuine("1.1.0").await;
+        // 100 kB/s, above any minimum rate: the whole build would take a second.
+        scenario.serve_next(Serve::Trickle { piece: 2_000, every: Duration::from_millis(20) });
+        let dir = tempfile::tempdir().unwrap();
+        let deadline = Duration::from_millis(300);
+        let client =
+            builder_for(&scenario.server.url, dir.path(), "1.0.0").download_deadline(deadline).build().await.unwrap();
+        let update = available(&client).await;
+        let started = std::time::Instant::now();
+        let a = bounded(attempt(&client, &update, dir.path())).await;
+        let Err(Error::DeadlineExceeded { deadline: d, received, expected: 100_000 }) = a.result else {
+            panic!("{:?}", a.result)
+        };
+        assert_eq!(d, deadline);
+        assert!(received < 100_000);
+        assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+        assert_eq!(std::fs::metadata(&a.part).unwrap().len(), received, "the part file is kept");
+
+        let again = attempt(&client, &update, dir.path()).await;
+        assert_eq!(std::fs::read(again.result.unwrap().path()).unwrap(), scenario.bytes);
+    }
+
+    #[tokio::test]
+    async fn an_offer_on_another_host_is_refused_before_any_request_unless_allowed() {
+        let scenario = Scenario::empty().await;
+        let bytes = build_bytes("1.1.0");
+        let cdn_bytes = bytes.clone();
+        let cdn = FakeServer::start(move |request| serve_file(request, &cdn_bytes)).await;
+        let mut elsewhere = offer("1.1.0", &bytes, &Signed::genuine("1.1.0"));
+        elsewhere.artifact.url = format!("{}/builds/notes-1.1.0.bin", cdn.url);
+        scenario.offer(elsewhere, &bytes);
+        let dir = tempfile::tempdir().unwrap();
+
+        let client = scenario.client(dir.path(), "1.0.0").await;
+        match client.check().await {
+            Err(Error::Refused(Refusal::HostNotAllowed { url })) => {
+                assert_eq!(url, format!("{}/builds/notes-1.1.0.bin", cdn.url));
+            }
+            other => panic!("expected a refusal at check time, got {other:?}"),
+        }
+        assert!(cdn.requests().is_empty(), "nothing was asked of the other host");
+
+        let allowing = builder_for(&scenario.server.url, dir.path(), "1.0.0")
+            .allow_download_host(host_of(&cdn))
+            .build()
+            .await
+            .unwrap();
+        let update = available(&allowing).await;
+        let a = attempt(&allowing, &update, dir.path()).await;
+        assert_eq!(std::fs::read(a.result.unwrap().path()).unwrap(), bytes);
+        assert_eq!(cdn.requests().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_redirect_to_another_host_is_refused_before_any_request_to_it_unless_allowed() {
+        let scenario = Scenario::genuine("1.1.0").await;
+        let cdn_bytes = scenario.bytes.clone();
+        let cdn = FakeServer::start(move |request| serve_file(request, &cdn_bytes)).await;
+        let location = format!("{}/bucket/notes.bin?X-Amz-Signature=secret", cdn.url);
+        let dir = tempfile::tempdir().unwrap();
+
+        scenario.serve_next(Serve::Redirect(location.clone()));
+        let client = scenario.client(dir.path(), "1.0.0").await;
+        let update = available(&client).await;
+        let a = attempt(&client, &update, dir.path()).await;
+        match &a.result {
+            Err(Error::Refused(Refusal::HostNotAllowed { url })) => {
+                assert_eq!(*url, format!("{}/bucket/notes.bin", cdn.url), "shown without the signature");
+            }
+            other => panic!("expected the redirect to be refused, got {other:?}"),
+        }
+        assert!(cdn.requests().is_empty(), "nothing was asked of the other host");
+        assert!(a.progress.is_empty(), "nothing downloaded");
+        assert_nothing_left(&a);
+
+        // The server's CDN, once the app allows it, serves the build (and resumes it).
+        scenario.serve_next(Serve::Redirect(location.clone()));
+        let allowing = builder_for(&scenario.server.url, dir.path(), "1.0.0")
+            .allow_download_host(host_of(&cdn))
+            .build()
+            .await
+            .unwrap();
+        let a = attempt(&allowing, &update, dir.path()).await;
+        assert_eq!(std::fs::read(a.result.unwrap().path()).unwrap(), scenario.bytes);
+        assert_eq!(cdn.requests().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_partial_of_one_build_is_never_resumed_into_another() {
+        let scenario = Scenario::empty().await;
+        let (a_bytes, b_bytes) = (build_bytes("1.1.0"), build_bytes("1.2.0"));
+        let dir = tempfile::tempdir().unwrap();
+        let client = scenario.client(dir.path(), "1.0.0").await;
+        scenario.offer(offer("1.1.0", &a_bytes, &Signed::genuine("1.1.0")), &a_bytes);
+        let build_a = available(&client).await;
+        scenario.offer(offer("1.2.0", &b_bytes, &Signed::genuine("1.2.0")), &b_bytes);
+        let build_b = available(&client).await;
+        let path_of = |u: &Update| u.url().strip_prefix(&scenario.server.url).unwrap().to_owned();
+
+        // Build A is interrupted at 50,000 bytes; a digest-less part file of an older SDK is
+        // there too.
+        scenario.serve_next(Serve::Truncate(50_000));
+        let a = attempt(&client, &build_a, dir.path()).await;
+        assert!(matches!(a.result, Err(Error::Incomplete { .. })), "{:?}", a.result);
+        assert_eq!(std::fs::metadata(&a.part).unwrap().len(), 50_000);
+        let legacy = dir.path().join("notes-update.bin.part");
+        std::fs::write(&legacy, &a_bytes[..10_000]).unwrap();
+
+        // Build B to the same dest starts from zero and removes the other partial files.
+        scenario.serve_next(Serve::Truncate(30_000));
+        let b = attempt(&client, &build_b, dir.path()).await;
+        assert!(matches!(b.result, Err(Error::Incomplete { .. })), "{:?}", b.result);
+        assert_ne!(a.part, b.part);
+        assert!(!a.part.exists(), "build A's partial is removed when B starts");
+        assert!(!legacy.exists(), "and so is the digest-less one");
+        assert_eq!(std::fs::metadata(&b.part).unwrap().len(), 30_000);
+        // Build B's own partial is resumed.
+        let b = attempt(&client, &build_b, dir.path()).await;
+        assert_eq!(std::fs::read(b.result.unwrap().path()).unwrap(), b_bytes);
+        let fetches = scenario.server.requests_to(&path_of(&build_b));
+        assert_eq!(fetches.iter().map(|r| r.header("range")).collect::<Vec<_>>(), [None, Some("bytes=30000-")]);
+        assert!(!b.part.exists());
+        // Build A's partial of another dest is left alone.
+        let other_dest = dir.path().join("elsewhere.bin");
+        let other_part = part_path(&other_dest, build_a.sha256());
+        std::fs::write(&other_part, &a_bytes[..1_000]).unwrap();
+        scenario.serve_next(Serve::Truncate(1_000));
+        let _ = attempt(&client, &build_b, dir.path()).await;
+        assert!(other_part.exists());
     }
 }

@@ -103,8 +103,9 @@ pub enum Error {
     /// The downloaded file failed verification; it was deleted.
     #[error("download rejected and deleted: {0}")]
     Rejected(#[from] Rejection),
-    /// The download ended before the signed size was reached. The partial file (`<dest>.part`)
-    /// is kept, and the next [`download`](crate::Client::download) resumes it.
+    /// The download ended before the signed size was reached. The partial file
+    /// (`<dest>.<sha256>.part`) is kept, and the next [`download`](crate::Client::download)
+    /// resumes it.
     #[error("download incomplete: {received} of {expected} bytes ({cause})")]
     Incomplete {
         /// Bytes on disk so far.
@@ -113,6 +114,31 @@ pub enum Error {
         expected: u64,
         /// Why the transfer stopped.
         cause: String,
+    },
+    /// The download's average rate over the last `window` fell below the app's minimum
+    /// ([`ClientBuilder::min_download_rate`](crate::ClientBuilder::min_download_rate)): the
+    /// server trickles. The partial file is kept, and the next
+    /// [`download`](crate::Client::download) resumes it.
+    #[error("download too slow: {received} bytes in the last {window:?}, below the minimum of {min_rate} bytes/s")]
+    TooSlow {
+        /// Bytes received during the window.
+        received: u64,
+        /// The window the rate was averaged over.
+        window: Duration,
+        /// The minimum rate, in bytes per second.
+        min_rate: u64,
+    },
+    /// The download did not finish within its deadline
+    /// ([`ClientBuilder::download_deadline`](crate::ClientBuilder::download_deadline)). The
+    /// partial file is kept, and the next [`download`](crate::Client::download) resumes it.
+    #[error("download did not finish within {deadline:?}: {received} of {expected} bytes")]
+    DeadlineExceeded {
+        /// The deadline that passed.
+        deadline: Duration,
+        /// Bytes on disk so far.
+        received: u64,
+        /// The signed size.
+        expected: u64,
     },
     /// Reading or writing a download file failed.
     #[error("{path}: {source}", path = path.display())]
@@ -198,6 +224,22 @@ pub enum Refusal {
         url: String,
         /// Why.
         reason: &'static str,
+    },
+    /// The artifact URL, or a redirect a download was sent, is on a host the app does not
+    /// allow: only the server's own origin (scheme, host and port) and the hosts given to
+    /// [`ClientBuilder::allow_download_host`](crate::ClientBuilder::allow_download_host) are.
+    /// Refused before any request to it.
+    #[error("artifact URL {url:?} is on a host this app does not download from")]
+    HostNotAllowed {
+        /// The URL, without its query (a pre-signed URL's query is a credential).
+        url: String,
+    },
+    /// The artifact URL, or a redirect a download was sent, is plain `http` while the server
+    /// is `https`: a download is never less protected than the check that offered it.
+    #[error("artifact URL {url:?} is plain http, but the server is https")]
+    InsecureUrl {
+        /// The URL, without its query.
+        url: String,
     },
 }
 

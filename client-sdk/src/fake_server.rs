@@ -1,5 +1,5 @@
 //! A tiny hand-rolled HTTP/1.1 responder for tests, on 127.0.0.1:0, that can misbehave on
-//! purpose: truncate a body, send more than it announced, stall, or never stop. One request
+//! purpose: truncate a body, send more than it announced, stall, trickle, or never stop. One request
 //! per connection (`Connection: close`), recorded for the test to inspect.
 
 use std::sync::{Arc, Mutex};
@@ -27,7 +27,7 @@ impl Request {
 }
 
 /// What happens after the reply's body was written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Then {
     /// Close the connection.
     Close,
@@ -35,6 +35,15 @@ pub(crate) enum Then {
     Stall,
     /// Keep sending bytes until the client goes away.
     Endless,
+    /// Send `rest` in pieces of `piece` bytes, one every `every`, then close.
+    Trickle {
+        /// The bytes still to send.
+        rest: Vec<u8>,
+        /// Bytes per piece.
+        piece: usize,
+        /// The pause before each piece.
+        every: std::time::Duration,
+    },
 }
 
 /// The reply to send.
@@ -160,6 +169,14 @@ async fn serve(
         Then::Endless => loop {
             stream.write_all(&[b'x'; 16 << 10]).await?;
         },
+        Then::Trickle { rest, piece, every } => {
+            for bytes in rest.chunks(piece.max(1)) {
+                tokio::time::sleep(every).await;
+                stream.write_all(bytes).await?;
+                stream.flush().await?;
+            }
+            stream.shutdown().await
+        }
     }
 }
 

@@ -48,13 +48,26 @@
 //! # }
 //! ```
 //!
+//! Downloads are bounded in every dimension: in size (the signed size, at most
+//! [`ClientBuilder::max_download_size`]), in time (a [stall
+//! timeout](ClientBuilder::stall_timeout) per read, a [minimum
+//! rate](ClientBuilder::min_download_rate) over a sliding window, an overall
+//! [deadline](ClientBuilder::download_deadline)) and in where they come from: the server's own
+//! origin, or the hosts the app names with [`ClientBuilder::allow_download_host`] (the bucket
+//! or CDN host when the server redirects downloads there, the host of external artifact URLs).
+//! A download that stops early keeps its partial file, `<dest>.<sha256>.part`, and the next
+//! call for the same build resumes it.
+//!
 //! Invariants:
 //! - an [`Update`] is never older than, or equal to, the running version, nor below the
 //!   highest version this device has ever verified (the watermark), nor for another os or
 //!   arch; the SDK checks this itself rather than trusting the server;
 //! - a [`VerifiedFile`] exists only for bytes whose size, digest and signature (over this
 //!   app, that version, this platform) were checked; anything that fails is deleted;
-//! - a download never writes more than the signed size;
+//! - a download never writes more than the signed size, and never resumes a partial file of
+//!   another build (partial files are named after the build's digest);
+//! - no request goes to a host other than the server's origin and the hosts the app allows,
+//!   not even by a redirect, and an https server's downloads are never plain http;
 //! - the state directory is written only with atomic renames, and a corrupt file is an error,
 //!   never silently replaced (the device id is created only when absent).
 
@@ -70,6 +83,8 @@ mod client;
 mod download;
 mod error;
 mod host;
+mod origin;
+mod pace;
 mod poller;
 mod progress;
 mod reporter;

@@ -104,6 +104,11 @@ pub(crate) enum Serve {
     Endless,
     /// Sends these bytes instead (same length, say, with one changed).
     Replace(Vec<u8>),
+    /// Announces the whole file (200, whatever the `Range`) and sends it in pieces of `piece`
+    /// bytes, one every `every`.
+    Trickle { piece: usize, every: Duration },
+    /// Redirects (`307`) to this URL.
+    Redirect(String),
 }
 
 /// The fake server's state.
@@ -218,5 +223,9 @@ fn answer(world: &mut World, request: &Request) -> Reply {
         Serve::ExtraUnannounced(n) => Reply::status(200).body_until_close([bytes, vec![0; n]].concat()),
         Serve::Endless => Reply::status(200).body_until_close(bytes).then(Then::Endless),
         Serve::Replace(other) => Reply::status(200).body(other),
+        Serve::Trickle { piece, every } => {
+            Reply::status(200).body_announcing(len, Vec::new()).then(Then::Trickle { rest: bytes, piece, every })
+        }
+        Serve::Redirect(url) => Reply::status(307).header("Location", &url),
     }
 }

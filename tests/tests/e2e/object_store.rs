@@ -35,9 +35,10 @@ async fn offered(client: &Client) -> Update {
     }
 }
 
-fn part(dest: &Path) -> PathBuf {
+/// Where the SDK keeps the partial download of build `sha256` for `dest`.
+fn part(dest: &Path, sha256: &Sha256) -> PathBuf {
     let mut name = dest.as_os_str().to_owned();
-    name.push(".part");
+    name.push(format!(".{sha256}.part"));
     PathBuf::from(name)
 }
 
@@ -46,7 +47,7 @@ fn part(dest: &Path) -> PathBuf {
 async fn resume_download(client: &Client, update: &Update, bytes: &[u8], dir: &Path) {
     let dest = dir.join("resumed.bin");
     let half = bytes.len() / 2;
-    std::fs::write(part(&dest), &bytes[..half]).unwrap();
+    std::fs::write(part(&dest, update.sha256()), &bytes[..half]).unwrap();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = seen.clone();
     client.download(update, &dest, move |done, total| sink.lock().unwrap().push((done, total))).await.unwrap();
@@ -285,9 +286,12 @@ async fn redirect_mode_hands_out_a_presigned_url_that_works_and_answers_head_its
     let missing = server.anonymous().get(&format!("/v1/artifacts/{}", Sha256::digest(b"nope"))).await;
     missing.assert_problem(404, "there is no artifact");
 
-    // The SDK follows the redirect, and resumes through it.
+    // The SDK follows the redirect to the bucket's host once the app allows it, and resumes
+    // through it.
     let dir = tempfile::tempdir().unwrap();
-    let device = device(&server, &p, &dir.path().join("state"), "1.0.0").build().await.unwrap();
+    let bucket_host = s3.endpoint.split_once("://").unwrap().1.trim_end_matches('/');
+    let device =
+        device(&server, &p, &dir.path().join("state"), "1.0.0").allow_download_host(bucket_host).build().await.unwrap();
     let update = offered(&device).await;
     let dest = dir.path().join("notes.bin");
     device.download(&update, &dest, |_, _| {}).await.unwrap();

@@ -38,10 +38,22 @@ fn available(outcome: Result<CheckOutcome, Error>) -> Update {
     }
 }
 
-fn part(dest: &Path) -> PathBuf {
+/// Where the SDK keeps the partial download of build `sha256` for `dest`:
+/// `<dest>.<sha256>.part`.
+fn part(dest: &Path, sha256: &Sha256) -> PathBuf {
     let mut name = dest.as_os_str().to_owned();
-    name.push(".part");
+    name.push(format!(".{sha256}.part"));
     PathBuf::from(name)
+}
+
+/// The partial files left for `dest`, of any build.
+fn parts(dest: &Path) -> Vec<PathBuf> {
+    let name = dest.file_name().unwrap().to_str().unwrap();
+    let Ok(entries) = std::fs::read_dir(dest.parent().unwrap()) else { return Vec::new() };
+    entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().is_some_and(|n| n.starts_with(name) && n.ends_with(".part")))
+        .collect()
 }
 
 /// Every progress call of a download: (downloaded, total).
@@ -58,7 +70,7 @@ fn recorder() -> (impl FnMut(u64, u64) + Send + 'static, Seen) {
 #[track_caller]
 fn assert_nothing_at(dest: &Path) {
     assert!(!dest.exists(), "nothing may be at {}", dest.display());
-    assert!(!part(dest).exists(), "the part file must be deleted");
+    assert_eq!(parts(dest), Vec::<PathBuf>::new(), "the part file must be deleted");
 }
 
 #[tokio::test]
@@ -83,7 +95,7 @@ async fn an_app_checks_downloads_verifies_and_reports() {
     let file = client.download(&update, &dest, progress).await.unwrap();
     assert_eq!((file.path(), file.version(), file.sha256()), (dest.as_path(), update.version(), &artifact.sha256));
     assert_eq!(&std::fs::read(&dest).unwrap(), bytes, "the file is the published artifact, byte for byte");
-    assert!(!part(&dest).exists());
+    assert_eq!(parts(&dest), Vec::<PathBuf>::new());
     let seen = seen.lock().unwrap().clone();
     let size = bytes.len() as u64;
     assert_eq!((seen.first(), seen.last()), (Some(&(0, size)), Some(&(size, size))), "{seen:?}");
@@ -316,10 +328,10 @@ async fn an_interrupted_download_resumes_with_a_range_request() {
     let client = app(&server, &p, &dir.path().join("state"), "1.0.0").build().await.unwrap();
     let update = available(client.check().await);
 
-    // What an interrupted transfer leaves: the first half in `<dest>.part`.
+    // What an interrupted transfer leaves: the first half in `<dest>.<sha256>.part`.
     let dest = dir.path().join("notes.bin");
     let half = bytes.len() / 2;
-    std::fs::write(part(&dest), &bytes[..half]).unwrap();
+    std::fs::write(part(&dest, update.sha256()), &bytes[..half]).unwrap();
     let (progress, seen) = recorder();
     client.download(&update, &dest, progress).await.unwrap();
     let seen = seen.lock().unwrap().clone();
@@ -329,7 +341,7 @@ async fn an_interrupted_download_resumes_with_a_range_request() {
     assert_eq!(seen.first(), Some(&(half as u64, size)), "{seen:?}");
     assert_eq!(seen.last(), Some(&(size, size)));
     assert_eq!(&std::fs::read(&dest).unwrap(), bytes);
-    assert!(!part(&dest).exists());
+    assert_eq!(parts(&dest), Vec::<PathBuf>::new());
 }
 
 #[tokio::test]
@@ -346,7 +358,7 @@ async fn a_corrupt_partial_download_is_rejected_and_the_retry_starts_over() {
     // A partial file whose bytes are not the build's: resuming appends the real rest, and the
     // whole fails verification and is deleted.
     let dest = dir.path().join("notes.bin");
-    std::fs::write(part(&dest), vec![b'x'; bytes.len() / 2]).unwrap();
+    std::fs::write(part(&dest, update.sha256()), vec![b'x'; bytes.len() / 2]).unwrap();
     let (progress, _) = recorder();
     let e = client.download(&update, &dest, progress).await.unwrap_err();
     assert!(matches!(e, Error::Rejected(Rejection::HashMismatch { .. })), "{e:?}");
