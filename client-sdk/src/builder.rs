@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use halftone_channels::{
-    AppId, ChannelName, KeyId, Locale, MAX_TRAITS, OsVersion, PublicKey, Target, TraitName, TraitValue, TrustedKeys,
-    UserId, Version,
+    AppId, ChannelName, KeyId, Ladder, Locale, MAX_TRAITS, OsVersion, PublicKey, Target, TraitName, TraitValue,
+    TrustedKeys, UserId, Version,
 };
 
 use crate::answer::AnswerCheck;
@@ -17,6 +17,7 @@ use crate::host;
 use crate::origin::AllowedHost;
 use crate::pace::DownloadLimits;
 use crate::state::StateDir;
+use crate::watermark::Watermark;
 use crate::{BuildError, client};
 
 /// Settings for a [`Client`]; start with [`Client::builder`].
@@ -36,6 +37,7 @@ pub struct ClientBuilder {
     keys: Vec<(String, String)>,
     answer_keys: Vec<String>,
     answer_skew: Duration,
+    custom_channels: Vec<(String, u16)>,
     state_dir: Option<PathBuf>,
     default_channel: Option<String>,
     user: Option<String>,
@@ -62,6 +64,7 @@ impl Default for ClientBuilder {
             keys: Vec::new(),
             answer_keys: Vec::new(),
             answer_skew: Duration::from_secs(300),
+            custom_channels: Vec::new(),
             state_dir: None,
             default_channel: None,
             user: None,
@@ -122,6 +125,15 @@ impl ClientBuilder {
     /// per key (for example, the current key and the next one during a rotation).
     pub fn trusted_key(mut self, id: &str, public_key_hex: &str) -> Self {
         self.keys.push((id.to_owned(), public_key_hex.to_owned()));
+        self
+    }
+
+    /// Declares one of the app's custom channels with its rank (as the server's app settings
+    /// have it; `stable` 100, `beta` 200 and `unstable` 300 are built in). The SDK takes a
+    /// build only through the device's channel or a more stable one, so a device on a channel
+    /// the SDK knows never takes a less stable channel's build.
+    pub fn custom_channel(mut self, name: &str, rank: u16) -> Self {
+        self.custom_channels.push((name.to_owned(), rank));
         self
     }
 
@@ -270,6 +282,12 @@ impl ClientBuilder {
         if keys.is_empty() {
             return Err(BuildError::NoTrustedKeys);
         }
+        let mut custom = Vec::new();
+        for (name, rank) in &self.custom_channels {
+            custom.push((ChannelName::parse(name).map_err(invalid("custom_channel"))?, *rank));
+        }
+        let ladder = Ladder::with_custom(custom)
+            .map_err(|e| BuildError::Invalid { setting: "custom_channel", reason: e.to_string() })?;
         let mut pinned = Vec::new();
         for hex in &self.answer_keys {
             let key = PublicKey::parse(hex).map_err(invalid("answer_key"))?;
@@ -319,6 +337,7 @@ impl ClientBuilder {
             locale: self.locale.as_deref().map(Locale::parse).transpose().map_err(invalid("locale"))?,
             keys: TrustedKeys::new(keys).map_err(invalid("trusted_key"))?,
             answers,
+            ladder,
             state_dir,
             default_channel: match &self.default_channel {
                 Some(c) => ChannelName::parse(c).map_err(invalid("default_channel"))?,
@@ -332,6 +351,18 @@ impl ClientBuilder {
     }
 }
 
+/// The watermark, raised to `running` first when the app runs a version above it: the device
+/// demonstrably installed that version, whoever installed it.
+fn raised_to_running(state: &StateDir, running: &Version) -> Result<Option<Watermark>, BuildError> {
+    let current = state.watermark()?;
+    let ran = Watermark { version: running.clone(), sha256: None };
+    if ran.raises(current.as_ref()) {
+        state.set_watermark(&ran)?;
+        return Ok(Some(ran));
+    }
+    Ok(current)
+}
+
 /// Checked settings, before the I/O of start-up.
 struct Settings {
     api: Api,
@@ -342,6 +373,7 @@ struct Settings {
     locale: Option<Locale>,
     keys: TrustedKeys,
     answers: Option<AnswerCheck>,
+    ladder: Ladder,
     state_dir: PathBuf,
     default_channel: ChannelName,
     user: Option<UserId>,
@@ -364,7 +396,7 @@ impl Settings {
         Ok(Parts {
             device_id: state.device_id()?,
             channel: state.channel()?.unwrap_or(self.default_channel),
-            watermark: state.watermark()?,
+            watermark: raised_to_running(&state, &self.running)?,
             state,
             api: Arc::new(self.api),
             app: self.app,
@@ -374,6 +406,7 @@ impl Settings {
             locale: self.locale.or_else(host::env_locale),
             keys: self.keys,
             answers: self.answers,
+            ladder: self.ladder,
             user: self.user,
             traits: self.traits,
             event_queue: self.event_queue,

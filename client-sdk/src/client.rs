@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use halftone_channels::wire::{CheckRequest, Event, EventKind};
 use halftone_channels::{
-    AppId, ChannelName, CheckKind, DeviceId, Locale, MAX_TRAITS, OsVersion, Target, TraitName, TraitValue, Traits,
-    TrustedKeys, UserId, Version,
+    AppId, ChannelName, CheckKind, DeviceId, Ladder, Locale, MAX_TRAITS, OsVersion, Target, TraitName, TraitValue,
+    Traits, TrustedKeys, UserId, Version,
 };
 
 use crate::answer::AnswerCheck;
@@ -41,6 +41,7 @@ struct Inner {
     os_version: Option<OsVersion>,
     locale: Option<Locale>,
     keys: TrustedKeys,
+    ladder: Ladder,
     answers: Option<AnswerCheck>,
     device_id: DeviceId,
     state: StateDir,
@@ -62,6 +63,7 @@ pub(crate) struct Parts {
     pub(crate) os_version: Option<OsVersion>,
     pub(crate) locale: Option<Locale>,
     pub(crate) keys: TrustedKeys,
+    pub(crate) ladder: Ladder,
     pub(crate) answers: Option<AnswerCheck>,
     pub(crate) state: StateDir,
     pub(crate) device_id: DeviceId,
@@ -90,6 +92,7 @@ impl Client {
                 os_version: parts.os_version,
                 locale: parts.locale,
                 keys: parts.keys,
+                ladder: parts.ladder,
                 answers: parts.answers,
                 device_id: parts.device_id,
                 state: parts.state,
@@ -135,7 +138,10 @@ impl Client {
         }
         let response = answer.parse()?;
         let watermark = self.inner.cached_watermark().clone();
+        let channel = self.channel();
         let device = Device {
+            channel: &channel,
+            ladder: &self.inner.ladder,
             running: &self.inner.running,
             target: &self.inner.target,
             watermark: watermark.as_ref(),
@@ -241,6 +247,30 @@ impl Client {
             verifier.finish(&part, &dest, &update)
         })
         .await
+    }
+
+    /// Records that `file` was installed: the device's watermark rises to its version, so no
+    /// older build (a replay of a genuine one) is taken from now on, and `install_succeeded`
+    /// is reported. Call it once the build is in place, before restarting into it. (A client
+    /// built with a version above the watermark raises it too: running a version proves it
+    /// was installed.) Downloading and verifying alone never raise the watermark.
+    pub async fn installed(&self, file: &VerifiedFile) -> Result<(), Error> {
+        let inner = self.inner.clone();
+        let new = Watermark { version: file.version().clone(), sha256: Some(*file.sha256()) };
+        off_runtime(move || -> Result<(), Error> {
+            let mut cached = inner.cached_watermark();
+            let current = inner.state.watermark()?;
+            if new.raises(current.as_ref()) {
+                inner.state.set_watermark(&new)?;
+                *cached = Some(new);
+            } else {
+                *cached = current;
+            }
+            Ok(())
+        })
+        .await?;
+        self.report(EventKind::InstallSucceeded, file.version());
+        Ok(())
     }
 
     // ---------- reporting ----------

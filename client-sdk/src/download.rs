@@ -407,7 +407,11 @@ mod tests {
         scenario.offer(offer("2.0.0", &new, &Signed::genuine("2.0.0")), &new);
         let newest = available(&second).await;
         let elsewhere = tempfile::tempdir().unwrap();
-        attempt(&second, &newest, elsewhere.path()).await.result.unwrap();
+        let file = attempt(&second, &newest, elsewhere.path()).await.result.unwrap();
+        // Downloading alone raises nothing: 1.5.0 is still taken until 2.0.0 is installed.
+        let before = attempt(&first, &replayed, tempfile::tempdir().unwrap().path()).await;
+        assert!(before.result.is_ok(), "{:?}", before.result);
+        second.installed(&file).await.unwrap();
 
         // `first` has not seen the raise in memory; verification reads the watermark on disk.
         let a = attempt(&first, &replayed, dir.path()).await;
@@ -421,6 +425,20 @@ mod tests {
         assert!(a.progress.is_empty(), "refused before any byte");
 
         // A reinstalled app (a new client on the same state) is refused at check time.
+        scenario.offer(offer("1.5.0", &old, &Signed::genuine("1.5.0")), &old);
+        let reinstalled = scenario.client(dir.path(), "1.0.0").await;
+        let checked = reinstalled.check().await;
+        assert!(matches!(checked, Err(Error::Refused(Refusal::BelowWatermark { .. }))), "{checked:?}");
+    }
+
+    #[tokio::test]
+    async fn running_a_version_raises_the_watermark_to_it() {
+        let scenario = Scenario::empty().await;
+        let old = build_bytes("1.5.0");
+        let dir = tempfile::tempdir().unwrap();
+        // The app ran 2.0.0 once (installed by whatever means), then an old installer put 1.0.0
+        // back: a replayed genuine 1.5.0 is still refused.
+        drop(scenario.client(dir.path(), "2.0.0").await);
         scenario.offer(offer("1.5.0", &old, &Signed::genuine("1.5.0")), &old);
         let reinstalled = scenario.client(dir.path(), "1.0.0").await;
         let checked = reinstalled.check().await;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use halftone_channels::wire::Problem;
-use halftone_channels::{KeyId, Sha256, Target, Version};
+use halftone_channels::{ChannelName, KeyId, Sha256, Target, Version};
 
 /// Why [`ClientBuilder::build`](crate::ClientBuilder::build) failed.
 #[derive(Debug, thiserror::Error)]
@@ -216,6 +216,15 @@ pub enum Refusal {
     UntrustedKey {
         /// The key id the offer names.
         key_id: KeyId,
+    },
+    /// The build was offered through a channel less stable than the device's own (or one the
+    /// app does not have): a stable device never takes a beta build.
+    #[error("offered through channel {offered}, which a device on {device} does not take")]
+    WrongChannel {
+        /// The offer's channel.
+        offered: ChannelName,
+        /// The device's channel.
+        device: ChannelName,
     },
     /// The artifact URL is neither an absolute http(s) URL nor a path on the server.
     #[error("artifact URL {url:?} is not usable: {reason}")]

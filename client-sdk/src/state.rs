@@ -187,7 +187,7 @@ mod tests {
         state.set_channel(&ChannelName::beta()).unwrap();
         state.set_channel(&ChannelName::unstable()).unwrap();
         assert_eq!(state.channel().unwrap(), Some(ChannelName::unstable()));
-        let w = Watermark { version: Version::new(2, 0, 0), sha256: Sha256::digest(b"x") };
+        let w = Watermark { version: Version::new(2, 0, 0), sha256: Some(Sha256::digest(b"x")) };
         state.set_watermark(&w).unwrap();
         assert_eq!(StateDir::open(tmp.path()).unwrap().watermark().unwrap(), Some(w));
     }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use halftone_channels::wire::{CheckResponse, UpdateOffer};
-use halftone_channels::{ChannelName, KeyId, Sha256, Signature, Target, TrustedKeys, Version};
+use halftone_channels::{ChannelName, KeyId, Ladder, Sha256, Signature, Target, TrustedKeys, Version};
 use reqwest::Url;
 
 use crate::watermark::{Watermark, admit};
@@ -88,6 +88,10 @@ pub(crate) struct Device<'a> {
     pub(crate) max_size: u64,
     /// The release keys the app trusts.
     pub(crate) keys: &'a TrustedKeys,
+    /// The channel the device is on.
+    pub(crate) channel: &'a ChannelName,
+    /// The app's channels, by stability.
+    pub(crate) ladder: &'a Ladder,
 }
 
 /// A check-in answer as the SDK sees it: the validated outcome, and when to ask again.
@@ -126,6 +130,15 @@ pub(crate) fn accept(
         return Err(Refusal::WrongTarget { offered: target, device: device.target.clone() });
     }
     admit(&offer.version, &artifact.sha256, device.running, device.watermark)?;
+    // A device sees its own channel and the more stable ones; never a less stable one's build
+    // (a beta prerelease offered to a stable device). A device on a channel the SDK was not
+    // told about is not checked.
+    let ladder = device.ladder;
+    if ladder.contains(device.channel.as_str())
+        && ladder.sees(device.channel.as_str(), offer.channel.as_str()) != Some(true)
+    {
+        return Err(Refusal::WrongChannel { offered: offer.channel, device: device.channel.clone() });
+    }
     if artifact.size > device.max_size {
         return Err(Refusal::TooLarge { size: artifact.size, limit: device.max_size });
     }
@@ -182,8 +195,15 @@ mod tests {
     fn check(version: &str, os: &str) -> Result<Update, Refusal> {
         let running = Version::new(1, 0, 0);
         let keys = keys("k");
-        let device =
-            Device { running: &running, target: &target("linux", "x86_64"), watermark: None, max_size: 5, keys: &keys };
+        let device = Device {
+            running: &running,
+            target: &target("linux", "x86_64"),
+            watermark: None,
+            max_size: 5,
+            keys: &keys,
+            channel: &ChannelName::beta(),
+            ladder: &Ladder::default(),
+        };
         accept(offer(version, os), &device, |u| Ok(Url::parse(&format!("http://h{u}")).unwrap()))
     }
 
@@ -205,10 +225,46 @@ mod tests {
         assert!(matches!(check("1.0.0-rc.1", "linux"), Err(Refusal::NotNewer { .. })));
         let running = Version::new(1, 0, 0);
         let keys = keys("k");
-        let device =
-            Device { running: &running, target: &target("linux", "x86_64"), watermark: None, max_size: 4, keys: &keys };
+        let device = Device {
+            running: &running,
+            target: &target("linux", "x86_64"),
+            watermark: None,
+            max_size: 4,
+            keys: &keys,
+            channel: &ChannelName::beta(),
+            ladder: &Ladder::default(),
+        };
         let big = accept(offer("1.1.0", "linux"), &device, |_| unreachable!());
         assert_eq!(big, Err(Refusal::TooLarge { size: 5, limit: 4 }));
+    }
+
+    #[test]
+    fn a_device_takes_builds_of_its_channel_or_a_more_stable_one_only() {
+        let (running, keys) = (Version::new(1, 0, 0), keys("k"));
+        let ladder = Ladder::with_custom([(ChannelName::parse("canary").unwrap(), 400)]).unwrap();
+        let on = |device: &str, offered: &str| {
+            let channel = ChannelName::parse(device).unwrap();
+            let device = Device {
+                running: &running,
+                target: &target("linux", "x86_64"),
+                watermark: None,
+                max_size: 5,
+                keys: &keys,
+                channel: &channel,
+                ladder: &ladder,
+            };
+            let mut o = offer("1.1.0", "linux");
+            o.channel = ChannelName::parse(offered).unwrap();
+            accept(o, &device, |u| Ok(Url::parse(&format!("http://h{u}")).unwrap())).map(|_| ())
+        };
+        assert_eq!(on("beta", "stable"), Ok(()));
+        assert_eq!(on("beta", "beta"), Ok(()));
+        assert_eq!(on("canary", "unstable"), Ok(()));
+        for (device, offered) in [("stable", "beta"), ("beta", "canary"), ("stable", "nightly")] {
+            let refused = on(device, offered);
+            assert!(matches!(refused, Err(Refusal::WrongChannel { .. })), "{device} offered {offered}: {refused:?}");
+        }
+        assert_eq!(on("nightly", "beta"), Ok(()), "a channel the app did not declare is not checked");
     }
 
     #[test]
@@ -221,6 +277,8 @@ mod tests {
             watermark: None,
             max_size: 5,
             keys: &other,
+            channel: &ChannelName::beta(),
+            ladder: &Ladder::default(),
         };
         let refused =
             accept(offer("1.1.0", "linux"), &device, |_| unreachable!("no URL is resolved, nothing downloads"));

@@ -3,9 +3,10 @@
 //! A complete download is checked for its signed size, its SHA-256 and the ed25519 signature
 //! over the signed message, which the SDK rebuilds from its own app id and the offered
 //! version, os and arch: a genuine signature for another app, version or platform does not
-//! verify. Then, under the watermark lock and against the watermark on disk, the version must
-//! still be admitted (newer than the running version, not below the watermark). Only then is
-//! the watermark raised and the file renamed into place. Whatever fails is deleted.
+//! verify. Then, against the watermark on disk, the version must still be admitted (newer than
+//! the running version, not below the watermark). Only then is the file renamed into place.
+//! Whatever fails is deleted. Verification does not raise the watermark: installing does
+//! ([`Client::installed`](crate::Client::installed)).
 
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -97,19 +98,13 @@ impl Verifier<'_> {
         Ok(())
     }
 
-    /// Re-admits the version against the watermark on disk (another process, or another
-    /// download in this one, may have raised it), raises the watermark, then renames. The
-    /// watermark goes first: if the rename then fails, the same build is still admitted again.
+    /// Re-admits the version against the watermark on disk (another process, or an install
+    /// in this one, may have raised it), then renames.
     fn promote(&self, part: &Path, dest: &Path, update: &Update) -> Result<VerifiedFile, Error> {
         let mut cached = self.watermark.lock().unwrap_or_else(PoisonError::into_inner);
         let current = self.state.watermark()?;
         cached.clone_from(&current);
         admit(update.version(), &update.sha256, self.running, current.as_ref())?;
-        let new = Watermark { version: update.version().clone(), sha256: update.sha256 };
-        if new.raises(current.as_ref()) {
-            self.state.set_watermark(&new)?;
-            *cached = Some(new);
-        }
         fs::rename(part, dest).map_err(|source| Error::Io { path: dest.to_owned(), source })?;
         Ok(VerifiedFile { path: dest.to_owned(), version: update.version().clone(), sha256: update.sha256 })
     }

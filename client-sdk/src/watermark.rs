@@ -1,16 +1,22 @@
-//! The version watermark: the highest version this device has ever verified, and the rule
+//! The version watermark: the highest version this device has installed or run, and the rule
 //! that admits an update ([`admit`]). It lives in the state directory, so a replayed genuine old
 //! build is refused even after the app's cache, or the app itself, was reinstalled.
+//!
+//! It rises only when a build is installed ([`Client::installed`](crate::Client::installed))
+//! or runs (a client built with a version above it), never at download: a genuine build that
+//! was only downloaded (say, a prerelease of another channel, replayed) cannot lock the device
+//! out of the hotfixes of its own channel.
 
 use halftone_channels::{Sha256, Version};
 
 use crate::Refusal;
 
-/// The highest verified version and the digest of the build that carried it.
+/// The highest installed or running version and, when known, the digest of its build.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Watermark {
     pub(crate) version: Version,
-    pub(crate) sha256: Sha256,
+    /// The build's digest: known for an installed download, not for a version the app runs.
+    pub(crate) sha256: Option<Sha256>,
 }
 
 const HEADER: &str = "halftone-watermark-v1";
@@ -18,7 +24,8 @@ const HEADER: &str = "halftone-watermark-v1";
 impl Watermark {
     /// The file form: a header line, then `version=` and `sha256=` lines.
     pub(crate) fn encode(&self) -> String {
-        format!("{HEADER}\nversion={}\nsha256={}\n", self.version, self.sha256)
+        let sha = self.sha256.map(|s| s.to_string()).unwrap_or_default();
+        format!("{HEADER}\nversion={}\nsha256={sha}\n", self.version)
     }
 
     /// Parses [`Watermark::encode`]'s form; anything else is an error, never a default.
@@ -35,7 +42,10 @@ impl Watermark {
                 .ok_or_else(|| format!("expected a line {name}=..."))
         };
         let version = Version::parse(field("version")?).map_err(|e| e.to_string())?;
-        let sha256 = Sha256::parse(field("sha256")?).map_err(|e| e.to_string())?;
+        let sha256 = match field("sha256")? {
+            "" => None,
+            hex => Some(Sha256::parse(hex).map_err(|e| e.to_string())?),
+        };
         if lines.next().is_some() {
             return Err("unexpected lines after sha256".into());
         }
@@ -53,7 +63,7 @@ impl Watermark {
 /// The version must be newer than the running one (never a downgrade) and not below the
 /// watermark. The watermark version itself is admitted again only with the same digest: that
 /// is the same signed build downloaded a second time (say, after a failed install), not a
-/// replay.
+/// replay; a watermark set by a running version (no digest) admits only newer versions.
 pub(crate) fn admit(
     version: &Version,
     sha256: &Sha256,
@@ -64,7 +74,7 @@ pub(crate) fn admit(
         return Err(Refusal::NotNewer { offered: version.clone(), running: running.clone() });
     }
     match watermark {
-        Some(w) if *version < w.version || (*version == w.version && *sha256 != w.sha256) => {
+        Some(w) if *version < w.version || (*version == w.version && Some(*sha256) != w.sha256) => {
             Err(Refusal::BelowWatermark { offered: version.clone(), watermark: w.version.clone() })
         }
         _ => Ok(()),
@@ -80,7 +90,7 @@ mod tests {
     }
 
     fn wm(version: &str, bytes: &[u8]) -> Watermark {
-        Watermark { version: v(version), sha256: Sha256::digest(bytes) }
+        Watermark { version: v(version), sha256: Some(Sha256::digest(bytes)) }
     }
 
     fn check(offered: &str, bytes: &[u8], running: &str, watermark: Option<Watermark>, ok: bool) {
@@ -99,6 +109,9 @@ mod tests {
         check("2.0.0", b"x", "1.0.0", Some(wm("2.0.0", b"x")), true);
         check("2.0.0", b"y", "1.0.0", Some(wm("2.0.0", b"x")), false);
         check("2.0.1", b"y", "1.0.0", Some(wm("2.0.0", b"x")), true);
+        let ran = Watermark { version: v("2.0.0"), sha256: None };
+        check("2.0.0", b"x", "1.0.0", Some(ran.clone()), false);
+        check("2.0.1", b"x", "1.0.0", Some(ran), true);
     }
 
     #[test]
@@ -117,6 +130,9 @@ mod tests {
             assert!(Watermark::decode(bad).is_err(), "{bad:?}");
         }
         assert!(Watermark::decode(&format!("{}extra\n", w.encode())).is_err());
+        let ran = Watermark { version: v("3.0.0"), sha256: None };
+        assert_eq!(ran.encode(), "halftone-watermark-v1\nversion=3.0.0\nsha256=\n");
+        assert_eq!(Watermark::decode(&ran.encode()), Ok(ran));
         assert!(wm("2.0.0", b"x").raises(None));
         assert!(wm("2.0.1", b"x").raises(Some(&w)));
         assert!(!wm("2.0.0-rc.1", b"y").raises(Some(&w)));
