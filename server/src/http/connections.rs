@@ -144,12 +144,16 @@ fn refuse(stream: &TcpStream, cap: u32) {
         crate::problem::PROBLEM_JSON,
         body.len()
     );
-    let _ = stream.try_write(&[head.as_bytes(), &body].concat());
-    // Shut the socket itself down through a second descriptor (no unsafe code needed); the
-    // worker's own descriptor then reads the end of the stream and is closed.
+    // Through a second descriptor of the same socket (no unsafe code needed): tokio's own
+    // `try_write` would not write before the reactor has seen the socket writable. The socket
+    // is non-blocking, so this takes what the buffer holds without waiting. The shutdown then
+    // ends the socket itself; the worker's descriptor reads the end of the stream and closes.
+    use std::io::Write as _;
     use std::os::fd::AsFd as _;
     if let Ok(fd) = stream.as_fd().try_clone_to_owned() {
-        let _ = std::net::TcpStream::from(fd).shutdown(std::net::Shutdown::Both);
+        let mut socket = std::net::TcpStream::from(fd);
+        let _ = socket.write(&[head.as_bytes(), &body].concat());
+        let _ = socket.shutdown(std::net::Shutdown::Both);
     }
 }
 

@@ -9,6 +9,7 @@ mod auth;
 mod bad_input;
 mod durability;
 mod feedback;
+mod limits;
 mod object_store;
 mod postgres_harness;
 mod postgres_store;
