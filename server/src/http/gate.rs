@@ -1,7 +1,7 @@
 //! What every route checks before its handler runs, in this order: the request rate of its
 //! lane (429, see [`shedding`](crate::http::shedding)), then the declared body size (413
 //! before any of the body is read), then the body's deadline is set (408, see
-//! [`body`](crate::http::body)). Answers are problems from `ApiError`, counted like any other.
+//! [`body`]). Answers are problems from `ApiError`, counted like any other.
 
 use std::sync::Arc;
 
