@@ -19,6 +19,7 @@ use futures_util::{FutureExt as _, Stream, StreamExt as _};
 use serde::de::DeserializeOwned;
 use tokio::time::{Instant, Sleep};
 
+use crate::http::objects::ObjectsOnly;
 use crate::problem::ApiError;
 
 /// When a body must have arrived.
@@ -119,9 +120,9 @@ pub async fn read(mut payload: web::Payload, limit: usize) -> Result<web::BytesM
 
 /// Parses a JSON body into `T`; serde's message (with line and column) becomes the detail.
 ///
-/// Every body the API takes is a JSON object, and only an object is read as one: serde would
-/// otherwise take an array for a struct, its fields by position (`[2500]` for
-/// `{"basis_points": 2500}`), which no client means.
+/// Every body the API takes is a JSON object, and only an object is read as one, at the top
+/// and at every depth ([`ObjectsOnly`]): serde would otherwise take an array for a struct, its
+/// fields by position (`[2500]` for `{"basis_points": 2500}`), which no client means.
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.is_empty() {
         return Err(ApiError::BadRequest("the request needs a JSON body".into()));
@@ -135,7 +136,11 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         }
         None => return Err(ApiError::BadRequest("the request needs a JSON body".into())),
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    // Nested structs must be objects too (see `ObjectsOnly`).
+    let mut de = serde_json::Deserializer::from_slice(body);
+    T::deserialize(ObjectsOnly(&mut de))
+        .and_then(|t| de.end().map(|()| t))
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
 /// Reads and parses a JSON body.

@@ -61,11 +61,8 @@ pub async fn check<B: MessageBody>(
     mut req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
-    if lane != Lane::Ops {
-        let client = client_ip(req.request(), &gate.trusted_proxies);
-        if let Err(e) = gate.shedding.admit(lane, client) {
-            return Ok(req.into_response(e.error_response()).map_into_right_body());
-        }
+    if let Err(e) = gate.shedding.admit(lane, || client_ip(req.request(), &gate.trusted_proxies)) {
+        return Ok(req.into_response(e.error_response()).map_into_right_body());
     }
     let (limit, what, deadline) = match kind {
         BodyKind::Json => {

@@ -9,6 +9,7 @@ pub mod client_ip;
 pub mod connections;
 pub mod device;
 pub mod gate;
+pub mod objects;
 pub mod ops;
 pub mod range;
 pub mod shedding;

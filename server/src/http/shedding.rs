@@ -70,15 +70,17 @@ impl Shedding {
         }
     }
 
-    /// Counts a request of `lane` from `client` (when known), or refuses it with a 429 that
-    /// says when to retry.
-    pub fn admit(&self, lane: Lane, client: Option<IpAddr>) -> Result<(), ApiError> {
+    /// Counts a request of `lane` from `client` (asked for only when a per-address rate is
+    /// on; `None` when unknown), or refuses it with a 429 that says when to retry.
+    pub fn admit(&self, lane: Lane, client: impl FnOnce() -> Option<IpAddr>) -> Result<(), ApiError> {
         let limits = match lane {
             Lane::Device => &self.device,
             Lane::Admin => &self.admin,
             Lane::Ops => return Ok(()),
         };
-        if let (Some(limiter), Some(ip)) = (&limits.per_address, client) {
+        if let Some(limiter) = &limits.per_address
+            && let Some(ip) = client()
+        {
             limiter
                 .check_key(&address_key(ip))
                 .map_err(|n| self.refusal(n, format!("too many {} requests from this address", limits.name)))?;
@@ -121,20 +123,20 @@ mod tests {
         let a: IpAddr = "203.0.113.9".parse().unwrap();
         let b: IpAddr = "203.0.113.10".parse().unwrap();
         for _ in 0..4 {
-            shedding.admit(Lane::Device, Some(a)).unwrap();
+            shedding.admit(Lane::Device, || Some(a)).unwrap();
         }
-        let e = shedding.admit(Lane::Device, Some(a)).unwrap_err();
+        let e = shedding.admit(Lane::Device, || Some(a)).unwrap_err();
         assert!(matches!(&e, ApiError::TooManyRequests { retry_after_s: 1, .. }), "{e:?}");
         assert!(e.to_string().contains("too many device requests from this address"), "{e}");
-        shedding.admit(Lane::Device, Some(b)).unwrap();
-        shedding.admit(Lane::Device, None).unwrap();
+        shedding.admit(Lane::Device, || Some(b)).unwrap();
+        shedding.admit(Lane::Device, || None).unwrap();
         for _ in 0..2 {
-            shedding.admit(Lane::Admin, Some(a)).unwrap();
+            shedding.admit(Lane::Admin, || Some(a)).unwrap();
         }
-        let e = shedding.admit(Lane::Admin, Some(b)).unwrap_err();
+        let e = shedding.admit(Lane::Admin, || Some(b)).unwrap_err();
         assert!(e.to_string().contains("shedding admin requests"), "{e}");
         for _ in 0..100 {
-            shedding.admit(Lane::Ops, Some(a)).unwrap();
+            shedding.admit(Lane::Ops, || Some(a)).unwrap();
         }
         shedding.forget_idle();
     }

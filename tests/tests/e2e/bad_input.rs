@@ -472,6 +472,10 @@ async fn arrays_disguised_names_and_huge_echoes_are_refused() {
     let app_by_position = json!(["Notes", [], []]);
     admin.put("/v1/apps/notes", &app_by_position).await.assert_problem(400, "expected a JSON object");
     admin.post("/v1/tokens", &json!(["x", "admin"])).await.assert_problem(400, "expected a JSON object");
+    // Nested objects too: a promotion's rollout by position.
+    let promote = json!({"channel": "beta", "rollout": [2500]});
+    let r = admin.post("/v1/apps/notes/releases/1.0.0/promote", &promote).await;
+    r.assert_problem(400, "invalid type: sequence, expected struct");
     let check = json!(["d1", "1.0.0", "stable", "linux", "x86_64"]);
     device.post("/v1/apps/notes/check", &check).await.assert_problem(400, "expected a JSON object");
     device.post("/v1/apps/notes/check", &json!("d1")).await.assert_problem(400, "expected a JSON object");
