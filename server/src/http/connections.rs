@@ -117,7 +117,9 @@ impl ConnectionCap {
             }
             Admission::Exempt => {}
             Admission::Refused => {
-                tracing::warn!(peer = %peer.ip(), cap = self.cap, "connection refused: too many from one address");
+                // Counted, and logged only at debug: a flood of refusals must not flood the log.
+                metrics::counter!("halftone_connections_refused_total").increment(1);
+                tracing::debug!(peer = %peer.ip(), cap = self.cap, "connection refused: too many from one address");
                 refuse(stream, self.cap);
             }
         }
