@@ -38,8 +38,8 @@ fn gated(gate: &Arc<Gate>, lane: Lane, kind: BodyKind, route: Route) -> Route {
     route.wrap(middleware::from_fn(move |req, next| gate::check(gate.clone(), lane, kind, req, next)))
 }
 
-/// A resource with its routes behind the `lane`'s gate (JSON bodies), a 405 for other methods,
-/// and request counting labelled with `path` (known here, so counting costs no second routing
+/// A resource with its routes behind the `lane`'s gate (JSON bodies; `None` when each route has
+/// its own, see [`gated`]), a 405 for other methods, and request counting labelled with `path` (known here, so counting costs no second routing
 /// pass; refusals by the gate are counted too).
 fn resource(
     gate: Arc<Gate>,
