@@ -10,6 +10,10 @@ ROOT=$(cd "$HERE/.." && pwd)
 DURATION=${BENCH_DURATION:-10}
 RUNS=${BENCH_RUNS:-3}
 RELEASES=${BENCH_RELEASES:-100}
+# The load comes from one address, far over the per-address request rates of a real server
+# (docs/api.md, "Connection limits and load shedding"): turn them off unless set.
+export HALFTONE_DEVICE_RATE_PER_ADDRESS=${HALFTONE_DEVICE_RATE_PER_ADDRESS:-0}
+export HALFTONE_ADMIN_RATE_PER_ADDRESS=${HALFTONE_ADMIN_RATE_PER_ADDRESS:-0}
 WORK=$(mktemp -d /tmp/halftone-feedback.XXXXXX)
 PIDS=()
 cleanup() {

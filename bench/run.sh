@@ -38,6 +38,10 @@ IDLE_BUSY_PCT=${BENCH_IDLE_BUSY_PCT:-15}        # "idle": all CPUs at most this 
 IDLE_SECONDS=${BENCH_IDLE_SECONDS:-3}           # ...for this many seconds in a row...
 IDLE_MAX_WAIT=${BENCH_IDLE_MAX_WAIT:-$d_idle}   # ...waiting at most this long, then run anyway
 SECTIONS=${BENCH_SECTIONS:-main,flip,devices,upload,catalog,startup}
+# The load comes from one address, far over the per-address request rates of a real server
+# (docs/api.md, "Connection limits and load shedding"): turn them off unless set.
+export HALFTONE_DEVICE_RATE_PER_ADDRESS=${HALFTONE_DEVICE_RATE_PER_ADDRESS:-0}
+export HALFTONE_ADMIN_RATE_PER_ADDRESS=${HALFTONE_ADMIN_RATE_PER_ADDRESS:-0}
 APP=bench
 
 has_section() { [[ ",$SECTIONS," == *",$1,"* ]]; }

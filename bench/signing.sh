@@ -37,6 +37,7 @@ log "building release binaries"
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 
 declare -A URL PID
+export HALFTONE_DEVICE_RATE_PER_ADDRESS=${HALFTONE_DEVICE_RATE_PER_ADDRESS:-0} HALFTONE_ADMIN_RATE_PER_ADDRESS=${HALFTONE_ADMIN_RATE_PER_ADDRESS:-0}
 start() { # NAME SIGNING
   local port
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

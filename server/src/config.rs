@@ -78,7 +78,111 @@ pub struct ServeArgs {
     /// How long a signed answer stays valid, in seconds (a device refuses it afterwards).
     #[arg(long, env = "HALFTONE_ANSWER_TTL_S", default_value_t = 300)]
     pub answer_ttl_s: u64,
+    /// Connection limits, body deadlines and request rates.
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
+
+/// Connection limits, body deadlines and request rates of `halftone serve` (docs/api.md,
+/// "Connection limits and load shedding"). A rate of 0 turns that limit off.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitArgs {
+    /// Most open connections in all, shared among the workers; past it the server stops
+    /// accepting until some close (new ones wait in the listen backlog).
+    #[arg(long, env = "HALFTONE_MAX_CONNECTIONS", default_value_t = 25_000)]
+    pub max_connections: usize,
+    /// Most open connections from one client address (an IPv6 /64 counts as one); more are
+    /// answered 429 and closed at once. Trusted proxies are exempt. 0: no cap.
+    #[arg(long, env = "HALFTONE_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 256)]
+    pub max_connections_per_address: u32,
+    /// Seconds an idle keep-alive connection stays open.
+    #[arg(long, env = "HALFTONE_KEEP_ALIVE_S", default_value_t = 5)]
+    pub keep_alive_s: u64,
+    /// Seconds a client has to send a request's head (line and headers); then 408.
+    #[arg(long, env = "HALFTONE_HEAD_TIMEOUT_S", default_value_t = 5)]
+    pub head_timeout_s: u64,
+    /// Seconds a client has to send a whole JSON body, and the longest pause between two
+    /// pieces of an artifact upload; then 408 and the connection is closed.
+    #[arg(long, env = "HALFTONE_BODY_TIMEOUT_S", default_value_t = 10)]
+    pub body_timeout_s: u64,
+    /// Device requests (check-ins, events, downloads) per second from one client address,
+    /// with bursts of twice as many; over it, 429 with Retry-After. 0: no limit.
+    #[arg(long, env = "HALFTONE_DEVICE_RATE_PER_ADDRESS", default_value_t = 1_000)]
+    pub device_rate_per_address: u32,
+    /// Device requests per second in all (bursts of twice as many); over it, 429. 0: no limit.
+    #[arg(long, env = "HALFTONE_DEVICE_RATE", default_value_t = 0)]
+    pub device_rate: u32,
+    /// Admin requests per second from one client address (bursts of twice as many). 0: no limit.
+    #[arg(long, env = "HALFTONE_ADMIN_RATE_PER_ADDRESS", default_value_t = 100)]
+    pub admin_rate_per_address: u32,
+    /// Admin requests per second in all (bursts of twice as many). 0: no limit.
+    #[arg(long, env = "HALFTONE_ADMIN_RATE", default_value_t = 0)]
+    pub admin_rate: u32,
+}
+
+/// Connection limits, body deadlines and request rates, checked; see [`LimitArgs`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most open connections in all.
+    pub max_connections: usize,
+    /// Most open connections per client address; `None`: no cap.
+    pub max_connections_per_address: Option<u32>,
+    /// How long an idle keep-alive connection stays open.
+    pub keep_alive: std::time::Duration,
+    /// How long a client has to send a request's head.
+    pub head_timeout: std::time::Duration,
+    /// How long a client has to send a JSON body, or may pause in an upload.
+    pub body_timeout: std::time::Duration,
+    /// Device requests per second per client address; `None`: no limit.
+    pub device_rate_per_address: Option<u32>,
+    /// Device requests per second in all; `None`: no limit.
+    pub device_rate: Option<u32>,
+    /// Admin requests per second per client address; `None`: no limit.
+    pub admin_rate_per_address: Option<u32>,
+    /// Admin requests per second in all; `None`: no limit.
+    pub admin_rate: Option<u32>,
+}
+
+impl Limits {
+    /// No caps and no rates, the timeouts of `halftone serve`: what tests start from, so
+    /// that a test that sends thousands of check-ins from 127.0.0.1 is not throttled.
+    pub fn unlimited() -> Self {
+        Limits {
+            max_connections: 25_000,
+            max_connections_per_address: None,
+            keep_alive: std::time::Duration::from_secs(5),
+            head_timeout: std::time::Duration::from_secs(5),
+            body_timeout: std::time::Duration::from_secs(10),
+            device_rate_per_address: None,
+            device_rate: None,
+            admin_rate_per_address: None,
+            admin_rate: None,
+        }
+    }
+}
+
+impl TryFrom<&LimitArgs> for Limits {
+    type Error = anyhow::Error;
+    fn try_from(a: &LimitArgs) -> anyhow::Result<Self> {
+        let on = |n: u32| (n > 0).then_some(n);
+        anyhow::ensure!(a.max_connections >= 1, "--max-connections must be at least 1");
+        anyhow::ensure!(a.keep_alive_s <= 3600, "--keep-alive-s must be at most 3600");
+        anyhow::ensure!((1..=3600).contains(&a.head_timeout_s), "--head-timeout-s must be between 1 and 3600");
+        anyhow::ensure!((1..=3600).contains(&a.body_timeout_s), "--body-timeout-s must be between 1 and 3600");
+        Ok(Limits {
+            max_connections: a.max_connections,
+            max_connections_per_address: on(a.max_connections_per_address),
+            keep_alive: std::time::Duration::from_secs(a.keep_alive_s),
+            head_timeout: std::time::Duration::from_secs(a.head_timeout_s),
+            body_timeout: std::time::Duration::from_secs(a.body_timeout_s),
+            device_rate_per_address: on(a.device_rate_per_address),
+            device_rate: on(a.device_rate),
+            admin_rate_per_address: on(a.admin_rate_per_address),
+            admin_rate: on(a.admin_rate),
+        })
+    }
+}
+
 
 /// A setting that is on or off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -218,11 +322,13 @@ pub struct Config {
     pub answer_batch: Option<std::time::Duration>,
     /// How long a signed answer stays valid, in seconds.
     pub answer_ttl_s: u64,
+    /// Connection limits, body deadlines and request rates.
+    pub limits: Limits,
 }
 
 impl Config {
     /// A configuration for tests: loopback on a free port, data in `data_dir`, two workers, no
-    /// background scheduler.
+    /// background scheduler, no connection caps nor request rates ([`Limits::unlimited`]).
     pub fn for_tests(data_dir: impl Into<PathBuf>) -> Self {
         Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -239,6 +345,7 @@ impl Config {
             artifact_downloads: DownloadMode::Stream,
             answer_batch: Some(std::time::Duration::from_micros(500)),
             answer_ttl_s: 300,
+            limits: Limits::unlimited(),
         }
     }
 }
@@ -279,6 +386,7 @@ impl TryFrom<ServeArgs> for Config {
         let (artifacts, artifact_downloads) = artifact_settings(&a)?;
         anyhow::ensure!((1..=5000).contains(&a.answer_batch_us), "--answer-batch-us must be between 1 and 5000");
         anyhow::ensure!((10..=86_400).contains(&a.answer_ttl_s), "--answer-ttl-s must be between 10 and 86400");
+        let limits = Limits::try_from(&a.limits)?;
         Ok(Config {
             bind,
             data_dir: a.data_dir,
@@ -294,6 +402,7 @@ impl TryFrom<ServeArgs> for Config {
             artifact_downloads,
             answer_batch: (a.answer_signing == Toggle::On).then(|| std::time::Duration::from_micros(a.answer_batch_us)),
             answer_ttl_s: a.answer_ttl_s,
+            limits,
         })
     }
 }
@@ -338,6 +447,23 @@ mod tests {
     fn refused(flags: &[&str], needle: &str) {
         let e = format!("{:#}", config(flags).unwrap_err());
         assert!(e.contains(needle), "{flags:?}: {e:?} should contain {needle:?}");
+    }
+
+    #[test]
+    fn limits_have_documented_defaults_and_zero_turns_a_rate_off() {
+        let l = config(&[]).unwrap().limits;
+        assert_eq!(
+            (l.max_connections, l.max_connections_per_address, l.keep_alive.as_secs(), l.head_timeout.as_secs()),
+            (25_000, Some(256), 5, 5)
+        );
+        assert_eq!((l.body_timeout.as_secs(), l.device_rate_per_address, l.device_rate), (10, Some(1_000), None));
+        assert_eq!((l.admin_rate_per_address, l.admin_rate), (Some(100), None));
+        let l = config(&["--device-rate-per-address", "0", "--max-connections-per-address", "0", "--admin-rate", "7"])
+            .unwrap()
+            .limits;
+        assert_eq!((l.device_rate_per_address, l.max_connections_per_address, l.admin_rate), (None, None, Some(7)));
+        refused(&["--body-timeout-s", "0"], "--body-timeout-s");
+        refused(&["--max-connections", "0"], "--max-connections");
     }
 
     #[test]

@@ -38,6 +38,6 @@ mod views;
 mod writer;
 
 pub use artifacts::{ArtifactLocation, CdnBase, DownloadMode, S3Credentials, S3Location, Secret};
-pub use config::{Config, LogFormat, ServeArgs, StoreLocation};
+pub use config::{Config, LimitArgs, Limits, LogFormat, ServeArgs, StoreLocation};
 pub use scheduler::TickReport;
 pub use startup::{Server, build, build_with};

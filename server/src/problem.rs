@@ -22,6 +22,12 @@
 //! consistency checks ([`SelectError`], [`LadderError`], [`CatalogError`], [`SnapshotError`])
 //! are 422; an upload whose bytes do not hash to its name is a 422, one cut short a 400; an
 //! object store that does not answer is a 503 with `Retry-After`.
+//!
+//! ## Echoed input is bounded
+//!
+//! Details quote what they refuse (a value, a field name, a path), and a client can send
+//! megabytes of it. [`ApiError::problem`] shortens every quoted span and every unbroken word
+//! of a detail to [`MAX_ECHO`] characters followed by `…`, whichever error made it.
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
@@ -58,7 +64,11 @@ pub enum ApiError {
     /// `If-Match` names an older revision (412).
     #[error("{0}")]
     PreconditionFailed(String),
-    /// The body is larger than allowed (413).
+    /// The body did not arrive within the body deadline (408); the connection is closed.
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// The body is larger than allowed (413); the connection is closed, since the rest of the
+    /// body is not read.
     #[error("{0}")]
     PayloadTooLarge(String),
     /// Well-formed but refused: bad signature, missing artifact, version not higher (422).
@@ -67,6 +77,14 @@ pub enum ApiError {
     /// `If-Match` is required (428).
     #[error("{0}")]
     PreconditionRequired(String),
+    /// Over a request rate limit (429 with `Retry-After`, whole seconds). Nothing was done.
+    #[error("{detail}")]
+    TooManyRequests {
+        /// What limit, for people.
+        detail: String,
+        /// Seconds until a request would be allowed again (at least 1).
+        retry_after_s: u64,
+    },
     /// The store cannot be reached; retry later (503 with `Retry-After`). Nothing was written.
     #[error("{0}")]
     Unavailable(String),
@@ -91,9 +109,11 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => "method-not-allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::PreconditionFailed(_) => "precondition-failed",
+            ApiError::RequestTimeout(_) => "request-timeout",
             ApiError::PayloadTooLarge(_) => "payload-too-large",
             ApiError::Unprocessable(_) => "unprocessable",
             ApiError::PreconditionRequired(_) => "precondition-required",
+            ApiError::TooManyRequests { .. } => "too-many-requests",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -108,7 +128,7 @@ impl ApiError {
             status: status.as_u16(),
             detail: match self {
                 ApiError::Internal(_) => "the server failed to handle this request; it has been logged".to_owned(),
-                other => other.to_string(),
+                other => shorten_echoes(&other.to_string()),
             },
         }
     }
@@ -124,9 +144,11 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -147,10 +169,14 @@ impl ResponseError for ApiError {
             ApiError::Unavailable(_) => {
                 res.insert_header((header::RETRY_AFTER, RETRY_AFTER_S.to_string()));
             }
+            ApiError::TooManyRequests { retry_after_s, .. } => {
+                res.insert_header((header::RETRY_AFTER, retry_after_s.to_string()));
+            }
+            // The rest of the body is not read: the connection cannot carry another request.
+            ApiError::RequestTimeout(_) | ApiError::PayloadTooLarge(_) => {
+                res.force_close();
+            }
             _ => {}
-        }
-        if matches!(self, ApiError::Unavailable(_)) {
-            res.insert_header((header::RETRY_AFTER, "5"));
         }
         res.body(serde_json::to_vec(&self.problem()).expect("problems serialize"))
     }
@@ -158,6 +184,53 @@ impl ResponseError for ApiError {
 
 /// Seconds a client should wait before retrying while the store is unavailable.
 pub const RETRY_AFTER_S: u32 = 5;
+
+/// The most characters of a quoted span or of an unbroken word a problem's detail shows.
+pub const MAX_ECHO: usize = 80;
+
+/// `detail` with every quoted span (`"…"`, `` `…` ``) and every unbroken word longer than
+/// [`MAX_ECHO`] characters cut to its first [`MAX_ECHO`] characters and `…` (on a character
+/// boundary). A span already cut to [`MAX_ECHO`] and `…` (as `ParseError` does) is left alone.
+fn shorten_echoes(detail: &str) -> String {
+    let mut out = String::with_capacity(detail.len().min(1024));
+    let mut rest = detail;
+    while let Some(c) = rest.chars().next() {
+        // A span: a quoted run up to its closing quote (escapes skipped), or a run of
+        // non-whitespace, or one whitespace character.
+        let (open, body_end, close) = if c == '"' || c == '`' {
+            let mut escaped = false;
+            let end = rest[1..]
+                .char_indices()
+                .find(|&(_, ch)| {
+                    let closes = ch == c && !escaped;
+                    escaped = c == '"' && ch == '\\' && !escaped;
+                    closes
+                })
+                .map(|(i, _)| i + 1);
+            match end {
+                Some(end) => (1, end, end + 1),
+                None => (1, rest.len(), rest.len()),
+            }
+        } else if c.is_whitespace() {
+            (0, c.len_utf8(), c.len_utf8())
+        } else {
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            (0, end, end)
+        };
+        let body = &rest[open..body_end];
+        out.push_str(&rest[..open]);
+        match body.char_indices().nth(MAX_ECHO) {
+            Some((cut, _)) if body.chars().count() > MAX_ECHO + 1 || !body.ends_with('…') => {
+                out.push_str(&body[..cut]);
+                out.push('…');
+            }
+            _ => out.push_str(body),
+        }
+        out.push_str(&rest[body_end..close]);
+        rest = &rest[close..];
+    }
+    out
+}
 
 impl From<anyhow::Error> for ApiError {
     /// An unreachable store is a 503 the client may retry; anything else is a bug (500).
@@ -206,6 +279,7 @@ impl From<UploadError> for ApiError {
             UploadError::HashMismatch { .. } => ApiError::Unprocessable(e.to_string()),
             UploadError::TooLarge(_) => ApiError::PayloadTooLarge(e.to_string()),
             UploadError::Interrupted(_) => ApiError::BadRequest(e.to_string()),
+            UploadError::TimedOut(_) => ApiError::RequestTimeout(e.to_string()),
             UploadError::Unavailable(e) => ApiError::object_store_unavailable(e),
             UploadError::Io(e) => ApiError::Internal(e),
         }
@@ -235,6 +309,33 @@ mod tests {
         assert_eq!(status(ParseError::new(What::Rollout, "1.0.0", "at most 32 rules")), 422);
         let ladder = halftone_channels::Ladder::with_custom([("beta".parse().unwrap(), 100)]).unwrap_err();
         assert_eq!(status(ladder), 422);
+    }
+
+    #[test]
+    fn echoed_input_is_cut_to_80_characters() {
+        let long = "é".repeat(10_000);
+        for detail in [
+            format!("invalid JSON body: unknown field `{long}`, expected one of `a`, `b` at line 1 column 20012"),
+            format!("invalid JSON body: invalid type: string \"{long}\", expected u16"),
+            format!("there is no route GET /v1/{long}"),
+            format!("unterminated \"{long}"),
+        ] {
+            let p = ApiError::BadRequest(detail.clone()).problem();
+            assert!(p.detail.chars().count() < 200, "{}", p.detail);
+            assert!(p.detail.contains("é…"), "{}", p.detail);
+            assert!(!p.detail.contains(&"é".repeat(81)), "{}", p.detail);
+        }
+        let p = ApiError::BadRequest("invalid JSON body: unknown field `a\"b`, line 1".into()).problem();
+        assert_eq!(p.detail, "invalid JSON body: unknown field `a\"b`, line 1", "short details are untouched");
+        let escaped = format!("invalid x \"{}\\\"{}\": too long", "a".repeat(10), "b".repeat(100));
+        let p = ApiError::BadRequest(escaped).problem();
+        assert_eq!(p.detail, format!("invalid x \"{}\\\"{}…\": too long", "a".repeat(10), "b".repeat(68)));
+        // What `ParseError` already cut is not cut again.
+        let e = halftone_channels::AppId::parse(&"a".repeat(500)).unwrap_err();
+        let p = ApiError::from(e.clone()).problem();
+        assert_eq!(p.detail, e.to_string());
+        assert_eq!(status(ApiError::TooManyRequests { detail: "x".into(), retry_after_s: 1 }), 429);
+        assert_eq!(status(ApiError::RequestTimeout("x".into())), 408);
     }
 
     #[test]

@@ -10,6 +10,8 @@ use anyhow::Context as _;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::http::connections::ConnectionCap;
+use crate::http::gate::Gate;
 use crate::metrics::Metrics;
 use crate::state::State;
 
@@ -63,6 +65,18 @@ impl Server {
     }
 }
 
+/// Every minute, forgets the addresses whose rate limits are full again, until the server
+/// (the last holder of the gate) is gone.
+async fn forget_idle_addresses(gate: std::sync::Weak<Gate>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let Some(gate) = gate.upgrade() else { return };
+        gate.shedding().forget_idle();
+    }
+}
+
 /// Opens the data dir and binds the listener, on the system clock.
 pub async fn build(config: Config) -> anyhow::Result<Server> {
     build_with(config, Arc::new(SystemClock)).await
@@ -93,17 +107,29 @@ pub async fn build_with(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
         tokio::spawn(crate::replica::follow(Arc::downgrade(&shared), shared.config.clone()));
     }
     let metrics = web::Data::new(Metrics::global());
-    let server = HttpServer::new(move || {
+    let limits = shared.config.limits;
+    let gate = Gate::new(&shared.config);
+    tokio::spawn(forget_idle_addresses(Arc::downgrade(&gate)));
+    let app_gate = gate.clone();
+    let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .app_data(metrics.clone())
             .wrap(middleware::from_fn(crate::telemetry::request_span))
-            .configure(crate::http::configure)
+            .configure(|cfg| crate::http::configure(cfg, &app_gate))
     })
     .workers(workers)
-    .shutdown_timeout(30)
-    .listen(listener)?
-    .run();
+    // actix counts connections per worker: the total is shared out.
+    .max_connections(limits.max_connections.div_ceil(workers).max(1))
+    .keep_alive(limits.keep_alive)
+    .client_request_timeout(limits.head_timeout)
+    .client_disconnect_timeout(std::time::Duration::from_secs(1))
+    .shutdown_timeout(30);
+    if let Some(cap) = limits.max_connections_per_address {
+        let cap = ConnectionCap::new(cap, shared.config.trusted_proxies.clone());
+        server = server.on_connect(move |io, data| cap.on_connect(io, data));
+    }
+    let server = server.listen(listener)?.run();
     tracing::info!(%addr, "halftone listening");
     Ok(Server { addr, bootstrap_token, server, state: shared })
 }

@@ -170,7 +170,7 @@ impl BucketStore {
 
     /// Streams `body` into a multipart upload to the final key, completed only when the bytes
     /// hash to `claimed` and fit in `limit`, aborted otherwise. A stored digest is a no-op.
-    pub async fn put<E: std::fmt::Display>(
+    pub async fn put<E: std::fmt::Display + 'static>(
         &self,
         claimed: Sha256,
         mut body: impl Stream<Item = Result<Bytes, E>> + Unpin,

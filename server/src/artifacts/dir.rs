@@ -62,7 +62,7 @@ impl DirStore {
 
     /// Streams `body` into the store under `claimed`, refusing more than `limit` bytes or
     /// bytes with another digest. A second upload of stored bytes is a no-op.
-    pub async fn put<E: std::fmt::Display>(
+    pub async fn put<E: std::fmt::Display + 'static>(
         &self,
         claimed: Sha256,
         mut body: impl Stream<Item = Result<Bytes, E>> + Unpin,

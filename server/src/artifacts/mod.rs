@@ -44,8 +44,17 @@ impl Received {
 
     /// Counts and hashes the next piece of the body; a broken body or one past the limit is
     /// refused.
-    pub(crate) fn take<E: std::fmt::Display>(&mut self, chunk: Result<Bytes, E>) -> Result<Bytes, UploadError> {
-        let chunk = chunk.map_err(|e| UploadError::Interrupted(e.to_string()))?;
+    pub(crate) fn take<E: std::fmt::Display + 'static>(
+        &mut self,
+        chunk: Result<Bytes, E>,
+    ) -> Result<Bytes, UploadError> {
+        let chunk = chunk.map_err(|e| {
+            let payload = (&e as &dyn std::any::Any).downcast_ref::<actix_web::error::PayloadError>();
+            match payload.is_some_and(crate::http::body::is_deadline) {
+                true => UploadError::TimedOut(e.to_string()),
+                false => UploadError::Interrupted(e.to_string()),
+            }
+        })?;
         self.size += chunk.len() as u64;
         if self.size > self.limit {
             return Err(UploadError::TooLarge(self.limit));
@@ -81,6 +90,9 @@ pub enum UploadError {
     /// The client's stream broke.
     #[error("the upload was interrupted: {0}")]
     Interrupted(String),
+    /// The client paused longer than the body deadline allows.
+    #[error("the upload stalled: {0}")]
+    TimedOut(String),
     /// The object store did not answer or refused us.
     #[error(transparent)]
     Unavailable(anyhow::Error),
@@ -171,7 +183,7 @@ impl ArtifactStore {
 
     /// Streams `body` into the store under `claimed`, refusing more than `limit` bytes or
     /// bytes with another digest. A second upload of stored bytes is a no-op.
-    pub async fn put<E: std::fmt::Display>(
+    pub async fn put<E: std::fmt::Display + 'static>(
         &self,
         claimed: Sha256,
         body: impl Stream<Item = Result<Bytes, E>> + Unpin,

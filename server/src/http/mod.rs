@@ -1,15 +1,25 @@
 //! The HTTP API under `/v1`, thin and separate from decisions: routes map to handlers in
 //! [`device`], [`admin`] and [`ops`]; every failure is an RFC 9457 problem (see `problem.rs`).
+//! Before any handler, the route's [`gate`] checks its lane's request rate ([`shedding`]) and
+//! its body's size and deadline ([`body`]); [`connections`] caps connections per address.
 
 pub mod admin;
 pub mod body;
 pub mod client_ip;
+pub mod connections;
 pub mod device;
+pub mod gate;
+pub mod objects;
 pub mod ops;
 pub mod range;
+pub mod shedding;
+
+use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, Route, middleware, web};
 
+use crate::http::gate::{BodyKind, Gate};
+use crate::http::shedding::Lane;
 use crate::metrics::count_requests;
 
 use crate::problem::ApiError;
@@ -22,9 +32,18 @@ async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> 
     Err(ApiError::MethodNotAllowed(format!("{} is not allowed on {}", req.method(), req.path())))
 }
 
-/// A resource with its routes, a 405 for other methods, and request counting labelled with
-/// `path` (known here, so counting costs no second routing pass).
+/// The gate of one route (for a resource whose routes differ, like `/v1/artifacts/{sha256}`).
+fn gated(gate: &Arc<Gate>, lane: Lane, kind: BodyKind, route: Route) -> Route {
+    let gate = gate.clone();
+    route.wrap(middleware::from_fn(move |req, next| gate::check(gate.clone(), lane, kind, req, next)))
+}
+
+/// A resource with its routes behind the `lane`'s gate (JSON bodies; `None` when each route has
+/// its own, see [`gated`]), a 405 for other methods, and request counting labelled with `path` (known here, so counting costs no second routing
+/// pass; refusals by the gate are counted too).
 fn resource(
+    gate: Arc<Gate>,
+    lane: Option<Lane>,
     path: &'static str,
     routes: impl IntoIterator<Item = Route>,
 ) -> actix_web::Resource<
@@ -40,53 +59,77 @@ fn resource(
     for route in routes {
         r = r.route(route);
     }
-    r.default_service(web::to(method_not_allowed)).wrap(middleware::from_fn(
-        move |req: actix_web::dev::ServiceRequest, next: middleware::Next<actix_web::body::BoxBody>| {
-            count_requests(path, req, next)
-        },
-    ))
+    r.default_service(web::to(method_not_allowed))
+        .wrap(middleware::from_fn(move |req, next| {
+            let gate = gate.clone();
+            async move {
+                match lane {
+                    Some(lane) => gate::check(gate, lane, BodyKind::Json, req, next).await,
+                    None => Ok(next.call(req).await?.map_into_left_body()),
+                }
+            }
+        }))
+        .wrap(middleware::from_fn(
+            move |req: actix_web::dev::ServiceRequest,
+                  next: middleware::Next<actix_web::body::EitherBody<actix_web::body::BoxBody>>| {
+                count_requests(path, req, next)
+            },
+        ))
 }
 
-/// Registers every route.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Registers every route, behind `gate`.
+pub fn configure(cfg: &mut web::ServiceConfig, gate: &Arc<Gate>) {
+    let device = Some(Lane::Device);
+    let admin = Some(Lane::Admin);
+    let ops = Some(Lane::Ops);
+    let r = |lane, path, routes: Vec<Route>| resource(gate.clone(), lane, path, routes);
     // The check-in first: resources are matched in order, and it is the hot path.
-    cfg.service(resource("/v1/apps/{app}/check", [web::post().to(device::check)]))
-        .service(resource("/healthz", [web::get().to(ops::healthz)]))
-        .service(resource("/readyz", [web::get().to(ops::readyz)]))
-        .service(resource("/metrics", [web::get().to(ops::metrics)]))
-        .service(resource("/v1/apps", [web::get().to(admin::list_apps)]))
-        .service(resource("/v1/apps/{app}", [web::get().to(admin::get_app), web::put().to(admin::put_app)]))
-        .service(resource("/v1/apps/{app}/events", [web::post().to(device::events)]))
-        .service(resource("/v1/apps/{app}/explain", [web::post().to(admin::explain)]))
-        .service(resource("/v1/apps/{app}/audit", [web::get().to(admin::audit)]))
-        .service(resource("/v1/apps/{app}/status", [web::get().to(admin::status)]))
-        .service(resource("/v1/apps/{app}/rollback", [web::post().to(admin::rollback)]))
-        .service(resource(
+    cfg.service(r(device, "/v1/apps/{app}/check", vec![web::post().to(device::check)]))
+        .service(r(ops, "/healthz", vec![web::get().to(ops::healthz)]))
+        .service(r(ops, "/readyz", vec![web::get().to(ops::readyz)]))
+        .service(r(ops, "/metrics", vec![web::get().to(ops::metrics)]))
+        .service(r(admin, "/v1/apps", vec![web::get().to(admin::list_apps)]))
+        .service(r(admin, "/v1/apps/{app}", vec![web::get().to(admin::get_app), web::put().to(admin::put_app)]))
+        .service(r(device, "/v1/apps/{app}/events", vec![web::post().to(device::events)]))
+        .service(r(admin, "/v1/apps/{app}/explain", vec![web::post().to(admin::explain)]))
+        .service(r(admin, "/v1/apps/{app}/audit", vec![web::get().to(admin::audit)]))
+        .service(r(admin, "/v1/apps/{app}/status", vec![web::get().to(admin::status)]))
+        .service(r(admin, "/v1/apps/{app}/rollback", vec![web::post().to(admin::rollback)]))
+        .service(r(
+            admin,
             "/v1/apps/{app}/releases",
-            [web::get().to(admin::list_releases), web::post().to(admin::publish)],
+            vec![web::get().to(admin::list_releases), web::post().to(admin::publish)],
         ))
-        .service(resource("/v1/apps/{app}/releases/{version}", [web::get().to(admin::get_release)]))
-        .service(resource("/v1/apps/{app}/releases/{version}/promote", [web::post().to(admin::promote)]))
-        .service(resource("/v1/apps/{app}/releases/{version}/halt", [web::post().to(admin::halt)]))
-        .service(resource(
+        .service(r(admin, "/v1/apps/{app}/releases/{version}", vec![web::get().to(admin::get_release)]))
+        .service(r(admin, "/v1/apps/{app}/releases/{version}/promote", vec![web::post().to(admin::promote)]))
+        .service(r(admin, "/v1/apps/{app}/releases/{version}/halt", vec![web::post().to(admin::halt)]))
+        .service(r(
+            admin,
             "/v1/apps/{app}/releases/{version}/rollouts/{channel}",
-            [web::get().to(admin::get_rollout), web::patch().to(admin::patch_rollout)],
+            vec![web::get().to(admin::get_rollout), web::patch().to(admin::patch_rollout)],
         ))
-        .service(resource(
+        .service(r(
+            None,
             "/v1/artifacts/{sha256}",
-            [
-                web::get().to(device::download).wrap(middleware::from_fn(device::if_range)),
-                web::head().to(device::download),
-                web::put().to(admin::upload),
+            vec![
+                gated(
+                    gate,
+                    Lane::Device,
+                    BodyKind::Json,
+                    web::get().to(device::download).wrap(middleware::from_fn(device::if_range)),
+                ),
+                gated(gate, Lane::Device, BodyKind::Json, web::head().to(device::download)),
+                gated(gate, Lane::Admin, BodyKind::Upload, web::put().to(admin::upload)),
             ],
         ))
-        .service(resource("/v1/audit", [web::get().to(admin::server_audit)]))
-        .service(resource(
+        .service(r(admin, "/v1/audit", vec![web::get().to(admin::server_audit)]))
+        .service(r(
+            admin,
             "/v1/answer-keys",
-            [web::get().to(device::answer_keys), web::post().to(admin::rotate_answer_key)],
+            vec![web::get().to(device::answer_keys), web::post().to(admin::rotate_answer_key)],
         ))
-        .service(resource("/v1/answer-keys/{id}", [web::delete().to(admin::retire_answer_key)]))
-        .service(resource("/v1/tokens", [web::get().to(admin::list_tokens), web::post().to(admin::create_token)]))
-        .service(resource("/v1/tokens/{id}", [web::delete().to(admin::revoke_token)]))
+        .service(r(admin, "/v1/answer-keys/{id}", vec![web::delete().to(admin::retire_answer_key)]))
+        .service(r(admin, "/v1/tokens", vec![web::get().to(admin::list_tokens), web::post().to(admin::create_token)]))
+        .service(r(admin, "/v1/tokens/{id}", vec![web::delete().to(admin::revoke_token)]))
         .default_service(web::to(not_found));
 }

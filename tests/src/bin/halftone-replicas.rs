@@ -62,6 +62,9 @@ impl Serve {
         cmd.args(["serve", "--bind", "127.0.0.1:0", "--log-format", "json", "--workers", "1", "--data-dir"])
             .arg(dir.path())
             .env("RUST_LOG", "info")
+            // One address sends the whole load: no per-address rates.
+            .env("HALFTONE_DEVICE_RATE_PER_ADDRESS", "0")
+            .env("HALFTONE_ADMIN_RATE_PER_ADDRESS", "0")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

@@ -450,3 +450,66 @@ async fn bad_inputs_get_problems_and_change_nothing() {
     assert!(matches!(again, Ok(Written::Existing(_))), "{again:?}");
     assert_eq!(state_of(&admin).await, before);
 }
+
+/// What an admin could slip past the old checks: an array read as an object by position, names
+/// that display as something else or as nothing, and inputs of thousands of characters echoed
+/// back whole. Each is a 400 problem with a short detail, and changes nothing.
+#[tokio::test]
+async fn arrays_disguised_names_and_huge_echoes_are_refused() {
+    let server = TestServer::start();
+    let p = Publisher::create(&server, "notes").await;
+    p.publish("1.0.0", "stable", "25%").await;
+    let admin = server.raw_admin();
+    let device = server.anonymous();
+    let rollout = "/v1/apps/notes/releases/1.0.0/rollouts/stable";
+    let etag = admin.get(rollout).await.etag.unwrap();
+    let tokens = || async { admin.get("/v1/tokens").await.body };
+    let before = (state_of(&admin).await, admin.get(rollout).await.body, tokens().await);
+
+    // Arrays where an object is expected: fields by position are not read.
+    admin.patch(rollout, &json!([10_000]), &etag).await.assert_problem(400, "expected a JSON object");
+    admin.patch(rollout, &json!([2500]), &etag).await.assert_problem(400, "expected a JSON object");
+    let app_by_position = json!(["Notes", [], []]);
+    admin.put("/v1/apps/notes", &app_by_position).await.assert_problem(400, "expected a JSON object");
+    admin.post("/v1/tokens", &json!(["x", "admin"])).await.assert_problem(400, "expected a JSON object");
+    // Nested objects too: a promotion's rollout by position.
+    let promote = json!({"channel": "beta", "rollout": [2500]});
+    let r = admin.post("/v1/apps/notes/releases/1.0.0/promote", &promote).await;
+    r.assert_problem(400, "invalid type: sequence, expected struct");
+    let check = json!(["d1", "1.0.0", "stable", "linux", "x86_64"]);
+    device.post("/v1/apps/notes/check", &check).await.assert_problem(400, "expected a JSON object");
+    device.post("/v1/apps/notes/check", &json!("d1")).await.assert_problem(400, "expected a JSON object");
+
+    // Names with bidirectional controls, or made of nothing visible.
+    let key = signing_key(7).spec();
+    for (name, needle) in [
+        ("admin\u{202E}nimda", "bidirectional control U+202E"),
+        ("\u{2066}Notes\u{2069}", "bidirectional control U+2066"),
+        ("Notes\u{200F}", "bidirectional control U+200F"),
+        ("\u{200B}\u{200C}\u{200D}", "visible character"),
+        (" \u{2060}\u{FEFF} ", "visible character"),
+    ] {
+        let app = json!({"display_name": name, "keys": [key]});
+        admin.put("/v1/apps/notes", &app).await.assert_problem(400, needle);
+        let token = json!({"name": name, "role": "viewer"});
+        let r = admin.post("/v1/tokens", &token).await;
+        r.assert_problem(400, needle);
+        let detail = r.body["detail"].as_str().unwrap();
+        assert!(!detail.contains(['\u{202E}', '\u{2066}', '\u{200F}']), "the detail escapes what it refuses: {detail}");
+    }
+
+    // Ten thousand characters in: at most 80 of them come back.
+    let huge = "x".repeat(10_000);
+    for r in [
+        admin.put("/v1/apps/notes", &json!({"display_name": huge, "keys": [key]})).await,
+        admin.post("/v1/tokens", &json!({"name": "ci", "role": "viewer", huge.as_str(): 1})).await,
+        admin.post("/v1/tokens", &json!({"name": "ci", "role": huge})).await,
+        device.post("/v1/apps/notes/check", &json!({"device_id": huge})).await,
+    ] {
+        assert_eq!(r.status, 400, "{r:?}");
+        let detail = r.body["detail"].as_str().unwrap();
+        assert!(detail.chars().count() < 400 && detail.contains("x…") && !detail.contains(&"x".repeat(81)), "{detail}");
+    }
+
+    assert_eq!((state_of(&admin).await, admin.get(rollout).await.body, tokens().await), before, "nothing changed");
+}

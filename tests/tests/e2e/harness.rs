@@ -94,6 +94,22 @@ impl TestServer {
         s
     }
 
+    /// A fresh server with `limits` (connection caps, deadlines, request rates) instead of the
+    /// tests' unlimited ones.
+    pub fn start_with_limits(limits: halftone_server::Limits) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = halftone_server::Config::for_tests(dir.path());
+        config.limits = limits;
+        let mut s = Self::launch_with(config, None, Arc::new(SystemClock));
+        s._dir = Some(dir);
+        s
+    }
+
+    /// The server's address, for tests that speak raw TCP.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.base.trim_start_matches("http://").parse().unwrap()
+    }
+
     /// The server's state, to drive the scheduler (`tick`) and read figures.
     pub fn state(&self) -> Arc<halftone_server::state::State> {
         self.state.upgrade().expect("the server runs")
@@ -249,6 +265,9 @@ impl Http {
     pub async fn patch(&self, path: &str, body: &Value, if_match: &str) -> Reply {
         let body = Some(serde_json::to_vec(body).unwrap());
         self.send("PATCH", path, body, &[("content-type", "application/json"), ("if-match", if_match)]).await
+    }
+    pub async fn put(&self, path: &str, body: &Value) -> Reply {
+        self.send("PUT", path, Some(serde_json::to_vec(body).unwrap()), &[("content-type", "application/json")]).await
     }
     pub async fn post(&self, path: &str, body: &Value) -> Reply {
         self.send("POST", path, Some(serde_json::to_vec(body).unwrap()), &[("content-type", "application/json")]).await
