@@ -183,7 +183,6 @@ impl TryFrom<&LimitArgs> for Limits {
     }
 }
 
-
 /// A setting that is on or off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Toggle {

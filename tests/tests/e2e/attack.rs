@@ -10,7 +10,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use ed25519_dalek::SigningKey;
 use halftone_channels::wire::{CheckRequest, CheckResponse};
 use halftone_channels::{AnswerError, AnswerFields, Batch, PROOF_HEADER, answer_key_id, leaf};
-use halftone_client::{CheckOutcome, Client, ClientBuilder, Error, Rejection, Unverified};
+use halftone_client::{CheckOutcome, Client, ClientBuilder, Error, Refusal, Rejection, Unverified};
 use serde_json::json;
 
 use crate::harness::*;
@@ -360,4 +360,50 @@ async fn an_app_that_pins_no_answer_key_reads_answers_as_before() {
     let dir = tempfile::tempdir().unwrap();
     let client = pinned(&server.base, &p, dir.path(), "1.0.0", &[]).build().await.unwrap();
     assert_eq!(client.check().await.unwrap(), CheckOutcome::UpToDate);
+}
+
+#[tokio::test]
+async fn a_beta_build_replayed_to_a_stable_device_locks_it_out_of_nothing() {
+    // No answer key pinned: the man in the middle can replay and even relabel answers.
+    let server = TestServer::start();
+    let proxy = AttackProxy::start(&server);
+    let p = Publisher::create(&server, "attack-channel").await;
+    p.publish("1.1.0", "stable", "100").await;
+    p.publish("2.0.0-beta.1", "beta", "100").await;
+    let (beta_dir, stable_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let beta = pinned(&proxy.base, &p, beta_dir.path(), "1.0.0", &[]).default_channel("beta").build().await.unwrap();
+    let stable = pinned(&proxy.base, &p, stable_dir.path(), "1.0.0", &[]).build().await.unwrap();
+    assert!(
+        matches!(beta.check().await.unwrap(), CheckOutcome::Available(u) if u.version().to_string() == "2.0.0-beta.1")
+    );
+
+    // Replayed as it is, the offer names its channel: a stable device refuses it.
+    proxy.set(Attack::Replay(Box::new(proxy.last())));
+    match stable.check().await {
+        Err(Error::Refused(Refusal::WrongChannel { offered, device })) => {
+            assert_eq!((offered.as_str(), device.as_str()), ("beta", "stable"));
+        }
+        other => panic!("expected a refusal of the beta channel, got {other:?}"),
+    }
+
+    // Relabelled "stable" (possible only without signed answers), the genuine beta build
+    // downloads and verifies, but downloading raises no watermark: the stable hotfix that
+    // follows is still taken and installed.
+    let relabelled = proxy.last().body;
+    let text = String::from_utf8(relabelled).unwrap().replace("\"channel\":\"beta\"", "\"channel\":\"stable\"");
+    let recorded = Exchange { body: text.into_bytes(), ..proxy.last() };
+    proxy.set(Attack::Replay(Box::new(recorded)));
+    let beta_build = match stable.check().await {
+        Ok(CheckOutcome::Available(u)) => u,
+        other => panic!("the relabelled offer passes the check, got {other:?}"),
+    };
+    stable.download(&beta_build, stable_dir.path().join("beta.bin"), |_, _| {}).await.expect("a genuine build");
+    proxy.set(Attack::Pass);
+    p.publish("1.1.1", "stable", "100").await;
+    let hotfix = match stable.check().await {
+        Ok(CheckOutcome::Available(u)) if u.version().to_string() == "1.1.1" => u,
+        other => panic!("the stable hotfix must still be offered and taken, got {other:?}"),
+    };
+    let file = stable.download(&hotfix, stable_dir.path().join("hotfix.bin"), |_, _| {}).await.unwrap();
+    stable.installed(&file).await.unwrap();
 }

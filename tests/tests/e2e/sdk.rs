@@ -258,12 +258,13 @@ async fn a_genuine_old_build_is_refused_below_the_watermark_after_a_reinstall() 
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
 
-    // The device took 2.0.0 from beta.
+    // The device took 2.0.0 from beta and installed it.
     let beta = app(&server, &p, &state, "1.0.0").default_channel("beta").build().await.unwrap();
     let update = available(beta.check().await);
     assert_eq!(update.version().to_string(), "2.0.0");
     let (progress, _) = recorder();
-    beta.download(&update, dir.path().join("notes-2.bin"), progress).await.unwrap();
+    let file = beta.download(&update, dir.path().join("notes-2.bin"), progress).await.unwrap();
+    beta.installed(&file).await.unwrap();
 
     // An old 1.0.0 is reinstalled (state dir kept) and asks on stable, where the server
     // offers the genuine, correctly signed 1.5.0: the SDK refuses it.
@@ -302,7 +303,8 @@ async fn an_old_build_offered_before_the_watermark_rose_is_refused_at_download()
     let beta = app(&server, &p, &state, "1.0.0").default_channel("beta").build().await.unwrap();
     let new = available(beta.check().await);
     let (progress, _) = recorder();
-    beta.download(&new, dir.path().join("notes-2.bin"), progress).await.unwrap();
+    let file = beta.download(&new, dir.path().join("notes-2.bin"), progress).await.unwrap();
+    beta.installed(&file).await.unwrap();
 
     // The stale offer downloads, verifies as genuine, and is refused against the watermark on
     // disk before it is moved into place.
