@@ -116,12 +116,38 @@ pub fn leaf_message(f: AnswerFields<'_>) -> String {
     )
 }
 
-/// The leaf hash of an answer.
+/// The leaf hash of an answer: `SHA-256(0x00 ‖ leaf_message)`, hashed piece by piece (it
+/// runs for every check-in, so it builds no string).
 pub fn leaf(f: AnswerFields<'_>) -> Node {
     let mut h = Sha256Hasher::new();
-    h.update([0u8]);
-    h.update(leaf_message(f).as_bytes());
+    h.update(b"\x00halftone-answer-v1\napp=");
+    h.update(f.app.as_str().as_bytes());
+    h.update(b"\ndevice=");
+    h.update(f.device.as_str().as_bytes());
+    h.update(b"\nnonce=");
+    h.update(f.nonce.map_or("", Nonce::as_str).as_bytes());
+    h.update(b"\nexpires=");
+    let mut digits = [0u8; 20];
+    h.update(decimal(f.expires_s, &mut digits));
+    h.update(b"\nbody-sha256=");
+    let mut hex_digest = [0u8; 64];
+    hex::encode_to_slice(Sha256Hasher::digest(f.body), &mut hex_digest).expect("64 digits for 32 bytes");
+    h.update(hex_digest);
+    h.update(b"\n");
     h.finalize().into()
+}
+
+/// `n` in decimal, written at the end of `out`.
+fn decimal(mut n: u64, out: &mut [u8; 20]) -> &[u8] {
+    let mut i = out.len();
+    loop {
+        i -= 1;
+        out[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &out[i..];
+        }
+    }
 }
 
 fn node(left: &Node, right: &Node) -> Node {
@@ -174,21 +200,36 @@ impl Batch {
         false
     }
 
+    /// The `Halftone-Answer-Proof` header of leaf `index` (what [`Batch::proof`] would print),
+    /// written straight from the tree: the signer renders one per answer.
+    ///
+    /// # Panics
+    /// When `index` is out of the batch.
+    pub fn proof_header(&self, index: usize, key_id: &KeyId, expires_s: u64) -> String {
+        assert!(index < self.len(), "leaf {index} is not in a batch of {}", self.len());
+        let mut out = String::with_capacity(64 * self.levels.len() + 240);
+        write_header(&mut out, key_id, expires_s, index as u64, self.len() as u64, self.path(index), &self.signature)
+            .expect("writing to a String cannot fail");
+        out
+    }
+
+    /// The siblings of leaf `index`, from the leaf up.
+    fn path(&self, index: usize) -> impl Iterator<Item = &Node> {
+        let mut i = index;
+        self.levels[..self.levels.len() - 1].iter().filter_map(move |level| {
+            let sibling = i ^ 1;
+            i /= 2;
+            level.get(sibling)
+        })
+    }
+
     /// The proof for leaf `index` of answers that expire at `expires_s`, signed by `key_id`.
     ///
     /// # Panics
     /// When `index` is out of the batch.
     pub fn proof(&self, index: usize, key_id: &KeyId, expires_s: u64) -> Proof {
         assert!(index < self.len(), "leaf {index} is not in a batch of {}", self.len());
-        let mut path = Vec::with_capacity(self.levels.len());
-        let mut i = index;
-        for level in &self.levels[..self.levels.len() - 1] {
-            let sibling = i ^ 1;
-            if sibling < level.len() {
-                path.push(level[sibling]);
-            }
-            i /= 2;
-        }
+        let path = self.path(index).copied().collect();
         Proof {
             key_id: key_id.clone(),
             expires_s,
@@ -224,12 +265,27 @@ pub const PROOF_HEADER: &str = "halftone-answer-proof";
 
 impl fmt::Display for Proof {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "key={}; expires={}; leaf={}/{}; path=", self.key_id, self.expires_s, self.index, self.size)?;
-        for n in &self.path {
-            f.write_str(&hex::encode(n))?;
-        }
-        write!(f, "; sig={}", self.signature)
+        write_header(f, &self.key_id, self.expires_s, self.index, self.size, self.path.iter(), &self.signature)
     }
+}
+
+/// The header form of a proof.
+fn write_header<'n>(
+    out: &mut impl fmt::Write,
+    key_id: &KeyId,
+    expires_s: u64,
+    index: u64,
+    size: u64,
+    path: impl Iterator<Item = &'n Node>,
+    signature: &Signature,
+) -> fmt::Result {
+    write!(out, "key={key_id}; expires={expires_s}; leaf={index}/{size}; path=")?;
+    let mut hex_node = [0u8; 64];
+    for n in path {
+        hex::encode_to_slice(n, &mut hex_node).expect("64 digits for 32 bytes");
+        out.write_str(std::str::from_utf8(&hex_node).expect("hex is ASCII"))?;
+    }
+    write!(out, "; sig={signature}")
 }
 
 impl Proof {
@@ -362,6 +418,7 @@ mod tests {
             let i = pick % size;
             let proof = batch.proof(i, &id, 100);
             prop_assert_eq!(Proof::parse(&proof.to_string()).unwrap(), proof.clone());
+            prop_assert_eq!(batch.proof_header(i, &id, 100), proof.to_string());
             prop_assert_eq!(proof.verify(&keys, fields(i)), Ok(()));
             // Another device's answer, another nonce, another body, another expiry: refused.
             let other = (i + 1) % size;
@@ -421,6 +478,19 @@ mod tests {
         assert!(Nonce::parse(&"ab".repeat(64)).is_ok());
         for bad in ["ab".repeat(15), "ab".repeat(65), "AB".repeat(16), format!("{}a", "ab".repeat(16))] {
             assert!(Nonce::parse(&bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn the_leaf_is_the_hash_of_the_documented_message(expires_s: u64, nonce_byte: u8, with_nonce: bool, body: Vec<u8>) {
+            let (app, d, n) = (app(), device(3), Nonce::from_bytes(&[nonce_byte; 20]).unwrap());
+            let f = AnswerFields { app: &app, device: &d, nonce: with_nonce.then_some(&n), expires_s, body: &body };
+            let mut h = Sha256Hasher::new();
+            h.update([0u8]);
+            h.update(leaf_message(f).as_bytes());
+            let expected: Node = h.finalize().into();
+            prop_assert_eq!(leaf(f), expected);
         }
     }
 

@@ -96,6 +96,8 @@ mod watermark;
 #[cfg(test)]
 mod fake_server;
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod test_support;
 
 pub use answer::Unverified;

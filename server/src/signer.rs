@@ -20,7 +20,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use ed25519_dalek::SigningKey;
 use halftone_channels::wire::{AnswerKeyView, AnswerKeys};
-use halftone_channels::{AnswerFields, AppId, Batch, DeviceId, KeyId, MAX_BATCH, Node, Nonce, Proof, PublicKey};
+use halftone_channels::{AnswerFields, AppId, Batch, DeviceId, KeyId, MAX_BATCH, Node, Nonce, PublicKey};
 
 use crate::store::{AnswerKeysRecord, Store};
 
@@ -78,7 +78,7 @@ struct Job {
     leaf: Node,
     key: Arc<AnswerKey>,
     expires_s: u64,
-    reply: tokio::sync::oneshot::Sender<Proof>,
+    reply: tokio::sync::oneshot::Sender<String>,
 }
 
 /// Signs check-in answers in batches (see the module documentation).
@@ -144,8 +144,8 @@ impl Signer {
         Ok(())
     }
 
-    /// The proof for one answer, once its batch is signed; `None` when signing is off.
-    pub async fn sign(&self, answer: Unsigned<'_>, now_s: u64) -> Result<Option<Proof>, SignerStopped> {
+    /// The proof header for one answer, once its batch is signed; `None` when signing is off.
+    pub async fn sign(&self, answer: Unsigned<'_>, now_s: u64) -> Result<Option<String>, SignerStopped> {
         let Some(jobs) = &self.jobs else { return Ok(None) };
         let key = self.keys.load().pick(answer.pinned).clone();
         let expires_s = now_s + self.ttl_s;
@@ -196,7 +196,7 @@ fn run(jobs: &mpsc::Receiver<Job>, window: Duration) {
             let signed = Batch::sign(mine.iter().map(|j| j.leaf).collect(), &key.signing);
             for (i, job) in mine.into_iter().enumerate() {
                 // A check-in that gave up (its client went away) no longer listens: fine.
-                let _ = job.reply.send(signed.proof(i, &key.id, job.expires_s));
+                let _ = job.reply.send(signed.proof_header(i, &key.id, job.expires_s));
             }
         }
     }

@@ -37,10 +37,10 @@ pub async fn check(
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let app = AppId::parse(&path)?;
-    let request: CheckRequest = body::json(payload, state.config.max_json_bytes).await?;
+    let mut request: CheckRequest = body::json(payload, state.config.max_json_bytes).await?;
     let snapshot = state.snapshot();
     let catalog_app = snapshot.apps.get(&app).ok_or_else(|| crate::views::no_app(&app))?;
-    let (nonce, pinned) = (request.nonce.clone(), request.answer_key.clone());
+    let (nonce, pinned) = (request.nonce.take(), request.answer_key.take());
     let checkin = request.into_checkin(client_ip(&req, &state.config.trusted_proxies));
     let selection = catalog_app.catalog.select_noting_release(&checkin)?;
     let decision = selection.decision;
@@ -86,7 +86,7 @@ pub async fn check(
     let mut response = HttpResponse::Ok();
     response.content_type("application/json");
     if let Some(proof) = proof {
-        response.insert_header((PROOF_HEADER, proof.to_string()));
+        response.insert_header((PROOF_HEADER, proof));
     }
     Ok(response.body(body))
 }

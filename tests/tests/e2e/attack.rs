@@ -7,6 +7,7 @@
 use std::sync::{Arc, Mutex};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use futures_util::StreamExt as _;
 use ed25519_dalek::SigningKey;
 use halftone_channels::wire::{CheckRequest, CheckResponse};
 use halftone_channels::{AnswerError, AnswerFields, Batch, PROOF_HEADER, answer_key_id, leaf};
@@ -37,6 +38,21 @@ pub enum Attack {
     Tamper(fn(Vec<u8>) -> Vec<u8>),
     /// Answers with `body`, proven with a stolen answer key for this very request.
     Forge { key: Arc<SigningKey>, body: Vec<u8> },
+    /// Forwards it, and rewrites the answer's JSON (dropping its proof, which no longer fits).
+    Rewrite(fn(serde_json::Value) -> serde_json::Value),
+    /// Forwards check-ins; artifact downloads meet this instead.
+    Download(OnDownload),
+}
+
+/// What the proxy does to an artifact download.
+#[derive(Clone, Copy, Debug)]
+pub enum OnDownload {
+    /// One byte of the genuine file changed.
+    FlipLastByte,
+    /// The genuine bytes, then zeros without end (no `Content-Length`).
+    Endless,
+    /// One byte every 200 ms.
+    Trickle,
 }
 
 /// An HTTP proxy in front of a server: every request is forwarded, check-ins go through the
@@ -104,6 +120,32 @@ impl AttackProxy {
 async fn relay(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -> HttpResponse {
     let is_check = req.method() == actix_web::http::Method::POST && req.path().ends_with("/check");
     let attack = shared.attack.lock().unwrap().clone();
+    if let Attack::Download(how) = attack
+        && req.method() == actix_web::http::Method::GET
+        && req.path().starts_with("/v1/artifacts/")
+    {
+        let genuine = shared.http.get(format!("{}{}", shared.upstream, req.uri())).send().await.unwrap();
+        let mut bytes = genuine.bytes().await.unwrap().to_vec();
+        return match how {
+            OnDownload::FlipLastByte => {
+                *bytes.last_mut().unwrap() ^= 1;
+                HttpResponse::Ok().body(bytes)
+            }
+            OnDownload::Endless => {
+                let first = futures_util::stream::once(async move { Ok::<_, std::io::Error>(web::Bytes::from(bytes)) });
+                let zeros = futures_util::stream::repeat_with(|| Ok(web::Bytes::from_static(&[0u8; 4096])));
+                HttpResponse::Ok().streaming(first.chain(zeros))
+            }
+            OnDownload::Trickle => {
+                let drip = futures_util::stream::unfold(bytes.into_iter(), |mut rest| async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    let b = rest.next()?;
+                    Some((Ok::<_, std::io::Error>(web::Bytes::from(vec![b])), rest))
+                });
+                HttpResponse::Ok().streaming(drip)
+            }
+        };
+    }
     if is_check && let Attack::Replay(recorded) = &attack {
         return answer(200, &recorded.body, recorded.proof.as_deref());
     }
@@ -141,6 +183,10 @@ async fn relay(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) ->
         Attack::Tamper(change) => {
             bytes = change(bytes);
             answer(status, &bytes, proof.as_deref())
+        }
+        Attack::Rewrite(change) => {
+            let json = change(serde_json::from_slice(&bytes).unwrap());
+            answer(status, &serde_json::to_vec(&json).unwrap(), None)
         }
         _ => answer(status, &bytes, proof.as_deref()),
     }
@@ -406,4 +452,189 @@ async fn a_beta_build_replayed_to_a_stable_device_locks_it_out_of_nothing() {
     };
     let file = stable.download(&hotfix, stable_dir.path().join("hotfix.bin"), |_, _| {}).await.unwrap();
     stable.installed(&file).await.unwrap();
+}
+
+/// A client through `proxy` that pins no answer key (so answers can be rewritten), with
+/// download limits small enough for a test.
+async fn exposed(proxy: &AttackProxy, p: &Publisher, state: &std::path::Path) -> Client {
+    pinned(&proxy.base, p, state, "1.0.0", &[])
+        .stall_timeout(std::time::Duration::from_secs(2))
+        .min_download_rate(64, std::time::Duration::from_secs(1))
+        .build()
+        .await
+        .unwrap()
+}
+
+/// Checks, downloads under `attack`, and asserts the typed failure (`expected`), that nothing
+/// is at the destination, and that the same client then takes the honest build.
+async fn refused_then_honest(
+    proxy: &AttackProxy,
+    client: &Client,
+    dir: &std::path::Path,
+    attack: Attack,
+    expected: impl Fn(&Error) -> bool,
+) {
+    let update = match client.check().await {
+        Ok(CheckOutcome::Available(u)) => u,
+        other => panic!("expected an offer, got {other:?}"),
+    };
+    proxy.set(attack);
+    let dest = dir.join("update.bin");
+    let failed = client.download(&update, &dest, |_, _| {}).await;
+    match &failed {
+        Err(e) if expected(e) => {}
+        other => panic!("unexpected outcome {other:?}"),
+    }
+    assert!(!dest.exists(), "nothing is handed out");
+    proxy.set(Attack::Pass);
+    let update = match client.check().await {
+        Ok(CheckOutcome::Available(u)) => u,
+        other => panic!("the honest offer is still taken, got {other:?}"),
+    };
+    let file = client.download(&update, &dest, |_, _| {}).await.expect("the honest build downloads");
+    client.installed(&file).await.unwrap();
+}
+
+#[tokio::test]
+async fn bytes_changed_on_the_wire_are_refused() {
+    let server = TestServer::start();
+    let proxy = AttackProxy::start(&server);
+    let p = Publisher::create(&server, "attack-tamper-bytes").await;
+    p.publish("1.1.0", "stable", "100").await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = exposed(&proxy, &p, dir.path()).await;
+    let hash = |e: &Error| matches!(e, Error::Rejected(Rejection::HashMismatch { .. }));
+    refused_then_honest(&proxy, &client, dir.path(), Attack::Download(OnDownload::FlipLastByte), hash).await;
+}
+
+#[tokio::test]
+async fn an_endless_body_is_cut_off_at_the_signed_size() {
+    let server = TestServer::start();
+    let proxy = AttackProxy::start(&server);
+    let p = Publisher::create(&server, "attack-endless").await;
+    p.publish("1.1.0", "stable", "100").await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = exposed(&proxy, &p, dir.path()).await;
+    let oversized = |e: &Error| matches!(e, Error::Rejected(Rejection::Oversized { .. }));
+    refused_then_honest(&proxy, &client, dir.path(), Attack::Download(OnDownload::Endless), oversized).await;
+}
+
+#[tokio::test]
+async fn a_trickled_body_fails_the_minimum_rate() {
+    let server = TestServer::start();
+    let proxy = AttackProxy::start(&server);
+    let p = Publisher::create(&server, "attack-trickle").await;
+    p.publish("1.1.0", "stable", "100").await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = exposed(&proxy, &p, dir.path()).await;
+    let slow = |e: &Error| matches!(e, Error::TooSlow { .. });
+    refused_then_honest(&proxy, &client, dir.path(), Attack::Download(OnDownload::Trickle), slow).await;
+}
+
+#[tokio::test]
+async fn fields_of_two_releases_mixed_are_refused() {
+    // The version of 1.2.0 with the genuine artifact, digest and signature of 1.1.0: the
+    // signed message names the version, so the signature does not verify.
+    let server = TestServer::start();
+    let proxy = AttackProxy::start(&server);
+    let p = Publisher::create(&server, "attack-mixed").await;
+    p.publish("1.1.0", "stable", "100").await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = exposed(&proxy, &p, dir.path()).await;
+    proxy.set(Attack::Rewrite(|mut answer| {
+        answer["update"]["version"] = json!("1.2.0");
+        answer
+    }));
+    let update = match client.check().await {
+        Ok(CheckOutcome::Available(u)) => u,
+        other => panic!("the rewritten offer passes the check, got {other:?}"),
+    };
+    assert_eq!(update.version().to_string(), "1.2.0");
+    let dest = dir.path().join("mixed.bin");
+    let result = client.download(&update, &dest, |_, _| {}).await;
+    assert!(matches!(result, Err(Error::Rejected(Rejection::BadSignature(_)))), "{result:?}");
+    assert!(!dest.exists());
+    proxy.set(Attack::Pass);
+    let honest = match client.check().await {
+        Ok(CheckOutcome::Available(u)) if u.version().to_string() == "1.1.0" => u,
+        other => panic!("the honest 1.1.0 is still taken, got {other:?}"),
+    };
+    client.download(&honest, &dest, |_, _| {}).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_build_for_another_platform_or_app_is_refused() {
+    let server = TestServer::start();
+    let proxy = AttackProxy::start(&server);
+    let p = Publisher::create(&server, "attack-target").await;
+    p.publish("1.1.0", "stable", "100").await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = exposed(&proxy, &p, dir.path()).await;
+    // Another platform, said so: refused at check.
+    proxy.set(Attack::Rewrite(|mut answer| {
+        answer["update"]["artifact"]["os"] = json!("windows");
+        answer
+    }));
+    assert!(matches!(client.check().await, Err(Error::Refused(Refusal::WrongTarget { .. }))));
+    // Another app's genuine build (same key, same version), passed off as this app's.
+    let other = Publisher::create(&server, "attack-target-other").await;
+    let theirs = other.publish("1.1.0", "stable", "100").await;
+    let a = &theirs.release.artifacts[0];
+    let sha = a.sha256.to_string();
+    let sig = a.signature.to_string();
+    let key = a.key_id.to_string();
+    let size = a.size;
+    let rewrite: fn(serde_json::Value) -> serde_json::Value = |mut answer| {
+        let o = OTHER_ARTIFACT.lock().unwrap().clone().unwrap();
+        answer["update"]["artifact"] = o;
+        answer
+    };
+    *OTHER_ARTIFACT.lock().unwrap() = Some(json!({"url": format!("/v1/artifacts/{sha}"), "os": "linux",
+        "arch": "x86_64", "sha256": sha, "size": size, "signature": sig, "key_id": key}));
+    proxy.set(Attack::Rewrite(rewrite));
+    let update = match client.check().await {
+        Ok(CheckOutcome::Available(u)) => u,
+        other => panic!("the rewritten offer passes the check, got {other:?}"),
+    };
+    let dest = dir.path().join("other.bin");
+    let result = client.download(&update, &dest, |_, _| {}).await;
+    assert!(matches!(result, Err(Error::Rejected(Rejection::BadSignature(_)))), "{result:?}");
+    assert!(!dest.exists());
+}
+
+/// The other app's artifact, for a rewrite (a plain `fn` captures nothing).
+static OTHER_ARTIFACT: Mutex<Option<serde_json::Value>> = Mutex::new(None);
+/// The URL a rewrite puts in the offer.
+static TRICK_URL: Mutex<Option<serde_json::Value>> = Mutex::new(None);
+
+#[tokio::test]
+async fn path_tricks_and_foreign_hosts_in_artifact_urls_are_refused_before_any_request() {
+    let server = TestServer::start();
+    let proxy = AttackProxy::start(&server);
+    let p = Publisher::create(&server, "attack-urls").await;
+    p.publish("1.1.0", "stable", "100").await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = exposed(&proxy, &p, dir.path()).await;
+    for url in ["//evil.example/x", "https://evil.example/x", "file:///etc/passwd", "v1/../../etc/passwd"] {
+        *TRICK_URL.lock().unwrap() = Some(json!(url));
+        proxy.set(Attack::Rewrite(|mut answer| {
+            answer["update"]["artifact"]["url"] = TRICK_URL.lock().unwrap().clone().unwrap();
+            answer
+        }));
+        let refused = client.check().await;
+        assert!(matches!(refused, Err(Error::Refused(_))), "{url}: {refused:?}");
+    }
+    // A path on the server's own origin that climbs out is normalised onto that origin and
+    // names no artifact the server has: a 4xx, nothing written.
+    *TRICK_URL.lock().unwrap() = Some(json!("/v1/artifacts/../../../etc/passwd"));
+    proxy.set(Attack::Rewrite(|mut answer| {
+        answer["update"]["artifact"]["url"] = TRICK_URL.lock().unwrap().clone().unwrap();
+        answer
+    }));
+    if let Ok(CheckOutcome::Available(update)) = client.check().await {
+        let dest = dir.path().join("trick.bin");
+        let result = client.download(&update, &dest, |_, _| {}).await;
+        assert!(matches!(result, Err(Error::Server { status: 400..=499, .. })), "{result:?}");
+        assert!(!dest.exists());
+    }
 }
