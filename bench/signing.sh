@@ -5,9 +5,8 @@
 #
 #   bench/signing.sh                                  # 10 s per run, 3 runs, 1,000 releases
 #   BENCH_DURATION=5 BENCH_RUNS=1 bench/signing.sh    # a quick look
-#   BENCH_BATCH_US=1000 bench/signing.sh              # another batch window
 #
-# CPU is the server process's user + system time (every thread: HTTP worker, signer, feedback)
+# CPU is the server process's user + system time (every thread: HTTP worker, feedback)
 # divided by the check-ins answered in that run. Loopback only; everything started is stopped.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -16,7 +15,6 @@ DURATION=${BENCH_DURATION:-10}
 RUNS=${BENCH_RUNS:-3}
 RELEASES=${BENCH_RELEASES:-1000}
 CONNS=${BENCH_CONNECTIONS:-64}
-BATCH_US=${BENCH_BATCH_US:-500}
 WORK=$(mktemp -d /tmp/halftone-signing.XXXXXX)
 PIDS=()
 cleanup() {
@@ -42,7 +40,7 @@ start() { # NAME SIGNING
   local port
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   "$BIN/halftone" serve --bind "127.0.0.1:$port" --data-dir "$WORK/$1" --workers 1 --log-format json \
-    --answer-signing "$2" --answer-batch-us "$BATCH_US" >"$WORK/$1.out" 2>"$WORK/$1.err" &
+    --answer-signing "$2" >"$WORK/$1.out" 2>"$WORK/$1.err" &
   PID[$1]=$!
   PIDS+=($!)
   URL[$1]=http://127.0.0.1:$port
@@ -80,7 +78,7 @@ done
 
 m() { median <"$WORK/$1"; }
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-echo "Signed check-in answers, $RELEASES releases, wrk -t1 -c$CONNS, 1 worker, batch window ${BATCH_US} µs,"
+echo "Signed check-in answers, $RELEASES releases, wrk -t1 -c$CONNS, 1 worker, one batch per event-loop turn,"
 echo "median of $RUNS runs of ${DURATION}s (commit $commit)"
 echo
 printf '| %-10s | %12s | %21s | %8s | %8s |\n' "answers" "check-ins/s" "CPU µs per check-in" "p50 µs" "p99 µs"

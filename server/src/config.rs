@@ -71,10 +71,6 @@ pub struct ServeArgs {
     /// only to measure what signing costs (apps that pin an answer key then refuse answers).
     #[arg(long, env = "HALFTONE_ANSWER_SIGNING", value_enum, default_value_t = Toggle::On)]
     pub answer_signing: Toggle,
-    /// How long the signer gathers answers before it signs them as one batch, in microseconds
-    /// (1 to 5000): longer windows make larger batches (less CPU per answer) and slower answers.
-    #[arg(long, env = "HALFTONE_ANSWER_BATCH_US", default_value_t = 500)]
-    pub answer_batch_us: u64,
     /// How long a signed answer stays valid, in seconds (a device refuses it afterwards).
     #[arg(long, env = "HALFTONE_ANSWER_TTL_S", default_value_t = 300)]
     pub answer_ttl_s: u64,
@@ -317,8 +313,8 @@ pub struct Config {
     pub artifacts: ArtifactLocation,
     /// How artifact downloads are answered.
     pub artifact_downloads: DownloadMode,
-    /// How long the answer signer gathers a batch; `None` leaves answers unsigned.
-    pub answer_batch: Option<std::time::Duration>,
+    /// Whether check-in answers are signed.
+    pub answer_signing: bool,
     /// How long a signed answer stays valid, in seconds.
     pub answer_ttl_s: u64,
     /// Connection limits, body deadlines and request rates.
@@ -342,7 +338,7 @@ impl Config {
             scheduler_every: None,
             artifacts: ArtifactLocation::DataDir,
             artifact_downloads: DownloadMode::Stream,
-            answer_batch: Some(std::time::Duration::from_micros(500)),
+            answer_signing: true,
             answer_ttl_s: 300,
             limits: Limits::unlimited(),
         }
@@ -383,7 +379,6 @@ impl TryFrom<ServeArgs> for Config {
         let workers = a.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
         anyhow::ensure!(workers >= 1, "--workers must be at least 1");
         let (artifacts, artifact_downloads) = artifact_settings(&a)?;
-        anyhow::ensure!((1..=5000).contains(&a.answer_batch_us), "--answer-batch-us must be between 1 and 5000");
         anyhow::ensure!((10..=86_400).contains(&a.answer_ttl_s), "--answer-ttl-s must be between 10 and 86400");
         let limits = Limits::try_from(&a.limits)?;
         Ok(Config {
@@ -399,7 +394,7 @@ impl TryFrom<ServeArgs> for Config {
             scheduler_every: Some(std::time::Duration::from_secs(1)),
             artifacts,
             artifact_downloads,
-            answer_batch: (a.answer_signing == Toggle::On).then(|| std::time::Duration::from_micros(a.answer_batch_us)),
+            answer_signing: a.answer_signing == Toggle::On,
             answer_ttl_s: a.answer_ttl_s,
             limits,
         })

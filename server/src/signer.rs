@@ -3,19 +3,20 @@
 //! nonce and an expiry (`channels::answer` defines the messages).
 //!
 //! One ed25519 signature costs more CPU than a whole check-in, so answers are not signed one by
-//! one: a check-in hands its leaf to the signer thread and waits; the thread sleeps for the
-//! batch window after the first leaf arrives (senders never wake it meanwhile), then takes every
-//! leaf that queued, builds one Merkle tree per key, signs each root once and hands every
-//! answer its path. The HTTP workers never sign, and nothing here touches disk or the store.
+//! one: a check-in adds its leaf to its HTTP worker's pending batch and waits. The first leaf of
+//! a batch spawns the flush on the same worker, which yields once: every check-in the worker's
+//! event loop has ready in that turn adds its leaf first. Then it builds one Merkle tree per
+//! key, signs each root once and hands every answer its proof header. Like a group commit, the
+//! batch grows with the load (one turn: tens of microseconds, never a timer), no thread is
+//! woken across cores, and nothing here touches disk or the store.
 //!
 //! The keys are the server's own (secret `answer-keys` in the store, made at first start,
 //! shared by every replica), never release keys: a stolen answer key can at most withhold
 //! updates until its answers expire. The newest key signs unless the device pins an older one
 //! the server still holds, so a key can be rotated while apps that pin the old one are out.
 
+use std::cell::RefCell;
 use std::sync::Arc;
-use std::sync::mpsc;
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use ed25519_dalek::SigningKey;
@@ -84,20 +85,25 @@ struct Job {
 /// Signs check-in answers in batches (see the module documentation).
 pub struct Signer {
     keys: ArcSwap<KeySet>,
-    /// `None` when answers go unsigned (`--answer-signing off`).
-    jobs: Option<mpsc::Sender<Job>>,
+    /// False when answers go unsigned (`--answer-signing off`).
+    enabled: bool,
     ttl_s: u64,
 }
 
-/// The signer thread is gone (the server is shutting down).
+/// The batch was dropped before it was signed (the worker is shutting down).
 #[derive(Debug, thiserror::Error)]
 #[error("the answer signer stopped")]
 pub struct SignerStopped;
 
+thread_local! {
+    /// This HTTP worker's leaves waiting for the flush of the current turn.
+    static PENDING: RefCell<Vec<Job>> = const { RefCell::new(Vec::new()) };
+}
+
 impl Signer {
-    /// Loads the answer keys (making the first one if the store has none) and, when
-    /// `window` is set, starts the signer thread that gathers leaves for that long.
-    pub async fn start(store: &Store, now_ms: u64, window: Option<Duration>, ttl_s: u64) -> anyhow::Result<Self> {
+    /// Loads the answer keys (making the first one if the store has none); answers are signed
+    /// when `enabled`.
+    pub async fn start(store: &Store, now_ms: u64, enabled: bool, ttl_s: u64) -> anyhow::Result<Self> {
         let record = match store.answer_keys().await? {
             Some(r) => r,
             None => {
@@ -108,20 +114,7 @@ impl Signer {
             }
         };
         let keys = ArcSwap::from_pointee(KeySet::from_record(&record)?);
-        let jobs = window.map(|window| {
-            let (tx, rx) = mpsc::channel();
-            std::thread::Builder::new()
-                .name("answer-signer".into())
-                .spawn(move || run(&rx, window))
-                .expect("spawning the signer thread");
-            tx
-        });
-        Ok(Signer { keys, jobs, ttl_s })
-    }
-
-    /// True when answers are signed.
-    pub fn enabled(&self) -> bool {
-        self.jobs.is_some()
+        Ok(Signer { keys, enabled, ttl_s })
     }
 
     /// The public keys, for `GET /v1/answer-keys`.
@@ -145,8 +138,11 @@ impl Signer {
     }
 
     /// The proof header for one answer, once its batch is signed; `None` when signing is off.
+    /// Must run on an HTTP worker (a tokio `LocalSet`): the batch is the worker's own.
     pub async fn sign(&self, answer: Unsigned<'_>, now_s: u64) -> Result<Option<String>, SignerStopped> {
-        let Some(jobs) = &self.jobs else { return Ok(None) };
+        if !self.enabled {
+            return Ok(None);
+        }
         let key = self.keys.load().pick(answer.pinned).clone();
         let expires_s = now_s + self.ttl_s;
         let leaf = halftone_channels::leaf(AnswerFields {
@@ -157,7 +153,13 @@ impl Signer {
             body: answer.body,
         });
         let (reply, proof) = tokio::sync::oneshot::channel();
-        jobs.send(Job { leaf, key, expires_s, reply }).map_err(|_| SignerStopped)?;
+        let first = PENDING.with_borrow_mut(|pending| {
+            pending.push(Job { leaf, key, expires_s, reply });
+            pending.len() == 1
+        });
+        if first {
+            tokio::task::spawn_local(flush());
+        }
         proof.await.map(Some).map_err(|_| SignerStopped)
     }
 }
@@ -177,27 +179,23 @@ pub struct Unsigned<'a> {
     pub body: &'a [u8],
 }
 
-/// The signer thread: a batch per window, one tree and one signature per key in it.
-fn run(jobs: &mpsc::Receiver<Job>, window: Duration) {
-    while let Ok(first) = jobs.recv() {
-        // Sleeping (not waiting on the channel) keeps senders from waking this thread per leaf.
-        std::thread::sleep(window);
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        while !batch.is_empty() {
-            let key = batch[0].key.clone();
-            let (mine, rest): (Vec<Job>, Vec<Job>) = batch.into_iter().partition(|j| Arc::ptr_eq(&j.key, &key));
-            batch = rest;
+/// Signs the worker's pending batch once every check-in ready in this turn has joined it:
+/// one tree and one signature per key in it.
+async fn flush() {
+    tokio::task::yield_now().await;
+    let mut batch = PENDING.with_borrow_mut(std::mem::take);
+    while !batch.is_empty() {
+        let key = batch[0].key.clone();
+        let (mut mine, rest): (Vec<Job>, Vec<Job>) = batch.into_iter().partition(|j| Arc::ptr_eq(&j.key, &key));
+        batch = rest;
+        while !mine.is_empty() {
+            let later = mine.split_off(mine.len().min(MAX_BATCH));
             let signed = Batch::sign(mine.iter().map(|j| j.leaf).collect(), &key.signing);
             for (i, job) in mine.into_iter().enumerate() {
                 // A check-in that gave up (its client went away) no longer listens: fine.
                 let _ = job.reply.send(signed.proof_header(i, &key.id, job.expires_s));
             }
+            mine = later;
         }
     }
 }

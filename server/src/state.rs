@@ -48,7 +48,7 @@ impl State {
         let artifacts = ArtifactStore::open(&config)?;
         let snapshot = rebuild(&store).await?;
         let feedback = Feedback::start(store.clone()).await?;
-        let signer = Signer::start(&store, clock.now_ms(), config.answer_batch, config.answer_ttl_s).await?;
+        let signer = Signer::start(&store, clock.now_ms(), config.answer_signing, config.answer_ttl_s).await?;
         Ok(State {
             config,
             store,

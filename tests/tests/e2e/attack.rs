@@ -7,8 +7,8 @@
 use std::sync::{Arc, Mutex};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use futures_util::StreamExt as _;
 use ed25519_dalek::SigningKey;
+use futures_util::StreamExt as _;
 use halftone_channels::wire::{CheckRequest, CheckResponse};
 use halftone_channels::{AnswerError, AnswerFields, Batch, PROOF_HEADER, answer_key_id, leaf};
 use halftone_client::{CheckOutcome, Client, ClientBuilder, Error, Refusal, Rejection, Unverified};
@@ -615,7 +615,7 @@ async fn path_tricks_and_foreign_hosts_in_artifact_urls_are_refused_before_any_r
     p.publish("1.1.0", "stable", "100").await;
     let dir = tempfile::tempdir().unwrap();
     let client = exposed(&proxy, &p, dir.path()).await;
-    for url in ["//evil.example/x", "https://evil.example/x", "file:///etc/passwd", "v1/../../etc/passwd"] {
+    for url in ["https://evil.example/x", "http://127.0.0.2:9/x", "file:///etc/passwd", "v1/../../etc/passwd"] {
         *TRICK_URL.lock().unwrap() = Some(json!(url));
         proxy.set(Attack::Rewrite(|mut answer| {
             answer["update"]["artifact"]["url"] = TRICK_URL.lock().unwrap().clone().unwrap();
@@ -624,17 +624,22 @@ async fn path_tricks_and_foreign_hosts_in_artifact_urls_are_refused_before_any_r
         let refused = client.check().await;
         assert!(matches!(refused, Err(Error::Refused(_))), "{url}: {refused:?}");
     }
-    // A path on the server's own origin that climbs out is normalised onto that origin and
-    // names no artifact the server has: a 4xx, nothing written.
-    *TRICK_URL.lock().unwrap() = Some(json!("/v1/artifacts/../../../etc/passwd"));
-    proxy.set(Attack::Rewrite(|mut answer| {
-        answer["update"]["artifact"]["url"] = TRICK_URL.lock().unwrap().clone().unwrap();
-        answer
-    }));
-    if let Ok(CheckOutcome::Available(update)) = client.check().await {
+    // Paths that look like they climb out, or like another host, stay paths on the server's
+    // own origin: they name no artifact there, so the download is a 4xx and nothing is written.
+    for url in ["//evil.example/x", "/v1/artifacts/../../../etc/passwd"] {
+        *TRICK_URL.lock().unwrap() = Some(json!(url));
+        proxy.set(Attack::Rewrite(|mut answer| {
+            answer["update"]["artifact"]["url"] = TRICK_URL.lock().unwrap().clone().unwrap();
+            answer
+        }));
+        let update = match client.check().await {
+            Ok(CheckOutcome::Available(u)) => u,
+            other => panic!("{url}: a path on the server's origin passes the check, got {other:?}"),
+        };
+        assert!(update.url().starts_with(&proxy.base), "{url} stays on the server: {}", update.url());
         let dest = dir.path().join("trick.bin");
         let result = client.download(&update, &dest, |_, _| {}).await;
-        assert!(matches!(result, Err(Error::Server { status: 400..=499, .. })), "{result:?}");
+        assert!(matches!(result, Err(Error::Server { status: 400..=499, .. })), "{url}: {result:?}");
         assert!(!dest.exists());
     }
 }
