@@ -77,6 +77,7 @@ for run in $(seq "$RUNS"); do
 done
 
 m() { median <"$WORK/$1"; }
+batches=$(curl -sf "${URL[signed]}/metrics" | awk '/^halftone_answer_batch_size_sum/ { s = $2 } /^halftone_answer_batch_size_count/ { c = $2 } END { if (c) printf "%.1f", s / c; else print "?" }')
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 echo "Signed check-in answers, $RELEASES releases, wrk -t1 -c$CONNS, 1 worker, one batch per event-loop turn,"
 echo "median of $RUNS runs of ${DURATION}s (commit $commit)"
@@ -90,3 +91,4 @@ done
 echo
 awk -v a="$(m signed.cpu)" -v b="$(m unsigned.cpu)" 'BEGIN { printf "CPU per check-in, signed / unsigned: %.2fx (goal: at most 1.3x)\n", a / b }'
 awk -v a="$(m signed.p99)" -v b="$(m unsigned.p99)" 'BEGIN { printf "p99 added by signing: %.0f µs (goal: at most 1000 µs)\n", a - b }'
+echo "answers per signed batch (mean over every run): $batches"

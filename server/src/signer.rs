@@ -184,6 +184,10 @@ pub struct Unsigned<'a> {
 async fn flush() {
     tokio::task::yield_now().await;
     let mut batch = PENDING.with_borrow_mut(std::mem::take);
+    thread_local! {
+        static BATCH_SIZE: metrics::Histogram = metrics::histogram!("halftone_answer_batch_size");
+    }
+    BATCH_SIZE.with(|h| h.record(batch.len() as f64));
     while !batch.is_empty() {
         let key = batch[0].key.clone();
         let (mut mine, rest): (Vec<Job>, Vec<Job>) = batch.into_iter().partition(|j| Arc::ptr_eq(&j.key, &key));
