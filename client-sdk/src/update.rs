@@ -192,19 +192,45 @@ mod tests {
         TrustedKeys::new([(KeyId::parse(id).unwrap(), public)]).unwrap()
     }
 
+    /// A device on linux/x86_64 running 1.0.0: what `accept` checks an offer against.
+    struct Fixture {
+        running: Version,
+        target: Target,
+        keys: TrustedKeys,
+        channel: ChannelName,
+        ladder: Ladder,
+        max_size: u64,
+    }
+
+    impl Fixture {
+        /// On beta, trusting key `k`, taking up to 5 bytes, with the built-in channels.
+        fn new() -> Self {
+            Fixture {
+                running: Version::new(1, 0, 0),
+                target: target("linux", "x86_64"),
+                keys: keys("k"),
+                channel: ChannelName::beta(),
+                ladder: Ladder::default(),
+                max_size: 5,
+            }
+        }
+
+        fn accept(&self, offer: UpdateOffer) -> Result<Update, Refusal> {
+            let device = Device {
+                running: &self.running,
+                target: &self.target,
+                watermark: None,
+                max_size: self.max_size,
+                keys: &self.keys,
+                channel: &self.channel,
+                ladder: &self.ladder,
+            };
+            accept(offer, &device, |u| Ok(Url::parse(&format!("http://h{u}")).unwrap()))
+        }
+    }
+
     fn check(version: &str, os: &str) -> Result<Update, Refusal> {
-        let running = Version::new(1, 0, 0);
-        let keys = keys("k");
-        let device = Device {
-            running: &running,
-            target: &target("linux", "x86_64"),
-            watermark: None,
-            max_size: 5,
-            keys: &keys,
-            channel: &ChannelName::beta(),
-            ladder: &Ladder::default(),
-        };
-        accept(offer(version, os), &device, |u| Ok(Url::parse(&format!("http://h{u}")).unwrap()))
+        Fixture::new().accept(offer(version, os))
     }
 
     #[test]
@@ -223,39 +249,19 @@ mod tests {
         assert!(matches!(check("1.0.0", "linux"), Err(Refusal::NotNewer { .. })));
         assert!(matches!(check("0.9.9", "linux"), Err(Refusal::NotNewer { .. })));
         assert!(matches!(check("1.0.0-rc.1", "linux"), Err(Refusal::NotNewer { .. })));
-        let running = Version::new(1, 0, 0);
-        let keys = keys("k");
-        let device = Device {
-            running: &running,
-            target: &target("linux", "x86_64"),
-            watermark: None,
-            max_size: 4,
-            keys: &keys,
-            channel: &ChannelName::beta(),
-            ladder: &Ladder::default(),
-        };
-        let big = accept(offer("1.1.0", "linux"), &device, |_| unreachable!());
-        assert_eq!(big, Err(Refusal::TooLarge { size: 5, limit: 4 }));
+        let small = Fixture { max_size: 4, ..Fixture::new() };
+        assert_eq!(small.accept(offer("1.1.0", "linux")), Err(Refusal::TooLarge { size: 5, limit: 4 }));
     }
 
     #[test]
     fn a_device_takes_builds_of_its_channel_or_a_more_stable_one_only() {
-        let (running, keys) = (Version::new(1, 0, 0), keys("k"));
         let ladder = Ladder::with_custom([(ChannelName::parse("canary").unwrap(), 400)]).unwrap();
         let on = |device: &str, offered: &str| {
-            let channel = ChannelName::parse(device).unwrap();
-            let device = Device {
-                running: &running,
-                target: &target("linux", "x86_64"),
-                watermark: None,
-                max_size: 5,
-                keys: &keys,
-                channel: &channel,
-                ladder: &ladder,
-            };
+            let fixture =
+                Fixture { channel: ChannelName::parse(device).unwrap(), ladder: ladder.clone(), ..Fixture::new() };
             let mut o = offer("1.1.0", "linux");
             o.channel = ChannelName::parse(offered).unwrap();
-            accept(o, &device, |u| Ok(Url::parse(&format!("http://h{u}")).unwrap())).map(|_| ())
+            fixture.accept(o).map(|_| ())
         };
         assert_eq!(on("beta", "stable"), Ok(()));
         assert_eq!(on("beta", "beta"), Ok(()));
@@ -269,19 +275,8 @@ mod tests {
 
     #[test]
     fn refuses_a_build_signed_by_a_key_the_app_does_not_trust_before_downloading() {
-        let running = Version::new(1, 0, 0);
-        let other = keys("other");
-        let device = Device {
-            running: &running,
-            target: &target("linux", "x86_64"),
-            watermark: None,
-            max_size: 5,
-            keys: &other,
-            channel: &ChannelName::beta(),
-            ladder: &Ladder::default(),
-        };
-        let refused =
-            accept(offer("1.1.0", "linux"), &device, |_| unreachable!("no URL is resolved, nothing downloads"));
+        let untrusting = Fixture { keys: keys("other"), ..Fixture::new() };
+        let refused = untrusting.accept(offer("1.1.0", "linux"));
         assert_eq!(refused, Err(Refusal::UntrustedKey { key_id: KeyId::parse("k").unwrap() }));
     }
 }
