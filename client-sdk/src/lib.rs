@@ -23,7 +23,7 @@
 //! local server; start there to try a release.
 //!
 //! ```no_run
-//! use halftone_client::{CheckOutcome, Client, EventKind};
+//! use halftone_client::{CheckOutcome, Client};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let client = Client::builder()
@@ -31,6 +31,8 @@
 //!     .app("notes")
 //!     .version(env!("CARGO_PKG_VERSION"))
 //!     .trusted_key("release-2026", "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c")
+//!     // The server's answer key (`halftone answer-key list`): only fresh signed answers count.
+//!     .answer_key("8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c")
 //!     .state_dir("/var/lib/notes/updates")
 //!     .build()
 //!     .await?;
@@ -40,8 +42,9 @@
 //!     let file = client
 //!         .download(&update, "/tmp/notes-update.pkg", |done, total| println!("{done}/{total}"))
 //!         .await?;
-//!     // Install `file.path()` the platform's way, then, once it worked:
-//!     client.report(EventKind::InstallSucceeded, file.version());
+//!     // Install `file.path()` the platform's way, then, once it worked (this raises the
+//!     // watermark and reports install_succeeded):
+//!     client.installed(&file).await?;
 //! }
 //! client.flush().await?;
 //! # Ok(())
@@ -58,10 +61,16 @@
 //! A download that stops early keeps its partial file, `<dest>.<sha256>.part`, and the next
 //! call for the same build resumes it.
 //!
+//! With an answer key pinned ([`ClientBuilder::answer_key`]), every check-in sends a fresh
+//! nonce and believes only an answer signed for this device and nonce that has not expired:
+//! a replayed, withheld or altered answer is [`Error::Unverified`], never "up to date".
+//!
 //! Invariants:
 //! - an [`Update`] is never older than, or equal to, the running version, nor below the
-//!   highest version this device has ever verified (the watermark), nor for another os or
-//!   arch; the SDK checks this itself rather than trusting the server;
+//!   highest version this device has installed or run (the watermark, raised by
+//!   [`Client::installed`] and at start-up, never by a download), nor for another os or
+//!   arch, nor from a channel less stable than the device's; the SDK checks this itself rather
+//!   than trusting the server;
 //! - a [`VerifiedFile`] exists only for bytes whose size, digest and signature (over this
 //!   app, that version, this platform) were checked; anything that fails is deleted;
 //! - a download never writes more than the signed size, and never resumes a partial file of
