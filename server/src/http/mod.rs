@@ -5,6 +5,7 @@ pub mod admin;
 pub mod body;
 pub mod client_ip;
 pub mod device;
+pub mod keys;
 pub mod ops;
 pub mod range;
 
@@ -57,6 +58,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/v1/apps", [web::get().to(admin::list_apps)]))
         .service(resource("/v1/apps/{app}", [web::get().to(admin::get_app), web::put().to(admin::put_app)]))
         .service(resource("/v1/apps/{app}/events", [web::post().to(device::events)]))
+        .service(resource("/v1/apps/{app}/keys", [web::get().to(keys::list), web::post().to(keys::rotate)]))
         .service(resource("/v1/apps/{app}/explain", [web::post().to(admin::explain)]))
         .service(resource("/v1/apps/{app}/audit", [web::get().to(admin::audit)]))
         .service(resource("/v1/apps/{app}/status", [web::get().to(admin::status)]))
