@@ -6,14 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use halftone_channels::{
-    AppId, ChannelName, KeyId, Locale, MAX_TRAITS, OsVersion, PublicKey, Target, TraitName, TraitValue, TrustedKeys,
-    UserId, Version,
+    AppId, ChannelName, KeyDocument, KeyId, Locale, MAX_TRAITS, OsVersion, PublicKey, Target, TraitName, TraitValue, TrustedKeys,
+    Threshold, UserId, Version,
 };
 
 use crate::answer::AnswerCheck;
 use crate::api::{Api, Timeouts};
 use crate::client::{Client, Parts};
 use crate::host;
+use crate::keys::KeyTrust;
 use crate::origin::AllowedHost;
 use crate::pace::DownloadLimits;
 use crate::state::StateDir;
@@ -34,6 +35,7 @@ pub struct ClientBuilder {
     os_version: Option<String>,
     locale: Option<String>,
     keys: Vec<(String, String)>,
+    key_threshold: u64,
     answer_keys: Vec<String>,
     answer_skew: Duration,
     state_dir: Option<PathBuf>,
@@ -60,6 +62,7 @@ impl Default for ClientBuilder {
             os_version: None,
             locale: None,
             keys: Vec::new(),
+            key_threshold: 1,
             answer_keys: Vec::new(),
             answer_skew: Duration::from_secs(300),
             state_dir: None,
@@ -119,9 +122,18 @@ impl ClientBuilder {
 
     /// Trusts the ed25519 key `public_key_hex` (64 hex digits) under `id`. These are the keys
     /// compiled into the app; a download verifies only if one of them signed it. Call once
-    /// per key (for example, the current key and the next one during a rotation).
+    /// per key. Together they are the app's key document version 1; later versions, signed
+    /// by these keys, are fetched from the server and verified (docs/api.md §8, "Key
+    /// documents"), and the newest verified one is kept in the state directory.
     pub fn trusted_key(mut self, id: &str, public_key_hex: &str) -> Self {
         self.keys.push((id.to_owned(), public_key_hex.to_owned()));
+        self
+    }
+
+    /// How many distinct [`trusted_key`](Self::trusted_key)s must sign a build (k-of-n), and
+    /// the next key document: 1 (the default) up to the number of keys.
+    pub fn key_threshold(mut self, k: u64) -> Self {
+        self.key_threshold = k;
         self
     }
 
@@ -310,6 +322,13 @@ impl ClientBuilder {
             );
         }
         self.download_limits.check()?;
+        let document = KeyDocument::new(
+            app.clone(),
+            1,
+            Threshold::new(self.key_threshold).map_err(invalid("key_threshold"))?,
+            TrustedKeys::new(keys).map_err(invalid("trusted_key"))?,
+        )
+        .map_err(invalid("key_threshold"))?;
         Ok(Settings {
             api: Api::new(&server, app.clone(), self.timeouts, download_hosts, self.download_limits)?,
             app,
@@ -317,7 +336,7 @@ impl ClientBuilder {
             target,
             os_version: self.os_version.as_deref().map(OsVersion::parse).transpose().map_err(invalid("os_version"))?,
             locale: self.locale.as_deref().map(Locale::parse).transpose().map_err(invalid("locale"))?,
-            keys: TrustedKeys::new(keys).map_err(invalid("trusted_key"))?,
+            keys: document,
             answers,
             state_dir,
             default_channel: match &self.default_channel {
@@ -340,7 +359,7 @@ struct Settings {
     target: Option<Target>,
     os_version: Option<OsVersion>,
     locale: Option<Locale>,
-    keys: TrustedKeys,
+    keys: KeyDocument,
     answers: Option<AnswerCheck>,
     state_dir: PathBuf,
     default_channel: ChannelName,
@@ -361,6 +380,7 @@ impl Settings {
         };
         let os_version = self.os_version.or_else(|| host::detect_os_version(&target.os));
         let state = StateDir::open(&self.state_dir)?;
+        let keys = KeyTrust::load(self.keys, &state)?;
         Ok(Parts {
             device_id: state.device_id()?,
             channel: state.channel()?.unwrap_or(self.default_channel),
@@ -372,7 +392,7 @@ impl Settings {
             target,
             os_version,
             locale: self.locale.or_else(host::env_locale),
-            keys: self.keys,
+            keys,
             answers: self.answers,
             user: self.user,
             traits: self.traits,
