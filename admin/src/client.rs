@@ -5,9 +5,9 @@ use std::fmt;
 use std::time::Duration;
 
 use halftone_channels::wire::{
-    AnswerKeys, AppList, AppSpec, AppView, ArtifactStored, AuditLog, CheckRequest, CheckResponse, ExplainRequest, KeyDocumentSpec, KeyDocuments,
-    ExplainResponse, Problem, PromoteRequest, PublishRequest, ReleaseList, ReleaseView, RollbackRequest, RolloutPatch,
-    RolloutView, StatusView, TokenCreated, TokenList, TokenRequest,
+    AnswerKeys, AppList, AppSpec, AppView, ArtifactStored, AuditLog, CheckRequest, CheckResponse, ExplainRequest,
+    ExplainResponse, KeyDocumentSpec, KeyDocuments, Problem, PromoteRequest, PublishRequest, ReleaseList, ReleaseView,
+    RollbackRequest, RolloutPatch, RolloutView, StatusView, TokenCreated, TokenList, TokenRequest,
 };
 use halftone_channels::{AppId, ChannelName, KeyId, Sha256, Version};
 use reqwest::header::{self, HeaderMap, HeaderValue};

@@ -62,8 +62,8 @@ pub use channel::{BUILT_IN, ChannelName, Ladder, LadderError, Rank};
 pub use checkin::{CheckIn, CheckKind, DeviceId, Locale, MAX_TRAITS, TraitName, TraitValue, Traits, UserId};
 pub use error::{ParseError, What};
 pub use explain::{Explanation, ReleaseTrace, Skip, Verdict};
-pub use key_document::{KeyChain, KeyChainError, KeyDocument, Signers, SignedKeyDocument, Threshold};
 pub use health::{Breach, GateAction, Health, HealthGate, Metric, Verdict as GateVerdict};
+pub use key_document::{KeyChain, KeyChainError, KeyDocument, SignedKeyDocument, Signers, Threshold};
 pub use label::{DisplayName, MAX_DISPLAY_NAME, MAX_TOKEN_NAME, TokenName};
 pub use platform::{Arch, Os, OsVersion, Platform, Target};
 pub use range::{Comparator, Op, Range};
@@ -75,7 +75,7 @@ pub use rollout::{
 pub use rules::{MAX_RULE_VALUES, Rule, TraitCondition};
 pub use schedule::{MAX_STEPS, Schedule, ScheduleClock, SchedulePreset, Step, Tick};
 pub use signing::{
-    KeyId, KeySignature, MAX_SIGNATURES, MAX_TRUSTED_KEYS, PublicKey, Sha256, Signature, SignatureError, SignedFields,
-    Signatures, TrustedKeys, signed_message,
+    KeyId, KeySignature, MAX_SIGNATURES, MAX_TRUSTED_KEYS, PublicKey, Sha256, Signature, SignatureError, Signatures,
+    SignedFields, TrustedKeys, signed_message,
 };
 pub use version::Version;

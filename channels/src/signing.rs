@@ -335,11 +335,7 @@ impl TrustedKeys {
     /// A key that signs twice is one signer; signatures by unknown keys, and invalid ones, are
     /// not counted.
     pub fn signers<'s>(&self, message: &[u8], signatures: &'s Signatures) -> BTreeSet<&'s KeyId> {
-        signatures
-            .iter()
-            .filter(|s| self.verify(&s.key_id, message, &s.signature).is_ok())
-            .map(|s| &s.key_id)
-            .collect()
+        signatures.iter().filter(|s| self.verify(&s.key_id, message, &s.signature).is_ok()).map(|s| &s.key_id).collect()
     }
 
     /// Verifies that at least `threshold` distinct trusted keys signed `message`. When the

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use halftone_channels::{
-    AppId, ChannelName, KeyDocument, KeyId, Locale, MAX_TRAITS, OsVersion, PublicKey, Target, TraitName, TraitValue, TrustedKeys,
-    Threshold, UserId, Version,
+    AppId, ChannelName, KeyDocument, KeyId, Locale, MAX_TRAITS, OsVersion, PublicKey, Target, Threshold, TraitName,
+    TraitValue, TrustedKeys, UserId, Version,
 };
 
 use crate::answer::AnswerCheck;

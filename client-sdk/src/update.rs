@@ -185,9 +185,10 @@ mod tests {
 
     /// Version 1 of the app's keys: `ids` (each with some public key), `threshold` of them.
     fn document(ids: &[&str], threshold: u64) -> KeyDocument {
-        let keys = ids.iter().enumerate().map(|(n, id)| {
-            (KeyId::parse(id).unwrap(), crate::test_support::signing_key(n as u8 + 1).public_key())
-        });
+        let keys = ids
+            .iter()
+            .enumerate()
+            .map(|(n, id)| (KeyId::parse(id).unwrap(), crate::test_support::signing_key(n as u8 + 1).public_key()));
         let app = halftone_channels::AppId::parse("notes").unwrap();
         KeyDocument::new(app, 1, Threshold::new(threshold).unwrap(), TrustedKeys::new(keys).unwrap()).unwrap()
     }

@@ -109,9 +109,7 @@ fn refusals() {
         KeyChainError::UnderSigned { version: 2, by: Signers::Own, source: SignatureError::UnknownKey(a) },
     );
     // A lower version than a chain already at 3.
-    let at3 = c
-        .walk(&[signed(doc("notes", 2, 1, &[8]), &[7, 8]), signed(doc("notes", 3, 1, &[9]), &[8, 9])])
-        .unwrap();
+    let at3 = c.walk(&[signed(doc("notes", 2, 1, &[8]), &[7, 8]), signed(doc("notes", 3, 1, &[9]), &[8, 9])]).unwrap();
     assert_eq!(
         at3.advance(&signed(doc("notes", 2, 1, &[9]), &[8, 9])),
         Err(KeyChainError::NotNewer { trusted: 3, found: 2 })

@@ -14,15 +14,16 @@ use std::net::IpAddr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{
-    ArtifactSpec, CheckRequest, ExplainResponse, GateSpec, KeyDocumentSpec, KeySpec, Reason, ReleaseSpec, ReleaseVerdict, RolloutPatch,
-    RolloutSpec, RuleKind, RuleSpec, ScheduleSpec, SignatureSpec, TraitOp,
+    ArtifactSpec, CheckRequest, ExplainResponse, GateSpec, KeyDocumentSpec, KeySpec, Reason, ReleaseSpec,
+    ReleaseVerdict, RolloutPatch, RolloutSpec, RuleKind, RuleSpec, ScheduleSpec, SignatureSpec, TraitOp,
 };
 use crate::error::{ParseError, What};
 use crate::rules::parse_network;
 use crate::{
-    Admission, AppId, Arch, Artifact, KeyDocument, KeyId, Signature, KeySignature, Signatures, SignedKeyDocument, Threshold, TrustedKeys, ChannelName, CheckIn, CheckKind, Explanation, HealthGate, IdList, Locale,
-    MAX_RULE_VALUES, Os, Platform, Release, ReleaseParts, Rollout, RolloutEdit, Rule, Rules, Salt, Schedule, Target,
-    TraitCondition, TraitValue, Verdict, Version,
+    Admission, AppId, Arch, Artifact, ChannelName, CheckIn, CheckKind, Explanation, HealthGate, IdList, KeyDocument,
+    KeyId, KeySignature, Locale, MAX_RULE_VALUES, Os, Platform, Release, ReleaseParts, Rollout, RolloutEdit, Rule,
+    Rules, Salt, Schedule, Signature, Signatures, SignedKeyDocument, Target, Threshold, TraitCondition, TraitValue,
+    TrustedKeys, Verdict, Version,
 };
 
 // ---------- device side ----------

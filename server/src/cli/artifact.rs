@@ -64,8 +64,7 @@ pub async fn sign_and_upload(
     let mut signed = Vec::with_capacity(artifacts.len());
     for a in artifacts {
         let local = LocalArtifact::hash(&a.path).await?;
-        let fields =
-            SignedFields { app, version, target: &a.target, sha256: local.sha256(), size: local.size() };
+        let fields = SignedFields { app, version, target: &a.target, sha256: local.sha256(), size: local.size() };
         let spec = ReleaseKey::sign_artifact_by(&signers, fields).context("no signing key")?;
         signed.push((a, local, spec));
     }

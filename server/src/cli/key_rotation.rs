@@ -76,7 +76,13 @@ async fn rotate(client: &AdminClient, args: RotateArgs, out: &Output) -> anyhow:
     let written = client.rotate_keys(&args.app, &signed).await?;
     let ids: Vec<String> = next.keys().iter().map(|(id, _)| id.to_string()).collect();
     out.emit(written.value(), |d| {
-        format!("{} now trusts key document version {}: {} (threshold {})", args.app, d.version, ids.join(", "), d.threshold)
+        format!(
+            "{} now trusts key document version {}: {} (threshold {})",
+            args.app,
+            d.version,
+            ids.join(", "),
+            d.threshold
+        )
     })
 }
 

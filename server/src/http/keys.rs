@@ -21,7 +21,11 @@ pub struct KeysQuery {
 }
 
 /// `GET /v1/apps/{app}/keys[?after=N]`
-pub async fn list(path: web::Path<String>, query: web::Query<KeysQuery>, state: web::Data<State>) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    path: web::Path<String>,
+    query: web::Query<KeysQuery>,
+    state: web::Data<State>,
+) -> Result<HttpResponse, ApiError> {
     let id = AppId::parse(&path)?;
     let after = match query.after.as_deref() {
         None => 0,

@@ -17,10 +17,10 @@ use std::collections::BTreeMap;
 
 use halftone_channels::wire::{AuditEntry, Role};
 use halftone_channels::{
-    AppId, Arch, Artifact, ChannelName, KeyDocument, KeySignature, Signatures, SignedKeyDocument, Threshold,
-    TrustedKeys, DisplayName, ExternalUrl, GateAction, HealthGate, IdList, KeyId, ListedId, Os,
-    ParseError, Percent, PublicKey, Rank, Release, ReleaseParts, Rollout, RolloutState, Rule, Rules, Salt, Schedule,
-    ScheduleClock, SchedulePreset, Sha256, Signature, Step, Stickiness, Target, TokenName, Version,
+    AppId, Arch, Artifact, ChannelName, DisplayName, ExternalUrl, GateAction, HealthGate, IdList, KeyDocument, KeyId,
+    KeySignature, ListedId, Os, ParseError, Percent, PublicKey, Rank, Release, ReleaseParts, Rollout, RolloutState,
+    Rule, Rules, Salt, Schedule, ScheduleClock, SchedulePreset, Sha256, Signature, Signatures, SignedKeyDocument, Step,
+    Stickiness, Target, Threshold, TokenName, TrustedKeys, Version,
 };
 use serde::{Deserialize, Serialize};
 
@@ -208,8 +208,9 @@ impl TryFrom<ReleaseRecord> for Release {
             .into_iter()
             .map(|a| {
                 let first = KeySignature { key_id: a.key_id, signature: a.signature };
-                let signatures =
-                    Signatures::new(std::iter::once(first).chain(a.more_signatures.into_iter().map(KeySignature::from)).collect())?;
+                let signatures = Signatures::new(
+                    std::iter::once(first).chain(a.more_signatures.into_iter().map(KeySignature::from)).collect(),
+                )?;
                 let artifact = Artifact { sha256: a.sha256, size: a.size, signatures, url: a.url };
                 Ok((Target { os: a.os, arch: a.arch }, artifact))
             })

@@ -350,7 +350,12 @@ mod tests {
     async fn committed_changes_are_read_back_after_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let app = AppId::parse("notes").unwrap();
-        let settings = AppSettings { display_name: "Notes".parse().unwrap(), keys: vec![], channels: vec![], key_documents: vec![] };
+        let settings = AppSettings {
+            display_name: "Notes".parse().unwrap(),
+            keys: vec![],
+            channels: vec![],
+            key_documents: vec![],
+        };
         {
             let store = SledStore::open(dir.path()).unwrap();
             assert!(!store.is_bootstrapped().unwrap());

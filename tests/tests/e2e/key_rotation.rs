@@ -21,7 +21,13 @@ use serde_json::{Value, json};
 use crate::harness::*;
 
 /// Key document `version` of `app` trusting `keys` with `threshold`, signed by `signers`.
-fn document(app: &AppId, version: u64, threshold: u64, keys: &[&ReleaseKey], signers: &[&ReleaseKey]) -> KeyDocumentSpec {
+fn document(
+    app: &AppId,
+    version: u64,
+    threshold: u64,
+    keys: &[&ReleaseKey],
+    signers: &[&ReleaseKey],
+) -> KeyDocumentSpec {
     let trusted = TrustedKeys::new(keys.iter().map(|k| (k.id().clone(), k.public_key()))).unwrap();
     let d = KeyDocument::new(app.clone(), version, Threshold::new(threshold).unwrap(), trusted).unwrap();
     ReleaseKey::signed_key_document(&d, signers)
@@ -29,7 +35,8 @@ fn document(app: &AppId, version: u64, threshold: u64, keys: &[&ReleaseKey], sig
 
 /// A client of `app` (through `base`) running 1.0.0 on linux/x86_64, compiling in `keys`.
 fn device(base: &str, app: &AppId, state: &Path, keys: &[&ReleaseKey]) -> ClientBuilder {
-    let mut b = Client::builder().server(base).app(app.as_str()).version("1.0.0").platform("linux", "x86_64").state_dir(state);
+    let mut b =
+        Client::builder().server(base).app(app.as_str()).version("1.0.0").platform("linux", "x86_64").state_dir(state);
     for k in keys {
         b = b.trusted_key(k.id().as_str(), &k.public_key().to_string());
     }
@@ -37,7 +44,11 @@ fn device(base: &str, app: &AppId, state: &Path, keys: &[&ReleaseKey]) -> Client
 }
 
 /// Publishes `version` for linux/x86_64 on stable at 100%, signed by each of `signers`.
-async fn publish_signed_by(p: &Publisher, version: &str, signers: &[&ReleaseKey]) -> Result<(), halftone_admin::AdminError> {
+async fn publish_signed_by(
+    p: &Publisher,
+    version: &str,
+    signers: &[&ReleaseKey],
+) -> Result<(), halftone_admin::AdminError> {
     let mut draft = p.draft(version, &[]);
     let bytes = &draft.files[0];
     let target = Target { os: "linux".parse().unwrap(), arch: "x86_64".parse().unwrap() };
@@ -99,7 +110,10 @@ async fn rotating_from_a_to_b_moves_the_devices_trust_to_b() {
     assert_eq!(again.key_version(), 2);
 }
 
-async fn post(p: &Publisher, d: KeyDocumentSpec) -> Result<halftone_admin::Written<KeyDocumentSpec>, halftone_admin::AdminError> {
+async fn post(
+    p: &Publisher,
+    d: KeyDocumentSpec,
+) -> Result<halftone_admin::Written<KeyDocumentSpec>, halftone_admin::AdminError> {
     p.admin.rotate_keys(&p.app, &d).await
 }
 
@@ -153,15 +167,19 @@ struct Upstream {
 impl KeysProxy {
     fn start(server: &TestServer) -> KeysProxy {
         let forged = Arc::new(Mutex::new(None));
-        let shared =
-            web::Data::new(Upstream { base: server.base.clone(), http: reqwest::Client::new(), forged: forged.clone() });
+        let shared = web::Data::new(Upstream {
+            base: server.base.clone(),
+            http: reqwest::Client::new(),
+            forged: forged.clone(),
+        });
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
-                let server = HttpServer::new(move || App::new().app_data(shared.clone()).default_service(web::to(relay)))
-                    .workers(1)
-                    .bind(("127.0.0.1", 0))
-                    .unwrap();
+                let server =
+                    HttpServer::new(move || App::new().app_data(shared.clone()).default_service(web::to(relay)))
+                        .workers(1)
+                        .bind(("127.0.0.1", 0))
+                        .unwrap();
                 let addr = server.addrs()[0];
                 let server = server.run();
                 tx.send((addr, server.handle())).unwrap();
@@ -180,7 +198,10 @@ impl KeysProxy {
 
 async fn relay(req: HttpRequest, body: web::Bytes, up: web::Data<Upstream>) -> HttpResponse {
     let forged = up.forged.lock().unwrap().clone();
-    if req.method() == actix_web::http::Method::GET && req.path().ends_with("/keys") && let Some(value) = forged {
+    if req.method() == actix_web::http::Method::GET
+        && req.path().ends_with("/keys")
+        && let Some(value) = forged
+    {
         return HttpResponse::Ok().json(value);
     }
     let url = format!("{}{}", up.base, req.uri());
@@ -232,7 +253,11 @@ async fn the_sdk_refuses_chains_that_do_not_hold_and_keeps_its_trust() {
     refused(|e| {
         matches!(
             e,
-            KeyChainError::UnderSigned { by: Signers::Previous, source: SignatureError::TooFew { valid: 0, needed: 1 }, .. }
+            KeyChainError::UnderSigned {
+                by: Signers::Previous,
+                source: SignatureError::TooFew { valid: 0, needed: 1 },
+                ..
+            }
         )
     })
     .await;
