@@ -200,6 +200,25 @@ mod tests {
     }
 
     #[test]
+    fn the_key_document_round_trips_and_a_corrupt_one_is_an_error() {
+        use halftone_channels::{AppId, KeyDocument, Signatures, Threshold, TrustedKeys};
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(tmp.path()).unwrap();
+        assert_eq!(state.key_document().unwrap(), None);
+        let key = crate::test_support::signing_key(1).public_key();
+        let keys = TrustedKeys::new([(key.fingerprint(), key)]).unwrap();
+        let document = KeyDocument::new(AppId::parse("notes").unwrap(), 2, Threshold::ONE, keys).unwrap();
+        let signed = SignedKeyDocument {
+            document,
+            signatures: Signatures::one(key.fingerprint(), halftone_channels::Signature::from_bytes([3; 64])),
+        };
+        state.set_key_document(&signed).unwrap();
+        assert_eq!(StateDir::open(tmp.path()).unwrap().key_document().unwrap(), Some(signed));
+        fs::write(tmp.path().join(KEYS), "{\"app\":\"notes\",\"version\":0}\n").unwrap();
+        assert!(matches!(state.key_document(), Err(StateError::Corrupt { .. })));
+    }
+
+    #[test]
     fn channel_and_watermark_round_trip() {
         let tmp = tempfile::tempdir().unwrap();
         let state = StateDir::open(tmp.path()).unwrap();

@@ -67,10 +67,23 @@ impl NotesArgs {
 /// newest key document does not list, or lists with another public key.
 pub async fn check_keys(client: &AdminClient, app: &AppId, keys: &[ReleaseKey]) -> anyhow::Result<()> {
     let mut view = client.get_app(app).await?;
-    if let Some(newest) = client.key_documents(app).await?.documents.pop() {
-        view.keys = newest.keys;
+    let Some(newest) = client.key_documents(app).await?.documents.pop() else {
+        return keys.iter().try_for_each(|key| key_is_trusted(&view, key));
+    };
+    view.keys = newest.keys;
+    for key in keys {
+        if !view.keys.iter().any(|k| &k.id == key.id() && k.public_key == key.public_key()) {
+            let ids: Vec<&str> = view.keys.iter().map(|k| k.id.as_str()).collect();
+            bail!(
+                "app {app} does not trust key {} since its key document version {} (it trusts: {}); rotate keys \
+                 in with `halftone keys rotate`",
+                key.id(),
+                newest.version,
+                ids.join(", ")
+            );
+        }
     }
-    keys.iter().try_for_each(|key| key_is_trusted(&view, key))
+    Ok(())
 }
 
 fn key_is_trusted(app: &AppView, key: &ReleaseKey) -> anyhow::Result<()> {
