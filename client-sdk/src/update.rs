@@ -253,11 +253,14 @@ mod tests {
             Device { running: &running, target: &target("linux", "x86_64"), watermark: None, max_size: 5, keys: &two };
         let signed_by = |ids: &[&str]| {
             let mut o = offer("1.1.0", "linux");
+            // Distinct signature bytes, so that no entry is a repeat of another (repeats are
+            // dropped by the wire rule) and a key named twice is counted, if at all, by id.
             o.artifact.signatures = ids
                 .iter()
-                .map(|id| halftone_channels::wire::SignatureSpec {
+                .enumerate()
+                .map(|(n, id)| halftone_channels::wire::SignatureSpec {
                     key_id: KeyId::parse(id).unwrap(),
-                    signature: Signature::from_bytes([0; 64]),
+                    signature: Signature::from_bytes([n as u8 + 1; 64]),
                 })
                 .collect();
             accept(o, &device, |u| Ok(Url::parse(&format!("http://h{u}")).unwrap())).map(|_| ())
