@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use halftone_channels::wire::KeyDocumentSpec;
 use halftone_channels::{
-    AppId, ChannelName, KeyDocument, KeyId, Locale, MAX_TRAITS, OsVersion, PublicKey, Target, Threshold, TraitName,
-    TraitValue, TrustedKeys, UserId, Version,
+    AppId, ChannelName, KeyDocument, KeyId, Locale, MAX_TRAITS, OsVersion, PublicKey, SignedKeyDocument, Target,
+    Threshold, TraitName, TraitValue, TrustedKeys, UserId, Version,
 };
 
 use crate::answer::AnswerCheck;
@@ -36,6 +37,7 @@ pub struct ClientBuilder {
     locale: Option<String>,
     keys: Vec<(String, String)>,
     key_threshold: u64,
+    key_document: Option<String>,
     answer_keys: Vec<String>,
     answer_skew: Duration,
     state_dir: Option<PathBuf>,
@@ -63,6 +65,7 @@ impl Default for ClientBuilder {
             locale: None,
             keys: Vec::new(),
             key_threshold: 1,
+            key_document: None,
             answer_keys: Vec::new(),
             answer_skew: Duration::from_secs(300),
             state_dir: None,
@@ -127,6 +130,16 @@ impl ClientBuilder {
     /// documents"), and the newest verified one is kept in the state directory.
     pub fn trusted_key(mut self, id: &str, public_key_hex: &str) -> Self {
         self.keys.push((id.to_owned(), public_key_hex.to_owned()));
+        self
+    }
+
+    /// Trusts the signed key document `json` (a `KeyDocumentSpec`: an entry of `halftone keys list
+    /// --json` or `GET /v1/apps/{app}/keys` shows it) instead of
+    /// [`trusted_key`](Self::trusted_key) calls: for apps built after a rotation, which compile
+    /// in the newest document at its true version so that devices walk on from it. It is
+    /// trusted as compiled in (its signatures are not checked); newer ones still are.
+    pub fn trusted_keys_document(mut self, json: &str) -> Self {
+        self.key_document = Some(json.to_owned());
         self
     }
 
@@ -279,7 +292,7 @@ impl ClientBuilder {
             let id = KeyId::parse(id).map_err(invalid("trusted_key"))?;
             keys.push((id, PublicKey::parse(hex).map_err(invalid("trusted_key"))?));
         }
-        if keys.is_empty() {
+        if keys.is_empty() && self.key_document.is_none() {
             return Err(BuildError::NoTrustedKeys);
         }
         let mut pinned = Vec::new();
@@ -322,13 +335,16 @@ impl ClientBuilder {
             );
         }
         self.download_limits.check()?;
-        let document = KeyDocument::new(
-            app.clone(),
-            1,
-            Threshold::new(self.key_threshold).map_err(invalid("key_threshold"))?,
-            TrustedKeys::new(keys).map_err(invalid("trusted_key"))?,
-        )
-        .map_err(invalid("key_threshold"))?;
+        let document = match &self.key_document {
+            Some(json) => compiled_document(json, &app, &keys)?,
+            None => KeyDocument::new(
+                app.clone(),
+                1,
+                Threshold::new(self.key_threshold).map_err(invalid("key_threshold"))?,
+                TrustedKeys::new(keys).map_err(invalid("trusted_key"))?,
+            )
+            .map_err(invalid("key_threshold"))?,
+        };
         Ok(Settings {
             api: Api::new(&server, app.clone(), self.timeouts, download_hosts, self.download_limits)?,
             app,
@@ -349,6 +365,20 @@ impl ClientBuilder {
             max_download_size: self.max_download_size,
         })
     }
+}
+
+/// The key document an app compiles in as JSON: for this app, and instead of `trusted_key`s.
+fn compiled_document(json: &str, app: &AppId, keys: &[(KeyId, PublicKey)]) -> Result<KeyDocument, BuildError> {
+    let invalid = |reason: String| BuildError::Invalid { setting: "trusted_keys_document", reason };
+    if !keys.is_empty() {
+        return Err(invalid("give either trusted_key calls or a key document, not both".into()));
+    }
+    let spec: KeyDocumentSpec = serde_json::from_str(json).map_err(|e| invalid(e.to_string()))?;
+    let signed = SignedKeyDocument::try_from(spec).map_err(|e| invalid(e.to_string()))?;
+    if signed.document.app() != app {
+        return Err(invalid(format!("the document is for app {}, not {app}", signed.document.app())));
+    }
+    Ok(signed.document)
 }
 
 /// Checked settings, before the I/O of start-up.

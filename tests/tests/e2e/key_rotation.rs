@@ -108,6 +108,16 @@ async fn rotating_from_a_to_b_moves_the_devices_trust_to_b() {
     // A restart keeps the newest verified document.
     let again = device(&server.base, &p.app, &state, &[&a]).version("1.2.0").build().await.unwrap();
     assert_eq!(again.key_version(), 2);
+
+    // An app built after the rotation compiles in version 2 itself and starts from there.
+    let v2 = serde_json::to_string(&p.admin.key_documents(&p.app).await.unwrap().documents[0]).unwrap();
+    let later = tempfile::tempdir().unwrap();
+    let built_later = device(&server.base, &p.app, later.path(), &[]).trusted_keys_document(&v2).build().await.unwrap();
+    assert_eq!(built_later.key_version(), 2);
+    assert_eq!(available(built_later.check().await).version().to_string(), "1.2.0");
+    // Compiling in both trusted_key calls and a document is refused.
+    let both = device(&server.base, &p.app, later.path(), &[&b]).trusted_keys_document(&v2).build().await;
+    assert!(matches!(both, Err(halftone_client::BuildError::Invalid { setting: "trusted_keys_document", .. })));
 }
 
 async fn post(
