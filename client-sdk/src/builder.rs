@@ -133,8 +133,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Trusts the signed key document `json` (a `KeyDocumentSpec`: an entry of `halftone keys list
-    /// --json` or `GET /v1/apps/{app}/keys` shows it) instead of
+    /// Trusts the signed key document `json` (a `KeyDocumentSpec`: an entry of `halftone keys
+    /// list --json`, or of `GET /v1/apps/{app}/keys`) instead of
     /// [`trusted_key`](Self::trusted_key) calls: for apps built after a rotation, which compile
     /// in the newest document at its true version so that devices walk on from it. It is
     /// trusted as compiled in (its signatures are not checked); newer ones still are.

@@ -328,3 +328,30 @@ async fn with_a_threshold_of_two_builds_need_two_distinct_keys() {
     let strict = device(&server.base, &p.app, &strict_dir.path().join("s"), &[&a, &b]).key_threshold(3).build().await;
     assert!(matches!(strict, Err(halftone_client::BuildError::Invalid { setting: "key_threshold", .. })));
 }
+
+#[tokio::test]
+async fn key_documents_are_committed_to_either_store_and_survive_a_restart() {
+    let postgres = halftone_tests::postgres::TempPostgres::start_or_skip("key documents on PostgreSQL");
+    for pg in [None, postgres.as_ref()] {
+        let (server, url) = match &pg {
+            None => (TestServer::start(), None),
+            Some(pg) => (TestServer::start_on_postgres(&pg.url(), None), Some(pg.url())),
+        };
+        let p = Publisher::create(&server, "rotate-durable").await;
+        let (a, b) = (signing_key(7), signing_key(8));
+        p.admin.rotate_keys(&p.app, &document(&p.app, 2, 1, &[&b], &[&a, &b])).await.unwrap();
+        let before = p.admin.key_documents(&p.app).await.unwrap();
+        let (dir, token) = server.stop();
+        let again = match (&url, &dir) {
+            (Some(url), _) => TestServer::start_on_postgres(url, Some(token)),
+            (None, Some(dir)) => TestServer::start_in(dir.path(), Some(token)),
+            (None, None) => unreachable!("a sled server keeps its data dir"),
+        };
+        let admin = again.admin();
+        assert_eq!(admin.key_documents(&p.app).await.unwrap(), before, "store: {url:?}");
+        let p = Publisher { admin, http: again.raw_admin(), app: p.app, key: signing_key(7) };
+        // The restarted server verifies against version 2: A is out, B is in.
+        assert_refused(publish_signed_by(&p, "1.1.0", &[&a]).await, 422, "not one of the trusted keys");
+        publish_signed_by(&p, "1.1.0", &[&b]).await.unwrap();
+    }
+}
