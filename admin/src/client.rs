@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use halftone_channels::wire::{
     AnswerKeys, AppList, AppSpec, AppView, ArtifactStored, AuditLog, CheckRequest, CheckResponse, ExplainRequest,
-    ExplainResponse, Problem, PromoteRequest, PublishRequest, ReleaseList, ReleaseView, RollbackRequest, RolloutPatch,
-    RolloutView, StatusView, TokenCreated, TokenList, TokenRequest,
+    ExplainResponse, KeyDocumentSpec, KeyDocuments, Problem, PromoteRequest, PublishRequest, ReleaseList, ReleaseView,
+    RollbackRequest, RolloutPatch, RolloutView, StatusView, TokenCreated, TokenList, TokenRequest,
 };
 use halftone_channels::{AppId, ChannelName, KeyId, Sha256, Version};
 use reqwest::header::{self, HeaderMap, HeaderValue};
@@ -95,6 +95,21 @@ impl AdminClient {
     /// `GET /v1/apps/{app}`: one app.
     pub async fn get_app(&self, app: &AppId) -> Result<AppView, AdminError> {
         self.call_json(Method::GET, &["v1", "apps", app.as_str()], None::<&()>).await.map(|r| r.body)
+    }
+
+    /// `POST /v1/apps/{app}/keys`: the app's next signed key document (a release key rotation;
+    /// make it with [`ReleaseKey::sign_key_document`](crate::ReleaseKey::sign_key_document)).
+    pub async fn rotate_keys(
+        &self,
+        app: &AppId,
+        document: &KeyDocumentSpec,
+    ) -> Result<Written<KeyDocumentSpec>, AdminError> {
+        self.call_json(Method::POST, &["v1", "apps", app.as_str(), "keys"], Some(document)).await.map(Reply::written)
+    }
+
+    /// `GET /v1/apps/{app}/keys`: every signed key document of the app, oldest first.
+    pub async fn key_documents(&self, app: &AppId) -> Result<KeyDocuments, AdminError> {
+        self.call_json(Method::GET, &["v1", "apps", app.as_str(), "keys"], None::<&()>).await.map(|r| r.body)
     }
 
     // ---------- artifacts ----------

@@ -7,8 +7,8 @@
 //! seeds); see the crate doc for why.
 
 use ed25519_dalek::{Signer as _, SigningKey};
-use halftone_channels::wire::{ArtifactSpec, KeySpec};
-use halftone_channels::{KeyId, PublicKey, Signature, SignedFields, signed_message};
+use halftone_channels::wire::{ArtifactSpec, KeyDocumentSpec, KeySpec, SignatureSpec};
+use halftone_channels::{KeyDocument, KeyId, PublicKey, Signature, SignedFields, signed_message};
 
 /// An ed25519 private key with the id signatures name it by.
 ///
@@ -82,7 +82,38 @@ impl ReleaseKey {
             size: fields.size,
             signature: self.sign(fields),
             key_id: self.id.clone(),
+            signatures: Vec::new(),
             url: None,
+        }
+    }
+
+    /// The artifact of a release spec signed by every one of `keys` (k-of-n): the first fills
+    /// `key_id` and `signature`, and `signatures` lists them all when there are several.
+    /// `None` when `keys` is empty.
+    pub fn sign_artifact_by(keys: &[&ReleaseKey], fields: SignedFields<'_>) -> Option<ArtifactSpec> {
+        let mut spec = keys.first()?.sign_artifact(fields);
+        if keys.len() > 1 {
+            spec.signatures =
+                keys.iter().map(|k| SignatureSpec { key_id: k.id.clone(), signature: k.sign(fields) }).collect();
+        }
+        Some(spec)
+    }
+
+    /// This key's signature over a key document's signed bytes ([`KeyDocument::message`]).
+    pub fn sign_key_document(&self, document: &KeyDocument) -> SignatureSpec {
+        let signature = Signature::from_bytes(self.signing.sign(document.message().as_bytes()).to_bytes());
+        SignatureSpec { key_id: self.id.clone(), signature }
+    }
+
+    /// `document` signed by each of `signers` (enough of the previous version's keys and of its
+    /// own), as `POST /v1/apps/{app}/keys` takes it.
+    pub fn signed_key_document(document: &KeyDocument, signers: &[&ReleaseKey]) -> KeyDocumentSpec {
+        KeyDocumentSpec {
+            app: document.app().clone(),
+            version: document.version(),
+            threshold: document.threshold().get() as u64,
+            keys: document.keys().iter().map(|(id, pk)| KeySpec { id: id.clone(), public_key: *pk }).collect(),
+            signatures: signers.iter().map(|k| k.sign_key_document(document)).collect(),
         }
     }
 }

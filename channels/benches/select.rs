@@ -68,8 +68,7 @@ fn catalog(size: u64) -> Catalog {
                 let artifact = Artifact {
                     sha256: Sha256::digest(format!("{v}/{target}").as_bytes()),
                     size: 40_000_000,
-                    signature: Signature::from_bytes([3; 64]),
-                    key_id: KeyId::parse("release-2026").unwrap(),
+                    signatures: Signatures::one(KeyId::parse("release-2026").unwrap(), Signature::from_bytes([3; 64])),
                     url: None,
                 };
                 (target, artifact)

@@ -65,6 +65,10 @@ pub enum What {
     TrustedKeys,
     /// A check-in's [`Nonce`](crate::Nonce).
     Nonce,
+    /// An app's [`KeyDocument`](crate::KeyDocument) as a whole (version, threshold, keys).
+    KeyDocument,
+    /// A list of signatures ([`Signatures`](crate::Signatures)) as a whole.
+    Signatures,
 }
 
 impl fmt::Display for What {
@@ -99,6 +103,8 @@ impl fmt::Display for What {
             What::TokenName => "token name",
             What::TrustedKeys => "trusted keys",
             What::Nonce => "nonce",
+            What::KeyDocument => "key document",
+            What::Signatures => "signatures",
         })
     }
 }

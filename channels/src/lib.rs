@@ -16,6 +16,8 @@
 //! - [`Catalog`]: an app's releases indexed for [`Catalog::select`] (a [`Decision`]) and
 //!   [`Catalog::explain`] (an [`Explanation`]);
 //! - [`signed_message`] and [`TrustedKeys`]: what an artifact signature covers and its check;
+//! - [`KeyDocument`] and [`KeyChain`]: an app's release keys as versioned documents, each
+//!   signed by its predecessor's keys (rotation), with a [`Threshold`] (k-of-n);
 //! - [`wire`]: the JSON types of the HTTP protocol and their conversions to and from the
 //!   domain (the domain modules never import `wire`).
 //!
@@ -34,6 +36,7 @@ mod checkin;
 mod error;
 mod explain;
 mod health;
+mod key_document;
 mod label;
 mod platform;
 mod range;
@@ -60,6 +63,7 @@ pub use checkin::{CheckIn, CheckKind, DeviceId, Locale, MAX_TRAITS, TraitName, T
 pub use error::{ParseError, What};
 pub use explain::{Explanation, ReleaseTrace, Skip, Verdict};
 pub use health::{Breach, GateAction, Health, HealthGate, Metric, Verdict as GateVerdict};
+pub use key_document::{KeyChain, KeyChainError, KeyDocument, SignedKeyDocument, Signers, Threshold};
 pub use label::{DisplayName, MAX_DISPLAY_NAME, MAX_TOKEN_NAME, TokenName};
 pub use platform::{Arch, Os, OsVersion, Platform, Target};
 pub use range::{Comparator, Op, Range};
@@ -71,6 +75,7 @@ pub use rollout::{
 pub use rules::{MAX_RULE_VALUES, Rule, TraitCondition};
 pub use schedule::{MAX_STEPS, Schedule, ScheduleClock, SchedulePreset, Step, Tick};
 pub use signing::{
-    KeyId, MAX_TRUSTED_KEYS, PublicKey, Sha256, Signature, SignatureError, SignedFields, TrustedKeys, signed_message,
+    KeyId, KeySignature, MAX_SIGNATURES, MAX_TRUSTED_KEYS, PublicKey, Sha256, Signature, SignatureError, Signatures,
+    SignedFields, TrustedKeys, signed_message,
 };
 pub use version::Version;

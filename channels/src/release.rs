@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::{ParseError, What, string_newtype};
-use crate::{KeyId, Sha256, Signature, Target, Version};
+use crate::{Sha256, Signatures, Target, Version};
 
 /// Where an artifact can be fetched instead of the server's own store: an `http://` or
 /// `https://` URL of at most 2048 characters, without whitespace.
@@ -32,17 +32,16 @@ impl ExternalUrl {
 }
 string_newtype!(ExternalUrl);
 
-/// One platform's build of a release, with its signature.
+/// One platform's build of a release, with its signatures (one, or several for k-of-n).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Artifact {
     /// SHA-256 of the file.
     pub sha256: Sha256,
     /// Size of the file in bytes.
     pub size: u64,
-    /// ed25519 signature over the signed message (see [`crate::signed_message`]).
-    pub signature: Signature,
-    /// Which of the app's keys made the signature.
-    pub key_id: KeyId,
+    /// ed25519 signatures over the signed message (see [`crate::signed_message`]), each
+    /// naming the app key that made it.
+    pub signatures: Signatures,
     /// Where to fetch it, when it is not stored on the server.
     pub url: Option<ExternalUrl>,
 }
@@ -152,8 +151,7 @@ mod tests {
             Artifact {
                 sha256: Sha256::digest(b"x"),
                 size: 1,
-                signature: Signature::from_bytes([0; 64]),
-                key_id: KeyId::parse("k").unwrap(),
+                signatures: Signatures::one(crate::KeyId::parse("k").unwrap(), crate::Signature::from_bytes([0; 64])),
                 url: None,
             },
         );

@@ -1,5 +1,6 @@
 //! Artifact signatures: the signed message ([`signed_message`]), [`Sha256`], [`Signature`],
-//! [`PublicKey`], [`KeyId`] and [`TrustedKeys`], which verifies.
+//! [`PublicKey`], [`KeyId`], [`KeySignature`] and [`Signatures`] (one or more, for k-of-n), and
+//! [`TrustedKeys`], which verifies one signature or counts the distinct keys that signed.
 //!
 //! The signed message for an artifact is these UTF-8 lines, each ending in `\n`, and nothing
 //! else:
@@ -18,7 +19,7 @@
 //! Because app, version and target are inside the message, a genuine signature cannot be
 //! replayed for another app, version or platform.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -26,7 +27,7 @@ use ed25519_dalek::{Signature as DalekSignature, VerifyingKey};
 use sha2::{Digest, Sha256 as Sha256Hasher};
 
 use crate::error::{ParseError, What, check_slug, string_newtype};
-use crate::{AppId, Target, Version};
+use crate::{AppId, Target, Threshold, Version};
 
 /// The fields an artifact's signature covers.
 #[derive(Debug, Clone, Copy)]
@@ -227,6 +228,57 @@ hex_serde!(Sha256);
 hex_serde!(Signature);
 hex_serde!(PublicKey);
 
+/// One signature and the id of the key that made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySignature {
+    /// The key that signed.
+    pub key_id: KeyId,
+    /// The ed25519 signature.
+    pub signature: Signature,
+}
+
+/// The most signatures one artifact or key document may carry.
+pub const MAX_SIGNATURES: usize = 2 * MAX_TRUSTED_KEYS;
+
+/// One or more signatures over one message (at most [`MAX_SIGNATURES`]). A key may appear
+/// more than once; it still counts once towards a threshold ([`TrustedKeys::signers`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signatures(Vec<KeySignature>);
+
+impl Signatures {
+    /// A list of one.
+    pub fn one(key_id: KeyId, signature: Signature) -> Self {
+        Signatures(vec![KeySignature { key_id, signature }])
+    }
+
+    /// At least one and at most [`MAX_SIGNATURES`] signatures, in the order given.
+    pub fn new(list: Vec<KeySignature>) -> Result<Self, ParseError> {
+        let count = format!("{} signatures", list.len());
+        if list.is_empty() {
+            return Err(ParseError::new(What::Signatures, &count, "needs at least one signature"));
+        }
+        if list.len() > MAX_SIGNATURES {
+            return Err(ParseError::new(What::Signatures, &count, format!("at most {MAX_SIGNATURES} signatures")));
+        }
+        Ok(Signatures(list))
+    }
+
+    /// The first signature (the one the single-signature wire fields carry).
+    pub fn first(&self) -> &KeySignature {
+        &self.0[0]
+    }
+
+    /// All signatures, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &KeySignature> {
+        self.0.iter()
+    }
+
+    /// The distinct key ids named, sorted.
+    pub fn key_ids(&self) -> BTreeSet<&KeyId> {
+        self.0.iter().map(|s| &s.key_id).collect()
+    }
+}
+
 /// Why a signature was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -237,6 +289,14 @@ pub enum SignatureError {
     /// The signature does not match the message under the named key.
     #[error("signature does not verify under key {0}")]
     Invalid(KeyId),
+    /// Fewer distinct trusted keys made valid signatures than the threshold asks for.
+    #[error("signed by {valid} distinct trusted keys, {needed} needed")]
+    TooFew {
+        /// Distinct trusted keys whose signature verified.
+        valid: usize,
+        /// The threshold.
+        needed: usize,
+    },
 }
 
 /// The public keys an app trusts, by id.
@@ -269,6 +329,43 @@ impl TrustedKeys {
         let key = self.0.get(key_id).ok_or_else(|| SignatureError::UnknownKey(key_id.clone()))?;
         let sig = DalekSignature::from_bytes(&signature.0);
         key.0.verify_strict(message, &sig).map_err(|_| SignatureError::Invalid(key_id.clone()))
+    }
+
+    /// The distinct trusted keys whose signature in `signatures` verifies over `message`.
+    /// A key that signs twice is one signer; signatures by unknown keys, and invalid ones, are
+    /// not counted.
+    pub fn signers<'s>(&self, message: &[u8], signatures: &'s Signatures) -> BTreeSet<&'s KeyId> {
+        signatures.iter().filter(|s| self.verify(&s.key_id, message, &s.signature).is_ok()).map(|s| &s.key_id).collect()
+    }
+
+    /// Verifies that at least `threshold` distinct trusted keys signed `message`. When the
+    /// list holds a single signature that fails, the error says why (unknown key or invalid)
+    /// rather than counting.
+    pub fn verify_threshold(
+        &self,
+        threshold: Threshold,
+        message: &[u8],
+        signatures: &Signatures,
+    ) -> Result<(), SignatureError> {
+        let threshold = threshold.get();
+        let valid = self.signers(message, signatures).len();
+        if valid >= threshold {
+            return Ok(());
+        }
+        if let [only] = signatures.0.as_slice() {
+            self.verify(&only.key_id, message, &only.signature)?;
+        }
+        Err(SignatureError::TooFew { valid, needed: threshold })
+    }
+
+    /// The number of keys.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The key of id `key_id`.
+    pub fn get(&self, key_id: &KeyId) -> Option<&PublicKey> {
+        self.0.get(key_id)
     }
 
     /// True when a key of this id is trusted (an artifact signed by any other cannot verify).

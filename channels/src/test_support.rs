@@ -37,8 +37,7 @@ pub fn release(version: &str, targets: &[(&str, &str)]) -> ReleaseParts {
                 Artifact {
                     sha256: Sha256::digest(format!("{version}{os}{arch}").as_bytes()),
                     size: 10,
-                    signature: Signature::from_bytes([1; 64]),
-                    key_id: KeyId::parse("k1").unwrap(),
+                    signatures: Signatures::one(KeyId::parse("k1").unwrap(), Signature::from_bytes([1; 64])),
                     url: None,
                 },
             )

@@ -33,8 +33,7 @@ fn artifact(version: &Version, t: &Target) -> Artifact {
     Artifact {
         sha256: Sha256::digest(format!("{version}/{t}").as_bytes()),
         size: 1,
-        signature: Signature::from_bytes([7; 64]),
-        key_id: KeyId::parse("k1").unwrap(),
+        signatures: Signatures::one(KeyId::parse("k1").unwrap(), Signature::from_bytes([7; 64])),
         url: None,
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use halftone_channels::AppId;
 use halftone_channels::PROOF_HEADER;
-use halftone_channels::wire::{CheckRequest, CheckResponse, EventBatch, EventsAccepted, Problem};
+use halftone_channels::wire::{CheckRequest, CheckResponse, EventBatch, EventsAccepted, KeyDocuments, Problem};
 use reqwest::header::{HeaderMap, HeaderValue, RANGE, RETRY_AFTER};
 use reqwest::{Response, Url};
 use serde::Serialize;
@@ -144,6 +144,19 @@ impl Api {
             Ok(sent) => sent.map_err(|e| refused_redirect(&e).map_or_else(|| transport(&e, stall), Error::Refused)),
             Err(_) => Err(Error::Timeout { after: stall }),
         }
+    }
+
+    /// `GET /v1/apps/{app}/keys?after=N`: the signed key documents above version `after`, not
+    /// believed yet. A server without the route (404) has none to give.
+    pub(crate) async fn key_documents(&self, after: u64) -> Result<KeyDocuments, Error> {
+        let url = format!("{}/v1/apps/{}/keys?after={after}", self.base, self.app);
+        let timeout = self.timeouts.request;
+        let response = self.http.get(&url).timeout(timeout).send().await.map_err(|e| transport(&e, timeout))?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(KeyDocuments { documents: Vec::new() });
+        }
+        let response = fail_on_status(response).await?;
+        parse_json(&read_capped(response, MAX_JSON, timeout).await?, "keys")
     }
 
     async fn post_json<B: Serialize, R: DeserializeOwned>(&self, endpoint: &str, body: &B) -> Result<R, Error> {

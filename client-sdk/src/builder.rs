@@ -5,15 +5,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use halftone_channels::wire::KeyDocumentSpec;
 use halftone_channels::{
-    AppId, ChannelName, KeyId, Ladder, Locale, MAX_TRAITS, OsVersion, PublicKey, Target, TraitName, TraitValue,
-    TrustedKeys, UserId, Version,
+    AppId, ChannelName, KeyDocument, KeyId, Ladder, Locale, MAX_TRAITS, OsVersion, PublicKey, SignedKeyDocument,
+    Target, Threshold, TraitName, TraitValue, TrustedKeys, UserId, Version,
 };
 
 use crate::answer::AnswerCheck;
 use crate::api::{Api, Timeouts};
 use crate::client::{Client, Parts};
 use crate::host;
+use crate::keys::KeyTrust;
 use crate::origin::AllowedHost;
 use crate::pace::DownloadLimits;
 use crate::state::StateDir;
@@ -35,6 +37,8 @@ pub struct ClientBuilder {
     os_version: Option<String>,
     locale: Option<String>,
     keys: Vec<(String, String)>,
+    key_threshold: u64,
+    key_document: Option<String>,
     answer_keys: Vec<String>,
     answer_skew: Duration,
     custom_channels: Vec<(String, u16)>,
@@ -62,6 +66,8 @@ impl Default for ClientBuilder {
             os_version: None,
             locale: None,
             keys: Vec::new(),
+            key_threshold: 1,
+            key_document: None,
             answer_keys: Vec::new(),
             answer_skew: Duration::from_secs(300),
             custom_channels: Vec::new(),
@@ -122,7 +128,9 @@ impl ClientBuilder {
 
     /// Trusts the ed25519 key `public_key_hex` (64 hex digits) under `id`. These are the keys
     /// compiled into the app; a download verifies only if one of them signed it. Call once
-    /// per key (for example, the current key and the next one during a rotation).
+    /// per key. Together they are the app's key document version 1; later versions, signed
+    /// by these keys, are fetched from the server and verified (docs/api.md §8, "Key
+    /// documents"), and the newest verified one is kept in the state directory.
     pub fn trusted_key(mut self, id: &str, public_key_hex: &str) -> Self {
         self.keys.push((id.to_owned(), public_key_hex.to_owned()));
         self
@@ -134,6 +142,23 @@ impl ClientBuilder {
     /// the SDK knows never takes a less stable channel's build.
     pub fn custom_channel(mut self, name: &str, rank: u16) -> Self {
         self.custom_channels.push((name.to_owned(), rank));
+        self
+    }
+
+    /// Trusts the signed key document `json` (a `KeyDocumentSpec`: an entry of `halftone keys
+    /// list --json`, or of `GET /v1/apps/{app}/keys`) instead of
+    /// [`trusted_key`](Self::trusted_key) calls: for apps built after a rotation, which compile
+    /// in the newest document at its true version so that devices walk on from it. It is
+    /// trusted as compiled in (its signatures are not checked); newer ones still are.
+    pub fn trusted_keys_document(mut self, json: &str) -> Self {
+        self.key_document = Some(json.to_owned());
+        self
+    }
+
+    /// How many distinct [`trusted_key`](Self::trusted_key)s must sign a build (k-of-n), and
+    /// the next key document: 1 (the default) up to the number of keys.
+    pub fn key_threshold(mut self, k: u64) -> Self {
+        self.key_threshold = k;
         self
     }
 
@@ -279,7 +304,7 @@ impl ClientBuilder {
             let id = KeyId::parse(id).map_err(invalid("trusted_key"))?;
             keys.push((id, PublicKey::parse(hex).map_err(invalid("trusted_key"))?));
         }
-        if keys.is_empty() {
+        if keys.is_empty() && self.key_document.is_none() {
             return Err(BuildError::NoTrustedKeys);
         }
         let mut custom = Vec::new();
@@ -328,6 +353,16 @@ impl ClientBuilder {
             );
         }
         self.download_limits.check()?;
+        let document = match &self.key_document {
+            Some(json) => compiled_document(json, &app, &keys)?,
+            None => KeyDocument::new(
+                app.clone(),
+                1,
+                Threshold::new(self.key_threshold).map_err(invalid("key_threshold"))?,
+                TrustedKeys::new(keys).map_err(invalid("trusted_key"))?,
+            )
+            .map_err(invalid("key_threshold"))?,
+        };
         Ok(Settings {
             api: Api::new(&server, app.clone(), self.timeouts, download_hosts, self.download_limits)?,
             app,
@@ -335,7 +370,7 @@ impl ClientBuilder {
             target,
             os_version: self.os_version.as_deref().map(OsVersion::parse).transpose().map_err(invalid("os_version"))?,
             locale: self.locale.as_deref().map(Locale::parse).transpose().map_err(invalid("locale"))?,
-            keys: TrustedKeys::new(keys).map_err(invalid("trusted_key"))?,
+            keys: document,
             answers,
             ladder,
             state_dir,
@@ -363,6 +398,20 @@ fn raised_to_running(state: &StateDir, running: &Version) -> Result<Option<Water
     Ok(current)
 }
 
+/// The key document an app compiles in as JSON: for this app, and instead of `trusted_key`s.
+fn compiled_document(json: &str, app: &AppId, keys: &[(KeyId, PublicKey)]) -> Result<KeyDocument, BuildError> {
+    let invalid = |reason: String| BuildError::Invalid { setting: "trusted_keys_document", reason };
+    if !keys.is_empty() {
+        return Err(invalid("give either trusted_key calls or a key document, not both".into()));
+    }
+    let spec: KeyDocumentSpec = serde_json::from_str(json).map_err(|e| invalid(e.to_string()))?;
+    let signed = SignedKeyDocument::try_from(spec).map_err(|e| invalid(e.to_string()))?;
+    if signed.document.app() != app {
+        return Err(invalid(format!("the document is for app {}, not {app}", signed.document.app())));
+    }
+    Ok(signed.document)
+}
+
 /// Checked settings, before the I/O of start-up.
 struct Settings {
     api: Api,
@@ -371,7 +420,7 @@ struct Settings {
     target: Option<Target>,
     os_version: Option<OsVersion>,
     locale: Option<Locale>,
-    keys: TrustedKeys,
+    keys: KeyDocument,
     answers: Option<AnswerCheck>,
     ladder: Ladder,
     state_dir: PathBuf,
@@ -393,6 +442,7 @@ impl Settings {
         };
         let os_version = self.os_version.or_else(|| host::detect_os_version(&target.os));
         let state = StateDir::open(&self.state_dir)?;
+        let keys = KeyTrust::load(self.keys, &state)?;
         Ok(Parts {
             device_id: state.device_id()?,
             channel: state.channel()?.unwrap_or(self.default_channel),
@@ -404,7 +454,7 @@ impl Settings {
             target,
             os_version,
             locale: self.locale.or_else(host::env_locale),
-            keys: self.keys,
+            keys,
             answers: self.answers,
             ladder: self.ladder,
             user: self.user,

@@ -8,12 +8,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use halftone_channels::wire::{CheckRequest, Event, EventKind};
 use halftone_channels::{
     AppId, ChannelName, CheckKind, DeviceId, Ladder, Locale, MAX_TRAITS, OsVersion, Target, TraitName, TraitValue,
-    Traits, TrustedKeys, UserId, Version,
+    Traits, UserId, Version,
 };
 
 use crate::answer::AnswerCheck;
 use crate::api::Api;
 use crate::download;
+use crate::keys::KeyTrust;
 use crate::poller::{PollPolicy, Poller};
 use crate::reporter::{MAX_DETAIL, Reporter};
 use crate::state::StateDir;
@@ -40,7 +41,7 @@ struct Inner {
     target: Target,
     os_version: Option<OsVersion>,
     locale: Option<Locale>,
-    keys: TrustedKeys,
+    keys: KeyTrust,
     ladder: Ladder,
     answers: Option<AnswerCheck>,
     device_id: DeviceId,
@@ -62,7 +63,7 @@ pub(crate) struct Parts {
     pub(crate) target: Target,
     pub(crate) os_version: Option<OsVersion>,
     pub(crate) locale: Option<Locale>,
-    pub(crate) keys: TrustedKeys,
+    pub(crate) keys: KeyTrust,
     pub(crate) ladder: Ladder,
     pub(crate) answers: Option<AnswerCheck>,
     pub(crate) state: StateDir,
@@ -137,6 +138,13 @@ impl Client {
             pins.verify(&self.inner.app, &self.inner.device_id, nonce, &answer.body, answer.proof.as_deref())?;
         }
         let response = answer.parse()?;
+        // With an offer, newer key documents first: it is judged by the newest keys (a
+        // rotated-out key no longer counts). Without one there is nothing to judge, and no
+        // extra request.
+        if response.update.is_some() {
+            self.refresh_keys().await?;
+        }
+        let keys = self.inner.keys.current();
         let watermark = self.inner.cached_watermark().clone();
         let channel = self.channel();
         let device = Device {
@@ -146,9 +154,24 @@ impl Client {
             target: &self.inner.target,
             watermark: watermark.as_ref(),
             max_size: self.inner.max_download_size,
-            keys: &self.inner.keys,
+            keys: &keys,
         };
         Ok(Checked::from_response(response, &device, |url| self.inner.api.resolve(url)))
+    }
+
+    /// Fetches the app's release key documents newer than the one this device trusts and
+    /// walks them (each signed by enough of the previous keys and of its own); the version
+    /// trusted afterwards. [`check`](Self::check) does this whenever it is offered an update,
+    /// before judging the offer. A chain that does not hold
+    /// is an [`Error::KeyChain`], and the device keeps trusting what it trusted.
+    pub async fn refresh_keys(&self) -> Result<u64, Error> {
+        self.inner.keys.refresh(&self.inner.api, &self.inner.state).await
+    }
+
+    /// The version of the newest release key document this device trusts (1: the keys
+    /// compiled into the app).
+    pub fn key_version(&self) -> u64 {
+        self.inner.keys.current().version()
     }
 
     fn check_request(&self, kind: CheckKind) -> CheckRequest {
@@ -237,9 +260,10 @@ impl Client {
         let part = download::fetch(&self.inner.api, update, dest, progress).await?;
         let (inner, update, dest) = (self.inner.clone(), update.clone(), dest.to_owned());
         off_runtime(move || {
+            let keys = inner.keys.current();
             let verifier = Verifier {
                 app: &inner.app,
-                keys: &inner.keys,
+                keys: &keys,
                 running: &inner.running,
                 state: &inner.state,
                 watermark: &inner.watermark,

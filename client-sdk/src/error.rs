@@ -152,6 +152,11 @@ pub enum Error {
     /// The state directory failed.
     #[error(transparent)]
     State(#[from] StateError),
+    /// The server's key documents do not chain onto the newest one this device trusts (a
+    /// gap, a lower or equal version, another app's, or too few signatures). The SDK keeps
+    /// trusting what it trusted before, and its state is unchanged.
+    #[error("release key documents refused, trust unchanged: {0}")]
+    KeyChain(#[from] halftone_channels::KeyChainError),
     /// A device trait was refused (bad value, or more than [`MAX_TRAITS`](crate::MAX_TRAITS)).
     #[error("invalid device trait: {reason}")]
     InvalidTrait {
@@ -226,6 +231,21 @@ pub enum Refusal {
         /// The device's channel.
         device: ChannelName,
     },
+    /// The offer's signature list is malformed (empty, or longer than the SDK accepts).
+    #[error("offered build's signatures are malformed: {reason}")]
+    BadSignatures {
+        /// Why.
+        reason: String,
+    },
+    /// The app's keys need signatures by `needed` distinct trusted keys (k-of-n), and the offer
+    /// names fewer: it could never verify, so it is refused before anything is downloaded.
+    #[error("offered build names {named} distinct trusted keys, {needed} needed")]
+    TooFewTrustedKeys {
+        /// Distinct trusted key ids the offer names.
+        named: usize,
+        /// The threshold of the newest trusted key document.
+        needed: usize,
+    },
     /// The artifact URL is neither an absolute http(s) URL nor a path on the server.
     #[error("artifact URL {url:?} is not usable: {reason}")]
     BadUrl {
@@ -285,4 +305,12 @@ pub enum Rejection {
     /// named key: it was made for another build, or forged.
     #[error("signature by key {0} does not match this app, version, platform and file")]
     BadSignature(KeyId),
+    /// Fewer distinct trusted keys made valid signatures than the app's threshold (k-of-n).
+    #[error("valid signatures by {valid} distinct trusted keys, {needed} needed")]
+    TooFewSignatures {
+        /// Distinct trusted keys whose signature verified.
+        valid: usize,
+        /// The threshold.
+        needed: usize,
+    },
 }

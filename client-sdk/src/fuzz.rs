@@ -9,7 +9,8 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 use halftone_channels::wire::CheckResponse;
 use halftone_channels::{
-    AppId, ChannelName, DeviceId, KeyId, Ladder, PublicKey, Target, TrustedKeys, Version, answer_key_id,
+    AppId, ChannelName, DeviceId, KeyDocument, KeyId, Ladder, PublicKey, Target, Threshold, TrustedKeys, Version,
+    answer_key_id,
 };
 use reqwest::Url;
 
@@ -22,7 +23,8 @@ fn check_in_answers() {
     let running = Version::new(1, 0, 0);
     let target = Target { os: "linux".parse().unwrap(), arch: "x86_64".parse().unwrap() };
     let key = PublicKey::from_bytes(SigningKey::from_bytes(&[1; 32]).verifying_key().to_bytes()).unwrap();
-    let keys = TrustedKeys::new([(KeyId::parse("k1").unwrap(), key)]).unwrap();
+    let trusted = TrustedKeys::new([(KeyId::parse("k1").unwrap(), key)]).unwrap();
+    let keys = KeyDocument::new(AppId::parse("notes").unwrap(), 1, Threshold::ONE, trusted).unwrap();
     let (channel, ladder) = (ChannelName::stable(), Ladder::default());
     bolero::check!().for_each(|bytes: &[u8]| {
         let Ok(response) = serde_json::from_slice::<CheckResponse>(bytes) else { return };

@@ -92,6 +92,7 @@ mod client;
 mod download;
 mod error;
 mod host;
+mod keys;
 mod origin;
 mod pace;
 mod poller;

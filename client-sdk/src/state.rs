@@ -3,7 +3,10 @@
 //! - `device-id`: the device's random 128-bit id, 32 lowercase hex digits; created once, if
 //!   absent, and never derived from hardware or personal data;
 //! - `channel`: the channel the user chose;
-//! - `watermark`: the highest version this device has verified (see [`Watermark`]).
+//! - `watermark`: the highest version this device has verified (see [`Watermark`]);
+//! - `keys`: the newest release key document this device verified (one line of JSON, the
+//!   wire's `KeyDocumentSpec`), so a rollback of the server's documents is refused after a
+//!   restart too.
 //!
 //! Every write goes to a fresh temporary file in the same directory, is synced, then renamed
 //! over the old file, so a crash leaves the old value or the new one, never half of either. A
@@ -13,7 +16,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use halftone_channels::{ChannelName, DeviceId};
+use halftone_channels::wire::KeyDocumentSpec;
+use halftone_channels::{ChannelName, DeviceId, SignedKeyDocument};
 
 use crate::StateError;
 use crate::watermark::Watermark;
@@ -21,6 +25,7 @@ use crate::watermark::Watermark;
 const DEVICE_ID: &str = "device-id";
 const CHANNEL: &str = "channel";
 const WATERMARK: &str = "watermark";
+const KEYS: &str = "keys";
 
 /// An open state directory.
 #[derive(Debug)]
@@ -70,6 +75,22 @@ impl StateDir {
     /// Writes `watermark`; callers check [`Watermark::raises`] first, under a lock.
     pub(crate) fn set_watermark(&self, watermark: &Watermark) -> Result<(), StateError> {
         self.write(WATERMARK, watermark.encode().as_bytes())
+    }
+
+    /// The newest key document this device verified, if it ever advanced past the one
+    /// compiled in.
+    pub(crate) fn key_document(&self) -> Result<Option<SignedKeyDocument>, StateError> {
+        self.read(KEYS, |text| {
+            let line = text.strip_suffix('\n').ok_or("expected one line")?;
+            let spec: KeyDocumentSpec = serde_json::from_str(line).map_err(|e| e.to_string())?;
+            SignedKeyDocument::try_from(spec).map_err(|e| e.to_string())
+        })
+    }
+
+    /// Records `document` as the newest verified; callers have walked the chain to it.
+    pub(crate) fn set_key_document(&self, document: &SignedKeyDocument) -> Result<(), StateError> {
+        let line = serde_json::to_string(&KeyDocumentSpec::from(document)).expect("a key document serialises");
+        self.write(KEYS, format!("{line}\n").as_bytes())
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -176,6 +197,25 @@ mod tests {
         assert!(e.to_string().contains("watermark is corrupt"), "{e}");
         // The corrupt device id was not replaced.
         assert_eq!(fs::read_to_string(tmp.path().join(DEVICE_ID)).unwrap(), "not-hex\n");
+    }
+
+    #[test]
+    fn the_key_document_round_trips_and_a_corrupt_one_is_an_error() {
+        use halftone_channels::{AppId, KeyDocument, Signatures, Threshold, TrustedKeys};
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open(tmp.path()).unwrap();
+        assert_eq!(state.key_document().unwrap(), None);
+        let key = crate::test_support::signing_key(1).public_key();
+        let keys = TrustedKeys::new([(key.fingerprint(), key)]).unwrap();
+        let document = KeyDocument::new(AppId::parse("notes").unwrap(), 2, Threshold::ONE, keys).unwrap();
+        let signed = SignedKeyDocument {
+            document,
+            signatures: Signatures::one(key.fingerprint(), halftone_channels::Signature::from_bytes([3; 64])),
+        };
+        state.set_key_document(&signed).unwrap();
+        assert_eq!(StateDir::open(tmp.path()).unwrap().key_document().unwrap(), Some(signed));
+        fs::write(tmp.path().join(KEYS), "{\"app\":\"notes\",\"version\":0}\n").unwrap();
+        assert!(matches!(state.key_document(), Err(StateError::Corrupt { .. })));
     }
 
     #[test]

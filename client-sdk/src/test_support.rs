@@ -75,6 +75,7 @@ pub(crate) fn offer(version: &str, bytes: &[u8], signed: &Signed) -> UpdateOffer
             size,
             signature,
             key_id: KeyId::parse(signed.key_id).unwrap(),
+            signatures: vec![],
         },
     }
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use halftone_channels::wire::{CheckResponse, UpdateOffer};
-use halftone_channels::{ChannelName, KeyId, Ladder, Sha256, Signature, Target, TrustedKeys, Version};
+use halftone_channels::{ChannelName, KeyDocument, Ladder, Sha256, Signatures, Target, Version};
 use reqwest::Url;
 
 use crate::watermark::{Watermark, admit};
@@ -33,8 +33,7 @@ pub struct Update {
     pub(crate) url: Url,
     pub(crate) sha256: Sha256,
     pub(crate) size: u64,
-    pub(crate) signature: Signature,
-    pub(crate) key_id: KeyId,
+    pub(crate) signatures: Signatures,
 }
 
 impl Update {
@@ -86,8 +85,8 @@ pub(crate) struct Device<'a> {
     pub(crate) watermark: Option<&'a Watermark>,
     /// The largest download the app allows.
     pub(crate) max_size: u64,
-    /// The release keys the app trusts.
-    pub(crate) keys: &'a TrustedKeys,
+    /// The release keys the app trusts (the newest key document it verified).
+    pub(crate) keys: &'a KeyDocument,
     /// The channel the device is on.
     pub(crate) channel: &'a ChannelName,
     /// The app's channels, by stability.
@@ -142,9 +141,18 @@ pub(crate) fn accept(
     if artifact.size > device.max_size {
         return Err(Refusal::TooLarge { size: artifact.size, limit: device.max_size });
     }
-    // Its signature could never verify: refuse before a single byte is downloaded.
-    if !device.keys.contains(&artifact.key_id) {
-        return Err(Refusal::UntrustedKey { key_id: artifact.key_id });
+    let signatures = halftone_channels::wire::signatures(artifact.key_id, artifact.signature, artifact.signatures)
+        .map_err(|e| Refusal::BadSignatures { reason: e.to_string() })?;
+    // Too few of its signatures could ever verify: refuse before a single byte is downloaded.
+    let trusted = device.keys.keys();
+    let named = signatures.key_ids().into_iter().filter(|id| trusted.contains(id)).count();
+    let needed = device.keys.threshold().get();
+    if named < needed {
+        let first = &signatures.first().key_id;
+        if signatures.key_ids().len() == 1 && !trusted.contains(first) {
+            return Err(Refusal::UntrustedKey { key_id: first.clone() });
+        }
+        return Err(Refusal::TooFewTrustedKeys { named, needed });
     }
     Ok(Update {
         url: resolve(&artifact.url)?,
@@ -155,8 +163,7 @@ pub(crate) fn accept(
         target,
         sha256: artifact.sha256,
         size: artifact.size,
-        signature: artifact.signature,
-        key_id: artifact.key_id,
+        signatures,
     })
 }
 
@@ -164,6 +171,7 @@ pub(crate) fn accept(
 mod tests {
     use super::*;
     use halftone_channels::wire::ArtifactOffer;
+    use halftone_channels::{KeyId, Signature, Threshold, TrustedKeys};
 
     fn target(os: &str, arch: &str) -> Target {
         Target { os: os.parse().unwrap(), arch: arch.parse().unwrap() }
@@ -183,20 +191,30 @@ mod tests {
                 size: 5,
                 signature: Signature::from_bytes([0; 64]),
                 key_id: KeyId::parse("k").unwrap(),
+                signatures: vec![],
             },
         }
     }
 
-    fn keys(id: &str) -> TrustedKeys {
-        let public = crate::test_support::signing_key(1).public_key();
-        TrustedKeys::new([(KeyId::parse(id).unwrap(), public)]).unwrap()
+    /// Version 1 of the app's keys: `ids` (each with some public key), `threshold` of them.
+    fn document(ids: &[&str], threshold: u64) -> KeyDocument {
+        let keys = ids
+            .iter()
+            .enumerate()
+            .map(|(n, id)| (KeyId::parse(id).unwrap(), crate::test_support::signing_key(n as u8 + 1).public_key()));
+        let app = halftone_channels::AppId::parse("notes").unwrap();
+        KeyDocument::new(app, 1, Threshold::new(threshold).unwrap(), TrustedKeys::new(keys).unwrap()).unwrap()
+    }
+
+    fn keys(id: &str) -> KeyDocument {
+        document(&[id], 1)
     }
 
     /// A device on linux/x86_64 running 1.0.0: what `accept` checks an offer against.
     struct Fixture {
         running: Version,
         target: Target,
-        keys: TrustedKeys,
+        keys: KeyDocument,
         channel: ChannelName,
         ladder: Ladder,
         max_size: u64,
@@ -278,5 +296,30 @@ mod tests {
         let untrusting = Fixture { keys: keys("other"), ..Fixture::new() };
         let refused = untrusting.accept(offer("1.1.0", "linux"));
         assert_eq!(refused, Err(Refusal::UntrustedKey { key_id: KeyId::parse("k").unwrap() }));
+    }
+
+    #[test]
+    fn with_a_threshold_an_offer_must_name_enough_distinct_trusted_keys() {
+        let two = document(&["k", "m", "n"], 2);
+        let fixture = Fixture { keys: two, ..Fixture::new() };
+        let signed_by = |ids: &[&str]| {
+            let mut o = offer("1.1.0", "linux");
+            // Distinct signature bytes, so that no entry is a repeat of another (repeats are
+            // dropped by the wire rule) and a key named twice is counted, if at all, by id.
+            o.artifact.signatures = ids
+                .iter()
+                .enumerate()
+                .map(|(n, id)| halftone_channels::wire::SignatureSpec {
+                    key_id: KeyId::parse(id).unwrap(),
+                    signature: Signature::from_bytes([n as u8 + 1; 64]),
+                })
+                .collect();
+            fixture.accept(o).map(|_| ())
+        };
+        // The offer's own `key_id` is k; `signatures` adds to it.
+        assert_eq!(signed_by(&[]), Err(Refusal::TooFewTrustedKeys { named: 1, needed: 2 }));
+        assert_eq!(signed_by(&["k", "k"]), Err(Refusal::TooFewTrustedKeys { named: 1, needed: 2 }));
+        assert_eq!(signed_by(&["k", "stranger"]), Err(Refusal::TooFewTrustedKeys { named: 1, needed: 2 }));
+        assert_eq!(signed_by(&["k", "m"]), Ok(()));
     }
 }

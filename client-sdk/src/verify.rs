@@ -1,7 +1,8 @@
 //! Verification of a downloaded build, and [`VerifiedFile`], the proof that it passed.
 //!
-//! A complete download is checked for its signed size, its SHA-256 and the ed25519 signature
-//! over the signed message, which the SDK rebuilds from its own app id and the offered
+//! A complete download is checked for its signed size, its SHA-256 and the ed25519 signatures
+//! (at least the threshold of distinct keys of the newest trusted key document) over the
+//! signed message, which the SDK rebuilds from its own app id and the offered
 //! version, os and arch: a genuine signature for another app, version or platform does not
 //! verify. Then, against the watermark on disk, the version must still be admitted (newer than
 //! the running version, not below the watermark). Only then is the file renamed into place.
@@ -13,7 +14,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
-use halftone_channels::{AppId, SignatureError, SignedFields, TrustedKeys, Version, signed_message};
+use halftone_channels::{AppId, KeyDocument, SignatureError, SignedFields, Version, signed_message};
 use sha2::Digest;
 
 use crate::state::StateDir;
@@ -55,7 +56,8 @@ impl VerifiedFile {
 /// What a download is verified against. Borrowed from the client for one verification.
 pub(crate) struct Verifier<'a> {
     pub(crate) app: &'a AppId,
-    pub(crate) keys: &'a TrustedKeys,
+    /// The newest key document the SDK verified: `threshold` of its keys must have signed.
+    pub(crate) keys: &'a KeyDocument,
     pub(crate) running: &'a Version,
     pub(crate) state: &'a StateDir,
     /// The in-memory copy of the watermark; its lock serialises raises within the process.
@@ -90,10 +92,11 @@ impl Verifier<'_> {
             sha256: &digest,
             size: actual,
         });
-        self.keys.verify(&update.key_id, message.as_bytes(), &update.signature).map_err(|e| match e {
+        self.keys.verify(message.as_bytes(), &update.signatures).map_err(|e| match e {
             SignatureError::UnknownKey(id) => Rejection::UnknownKey(id),
             SignatureError::Invalid(id) => Rejection::BadSignature(id),
-            _ => Rejection::BadSignature(update.key_id.clone()),
+            SignatureError::TooFew { valid, needed } => Rejection::TooFewSignatures { valid, needed },
+            _ => Rejection::BadSignature(update.signatures.first().key_id.clone()),
         })?;
         Ok(())
     }

@@ -249,7 +249,12 @@ impl From<ParseError> for ApiError {
     /// together is a 422.
     fn from(e: ParseError) -> Self {
         match e.what() {
-            What::Release | What::Rollout | What::TrustedKeys | What::CheckIn => ApiError::Unprocessable(e.to_string()),
+            What::Release
+            | What::Rollout
+            | What::TrustedKeys
+            | What::CheckIn
+            | What::KeyDocument
+            | What::Signatures => ApiError::Unprocessable(e.to_string()),
             _ => ApiError::BadRequest(e.to_string()),
         }
     }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use halftone_channels::wire::{ReleaseSpec, ReleaseView, RolloutSpec, RolloutView};
 use halftone_channels::{
-    AppId, Catalog, CatalogError, ChannelName, DisplayName, KeyId, Ladder, LadderError, PublicKey, Rank, Release,
-    Rollout, RolloutState, ScheduleClock, TrustedKeys, Version,
+    AppId, Catalog, CatalogError, ChannelName, DisplayName, KeyDocument, KeyId, Ladder, LadderError, PublicKey, Rank,
+    Release, Rollout, RolloutState, ScheduleClock, SignedKeyDocument, Threshold, TrustedKeys, Version,
 };
 
 use crate::auth::Token;
@@ -20,8 +20,12 @@ pub struct AppSnapshot {
     pub id: AppId,
     /// Its settings.
     pub settings: AppSettings,
-    /// Its trusted keys.
+    /// Its trusted keys: those of the newest key document (version 1: the settings' keys).
     pub keys: TrustedKeys,
+    /// How many distinct keys of `keys` must sign a build.
+    pub threshold: Threshold,
+    /// The newest key document (none while the app trusts no key).
+    pub key_document: Option<KeyDocument>,
     /// Its releases and rollouts, indexed.
     pub catalog: Catalog,
     /// The store revision this snapshot shows (see `store::Scope`).
@@ -60,13 +64,34 @@ impl AppSnapshot {
     /// Indexes an app; refuses a ladder or catalog that does not hold together.
     pub fn build(parts: AppParts) -> Result<Self, SnapshotError> {
         let ladder = ladder_of(&parts.settings.channels)?;
-        let keys = TrustedKeys::new(parts.settings.keys.iter().cloned())?;
+        // The newest document was verified against its predecessor when it was uploaded; the
+        // store is trusted, so it is not verified again on every rebuild.
+        let key_document = match parts.settings.key_documents.last() {
+            Some(signed) => Some(signed.document.clone()),
+            None => {
+                let first = TrustedKeys::new(parts.settings.keys.iter().cloned())?;
+                (!first.is_empty()).then(|| KeyDocument::first(parts.id.clone(), first)).transpose()?
+            }
+        };
+        let (keys, threshold) = match &key_document {
+            Some(d) => (d.keys().clone(), d.threshold()),
+            None => (TrustedKeys::default(), Threshold::ONE),
+        };
         let mut rollouts = parts.rollouts;
         // Nearly sorted already (the previous snapshot's order plus what changed): one pass.
         rollouts.sort_by(|(a, _), (b, _)| key(a).cmp(&key(b)));
         let catalog =
             Catalog::new(parts.id.clone(), ladder, parts.releases, rollouts.iter().map(|(r, _)| Arc::clone(r)))?;
-        Ok(AppSnapshot { id: parts.id, settings: parts.settings, keys, catalog, rollouts, revision: parts.revision })
+        Ok(AppSnapshot {
+            id: parts.id,
+            settings: parts.settings,
+            keys,
+            threshold,
+            key_document,
+            catalog,
+            rollouts,
+            revision: parts.revision,
+        })
     }
 
     /// This app's parts, to be changed and rebuilt.
@@ -142,6 +167,9 @@ pub struct AppSettings {
     pub keys: Vec<(KeyId, PublicKey)>,
     /// Custom channels with their ranks.
     pub channels: Vec<(ChannelName, Rank)>,
+    /// Key documents from version 2 on, in order, each verified against its predecessor when
+    /// uploaded (`POST /v1/apps/{app}/keys`); version 1 is `keys` with threshold 1.
+    pub key_documents: Vec<SignedKeyDocument>,
 }
 
 /// Why an app's parts do not make a snapshot.

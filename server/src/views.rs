@@ -137,6 +137,8 @@ impl From<AppSpec> for AppSettings {
             display_name: s.display_name,
             keys: s.keys.into_iter().map(|k| (k.id, k.public_key)).collect(),
             channels: s.channels.into_iter().map(|c| (c.name, c.rank)).collect(),
+            // Not part of the app's body: documents come only through `POST .../keys`.
+            key_documents: Vec::new(),
         }
     }
 }

@@ -275,6 +275,11 @@ pub struct ArtifactSpec {
     pub signature: Signature,
     /// The id of the signing key (one of the app's keys).
     pub key_id: KeyId,
+    /// More signatures, for apps whose keys have a threshold above 1 (k-of-n). The artifact's
+    /// signatures are `key_id`+`signature` followed by these (an entry equal to the first is
+    /// skipped, so the whole list may be given here too). Omitted when there is one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signatures: Vec<super::SignatureSpec>,
     /// Where devices download it, when not from this server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<ExternalUrl>,

@@ -14,15 +14,16 @@ use std::net::IpAddr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{
-    ArtifactSpec, CheckRequest, ExplainResponse, GateSpec, Reason, ReleaseSpec, ReleaseVerdict, RolloutPatch,
-    RolloutSpec, RuleKind, RuleSpec, ScheduleSpec, TraitOp,
+    ArtifactSpec, CheckRequest, ExplainResponse, GateSpec, KeyDocumentSpec, KeySpec, Reason, ReleaseSpec,
+    ReleaseVerdict, RolloutPatch, RolloutSpec, RuleKind, RuleSpec, ScheduleSpec, SignatureSpec, TraitOp,
 };
 use crate::error::{ParseError, What};
 use crate::rules::parse_network;
 use crate::{
-    Admission, AppId, Arch, Artifact, ChannelName, CheckIn, CheckKind, Explanation, HealthGate, IdList, Locale,
-    MAX_RULE_VALUES, Os, Platform, Release, ReleaseParts, Rollout, RolloutEdit, Rule, Rules, Salt, Schedule, Target,
-    TraitCondition, TraitValue, Verdict, Version,
+    Admission, AppId, Arch, Artifact, ChannelName, CheckIn, CheckKind, Explanation, HealthGate, IdList, KeyDocument,
+    KeyId, KeySignature, Locale, MAX_RULE_VALUES, Os, Platform, Release, ReleaseParts, Rollout, RolloutEdit, Rule,
+    Rules, Salt, Schedule, Signature, Signatures, SignedKeyDocument, Target, Threshold, TraitCondition, TraitValue,
+    TrustedKeys, Verdict, Version,
 };
 
 // ---------- device side ----------
@@ -52,8 +53,8 @@ impl TryFrom<ReleaseSpec> for Release {
         let mut artifacts = BTreeMap::new();
         for a in w.artifacts {
             let target = Target { os: a.os, arch: a.arch };
-            let artifact =
-                Artifact { sha256: a.sha256, size: a.size, signature: a.signature, key_id: a.key_id, url: a.url };
+            let signatures = signatures(a.key_id, a.signature, a.signatures)?;
+            let artifact = Artifact { sha256: a.sha256, size: a.size, signatures, url: a.url };
             if artifacts.insert(target.clone(), artifact).is_some() {
                 return Err(ParseError::new(
                     What::Release,
@@ -89,11 +90,65 @@ impl From<&Release> for ReleaseSpec {
                     arch: t.arch.clone(),
                     sha256: a.sha256,
                     size: a.size,
-                    signature: a.signature,
-                    key_id: a.key_id.clone(),
+                    signature: a.signatures.first().signature,
+                    key_id: a.signatures.first().key_id.clone(),
+                    signatures: extra_signatures(&a.signatures),
                     url: a.url.clone(),
                 })
                 .collect(),
+        }
+    }
+}
+
+// ---------- key documents and signatures ----------
+
+/// An artifact's signatures from its wire fields (the compatibility rule of [`ArtifactSpec`]
+/// and [`super::ArtifactOffer`]): `key_id` and `signature` first, then each entry of `more`
+/// that is not the same signature again.
+pub fn signatures(key_id: KeyId, signature: Signature, more: Vec<SignatureSpec>) -> Result<Signatures, ParseError> {
+    let first = KeySignature { key_id, signature };
+    let mut list = vec![first.clone()];
+    list.extend(more.into_iter().map(KeySignature::from).filter(|s| *s != first));
+    Signatures::new(list)
+}
+
+/// The `signatures` wire field for `list`: every signature when there are several, empty (and
+/// omitted from the JSON) when there is one, so single-signature answers are unchanged.
+pub fn extra_signatures(list: &Signatures) -> Vec<SignatureSpec> {
+    if list.iter().nth(1).is_none() { Vec::new() } else { list.iter().map(SignatureSpec::from).collect() }
+}
+
+impl From<SignatureSpec> for KeySignature {
+    fn from(w: SignatureSpec) -> Self {
+        KeySignature { key_id: w.key_id, signature: w.signature }
+    }
+}
+
+impl From<&KeySignature> for SignatureSpec {
+    fn from(s: &KeySignature) -> Self {
+        SignatureSpec { key_id: s.key_id.clone(), signature: s.signature }
+    }
+}
+
+impl TryFrom<KeyDocumentSpec> for SignedKeyDocument {
+    type Error = ParseError;
+    fn try_from(w: KeyDocumentSpec) -> Result<Self, ParseError> {
+        let keys = TrustedKeys::new(w.keys.into_iter().map(|k| (k.id, k.public_key)))?;
+        let document = KeyDocument::new(w.app, w.version, Threshold::new(w.threshold)?, keys)?;
+        let signatures = Signatures::new(w.signatures.into_iter().map(KeySignature::from).collect())?;
+        Ok(SignedKeyDocument { document, signatures })
+    }
+}
+
+impl From<&SignedKeyDocument> for KeyDocumentSpec {
+    fn from(s: &SignedKeyDocument) -> Self {
+        let d = &s.document;
+        KeyDocumentSpec {
+            app: d.app().clone(),
+            version: d.version(),
+            threshold: d.threshold().get() as u64,
+            keys: d.keys().iter().map(|(id, pk)| KeySpec { id: id.clone(), public_key: *pk }).collect(),
+            signatures: s.signatures.iter().map(SignatureSpec::from).collect(),
         }
     }
 }

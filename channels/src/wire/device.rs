@@ -88,6 +88,10 @@ pub struct ArtifactOffer {
     pub signature: Signature,
     /// The id of the signing key.
     pub key_id: KeyId,
+    /// Every signature, the first included, when there are several (k-of-n); omitted when
+    /// `signature` and `key_id` are the only one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signatures: Vec<super::SignatureSpec>,
 }
 
 /// What happened on a device, reported by the SDK.

@@ -16,7 +16,9 @@
 
 mod admin;
 mod convert;
+pub use convert::{extra_signatures, signatures};
 mod device;
+mod keys;
 mod problem;
 mod status;
 
@@ -30,6 +32,7 @@ pub use device::{
     AnswerKeyView, AnswerKeys, ArtifactOffer, CheckRequest, CheckResponse, Event, EventBatch, EventKind,
     EventsAccepted, UpdateOffer,
 };
+pub use keys::{KeyDocumentSpec, KeyDocuments, SignatureSpec};
 pub use problem::Problem;
 pub use status::{ChannelAdoption, Figures, ReleaseStatus, RolloutStatus, ScheduleStatus, StatusView, VersionAdoption};
 

@@ -17,7 +17,7 @@ impl State {
     pub async fn upsert_app(&self, who: &Principal, id: AppId, spec: AppSpec) -> Result<(AppView, Outcome), ApiError> {
         // Values are valid once parsed (the body's names, keys and ids); what is checked here
         // is the whole: the key set and the channel ladder.
-        let settings = AppSettings::from(spec);
+        let mut settings = AppSettings::from(spec);
         TrustedKeys::new(settings.keys.iter().cloned())?;
         ladder_of(&settings.channels)?;
 
@@ -38,12 +38,22 @@ impl State {
                 )
             }
             Some(p) => {
+                // Key documents are changed only by rotation; an update keeps them.
+                settings.key_documents.clone_from(&p.settings.key_documents);
                 if p.settings == settings {
                     return Ok((app_view(p), Outcome::Unchanged));
                 }
                 if p.settings.keys != settings.keys {
                     // Whoever controls the keys controls what devices install: admins only.
                     who.must_be_admin()?;
+                    if !p.settings.key_documents.is_empty() {
+                        // Version 1 is what apps compile in; the documents after it chain from
+                        // it, so once rotated it cannot change beneath them.
+                        return Err(ApiError::Unprocessable(format!(
+                            "app {id} has rotated its keys (version {}): change them with POST /v1/apps/{id}/keys",
+                            p.settings.key_documents.len() + 1
+                        )));
+                    }
                 }
                 (AppParts { settings: settings.clone(), ..p.to_parts() }, Outcome::Updated)
             }

@@ -1,7 +1,8 @@
 //! Every change an admin (or the scheduler) can make, one module per thing changed:
 //! [`apps`] (create, update), [`releases`] (publish, promote, halt, roll back by rebuild),
 //! [`rollouts`] (patch, and the replacement the scheduler and health gates use), [`tokens`]
-//! (create, revoke, bootstrap), [`answer_keys`] (rotate, retire).
+//! (create, revoke, bootstrap), [`answer_keys`] (rotate, retire), [`keys`] (release key
+//! rotation).
 //!
 //! This module is orchestration only. Whether a value or a whole is valid is the domain's
 //! call (`channels`); which HTTP status a refusal gets is `problem`'s; how a change is made
@@ -15,6 +16,7 @@
 
 mod answer_keys;
 mod apps;
+mod keys;
 mod releases;
 mod rollouts;
 mod tokens;

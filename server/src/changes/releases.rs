@@ -30,7 +30,7 @@ impl State {
                 size: a.size,
             });
             app.keys
-                .verify(&a.key_id, message.as_bytes(), &a.signature)
+                .verify_threshold(app.threshold, message.as_bytes(), &a.signatures)
                 .map_err(|e| ApiError::Unprocessable(format!("artifact for {target} of {}: {e}", release.version())))?;
             if a.url.is_none() {
                 match self.artifacts.size(&a.sha256).await.map_err(ApiError::object_store_unavailable)? {

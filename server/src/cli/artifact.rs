@@ -48,28 +48,24 @@ pub fn check_distinct(artifacts: &[ArtifactArg]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Hashes each file, signs its signed message with `key`, uploads it, and returns the
+/// Hashes each file, signs its signed message with each of `keys`, uploads it, and returns the
 /// artifact specs of the release. Nothing is uploaded before every file was read and signed,
 /// so a missing file fails fast.
 pub async fn sign_and_upload(
     client: &AdminClient,
     app: &AppId,
     version: &Version,
-    key: &ReleaseKey,
+    keys: &[ReleaseKey],
     artifacts: &[ArtifactArg],
     out: &Output,
 ) -> anyhow::Result<Vec<ArtifactSpec>> {
     check_distinct(artifacts)?;
+    let signers: Vec<&ReleaseKey> = keys.iter().collect();
     let mut signed = Vec::with_capacity(artifacts.len());
     for a in artifacts {
         let local = LocalArtifact::hash(&a.path).await?;
-        let spec = key.sign_artifact(SignedFields {
-            app,
-            version,
-            target: &a.target,
-            sha256: local.sha256(),
-            size: local.size(),
-        });
+        let fields = SignedFields { app, version, target: &a.target, sha256: local.sha256(), size: local.size() };
+        let spec = ReleaseKey::sign_artifact_by(&signers, fields).context("no signing key")?;
         signed.push((a, local, spec));
     }
     let mut specs = Vec::with_capacity(signed.len());

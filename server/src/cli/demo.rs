@@ -131,7 +131,9 @@ async fn story(args: &DemoArgs, out: &Output, server: &DemoServer, dir: &Path) -
     }
 
     let artifacts = demo.builds(&v111)?;
-    let specs = sign_and_upload(&demo.admin, &demo.app, &v111, &demo.key, &artifacts, &Output::quiet()).await?;
+    let specs =
+        sign_and_upload(&demo.admin, &demo.app, &v111, std::slice::from_ref(&demo.key), &artifacts, &Output::quiet())
+            .await?;
     let rebuild = ReleaseSpec {
         version: v111.clone(),
         notes: "Rolls back 1.1.0 to the code of 1.0.0.".into(),
@@ -191,7 +193,15 @@ impl Demo {
 
     async fn publish(&self, version: &Version, channel: ChannelName, basis_points: u16) -> anyhow::Result<()> {
         let artifacts = self.builds(version)?;
-        let specs = sign_and_upload(&self.admin, &self.app, version, &self.key, &artifacts, &Output::quiet()).await?;
+        let specs = sign_and_upload(
+            &self.admin,
+            &self.app,
+            version,
+            std::slice::from_ref(&self.key),
+            &artifacts,
+            &Output::quiet(),
+        )
+        .await?;
         let rollout = RolloutArgs {
             percent: Percent::from_basis_points(basis_points)?,
             rules: vec![],

@@ -22,6 +22,7 @@ pub mod audit;
 pub mod demo;
 pub mod explain;
 pub mod failure;
+pub mod key_rotation;
 pub mod keys;
 pub mod migrate;
 pub mod output;
@@ -95,6 +96,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Make a new release signing key (private key file, 0600) and print its public key and id.
     Keygen(keys::KeygenArgs),
+    /// List an app's release key documents, or rotate its release keys.
+    #[command(subcommand)]
+    Keys(key_rotation::KeysCommand),
     /// Create, change and show apps.
     #[command(subcommand)]
     App(app::AppCommand),
@@ -165,6 +169,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args, std::env::var("RUST_LOG").ok().as_deref()).await,
         Command::Keygen(args) => keys::keygen(&args, &out),
+        Command::Keys(cmd) => key_rotation::run(cmd, &profile()?, &out).await,
         Command::App(cmd) => app::run(cmd, &profile()?, &out).await,
         Command::Publish(args) => publish::publish(args, &profile()?, &out).await,
         Command::Rollout(cmd) => rollout::run(cmd, &profile()?, &out).await,

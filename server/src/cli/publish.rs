@@ -19,12 +19,24 @@ use super::rollout::{RolloutArgs, rollouts};
 /// The signing key flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct KeyArgs {
-    /// The private key file written by `halftone keygen`.
-    #[arg(long, value_name = "FILE")]
-    pub key_file: PathBuf,
-    /// The id the app registered the key under [default: the key's fingerprint].
+    /// The private key file written by `halftone keygen`; repeat to sign with several keys
+    /// (apps whose keys need k of n signatures).
+    #[arg(long, visible_alias = "key", value_name = "FILE", required = true)]
+    pub key_file: Vec<PathBuf>,
+    /// The id the app registered the key under [default: the key's fingerprint]; only with
+    /// one key file.
     #[arg(long, value_name = "ID")]
     pub key_id: Option<KeyId>,
+}
+
+impl KeyArgs {
+    /// Reads the key files.
+    pub fn load(&self) -> anyhow::Result<Vec<ReleaseKey>> {
+        if self.key_id.is_some() && self.key_file.len() > 1 {
+            bail!("--key-id names one key: give it with a single --key-file");
+        }
+        self.key_file.iter().map(|path| keys::load(path, self.key_id.clone())).collect()
+    }
 }
 
 /// The release notes flags.
@@ -51,11 +63,27 @@ impl NotesArgs {
     }
 }
 
-/// Refuses, before anything is uploaded, a key the app would refuse: one whose id the app
-/// does not list, or listed with another public key.
-pub async fn check_key(client: &AdminClient, app: &AppId, key: &ReleaseKey) -> anyhow::Result<()> {
-    let view = client.get_app(app).await?;
-    key_is_trusted(&view, key)
+/// Refuses, before anything is uploaded, a key the app would refuse: one whose id the app's
+/// newest key document does not list, or lists with another public key.
+pub async fn check_keys(client: &AdminClient, app: &AppId, keys: &[ReleaseKey]) -> anyhow::Result<()> {
+    let mut view = client.get_app(app).await?;
+    let Some(newest) = client.key_documents(app).await?.documents.pop() else {
+        return keys.iter().try_for_each(|key| key_is_trusted(&view, key));
+    };
+    view.keys = newest.keys;
+    for key in keys {
+        if !view.keys.iter().any(|k| &k.id == key.id() && k.public_key == key.public_key()) {
+            let ids: Vec<&str> = view.keys.iter().map(|k| k.id.as_str()).collect();
+            bail!(
+                "app {app} does not trust key {} since its key document version {} (it trusts: {}); rotate keys \
+                 in with `halftone keys rotate`",
+                key.id(),
+                newest.version,
+                ids.join(", ")
+            );
+        }
+    }
+    Ok(())
 }
 
 fn key_is_trusted(app: &AppView, key: &ReleaseKey) -> anyhow::Result<()> {
@@ -115,10 +143,10 @@ pub struct PublishArgs {
 /// Runs `halftone publish`.
 pub async fn publish(args: PublishArgs, profile: &Profile, out: &Output) -> anyhow::Result<()> {
     let client = profile.admin()?;
-    let key = keys::load(&args.key.key_file, args.key.key_id.clone())?;
+    let keys = args.key.load()?;
     let notes = args.notes.read()?.unwrap_or_default();
-    check_key(&client, &args.app, &key).await?;
-    let artifacts = sign_and_upload(&client, &args.app, &args.version, &key, &args.artifacts, out).await?;
+    check_keys(&client, &args.app, &keys).await?;
+    let artifacts = sign_and_upload(&client, &args.app, &args.version, &keys, &args.artifacts, out).await?;
     let request = PublishRequest {
         release: ReleaseSpec {
             version: args.version.clone(),
@@ -145,7 +173,7 @@ pub async fn publish(args: PublishArgs, profile: &Profile, out: &Output) -> anyh
                     1 => "1 artifact".to_owned(),
                     n => format!("{n} artifacts"),
                 },
-                key.id()
+                keys.iter().map(|k| k.id().as_str()).collect::<Vec<_>>().join(", ")
             )
         } else {
             format!("{} {} was already published with identical content; now {}", args.app, args.version, rollouts(r))
@@ -184,10 +212,10 @@ pub struct RollbackArgs {
 /// Runs `halftone rollback`.
 pub async fn rollback(args: RollbackArgs, profile: &Profile, out: &Output) -> anyhow::Result<()> {
     let client = profile.admin()?;
-    let key = keys::load(&args.key.key_file, args.key.key_id.clone())?;
+    let keys = args.key.load()?;
     let notes =
         args.notes.read()?.unwrap_or_else(|| format!("Rolls back {} to the code of {}.", args.bad, args.rebuild_of));
-    let artifacts = sign_and_upload(&client, &args.app, &args.new_version, &key, &args.artifacts, out).await?;
+    let artifacts = sign_and_upload(&client, &args.app, &args.new_version, &keys, &args.artifacts, out).await?;
     let request = RollbackRequest {
         bad_version: args.bad.clone(),
         release: ReleaseSpec {

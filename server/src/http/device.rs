@@ -13,7 +13,8 @@ use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, web};
 use halftone_channels::wire::{CheckRequest, EventBatch, EventsAccepted};
 use halftone_channels::{
-    AppId, Arch, ChannelName, Decision, ExternalUrl, KeyId, Os, PROOF_HEADER, Sha256, Signature, Target, Version,
+    AppId, Arch, ChannelName, Decision, ExternalUrl, KeyId, Os, PROOF_HEADER, Sha256, Signature, Signatures, Target,
+    Version,
 };
 use rand::RngExt as _;
 use serde::Serialize;
@@ -123,6 +124,23 @@ struct ArtifactRef<'a> {
     size: u64,
     signature: &'a Signature,
     key_id: &'a KeyId,
+    /// Every signature, when there are several (k-of-n): the wire's compatibility rule.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signatures: Option<AllSignatures<'a>>,
+}
+
+/// The signatures of a k-of-n artifact, serialised as the wire's `signatures` list.
+struct AllSignatures<'a>(&'a Signatures);
+
+impl Serialize for AllSignatures<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct One<'a> {
+            key_id: &'a KeyId,
+            signature: &'a Signature,
+        }
+        s.collect_seq(self.0.iter().map(|k| One { key_id: &k.key_id, signature: &k.signature }))
+    }
 }
 
 /// Where the artifact is: elsewhere, or in this server's store.
@@ -157,8 +175,9 @@ impl<'a> Answer<'a> {
                         arch: &target.arch,
                         sha256: &a.sha256,
                         size: a.size,
-                        signature: &a.signature,
-                        key_id: &a.key_id,
+                        signature: &a.signatures.first().signature,
+                        key_id: &a.signatures.first().key_id,
+                        signatures: a.signatures.iter().nth(1).map(|_| AllSignatures(&a.signatures)),
                     },
                 })
             }
@@ -318,8 +337,9 @@ mod tests {
                     arch: target.arch.clone(),
                     sha256: o.artifact.sha256,
                     size: o.artifact.size,
-                    signature: o.artifact.signature,
-                    key_id: o.artifact.key_id.clone(),
+                    signature: o.artifact.signatures.first().signature,
+                    key_id: o.artifact.signatures.first().key_id.clone(),
+                    signatures: halftone_channels::wire::extra_signatures(&o.artifact.signatures),
                 },
             }),
         };

@@ -9,6 +9,7 @@ pub mod client_ip;
 pub mod connections;
 pub mod device;
 pub mod gate;
+pub mod keys;
 pub mod objects;
 pub mod ops;
 pub mod range;
@@ -91,6 +92,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, gate: &Arc<Gate>) {
         .service(r(admin, "/v1/apps", vec![web::get().to(admin::list_apps)]))
         .service(r(admin, "/v1/apps/{app}", vec![web::get().to(admin::get_app), web::put().to(admin::put_app)]))
         .service(r(device, "/v1/apps/{app}/events", vec![web::post().to(device::events)]))
+        .service(r(device, "/v1/apps/{app}/keys", vec![web::get().to(keys::list), web::post().to(keys::rotate)]))
         .service(r(admin, "/v1/apps/{app}/explain", vec![web::post().to(admin::explain)]))
         .service(r(admin, "/v1/apps/{app}/audit", vec![web::get().to(admin::audit)]))
         .service(r(admin, "/v1/apps/{app}/status", vec![web::get().to(admin::status)]))

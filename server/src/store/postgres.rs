@@ -145,7 +145,7 @@ impl PgStore {
         let mut out = Loaded::default();
         for row in client.query("SELECT app, record FROM apps", &[]).await? {
             let Json(r): Json<AppRecord> = row.get(1);
-            out.apps.push((AppId::parse(row.get(0))?, r.into()));
+            out.apps.push((AppId::parse(row.get(0))?, r.try_into()?));
         }
         for row in client.query("SELECT app, record FROM releases", &[]).await? {
             let Json(r): Json<ReleaseRecord> = row.get(1);
@@ -182,7 +182,7 @@ impl PgStore {
         }
         let revision = revision_of(&*tx, &Scope::App(id.clone())).await?;
         tx.commit().await?;
-        Ok(Some(LoadedApp { settings: settings.into(), releases, rollouts, revision }))
+        Ok(Some(LoadedApp { settings: settings.try_into()?, releases, rollouts, revision }))
     }
 
     /// The token table and its revision.

@@ -17,9 +17,10 @@ use std::collections::BTreeMap;
 
 use halftone_channels::wire::{AuditEntry, Role};
 use halftone_channels::{
-    AppId, Arch, Artifact, ChannelName, DisplayName, ExternalUrl, GateAction, HealthGate, IdList, KeyId, ListedId, Os,
-    ParseError, Percent, PublicKey, Rank, Release, ReleaseParts, Rollout, RolloutState, Rule, Rules, Salt, Schedule,
-    ScheduleClock, SchedulePreset, Sha256, Signature, Step, Stickiness, Target, TokenName, Version,
+    AppId, Arch, Artifact, ChannelName, DisplayName, ExternalUrl, GateAction, HealthGate, IdList, KeyDocument, KeyId,
+    KeySignature, ListedId, Os, ParseError, Percent, PublicKey, Rank, Release, ReleaseParts, Rollout, RolloutState,
+    Rule, Rules, Salt, Schedule, ScheduleClock, SchedulePreset, Sha256, Signature, Signatures, SignedKeyDocument, Step,
+    Stickiness, Target, Threshold, TokenName, TrustedKeys, Version,
 };
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +35,61 @@ pub struct AppRecord {
     keys: Vec<KeyRecord>,
     #[serde(default)]
     channels: Vec<ChannelRecord>,
+    /// Key documents from version 2 on (absent before the first rotation).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    key_documents: Vec<KeyDocumentRecord>,
+}
+
+/// A signed key document as stored (its fields in their domain text forms).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct KeyDocumentRecord {
+    app: AppId,
+    version: u64,
+    threshold: u64,
+    keys: Vec<KeyRecord>,
+    signatures: Vec<SignatureRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct SignatureRecord {
+    key_id: KeyId,
+    signature: Signature,
+}
+
+impl From<&KeySignature> for SignatureRecord {
+    fn from(s: &KeySignature) -> Self {
+        SignatureRecord { key_id: s.key_id.clone(), signature: s.signature }
+    }
+}
+
+impl From<SignatureRecord> for KeySignature {
+    fn from(r: SignatureRecord) -> Self {
+        KeySignature { key_id: r.key_id, signature: r.signature }
+    }
+}
+
+impl From<&SignedKeyDocument> for KeyDocumentRecord {
+    fn from(s: &SignedKeyDocument) -> Self {
+        let d = &s.document;
+        KeyDocumentRecord {
+            app: d.app().clone(),
+            version: d.version(),
+            threshold: d.threshold().get() as u64,
+            keys: d.keys().iter().map(|(id, pk)| KeyRecord { id: id.clone(), public_key: *pk }).collect(),
+            signatures: s.signatures.iter().map(SignatureRecord::from).collect(),
+        }
+    }
+}
+
+impl TryFrom<KeyDocumentRecord> for SignedKeyDocument {
+    type Error = ParseError;
+    fn try_from(r: KeyDocumentRecord) -> Result<Self, ParseError> {
+        let keys = TrustedKeys::new(r.keys.into_iter().map(|k| (k.id, k.public_key)))?;
+        Ok(SignedKeyDocument {
+            document: KeyDocument::new(r.app, r.version, Threshold::new(r.threshold)?, keys)?,
+            signatures: Signatures::new(r.signatures.into_iter().map(KeySignature::from).collect())?,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,17 +110,20 @@ impl From<&AppSettings> for AppRecord {
             display_name: s.display_name.clone(),
             keys: s.keys.iter().map(|(id, public_key)| KeyRecord { id: id.clone(), public_key: *public_key }).collect(),
             channels: s.channels.iter().map(|(name, rank)| ChannelRecord { name: name.clone(), rank: *rank }).collect(),
+            key_documents: s.key_documents.iter().map(KeyDocumentRecord::from).collect(),
         }
     }
 }
 
-impl From<AppRecord> for AppSettings {
-    fn from(r: AppRecord) -> Self {
-        AppSettings {
+impl TryFrom<AppRecord> for AppSettings {
+    type Error = ParseError;
+    fn try_from(r: AppRecord) -> Result<Self, ParseError> {
+        Ok(AppSettings {
             display_name: r.display_name,
             keys: r.keys.into_iter().map(|k| (k.id, k.public_key)).collect(),
             channels: r.channels.into_iter().map(|c| (c.name, c.rank)).collect(),
-        }
+            key_documents: r.key_documents.into_iter().map(SignedKeyDocument::try_from).collect::<Result<_, _>>()?,
+        })
     }
 }
 
@@ -97,6 +156,9 @@ struct ArtifactRecord {
     size: u64,
     signature: Signature,
     key_id: KeyId,
+    /// The signatures after the first (k-of-n), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    more_signatures: Vec<SignatureRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     url: Option<ExternalUrl>,
 }
@@ -112,8 +174,9 @@ impl ReleaseRecord {
                 arch: t.arch.clone(),
                 sha256: a.sha256,
                 size: a.size,
-                signature: a.signature,
-                key_id: a.key_id.clone(),
+                signature: a.signatures.first().signature,
+                key_id: a.signatures.first().key_id.clone(),
+                more_signatures: a.signatures.iter().skip(1).map(SignatureRecord::from).collect(),
                 url: a.url.clone(),
             })
             .collect();
@@ -144,11 +207,14 @@ impl TryFrom<ReleaseRecord> for Release {
             .artifacts
             .into_iter()
             .map(|a| {
-                let artifact =
-                    Artifact { sha256: a.sha256, size: a.size, signature: a.signature, key_id: a.key_id, url: a.url };
-                (Target { os: a.os, arch: a.arch }, artifact)
+                let first = KeySignature { key_id: a.key_id, signature: a.signature };
+                let signatures = Signatures::new(
+                    std::iter::once(first).chain(a.more_signatures.into_iter().map(KeySignature::from)).collect(),
+                )?;
+                let artifact = Artifact { sha256: a.sha256, size: a.size, signatures, url: a.url };
+                Ok((Target { os: a.os, arch: a.arch }, artifact))
             })
-            .collect();
+            .collect::<Result<_, ParseError>>()?;
         Release::new(ReleaseParts {
             version: b.version,
             notes: b.notes,

@@ -174,7 +174,7 @@ impl SledStore {
         };
         for kv in self.tree(Tree::Apps).iter() {
             let (k, v) = kv?;
-            out.apps.push((AppId::parse(std::str::from_utf8(&k)?)?, decode::<AppRecord>(&v)?.into()));
+            out.apps.push((AppId::parse(std::str::from_utf8(&k)?)?, decode::<AppRecord>(&v)?.try_into()?));
         }
         for kv in self.tree(Tree::Releases).iter() {
             let (k, v) = kv?;
@@ -350,7 +350,12 @@ mod tests {
     async fn committed_changes_are_read_back_after_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let app = AppId::parse("notes").unwrap();
-        let settings = AppSettings { display_name: "Notes".parse().unwrap(), keys: vec![], channels: vec![] };
+        let settings = AppSettings {
+            display_name: "Notes".parse().unwrap(),
+            keys: vec![],
+            channels: vec![],
+            key_documents: vec![],
+        };
         {
             let store = SledStore::open(dir.path()).unwrap();
             assert!(!store.is_bootstrapped().unwrap());
@@ -414,7 +419,7 @@ mod tests {
 
         let app = r#"{"display_name":"Notes","keys":[{"id":"k1","public_key":"ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c"}],
             "channels":[{"name":"canary","rank":400}]}"#;
-        let settings: AppSettings = serde_json::from_str::<AppRecord>(app).unwrap().into();
+        let settings: AppSettings = serde_json::from_str::<AppRecord>(app).unwrap().try_into().unwrap();
         assert_eq!((settings.keys.len(), settings.channels[0].1), (1, 400));
         assert_eq!(
             serde_json::to_value(AppRecord::from(&settings)).unwrap(),

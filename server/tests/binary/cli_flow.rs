@@ -294,6 +294,63 @@ async fn a_release_engineer_ships_widens_promotes_halts_and_rolls_back_with_the_
     assert_eq!(human.lines().count(), 1 + entries.len());
 }
 
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+#[tokio::test]
+async fn keys_rotate_hands_trust_to_new_keys_and_publish_signs_with_several() {
+    let (tmp, data) = data_dir();
+    let server = Server::start(&data, true).await;
+    let admin = Cli::new(&server, server.bootstrap.as_deref().unwrap());
+    let keygen = |name: &str| {
+        let path = tmp.path().join(format!("{name}.key")).to_str().unwrap().to_owned();
+        let key = offline(&["keygen", "--out", &path, "--json"]).json();
+        (path, key["id"].as_str().unwrap().to_owned(), key["public_key"].as_str().unwrap().to_owned())
+    };
+    let ((a, a_id, a_pub), (b, b_id, _), (c, c_id, _)) = (keygen("a"), keygen("b"), keygen("c"));
+    admin.json(&["app", "create", "notes", "--name", "Notes", "--key", &format!("{a_id}={a_pub}")]);
+    let file = tmp.path().join("build.bin");
+    std::fs::write(&file, b"notes build\n".repeat(100)).unwrap();
+    let artifact = format!("linux/x86_64={}", file.display());
+    let publish = |version: &str, keys: &[&str]| {
+        let mut args = vec!["publish", "notes", version, "--channel", "stable", "--percent", "100%"];
+        for k in keys {
+            args.extend(["--key-file", k]);
+        }
+        args.extend(["--artifact", artifact.as_str()]);
+        args.into_iter().map(str::to_owned).collect::<Vec<String>>()
+    };
+    admin.json(&strs(&publish("1.0.0", &[&a])));
+
+    // A hands over to B and C, two of which must sign from now on.
+    let doc =
+        admin.json(&["keys", "rotate", "notes", "--key", &a, "--new-key", &b, "--new-key", &c, "--threshold", "2"]);
+    assert_eq!((doc["version"].as_u64(), doc["threshold"].as_u64()), (Some(2), Some(2)), "{doc}");
+    assert_eq!(doc["signatures"].as_array().unwrap().len(), 3, "A, B and C signed: {doc}");
+    let listed = admin.text(&["keys", "list", "notes"]);
+    assert!(listed.lines().nth(1).unwrap().starts_with("2 "), "{listed}");
+    // A second rotation signed by B alone is under its own threshold: refused, nothing changes.
+    let e = admin.run(&["keys", "rotate", "notes", "--key", &b, "--new-key", &b, "--threshold", "1"]).failure();
+    assert!(e.contains("does not chain") && e.contains("previous version's keys"), "{e}");
+
+    // A is no longer trusted; one of B and C is not enough; both are.
+    let e = admin.run(&strs(&publish("1.1.0", &[&a]))).failure();
+    assert!(e.contains(&format!("does not trust key {a_id}")) && e.contains("keys rotate"), "{e}");
+    // Refused by the server after the upload (whose note precedes the error).
+    let run = admin.run(&strs(&publish("1.1.0", &[&b])));
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.stderr.contains("signed by 1 distinct trusted keys, 2 needed"), "{run:?}");
+    let published = admin.json(&strs(&publish("1.1.0", &[&b, &c])));
+    let signers: Vec<&str> = published["artifacts"][0]["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["key_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(signers, [b_id.as_str(), c_id.as_str()]);
+}
+
 #[tokio::test]
 async fn commands_without_a_reachable_server_or_a_valid_token_fail_in_one_sentence() {
     let (_tmp, data) = data_dir();
