@@ -30,8 +30,13 @@ use crate::snapshot::{AppSettings, RolloutMeta};
 const ANSWER_KEYS: &str = "answer-keys";
 
 /// The store format this binary writes and the newest it reads. Data of a newer format is
-/// refused at start-up (an older binary must not misread it); see `records.rs`.
-pub const FORMAT: u64 = 1;
+/// refused at start-up (an older binary must not misread it); see `records.rs`. Opening older
+/// data raises its mark to this format (there is no way back to an older binary after that).
+///
+/// - 1: the first format.
+/// - 2: apps' release key documents (rotations) and the server's answer keys. A format-1
+///   binary would ignore a rotation and trust the keys it replaced, so it must refuse this data.
+pub const FORMAT: u64 = 2;
 
 /// Everything stored, read at start-up, converted from the records.
 #[derive(Default)]

@@ -130,6 +130,10 @@ impl PgStore {
                     "this database was written by a newer Halftone (store format {found}; this binary reads \
                      formats up to {FORMAT}): run that version or newer"
                 );
+                if found < FORMAT {
+                    // Older binaries refuse it from now on (see `FORMAT`).
+                    tx.execute("UPDATE halftone_meta SET value = $1 WHERE key = 'format'", &[&Json(FORMAT)]).await?;
+                }
             }
             None => {
                 tx.execute("INSERT INTO halftone_meta (key, value) VALUES ('format', $1)", &[&Json(FORMAT)]).await?;

@@ -142,23 +142,23 @@ impl SledStore {
         Ok(store)
     }
 
-    /// Refuses data of a newer store format; marks a new (or pre-marker) data dir with ours.
+    /// Refuses data of a newer store format; marks a new, pre-marker or older data dir with
+    /// ours (so that an older binary refuses it from now on).
     fn check_format(&self) -> anyhow::Result<()> {
         let k = key(&["format"]);
-        match self.tree(Tree::Meta).get(&k)? {
-            Some(v) => {
-                let found: u64 = decode(&v).context("reading the store format")?;
-                anyhow::ensure!(
-                    found <= FORMAT,
-                    "this data dir was written by a newer Halftone (store format {found}; this binary reads formats \
-                     up to {FORMAT}): run that version or newer, or restore a backup made by this one"
-                );
-            }
-            None => {
-                self.tree(Tree::Meta).insert(k, encode(&FORMAT))?;
-                self.db.flush().context("flushing the database")?;
+        if let Some(v) = self.tree(Tree::Meta).get(&k)? {
+            let found: u64 = decode(&v).context("reading the store format")?;
+            anyhow::ensure!(
+                found <= FORMAT,
+                "this data dir was written by a newer Halftone (store format {found}; this binary reads formats \
+                 up to {FORMAT}): run that version or newer, or restore a backup made by this one"
+            );
+            if found == FORMAT {
+                return Ok(());
             }
         }
+        self.tree(Tree::Meta).insert(k, encode(&FORMAT))?;
+        self.db.flush().context("flushing the database")?;
         Ok(())
     }
 
@@ -397,6 +397,24 @@ mod tests {
         }
         let e = SledStore::open(dir.path()).err().expect("a newer format is refused").to_string();
         assert!(e.contains(&format!("store format {}", FORMAT + 1)) && e.contains("newer Halftone"), "{e}");
+    }
+
+    #[test]
+    fn an_older_data_dir_is_marked_with_this_format_so_older_binaries_refuse_it() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SledStore::open(dir.path()).unwrap());
+        let format = |dir: &Path| -> u64 {
+            let db = sled::open(dir).unwrap();
+            decode(&db.open_tree("meta").unwrap().get(key(&["format"])).unwrap().unwrap()).unwrap()
+        };
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree("meta").unwrap().insert(key(&["format"]), encode(&1u64)).unwrap();
+            db.flush().unwrap();
+        }
+        assert_eq!(format(dir.path()), 1);
+        drop(SledStore::open(dir.path()).unwrap());
+        assert_eq!(format(dir.path()), FORMAT);
     }
 
     /// Data dirs written before the store had its own record types hold the same JSON: they
