@@ -65,6 +65,8 @@ pub enum What {
     TrustedKeys,
     /// A check-in's [`Nonce`](crate::Nonce).
     Nonce,
+    /// An event's [`ReportToken`](crate::ReportToken).
+    ReportToken,
 }
 
 impl fmt::Display for What {
@@ -99,6 +101,7 @@ impl fmt::Display for What {
             What::TokenName => "token name",
             What::TrustedKeys => "trusted keys",
             What::Nonce => "nonce",
+            What::ReportToken => "report token",
         })
     }
 }

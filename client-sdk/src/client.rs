@@ -134,6 +134,7 @@ impl Client {
             pins.verify(&self.inner.app, &self.inner.device_id, nonce, &answer.body, answer.proof.as_deref())?;
         }
         let response = answer.parse()?;
+        self.inner.reporter.remember(&request.current_version, &request.channel, &response);
         let watermark = self.inner.cached_watermark().clone();
         let device = Device {
             running: &self.inner.running,
@@ -264,6 +265,7 @@ impl Client {
             version: version.clone(),
             channel: self.channel(),
             detail,
+            token: None,
         });
     }
 

@@ -76,6 +76,7 @@ pub(crate) fn offer(version: &str, bytes: &[u8], signed: &Signed) -> UpdateOffer
             signature,
             key_id: KeyId::parse(signed.key_id).unwrap(),
         },
+        report_token: None,
     }
 }
 
@@ -198,7 +199,8 @@ fn answer(world: &mut World, request: &Request) -> Reply {
                 None => reply,
             };
         }
-        let response = CheckResponse { next_check_s: world.next_check_s, update: world.offer.clone() };
+        let response =
+            CheckResponse { next_check_s: world.next_check_s, update: world.offer.clone(), report_token: None };
         return Reply::json(200, &response);
     }
     if path == format!("/v1/apps/{APP}/events") {
@@ -206,7 +208,12 @@ fn answer(world: &mut World, request: &Request) -> Reply {
             return problem(status);
         }
         let batch: EventBatch = serde_json::from_slice(&request.body).unwrap();
-        let accepted = EventsAccepted { accepted: batch.events.len() as u32, duplicates: 0 };
+        let accepted = EventsAccepted {
+            accepted: batch.events.len() as u32,
+            duplicates: 0,
+            rejected: 0,
+            rejections: Default::default(),
+        };
         world.batches.push(batch);
         return Reply::json(202, &accepted);
     }

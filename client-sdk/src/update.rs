@@ -171,6 +171,7 @@ mod tests {
                 signature: Signature::from_bytes([0; 64]),
                 key_id: KeyId::parse("k").unwrap(),
             },
+            report_token: None,
         }
     }
 

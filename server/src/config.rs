@@ -78,6 +78,10 @@ pub struct ServeArgs {
     /// How long a signed answer stays valid, in seconds (a device refuses it afterwards).
     #[arg(long, env = "HALFTONE_ANSWER_TTL_S", default_value_t = 300)]
     pub answer_ttl_s: u64,
+    /// The most distinct devices one client network (an IPv4 /24, an IPv6 /56) counts for in a
+    /// release's install figures, which health gates read (1 to 100000).
+    #[arg(long, env = "HALFTONE_MAX_DEVICES_PER_NETWORK", default_value_t = 20)]
+    pub max_devices_per_network: u32,
 }
 
 /// A setting that is on or off.
@@ -218,6 +222,8 @@ pub struct Config {
     pub answer_batch: Option<std::time::Duration>,
     /// How long a signed answer stays valid, in seconds.
     pub answer_ttl_s: u64,
+    /// The most distinct devices one client network counts for in a release's figures.
+    pub max_devices_per_network: u32,
 }
 
 impl Config {
@@ -239,6 +245,7 @@ impl Config {
             artifact_downloads: DownloadMode::Stream,
             answer_batch: Some(std::time::Duration::from_micros(500)),
             answer_ttl_s: 300,
+            max_devices_per_network: 20,
         }
     }
 }
@@ -279,6 +286,10 @@ impl TryFrom<ServeArgs> for Config {
         let (artifacts, artifact_downloads) = artifact_settings(&a)?;
         anyhow::ensure!((1..=5000).contains(&a.answer_batch_us), "--answer-batch-us must be between 1 and 5000");
         anyhow::ensure!((10..=86_400).contains(&a.answer_ttl_s), "--answer-ttl-s must be between 10 and 86400");
+        anyhow::ensure!(
+            (1..=100_000).contains(&a.max_devices_per_network),
+            "--max-devices-per-network must be between 1 and 100000"
+        );
         Ok(Config {
             bind,
             data_dir: a.data_dir,
@@ -294,6 +305,7 @@ impl TryFrom<ServeArgs> for Config {
             artifact_downloads,
             answer_batch: (a.answer_signing == Toggle::On).then(|| std::time::Duration::from_micros(a.answer_batch_us)),
             answer_ttl_s: a.answer_ttl_s,
+            max_devices_per_network: a.max_devices_per_network,
         })
     }
 }

@@ -28,7 +28,7 @@ pub use admin::{
 };
 pub use device::{
     AnswerKeyView, AnswerKeys, ArtifactOffer, CheckRequest, CheckResponse, Event, EventBatch, EventKind,
-    EventsAccepted, UpdateOffer,
+    EventsAccepted, Rejections, UpdateOffer,
 };
 pub use problem::Problem;
 pub use status::{ChannelAdoption, Figures, ReleaseStatus, RolloutStatus, ScheduleStatus, StatusView, VersionAdoption};

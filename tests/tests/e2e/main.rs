@@ -10,6 +10,7 @@ mod auth;
 mod bad_input;
 mod durability;
 mod feedback;
+mod forged_feedback;
 mod object_store;
 mod postgres_harness;
 mod postgres_store;
