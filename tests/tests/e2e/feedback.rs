@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use futures_util::StreamExt as _;
+
 use halftone_admin::AdminClient;
 use halftone_channels::wire::StatusView;
 use halftone_server::clock::ManualClock;
@@ -127,11 +129,11 @@ async fn simulate(
         let waiting: Vec<usize> = (0..fleet.len()).filter(|&i| !received[i]).collect();
         let devices: Vec<Device> = waiting.iter().map(|&i| fleet[i].clone()).collect();
         let answers = answer_all(&device_http, app, &devices).await;
-        // Events grouped by the device's network: ten devices per network here, so the
+        // Events grouped by the device's network: twenty devices per network here, so the
         // per-network cap (20 devices) never bites.
         let mut events: BTreeMap<usize, Vec<Value>> = BTreeMap::new();
         for (&i, answer) in waiting.iter().zip(&answers) {
-            let events = events.entry(i / 10).or_default();
+            let events = events.entry(i / 20).or_default();
             let Some(offer) = answer.update.as_ref().filter(|u| u.version.to_string() == version) else { continue };
             let (v, token) = (offer.version.to_string(), offer.report_token.map(|t| t.to_string()));
             received[i] = true;
@@ -145,8 +147,17 @@ async fn simulate(
                 fleet[i].version = v.clone();
             }
         }
-        for (network, events) in events.into_iter().filter(|(_, e)| !e.is_empty()) {
-            let r = post_from(&device_http, app, &events, network).await;
+        let http = &device_http;
+        let replies: Vec<Reply> = futures_util::stream::iter(
+            events
+                .into_iter()
+                .filter(|(_, e)| !e.is_empty())
+                .map(|(network, events)| async move { post_from(http, app, &events, network).await }),
+        )
+        .buffer_unordered(16)
+        .collect()
+        .await;
+        for r in replies {
             assert_eq!((r.status, r.body["rejected"].as_u64()), (202, Some(0)), "{r:?}");
         }
         clock.advance(3_600_000 + 1);
