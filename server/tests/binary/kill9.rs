@@ -72,9 +72,9 @@ async fn survive_kill_9(flags: &[String]) {
 
         // Install feedback, acknowledged with 202: one more distinct failing device per round.
         let failing = format!("failing-{round}");
-        let token = server.http(None).report_token("notes", &failing, "1.0.0", "stable").await;
+        let report = server.http(None).report_token("notes", &failing, "1.0.0", "stable").await;
         let events = json!({"events": [
-            {"device_id": failing, "kind": "install_failed", "version": "1.0.0", "channel": "stable", "token": token}
+            {"device_id": failing, "kind": "install_failed", "version": "1.0.0", "channel": "stable", "token": report}
         ]});
         assert_eq!(server.http(None).post("/v1/apps/notes/events", &events).await.status, 202);
 
