@@ -98,8 +98,9 @@ async fn one_host_with_200_made_up_devices_cannot_hide_20_real_failures() {
         let r = http.post("/v1/apps/notes/events", &json!({ "events": chunk })).await;
         assert_eq!((r.status, r.body["accepted"].as_u64(), r.body["rejected"].as_u64()), (202, Some(100), Some(0)));
     }
-    // Even naming other networks in X-Forwarded-For only helps through a proxy the server
-    // trusts; one network it is.
+    // It sends no X-Forwarded-For: one host is one network. (Here the server trusts 127.0.0.1
+    // as its proxy; in production a client's own X-Forwarded-For is believed only from a
+    // trusted proxy, which must set the header rather than pass the client's on.)
     let (state, figures) = after_tick(&server).await;
     assert_eq!((state.as_str(), figures.installs), ("active", 20), "at most 20 devices per network: {figures:?}");
 
