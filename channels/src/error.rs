@@ -69,6 +69,8 @@ pub enum What {
     KeyDocument,
     /// A list of signatures ([`Signatures`](crate::Signatures)) as a whole.
     Signatures,
+    /// An event's [`ReportToken`](crate::ReportToken).
+    ReportToken,
 }
 
 impl fmt::Display for What {
@@ -105,6 +107,7 @@ impl fmt::Display for What {
             What::Nonce => "nonce",
             What::KeyDocument => "key document",
             What::Signatures => "signatures",
+            What::ReportToken => "report token",
         })
     }
 }

@@ -41,6 +41,7 @@ mod label;
 mod platform;
 mod range;
 mod release;
+mod report_token;
 mod rollout;
 mod rules;
 mod schedule;
@@ -68,6 +69,7 @@ pub use label::{DisplayName, MAX_DISPLAY_NAME, MAX_TOKEN_NAME, TokenName};
 pub use platform::{Arch, Os, OsVersion, Platform, Target};
 pub use range::{Comparator, Op, Range};
 pub use release::{Artifact, ExternalUrl, MAX_NOTES, Release, ReleaseParts};
+pub use report_token::{REPORT_TOKEN_BYTES, ReportToken};
 pub use rollout::{
     Admission, Exclusion, IdList, ListedId, MAX_LIST, MAX_RULES, Percent, Rollout, RolloutEdit, RolloutState, Rules,
     Salt, Stickiness,

@@ -145,6 +145,7 @@ impl Client {
             self.refresh_keys().await?;
         }
         let keys = self.inner.keys.current();
+        self.inner.reporter.remember(&request.current_version, &request.channel, &response);
         let watermark = self.inner.cached_watermark().clone();
         let channel = self.channel();
         let device = Device {
@@ -318,6 +319,7 @@ impl Client {
             version: version.clone(),
             channel: self.channel(),
             detail,
+            token: None,
         });
     }
 

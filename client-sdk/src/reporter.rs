@@ -4,13 +4,23 @@
 //!
 //! Events are not written to disk: they are telemetry, and a lost event costs a count on a
 //! dashboard, not a device. Call [`Client::flush`](crate::Client::flush) before the app exits.
+//!
+//! The server counts an event only with the report token its check-in answer gave for that
+//! version and channel (the offer's token for the offered version, the answer's own for the
+//! running one). The reporter keeps the tokens of the last answers ([`MAX_TOKENS`] of them)
+//! and puts the matching one on each event **when the batch is sent**, so an event queued
+//! before the check-in that brings its token still gets it. An event for which no token is
+//! known is sent without one: the server answers it as rejected (counted in
+//! [`ReportStats::rejected`]) and leaves it out of the figures. Tokens are not stored on disk:
+//! after a restart, events count once the app has checked in again.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use halftone_channels::wire::{Event, EventBatch};
+use halftone_channels::wire::{CheckResponse, Event, EventBatch};
+use halftone_channels::{ChannelName, ReportToken, Version};
 use tokio::sync::Notify;
 use tokio::time::{Instant, sleep_until};
 
@@ -24,6 +34,9 @@ pub(crate) const MAX_BATCH: usize = 100;
 /// The longest `detail` the server accepts, in characters.
 pub(crate) const MAX_DETAIL: usize = 1024;
 
+/// The most report tokens kept (one per version and channel; the oldest go first).
+pub(crate) const MAX_TOKENS: usize = 8;
+
 const BACKOFF: Backoff = Backoff { initial: Duration::from_secs(5), max: Duration::from_secs(300) };
 
 /// Counters of the event queue, for diagnostics and tests.
@@ -36,7 +49,8 @@ pub struct ReportStats {
     pub sent: u64,
     /// Events dropped because the queue was full (the oldest go first).
     pub dropped: u64,
-    /// Events the server refused with a 4xx status (retrying would not help).
+    /// Events the server refused with a 4xx status (retrying would not help), or accepted
+    /// but did not count for lack of a valid report token.
     pub rejected: u64,
 }
 
@@ -53,6 +67,33 @@ struct Shared {
     closed: AtomicBool,
     /// One batch in flight at a time, whether the background task or `flush` sends it.
     sending: tokio::sync::Mutex<()>,
+    /// The report tokens of the last check-in answers.
+    tokens: Mutex<Tokens>,
+}
+
+/// Report tokens by (version, channel), newest last, at most [`MAX_TOKENS`].
+#[derive(Default)]
+struct Tokens(VecDeque<(Version, ChannelName, ReportToken)>);
+
+impl Tokens {
+    fn remember(&mut self, version: &Version, channel: &ChannelName, token: ReportToken) {
+        self.0.retain(|(v, c, _)| !(v == version && c == channel));
+        self.0.push_back((version.clone(), channel.clone(), token));
+        while self.0.len() > MAX_TOKENS {
+            self.0.pop_front();
+        }
+    }
+
+    fn get(&self, version: &Version, channel: &ChannelName) -> Option<ReportToken> {
+        self.0.iter().find(|(v, c, _)| v == version && c == channel).map(|(_, _, t)| *t)
+    }
+
+    /// Puts the known token on events that have none.
+    fn attach(&self, events: &mut [Event]) {
+        for e in events.iter_mut().filter(|e| e.token.is_none()) {
+            e.token = self.get(&e.version, &e.channel);
+        }
+    }
 }
 
 struct Queue {
@@ -98,9 +139,23 @@ impl Reporter {
             wake: Notify::new(),
             closed: AtomicBool::new(false),
             sending: tokio::sync::Mutex::new(()),
+            tokens: Mutex::new(Tokens::default()),
         });
         tokio::spawn(run(shared.clone()));
         Reporter { shared }
+    }
+
+    /// Keeps the report tokens of a (verified) check-in answer: the answer's own for
+    /// `running`, the offer's for the offered version, both on `channel`, the channel the
+    /// check-in named (which events name too).
+    pub(crate) fn remember(&self, running: &Version, channel: &ChannelName, answer: &CheckResponse) {
+        let mut tokens = self.shared.tokens.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(t) = answer.report_token {
+            tokens.remember(running, channel, t);
+        }
+        if let Some((offered, t)) = answer.update.as_ref().and_then(|o| o.report_token.map(|t| (&o.version, t))) {
+            tokens.remember(offered, channel, t);
+        }
     }
 
     /// Queues an event; never waits.
@@ -147,7 +202,7 @@ impl Shared {
     /// Sends one batch; answers how many events it carried (0: the queue was empty).
     async fn send_batch(&self) -> Result<usize, Error> {
         let _sending = self.sending.lock().await;
-        let events: Vec<Event> = {
+        let mut events: Vec<Event> = {
             let mut queue = self.queue();
             let n = queue.events.len().min(MAX_BATCH);
             queue.events.drain(..n).collect()
@@ -155,13 +210,18 @@ impl Shared {
         if events.is_empty() {
             return Ok(0);
         }
+        self.tokens.lock().unwrap_or_else(PoisonError::into_inner).attach(&mut events);
         let n = events.len();
         let batch = EventBatch { events };
         let result = self.api.send_events(&batch).await;
         let mut queue = self.queue();
         match result {
-            Ok(_) => {
-                queue.stats.sent += n as u64;
+            Ok(answer) => {
+                // Rejected ones (no valid token) were answered, not counted: sending them
+                // again would not help either.
+                let rejected = (answer.rejected as usize).min(n);
+                queue.stats.sent += (n - rejected) as u64;
+                queue.stats.rejected += rejected as u64;
                 Ok(n)
             }
             Err(e) if refused_for_good(&e) => {
@@ -229,7 +289,28 @@ mod tests {
             version: Version::new(1, 0, n),
             channel: ChannelName::stable(),
             detail: None,
+            token: None,
         }
+    }
+
+    #[test]
+    fn tokens_go_on_events_of_their_version_and_channel_only() {
+        let mut tokens = Tokens::default();
+        let t = |b| ReportToken::from_bytes([b; 16]);
+        tokens.remember(&Version::new(1, 0, 1), &ChannelName::stable(), t(1));
+        tokens.remember(&Version::new(1, 0, 2), &ChannelName::beta(), t(2));
+        let mut events = vec![event(1), event(2), Event { channel: ChannelName::beta(), ..event(2) }, event(3)];
+        events[3].token = Some(t(9));
+        tokens.attach(&mut events);
+        let got: Vec<_> = events.iter().map(|e| e.token).collect();
+        assert_eq!(got, [Some(t(1)), None, Some(t(2)), Some(t(9))], "an event's own token is kept");
+        tokens.remember(&Version::new(1, 0, 1), &ChannelName::stable(), t(5));
+        assert_eq!(tokens.get(&Version::new(1, 0, 1), &ChannelName::stable()), Some(t(5)), "the newest wins");
+        for patch in 10..30 {
+            tokens.remember(&Version::new(1, 0, patch), &ChannelName::stable(), t(7));
+        }
+        assert_eq!(tokens.0.len(), MAX_TOKENS);
+        assert_eq!(tokens.get(&Version::new(1, 0, 2), &ChannelName::beta()), None, "the oldest go first");
     }
 
     #[test]

@@ -77,6 +77,7 @@ pub(crate) fn offer(version: &str, bytes: &[u8], signed: &Signed) -> UpdateOffer
             key_id: KeyId::parse(signed.key_id).unwrap(),
             signatures: vec![],
         },
+        report_token: None,
     }
 }
 
@@ -199,7 +200,8 @@ fn answer(world: &mut World, request: &Request) -> Reply {
                 None => reply,
             };
         }
-        let response = CheckResponse { next_check_s: world.next_check_s, update: world.offer.clone() };
+        let response =
+            CheckResponse { next_check_s: world.next_check_s, update: world.offer.clone(), report_token: None };
         return Reply::json(200, &response);
     }
     if path == format!("/v1/apps/{APP}/events") {
@@ -207,7 +209,12 @@ fn answer(world: &mut World, request: &Request) -> Reply {
             return problem(status);
         }
         let batch: EventBatch = serde_json::from_slice(&request.body).unwrap();
-        let accepted = EventsAccepted { accepted: batch.events.len() as u32, duplicates: 0 };
+        let accepted = EventsAccepted {
+            accepted: batch.events.len() as u32,
+            duplicates: 0,
+            rejected: 0,
+            rejections: Default::default(),
+        };
         world.batches.push(batch);
         return Reply::json(202, &accepted);
     }

@@ -193,6 +193,7 @@ mod tests {
                 key_id: KeyId::parse("k").unwrap(),
                 signatures: vec![],
             },
+            report_token: None,
         }
     }
 

@@ -74,6 +74,10 @@ pub struct ServeArgs {
     /// How long a signed answer stays valid, in seconds (a device refuses it afterwards).
     #[arg(long, env = "HALFTONE_ANSWER_TTL_S", default_value_t = 300)]
     pub answer_ttl_s: u64,
+    /// The most distinct devices one client network (an IPv4 /24, an IPv6 /56) counts for in a
+    /// release's install figures, which health gates read (1 to 100000).
+    #[arg(long, env = "HALFTONE_MAX_DEVICES_PER_NETWORK", default_value_t = 20)]
+    pub max_devices_per_network: u32,
     /// Connection limits, body deadlines and request rates.
     #[command(flatten)]
     pub limits: LimitArgs,
@@ -319,6 +323,8 @@ pub struct Config {
     pub answer_ttl_s: u64,
     /// Connection limits, body deadlines and request rates.
     pub limits: Limits,
+    /// The most distinct devices one client network counts for in a release's figures.
+    pub max_devices_per_network: u32,
 }
 
 impl Config {
@@ -341,6 +347,7 @@ impl Config {
             answer_signing: true,
             answer_ttl_s: 300,
             limits: Limits::unlimited(),
+            max_devices_per_network: 20,
         }
     }
 }
@@ -381,6 +388,10 @@ impl TryFrom<ServeArgs> for Config {
         let (artifacts, artifact_downloads) = artifact_settings(&a)?;
         anyhow::ensure!((10..=86_400).contains(&a.answer_ttl_s), "--answer-ttl-s must be between 10 and 86400");
         let limits = Limits::try_from(&a.limits)?;
+        anyhow::ensure!(
+            (1..=100_000).contains(&a.max_devices_per_network),
+            "--max-devices-per-network must be between 1 and 100000"
+        );
         Ok(Config {
             bind,
             data_dir: a.data_dir,
@@ -397,6 +408,7 @@ impl TryFrom<ServeArgs> for Config {
             answer_signing: a.answer_signing == Toggle::On,
             answer_ttl_s: a.answer_ttl_s,
             limits,
+            max_devices_per_network: a.max_devices_per_network,
         })
     }
 }

@@ -10,6 +10,10 @@
 //! only then does the report's 2xx go out, so an acknowledged report survives even `kill -9`.
 //! Figures changed only by check-ins are swept to sled every 30 s, in chunks. Readers (status,
 //! the scheduler) take a short lock on the figures; the check-in path never does.
+//!
+//! Events reach the aggregator only with a valid report token (checked by the handler, see
+//! `report_key`), and count only within their network's cap ([`NetworkCap`]): one client
+//! network stands for at most `--max-devices-per-network` devices of a release.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +26,7 @@ use halftone_channels::{AppId, ChannelName, Health, Version};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::network_cap::{Admission, Network, NetworkCap};
 use crate::store::{AdoptionKey, Change, FeedbackKey as ReleaseKey, Store};
 
 /// An approximate set of device hashes.
@@ -139,7 +144,7 @@ enum Swept {
 }
 
 enum Msg {
-    Events(Vec<(AppId, Event)>, oneshot::Sender<Result<(), FeedbackError>>),
+    Events(Vec<(AppId, Event)>, Network, oneshot::Sender<Result<(), FeedbackError>>),
     Sample(CheckSample),
     Flush(oneshot::Sender<Result<(), FeedbackError>>),
     Close(oneshot::Sender<Result<(), FeedbackError>>),
@@ -165,7 +170,8 @@ pub enum FeedbackError {
 
 impl Feedback {
     /// Loads the stored figures and starts the aggregator on the current tokio runtime.
-    pub async fn start(store: Arc<Store>) -> anyhow::Result<Feedback> {
+    /// One client network counts for at most `per_network` devices of a release.
+    pub async fn start(store: Arc<Store>, per_network: u32) -> anyhow::Result<Feedback> {
         let mut agg = Aggregates::default();
         if store.is_shared() {
             // Every stored row is another replica's (this process writes under a new id).
@@ -183,7 +189,7 @@ impl Feedback {
         if store.is_shared() {
             tokio::spawn(follow_others(Arc::downgrade(&figures), store.clone()));
         }
-        tokio::spawn(aggregate(rx, figures.clone(), store));
+        tokio::spawn(aggregate(rx, figures.clone(), store, per_network as usize));
         Ok(Feedback { tx, figures, dropped: AtomicU64::new(0) })
     }
 
@@ -201,11 +207,12 @@ impl Feedback {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Counts reported events; returns once they are durably stored.
-    pub async fn report(&self, events: Vec<(AppId, Event)>) -> Result<(), FeedbackError> {
+    /// Counts reported events (whose tokens were checked) from a client in `network`, within
+    /// that network's cap; returns once they are durably stored.
+    pub async fn report(&self, events: Vec<(AppId, Event)>, network: Network) -> Result<(), FeedbackError> {
         let (ack, done) = oneshot::channel();
         self.tx
-            .send(Msg::Events(events, ack))
+            .send(Msg::Events(events, network, ack))
             .await
             .map_err(|_| FeedbackError::Failed("the aggregator stopped".into()))?;
         done.await.map_err(|_| FeedbackError::Failed("the aggregator stopped".into()))?
@@ -339,8 +346,15 @@ async fn follow_others(figures: std::sync::Weak<Mutex<Aggregates>>, store: Arc<S
     }
 }
 
-async fn aggregate(mut rx: mpsc::Receiver<Msg>, figures: Arc<Mutex<Aggregates>>, store: Arc<Store>) {
+async fn aggregate(
+    mut rx: mpsc::Receiver<Msg>,
+    figures: Arc<Mutex<Aggregates>>,
+    store: Arc<Store>,
+    per_network: usize,
+) {
     let mut acks: Vec<oneshot::Sender<Result<(), FeedbackError>>> = Vec::new();
+    // The devices counted per network, per release (every channel): in memory only.
+    let mut caps: HashMap<(AppId, Version), NetworkCap> = HashMap::new();
     // The aggregator drains its queue on a timer rather than waiting on it: a check-in then
     // never has to wake a parked thread, which would cost it a futex call and two context
     // switches.
@@ -355,11 +369,26 @@ async fn aggregate(mut rx: mpsc::Receiver<Msg>, figures: Arc<Mutex<Aggregates>>,
         let (mut commit_now, mut stop) = (false, false);
         loop {
             match rx.try_recv() {
-                Ok(Msg::Events(events, ack)) => {
+                Ok(Msg::Events(events, network, ack)) => {
                     let mut a = figures.lock().unwrap_or_else(|p| p.into_inner());
                     for (app, e) in events {
-                        let key = (app, e.version, e.channel);
                         let device = device_hash(e.device_id.as_str());
+                        let release = (app, e.version);
+                        let cap = match caps.get_mut(&release) {
+                            Some(cap) => cap,
+                            None => caps.entry(release.clone()).or_default(),
+                        };
+                        match cap.admit(network, device, per_network) {
+                            Admission::Counted => {}
+                            Admission::OverCap => {
+                                metrics::counter!("halftone_events_capped_total").increment(1);
+                                continue;
+                            }
+                            Admission::Untracked => {
+                                metrics::counter!("halftone_events_untracked_total").increment(1);
+                            }
+                        }
+                        let key = (release.0, release.1, e.channel);
                         a.releases.entry(key.clone()).or_default().devices.entry(e.kind).or_default().insert(&device);
                         a.dirty_events.insert(key);
                     }

@@ -13,6 +13,7 @@ use crate::artifacts::ArtifactStore;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::feedback::Feedback;
+use crate::report_key::ReportKey;
 use crate::signer::Signer;
 use crate::snapshot::{AppParts, AppSnapshot, Snapshot};
 use crate::store::{Scope, Store};
@@ -32,6 +33,8 @@ pub struct State {
     pub artifacts: ArtifactStore,
     /// Signs check-in answers with the server's answer keys.
     pub signer: Signer,
+    /// Makes and checks the report tokens of check-in answers.
+    pub report_key: ReportKey,
     /// When this replica last saw the shared store's revisions (see `replica`).
     pub(crate) freshness: crate::replica::Freshness,
     /// The snapshot readers load, replaced only through a [`Writer`](crate::writer::Writer).
@@ -47,8 +50,9 @@ impl State {
         let store = Arc::new(Store::open(&config).await?);
         let artifacts = ArtifactStore::open(&config)?;
         let snapshot = rebuild(&store).await?;
-        let feedback = Feedback::start(store.clone()).await?;
+        let feedback = Feedback::start(store.clone(), config.max_devices_per_network).await?;
         let signer = Signer::start(&store, clock.now_ms(), config.answer_signing, config.answer_ttl_s).await?;
+        let report_key = ReportKey::start(&store, clock.now_ms()).await?;
         Ok(State {
             config,
             store,
@@ -56,6 +60,7 @@ impl State {
             clock,
             artifacts,
             signer,
+            report_key,
             freshness: Default::default(),
             published: Published::new(snapshot),
         })

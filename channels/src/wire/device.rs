@@ -6,8 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Arch, ChannelName, DeviceId, KeyId, Locale, Nonce, Os, OsVersion, PublicKey, Sha256, Signature, Traits, UserId,
-    Version,
+    Arch, ChannelName, DeviceId, KeyId, Locale, Nonce, Os, OsVersion, PublicKey, ReportToken, Sha256, Signature,
+    Traits, UserId, Version,
 };
 
 /// `POST /v1/apps/{app}/check`: what a device sends.
@@ -54,6 +54,10 @@ pub struct CheckResponse {
     pub next_check_s: u32,
     /// The offered update, or `null` when the device is up to date.
     pub update: Option<UpdateOffer>,
+    /// The token for events about the version the device runs (crashes, first runs), on the
+    /// device's channel. Servers before report tokens send none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_token: Option<ReportToken>,
 }
 
 /// An update offered to a device.
@@ -69,6 +73,11 @@ pub struct UpdateOffer {
     pub critical: bool,
     /// The build for the device's platform.
     pub artifact: ArtifactOffer,
+    /// The token for events about the offered version (downloads, installs, first runs), on
+    /// the device's channel (the one it checked in with, which events name), not
+    /// [`channel`](Self::channel). Servers before report tokens send none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_token: Option<ReportToken>,
 }
 
 /// The artifact of an offered update.
@@ -126,6 +135,10 @@ pub struct Event {
     /// Optional short detail (error message), at most 1024 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The report token a check-in answer gave for this device, version and channel; an
+    /// event without the right one is not counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<ReportToken>,
 }
 
 /// `POST /v1/apps/{app}/events`: up to 100 events.
@@ -138,11 +151,30 @@ pub struct EventBatch {
 /// The answer to an event batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventsAccepted {
-    /// Distinct events in the batch (device, release, channel, kind), all durably counted.
-    /// Figures count each device once per release, channel and kind, across batches too.
+    /// Distinct events with a valid token in the batch (device, release, channel, kind), all
+    /// durably stored. Figures count each device once per release, channel and kind, across
+    /// batches too, and at most a set number of devices per client network.
     pub accepted: u32,
-    /// Events repeated within this batch.
+    /// Events with a valid token repeated within this batch.
     pub duplicates: u32,
+    /// Events not counted because they carried no valid token
+    /// (`accepted + duplicates + rejected` is the batch size).
+    #[serde(default)]
+    pub rejected: u32,
+    /// Why the rejected events were rejected.
+    #[serde(default)]
+    pub rejections: Rejections,
+}
+
+/// Why events of a batch were not counted, per reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejections {
+    /// Events that carried no token.
+    #[serde(default)]
+    pub missing_token: u32,
+    /// Events whose token is not the one for their device, version and channel.
+    #[serde(default)]
+    pub invalid_token: u32,
 }
 
 /// `GET /v1/answer-keys`: the public keys that sign check-in answers, for apps to pin.

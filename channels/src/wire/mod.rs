@@ -30,7 +30,7 @@ pub use admin::{
 };
 pub use device::{
     AnswerKeyView, AnswerKeys, ArtifactOffer, CheckRequest, CheckResponse, Event, EventBatch, EventKind,
-    EventsAccepted, UpdateOffer,
+    EventsAccepted, Rejections, UpdateOffer,
 };
 pub use keys::{KeyDocumentSpec, KeyDocuments, SignatureSpec};
 pub use problem::Problem;

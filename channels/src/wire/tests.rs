@@ -52,7 +52,23 @@ fn device_side() {
 
     let events = r#"{"events":[{"device_id":"d-1","kind":"install_failed","version":"1.3.0","channel":"beta","detail":"disk full"},{"device_id":"d-1","kind":"first_run","version":"1.3.0","channel":"beta"}]}"#;
     check::<EventBatch>(events, events);
-    check::<EventsAccepted>(r#"{"accepted":2,"duplicates":0}"#, r#"{"accepted":2,"duplicates":0}"#);
+    // An older server's answer still parses: nothing rejected.
+    let zero = r#"{"accepted":2,"duplicates":0,"rejected":0,"rejections":{"missing_token":0,"invalid_token":0}}"#;
+    check::<EventsAccepted>(r#"{"accepted":2,"duplicates":0}"#, zero);
+    let rejected = r#"{"accepted":1,"duplicates":0,"rejected":2,"rejections":{"missing_token":1,"invalid_token":1}}"#;
+    check::<EventsAccepted>(rejected, rejected);
+
+    // Report tokens: in the offer, at the top of the answer, and on events.
+    let tokens = offer
+        .replace(r#""key_id":"k1"}"#, &format!(r#""key_id":"k1"}},"report_token":"{}""#, "ab".repeat(16)))
+        .replace(r#"}}"#, &format!(r#"}},"report_token":"{}"}}"#, "cd".repeat(16)));
+    check::<CheckResponse>(&tokens, &tokens);
+    let token = format!(
+        r#"{{"events":[{{"device_id":"d-1","kind":"crash","version":"1.3.0","channel":"beta","token":"{}"}}]}}"#,
+        "0f".repeat(16)
+    );
+    check::<EventBatch>(&token, &token);
+    refused::<EventBatch>(&token.replace(&"0f".repeat(16), &"0F".repeat(16)), "invalid report token");
 }
 
 #[test]

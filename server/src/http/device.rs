@@ -13,8 +13,8 @@ use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, web};
 use halftone_channels::wire::{CheckRequest, EventBatch, EventsAccepted};
 use halftone_channels::{
-    AppId, Arch, ChannelName, Decision, ExternalUrl, KeyId, Os, PROOF_HEADER, Sha256, Signature, Signatures, Target,
-    Version,
+    AppId, Arch, ChannelName, Decision, ExternalUrl, KeyId, Os, PROOF_HEADER, ReportToken, Sha256, Signature,
+    Signatures, Target, Version,
 };
 use rand::RngExt as _;
 use serde::Serialize;
@@ -22,7 +22,9 @@ use serde::Serialize;
 use crate::artifacts::{Delivery, Fetch};
 use crate::feedback::{CheckSample, FeedbackError, device_hash};
 use crate::http::{body, client_ip::client_ip, range};
+use crate::network_cap::Network;
 use crate::problem::ApiError;
+use crate::report_key::Subject;
 use crate::signer::Unsigned;
 use crate::state::State;
 
@@ -65,7 +67,24 @@ pub async fn check(
     let base = state.config.poll_interval_s;
     let jitter = base / 10;
     let next_check_s = base - jitter + rand::rng().random_range(0..=2 * jitter);
-    let body = serde_json::to_vec(&Answer::new(next_check_s, &decision, &checkin.platform.target))
+    // Report tokens: for the offered version (downloads, installs, first runs) and the running
+    // one (crashes), both on the device's own channel, which its events name. One MAC each.
+    let token_for = |version| {
+        state.report_key.token(Subject {
+            app: &catalog_app.id,
+            device: &checkin.device_id,
+            version,
+            channel: &checkin.channel,
+        })
+    };
+    let tokens = Tokens {
+        running: selection.running.map(token_for),
+        offered: match &decision {
+            Decision::Available(o) => Some(token_for(o.release.version())),
+            Decision::UpToDate => None,
+        },
+    };
+    let body = serde_json::to_vec(&Answer::new(next_check_s, &decision, &checkin.platform.target, tokens))
         .map_err(anyhow::Error::from)?;
     thread_local! {
         // The handle, kept per HTTP worker: recording then takes no lock in the registry.
@@ -104,6 +123,8 @@ pub async fn answer_keys(state: web::Data<State>) -> HttpResponse {
 struct Answer<'a> {
     next_check_s: u32,
     update: Option<OfferRef<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report_token: Option<ReportToken>,
 }
 
 #[derive(Serialize)]
@@ -113,6 +134,17 @@ struct OfferRef<'a> {
     notes: &'a str,
     critical: bool,
     artifact: ArtifactRef<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report_token: Option<ReportToken>,
+}
+
+/// The report tokens of one answer.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tokens {
+    /// For the version the device runs, when that is a release of the app.
+    running: Option<ReportToken>,
+    /// For the offered version, when there is an offer.
+    offered: Option<ReportToken>,
 }
 
 #[derive(Serialize)]
@@ -159,7 +191,7 @@ impl Serialize for Url<'_> {
 }
 
 impl<'a> Answer<'a> {
-    fn new(next_check_s: u32, decision: &'a Decision<'a>, target: &'a Target) -> Self {
+    fn new(next_check_s: u32, decision: &'a Decision<'a>, target: &'a Target, tokens: Tokens) -> Self {
         let update = match decision {
             Decision::UpToDate => None,
             Decision::Available(offer) => {
@@ -179,10 +211,11 @@ impl<'a> Answer<'a> {
                         key_id: &a.signatures.first().key_id,
                         signatures: a.signatures.iter().nth(1).map(|_| AllSignatures(&a.signatures)),
                     },
+                    report_token: tokens.offered,
                 })
             }
         };
-        Answer { next_check_s, update }
+        Answer { next_check_s, update, report_token: tokens.running }
     }
 }
 
@@ -263,9 +296,12 @@ pub async fn download(
 }
 
 /// `POST /v1/apps/{app}/events`: up to 100 events, validated strictly (every event names a
-/// release and a channel of the app); answered 202 once they are durably counted. Devices are
-/// counted once per release, channel and kind, however often they report.
+/// release and a channel of the app); answered 202 once they are durably counted. Only events
+/// with a valid report token are counted (the others are answered as `rejected`), and one
+/// client network counts for at most `--max-devices-per-network` devices of a release. Devices
+/// are counted once per release, channel and kind, however often they report.
 pub async fn events(
+    req: HttpRequest,
     path: web::Path<String>,
     payload: web::Payload,
     state: web::Data<State>,
@@ -293,21 +329,36 @@ pub async fn events(
             }
         }
     }
+    let (events, rejections) = state.report_key.screen(&app, batch.events);
+    let rejected = rejections.missing_token + rejections.invalid_token;
+    for (reason, n) in [("missing_token", rejections.missing_token), ("invalid_token", rejections.invalid_token)] {
+        if n > 0 {
+            metrics::counter!("halftone_events_rejected_total", "app" => app.to_string(), "reason" => reason)
+                .increment(u64::from(n));
+        }
+    }
     let distinct: std::collections::HashSet<_> =
-        batch.events.iter().map(|e| (&e.device_id, &e.version, &e.channel, e.kind)).collect();
+        events.iter().map(|e| (&e.device_id, &e.version, &e.channel, e.kind)).collect();
     let accepted = distinct.len() as u32;
-    let duplicates = batch.events.len() as u32 - accepted;
-    let kinds: Vec<_> = batch.events.iter().map(|e| e.kind).collect();
-    state.feedback.report(batch.events.into_iter().map(|e| (app.clone(), e)).collect()).await.map_err(|e| match e {
-        FeedbackError::Unavailable(_) => ApiError::Unavailable("the database is unavailable; retry shortly".into()),
-        FeedbackError::Failed(_) => ApiError::Internal(e.into()),
-    })?;
+    let duplicates = events.len() as u32 - accepted;
+    let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
+    if !events.is_empty() {
+        let network = Network::of(client_ip(&req, &state.config.trusted_proxies));
+        state.feedback.report(events.into_iter().map(|e| (app.clone(), e)).collect(), network).await.map_err(|e| {
+            match e {
+                FeedbackError::Unavailable(_) => {
+                    ApiError::Unavailable("the database is unavailable; retry shortly".into())
+                }
+                FeedbackError::Failed(_) => ApiError::Internal(e.into()),
+            }
+        })?;
+    }
     // Counted once stored: a batch that failed is not in the metric.
     for kind in kinds {
         let kind = serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         metrics::counter!("halftone_events_total", "app" => app.to_string(), "kind" => kind).increment(1);
     }
-    Ok(HttpResponse::Accepted().json(EventsAccepted { accepted, duplicates }))
+    Ok(HttpResponse::Accepted().json(EventsAccepted { accepted, duplicates, rejected, rejections }))
 }
 
 #[cfg(test)]
@@ -319,7 +370,7 @@ mod tests {
     use super::*;
 
     /// The answer as the wire types serialise it: what `Answer` must match.
-    fn owned(next_check_s: u32, decision: &Decision<'_>, target: &Target) -> CheckResponse {
+    fn owned(next_check_s: u32, decision: &Decision<'_>, target: &Target, tokens: Tokens) -> CheckResponse {
         let update = match decision {
             Decision::UpToDate => None,
             Decision::Available(o) => Some(UpdateOffer {
@@ -341,9 +392,10 @@ mod tests {
                     key_id: o.artifact.signatures.first().key_id.clone(),
                     signatures: halftone_channels::wire::extra_signatures(&o.artifact.signatures),
                 },
+                report_token: tokens.offered,
             }),
         };
-        CheckResponse { next_check_s, update }
+        CheckResponse { next_check_s, update, report_token: tokens.running }
     }
 
     #[test]
@@ -372,14 +424,30 @@ mod tests {
                     admission: Admission::AllowList,
                     critical,
                 });
-                let fast = serde_json::to_vec(&Answer::new(3600, &decision, &target)).unwrap();
-                let parsed: CheckResponse = serde_json::from_slice(&fast).unwrap();
-                assert_eq!(parsed, owned(3600, &decision, &target), "{}", String::from_utf8_lossy(&fast));
-                assert_eq!(fast, serde_json::to_vec(&owned(3600, &decision, &target)).unwrap());
+                for tokens in all_tokens() {
+                    let fast = serde_json::to_vec(&Answer::new(3600, &decision, &target, tokens)).unwrap();
+                    let parsed: CheckResponse = serde_json::from_slice(&fast).unwrap();
+                    let wire = owned(3600, &decision, &target, tokens);
+                    assert_eq!(parsed, wire, "{}", String::from_utf8_lossy(&fast));
+                    assert_eq!(fast, serde_json::to_vec(&wire).unwrap());
+                }
             }
         }
         let target = Target { os: "linux".parse().unwrap(), arch: "x86_64".parse().unwrap() };
-        let fast = serde_json::to_vec(&Answer::new(60, &Decision::UpToDate, &target)).unwrap();
-        assert_eq!(fast, serde_json::to_vec(&owned(60, &Decision::UpToDate, &target)).unwrap());
+        for tokens in all_tokens() {
+            let fast = serde_json::to_vec(&Answer::new(60, &Decision::UpToDate, &target, tokens)).unwrap();
+            assert_eq!(fast, serde_json::to_vec(&owned(60, &Decision::UpToDate, &target, tokens)).unwrap());
+        }
+    }
+
+    /// With and without each token.
+    fn all_tokens() -> Vec<Tokens> {
+        let (a, b) = (ReportToken::from_bytes([0xa5; 16]), ReportToken::from_bytes([0x3c; 16]));
+        vec![
+            Tokens::default(),
+            Tokens { running: Some(a), offered: None },
+            Tokens { running: None, offered: Some(b) },
+            Tokens { running: Some(a), offered: Some(b) },
+        ]
     }
 }

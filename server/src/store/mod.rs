@@ -20,7 +20,7 @@ use halftone_channels::{AppId, ChannelName, Release, Rollout, Version};
 
 pub use change::{Change, Scope};
 pub use dump::Dump;
-pub use records::AnswerKeysRecord;
+pub use records::{AnswerKeysRecord, ReportKeyRecord};
 
 use crate::auth::Token;
 use crate::config::{Config, StoreLocation};
@@ -28,6 +28,8 @@ use crate::snapshot::{AppSettings, RolloutMeta};
 
 /// The secret that holds the answer keys.
 const ANSWER_KEYS: &str = "answer-keys";
+/// The secret that holds the key of report tokens.
+const REPORT_KEY: &str = "report-key";
 
 /// The store format this binary writes and the newest it reads. Data of a newer format is
 /// refused at start-up (an older binary must not misread it); see `records.rs`. Opening older
@@ -258,6 +260,18 @@ impl Store {
         let encode = |r: &AnswerKeysRecord| serde_json::to_vec(r).expect("records serialize");
         let expected = expected.map(encode);
         self.swap_secret(ANSWER_KEYS, expected.as_deref(), &encode(keys)).await
+    }
+
+    /// The key of device report tokens, if one was made.
+    pub async fn report_key(&self) -> anyhow::Result<Option<ReportKeyRecord>> {
+        let Some(bytes) = self.secret(REPORT_KEY).await? else { return Ok(None) };
+        Ok(Some(serde_json::from_slice(&bytes).context("reading the stored report key")?))
+    }
+
+    /// Stores the report key if none is stored yet; answers whether it did (another replica
+    /// may have stored its own first: read that one).
+    pub async fn put_first_report_key(&self, key: &ReportKeyRecord) -> anyhow::Result<bool> {
+        self.swap_secret(REPORT_KEY, None, &serde_json::to_vec(key).expect("records serialize")).await
     }
 
     /// True once the first admin token was made. Revoking every token later does not make

@@ -416,6 +416,31 @@ impl AnswerKeysRecord {
     }
 }
 
+/// The key that makes device report tokens, as stored (secret `report-key`): made at first
+/// start, shared by every replica, never sent anywhere.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportKeyRecord {
+    /// The HMAC-SHA256 key.
+    #[serde(with = "hex::serde")]
+    pub key: [u8; 32],
+    /// When it was made.
+    pub created_ms: u64,
+}
+
+impl ReportKeyRecord {
+    /// A new random key, made at `now_ms`.
+    pub fn new(now_ms: u64) -> Self {
+        ReportKeyRecord { key: rand::random(), created_ms: now_ms }
+    }
+}
+
+impl std::fmt::Debug for ReportKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key is a secret: never printed.
+        f.debug_struct("ReportKeyRecord").field("created_ms", &self.created_ms).finish_non_exhaustive()
+    }
+}
+
 /// An audit entry as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditRecord {

@@ -71,8 +71,10 @@ async fn survive_kill_9(flags: &[String]) {
         let mut expected = releases(&admin).await;
 
         // Install feedback, acknowledged with 202: one more distinct failing device per round.
+        let failing = format!("failing-{round}");
+        let report = server.http(None).report_token("notes", &failing, "1.0.0", "stable").await;
         let events = json!({"events": [
-            {"device_id": format!("failing-{round}"), "kind": "install_failed", "version": "1.0.0", "channel": "stable"}
+            {"device_id": failing, "kind": "install_failed", "version": "1.0.0", "channel": "stable", "token": report}
         ]});
         assert_eq!(server.http(None).post("/v1/apps/notes/events", &events).await.status, 202);
 

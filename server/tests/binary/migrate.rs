@@ -30,8 +30,10 @@ async fn a_data_dir_moves_into_postgres_and_serves_the_same() {
         assert_eq!(admin.post("/v1/apps/notes/releases", &body).await.status, 201);
     }
     let viewer = admin.post("/v1/tokens", &json!({"name": "viewer", "role": "viewer"})).await.ok();
-    let events =
-        json!({"events": [{"device_id": "d1", "kind": "install_failed", "version": "1.0.0", "channel": "stable"}]});
+    let report = server.http(None).report_token("notes", "d1", "1.0.0", "stable").await;
+    let events = json!({"events": [
+        {"device_id": "d1", "kind": "install_failed", "version": "1.0.0", "channel": "stable", "token": report}
+    ]});
     assert_eq!(server.http(None).post("/v1/apps/notes/events", &events).await.status, 202);
     let devices = server.http(None);
     let mut answers = Vec::new();

@@ -356,6 +356,16 @@ impl Http {
         let update = &answer.body["update"];
         (!update.is_null()).then(|| (update["version"].as_str().unwrap().to_owned(), update["critical"] == true))
     }
+
+    /// The report token a check-in answer gives `device`, running released `version` on
+    /// `channel`, for events about that version.
+    pub async fn report_token(&self, app: &str, device: &str, version: &str, channel: &str) -> String {
+        let body = json!({"device_id": device, "current_version": version, "channel": channel,
+                          "os": "linux", "arch": "x86_64"});
+        let answer = self.post(&format!("/v1/apps/{app}/check"), &body).await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+        answer.body["report_token"].as_str().expect("a released version gets a token").to_owned()
+    }
 }
 
 /// An app's signing key on the test's side, for publishing without the CLI.

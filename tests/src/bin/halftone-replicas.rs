@@ -165,14 +165,26 @@ async fn main() -> anyhow::Result<()> {
                 })
                 .await,
             );
+            // Events count only with a report token: 50 devices check in once for theirs, and
+            // every batch reports for them (the server still validates, screens and commits
+            // each batch; the figures count them once).
+            let mut tokens = Vec::new();
+            for i in 0..50 {
+                let body = json!({"device_id": format!("e-{i}"), "current_version": seed::version(0),
+                                  "channel": "stable", "os": "linux", "arch": "x86_64"});
+                let answer: Value =
+                    client.post(format!("{base}/v1/apps/bench/check")).json(&body).send().await?.json().await?;
+                tokens.push(answer["report_token"].clone());
+            }
+            let tokens = std::sync::Arc::new(tokens);
             let c = client.clone();
             out_e.push(
-                50.0 * rate(args.seconds, args.concurrency, move |n| {
+                50.0 * rate(args.seconds, args.concurrency, move |_| {
                     let (c, url) = (c.clone(), format!("{base}/v1/apps/bench/events"));
                     let batch: Vec<Value> = (0..50)
                         .map(|i| {
-                            json!({"device_id": format!("e{n}-{i}"), "kind": "install_succeeded",
-                                   "version": seed::version(0), "channel": "stable"})
+                            json!({"device_id": format!("e-{i}"), "kind": "install_succeeded",
+                                   "version": seed::version(0), "channel": "stable", "token": tokens[i]})
                         })
                         .collect();
                     async move {

@@ -2,7 +2,10 @@
 //! duplicates counted once, figures that survive a restart, and a 50,000-device fleet on a
 //! clock the test controls.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+
+use futures_util::StreamExt as _;
 
 use halftone_admin::AdminClient;
 use halftone_channels::wire::StatusView;
@@ -13,6 +16,20 @@ use crate::harness::*;
 
 fn event(device: &str, kind: &str, version: &str, channel: &str) -> Value {
     json!({"device_id": device, "kind": kind, "version": version, "channel": channel})
+}
+
+/// An event carrying the report token `tokens` holds for its device.
+fn signed(tokens: &HashMap<&str, String>, device: &str, kind: &str) -> Value {
+    event_with(device, kind, "1.0.0", "stable", Some(&tokens[device]))
+}
+
+/// Posts `events` as if from network number `network` (an IPv4 /24 of its own), through the
+/// trusted proxy the test server believes (127.0.0.1).
+pub async fn post_from(http: &Http, app: &str, events: &[Value], network: usize) -> Reply {
+    let body = serde_json::to_vec(&json!({ "events": events })).unwrap();
+    let ip = format!("10.{}.{}.7", network >> 8 & 255, network & 255);
+    let headers = [("content-type", "application/json"), ("x-forwarded-for", ip.as_str())];
+    http.send("POST", &format!("/v1/apps/{app}/events"), Some(body), &headers).await
 }
 
 async fn status(admin: &AdminClient, app: &str) -> StatusView {
@@ -30,21 +47,28 @@ async fn events_are_validated_batched_counted_once_and_survive_a_restart() {
         async move { device.post("/v1/apps/notes/events", &json!({ "events": events })).await }
     };
 
+    // Devices of the fleet below (so adoption still counts 40): a check-in gives each its
+    // report token for the version it runs.
+    let mut tokens = HashMap::new();
+    for d in ["a-1", "a-2", "a-3"] {
+        tokens.insert(d, running_token(&device, "notes", &Device::new(d, "1.0.0", "stable")).await);
+    }
+    let t = &tokens;
     let r = post(vec![
-        event("d1", "install_succeeded", "1.0.0", "stable"),
-        event("d1", "install_succeeded", "1.0.0", "stable"),
-        event("d2", "install_failed", "1.0.0", "stable"),
+        signed(t, "a-1", "install_succeeded"),
+        signed(t, "a-1", "install_succeeded"),
+        signed(t, "a-2", "install_failed"),
+        event("a-2", "crash", "1.0.0", "stable"),
     ])
     .await;
     assert_eq!(
-        (r.status, r.body["accepted"].as_u64(), r.body["duplicates"].as_u64()),
-        (202, Some(2), Some(1)),
+        (r.status, r.body["accepted"].as_u64(), r.body["duplicates"].as_u64(), r.body["rejected"].as_u64()),
+        (202, Some(2), Some(1), Some(1)),
         "{r:?}"
     );
+    assert_eq!(r.body["rejections"], json!({"missing_token": 1, "invalid_token": 0}));
     // The same device reporting again in another batch is still one device.
-    post(vec![event("d1", "install_succeeded", "1.0.0", "stable"), event("d3", "first_run", "1.0.0", "stable")])
-        .await
-        .ok();
+    post(vec![signed(t, "a-1", "install_succeeded"), signed(t, "a-3", "first_run")]).await.ok();
     for (events, status_code, needle) in [
         (vec![event("d1", "install_succeeded", "9.9.9", "stable")], 422, "event 0: app notes has no release 9.9.9"),
         (vec![event("d1", "first_run", "1.0.0", "nightly")], 422, "has no channel nightly"),
@@ -63,7 +87,7 @@ async fn events_are_validated_batched_counted_once_and_survive_a_restart() {
     server.state().feedback.flush().await.unwrap();
     let before = status(&p.admin, "notes").await;
     let f = before.releases[0].rollouts[0].figures;
-    assert_eq!((f.installs, f.install_failures, f.first_runs), (1, 1, 1), "{f:?}");
+    assert_eq!((f.installs, f.install_failures, f.first_runs, f.crashes), (1, 1, 1, 0), "{f:?}");
     let adoption = &before.adoption[0];
     assert_eq!(before.adoption.len(), 1, "{:?}", before.adoption);
     assert_eq!(adoption.versions.len(), 1, "only released versions: {adoption:?}");
@@ -104,24 +128,37 @@ async fn simulate(
     for round in 0..rounds {
         let waiting: Vec<usize> = (0..fleet.len()).filter(|&i| !received[i]).collect();
         let devices: Vec<Device> = waiting.iter().map(|&i| fleet[i].clone()).collect();
-        let answers = check_all(&device_http, app, &devices).await;
-        let mut events = Vec::new();
+        let answers = answer_all(&device_http, app, &devices).await;
+        // Events grouped by the device's network: twenty devices per network here, so the
+        // per-network cap (20 devices) never bites.
+        let mut events: BTreeMap<usize, Vec<Value>> = BTreeMap::new();
         for (&i, answer) in waiting.iter().zip(&answers) {
-            let Some((v, _)) = answer.as_ref().filter(|(v, _)| v == version) else { continue };
+            let events = events.entry(i / 20).or_default();
+            let Some(offer) = answer.update.as_ref().filter(|u| u.version.to_string() == version) else { continue };
+            let (v, token) = (offer.version.to_string(), offer.report_token.map(|t| t.to_string()));
             received[i] = true;
             let id = fleet[i].id.clone();
             let fails = matches!(build, Build::Bad) && i % 10 < 3;
             if fails {
-                events.push(event(&id, "install_failed", v, "stable"));
+                events.push(event_with(&id, "install_failed", &v, "stable", token.as_deref()));
             } else {
-                events.push(event(&id, "install_succeeded", v, "stable"));
-                events.push(event(&id, "first_run", v, "stable"));
+                events.push(event_with(&id, "install_succeeded", &v, "stable", token.as_deref()));
+                events.push(event_with(&id, "first_run", &v, "stable", token.as_deref()));
                 fleet[i].version = v.clone();
             }
         }
-        for chunk in events.chunks(100) {
-            let r = device_http.post(&format!("/v1/apps/{app}/events"), &json!({ "events": chunk })).await;
-            assert_eq!(r.status, 202, "{r:?}");
+        let http = &device_http;
+        let replies: Vec<Reply> = futures_util::stream::iter(
+            events
+                .into_iter()
+                .filter(|(_, e)| !e.is_empty())
+                .map(|(network, events)| async move { post_from(http, app, &events, network).await }),
+        )
+        .buffer_unordered(16)
+        .collect()
+        .await;
+        for r in replies {
+            assert_eq!((r.status, r.body["rejected"].as_u64()), (202, Some(0)), "{r:?}");
         }
         clock.advance(3_600_000 + 1);
         let report = server.state().tick().await.unwrap();
@@ -155,7 +192,7 @@ async fn publish_scheduled(p: &Publisher, version: &str) {
 #[tokio::test]
 async fn a_fleet_of_50000_takes_a_good_build_to_100_percent_and_stops_a_bad_one_early() {
     let clock = Arc::new(ManualClock::at(1_800_000_000_000));
-    let server = TestServer::start_with_clock(clock.clone());
+    let server = TestServer::start_behind_proxy(clock.clone());
 
     let good = Publisher::create(&server, "good").await;
     good.publish("1.0.0", "stable", "100%").await;

@@ -46,6 +46,18 @@ impl TestServer {
         s
     }
 
+    /// A fresh server on a clock the test moves, which believes `X-Forwarded-For` from
+    /// 127.0.0.1 (`--trusted-proxy 127.0.0.1`): tests set that header to play devices on many
+    /// networks.
+    pub fn start_behind_proxy(clock: Arc<ManualClock>) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = halftone_server::Config::for_tests(dir.path());
+        config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        let mut s = Self::launch_with(config, None, clock);
+        s._dir = Some(dir);
+        s
+    }
+
     /// A server on an existing data dir (a restart); `token` is the admin token it had.
     pub fn start_in(data_dir: &Path, token: Option<String>) -> TestServer {
         Self::launch(data_dir, token, Arc::new(SystemClock))
@@ -433,14 +445,31 @@ pub async fn check(http: &Http, app: &str, d: &Device) -> CheckResponse {
 
 /// Checks in every device (32 at a time); returns the offered version (or None) per device.
 pub async fn check_all(http: &Http, app: &str, devices: &[Device]) -> Vec<Option<(String, bool)>> {
-    futures_util::stream::iter(
-        devices
-            .iter()
-            .map(|d| async move { check(http, app, d).await.update.map(|u| (u.version.to_string(), u.critical)) }),
-    )
-    .buffered(32)
-    .collect()
-    .await
+    answer_all(http, app, devices)
+        .await
+        .into_iter()
+        .map(|a| a.update.map(|u| (u.version.to_string(), u.critical)))
+        .collect()
+}
+
+/// Checks in every device (32 at a time); returns each answer.
+pub async fn answer_all(http: &Http, app: &str, devices: &[Device]) -> Vec<CheckResponse> {
+    futures_util::stream::iter(devices.iter().map(|d| check(http, app, d))).buffered(32).collect().await
+}
+
+/// The report token a check-in gives `device` for the version it runs (a release).
+pub async fn running_token(http: &Http, app: &str, device: &Device) -> String {
+    let answer = check(http, app, device).await;
+    answer.report_token.expect("a device running a release gets a token").to_string()
+}
+
+/// An event as JSON, with `token` when given.
+pub fn event_with(device: &str, kind: &str, version: &str, channel: &str, token: Option<&str>) -> Value {
+    let mut e = json!({"device_id": device, "kind": kind, "version": version, "channel": channel});
+    if let Some(t) = token {
+        e["token"] = json!(t);
+    }
+    e
 }
 
 /// `n` devices `prefix-0..n` on `version` and `channel`.

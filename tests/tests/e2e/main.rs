@@ -10,6 +10,7 @@ mod auth;
 mod bad_input;
 mod durability;
 mod feedback;
+mod forged_feedback;
 mod key_rotation;
 mod limits;
 mod object_store;

@@ -27,9 +27,14 @@ async fn the_release_flow_is_committed_to_postgres_and_survives_a_restart() {
     assert_eq!(server.raw_admin().post("/v1/apps/notes/rollback", &body).await.status, 201);
     let request = TokenRequest { name: "v".parse().unwrap(), role: Role::Viewer, apps: vec![] };
     let viewer = server.admin().create_token(&request).await.unwrap();
+    let device = server.anonymous();
+    let (t1, t2) = (
+        running_token(&device, "notes", &Device::new("d1", "1.0.0", "stable")).await,
+        running_token(&device, "notes", &Device::new("d2", "1.0.0", "stable")).await,
+    );
     let events = json!({"events": [
-        {"device_id": "d1", "kind": "install_succeeded", "version": "1.0.0", "channel": "stable"},
-        {"device_id": "d2", "kind": "install_failed", "version": "1.0.0", "channel": "stable"}
+        event_with("d1", "install_succeeded", "1.0.0", "stable", Some(&t1)),
+        event_with("d2", "install_failed", "1.0.0", "stable", Some(&t2)),
     ]});
     assert_eq!(server.anonymous().post("/v1/apps/notes/events", &events).await.status, 202);
 
@@ -121,8 +126,8 @@ async fn while_the_database_is_down_for_10_s_check_ins_are_answered_and_writes_g
     assert_eq!(patch.status, 503, "{patch:?}");
     assert_eq!(patch.retry_after.as_deref(), Some("5"));
     patch.assert_problem(503, "database is unavailable");
-    let events =
-        json!({"events": [{"device_id": "d1", "kind": "install_succeeded", "version": "1.0.0", "channel": "stable"}]});
+    let t1 = running_token(&server.anonymous(), "notes", &Device::new("d1", "1.0.0", "stable")).await;
+    let events = json!({"events": [event_with("d1", "install_succeeded", "1.0.0", "stable", Some(&t1))]});
     let reported = server.anonymous().post("/v1/apps/notes/events", &events).await;
     assert_eq!((reported.status, reported.retry_after.as_deref()), (503, Some("5")), "{reported:?}");
     assert_eq!(server.anonymous().get("/readyz").await.status, 503);

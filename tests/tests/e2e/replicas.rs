@@ -133,8 +133,12 @@ async fn install_feedback_is_counted_fleet_wide() {
     let b = TestServer::start_on_postgres(&pg.url(), Some(a.token.clone()));
     let p = Publisher::create(&a, "notes").await;
     p.publish("1.0.0", "stable", "100%").await;
-    let event =
-        |device: &str, kind: &str| json!({"device_id": device, "kind": kind, "version": "1.0.0", "channel": "stable"});
+    // Tokens made by A count on B too: the report key is shared (a secret in the store).
+    let mut tokens = std::collections::HashMap::new();
+    for d in ["d1", "d2", "d3"] {
+        tokens.insert(d, running_token(&a.anonymous(), "notes", &Device::new(d, "1.0.0", "stable")).await);
+    }
+    let event = |device: &str, kind: &str| event_with(device, kind, "1.0.0", "stable", Some(&tokens[device]));
     // Device d1 reports to A, d2 and d1 again to B: two distinct devices failed, fleet-wide.
     let to_a = json!({"events": [event("d1", "install_failed"), event("d3", "install_succeeded")]});
     let to_b = json!({"events": [event("d2", "install_failed"), event("d1", "install_failed")]});

@@ -108,6 +108,10 @@ async fn an_app_checks_downloads_verifies_and_reports() {
     // `download`), install_succeeded and first_run; none refused, none left.
     let stats = client.report_stats();
     assert_eq!((stats.queued, stats.sent, stats.dropped, stats.rejected), (0, 3, 0, 0), "{stats:?}");
+    // They count: the SDK sent each with the report token of the offer it checked in for.
+    let status = server.admin().status(&"sdk-app-flow".parse().unwrap()).await.unwrap();
+    let f = status.releases[0].rollouts[0].figures;
+    assert_eq!((f.downloads, f.installs, f.first_runs), (1, 1, 1), "{f:?}");
 }
 
 #[tokio::test]
