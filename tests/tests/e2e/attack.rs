@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use ed25519_dalek::SigningKey;
 use futures_util::StreamExt as _;
 use halftone_channels::wire::{CheckRequest, CheckResponse};
@@ -88,22 +88,8 @@ impl AttackProxy {
             attack: attack.clone(),
             seen: seen.clone(),
         });
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                let server =
-                    HttpServer::new(move || App::new().app_data(shared.clone()).default_service(web::to(relay)))
-                        .workers(1)
-                        .bind(("127.0.0.1", 0))
-                        .unwrap();
-                let addr = server.addrs()[0];
-                let server = server.run();
-                tx.send((addr, server.handle())).unwrap();
-                server.await.unwrap();
-            });
-        });
-        let (addr, handle) = rx.recv().unwrap();
-        AttackProxy { base: format!("http://{addr}"), attack, seen, handle }
+        let (base, handle) = serve_every_request(shared, relay);
+        AttackProxy { base, attack, seen, handle }
     }
 
     /// From now on, check-ins meet `attack`.

@@ -481,3 +481,35 @@ pub fn fleet(prefix: &str, n: usize, version: &str, channel: &str) -> Vec<Device
 pub fn count(answers: &[Option<(String, bool)>], version: &str) -> usize {
     answers.iter().filter(|a| a.as_ref().is_some_and(|(v, _)| v == version)).count()
 }
+
+/// A one-worker HTTP server on 127.0.0.1 in its own thread that answers every request with
+/// `handler`, given `data`: the attacking proxies of the attack suite. Returns its base URL and
+/// the handle that stops it.
+pub fn serve_every_request<D, F, Args>(
+    data: actix_web::web::Data<D>,
+    handler: F,
+) -> (String, actix_web::dev::ServerHandle)
+where
+    D: 'static + Send + Sync,
+    F: actix_web::Handler<Args> + Clone + Send + 'static,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server = actix_web::HttpServer::new(move || {
+                actix_web::App::new().app_data(data.clone()).default_service(actix_web::web::to(handler.clone()))
+            })
+            .workers(1)
+            .bind(("127.0.0.1", 0))
+            .unwrap();
+            let addr = server.addrs()[0];
+            let server = server.run();
+            tx.send((addr, server.handle())).unwrap();
+            server.await.unwrap();
+        });
+    });
+    let (addr, handle) = rx.recv().unwrap();
+    (format!("http://{addr}"), handle)
+}

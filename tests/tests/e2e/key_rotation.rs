@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use halftone_admin::ReleaseKey;
 use halftone_channels::wire::{AppSpec, KeyDocumentSpec};
 use halftone_channels::{
@@ -182,22 +182,8 @@ impl KeysProxy {
             http: reqwest::Client::new(),
             forged: forged.clone(),
         });
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            actix_web::rt::System::new().block_on(async move {
-                let server =
-                    HttpServer::new(move || App::new().app_data(shared.clone()).default_service(web::to(relay)))
-                        .workers(1)
-                        .bind(("127.0.0.1", 0))
-                        .unwrap();
-                let addr = server.addrs()[0];
-                let server = server.run();
-                tx.send((addr, server.handle())).unwrap();
-                server.await.unwrap();
-            });
-        });
-        let (addr, handle) = rx.recv().unwrap();
-        KeysProxy { base: format!("http://{addr}"), forged, handle }
+        let (base, handle) = serve_every_request(shared, relay);
+        KeysProxy { base, forged, handle }
     }
 
     /// From now on `GET .../keys` answers `documents` (`None`: the server's answer).
