@@ -337,8 +337,13 @@ pub struct PromoteRequest {
 pub struct RollbackRequest {
     /// The version to halt everywhere.
     pub bad_version: Version,
-    /// The rebuild; its `rebuild_of` names the good version.
+    /// The rebuild; its `rebuild_of` names the good version. A rollback is always critical.
     pub release: ReleaseSpec,
+    /// True to accept a rebuild without a build for some platform the bad release has: devices
+    /// there keep the bad build (halted, so nobody new gets it). Without it, such a rollback is
+    /// refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub leave_uncovered: bool,
 }
 
 /// A rollout as the server reports it.

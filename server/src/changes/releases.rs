@@ -198,6 +198,19 @@ impl State {
                 req.bad_version
             )));
         }
+        if !req.leave_uncovered {
+            let (bad, _) = app.catalog.release(&req.bad_version).expect("looked up above");
+            let uncovered: Vec<String> =
+                bad.artifacts().keys().filter(|t| release.artifact(t).is_none()).map(ToString::to_string).collect();
+            if !uncovered.is_empty() {
+                return Err(ApiError::Unprocessable(format!(
+                    "the rebuild has no build for {}, which {} has: devices there would stay on the bad build; add \
+                     those builds, or set leave_uncovered (CLI: --leave-uncovered) to accept that",
+                    uncovered.join(", "),
+                    req.bad_version
+                )));
+            }
+        }
         self.check_artifacts(&app, &release).await?;
 
         // Devices above the good version up to and including the bad one: those that got the

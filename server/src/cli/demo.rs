@@ -143,7 +143,10 @@ async fn story(args: &DemoArgs, out: &Output, server: &DemoServer, dir: &Path) -
         artifacts: specs,
     };
     let stuck = fleet.running(&v11);
-    let view = demo.admin.rollback(&demo.app, &RollbackRequest { bad_version: v11.clone(), release: rebuild }).await?;
+    let view = demo
+        .admin
+        .rollback(&demo.app, &RollbackRequest { bad_version: v11.clone(), release: rebuild, leave_uncovered: false })
+        .await?;
     let channels: Vec<String> = view.rollouts.iter().map(|r| format!("{} {}", r.channel, summary(r))).collect();
     p(&format!(
         "\n9. Rolled back: 1.1.1 re-issues 1.0.0's code under a higher version, so devices move forward \

@@ -204,9 +204,10 @@ pub struct RollbackArgs {
     /// Release notes [default: says what is rolled back to what].
     #[command(flatten)]
     pub notes: NotesArgs,
-    /// Devices must take the rebuild.
+    /// Accept a rebuild without a build for some platform of the bad release (its devices keep
+    /// the bad build). Without it, such a rollback is refused before anything is uploaded.
     #[arg(long)]
-    pub critical: bool,
+    pub leave_uncovered: bool,
 }
 
 /// Runs `halftone rollback`.
@@ -215,17 +216,33 @@ pub async fn rollback(args: RollbackArgs, profile: &Profile, out: &Output) -> an
     let keys = args.key.load()?;
     let notes =
         args.notes.read()?.unwrap_or_else(|| format!("Rolls back {} to the code of {}.", args.bad, args.rebuild_of));
+    // Checked before any upload: a rebuild must reach every platform the bad release reached.
+    let bad = client.get_release(&args.app, &args.bad).await?;
+    let covered: Vec<String> = args.artifacts.iter().map(|a| a.target.to_string()).collect();
+    let uncovered: Vec<String> =
+        bad.release.artifacts.iter().map(|a| format!("{}/{}", a.os, a.arch)).filter(|t| !covered.contains(t)).collect();
+    if !uncovered.is_empty() && !args.leave_uncovered {
+        anyhow::bail!(
+            "{} {} has builds for {} that this rollback does not rebuild: devices there would stay on the bad \
+             build. Add --artifact for each, or pass --leave-uncovered to accept that",
+            args.app,
+            args.bad,
+            uncovered.join(", ")
+        );
+    }
     let artifacts = sign_and_upload(&client, &args.app, &args.new_version, &keys, &args.artifacts, out).await?;
     let request = RollbackRequest {
         bad_version: args.bad.clone(),
         release: ReleaseSpec {
             version: args.new_version.clone(),
             notes,
-            critical: args.critical,
+            // The server makes every rollback critical.
+            critical: true,
             min_from_version: None,
             rebuild_of: Some(args.rebuild_of.clone()),
             artifacts,
         },
+        leave_uncovered: args.leave_uncovered,
     };
     let rebuild = client.rollback(&args.app, &request).await?;
     out.emit(&rebuild, |r| {

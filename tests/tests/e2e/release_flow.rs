@@ -77,6 +77,31 @@ async fn gray_release_from_ten_percent_to_rollback() {
 }
 
 #[tokio::test]
+async fn a_rollback_must_rebuild_every_platform_of_the_bad_release_unless_told_otherwise() {
+    let server = TestServer::start();
+    let p = Publisher::create(&server, "rollback-platforms").await;
+    let both = ["linux/x86_64", "windows/x86_64"];
+    p.publish_draft(&p.draft("1.0.0", &both), "stable", json!({"basis_points": 10000})).await.unwrap();
+    p.publish_draft(&p.draft("1.1.0", &both), "stable", json!({"basis_points": 10000})).await.unwrap();
+    let before = p.http.get("/v1/apps/rollback-platforms/releases").await.ok();
+
+    // Linux only: Windows devices would stay on the bad build. Refused, nothing changes.
+    let mut linux_only = p.draft("1.1.1", &["linux/x86_64"]);
+    linux_only.spec.rebuild_of = Some("1.0.0".parse().unwrap());
+    p.upload(&linux_only).await;
+    let body = json!({"bad_version": "1.1.0", "release": linux_only.spec});
+    let refused = p.http.post("/v1/apps/rollback-platforms/rollback", &body).await;
+    refused.assert_problem(422, "no build for windows/x86_64");
+    assert_eq!(p.http.get("/v1/apps/rollback-platforms/releases").await.ok(), before, "nothing changed");
+
+    // Said so explicitly, it goes through; the rebuild is critical whatever the spec said.
+    let body = json!({"bad_version": "1.1.0", "release": linux_only.spec, "leave_uncovered": true});
+    let accepted = p.http.post("/v1/apps/rollback-platforms/rollback", &body).await;
+    assert_eq!(accepted.status, 201, "{accepted:?}");
+    assert_eq!(accepted.body["critical"], true);
+}
+
+#[tokio::test]
 async fn channels_see_their_own_and_more_stable_releases() {
     let server = TestServer::start();
     let p = Publisher::create(&server, "notes").await;
