@@ -276,6 +276,16 @@ impl Catalog {
         self.versions.binary_search_by(|v| version.cmp(v)).is_ok()
     }
 
+    /// The rebuild that rolled `version` back, if one did: a release whose `rebuild_of` is
+    /// below `version` while it is above it (a rollback re-issues older code under a higher
+    /// version). Widening or resuming a rolled-back release offers the bad build again.
+    pub fn rolled_back_by(&self, version: &Version) -> Option<&Version> {
+        self.entries.iter().map(|e| &e.release).find_map(|r| {
+            let good = r.rebuild_of()?;
+            (good < version && version < r.version()).then(|| r.version())
+        })
+    }
+
     /// The highest version in the catalog.
     pub fn newest(&self) -> Option<&Version> {
         self.entries.first().map(|e| e.release.version())

@@ -226,6 +226,10 @@ pub struct RolloutPatch {
     /// A new health gate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<GateSpec>,
+    /// True to resume or widen a release that a rollback replaced (it offers the bad build
+    /// again); without it, such a change is refused with 409.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resume_rolled_back: bool,
 }
 
 /// A health gate on the wire: limits that halt (or pause) a rollout by themselves. Rates are

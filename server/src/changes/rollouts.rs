@@ -41,7 +41,19 @@ impl State {
                 etag(revision)
             )));
         }
+        let resume_rolled_back = patch.resume_rolled_back;
         let next = current.edited(RolloutEdit::try_from(patch)?);
+        let widens = next.percent > current.percent
+            || (next.state == RolloutState::Active && current.state != RolloutState::Active);
+        if widens
+            && !resume_rolled_back
+            && let Some(rebuild) = app.catalog.rolled_back_by(&version)
+        {
+            return Err(ApiError::Conflict(format!(
+                "{version} was rolled back by {rebuild}: resuming or widening it offers the bad build again; \
+                 set resume_rolled_back (CLI: --resume-rolled-back) if that is really meant"
+            )));
+        }
         if next == *current {
             // Nothing changes: no write, no audit entry, the same ETag.
             return Ok(app.rollout_view(current));

@@ -148,6 +148,9 @@ pub struct RolloutRef {
     pub version: Version,
     /// The channel.
     pub channel: ChannelName,
+    /// Resume or widen it even though a rollback replaced it (it offers the bad build again).
+    #[arg(long)]
+    pub resume_rolled_back: bool,
 }
 
 /// `halftone rollout ...`.
@@ -217,6 +220,7 @@ impl SetArgs {
             interactive_bypass: self.interactive_bypass,
             schedule: self.schedule.clone(),
             gate: self.gate,
+            resume_rolled_back: self.target.resume_rolled_back,
         };
         if patch == RolloutPatch::default() {
             bail!(
@@ -239,8 +243,9 @@ pub async fn run(cmd: RolloutCommand, profile: &Profile, out: &Output) -> anyhow
         RolloutCommand::Resume(r) => (r, state_patch(RolloutState::Active)),
         RolloutCommand::Halt(r) => (r, state_patch(RolloutState::Halted)),
     };
+    let patch = RolloutPatch { resume_rolled_back: target.resume_rolled_back, ..patch };
     let client = profile.admin()?;
-    let RolloutRef { app, version, channel } = &target;
+    let RolloutRef { app, version, channel, .. } = &target;
     let (before, etag) = client.get_rollout(app, version, channel).await?;
     let (after, _) = client.patch_rollout(app, version, channel, &etag, &patch).await?;
     out.emit(&after, |after| format!("{app} {version} on {channel}: {} -> {}", summary(&before), summary(after)))

@@ -99,6 +99,16 @@ async fn a_rollback_must_rebuild_every_platform_of_the_bad_release_unless_told_o
     let accepted = p.http.post("/v1/apps/rollback-platforms/rollback", &body).await;
     assert_eq!(accepted.status, 201, "{accepted:?}");
     assert_eq!(accepted.body["critical"], true);
+
+    // The rolled-back 1.1.0 is not resumed or widened by accident.
+    let path = "/v1/apps/rollback-platforms/releases/1.1.0/rollouts/stable";
+    let etag = p.http.get(path).await.etag.unwrap();
+    let resumed = p.http.patch(path, &json!({"state": "active"}), &etag).await;
+    resumed.assert_problem(409, "was rolled back by 1.1.1");
+    assert_eq!(p.http.get(path).await.body["state"], "halted", "nothing changed");
+    let resumed = p.http.patch(path, &json!({"state": "active", "resume_rolled_back": true}), &etag).await;
+    assert_eq!(resumed.status, 200, "{resumed:?}");
+    assert_eq!(resumed.body["state"], "active");
 }
 
 #[tokio::test]
