@@ -1,6 +1,6 @@
 //! [`Client`]: what an app holds to check for, download and report on updates.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
@@ -53,6 +53,8 @@ struct Inner {
     api: Arc<Api>,
     reporter: Reporter,
     max_download_size: u64,
+    /// Offers refused for their keys that were already reported: each once per process.
+    key_refusals_reported: Mutex<HashSet<(Version, String)>>,
 }
 
 /// Everything [`ClientBuilder::build`] prepared.
@@ -104,6 +106,7 @@ impl Client {
                 api: parts.api,
                 reporter,
                 max_download_size: parts.max_download_size,
+                key_refusals_reported: Mutex::default(),
             }),
         }
     }
@@ -157,7 +160,32 @@ impl Client {
             max_size: self.inner.max_download_size,
             keys: &keys,
         };
-        Ok(Checked::from_response(response, &device, |url| self.inner.api.resolve(url)))
+        let offered = response.update.as_ref().map(|o| o.version.clone());
+        let checked = Checked::from_response(response, &device, |url| self.inner.api.resolve(url));
+        if let (Some(version), Err(Error::Refused(refusal))) = (offered, &checked.outcome) {
+            self.report_key_refusal(version, refusal);
+        }
+        Ok(checked)
+    }
+
+    /// Reports an offer refused because of its signing keys, once per version and reason: the
+    /// release engineer learns that the build can never install here (a key the app does not
+    /// trust), without an event at every poll.
+    fn report_key_refusal(&self, version: Version, refusal: &Refusal) {
+        if !matches!(refusal, Refusal::UntrustedKey { .. } | Refusal::TooFewTrustedKeys { .. }) {
+            return;
+        }
+        let detail = format!("refused before download: {refusal}");
+        let first = {
+            let mut reported = self.inner.key_refusals_reported.lock().unwrap_or_else(PoisonError::into_inner);
+            if reported.len() >= 64 {
+                reported.clear();
+            }
+            reported.insert((version.clone(), detail.clone()))
+        };
+        if first {
+            self.report_with_detail(EventKind::DownloadFailed, &version, &detail);
+        }
     }
 
     /// Fetches the app's release key documents newer than the one this device trusts and

@@ -263,7 +263,7 @@ mod tests {
     use super::*;
     use crate::fake_server::{FakeServer, serve_file};
     use crate::test_support::{Scenario, Serve, Signed, build_bytes, builder_for, offer};
-    use crate::{CheckOutcome, Client, Refusal, Sha256, VerifiedFile};
+    use crate::{CheckOutcome, Client, EventKind, Refusal, Sha256, VerifiedFile};
 
     struct Attempt {
         result: Result<VerifiedFile, Error>,
@@ -352,11 +352,19 @@ mod tests {
         let scenario = signed_as("1.1.0", signed).await;
         let dir = tempfile::tempdir().unwrap();
         let client = scenario.client(dir.path(), "1.0.0").await;
-        // The check itself refuses: there is no update to download.
-        match client.check().await {
-            Err(Error::Refused(Refusal::UntrustedKey { key_id })) => assert_eq!(key_id.as_str(), "k2"),
-            other => panic!("expected a refusal before download, got {other:?}"),
+        // The check itself refuses: there is no update to download. Every poll refuses it
+        // again, but it is reported once.
+        for _ in 0..3 {
+            match client.check().await {
+                Err(Error::Refused(Refusal::UntrustedKey { key_id })) => assert_eq!(key_id.as_str(), "k2"),
+                other => panic!("expected a refusal before download, got {other:?}"),
+            }
         }
+        client.flush().await.unwrap();
+        let events: Vec<_> = scenario.world().batches.iter().flat_map(|b| b.events.clone()).collect();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].kind, EventKind::DownloadFailed);
+        assert!(events[0].detail.as_deref().unwrap().contains("k2"), "{:?}", events[0].detail);
     }
 
     #[tokio::test]
