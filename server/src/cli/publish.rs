@@ -86,6 +86,17 @@ pub async fn check_keys(client: &AdminClient, app: &AppId, keys: &[ReleaseKey]) 
     Ok(())
 }
 
+/// Refuses a channel the app does not have before anything is uploaded (a typo would otherwise
+/// be found only after the upload).
+async fn check_channel(client: &AdminClient, app: &AppId, channel: &ChannelName) -> anyhow::Result<()> {
+    let view = client.get_app(app).await?;
+    if !view.channels.iter().any(|c| &c.name == channel) {
+        let names: Vec<&str> = view.channels.iter().map(|c| c.name.as_str()).collect();
+        bail!("app {app} has no channel {channel} (it has: {}); nothing was uploaded", names.join(", "));
+    }
+    Ok(())
+}
+
 fn key_is_trusted(app: &AppView, key: &ReleaseKey) -> anyhow::Result<()> {
     match app.keys.iter().find(|k| &k.id == key.id()) {
         Some(k) if k.public_key == key.public_key() => Ok(()),
@@ -146,6 +157,7 @@ pub async fn publish(args: PublishArgs, profile: &Profile, out: &Output) -> anyh
     let keys = args.key.load()?;
     let notes = args.notes.read()?.unwrap_or_default();
     check_keys(&client, &args.app, &keys).await?;
+    check_channel(&client, &args.app, &args.channel).await?;
     let artifacts = sign_and_upload(&client, &args.app, &args.version, &keys, &args.artifacts, out).await?;
     let request = PublishRequest {
         release: ReleaseSpec {

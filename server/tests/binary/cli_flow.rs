@@ -89,6 +89,26 @@ async fn a_release_engineer_ships_widens_promotes_halts_and_rolls_back_with_the_
     assert_eq!(published["artifacts"][0]["key_id"], key_id);
     assert_eq!(published["rollouts"][0]["basis_points"], 10000);
     let (a110, bytes110) = artifact("1.1.0");
+    // A channel typo is refused before the upload: the file is not on the server.
+    let typo = admin
+        .run(&[
+            "publish",
+            "notes",
+            "1.1.0",
+            "--channel",
+            "betta",
+            "--percent",
+            "10%",
+            "--key-file",
+            key_path,
+            "--artifact",
+            &a110,
+        ])
+        .failure();
+    assert!(typo.contains("has no channel betta") && typo.contains("nothing was uploaded"), "{typo}");
+    let sha110 = Sha256::digest(&bytes110).to_string();
+    assert_eq!(devices.bytes(&format!("/v1/artifacts/{sha110}")).await.0, 404, "nothing was uploaded");
+
     let published = admin.json(&[
         "publish",
         "notes",
@@ -106,7 +126,6 @@ async fn a_release_engineer_ships_widens_promotes_halts_and_rolls_back_with_the_
         (published["rollouts"][0]["channel"].as_str(), published["rollouts"][0]["basis_points"].as_u64()),
         (Some("beta"), Some(1000))
     );
-    let sha110 = Sha256::digest(&bytes110).to_string();
     assert_eq!(devices.bytes(&format!("/v1/artifacts/{sha110}")).await, (200, bytes110.clone()), "served as uploaded");
     assert_eq!(devices.check("notes", "fresh", "0.9.0", "stable").await, Some(("1.0.0".into(), false)));
 
