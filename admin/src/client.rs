@@ -7,7 +7,7 @@ use std::time::Duration;
 use halftone_channels::wire::{
     AnswerKeys, AppList, AppSpec, AppView, ArtifactStored, AuditLog, CheckRequest, CheckResponse, ExplainRequest,
     ExplainResponse, KeyDocumentSpec, KeyDocuments, Problem, PromoteRequest, PublishRequest, ReleaseList, ReleaseView,
-    RollbackRequest, RolloutPatch, RolloutView, StatusView, TokenCreated, TokenList, TokenRequest,
+    RollbackRequest, RolloutPatch, RolloutView, StatusView, TokenCreated, TokenList, TokenRequest, TokenView,
 };
 use halftone_channels::{AppId, ChannelName, KeyId, Sha256, Version};
 use reqwest::header::{self, HeaderMap, HeaderValue};
@@ -299,6 +299,11 @@ impl AdminClient {
     /// `GET /v1/tokens`: the live tokens, without their secrets.
     pub async fn list_tokens(&self) -> Result<TokenList, AdminError> {
         self.call_json(Method::GET, &["v1", "tokens"], None::<&()>).await.map(|r| r.body)
+    }
+
+    /// `GET /v1/whoami`: the calling token's own view (name, role, apps).
+    pub async fn whoami(&self) -> Result<TokenView, AdminError> {
+        self.call_json(Method::GET, &["v1", "whoami"], None::<&()>).await.map(|r| r.body)
     }
 
     /// `DELETE /v1/tokens/{id}`: revokes a token at once.

@@ -123,6 +123,8 @@ pub enum Command {
     /// List, rotate and retire the server's answer keys (which sign check-in answers).
     #[command(subcommand)]
     AnswerKey(answer_key::AnswerKeyCommand),
+    /// Show which server and token this profile uses: the token's name, role and apps.
+    Whoami,
     /// Show an app's audit log.
     Audit(audit::AuditArgs),
     /// Show rollout states, schedules, gates, install feedback and adoption.
@@ -184,6 +186,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Token(cmd) => token::run(cmd, &profile()?, &out).await,
         Command::AnswerKey(cmd) => answer_key::run(cmd, &profile()?, &out).await,
+        Command::Whoami => token::whoami(&profile()?, &out).await,
         Command::Audit(args) => audit::run(args, &profile()?, &out).await,
         Command::Status(args) => status::run(args, &profile()?, &out).await,
         Command::Demo(args) => demo::run(args).await,

@@ -93,6 +93,13 @@ pub async fn run(cmd: TokenCommand, profile: &Profile, out: &Output) -> anyhow::
     }
 }
 
+/// Runs `halftone whoami`: the server this profile talks to and the token's own view.
+pub async fn whoami(profile: &Profile, out: &Output) -> anyhow::Result<()> {
+    let client = profile.admin()?;
+    let me = client.whoami().await?;
+    out.emit(&me, |t| format!("{} on {} (token {})", who(t), client.base_url(), t.id))
+}
+
 /// `ci-notes, publisher of notes, chat`.
 fn who(t: &TokenView) -> String {
     let role = match t.role {

@@ -181,6 +181,14 @@ pub async fn list_tokens(who: Principal, state: web::Data<State>) -> Res {
     Ok(HttpResponse::Ok().json(TokenList { tokens }))
 }
 
+/// `GET /v1/whoami`: the calling token's own view (any role).
+pub async fn whoami(who: Principal, state: web::Data<State>) -> Res {
+    let snapshot = state.snapshot();
+    let token =
+        snapshot.tokens.get(&who.token_id).ok_or_else(|| ApiError::Unauthorized("this token was revoked".into()))?;
+    Ok(HttpResponse::Ok().json(token_view(&who.token_id, token)))
+}
+
 /// `DELETE /v1/tokens/{id}`
 pub async fn revoke_token(who: Principal, path: web::Path<String>, state: web::Data<State>) -> Res {
     who.must_be_admin()?;

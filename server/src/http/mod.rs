@@ -133,5 +133,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, gate: &Arc<Gate>) {
         .service(r(admin, "/v1/answer-keys/{id}", vec![web::delete().to(admin::retire_answer_key)]))
         .service(r(admin, "/v1/tokens", vec![web::get().to(admin::list_tokens), web::post().to(admin::create_token)]))
         .service(r(admin, "/v1/tokens/{id}", vec![web::delete().to(admin::revoke_token)]))
+        .service(r(admin, "/v1/whoami", vec![web::get().to(admin::whoami)]))
         .default_service(web::to(not_found));
 }

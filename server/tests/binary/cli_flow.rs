@@ -89,6 +89,10 @@ async fn a_release_engineer_ships_widens_promotes_halts_and_rolls_back_with_the_
     assert_eq!(published["artifacts"][0]["key_id"], key_id);
     assert_eq!(published["rollouts"][0]["basis_points"], 10000);
     let (a110, bytes110) = artifact("1.1.0");
+    // whoami names the profile's token and server.
+    let me = admin.text(&["whoami"]);
+    assert!(me.contains("bootstrap-admin, admin on http://"), "{me}");
+
     // A channel typo is refused before the upload: the file is not on the server.
     let typo = admin
         .run(&[

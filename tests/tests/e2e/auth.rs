@@ -27,6 +27,7 @@ fn admin_routes() -> Vec<(&'static str, String, Option<serde_json::Value>)> {
         ("GET", "/v1/tokens".into(), None),
         ("DELETE", "/v1/tokens/0000".into(), None),
         ("GET", "/v1/audit".into(), None),
+        ("GET", "/v1/whoami".into(), None),
     ]
 }
 
@@ -80,6 +81,11 @@ async fn admin_routes_need_a_valid_token_of_the_right_role() {
         }
     }
     assert_eq!(admin.get("/v1/apps/notes/releases").await.ok(), before, "refused calls changed nothing");
+    // Every token may ask who it is; the answer is its own view, without the secret.
+    let me = viewer_http.get("/v1/whoami").await.ok();
+    assert_eq!((me["name"].as_str(), me["role"].as_str()), (Some("viewer-token"), Some("viewer")), "{me}");
+    assert_eq!(me["id"], viewer["id"]);
+    assert!(!me.to_string().contains(viewer["token"].as_str().unwrap()));
     // Tokens are listed without their secrets.
     let listed = admin.get("/v1/tokens").await.ok().to_string();
     assert!(!listed.contains(viewer["token"].as_str().unwrap()));
