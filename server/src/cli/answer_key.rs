@@ -4,6 +4,7 @@
 use halftone_channels::KeyId;
 use halftone_channels::wire::AnswerKeys;
 
+use super::confirm::{YesArg, confirm};
 use super::output::{Output, Table, utc};
 use super::profile::Profile;
 
@@ -19,6 +20,9 @@ pub enum AnswerKeyCommand {
     Retire {
         /// The key's id, as `answer-key list` shows it.
         id: KeyId,
+        /// Retiring asks first; this answers yes.
+        #[command(flatten)]
+        yes: YesArg,
     },
 }
 
@@ -28,7 +32,17 @@ pub async fn run(cmd: AnswerKeyCommand, profile: &Profile, out: &Output) -> anyh
     let keys = match cmd {
         AnswerKeyCommand::List => client.answer_keys().await?,
         AnswerKeyCommand::Rotate => client.rotate_answer_key().await?,
-        AnswerKeyCommand::Retire { id } => client.retire_answer_key(&id).await?,
+        AnswerKeyCommand::Retire { id, yes } => {
+            confirm(
+                yes,
+                &format!("retiring answer key {id}"),
+                &format!(
+                    "Retire answer key {id}? App builds that pin only this key can no longer verify answers, \
+                     so they stop taking updates; this cannot be undone."
+                ),
+            )?;
+            client.retire_answer_key(&id).await?
+        }
     };
     out.emit(&keys, |k| table(k).render())
 }

@@ -5,6 +5,7 @@ use anyhow::bail;
 use halftone_channels::wire::{AppSpec, AppView, ChannelSpec, KeySpec};
 use halftone_channels::{AppId, BUILT_IN, ChannelName, DisplayName, KeyId, PublicKey, Rank};
 
+use super::confirm::{YesArg, confirm};
 use super::output::{Output, Table};
 use super::profile::Profile;
 
@@ -98,6 +99,9 @@ pub struct UpdateArgs {
     /// Remove a custom channel (repeat).
     #[arg(long = "remove-channel", value_name = "NAME")]
     pub remove_channels: Vec<ChannelName>,
+    /// Removing a key or a channel asks first; this answers yes.
+    #[command(flatten)]
+    pub yes: YesArg,
 }
 
 impl UpdateArgs {
@@ -133,6 +137,21 @@ impl UpdateArgs {
         let display_name = self.name.clone().unwrap_or_else(|| current.display_name.clone());
         Ok(AppSpec { display_name, keys, channels })
     }
+
+    /// What the removals do, for the confirmation; `None` when nothing is removed.
+    fn removals(&self, app: &AppId) -> Option<String> {
+        let mut said = Vec::new();
+        for name in &self.remove_channels {
+            said.push(format!(
+                "remove channel {name}: its devices are served as on stable from then on, and its releases \
+                 must first leave it"
+            ));
+        }
+        for id in &self.remove_keys {
+            said.push(format!("stop trusting key {id}: the server refuses what only it signs"));
+        }
+        (!said.is_empty()).then(|| format!("On app {app}: {}?", said.join("; ")))
+    }
 }
 
 /// Runs `halftone app ...`.
@@ -157,7 +176,11 @@ pub async fn run(cmd: AppCommand, profile: &Profile, out: &Output) -> anyhow::Re
                 }
                 Err(e) => return Err(e.into()),
             };
-            let written = client.put_app(&args.app, &args.merged(&current)?).await?;
+            let merged = args.merged(&current)?;
+            if let Some(question) = args.removals(&args.app) {
+                confirm(args.yes, &format!("removing from app {}", args.app), &question)?;
+            }
+            let written = client.put_app(&args.app, &merged).await?;
             out.emit(written.value(), |a| format!("updated app {}\n{}", a.id, describe(a)))
         }
         AppCommand::Show { app } => {

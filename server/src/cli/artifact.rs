@@ -1,5 +1,6 @@
 //! Artifacts on their way to a release: `--artifact os/arch=path` ([`ArtifactArg`]), then
-//! hash, sign locally, and upload with a progress bar ([`sign_and_upload`]).
+//! hash and sign locally ([`sign`]), then upload with a progress bar ([`upload`]); both at once:
+//! [`sign_and_upload`].
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -59,6 +60,26 @@ pub async fn sign_and_upload(
     artifacts: &[ArtifactArg],
     out: &Output,
 ) -> anyhow::Result<Vec<ArtifactSpec>> {
+    let signed = sign(app, version, keys, artifacts).await?;
+    upload(client, &signed, out).await?;
+    Ok(specs(&signed))
+}
+
+/// A file hashed and signed, not yet uploaded.
+pub struct Signed {
+    arg: ArtifactArg,
+    local: LocalArtifact,
+    spec: ArtifactSpec,
+}
+
+/// Hashes each file and signs its signed message with each of `keys`; reads every file before
+/// anything is sent, so a missing file fails fast.
+pub async fn sign(
+    app: &AppId,
+    version: &Version,
+    keys: &[ReleaseKey],
+    artifacts: &[ArtifactArg],
+) -> anyhow::Result<Vec<Signed>> {
     check_distinct(artifacts)?;
     let signers: Vec<&ReleaseKey> = keys.iter().collect();
     let mut signed = Vec::with_capacity(artifacts.len());
@@ -66,14 +87,23 @@ pub async fn sign_and_upload(
         let local = LocalArtifact::hash(&a.path).await?;
         let fields = SignedFields { app, version, target: &a.target, sha256: local.sha256(), size: local.size() };
         let spec = ReleaseKey::sign_artifact_by(&signers, fields).context("no signing key")?;
-        signed.push((a, local, spec));
+        signed.push(Signed { arg: a.clone(), local, spec });
     }
-    let mut specs = Vec::with_capacity(signed.len());
-    for (a, local, spec) in signed {
+    Ok(signed)
+}
+
+/// The artifact specs of signed files, for the release.
+pub fn specs(signed: &[Signed]) -> Vec<ArtifactSpec> {
+    signed.iter().map(|s| s.spec.clone()).collect()
+}
+
+/// Uploads signed files, one progress bar each.
+pub async fn upload(client: &AdminClient, signed: &[Signed], out: &Output) -> anyhow::Result<()> {
+    for Signed { arg: a, local, .. } in signed {
         let bar = progress_bar(out, &a.target, local.size());
         let on_progress = bar.clone();
         let stored = client
-            .upload_artifact(&local, move |sent| on_progress.set_position(sent))
+            .upload_artifact(local, move |sent| on_progress.set_position(sent))
             .await
             .with_context(|| format!("uploading {} for {}", a.path.display(), a.target))?;
         bar.finish_and_clear();
@@ -84,9 +114,8 @@ pub async fn sign_and_upload(
             local.sha256(),
             bytes(local.size())
         ));
-        specs.push(spec);
     }
-    Ok(specs)
+    Ok(())
 }
 
 fn progress_bar(out: &Output, target: &Target, len: u64) -> ProgressBar {

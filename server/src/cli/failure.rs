@@ -5,7 +5,7 @@
 //! | status | kind | when |
 //! |---|---|---|
 //! | 1 | `failed` | anything else (a local file, a refused change: 400, 422, 413) |
-//! | 2 | `usage` | the command line is wrong (clap's own status) |
+//! | 2 | `usage` | the command line is wrong (clap's own status), or a one-way change was not confirmed with `--yes` where nobody could be asked |
 //! | 3 | `auth` | no valid token (401) or not allowed (403) |
 //! | 4 | `not_found` | no such app, release, rollout or token (404) |
 //! | 5 | `conflict` | the change contradicts what is stored, or the read is stale (409, 412, 428) |
@@ -14,12 +14,28 @@
 use halftone_admin::AdminError;
 use serde::Serialize;
 
+use super::confirm::Unconfirmed;
+
+/// A refusal the CLI makes itself, before asking the server, with the kind it is reported as
+/// (publishing a version that exists with other content is a conflict, as the server would
+/// say after the upload).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Refused {
+    /// How it is reported.
+    pub kind: Kind,
+    /// The sentence.
+    pub message: String,
+}
+
 /// A kind of failure, with its exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// Anything not listed below.
     Failed,
+    /// The command line is wrong, or a one-way change was not confirmed.
+    Usage,
     /// A token problem.
     Auth,
     /// Something named does not exist.
@@ -35,6 +51,7 @@ impl Kind {
     pub fn exit_code(self) -> i32 {
         match self {
             Kind::Failed => 1,
+            Kind::Usage => 2,
             Kind::Auth => 3,
             Kind::NotFound => 4,
             Kind::Conflict => 5,
@@ -42,8 +59,20 @@ impl Kind {
         }
     }
 
-    /// The kind of `e`, from the first admin-client error in its chain.
+    /// The kind of `e`: of a refusal the CLI made itself, else of the first admin-client error
+    /// in its chain.
     pub fn of(e: &anyhow::Error) -> Kind {
+        for cause in e.chain() {
+            if let Some(refused) = cause.downcast_ref::<Refused>() {
+                return refused.kind;
+            }
+            if let Some(unconfirmed) = cause.downcast_ref::<Unconfirmed>() {
+                return match unconfirmed {
+                    Unconfirmed::NoTerminal { .. } => Kind::Usage,
+                    Unconfirmed::Declined => Kind::Failed,
+                };
+            }
+        }
         let Some(admin) = e.chain().find_map(|c| c.downcast_ref::<AdminError>()) else { return Kind::Failed };
         match admin {
             AdminError::Network { .. } => Kind::Unreachable,
@@ -105,6 +134,12 @@ mod tests {
         for (e, kind, code) in cases {
             assert_eq!((Kind::of(&e), Kind::of(&e).exit_code()), (kind, code), "{e:#}");
         }
+        let unasked = anyhow::Error::new(Unconfirmed::NoTerminal { what: "halting".into() });
+        assert_eq!(Kind::of(&unasked).exit_code(), 2);
+        assert_eq!(Kind::of(&anyhow::Error::new(Unconfirmed::Declined)).exit_code(), 1);
+        let refused =
+            anyhow::Error::new(Refused { kind: Kind::Conflict, message: "exists".into() }).context("publishing");
+        assert_eq!(Kind::of(&refused).exit_code(), 5);
         let network = anyhow::Error::new(AdminError::Network { url: "http://h".into(), reason: "refused".into() });
         assert_eq!(Kind::of(&network).exit_code(), 6);
         let json = serde_json::to_value(ErrorObject::of(&server(404))).unwrap();

@@ -13,12 +13,14 @@
 //! [`keys`] (key files; the key itself, which signs, is [`halftone_admin::ReleaseKey`]),
 //! [`artifact`] (hash, sign, upload), [`app`], [`publish`] (publish, rollback), [`rollout`]
 //! (rollout changes, promote, halt), [`releases`], [`explain`], [`token`], [`audit`],
-//! [`serve`], [`demo`].
+//! [`serve`], [`demo`]; [`confirm`] asks before one-way changes (or takes `--yes`), and
+//! [`failure`] gives each kind of failure its exit status.
 
 pub mod answer_key;
 pub mod app;
 pub mod artifact;
 pub mod audit;
+pub mod confirm;
 pub mod demo;
 pub mod explain;
 pub mod failure;

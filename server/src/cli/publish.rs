@@ -8,9 +8,11 @@ use anyhow::{Context as _, bail};
 use halftone_admin::{AdminClient, ReleaseKey};
 use halftone_channels::wire::AppView;
 use halftone_channels::wire::{PublishRequest, ReleaseSpec, RollbackRequest};
-use halftone_channels::{AppId, ChannelName, KeyId, Version};
+use halftone_channels::{AppId, ChannelName, KeyId, Release, Version};
 
-use super::artifact::{ArtifactArg, sign_and_upload};
+use super::artifact::{self, ArtifactArg};
+use super::confirm::{YesArg, confirm};
+use super::failure::{Kind, Refused};
 use super::keys;
 use super::output::Output;
 use super::profile::Profile;
@@ -97,6 +99,46 @@ async fn check_channel(client: &AdminClient, app: &AppId, channel: &ChannelName)
     Ok(())
 }
 
+/// Checks, before anything is uploaded, a version that already exists: with other content (or,
+/// for a publish, on another channel) it is refused as the server would refuse it after the
+/// upload; identical on the channel, it is an idempotent re-publish and `true` (its files are
+/// stored already, so nothing is uploaded).
+async fn already_published(
+    client: &AdminClient,
+    app: &AppId,
+    release: &ReleaseSpec,
+    channel: Option<&ChannelName>,
+) -> anyhow::Result<bool> {
+    let existing = match client.get_release(app, &release.version).await {
+        Ok(existing) => existing,
+        Err(e) if e.status() == Some(404) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    let conflict = |message: String| Err(Refused { kind: Kind::Conflict, message }.into());
+    let same = match (Release::try_from(existing.release.clone()), Release::try_from(release.clone())) {
+        (Ok(stored), Ok(ours)) => stored == ours,
+        _ => false,
+    };
+    if !same {
+        let stored: Vec<String> =
+            existing.release.artifacts.iter().map(|a| format!("{}/{} {}", a.os, a.arch, a.sha256)).collect();
+        return conflict(format!(
+            "{app} {} already exists with other content ({}); versions are immutable: publish a higher version. \
+             Nothing was uploaded",
+            release.version,
+            stored.join(", ")
+        ));
+    }
+    if let Some(channel) = channel.filter(|c| !existing.rollouts.iter().any(|r| &r.channel == *c)) {
+        return conflict(format!(
+            "{app} {} already exists and is not on {channel}; promote it instead (`halftone promote`). Nothing was \
+             uploaded",
+            release.version
+        ));
+    }
+    Ok(true)
+}
+
 fn key_is_trusted(app: &AppView, key: &ReleaseKey) -> anyhow::Result<()> {
     match app.keys.iter().find(|k| &k.id == key.id()) {
         Some(k) if k.public_key == key.public_key() => Ok(()),
@@ -158,19 +200,19 @@ pub async fn publish(args: PublishArgs, profile: &Profile, out: &Output) -> anyh
     let notes = args.notes.read()?.unwrap_or_default();
     check_keys(&client, &args.app, &keys).await?;
     check_channel(&client, &args.app, &args.channel).await?;
-    let artifacts = sign_and_upload(&client, &args.app, &args.version, &keys, &args.artifacts, out).await?;
-    let request = PublishRequest {
-        release: ReleaseSpec {
-            version: args.version.clone(),
-            notes,
-            critical: args.critical,
-            min_from_version: args.min_from.clone(),
-            rebuild_of: None,
-            artifacts,
-        },
-        channel: args.channel.clone(),
-        rollout: args.rollout.spec(),
+    let signed = artifact::sign(&args.app, &args.version, &keys, &args.artifacts).await?;
+    let release = ReleaseSpec {
+        version: args.version.clone(),
+        notes,
+        critical: args.critical,
+        min_from_version: args.min_from.clone(),
+        rebuild_of: None,
+        artifacts: artifact::specs(&signed),
     };
+    if !already_published(&client, &args.app, &release, Some(&args.channel)).await? {
+        artifact::upload(&client, &signed, out).await?;
+    }
+    let request = PublishRequest { release, channel: args.channel.clone(), rollout: args.rollout.spec() };
     let written = client.publish(&args.app, &request).await?;
     let created = written.is_created();
     out.emit(written.value(), |r| {
@@ -220,6 +262,9 @@ pub struct RollbackArgs {
     /// the bad build). Without it, such a rollback is refused before anything is uploaded.
     #[arg(long)]
     pub leave_uncovered: bool,
+    /// A rollback asks first; this answers yes.
+    #[command(flatten)]
+    pub yes: YesArg,
 }
 
 /// Runs `halftone rollback`.
@@ -242,7 +287,35 @@ pub async fn rollback(args: RollbackArgs, profile: &Profile, out: &Output) -> an
             uncovered.join(", ")
         );
     }
-    let artifacts = sign_and_upload(&client, &args.app, &args.new_version, &keys, &args.artifacts, out).await?;
+    let targets: Vec<String> = args.artifacts.iter().map(|a| a.target.to_string()).collect();
+    confirm(
+        args.yes,
+        &format!("rolling back {} {}", args.app, args.bad),
+        &format!(
+            "Halt {app} {bad} on every channel (now {now}) and publish {new}, a critical rebuild of {good} for {targets}, \
+             offered at once to every device running {bad} (and rolled out where {bad} was)?",
+            app = args.app,
+            bad = args.bad,
+            now = rollouts(&bad),
+            new = args.new_version,
+            good = args.rebuild_of,
+            targets = targets.join(", "),
+        ),
+    )?;
+    let signed = artifact::sign(&args.app, &args.new_version, &keys, &args.artifacts).await?;
+    if client.get_release(&args.app, &args.new_version).await.is_ok() {
+        return Err(Refused {
+            kind: Kind::Conflict,
+            message: format!(
+                "{} {} already exists: a rollback publishes a new version, higher than every version of the app; \
+                 nothing was uploaded",
+                args.app, args.new_version
+            ),
+        }
+        .into());
+    }
+    artifact::upload(&client, &signed, out).await?;
+    let artifacts = artifact::specs(&signed);
     let request = RollbackRequest {
         bad_version: args.bad.clone(),
         release: ReleaseSpec {

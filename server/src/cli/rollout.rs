@@ -11,6 +11,7 @@ use halftone_channels::{
     Version,
 };
 
+use super::confirm::{YesArg, confirm};
 use super::output::Output;
 use super::profile::Profile;
 
@@ -151,6 +152,9 @@ pub struct RolloutRef {
     /// Resume or widen it even though a rollback replaced it (it offers the bad build again).
     #[arg(long)]
     pub resume_rolled_back: bool,
+    /// Halting asks first; this answers yes.
+    #[command(flatten)]
+    pub yes: YesArg,
 }
 
 /// `halftone rollout ...`.
@@ -247,6 +251,16 @@ pub async fn run(cmd: RolloutCommand, profile: &Profile, out: &Output) -> anyhow
     let client = profile.admin()?;
     let RolloutRef { app, version, channel, .. } = &target;
     let (before, etag) = client.get_rollout(app, version, channel).await?;
+    if patch.state == Some(RolloutState::Halted) && before.rollout.state != RolloutState::Halted {
+        confirm(
+            target.yes,
+            &format!("halting {app} {version} on {channel}"),
+            &format!(
+                "Halt {app} {version} on {channel} (now {})? Nobody new is offered it; devices that have it keep it.",
+                summary(&before)
+            ),
+        )?;
+    }
     let (after, _) = client.patch_rollout(app, version, channel, &etag, &patch).await?;
     out.emit(&after, |after| format!("{app} {version} on {channel}: {} -> {}", summary(&before), summary(after)))
 }
@@ -290,11 +304,27 @@ pub struct HaltArgs {
     pub app: AppId,
     /// The release to halt on every channel.
     pub version: Version,
+    /// Halting asks first; this answers yes.
+    #[command(flatten)]
+    pub yes: YesArg,
 }
 
-/// Runs `halftone halt`.
+/// Runs `halftone halt`: shows the rollouts it stops and asks first.
 pub async fn halt(args: HaltArgs, profile: &Profile, out: &Output) -> anyhow::Result<()> {
     let client = profile.admin()?;
+    if !args.yes.yes {
+        let current = client.get_release(&args.app, &args.version).await?;
+        confirm(
+            args.yes,
+            &format!("halting {} {}", args.app, args.version),
+            &format!(
+                "Halt {} {} on every channel (now {})? Nobody new is offered it; devices that have it keep it.",
+                args.app,
+                args.version,
+                rollouts(&current)
+            ),
+        )?;
+    }
     let release = client.halt(&args.app, &args.version).await?;
     out.emit(&release, |r| format!("halted {} {} everywhere; now {}", args.app, args.version, rollouts(r)))
 }

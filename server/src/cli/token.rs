@@ -3,6 +3,7 @@
 use halftone_channels::wire::{Role, TokenList, TokenRequest, TokenView};
 use halftone_channels::{AppId, TokenName};
 
+use super::confirm::{YesArg, confirm};
 use super::output::{Output, Table};
 use super::profile::Profile;
 
@@ -48,6 +49,9 @@ pub enum TokenCommand {
     Revoke {
         /// The token's id, as `token list` shows it.
         id: String,
+        /// Revoking asks first; this answers yes.
+        #[command(flatten)]
+        yes: YesArg,
     },
     /// Make a new admin token without one, with access to the server's store: its data dir
     /// (stop that server first) or its PostgreSQL database. Printed once.
@@ -86,7 +90,12 @@ pub async fn run(cmd: TokenCommand, profile: &Profile, out: &Output) -> anyhow::
             let list = client()?.list_tokens().await?;
             out.emit(&list, |l| table(l).render())
         }
-        TokenCommand::Revoke { id } => {
+        TokenCommand::Revoke { id, yes } => {
+            confirm(
+                yes,
+                &format!("revoking token {id}"),
+                &format!("Revoke token {id}? Whoever uses it is refused from now on; this cannot be undone."),
+            )?;
             client()?.revoke_token(&id).await?;
             out.line(&format!("revoked token {id}"))
         }

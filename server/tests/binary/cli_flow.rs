@@ -131,6 +131,26 @@ async fn a_release_engineer_ships_widens_promotes_halts_and_rolls_back_with_the_
         (Some("beta"), Some(1000))
     );
     assert_eq!(devices.bytes(&format!("/v1/artifacts/{sha110}")).await, (200, bytes110.clone()), "served as uploaded");
+    let publish_110 = |file: &str, channel: &str| {
+        let args = ["publish", "notes", "1.1.0", "--channel", channel, "--percent", "10%", "--key-file", key_path];
+        admin.run(&[&args[..], &["--artifact", file]].concat())
+    };
+    // The same version again with the same file: an idempotent success, nothing uploaded.
+    let again = publish_110(&a110, "beta").success();
+    assert!(again.stdout.contains("already published with identical content"), "{again:#?}");
+    assert!(!again.stderr.contains("uploaded"), "nothing is uploaded again: {again:#?}");
+    // The same version with another file, or on another channel: refused as a conflict (exit
+    // status 5) before the upload.
+    let (other, other_bytes) = artifact("1.1.0-other");
+    let e = publish_110(&other, "beta").failure_with(5);
+    assert!(e.contains("notes 1.1.0 already exists with other content") && e.contains("Nothing was uploaded"), "{e}");
+    let other_sha = Sha256::digest(&other_bytes).to_string();
+    assert_eq!(devices.bytes(&format!("/v1/artifacts/{other_sha}")).await.0, 404, "nothing was uploaded");
+    let e = publish_110(&a110, "stable").failure_with(5);
+    assert!(
+        e.contains("already exists and is not on stable; promote it instead") && e.contains("Nothing was uploaded"),
+        "{e}"
+    );
     assert_eq!(devices.check("notes", "fresh", "0.9.0", "stable").await, Some(("1.0.0".into(), false)));
 
     // releases: the table names both, newest first, with their channels and percentages.
@@ -223,8 +243,15 @@ async fn a_release_engineer_ships_widens_promotes_halts_and_rolls_back_with_the_
     let first = bad.stderr.lines().next().unwrap_or_default();
     assert_eq!(first, "error: invalid value '10.1.2' for '--ip <ADDR>': invalid IP address syntax", "{bad:#?}");
 
+    // halt is one-way enough to ask first: a script without --yes changes nothing (exit 2).
+    let e = admin.run(&["halt", "notes", "1.1.0"]).failure_with(2);
+    assert_eq!(
+        e,
+        "halting notes 1.1.0 needs confirmation: pass --yes (stdin is not a terminal, so nobody could be asked); nothing changed"
+    );
+    assert_eq!(rollout(&admin.json(&["releases", "notes"]), "1.1.0", "beta")["state"], "active");
     // halt 1.1.0 everywhere: nobody is offered it any more.
-    let halted = admin.json(&["halt", "notes", "1.1.0"]);
+    let halted = admin.json(&["halt", "notes", "1.1.0", "--yes"]);
     let states: Vec<_> = halted["rollouts"].as_array().unwrap().iter().map(|r| r["state"].as_str().unwrap()).collect();
     assert_eq!(states, ["halted", "halted"], "{halted:#}");
     for i in 0..16 {
@@ -247,6 +274,7 @@ async fn a_release_engineer_ships_widens_promotes_halts_and_rolls_back_with_the_
         key_path,
         "--artifact",
         &a111,
+        "--yes",
     ]);
     assert_eq!((rebuild["critical"].as_bool(), rebuild["rebuild_of"].as_str()), (Some(true), Some("1.0.0")));
     assert_eq!(rebuild["notes"], "Rolls back 1.1.0 to the code of 1.0.0.");
@@ -284,7 +312,7 @@ async fn a_release_engineer_ships_widens_promotes_halts_and_rolls_back_with_the_
     assert_eq!(rollout(&admin.json(&["releases", "notes"]), "1.1.1", "stable")["basis_points"], 10000);
     let list = admin.json(&["token", "list"]);
     assert!(list["tokens"].as_array().unwrap().iter().any(|t| t["id"] == viewer_id && t["role"] == "viewer"));
-    let said = admin.text(&["token", "revoke", viewer_id]);
+    let said = admin.text(&["token", "revoke", viewer_id, "--yes"]);
     assert_eq!(said.trim(), format!("revoked token {viewer_id}"));
     let e = viewer.run(&["releases", "notes"]).failure_with(3);
     assert!(e.contains("401"), "a revoked token is refused at once: {e}");
