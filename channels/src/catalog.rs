@@ -1032,6 +1032,24 @@ mod tests {
     }
 
     #[test]
+    fn a_device_on_a_channel_the_app_lacks_is_served_as_on_stable() {
+        let cat = catalog(
+            vec![release("1.1.0", &[]), release("1.2.0-beta.1", &[])],
+            vec![rollout("1.1.0", "stable", 10_000), rollout("1.2.0-beta.1", "beta", 10_000)],
+        );
+        // `canary` was removed from the app: its devices get what stable devices get, never
+        // the beta build, and the channel they named is kept for their events.
+        let served = checkin("d1", "1.0.0").on("canary").served_on(cat.ladder());
+        assert_eq!((served.checkin.channel.as_str(), served.named_channel().as_str()), ("stable", "canary"));
+        check(&cat, &served.checkin, "1.1.0");
+        assert_eq!(cat.explain(&served.checkin).unwrap().offered, Some(v("1.1.0")));
+        // A channel the app has is served as itself.
+        let beta = checkin("d1", "1.0.0").on("beta").served_on(cat.ladder());
+        assert_eq!((beta.named, beta.checkin.channel.as_str()), (None, "beta"));
+        check(&cat, &beta.checkin, "1.2.0-beta.1");
+    }
+
+    #[test]
     fn explain_gives_every_release_its_reason() {
         let d = device(|d| bucket_in("2.4.0", d) >= 1000 && bucket_in("2.3.0", d) < 9000);
         let cat = catalog(

@@ -81,6 +81,15 @@ impl Default for Ladder {
     }
 }
 
+/// Which channel a device is served as: [`Ladder::serving`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serving<'l> {
+    /// The app has the channel the device named.
+    Own(&'l ChannelName),
+    /// The app has no channel of that name: the device is served as on this one (`stable`).
+    Fallback(&'l ChannelName),
+}
+
 impl Ladder {
     /// The built-in channels plus `custom` ones, each with its rank.
     pub fn with_custom(custom: impl IntoIterator<Item = (ChannelName, Rank)>) -> Result<Self, LadderError> {
@@ -111,6 +120,18 @@ impl Ladder {
     /// The rank of `channel`, or `None` if the app has no such channel.
     pub fn rank(&self, channel: &str) -> Option<Rank> {
         self.ranks.get(channel).copied()
+    }
+
+    /// The channel a device that names `channel` is served as: the app's own channel of that
+    /// name, or, when the app has none (a custom channel was removed, or the app never had it),
+    /// the built-in `stable`, which every app has and which is at least as stable as any
+    /// channel a release engineer would remove for being experimental. Such a device is never
+    /// stranded.
+    pub fn serving(&self, channel: &str) -> Serving<'_> {
+        match self.name(channel) {
+            Some(own) => Serving::Own(own),
+            None => Serving::Fallback(self.name(BUILT_IN[0].0).expect("every ladder has the built-in stable channel")),
+        }
     }
 
     /// True if the channel exists for this app.

@@ -239,6 +239,35 @@ pub struct CheckIn {
     pub kind: CheckKind,
 }
 
+impl CheckIn {
+    /// This check-in on the channel it is served as ([`Ladder::serving`](crate::Ladder::serving)):
+    /// unchanged when the app has the channel it names, else moved to `stable`, with the
+    /// channel it named kept in [`Served::named`] (its events and report tokens name that one).
+    pub fn served_on(mut self, ladder: &crate::Ladder) -> Served {
+        let named = match ladder.serving(self.channel.as_str()) {
+            crate::Serving::Own(_) => None,
+            crate::Serving::Fallback(to) => Some(std::mem::replace(&mut self.channel, to.clone())),
+        };
+        Served { checkin: self, named }
+    }
+}
+
+/// A check-in on the channel it is served as: [`CheckIn::served_on`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Served {
+    /// The check-in, its channel one the app has.
+    pub checkin: CheckIn,
+    /// The channel the device named, when the app has no such channel.
+    pub named: Option<ChannelName>,
+}
+
+impl Served {
+    /// The channel the device named: its events and report tokens use this one.
+    pub fn named_channel(&self) -> &ChannelName {
+        self.named.as_ref().unwrap_or(&self.checkin.channel)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

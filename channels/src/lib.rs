@@ -59,8 +59,8 @@ pub use answer::{
 pub use app::AppId;
 pub use bucket::{Bucket, bucket};
 pub use catalog::{Catalog, CatalogError, Decision, MAX_CHANNELS, Offer, SelectError, Selection};
-pub use channel::{BUILT_IN, ChannelName, Ladder, LadderError, Rank};
-pub use checkin::{CheckIn, CheckKind, DeviceId, Locale, MAX_TRAITS, TraitName, TraitValue, Traits, UserId};
+pub use channel::{BUILT_IN, ChannelName, Ladder, LadderError, Rank, Serving};
+pub use checkin::{CheckIn, CheckKind, DeviceId, Locale, MAX_TRAITS, Served, TraitName, TraitValue, Traits, UserId};
 pub use error::{ParseError, What};
 pub use explain::{Explanation, ReleaseTrace, Skip, Verdict};
 pub use health::{Breach, GateAction, Health, HealthGate, Metric, Verdict as GateVerdict};

@@ -200,8 +200,12 @@ fn answer(world: &mut World, request: &Request) -> Reply {
                 None => reply,
             };
         }
-        let response =
-            CheckResponse { next_check_s: world.next_check_s, update: world.offer.clone(), report_token: None };
+        let response = CheckResponse {
+            next_check_s: world.next_check_s,
+            update: world.offer.clone(),
+            report_token: None,
+            served_channel: None,
+        };
         return Reply::json(200, &response);
     }
     if path == format!("/v1/apps/{APP}/events") {

@@ -107,6 +107,10 @@ impl Checked {
         device: &Device<'_>,
         resolve: impl FnOnce(&str) -> Result<Url, Refusal>,
     ) -> Self {
+        if let Some(served) = &response.served_channel {
+            // The app's channel list lost this channel: the app should move its users.
+            tracing::warn!(channel = %device.channel, served = %served, "the app has no such channel on the server any more; served as on {served}");
+        }
         let outcome = match response.update {
             None => Ok(CheckOutcome::UpToDate),
             Some(offer) => accept(offer, device, resolve).map(CheckOutcome::Available).map_err(Error::Refused),

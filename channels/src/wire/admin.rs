@@ -494,6 +494,10 @@ pub struct Reason {
 /// `POST /v1/apps/{app}/explain`: the decision and every release's verdict.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExplainResponse {
+    /// Present only when the app has no channel of the name the check-in sent: the channel the
+    /// device is served as (`stable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_channel: Option<ChannelName>,
     /// The offered version, if any.
     pub offered: Option<Version>,
     /// Whether the offer is critical.

@@ -432,6 +432,8 @@ fn admission_reason(channel: &ChannelName, a: &Admission) -> Reason {
 impl From<&Explanation> for ExplainResponse {
     fn from(x: &Explanation) -> Self {
         ExplainResponse {
+            // The handler knows which channel the device named; the trace does not.
+            served_channel: None,
             offered: x.offered.clone(),
             critical: x.critical,
             releases: x

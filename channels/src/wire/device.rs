@@ -58,6 +58,11 @@ pub struct CheckResponse {
     /// device's channel. Servers before report tokens send none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_token: Option<ReportToken>,
+    /// Present only when the app has no channel of the name the device sent (it was removed):
+    /// the channel the device was served as (`stable`). The device's events still name its
+    /// own channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_channel: Option<ChannelName>,
 }
 
 /// An update offered to a device.

@@ -124,6 +124,9 @@ pub fn render(request: &ExplainRequest, answer: &ExplainResponse, styled: bool) 
         s.push_str(&format!(", from {ip}"));
     }
     s.push('\n');
+    if let Some(served) = &answer.served_channel {
+        s.push_str(&format!("the app has no channel {}: served as on {served}\n", check.channel));
+    }
     match &answer.offered {
         Some(v) => {
             let critical = if answer.critical { " (critical)" } else { "" };
@@ -247,6 +250,15 @@ mod tests {
         assert!(
             render(&from, &answer, false)
                 .starts_with("device d1 on stable, linux/x86_64, running 1.0.0, from 10.1.2.3\n")
+        );
+        // A device on a removed channel: the fallback is said before the decision.
+        let mut canary = from.clone();
+        canary.check.channel = "canary".parse().unwrap();
+        let fell_back = ExplainResponse { served_channel: Some("stable".parse().unwrap()), ..answer };
+        let text = render(&canary, &fell_back, false);
+        assert!(
+            text.contains("from 10.1.2.3\nthe app has no channel canary: served as on stable\noffered: 1.1.0\n"),
+            "{text}"
         );
     }
 }

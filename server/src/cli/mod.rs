@@ -127,6 +127,17 @@ pub enum Command {
     AnswerKey(answer_key::AnswerKeyCommand),
     /// Show which server and token this profile uses: the token's name, role and apps.
     Whoami,
+    /// Check a token with the server and save it in the config file (mode 0600).
+    ///
+    /// The server is `--server URL`; `--profile NAME` saves into a [profile.NAME] section.
+    Login(token::LoginArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// For example: `halftone completions bash > ~/.local/share/bash-completion/completions/halftone`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Show an app's audit log.
     Audit(audit::AuditArgs),
     /// Show rollout states, schedules, gates, install feedback and adoption.
@@ -189,6 +200,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(cmd) => token::run(cmd, &profile()?, &out).await,
         Command::AnswerKey(cmd) => answer_key::run(cmd, &profile()?, &out).await,
         Command::Whoami => token::whoami(&profile()?, &out).await,
+        Command::Login(args) => token::login(&args, &cli.global, &config_location, &out).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(shell, &mut Cli::command(), "halftone", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Audit(args) => audit::run(args, &profile()?, &out).await,
         Command::Status(args) => status::run(args, &profile()?, &out).await,
         Command::Demo(args) => demo::run(args).await,

@@ -1,7 +1,7 @@
 //! Where the server is and which token to use: a [`Profile`], resolved once from flags (or
 //! their environment variables, which clap reads), then the config file, then the default.
 //!
-//! The config file is a small subset of TOML, so reading it needs no parser dependency:
+//! The config file is TOML (`halftone login` writes it, mode 0600):
 //!
 //! ```toml
 //! # ~/.config/halftone/config.toml
@@ -13,9 +13,10 @@
 //! token = "ht_..."
 //! ```
 //!
-//! Only `server` and `token` keys with double-quoted string values, `#` comments and
-//! `[profile.NAME]` headers are understood; anything else is an error naming the line, so a
-//! typo never silently sends a command to the wrong server.
+//! Only `server` and `token` string keys, at the top and in `[profile.NAME]` sections, are
+//! understood; anything else is an error, so a typo never silently sends a command to the wrong
+//! server. A config file that holds a token and that other users can read is used, with a
+//! warning on stderr ([`exposure_warning`]).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -81,7 +82,14 @@ impl Profile {
     /// Flags (and their environment variables) first, then the config file's profile section,
     /// then its top level, then [`DEFAULT_SERVER`].
     pub fn resolve(global: &Global, location: &ConfigLocation) -> anyhow::Result<Profile> {
-        let read = |path: &Path, text: &str| parse(text).with_context(|| format!("in {}", path.display()));
+        let read = |path: &Path, text: &str| {
+            let file = parse(text).with_context(|| format!("in {}", path.display()))?;
+            let has_token = file.top.token.is_some() || file.profiles.values().any(|p| p.token.is_some());
+            if let Some(warning) = has_token.then(|| exposure_warning(path)).flatten() {
+                eprintln!("{warning}");
+            }
+            anyhow::Ok(file)
+        };
         let (file, path) = match location {
             ConfigLocation::Explicit(path) => {
                 let text = std::fs::read_to_string(path)
@@ -122,7 +130,10 @@ impl Profile {
     /// An admin client for this profile; an error when no token was given.
     pub fn admin(&self) -> anyhow::Result<AdminClient> {
         let Some(token) = &self.token else {
-            bail!("no admin token: pass --token, set HALFTONE_TOKEN, or put token = \"...\" in {}", self.config_hint);
+            bail!(
+                "no admin token: pass --token, set HALFTONE_TOKEN, run `halftone login`, or put token = \"...\" in {}",
+                self.config_hint
+            );
         };
         Ok(AdminClient::new(&self.server, token.as_str())?)
     }
@@ -146,82 +157,139 @@ pub struct ConfigFile {
     pub profiles: BTreeMap<String, Entry>,
 }
 
-/// Parses the config file subset described in the module documentation.
+/// Parses the config file (TOML, through `toml_edit`) and checks its shape: only `server` and
+/// `token` strings, at the top and in `[profile.NAME]` tables.
 pub fn parse(text: &str) -> anyhow::Result<ConfigFile> {
+    let doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| anyhow::anyhow!("{e}"))?;
     let mut file = ConfigFile::default();
-    let mut current: Option<String> = None;
-    for (i, raw) in text.lines().enumerate() {
-        let n = i + 1;
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        if let Some(header) = line.strip_prefix('[') {
-            let header = strip_comment(header).trim_end();
-            let name =
-                header.strip_suffix(']').and_then(|h| h.trim().strip_prefix("profile.")).map(str::trim).filter(
-                    |name| !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)),
-                );
-            let Some(name) = name else {
-                bail!("line {n}: expected a section header like [profile.staging]");
-            };
-            if file.profiles.insert(name.to_owned(), Entry::default()).is_some() {
-                bail!("line {n}: [profile.{name}] appears twice");
+    for (key, item) in doc.iter() {
+        match key {
+            "profile" => {
+                let Some(profiles) = item.as_table_like() else {
+                    bail!("profile must be a table of [profile.NAME] sections");
+                };
+                for (name, section) in profiles.iter() {
+                    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)) {
+                        bail!("[profile.{name}]: a profile's name is letters, digits, '-' and '_'");
+                    }
+                    let Some(section) = section.as_table_like() else {
+                        bail!("profile.{name} must be a [profile.{name}] section");
+                    };
+                    let mut entry = Entry::default();
+                    for (key, value) in section.iter() {
+                        entry.set(key, value).with_context(|| format!("in [profile.{name}]"))?;
+                    }
+                    file.profiles.insert(name.to_owned(), entry);
+                }
             }
-            current = Some(name.to_owned());
-            continue;
-        }
-        let Some((key, value)) = line.split_once('=') else {
-            bail!("line {n}: expected key = \"value\"");
-        };
-        let value = parse_string(value.trim()).with_context(|| format!("line {n}"))?;
-        let entry = match &current {
-            Some(name) => file.profiles.entry(name.clone()).or_default(),
-            None => &mut file.top,
-        };
-        let slot = match key.trim() {
-            "server" => &mut entry.server,
-            "token" => &mut entry.token,
-            other => bail!("line {n}: unknown key {other:?} (expected server or token)"),
-        };
-        if slot.replace(value).is_some() {
-            bail!("line {n}: {} is set twice in the same section", key.trim());
+            other if item.is_table_like() => {
+                bail!("unknown section [{other}]: expected a section header like [profile.{other}]")
+            }
+            _ => file.top.set(key, item)?,
         }
     }
     Ok(file)
 }
 
-/// A basic TOML string: `"..."` with `\"`, `\\`, `\n` and `\t` escapes, then an optional
-/// comment.
-fn parse_string(s: &str) -> anyhow::Result<String> {
-    let Some(body) = s.strip_prefix('"') else {
-        bail!("expected a double-quoted string");
-    };
-    let mut out = String::new();
-    let mut chars = body.chars();
-    loop {
-        match chars.next() {
-            None => bail!("the string is not closed with a \""),
-            Some('"') => break,
-            Some('\\') => match chars.next() {
-                Some('"') => out.push('"'),
-                Some('\\') => out.push('\\'),
-                Some('n') => out.push('\n'),
-                Some('t') => out.push('\t'),
-                other => bail!("unsupported escape \\{}", other.map(String::from).unwrap_or_default()),
-            },
-            Some(c) => out.push(c),
-        }
+impl Entry {
+    fn set(&mut self, key: &str, value: &toml_edit::Item) -> anyhow::Result<()> {
+        let slot = match key {
+            "server" => &mut self.server,
+            "token" => &mut self.token,
+            other => bail!("unknown key {other:?} (expected server or token)"),
+        };
+        let Some(value) = value.as_str() else {
+            bail!("{key} must be a string in double quotes");
+        };
+        *slot = Some(value.to_owned());
+        Ok(())
     }
-    let rest = chars.as_str().trim();
-    if !(rest.is_empty() || rest.starts_with('#')) {
-        bail!("unexpected text after the string: {rest:?}");
-    }
-    Ok(out)
 }
 
-fn strip_comment(s: &str) -> &str {
-    s.split_once('#').map_or(s, |(before, _)| before)
+/// Saves `server` and `token` in the config file at `path`, at the top or in
+/// `[profile.NAME]`, keeping everything else in it (comments included). The file is written
+/// whole to a temporary file with mode 0600 and renamed into place, so it is never half
+/// written nor readable by others; its directory is made (0700) when missing.
+pub fn save(path: &Path, profile: Option<&str>, server: &str, token: &str) -> anyhow::Result<()> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("could not read the config file {}", path.display())),
+    };
+    parse(&text).with_context(|| format!("in {}; fix it before logging in", path.display()))?;
+    let mut doc: toml_edit::DocumentMut = text.parse().expect("parsed just above");
+    let section = match profile {
+        None => doc.as_table_mut(),
+        Some(name) => {
+            let profiles = doc.entry("profile").or_insert_with(|| {
+                let mut t = toml_edit::Table::new();
+                t.set_implicit(true);
+                toml_edit::Item::Table(t)
+            });
+            let profiles = profiles.as_table_mut().context("profile is not a table")?;
+            profiles
+                .entry(name)
+                .or_insert_with(|| toml_edit::Item::Table(toml_edit::Table::new()))
+                .as_table_mut()
+                .with_context(|| format!("profile.{name} is not a table"))?
+        }
+    };
+    section["server"] = toml_edit::value(server);
+    section["token"] = toml_edit::value(token);
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    make_private_dir(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".config.toml.")
+        .permissions(private_file())
+        .tempfile_in(dir)
+        .with_context(|| format!("could not write in {}", dir.display()))?;
+    std::io::Write::write_all(&mut tmp, doc.to_string().as_bytes())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).with_context(|| format!("could not write the config file {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(unix)]
+fn private_file() -> std::fs::Permissions {
+    std::os::unix::fs::PermissionsExt::from_mode(0o600)
+}
+
+#[cfg(not(unix))]
+fn private_file() -> std::fs::Permissions {
+    std::fs::metadata(".").map(|m| m.permissions()).unwrap_or_else(|_| unreachable!("the working directory exists"))
+}
+
+fn make_private_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).with_context(|| format!("could not make {}", dir.display()))
+}
+
+/// A warning when the file at `path`, which holds a token, can be read by other users of the
+/// machine (any group or other permission bit), with the command that fixes it.
+pub fn exposure_warning(path: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "warning: {} holds a token and other users can read it (mode {mode:o}); run `chmod 600 {}`",
+                path.display(),
+                path.display()
+            )
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 #[cfg(test)]
@@ -257,9 +325,11 @@ token = "a \"quoted\" token"
             ("server = https://x", "line 1"),
             ("[staging]", "[profile.staging]"),
             ("colour = \"red\"", "unknown key"),
-            ("server = \"a\"\nserver = \"b\"", "set twice"),
+            ("[profile.s]\ncolour = \"red\"", "in [profile.s]"),
+            ("server = 3", "server must be a string"),
+            ("server = \"a\"\nserver = \"b\"", "line 2"),
             ("token = \"open", "line 1"),
-            ("[profile.a]\n[profile.a]", "appears twice"),
+            ("[profile.a]\n[profile.a]", "line 2"),
             ("server = \"a\" b", "line 1"),
         ] {
             let e = format!("{:#}", parse(bad).unwrap_err());
@@ -288,6 +358,44 @@ token = "a \"quoted\" token"
         let e = p.admin().unwrap_err();
         assert!(e.to_string().starts_with("no admin token: pass --token"), "{e}");
         assert!(!format!("{:?}", Profile { token: Some("s3cret".into()), ..p }).contains("s3cret"));
+    }
+
+    #[test]
+    fn login_saves_a_profile_keeping_the_rest_and_only_the_owner_can_read_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("halftone").join("config.toml");
+        save(&path, None, "http://a:1", "tok-a").unwrap();
+        save(&path, Some("staging"), "https://s.example.com", "tok-s").unwrap();
+        save(&path, None, "http://a:2", "tok-a2").unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let f = parse(&text).unwrap();
+        assert_eq!((f.top.server.as_deref(), f.top.token.as_deref()), (Some("http://a:2"), Some("tok-a2")));
+        assert_eq!(f.profiles["staging"].token.as_deref(), Some("tok-s"), "{text}");
+        assert_eq!(exposure_warning(&path), None, "written 0600");
+        // A comment someone wrote survives a login.
+        std::fs::write(&path, format!("# mine\n{text}")).unwrap();
+        save(&path, Some("prod"), "https://p", "tok-p").unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("# mine\n"), "{text}");
+        assert_eq!(parse(&text).unwrap().profiles.len(), 2);
+        // A file it cannot understand is not overwritten.
+        std::fs::write(&path, "colour = \"red\"\n").unwrap();
+        assert!(save(&path, None, "http://x", "t").is_err());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "colour = \"red\"\n");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_token_file_others_can_read_is_warned_about() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "token = \"t\"\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let warning = exposure_warning(&path).unwrap();
+        assert!(warning.contains("other users can read it (mode 644); run `chmod 600"), "{warning}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(exposure_warning(&path), None);
     }
 
     #[test]

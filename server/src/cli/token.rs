@@ -1,10 +1,12 @@
 //! Admin tokens: `token create|list|revoke`.
 
+use anyhow::Context as _;
 use halftone_channels::wire::{Role, TokenList, TokenRequest, TokenView};
 use halftone_channels::{AppId, TokenName};
 
 use super::confirm::{YesArg, confirm};
 use super::output::{Output, Table};
+use super::profile::ConfigLocation;
 use super::profile::Profile;
 
 /// A token's role (`--role`).
@@ -107,6 +109,58 @@ pub async fn whoami(profile: &Profile, out: &Output) -> anyhow::Result<()> {
     let client = profile.admin()?;
     let me = client.whoami().await?;
     out.emit(&me, |t| format!("{} on {} (token {})", who(t), client.base_url(), t.id))
+}
+
+/// `halftone login`: the server and the profile come from the global flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoginArgs {
+    /// Read the token from stdin even when it is a terminal (for a token piped in, it is read
+    /// from stdin anyway).
+    #[arg(long)]
+    pub token_stdin: bool,
+}
+
+/// Runs `halftone login`: asks for a token (without echo on a terminal; one line from stdin
+/// otherwise) unless `--token` gave one, checks it with the server (`whoami`), then saves the
+/// server and token in the config file, at the top or in `[profile.NAME]` with `--profile`.
+pub async fn login(
+    args: &LoginArgs,
+    global: &super::Global,
+    location: &ConfigLocation,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let path = match location {
+        ConfigLocation::Explicit(p) | ConfigLocation::Default(p) => p.clone(),
+        ConfigLocation::Nowhere => {
+            anyhow::bail!("there is no home directory to keep the config file in: pass --config FILE")
+        }
+    };
+    let server = global.server.clone().unwrap_or_else(|| super::profile::DEFAULT_SERVER.to_owned());
+    let token = match &global.token {
+        Some(token) => token.clone(),
+        None => read_token(args.token_stdin)?,
+    };
+    let client = halftone_admin::AdminClient::new(&server, token.as_str())?;
+    let me = client.whoami().await.context("the server did not accept this token; nothing was saved")?;
+    super::profile::save(&path, global.profile.as_deref(), &server, &token)?;
+    let section = global.profile.as_ref().map(|p| format!(" as [profile.{p}]")).unwrap_or_default();
+    out.emit(&me, |t| format!("logged in to {server} as {}; saved to {}{section}", who(t), path.display()))
+}
+
+fn read_token(from_stdin: bool) -> anyhow::Result<String> {
+    use std::io::IsTerminal as _;
+    let token = if std::io::stdin().is_terminal() && !from_stdin {
+        rpassword::prompt_password("admin token: ").context("could not read the token")?
+    } else {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut line).context("could not read the token")?;
+        line
+    };
+    let token = token.trim().to_owned();
+    if token.is_empty() {
+        anyhow::bail!("no token given: paste an admin token (halftone token create makes one)");
+    }
+    Ok(token)
 }
 
 /// `ci-notes, publisher of notes, chat`.

@@ -161,8 +161,10 @@ pub async fn explain(_who: Principal, path: web::Path<String>, payload: web::Pay
     let id = AppId::parse(&path)?;
     let request: ExplainRequest = body::json(payload, state.config.max_json_bytes).await?;
     let app = state.app(&id)?;
-    let explanation = app.catalog.explain(&request.check.into_checkin(request.ip))?;
-    Ok(HttpResponse::Ok().json(ExplainResponse::from(&explanation)))
+    let served = request.check.into_checkin(request.ip).served_on(app.catalog.ladder());
+    let explanation = app.catalog.explain(&served.checkin)?;
+    let served_channel = served.named.is_some().then(|| served.checkin.channel.clone());
+    Ok(HttpResponse::Ok().json(ExplainResponse { served_channel, ..ExplainResponse::from(&explanation) }))
 }
 
 /// `POST /v1/tokens`

@@ -13,7 +13,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, web};
 use halftone_channels::wire::{CheckRequest, EventBatch, EventsAccepted};
 use halftone_channels::{
-    AppId, Arch, ChannelName, Decision, ExternalUrl, KeyId, Os, PROOF_HEADER, ReportToken, Sha256, Signature,
+    AppId, Arch, ChannelName, Decision, ExternalUrl, KeyId, Os, PROOF_HEADER, ReportToken, Serving, Sha256, Signature,
     Signatures, Target, Version,
 };
 use rand::RngExt as _;
@@ -44,8 +44,11 @@ pub async fn check(
     let snapshot = state.snapshot();
     let catalog_app = snapshot.apps.get(&app).ok_or_else(|| crate::views::no_app(&app))?;
     let (nonce, pinned) = (request.nonce.take(), request.answer_key.take());
-    let checkin = request.into_checkin(client_ip(&req, &state.config.trusted_proxies));
-    let selection = catalog_app.catalog.select_noting_release(&checkin)?;
+    // A device on a channel the app no longer has is served as on stable (and told so).
+    let served =
+        request.into_checkin(client_ip(&req, &state.config.trusted_proxies)).served_on(catalog_app.catalog.ladder());
+    let checkin = &served.checkin;
+    let selection = catalog_app.catalog.select_noting_release(checkin)?;
     let decision = selection.decision;
     let offered = match &decision {
         Decision::Available(o) => Some((o.release.version().clone(), o.rollout.channel.clone())),
@@ -58,7 +61,7 @@ pub async fn check(
     let ladder = catalog_app.catalog.ladder();
     state.feedback.observe(CheckSample {
         app: catalog_app.id.clone(),
-        channel: ladder.name(checkin.channel.as_str()).unwrap_or(&checkin.channel).clone(),
+        channel: ladder.name(checkin.channel.as_str()).expect("served on one of the app's channels").clone(),
         version: selection.running.cloned(),
         device: device_hash(checkin.device_id.as_str()),
         offered,
@@ -68,13 +71,13 @@ pub async fn check(
     let jitter = base / 10;
     let next_check_s = base - jitter + rand::rng().random_range(0..=2 * jitter);
     // Report tokens: for the offered version (downloads, installs, first runs) and the running
-    // one (crashes), both on the device's own channel, which its events name. One MAC each.
+    // one (crashes), both on the channel the device named, which its events name. One MAC each.
     let token_for = |version| {
         state.report_key.token(Subject {
             app: &catalog_app.id,
             device: &checkin.device_id,
             version,
-            channel: &checkin.channel,
+            channel: served.named_channel(),
         })
     };
     let tokens = Tokens {
@@ -84,8 +87,10 @@ pub async fn check(
             Decision::UpToDate => None,
         },
     };
-    let body = serde_json::to_vec(&Answer::new(next_check_s, &decision, &checkin.platform.target, tokens))
-        .map_err(anyhow::Error::from)?;
+    let served_channel = served.named.is_some().then_some(&checkin.channel);
+    let body =
+        serde_json::to_vec(&Answer::new(next_check_s, &decision, &checkin.platform.target, tokens, served_channel))
+            .map_err(anyhow::Error::from)?;
     thread_local! {
         // The handle, kept per HTTP worker: recording then takes no lock in the registry.
         static CHECKIN_SECONDS: metrics::Histogram = metrics::histogram!("halftone_checkin_seconds");
@@ -125,6 +130,8 @@ struct Answer<'a> {
     update: Option<OfferRef<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     report_token: Option<ReportToken>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    served_channel: Option<&'a ChannelName>,
 }
 
 #[derive(Serialize)]
@@ -191,7 +198,13 @@ impl Serialize for Url<'_> {
 }
 
 impl<'a> Answer<'a> {
-    fn new(next_check_s: u32, decision: &'a Decision<'a>, target: &'a Target, tokens: Tokens) -> Self {
+    fn new(
+        next_check_s: u32,
+        decision: &'a Decision<'a>,
+        target: &'a Target,
+        tokens: Tokens,
+        served_channel: Option<&'a ChannelName>,
+    ) -> Self {
         let update = match decision {
             Decision::UpToDate => None,
             Decision::Available(offer) => {
@@ -215,7 +228,7 @@ impl<'a> Answer<'a> {
                 })
             }
         };
-        Answer { next_check_s, update, report_token: tokens.running }
+        Answer { next_check_s, update, report_token: tokens.running, served_channel }
     }
 }
 
@@ -296,7 +309,8 @@ pub async fn download(
 }
 
 /// `POST /v1/apps/{app}/events`: up to 100 events, validated strictly (every event names a
-/// release and a channel of the app); answered 202 once they are durably counted. Only events
+/// release of the app; an event on a channel the app no longer has counts on stable, where
+/// its device is served); answered 202 once they are durably counted. Only events
 /// with a valid report token are counted (the others are answered as `rejected`), and one
 /// client network counts for at most `--max-devices-per-network` devices of a release. Devices
 /// are counted once per release, channel and kind, however often they report.
@@ -324,12 +338,18 @@ pub async fn events(
             if known.catalog.release(&e.version).is_none() {
                 return Err(ApiError::Unprocessable(format!("event {i}: app {app} has no release {}", e.version)));
             }
-            if !known.catalog.ladder().contains(e.channel.as_str()) {
-                return Err(ApiError::Unprocessable(format!("event {i}: app {app} has no channel {}", e.channel)));
+        }
+    }
+    let (mut events, rejections) = state.report_key.screen(&app, batch.events);
+    // Tokens were checked against the channel the device named; the figures count it where
+    // it is served (a removed channel's devices are served as on stable).
+    if let Some(known) = state.snapshot().apps.get(&app) {
+        for e in &mut events {
+            if let Serving::Fallback(to) = known.catalog.ladder().serving(e.channel.as_str()) {
+                e.channel = to.clone();
             }
         }
     }
-    let (events, rejections) = state.report_key.screen(&app, batch.events);
     let rejected = rejections.missing_token + rejections.invalid_token;
     for (reason, n) in [("missing_token", rejections.missing_token), ("invalid_token", rejections.invalid_token)] {
         if n > 0 {
@@ -370,7 +390,13 @@ mod tests {
     use super::*;
 
     /// The answer as the wire types serialise it: what `Answer` must match.
-    fn owned(next_check_s: u32, decision: &Decision<'_>, target: &Target, tokens: Tokens) -> CheckResponse {
+    fn owned(
+        next_check_s: u32,
+        decision: &Decision<'_>,
+        target: &Target,
+        tokens: Tokens,
+        served_channel: Option<&ChannelName>,
+    ) -> CheckResponse {
         let update = match decision {
             Decision::UpToDate => None,
             Decision::Available(o) => Some(UpdateOffer {
@@ -395,7 +421,7 @@ mod tests {
                 report_token: tokens.offered,
             }),
         };
-        CheckResponse { next_check_s, update, report_token: tokens.running }
+        CheckResponse { next_check_s, update, report_token: tokens.running, served_channel: served_channel.cloned() }
     }
 
     #[test]
@@ -414,6 +440,7 @@ mod tests {
         let rollout_spec: RolloutSpec = serde_json::from_value(json!({"basis_points": 10_000})).unwrap();
         let app = AppId::parse("notes").unwrap();
         let rollout = rollout_spec.into_rollout(&app, release.version().clone(), "beta".parse().unwrap()).unwrap();
+        let stable = ChannelName::stable();
         for os in ["linux", "windows"] {
             let target = Target { os: os.parse().unwrap(), arch: "x86_64".parse().unwrap() };
             for critical in [false, true] {
@@ -424,10 +451,10 @@ mod tests {
                     admission: Admission::AllowList,
                     critical,
                 });
-                for tokens in all_tokens() {
-                    let fast = serde_json::to_vec(&Answer::new(3600, &decision, &target, tokens)).unwrap();
+                for (tokens, served) in all_tokens().into_iter().zip([None, Some(&stable)].into_iter().cycle()) {
+                    let fast = serde_json::to_vec(&Answer::new(3600, &decision, &target, tokens, served)).unwrap();
                     let parsed: CheckResponse = serde_json::from_slice(&fast).unwrap();
-                    let wire = owned(3600, &decision, &target, tokens);
+                    let wire = owned(3600, &decision, &target, tokens, served);
                     assert_eq!(parsed, wire, "{}", String::from_utf8_lossy(&fast));
                     assert_eq!(fast, serde_json::to_vec(&wire).unwrap());
                 }
@@ -435,8 +462,11 @@ mod tests {
         }
         let target = Target { os: "linux".parse().unwrap(), arch: "x86_64".parse().unwrap() };
         for tokens in all_tokens() {
-            let fast = serde_json::to_vec(&Answer::new(60, &Decision::UpToDate, &target, tokens)).unwrap();
-            assert_eq!(fast, serde_json::to_vec(&owned(60, &Decision::UpToDate, &target, tokens)).unwrap());
+            for served in [None, Some(&stable)] {
+                let fast = serde_json::to_vec(&Answer::new(60, &Decision::UpToDate, &target, tokens, served)).unwrap();
+                let wire = owned(60, &Decision::UpToDate, &target, tokens, served);
+                assert_eq!(fast, serde_json::to_vec(&wire).unwrap());
+            }
         }
     }
 

@@ -403,6 +403,41 @@ async fn keys_rotate_hands_trust_to_new_keys_and_publish_signs_with_several() {
 }
 
 #[tokio::test]
+async fn login_saves_a_checked_token_that_later_commands_use() {
+    let (_tmp, data) = data_dir();
+    let server = Server::start(&data, true).await;
+    let admin = Cli::new(&server, server.bootstrap.as_deref().unwrap());
+    // A token the server refuses is not saved.
+    let e = admin.with_token("htk_0000000000000000_nope").run(&["login"]).failure_with(3);
+    assert!(e.contains("did not accept this token; nothing was saved"), "{e}");
+    let wrong = Cli::new(&server, "htk_0000000000000000_nope");
+    assert!(!wrong.config_file().exists());
+    // A good one is saved, in a profile, readable by its owner only.
+    let said = admin.text(&["login", "--profile", "prod"]);
+    assert!(said.starts_with(&format!("logged in to {} as bootstrap-admin, admin; saved to ", server.base)), "{said}");
+    assert!(said.trim_end().ends_with("config.toml as [profile.prod]"), "{said}");
+    let mode = std::fs::metadata(admin.config_file()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let me = admin.run_configured(&["whoami", "--profile", "prod"]).success();
+    assert!(me.stdout.starts_with(&format!("bootstrap-admin, admin on {}", server.base)), "{me:#?}");
+    assert_eq!(me.stderr, "", "no warning for a private file: {me:#?}");
+    // Without the profile there is no token: the error says where one could go.
+    let e = admin.run_configured(&["whoami"]).failure();
+    assert!(e.starts_with("no admin token: pass --token, set HALFTONE_TOKEN, run `halftone login`"), "{e}");
+    // Made readable by others, it still works, with a warning on stderr.
+    std::fs::set_permissions(admin.config_file(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let me = admin.run_configured(&["whoami", "--profile", "prod"]).success();
+    assert!(me.stderr.contains("holds a token and other users can read it (mode 644); run `chmod 600"), "{me:#?}");
+
+    // Completion scripts for the shells, naming the subcommands.
+    let bash = offline(&["completions", "bash"]).success().stdout;
+    assert!(bash.contains("halftone") && bash.contains("rollback") && bash.contains("--leave-uncovered"), "bash");
+    let tcsh = offline(&["completions", "tcsh"]);
+    assert_eq!(tcsh.code, Some(2), "{tcsh:#?}");
+    assert!(tcsh.stderr.starts_with("error: invalid value 'tcsh'") && tcsh.stderr.contains("zsh"), "{tcsh:#?}");
+}
+
+#[tokio::test]
 async fn commands_without_a_reachable_server_or_a_valid_token_fail_in_one_sentence() {
     let (_tmp, data) = data_dir();
     let server = Server::start(&data, true).await;

@@ -255,6 +255,32 @@ impl Cli {
         }
     }
 
+    /// Runs `halftone <args>` without `--server` or `--token`: what the config file in this
+    /// CLI's home says is used.
+    pub fn run_configured(&self, args: &[&str]) -> Run {
+        let mut cmd = command();
+        for var in HALFTONE_ENV {
+            cmd.env_remove(var);
+        }
+        let out = cmd
+            .args(args)
+            .env("HOME", self.home.path())
+            .env("XDG_CONFIG_HOME", self.home.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run halftone");
+        Run {
+            code: out.status.code(),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        }
+    }
+
+    /// The config file this CLI's commands read.
+    pub fn config_file(&self) -> std::path::PathBuf {
+        self.home.path().join("halftone").join("config.toml")
+    }
+
     /// Runs with `--json` and parses stdout.
     #[track_caller]
     pub fn json(&self, args: &[&str]) -> Value {

@@ -128,15 +128,6 @@ async fn bad_inputs_get_problems_and_change_nothing() {
             400,
             "invalid os",
         ),
-        (
-            &device,
-            "POST",
-            "/v1/apps/notes/check".into(),
-            Some(js(&with("channel", json!("nightly")))),
-            vec![],
-            422,
-            "has no channel nightly",
-        ),
         (&device, "POST", "/v1/apps/nope/check".into(), Some(js(&good_check)), vec![], 404, "there is no app nope"),
         (
             &device,

@@ -139,6 +139,71 @@ async fn channels_see_their_own_and_more_stable_releases() {
 }
 
 #[tokio::test]
+async fn devices_on_a_removed_channel_are_served_as_on_stable_and_their_reports_count() {
+    let server = TestServer::start();
+    let p = Publisher::create_with(&server, "notes", json!([{"name": "canary", "rank": 400}])).await;
+    let http = server.anonymous();
+    p.publish("1.0.0", "stable", "100%").await;
+    p.publish("1.1.0-beta.1", "beta", "100%").await;
+    let canary = Device::new("c-1", "1.0.0", "canary");
+    let answer = check(&http, "notes", &canary).await;
+    assert_eq!(answer.update.as_ref().map(|u| u.version.to_string()).as_deref(), Some("1.1.0-beta.1"));
+    assert_eq!(answer.served_channel, None, "canary exists");
+
+    // canary is removed: its devices are not stranded (no 422), and get what stable devices
+    // get, never the beta build; the answer says which channel served them.
+    let app = p.admin.get_app(&p.app).await.unwrap();
+    let spec = halftone_channels::wire::AppSpec { display_name: app.display_name, keys: app.keys, channels: vec![] };
+    p.admin.put_app(&p.app, &spec).await.unwrap();
+    let on_old = Device::new("c-2", "0.9.0", "canary");
+    let answer = check(&http, "notes", &on_old).await;
+    assert_eq!(answer.update.as_ref().map(|u| u.version.to_string()).as_deref(), Some("1.0.0"));
+    assert_eq!(answer.served_channel.as_ref().map(|c| c.as_str()), Some("stable"));
+    let answer = check(&http, "notes", &canary).await;
+    assert_eq!((answer.update, answer.served_channel.map(|c| c.to_string())), (None, Some("stable".into())));
+    // Support staff see the same answer and the fallback.
+    let explained = server
+        .raw_admin()
+        .post(
+            "/v1/apps/notes/explain",
+            &json!({"device_id": "c-2", "current_version": "0.9.0",
+            "channel": "canary", "os": "linux", "arch": "x86_64"}),
+        )
+        .await
+        .ok();
+    assert_eq!((explained["served_channel"].as_str(), explained["offered"].as_str()), (Some("stable"), Some("1.0.0")));
+
+    // Its events, which name canary with a token made for canary, count on stable.
+    let token = answer.report_token.expect("a device running a release gets a token").to_string();
+    let r = http
+        .post(
+            "/v1/apps/notes/events",
+            &json!({"events": [event_with("c-1", "first_run", "1.0.0", "canary", Some(&token))]}),
+        )
+        .await;
+    assert_eq!((r.status, r.body["accepted"].as_u64()), (202, Some(1)), "{r:?}");
+    server.state().feedback.flush().await.unwrap();
+    let status = p.http.get("/v1/apps/notes/status").await.ok();
+    let stable = status["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["version"] == "1.0.0")
+        .and_then(|r| r["rollouts"].as_array().unwrap().iter().find(|r| r["channel"] == "stable"))
+        .cloned()
+        .unwrap();
+    assert_eq!(stable["figures"]["first_runs"], 1, "{stable:#}");
+    // A channel a release is rolled out on cannot be removed.
+    let with_canary = halftone_channels::wire::AppSpec {
+        channels: serde_json::from_value(json!([{"name": "canary", "rank": 400}])).unwrap(),
+        ..spec.clone()
+    };
+    p.admin.put_app(&p.app, &with_canary).await.unwrap();
+    p.publish("1.2.0-alpha.1", "canary", "100%").await;
+    assert_refused(p.admin.put_app(&p.app, &spec).await, 422, "rolled out on unknown channel canary");
+}
+
+#[tokio::test]
 async fn stepping_stones_platforms_and_hotfixes() {
     let server = TestServer::start();
     let p = Publisher::create(&server, "notes").await;
