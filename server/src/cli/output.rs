@@ -41,6 +41,20 @@ impl Output {
         }
     }
 
+    /// Whether `--json` was asked for.
+    pub fn is_json(&self) -> bool {
+        self.mode == Mode::Json
+    }
+
+    /// Prints `value` as one line of compact JSON under `--json` (JSON Lines, for a stream of
+    /// values such as `status --watch`); nothing otherwise.
+    pub fn json_line<T: Serialize>(&self, value: &T) -> anyhow::Result<()> {
+        match self.mode {
+            Mode::Json => print(&format!("{}\n", serde_json::to_string(value)?)),
+            Mode::Human | Mode::Quiet => Ok(()),
+        }
+    }
+
     /// Prints a line (or lines) for people; nothing under `--json`.
     pub fn line(&self, text: &str) -> anyhow::Result<()> {
         if self.mode != Mode::Human {

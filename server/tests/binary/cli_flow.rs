@@ -301,6 +301,21 @@ async fn a_release_engineer_ships_widens_promotes_halts_and_rolls_back_with_the_
     assert_eq!(lines[4], ["stable", "5%", "halted"], "{table}");
     assert!(table.contains("critical, rebuild of 1.0.0"), "{table}");
 
+    // status: the history says what changed, by whom; --watch redraws (JSON Lines for scripts).
+    let status = admin.text(&["status", "notes", "1.1.0"]);
+    let history: Vec<&str> = status.lines().skip_while(|l| *l != "History").collect();
+    assert!(
+        history.iter().any(|l| l.contains("beta") && l.contains("bootstrap-admin") && l.contains("10% -> 50%")),
+        "{status}"
+    );
+    assert!(history.iter().any(|l| l.contains("stable") && l.contains("active -> halted")), "{status}");
+    let watched = admin.run(&["status", "notes", "--watch", "1", "--count", "2", "--json"]).success();
+    let lines: Vec<Value> = watched.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "{watched:#?}");
+    assert!(lines.iter().all(|l| l["app"] == "notes" && l["releases"].as_array().unwrap().len() == 3), "{watched:#?}");
+    let e = admin.run(&["status", "notes", "--count", "2"]);
+    assert_eq!(e.code, Some(2), "--count needs --watch: {e:#?}");
+
     // tokens: a viewer reads but cannot write; the refusal is one sentence and exit status 1.
     let created = admin.json(&["token", "create", "--name", "viewer-1", "--role", "viewer"]);
     let (viewer_id, viewer_token) = (created["id"].as_str().unwrap(), created["token"].as_str().unwrap());
