@@ -443,6 +443,17 @@ pub async fn check(http: &Http, app: &str, d: &Device) -> CheckResponse {
     serde_json::from_value(r.body).unwrap()
 }
 
+/// One check-in that may not find the app yet (a replica that has not loaded it): the answer,
+/// or `None` for a 404.
+pub async fn try_check(http: &Http, app: &str, d: &Device) -> Option<CheckResponse> {
+    let r = http.post(&format!("/v1/apps/{app}/check"), &serde_json::to_value(d.request()).unwrap()).await;
+    if r.status == 404 {
+        return None;
+    }
+    assert_eq!(r.status, 200, "{r:?}");
+    Some(serde_json::from_value(r.body).unwrap())
+}
+
 /// Checks in every device (32 at a time); returns the offered version (or None) per device.
 pub async fn check_all(http: &Http, app: &str, devices: &[Device]) -> Vec<Option<(String, bool)>> {
     answer_all(http, app, devices)
