@@ -1,7 +1,10 @@
 -- Install feedback for wrk: every request is a batch of 100 events from different devices
--- about seeded releases (see bench/feedback.sh).
+-- about seeded releases (see bench/feedback.sh). With `tokens=FILE` (lines of
+-- `device version channel token`, written by `halftone-seed tokens`) every event carries its
+-- device's report token, so the server counts and commits it; without, events are refused as
+-- `missing_token` and only parsing and screening are measured.
 --
---   wrk -t1 -c16 -d10s -s bench/events.lua http://127.0.0.1:PORT -- releases=100
+--   wrk -t1 -c16 -d10s -s bench/events.lua http://127.0.0.1:PORT -- releases=100 tokens=/tmp/tokens
 --
 -- `done` prints one line:
 --   BENCH requests=.. seconds=.. rps=.. events_per_s=.. p50_us=.. p99_us=.. non200=..
@@ -12,6 +15,7 @@ local headers = { ["Content-Type"] = "application/json" }
 local KINDS = { "download_started", "install_succeeded", "first_run", "install_failed", "crash" }
 local CHANNELS = { "stable", "beta", "unstable" }
 local counter = 0
+local devices = {}
 non200 = 0
 
 local function version(i)
@@ -21,7 +25,13 @@ end
 function init(args)
   for _, a in ipairs(args) do
     local k, v = a:match("^([%w_]+)=(.*)$")
-    if k == "releases" then releases = tonumber(v) elseif k == "app" then app = v end
+    if k == "releases" then releases = tonumber(v) elseif k == "app" then app = v
+    elseif k == "tokens" then
+      for line in io.lines(v) do
+        local d, ver, ch, tok = line:match("^(%S+) (%S+) (%S+) (%S+)$")
+        if d then devices[#devices + 1] = { d, ver, ch, tok } end
+      end
+    end
   end
   path = "/v1/apps/" .. app .. "/events"
   math.randomseed(os.time() + (thread_id or 0))
@@ -31,10 +41,16 @@ function request()
   local events = {}
   for i = 1, 100 do
     counter = counter + 1
+    if #devices > 0 then
+      local d = devices[math.random(#devices)]
+      events[i] = string.format('{"device_id":"%s","kind":"%s","version":"%s","channel":"%s","token":"%s"}',
+        d[1], KINDS[math.random(#KINDS)], d[2], d[3], d[4])
+    else
     events[i] = string.format(
       '{"device_id":"e-%08x-%d","kind":"%s","version":"%s","channel":"%s"}',
       math.random(0, 0x7fffffff), counter, KINDS[math.random(#KINDS)],
       version(math.random(0, releases - 1)), CHANNELS[math.random(#CHANNELS)])
+    end
   end
   return wrk.format("POST", path, headers, '{"events":[' .. table.concat(events, ",") .. ']}')
 end

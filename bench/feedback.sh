@@ -14,6 +14,10 @@ RELEASES=${BENCH_RELEASES:-100}
 # (docs/api.md, "Connection limits and load shedding"): turn them off unless set.
 export HALFTONE_DEVICE_RATE_PER_ADDRESS=${HALFTONE_DEVICE_RATE_PER_ADDRESS:-0}
 export HALFTONE_ADMIN_RATE_PER_ADDRESS=${HALFTONE_ADMIN_RATE_PER_ADDRESS:-0}
+# ...and every device reports from the same network, which counts for at most 20 devices of a
+# release on a real server (docs/api.md, "At most 20 devices per network").
+export HALFTONE_MAX_DEVICES_PER_NETWORK=${HALFTONE_MAX_DEVICES_PER_NETWORK:-100000}
+DEVICES=${BENCH_DEVICES:-5000}
 WORK=$(mktemp -d /tmp/halftone-feedback.XXXXXX)
 PIDS=()
 cleanup() {
@@ -29,7 +33,7 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)
 command -v wrk >/dev/null || { log "installing wrk"; apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 log "building release binaries"
 (cd "$ROOT" && cargo build --release -q -p halftone-server -p halftone-tests)
-BIN=$ROOT/target/release
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$BIN/halftone" serve --bind "127.0.0.1:$PORT" --data-dir "$WORK/data" --workers 1 --log-format json \
@@ -41,6 +45,9 @@ TOKEN=$(sed -n 's/.*\(htk_[0-9a-f]*_[0-9a-f]*\).*/\1/p' "$WORK/server.err" | hea
 [ -n "$TOKEN" ] || { cat "$WORK/server.err" >&2; exit 1; }
 log "seeding $RELEASES releases"
 "$BIN/halftone-seed" --server "$URL" --token "$TOKEN" seed --releases "$RELEASES" >&2
+log "report tokens for $DEVICES devices (events count only with one)"
+"$BIN/halftone-seed" --server "$URL" --token "$TOKEN" tokens --releases "$RELEASES" --count "$DEVICES" \
+  --out "$WORK/tokens" >&2
 
 wrk_run() { # OUT LUA CONNS ARGS...
   local out=$1 lua=$2 conns=$3; shift 3
@@ -52,10 +59,10 @@ for run in $(seq "$RUNS"); do
   wrk_run "$WORK/a.$run" checkin.lua 64
   field "$WORK/a.$run" rps >>"$WORK/alone"
   log "run $run/$RUNS: events alone"
-  wrk_run "$WORK/e.$run" events.lua 16
+  wrk_run "$WORK/e.$run" events.lua 16 tokens="$WORK/tokens"
   field "$WORK/e.$run" events_per_s >>"$WORK/events"
   log "run $run/$RUNS: check-ins with events beside"
-  wrk_run "$WORK/be.$run" events.lua 16 &
+  wrk_run "$WORK/be.$run" events.lua 16 tokens="$WORK/tokens" &
   EV=$!
   wrk_run "$WORK/b.$run" checkin.lua 64
   wait "$EV"
@@ -72,5 +79,7 @@ printf '%-48s %12.0f\n' "check-ins per second (alone)" "$alone"
 printf '%-48s %12.0f\n' "check-ins per second (events beside)" "$beside"
 printf '%-48s %12.0f\n' "events per second (beside check-ins)" "$(median <"$WORK/beside_events")"
 printf '%-48s %12s\n' "check-ins with events / alone" "$(awk -v a="$alone" -v b="$beside" 'BEGIN { printf "%.2f", (a > 0 ? b / a : 0) }')"
+printf '%-48s %12s\n' "events refused for their token (must be 0)" \
+  "$(curl -s "$URL/metrics" | awk '/^halftone_events_rejected_total/ { n += $2 } END { print n + 0 }')"
 printf '%-48s %12s\n' "check-in samples dropped (aggregator behind)" \
   "$(curl -s "$URL/metrics" | awk '/^halftone_feedback_samples_dropped_total/ { print $2 } END { if (!NR) print 0 }' | tail -1)"

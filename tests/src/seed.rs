@@ -382,6 +382,27 @@ impl Seeder {
         Ok((bytes, parsed))
     }
 
+    /// Checks in `count` benchmark-like devices, each running a release of the catalog, and
+    /// returns what their events need: `(device id, version, channel, report token)` for the
+    /// version each runs (events count only with a token, `docs/api.md`, "Report tokens").
+    pub async fn report_tokens(&self, releases: usize, count: usize) -> anyhow::Result<Vec<[String; 4]>> {
+        futures_util::stream::iter((0..count as u64).map(|n| async move {
+            let mut request = device(mix(n, 77), releases);
+            request.device_id = format!("e-{n}").parse().expect("a valid device id");
+            let (_, answer) = self.check(&request).await?;
+            let token = answer.report_token.context("a device running a release gets a report token")?;
+            anyhow::Ok([
+                request.device_id.to_string(),
+                request.current_version.to_string(),
+                request.channel.to_string(),
+                token.to_string(),
+            ])
+        }))
+        .buffered(16)
+        .try_collect()
+        .await
+    }
+
     /// Checks in `count` benchmark-like devices of a catalog of `releases` releases and keeps
     /// the offer of median size: what a static `latest.json` describing a release would be.
     pub async fn sample(&self, releases: usize, count: usize) -> anyhow::Result<Sample> {

@@ -46,6 +46,19 @@ enum Command {
         #[arg(long)]
         out: std::path::PathBuf,
     },
+    /// Writes `device version channel token` lines for `count` devices running releases of the
+    /// catalog, for event benchmarks (events count only with a report token).
+    Tokens {
+        /// The catalog's size, as seeded.
+        #[arg(long, default_value_t = 1000)]
+        releases: usize,
+        /// Devices.
+        #[arg(long, default_value_t = 2000)]
+        count: usize,
+        /// Where to write the lines.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// Changes the probe rollout `times` times and reports when the probe device saw each change.
     Flip {
         /// Changes to make (an even number leaves the rollout as it was).
@@ -93,6 +106,12 @@ async fn main() -> anyhow::Result<()> {
             let sample = seeder.sample(releases, count).await?;
             std::fs::write(&out, &sample.body)?;
             println!("SAMPLE bytes={} offers={} checked={}", sample.body.len(), sample.offers, sample.checked);
+        }
+        Command::Tokens { releases, count, out } => {
+            let tokens = seeder.report_tokens(releases, count).await?;
+            let lines: String = tokens.iter().map(|t| t.join(" ") + "\n").collect();
+            std::fs::write(&out, lines)?;
+            println!("TOKENS devices={}", tokens.len());
         }
         Command::Flip { times, pause_ms } => {
             let flips = seeder.flip(times, Duration::from_millis(pause_ms)).await?;
