@@ -240,19 +240,9 @@ impl Cli {
 
     /// Runs `halftone <args> --server <url> --token <token>`.
     pub fn run(&self, args: &[&str]) -> Run {
-        let out = command()
-            .args(args)
-            .args(["--server", &self.server, "--token", &self.token])
-            .env("HOME", self.home.path())
-            .env("XDG_CONFIG_HOME", self.home.path())
-            .stdin(Stdio::null())
-            .output()
-            .expect("run halftone");
-        Run {
-            code: out.status.code(),
-            stdout: String::from_utf8(out.stdout).unwrap(),
-            stderr: String::from_utf8(out.stderr).unwrap(),
-        }
+        let mut cmd = command();
+        cmd.args(args).args(["--server", &self.server, "--token", &self.token]);
+        self.run_in_home(cmd)
     }
 
     /// Runs `halftone <args>` without `--server` or `--token`: what the config file in this
@@ -262,8 +252,12 @@ impl Cli {
         for var in HALFTONE_ENV {
             cmd.env_remove(var);
         }
+        cmd.args(args);
+        self.run_in_home(cmd)
+    }
+
+    fn run_in_home(&self, mut cmd: Command) -> Run {
         let out = cmd
-            .args(args)
             .env("HOME", self.home.path())
             .env("XDG_CONFIG_HOME", self.home.path())
             .stdin(Stdio::null())
