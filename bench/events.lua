@@ -4,7 +4,7 @@
 -- device's report token, so the server counts and commits it; without, events are refused as
 -- `missing_token` and only parsing and screening are measured.
 --
---   wrk -t1 -c16 -d10s -s bench/events.lua http://127.0.0.1:PORT -- releases=100 tokens=/tmp/tokens
+--   wrk -t1 -c16 -d10s -s bench/events.lua http://127.0.0.1:PORT -- releases=100 tokens=/tmp/tokens [pause_ms=30]
 --
 -- `done` prints one line:
 --   BENCH requests=.. seconds=.. rps=.. events_per_s=.. p50_us=.. p99_us=.. non200=..
@@ -16,6 +16,7 @@ local KINDS = { "download_started", "install_succeeded", "first_run", "install_f
 local CHANNELS = { "stable", "beta", "unstable" }
 local counter = 0
 local devices = {}
+local pause_ms = 0
 non200 = 0
 
 local function version(i)
@@ -26,6 +27,7 @@ function init(args)
   for _, a in ipairs(args) do
     local k, v = a:match("^([%w_]+)=(.*)$")
     if k == "releases" then releases = tonumber(v) elseif k == "app" then app = v
+    elseif k == "pause_ms" then pause_ms = tonumber(v)
     elseif k == "tokens" then
       for line in io.lines(v) do
         local d, ver, ch, tok = line:match("^(%S+) (%S+) (%S+) (%S+)$")
@@ -53,6 +55,12 @@ function request()
     end
   end
   return wrk.format("POST", path, headers, '{"events":[' .. table.concat(events, ",") .. ']}')
+end
+
+-- With `pause_ms=N` each connection waits N ms after each answer: a steady event rate of about
+-- connections * 100 * 1000 / (N + latency) events/s, instead of as many as the server takes.
+function delay()
+  return pause_ms
 end
 
 function response(status)
