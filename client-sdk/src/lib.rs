@@ -84,6 +84,7 @@
 
 mod answer;
 mod api;
+mod archive;
 mod backoff;
 #[cfg(feature = "blocking")]
 pub mod blocking;
@@ -92,6 +93,8 @@ mod client;
 mod download;
 mod error;
 mod host;
+mod install;
+mod journal;
 mod keys;
 mod origin;
 mod pace;
@@ -111,9 +114,13 @@ mod fuzz;
 mod test_support;
 
 pub use answer::Unverified;
+pub use archive::UnsafeEntry;
 pub use builder::ClientBuilder;
 pub use client::Client;
 pub use error::{BuildError, Error, Refusal, Rejection, StateError};
+pub use install::{
+    Confirmation, InstallError, InstallStep, Installation, Installed, Launch, LaunchOutcome, Layout, PlatformInstaller,
+};
 pub use poller::{PollPolicy, Poller};
 pub use progress::Progress;
 pub use reporter::ReportStats;
