@@ -403,18 +403,14 @@ fn raised_to_running(state: &StateDir, running: &Version) -> Result<Option<Water
 type Unreported = (Version, String);
 
 /// The version this device reverted, if the journal says so, and the revert to report if no
-/// client reported it yet (marked reported now: the client queues it right after).
+/// client reported it yet (the client reports it after its first check-in, which brings the
+/// report token the event needs).
 fn reverted(state: &StateDir) -> Result<(Option<Version>, Option<Unreported>), BuildError> {
-    let Some(mut journal) = state.journal()? else { return Ok((None, None)) };
+    let Some(journal) = state.journal()? else { return Ok((None, None)) };
     let Phase::Reverted { reason, reported } = &journal.phase else { return Ok((None, None)) };
     let version = journal.build.version.clone();
-    if *reported {
-        return Ok((Some(version), None));
-    }
-    let reason = reason.clone();
-    journal.phase = Phase::Reverted { reason: reason.clone(), reported: true };
-    state.set_journal(&journal)?;
-    Ok((Some(version.clone()), Some((version, reason))))
+    let unreported = (!reported).then(|| (version.clone(), reason.clone()));
+    Ok((Some(version), unreported))
 }
 
 /// The key document an app compiles in as JSON: for this app, and instead of `trusted_key`s.

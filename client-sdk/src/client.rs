@@ -14,6 +14,7 @@ use halftone_channels::{
 use crate::answer::AnswerCheck;
 use crate::api::Api;
 use crate::download;
+use crate::journal::Phase;
 use crate::keys::KeyTrust;
 use crate::poller::{PollPolicy, Poller};
 use crate::reporter::{MAX_DETAIL, Reporter};
@@ -56,6 +57,9 @@ struct Inner {
     /// The version this device installed and reverted, as the journal said at start-up (a
     /// revert happens only at a launch, before a client exists).
     reverted: Option<Version>,
+    /// A revert to report as `install_failed` after the next check-in (which brings the
+    /// token for the reverted version, when the server still offers it).
+    unreported_revert: Mutex<Option<(Version, String)>>,
     api: Arc<Api>,
     reporter: Reporter,
     max_download_size: u64,
@@ -96,7 +100,7 @@ impl Client {
     /// Starts the background event sender; must run on a tokio runtime.
     pub(crate) fn start(parts: Parts) -> Self {
         let reporter = Reporter::start(parts.api.clone(), parts.event_queue);
-        let client = Client {
+        Client {
             inner: Arc::new(Inner {
                 app: parts.app,
                 running: parts.running,
@@ -113,16 +117,13 @@ impl Client {
                 traits: RwLock::new(parts.traits),
                 watermark: Mutex::new(parts.watermark),
                 reverted: parts.reverted,
+                unreported_revert: Mutex::new(parts.unreported_revert),
                 api: parts.api,
                 reporter,
                 max_download_size: parts.max_download_size,
                 key_refusals_reported: Mutex::default(),
             }),
-        };
-        if let Some((version, reason)) = parts.unreported_revert {
-            client.report_with_detail(EventKind::InstallFailed, &version, &format!("reverted: {reason}"));
         }
-        client
     }
 
     // ---------- checking ----------
@@ -163,6 +164,7 @@ impl Client {
         }
         let keys = self.inner.keys.current();
         self.inner.reporter.remember(&request.current_version, &request.channel, &response);
+        self.report_revert().await;
         let watermark = self.inner.cached_watermark().clone();
         let channel = self.channel();
         let device = Device {
@@ -181,6 +183,29 @@ impl Client {
             self.report_key_refusal(version, refusal);
         }
         Ok(checked)
+    }
+
+    /// Queues the revert found at start-up as `install_failed`, once: the journal records that
+    /// it was reported. Runs after a check-in, whose answer brought the report token the event
+    /// needs (the server offers the reverted version until it stops it). If the record cannot
+    /// be written, a later client reports it again, which the server counts once.
+    async fn report_revert(&self) {
+        let pending = self.inner.unreported_revert.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let Some((version, reason)) = pending else { return };
+        self.report_with_detail(EventKind::InstallFailed, &version, &format!("reverted: {reason}"));
+        let inner = self.inner.clone();
+        let marked = off_runtime(move || -> Result<(), StateError> {
+            let Some(mut journal) = inner.state.journal()? else { return Ok(()) };
+            if let Phase::Reverted { reason, .. } = journal.phase {
+                journal.phase = Phase::Reverted { reason, reported: true };
+                inner.state.set_journal(&journal)?;
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(e) = marked {
+            tracing::warn!(error = %e, "could not record that the revert was reported");
+        }
     }
 
     /// Reports an offer refused because of its signing keys, once per version and reason: the
