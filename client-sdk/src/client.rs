@@ -60,6 +60,8 @@ struct Inner {
     /// A revert to report as `install_failed` after the next check-in (which brings the
     /// token for the reverted version, when the server still offers it).
     unreported_revert: Mutex<Option<(Version, String)>>,
+    /// Events held until the next check-in brings their report token.
+    after_check: Mutex<Vec<(EventKind, Version)>>,
     api: Arc<Api>,
     reporter: Reporter,
     max_download_size: u64,
@@ -118,6 +120,7 @@ impl Client {
                 watermark: Mutex::new(parts.watermark),
                 reverted: parts.reverted,
                 unreported_revert: Mutex::new(parts.unreported_revert),
+                after_check: Mutex::default(),
                 api: parts.api,
                 reporter,
                 max_download_size: parts.max_download_size,
@@ -164,6 +167,10 @@ impl Client {
         }
         let keys = self.inner.keys.current();
         self.inner.reporter.remember(&request.current_version, &request.channel, &response);
+        let held = std::mem::take(&mut *self.inner.after_check.lock().unwrap_or_else(PoisonError::into_inner));
+        for (kind, version) in held {
+            self.report(kind, &version);
+        }
         self.report_revert().await;
         let watermark = self.inner.cached_watermark().clone();
         let channel = self.channel();
@@ -417,7 +424,8 @@ impl Client {
     /// Confirms that the running build started well: call it once, when the app is known to
     /// work (like CodePush's `notifyAppReady`). If the running version is on trial, the
     /// install is recorded as done, the previous build deleted, and `install_succeeded`
-    /// reported; otherwise nothing changes. A confirmation after the build's limit is
+    /// reported (after the next check-in if none brought its report token yet); otherwise
+    /// nothing changes. A confirmation after the build's limit is
     /// [`InstallError::TooLate`] and the next launch reverts the build.
     pub async fn confirm(&self, installation: &Installation) -> Result<Confirmation, Error> {
         if installation.state_dir() != self.inner.state.dir() {
@@ -426,7 +434,17 @@ impl Client {
         let (installation, running) = (installation.clone(), self.inner.running.clone());
         let confirmation = off_runtime(move || installation.confirm(&running)).await?;
         if let Confirmation::Confirmed(version) = &confirmation {
-            self.report(EventKind::InstallSucceeded, version);
+            // A new build confirms early, often before its first check-in: without a report
+            // token the event would not count, so it waits for the check-in that brings one.
+            if self.inner.reporter.has_token(version, &self.channel()) {
+                self.report(EventKind::InstallSucceeded, version);
+            } else {
+                self.inner
+                    .after_check
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push((EventKind::InstallSucceeded, version.clone()));
+            }
         }
         Ok(confirmation)
     }
@@ -988,6 +1006,19 @@ mod tests {
         assert_eq!(restarted.confirm(&installation).await.unwrap(), Confirmation::Confirmed(v("1.1.0")));
         assert_eq!(restarted.confirm(&installation).await.unwrap(), Confirmation::NothingPending);
         restarted.flush().await.unwrap();
+        let sent = |s: &Scenario| {
+            s.world()
+                .batches
+                .iter()
+                .flat_map(|b| b.events.clone())
+                .filter(|e| e.kind == EventKind::InstallSucceeded)
+                .count()
+        };
+        assert_eq!(sent(&scenario), 0, "held until a check-in brings the report token");
+        // The fake server offers 1.1.0 again, which the SDK refuses; the check-in still happened.
+        let _ = restarted.check().await;
+        restarted.flush().await.unwrap();
+        assert_eq!(sent(&scenario), 1);
         let kinds: Vec<_> =
             scenario.world().batches.iter().flat_map(|b| b.events.clone()).map(|e| (e.kind, e.version)).collect();
         assert!(kinds.contains(&(EventKind::InstallSucceeded, v("1.1.0"))), "{kinds:?}");

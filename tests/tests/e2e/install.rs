@@ -200,10 +200,13 @@ impl Scene {
         panic!("the app's directory holds no whole build: {names:?}");
     }
 
-    async fn install_failures(&self) -> u64 {
+    /// 1.1.0's (installs, install failures) in the server's figures.
+    async fn figures(&self) -> (u64, u64) {
         let status = self.publisher.admin.status(&self.publisher.app).await.unwrap();
         let release = status.releases.iter().find(|r| r.version.to_string() == "1.1.0").unwrap();
-        release.rollouts.iter().map(|r| r.figures.install_failures).sum()
+        let sum =
+            |f: fn(&halftone_channels::wire::Figures) -> u64| release.rollouts.iter().map(|r| f(&r.figures)).sum();
+        (sum(|f| f.installs), sum(|f| f.install_failures))
     }
 }
 
@@ -226,11 +229,11 @@ async fn crash_and_recover(app: &str, layout: Layout, steps: &[Option<&str>], re
         assert_eq!(last[0], "RAN 1.0.0 settled", "{steps:?}: {outputs:?}");
         let refusal = "REFUSED offered 1.1.0 is not newer than 1.1.0, which this device reverted";
         assert!(last[1].starts_with(refusal), "{last:?}");
-        assert_eq!(scene.install_failures().await, 1, "the revert counts once in the release's figures: {outputs:?}");
+        assert_eq!(scene.figures().await, (0, 1), "the revert counts once in the release's figures: {outputs:?}");
     } else {
         assert_eq!(scene.whole_build(), "1.1.0", "{steps:?}: {outputs:?}");
         assert_eq!(last[..2], ["RAN 1.1.0 settled", "UP-TO-DATE"], "{steps:?}: {outputs:?}");
-        assert_eq!(scene.install_failures().await, 0);
+        assert_eq!(scene.figures().await, (1, 0), "the confirmation counts once: {outputs:?}");
     }
     // Nothing but the live build is left: no half-unpacked directory, no previous build.
     let versions_dir: Vec<_> = match std::fs::read_dir(scene.app_dir.join("versions")) {
