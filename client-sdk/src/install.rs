@@ -1028,6 +1028,22 @@ mod tests {
     }
 
     #[test]
+    fn a_platform_installer_is_handed_over_with_the_usual_command() {
+        let fixture = Fixture::executable();
+        let file = fixture.build("2.0.0");
+        let handed = PlatformInstaller::new(&file);
+        assert_eq!((handed.path(), handed.version()), (file.path(), &v("2.0.0")));
+        let command = handed.command();
+        assert_eq!(command.last().map(PathBuf::from).as_deref(), Some(file.path()));
+        if cfg!(target_os = "linux") {
+            assert_eq!(command[0], "xdg-open");
+        }
+        // Handing over writes nothing into the app's directory.
+        assert_eq!(fixture.leftovers(), Vec::<String>::new());
+        assert_eq!(fixture.live(), "1.0.0");
+    }
+
+    #[test]
     fn settings_are_checked() {
         for bad in ["", "../notes", "bin/notes", ".hidden"] {
             assert!(Installation::executable("/opt/a", bad, "/s").is_err(), "{bad:?}");
