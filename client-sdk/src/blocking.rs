@@ -30,8 +30,8 @@ use std::sync::Arc;
 use tokio::runtime::Runtime;
 
 use crate::{
-    BuildError, ChannelName, CheckOutcome, ClientBuilder, DeviceId, Error, EventKind, PollPolicy, Progress,
-    ReportStats, TraitName, TraitValue, Update, UserId, VerifiedFile, Version,
+    BuildError, ChannelName, CheckOutcome, ClientBuilder, Confirmation, DeviceId, Error, EventKind, Installation,
+    Installed, PollPolicy, Progress, ReportStats, TraitName, TraitValue, Update, UserId, VerifiedFile, Version,
 };
 
 impl ClientBuilder {
@@ -75,6 +75,21 @@ impl Client {
         progress: impl Progress,
     ) -> Result<VerifiedFile, Error> {
         self.runtime.block_on(self.inner.download(update, dest, progress))
+    }
+
+    /// See [`crate::Client::install`].
+    pub fn install(&self, installation: &Installation, file: &VerifiedFile) -> Result<Installed, Error> {
+        self.runtime.block_on(self.inner.install(installation, file))
+    }
+
+    /// See [`crate::Client::confirm`].
+    pub fn confirm(&self, installation: &Installation) -> Result<Confirmation, Error> {
+        self.runtime.block_on(self.inner.confirm(installation))
+    }
+
+    /// See [`crate::Client::installed`].
+    pub fn installed(&self, file: &VerifiedFile) -> Result<(), Error> {
+        self.runtime.block_on(self.inner.installed(file))
     }
 
     /// See [`crate::Client::report`]; never blocks.

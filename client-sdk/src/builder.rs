@@ -15,6 +15,7 @@ use crate::answer::AnswerCheck;
 use crate::api::{Api, Timeouts};
 use crate::client::{Client, Parts};
 use crate::host;
+use crate::journal::Phase;
 use crate::keys::KeyTrust;
 use crate::origin::AllowedHost;
 use crate::pace::DownloadLimits;
@@ -398,6 +399,20 @@ fn raised_to_running(state: &StateDir, running: &Version) -> Result<Option<Water
     Ok(current)
 }
 
+/// A revert to report: the version and why.
+type Unreported = (Version, String);
+
+/// The version this device reverted, if the journal says so, and the revert to report if no
+/// client reported it yet (the client reports it after its first check-in, which brings the
+/// report token the event needs).
+fn reverted(state: &StateDir) -> Result<(Option<Version>, Option<Unreported>), BuildError> {
+    let Some(journal) = state.journal()? else { return Ok((None, None)) };
+    let Phase::Reverted { reason, reported } = &journal.phase else { return Ok((None, None)) };
+    let version = journal.build.version.clone();
+    let unreported = (!reported).then(|| (version.clone(), reason.clone()));
+    Ok((Some(version), unreported))
+}
+
 /// The key document an app compiles in as JSON: for this app, and instead of `trusted_key`s.
 fn compiled_document(json: &str, app: &AppId, keys: &[(KeyId, PublicKey)]) -> Result<KeyDocument, BuildError> {
     let invalid = |reason: String| BuildError::Invalid { setting: "trusted_keys_document", reason };
@@ -443,7 +458,10 @@ impl Settings {
         let os_version = self.os_version.or_else(|| host::detect_os_version(&target.os));
         let state = StateDir::open(&self.state_dir)?;
         let keys = KeyTrust::load(self.keys, &state)?;
+        let (reverted, unreported_revert) = reverted(&state)?;
         Ok(Parts {
+            reverted,
+            unreported_revert,
             device_id: state.device_id()?,
             channel: state.channel()?.unwrap_or(self.default_channel),
             watermark: raised_to_running(&state, &self.running)?,

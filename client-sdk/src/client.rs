@@ -14,6 +14,7 @@ use halftone_channels::{
 use crate::answer::AnswerCheck;
 use crate::api::Api;
 use crate::download;
+use crate::journal::Phase;
 use crate::keys::KeyTrust;
 use crate::poller::{PollPolicy, Poller};
 use crate::reporter::{MAX_DETAIL, Reporter};
@@ -21,7 +22,10 @@ use crate::state::StateDir;
 use crate::update::{Checked, Device};
 use crate::verify::Verifier;
 use crate::watermark::{Watermark, admit};
-use crate::{CheckOutcome, ClientBuilder, Error, Progress, Refusal, ReportStats, StateError, Update, VerifiedFile};
+use crate::{
+    CheckOutcome, ClientBuilder, Confirmation, Error, InstallError, Installation, Installed, Progress, Refusal,
+    ReportStats, StateError, Update, VerifiedFile,
+};
 
 /// The SDK's handle: checks for updates, downloads and verifies them, reports events, and
 /// keeps the user's channel choice. Cheap to clone (clones share everything); build one with
@@ -50,6 +54,14 @@ struct Inner {
     user: RwLock<Option<UserId>>,
     traits: RwLock<BTreeMap<TraitName, TraitValue>>,
     watermark: Mutex<Option<Watermark>>,
+    /// The version this device installed and reverted, as the journal said at start-up (a
+    /// revert happens only at a launch, before a client exists).
+    reverted: Option<Version>,
+    /// A revert to report as `install_failed` after the next check-in (which brings the
+    /// token for the reverted version, when the server still offers it).
+    unreported_revert: Mutex<Option<(Version, String)>>,
+    /// Events held until the next check-in brings their report token.
+    after_check: Mutex<Vec<(EventKind, Version)>>,
     api: Arc<Api>,
     reporter: Reporter,
     max_download_size: u64,
@@ -72,6 +84,9 @@ pub(crate) struct Parts {
     pub(crate) device_id: DeviceId,
     pub(crate) channel: ChannelName,
     pub(crate) watermark: Option<Watermark>,
+    pub(crate) reverted: Option<Version>,
+    /// A revert not reported yet: its version and reason.
+    pub(crate) unreported_revert: Option<(Version, String)>,
     pub(crate) user: Option<UserId>,
     pub(crate) traits: BTreeMap<TraitName, TraitValue>,
     pub(crate) event_queue: usize,
@@ -103,6 +118,9 @@ impl Client {
                 user: RwLock::new(parts.user),
                 traits: RwLock::new(parts.traits),
                 watermark: Mutex::new(parts.watermark),
+                reverted: parts.reverted,
+                unreported_revert: Mutex::new(parts.unreported_revert),
+                after_check: Mutex::default(),
                 api: parts.api,
                 reporter,
                 max_download_size: parts.max_download_size,
@@ -149,6 +167,11 @@ impl Client {
         }
         let keys = self.inner.keys.current();
         self.inner.reporter.remember(&request.current_version, &request.channel, &response);
+        let held = std::mem::take(&mut *self.inner.after_check.lock().unwrap_or_else(PoisonError::into_inner));
+        for (kind, version) in held {
+            self.report(kind, &version);
+        }
+        self.report_revert().await;
         let watermark = self.inner.cached_watermark().clone();
         let channel = self.channel();
         let device = Device {
@@ -157,6 +180,7 @@ impl Client {
             running: &self.inner.running,
             target: &self.inner.target,
             watermark: watermark.as_ref(),
+            reverted: self.inner.reverted.as_ref(),
             max_size: self.inner.max_download_size,
             keys: &keys,
         };
@@ -166,6 +190,29 @@ impl Client {
             self.report_key_refusal(version, refusal);
         }
         Ok(checked)
+    }
+
+    /// Queues the revert found at start-up as `install_failed`, once: the journal records that
+    /// it was reported. Runs after a check-in, whose answer brought the report token the event
+    /// needs (the server offers the reverted version until it stops it). If the record cannot
+    /// be written, a later client reports it again, which the server counts once.
+    async fn report_revert(&self) {
+        let pending = self.inner.unreported_revert.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let Some((version, reason)) = pending else { return };
+        self.report_with_detail(EventKind::InstallFailed, &version, &format!("reverted: {reason}"));
+        let inner = self.inner.clone();
+        let marked = off_runtime(move || -> Result<(), StateError> {
+            let Some(mut journal) = inner.state.journal()? else { return Ok(()) };
+            if let Phase::Reverted { reason, .. } = journal.phase {
+                journal.phase = Phase::Reverted { reason, reported: true };
+                inner.state.set_journal(&journal)?;
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(e) = marked {
+            tracing::warn!(error = %e, "could not record that the revert was reported");
+        }
     }
 
     /// Reports an offer refused because of its signing keys, once per version and reason: the
@@ -271,7 +318,14 @@ impl Client {
             let refusal = Refusal::WrongTarget { offered: update.target().clone(), device: self.inner.target.clone() };
             return Err(refusal.into());
         }
-        admit(update.version(), update.sha256(), &self.inner.running, self.inner.cached_watermark().as_ref())?;
+        let watermark = self.inner.cached_watermark().clone();
+        admit(
+            update.version(),
+            update.sha256(),
+            &self.inner.running,
+            watermark.as_ref(),
+            self.inner.reverted.as_ref(),
+        )?;
         self.report(EventKind::DownloadStarted, update.version());
         let result = self.fetch_and_verify(update, dest, &mut progress).await;
         if let Err(e) = &result {
@@ -302,12 +356,21 @@ impl Client {
         .await
     }
 
-    /// Records that `file` was installed: the device's watermark rises to its version, so no
-    /// older build (a replay of a genuine one) is taken from now on, and `install_succeeded`
-    /// is reported. Call it once the build is in place, before restarting into it. (A client
-    /// built with a version above the watermark raises it too: running a version proves it
-    /// was installed.) Downloading and verifying alone never raise the watermark.
+    /// Records that `file` was installed by other means (the platform's installer, see
+    /// [`PlatformInstaller`](crate::PlatformInstaller)): the device's watermark rises to its
+    /// version, so no older build (a replay of a genuine one) is taken from now on, and
+    /// `install_succeeded` is reported. Call it once the build is in place, before restarting
+    /// into it. (A client built with a version above the watermark raises it too: running a
+    /// version proves it was installed.) Downloading and verifying alone never raise the
+    /// watermark. Apps that let the SDK install use [`install`](Self::install) and
+    /// [`confirm`](Self::confirm) instead.
     pub async fn installed(&self, file: &VerifiedFile) -> Result<(), Error> {
+        self.raise_watermark(file).await?;
+        self.report(EventKind::InstallSucceeded, file.version());
+        Ok(())
+    }
+
+    async fn raise_watermark(&self, file: &VerifiedFile) -> Result<(), Error> {
         let inner = self.inner.clone();
         let new = Watermark { version: file.version().clone(), sha256: Some(*file.sha256()) };
         off_runtime(move || -> Result<(), Error> {
@@ -321,9 +384,69 @@ impl Client {
             }
             Ok(())
         })
-        .await?;
-        self.report(EventKind::InstallSucceeded, file.version());
-        Ok(())
+        .await
+    }
+
+    /// Installs `file` into `installation` and switches to it atomically (see
+    /// [`Installation`]): the app then restarts, and the next
+    /// [`Installation::launch`](crate::Installation::launch) starts the new build on trial.
+    ///
+    /// Only a [`VerifiedFile`] installs, and only while its version is still admitted (newer
+    /// than the running one, not below the watermark, not reverted here); its bytes are
+    /// hashed again as they are copied or unpacked. The watermark rises to its version before
+    /// the switch. A failure leaves the live build as it was and is reported as
+    /// `install_failed`; success is reported when the new build [confirms](Self::confirm).
+    pub async fn install(&self, installation: &Installation, file: &VerifiedFile) -> Result<Installed, Error> {
+        if installation.state_dir() != self.inner.state.dir() {
+            return Err(InstallError::OtherStateDir.into());
+        }
+        let watermark = self.inner.state_watermark().await?;
+        let journal = {
+            let inner = self.inner.clone();
+            off_runtime(move || inner.state.journal()).await?
+        };
+        admit(
+            file.version(),
+            file.sha256(),
+            &self.inner.running,
+            watermark.as_ref(),
+            journal.as_ref().and_then(|j| j.reverted()),
+        )?;
+        self.raise_watermark(file).await?;
+        let (installation, owned) = (installation.clone(), file.clone());
+        let result = off_runtime(move || installation.install(&owned)).await;
+        if let Err(e) = &result {
+            self.report_with_detail(EventKind::InstallFailed, file.version(), &install_detail(e));
+        }
+        Ok(result?)
+    }
+
+    /// Confirms that the running build started well: call it once, when the app is known to
+    /// work (like CodePush's `notifyAppReady`). If the running version is on trial, the
+    /// install is recorded as done, the previous build deleted, and `install_succeeded`
+    /// reported (after the next check-in if none brought its report token yet); otherwise
+    /// nothing changes. A confirmation after the build's limit is
+    /// [`InstallError::TooLate`] and the next launch reverts the build.
+    pub async fn confirm(&self, installation: &Installation) -> Result<Confirmation, Error> {
+        if installation.state_dir() != self.inner.state.dir() {
+            return Err(InstallError::OtherStateDir.into());
+        }
+        let (installation, running) = (installation.clone(), self.inner.running.clone());
+        let confirmation = off_runtime(move || installation.confirm(&running)).await?;
+        if let Confirmation::Confirmed(version) = &confirmation {
+            // A new build confirms early, often before its first check-in: without a report
+            // token the event would not count, so it waits for the check-in that brings one.
+            if self.inner.reporter.has_token(version, &self.channel()) {
+                self.report(EventKind::InstallSucceeded, version);
+            } else {
+                self.inner
+                    .after_check
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push((EventKind::InstallSucceeded, version.clone()));
+            }
+        }
+        Ok(confirmation)
     }
 
     // ---------- reporting ----------
@@ -449,6 +572,18 @@ impl Client {
 }
 
 impl Inner {
+    /// The watermark on disk (another process may have raised it), refreshing the cache.
+    async fn state_watermark(self: &Arc<Self>) -> Result<Option<Watermark>, Error> {
+        let inner = self.clone();
+        off_runtime(move || {
+            let mut cached = inner.cached_watermark();
+            let current = inner.state.watermark()?;
+            cached.clone_from(&current);
+            Ok(current)
+        })
+        .await
+    }
+
     fn cached_watermark(&self) -> MutexGuard<'_, Option<Watermark>> {
         self.watermark.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -472,6 +607,18 @@ fn event_detail(e: &Error) -> String {
         Error::Io { source, .. } | Error::State(StateError::Io { source, .. }) => format!("file error: {source}"),
         Error::State(StateError::Corrupt { reason, .. }) => format!("corrupt state file: {reason}"),
         other => other.to_string(),
+    }
+}
+
+/// An install error as reported to the server: without local file paths.
+fn install_detail(e: &InstallError) -> String {
+    match e {
+        InstallError::Io { source, .. } | InstallError::State(StateError::Io { source, .. }) => {
+            format!("install: file error: {source}")
+        }
+        InstallError::State(StateError::Corrupt { reason, .. }) => format!("install: corrupt state file: {reason}"),
+        InstallError::NotInstalled { .. } => "install: no installed build to replace".into(),
+        other => format!("install: {other}"),
     }
 }
 
@@ -793,6 +940,89 @@ mod tests {
             builder_for(&scenario.server.url, dir.path(), "1.0.0").max_download_size(99_999).build().await.unwrap();
         let result = client.check().await;
         assert!(matches!(result, Err(Error::Refused(Refusal::TooLarge { size: 100_000, limit: 99_999 }))));
+    }
+
+    #[tokio::test]
+    async fn an_install_that_never_confirms_is_reverted_reported_once_and_refused() {
+        use crate::{Installation, LaunchOutcome};
+        let scenario = Scenario::genuine("1.1.0").await;
+        let dir = tempfile::tempdir().unwrap();
+        let (state, app) = (dir.path().join("state"), dir.path().join("app"));
+        std::fs::create_dir_all(&app).unwrap();
+        std::fs::write(app.join("notes"), "1.0.0").unwrap();
+        let installation = Installation::executable(&app, "notes", &state).unwrap();
+
+        let client = scenario.client(&state, "1.0.0").await;
+        let CheckOutcome::Available(update) = client.check().await.unwrap() else { panic!() };
+        let file = client.download(&update, dir.path().join("dl"), |_, _| {}).await.unwrap();
+        let elsewhere = Installation::executable(&app, "notes", dir.path().join("other")).unwrap();
+        assert!(matches!(client.install(&elsewhere, &file).await, Err(Error::Install(InstallError::OtherStateDir))));
+        client.install(&installation, &file).await.unwrap();
+        assert_eq!(std::fs::read(app.join("notes")).unwrap(), build_bytes("1.1.0"));
+        client.flush().await.unwrap();
+        drop(client);
+
+        // The new build starts, crashes before confirming; the next start reverts it.
+        assert!(matches!(installation.launch().unwrap().outcome(), LaunchOutcome::Trial { .. }));
+        assert!(matches!(installation.launch().unwrap().outcome(), LaunchOutcome::Reverted { .. }));
+        assert_eq!(std::fs::read_to_string(app.join("notes")).unwrap(), "1.0.0");
+
+        // The old build's client reports the failed install once, and refuses the build.
+        for _ in 0..2 {
+            let client = scenario.client(&state, "1.0.0").await;
+            let refused = client.check().await;
+            let expected = Refusal::Reverted { offered: v("1.1.0"), reverted: v("1.1.0") };
+            assert!(matches!(&refused, Err(Error::Refused(r)) if *r == expected), "{refused:?}");
+            assert!(matches!(
+                client.download(&update, dir.path().join("dl2"), |_, _| {}).await,
+                Err(Error::Refused(_))
+            ));
+            assert!(matches!(client.install(&installation, &file).await, Err(Error::Refused(_))));
+            client.flush().await.unwrap();
+        }
+        let events: Vec<_> = scenario.world().batches.iter().flat_map(|b| b.events.clone()).collect();
+        let failed: Vec<_> = events.iter().filter(|e| e.kind == EventKind::InstallFailed).collect();
+        assert_eq!(failed.len(), 1, "{events:?}");
+        assert_eq!(failed[0].version, v("1.1.0"));
+        assert!(failed[0].detail.as_deref().unwrap().starts_with("reverted: did not confirm"), "{:?}", failed[0]);
+        assert!(!events.iter().any(|e| e.kind == EventKind::InstallSucceeded));
+    }
+
+    #[tokio::test]
+    async fn a_confirmed_install_reports_success() {
+        use crate::{Confirmation, Installation, LaunchOutcome};
+        let scenario = Scenario::genuine("1.1.0").await;
+        let dir = tempfile::tempdir().unwrap();
+        let (state, app) = (dir.path().join("state"), dir.path().join("app"));
+        std::fs::create_dir_all(&app).unwrap();
+        std::fs::write(app.join("notes"), "1.0.0").unwrap();
+        let installation = Installation::executable(&app, "notes", &state).unwrap();
+        let client = scenario.client(&state, "1.0.0").await;
+        let CheckOutcome::Available(update) = client.check().await.unwrap() else { panic!() };
+        let file = client.download(&update, dir.path().join("dl"), |_, _| {}).await.unwrap();
+        client.install(&installation, &file).await.unwrap();
+        assert!(matches!(installation.launch().unwrap().outcome(), LaunchOutcome::Trial { .. }));
+        let restarted = scenario.client(&state, "1.1.0").await;
+        assert_eq!(restarted.confirm(&installation).await.unwrap(), Confirmation::Confirmed(v("1.1.0")));
+        assert_eq!(restarted.confirm(&installation).await.unwrap(), Confirmation::NothingPending);
+        restarted.flush().await.unwrap();
+        let sent = |s: &Scenario| {
+            s.world()
+                .batches
+                .iter()
+                .flat_map(|b| b.events.clone())
+                .filter(|e| e.kind == EventKind::InstallSucceeded)
+                .count()
+        };
+        assert_eq!(sent(&scenario), 0, "held until a check-in brings the report token");
+        // The fake server offers 1.1.0 again, which the SDK refuses; the check-in still happened.
+        let _ = restarted.check().await;
+        restarted.flush().await.unwrap();
+        assert_eq!(sent(&scenario), 1);
+        let kinds: Vec<_> =
+            scenario.world().batches.iter().flat_map(|b| b.events.clone()).map(|e| (e.kind, e.version)).collect();
+        assert!(kinds.contains(&(EventKind::InstallSucceeded, v("1.1.0"))), "{kinds:?}");
+        assert_eq!(installation.launch().unwrap().outcome(), &LaunchOutcome::Settled);
     }
 
     #[test]

@@ -157,6 +157,9 @@ pub enum Error {
     /// trusting what it trusted before, and its state is unchanged.
     #[error("release key documents refused, trust unchanged: {0}")]
     KeyChain(#[from] halftone_channels::KeyChainError),
+    /// Installing, launching or confirming a build failed ([`Installation`](crate::Installation)).
+    #[error("install failed: {0}")]
+    Install(#[from] crate::InstallError),
     /// A device trait was refused (bad value, or more than [`MAX_TRAITS`](crate::MAX_TRAITS)).
     #[error("invalid device trait: {reason}")]
     InvalidTrait {
@@ -195,6 +198,15 @@ pub enum Refusal {
         offered: Version,
         /// The highest version verified on this device.
         watermark: Version,
+    },
+    /// The offered version was installed on this device and reverted (it did not confirm a
+    /// good start), or is not newer than that version: only a newer build is taken.
+    #[error("offered {offered} is not newer than {reverted}, which this device reverted")]
+    Reverted {
+        /// The offered version.
+        offered: Version,
+        /// The version this device reverted.
+        reverted: Version,
     },
     /// The offered build is for another os or architecture.
     #[error("offered build is for {offered}, this device is {device}")]

@@ -32,6 +32,7 @@ fn check_in_answers() {
             running: &running,
             target: &target,
             watermark: None,
+            reverted: None,
             max_size: 1 << 20,
             keys: &keys,
             channel: &channel,

@@ -10,6 +10,14 @@
 //! - [`Client::download`] fetches it (resuming interrupted downloads), verifies size, SHA-256
 //!   and the ed25519 signature against the keys compiled into the app, and returns a
 //!   [`VerifiedFile`], the only way to get a file out of the SDK;
+//! - [`Client::install`] installs a [`VerifiedFile`] into the app's [`Installation`] (one
+//!   executable replaced by a rename, or an archive unpacked into a new version directory and
+//!   switched to by a link), and the app restarts; at every start
+//!   [`Installation::launch`] says what to run, and the new build calls [`Client::confirm`]
+//!   once it works. A build that does not confirm within its limit, or crashes first, is
+//!   reverted at the next start, reported as `install_failed`, and refused until a newer one
+//!   comes ([`Refusal::Reverted`]). An installer the platform runs is handed over with
+//!   [`PlatformInstaller`] instead (then [`Client::installed`]);
 //! - [`Client::report`] queues events (install succeeded, first run, crash...) that a
 //!   background task sends in batches;
 //! - [`Client::start_poller`] checks in the background on the server's schedule;
@@ -20,7 +28,8 @@
 //! offers the same for apps without a tokio runtime.
 //!
 //! `examples/check.rs` is a small command-line program that checks (and downloads from) a
-//! local server; start there to try a release.
+//! local server; start there to try a release. `examples/update.rs` runs the whole cycle:
+//! launch, check, download, install, restart, confirm, report.
 //!
 //! ```no_run
 //! use halftone_client::{CheckOutcome, Client};
@@ -42,9 +51,12 @@
 //!     let file = client
 //!         .download(&update, "/tmp/notes-update.pkg", |done, total| println!("{done}/{total}"))
 //!         .await?;
-//!     // Install `file.path()` the platform's way, then, once it worked (this raises the
-//!     // watermark and reports install_succeeded):
-//!     client.installed(&file).await?;
+//!     // Either let the SDK install it, then restart (the new build, once it works, calls
+//!     // `client.confirm(&installation)`; see `Installation`):
+//!     let installation = halftone_client::Installation::directory("/opt/notes", "bin/notes", "/var/lib/notes/updates")?;
+//!     client.install(&installation, &file).await?;
+//!     // or install `file.path()` the platform's way, then, once it worked (this raises the
+//!     // watermark and reports install_succeeded): `client.installed(&file).await?`.
 //! }
 //! client.flush().await?;
 //! # Ok(())
@@ -77,6 +89,10 @@
 //!   another build (partial files are named after the build's digest);
 //! - no request goes to a host other than the server's origin and the hosts the app allows,
 //!   not even by a redirect, and an https server's downloads are never plain http;
+//! - an install writes only inside the app's directory, switches with one rename, and records
+//!   each step in the state directory's journal before taking it, so a process killed at any
+//!   point leaves one whole build live, old or new; archive entries that would land outside
+//!   the version directory (`..`, absolute names, links pointing out) refuse the archive;
 //! - the state directory is written only with atomic renames, and a corrupt file is an error,
 //!   never silently replaced (the device id is created only when absent).
 
@@ -84,6 +100,7 @@
 
 mod answer;
 mod api;
+mod archive;
 mod backoff;
 #[cfg(feature = "blocking")]
 pub mod blocking;
@@ -92,6 +109,8 @@ mod client;
 mod download;
 mod error;
 mod host;
+mod install;
+mod journal;
 mod keys;
 mod origin;
 mod pace;
@@ -111,9 +130,13 @@ mod fuzz;
 mod test_support;
 
 pub use answer::Unverified;
+pub use archive::UnsafeEntry;
 pub use builder::ClientBuilder;
 pub use client::Client;
 pub use error::{BuildError, Error, Refusal, Rejection, StateError};
+pub use install::{
+    Confirmation, InstallError, InstallStep, Installation, Installed, Launch, LaunchOutcome, Layout, PlatformInstaller,
+};
 pub use poller::{PollPolicy, Poller};
 pub use progress::Progress;
 pub use reporter::ReportStats;

@@ -158,6 +158,11 @@ impl Reporter {
         }
     }
 
+    /// Whether a report token for `version` on `channel` is known (an event for them counts).
+    pub(crate) fn has_token(&self, version: &Version, channel: &ChannelName) -> bool {
+        self.shared.tokens.lock().unwrap_or_else(PoisonError::into_inner).get(version, channel).is_some()
+    }
+
     /// Queues an event; never waits.
     pub(crate) fn push(&self, event: Event) {
         self.shared.queue().push_back(event);

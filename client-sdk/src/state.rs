@@ -6,7 +6,9 @@
 //! - `watermark`: the highest version this device has verified (see [`Watermark`]);
 //! - `keys`: the newest release key document this device verified (one line of JSON, the
 //!   wire's `KeyDocumentSpec`), so a rollback of the server's documents is refused after a
-//!   restart too.
+//!   restart too;
+//! - `install`: the install journal (see [`Journal`]), present while an install is in
+//!   progress and after a build was reverted.
 //!
 //! Every write goes to a fresh temporary file in the same directory, is synced, then renamed
 //! over the old file, so a crash leaves the old value or the new one, never half of either. A
@@ -20,12 +22,14 @@ use halftone_channels::wire::KeyDocumentSpec;
 use halftone_channels::{ChannelName, DeviceId, SignedKeyDocument};
 
 use crate::StateError;
+use crate::journal::Journal;
 use crate::watermark::Watermark;
 
 const DEVICE_ID: &str = "device-id";
 const CHANNEL: &str = "channel";
 const WATERMARK: &str = "watermark";
 const KEYS: &str = "keys";
+const INSTALL: &str = "install";
 
 /// An open state directory.
 #[derive(Debug)]
@@ -91,6 +95,31 @@ impl StateDir {
     pub(crate) fn set_key_document(&self, document: &SignedKeyDocument) -> Result<(), StateError> {
         let line = serde_json::to_string(&KeyDocumentSpec::from(document)).expect("a key document serialises");
         self.write(KEYS, format!("{line}\n").as_bytes())
+    }
+
+    /// The install journal, if an install is in progress or a build was reverted.
+    pub(crate) fn journal(&self) -> Result<Option<Journal>, StateError> {
+        self.read(INSTALL, Journal::decode)
+    }
+
+    /// Replaces the install journal.
+    pub(crate) fn set_journal(&self, journal: &Journal) -> Result<(), StateError> {
+        self.write(INSTALL, journal.encode().as_bytes())
+    }
+
+    /// Deletes the install journal (a confirmed install needs none).
+    pub(crate) fn clear_journal(&self) -> Result<(), StateError> {
+        let path = self.path(INSTALL);
+        match fs::remove_file(&path) {
+            Ok(()) => sync_dir(&self.dir).map_err(|source| StateError::Io { path, source }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StateError::Io { path, source }),
+        }
+    }
+
+    /// The directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
     }
 
     fn path(&self, name: &str) -> PathBuf {

@@ -83,6 +83,8 @@ pub(crate) struct Device<'a> {
     pub(crate) running: &'a Version,
     pub(crate) target: &'a Target,
     pub(crate) watermark: Option<&'a Watermark>,
+    /// The version this device installed and reverted, if any.
+    pub(crate) reverted: Option<&'a Version>,
     /// The largest download the app allows.
     pub(crate) max_size: u64,
     /// The release keys the app trusts (the newest key document it verified).
@@ -132,7 +134,7 @@ pub(crate) fn accept(
     if target != *device.target {
         return Err(Refusal::WrongTarget { offered: target, device: device.target.clone() });
     }
-    admit(&offer.version, &artifact.sha256, device.running, device.watermark)?;
+    admit(&offer.version, &artifact.sha256, device.running, device.watermark, device.reverted)?;
     // A device sees its own channel and the more stable ones; never a less stable one's build
     // (a beta prerelease offered to a stable device). A device on a channel the SDK was not
     // told about is not checked.
@@ -243,6 +245,7 @@ mod tests {
                 running: &self.running,
                 target: &self.target,
                 watermark: None,
+                reverted: None,
                 max_size: self.max_size,
                 keys: &self.keys,
                 channel: &self.channel,

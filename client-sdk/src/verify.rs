@@ -51,6 +51,13 @@ impl VerifiedFile {
     pub fn into_path(self) -> PathBuf {
         self.path
     }
+
+    /// A file taken as verified, for the install tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests(path: &Path, version: &str) -> Self {
+        let sha256 = digest_file(path).expect("the test file is readable");
+        VerifiedFile { path: path.to_owned(), version: version.parse().unwrap(), sha256 }
+    }
 }
 
 /// What a download is verified against. Borrowed from the client for one verification.
@@ -107,7 +114,14 @@ impl Verifier<'_> {
         let mut cached = self.watermark.lock().unwrap_or_else(PoisonError::into_inner);
         let current = self.state.watermark()?;
         cached.clone_from(&current);
-        admit(update.version(), &update.sha256, self.running, current.as_ref())?;
+        let journal = self.state.journal()?;
+        admit(
+            update.version(),
+            &update.sha256,
+            self.running,
+            current.as_ref(),
+            journal.as_ref().and_then(|j| j.reverted()),
+        )?;
         fs::rename(part, dest).map_err(|source| Error::Io { path: dest.to_owned(), source })?;
         Ok(VerifiedFile { path: dest.to_owned(), version: update.version().clone(), sha256: update.sha256 })
     }

@@ -64,14 +64,20 @@ impl Watermark {
 /// watermark. The watermark version itself is admitted again only with the same digest: that
 /// is the same signed build downloaded a second time (say, after a failed install), not a
 /// replay; a watermark set by a running version (no digest) admits only newer versions.
+/// A version this device installed and reverted (`reverted`, from the install journal) is
+/// refused, with everything not newer, until a newer build comes.
 pub(crate) fn admit(
     version: &Version,
     sha256: &Sha256,
     running: &Version,
     watermark: Option<&Watermark>,
+    reverted: Option<&Version>,
 ) -> Result<(), Refusal> {
     if version <= running {
         return Err(Refusal::NotNewer { offered: version.clone(), running: running.clone() });
+    }
+    if let Some(reverted) = reverted.filter(|r| version <= *r) {
+        return Err(Refusal::Reverted { offered: version.clone(), reverted: reverted.clone() });
     }
     match watermark {
         Some(w) if *version < w.version || (*version == w.version && Some(*sha256) != w.sha256) => {
@@ -94,7 +100,7 @@ mod tests {
     }
 
     fn check(offered: &str, bytes: &[u8], running: &str, watermark: Option<Watermark>, ok: bool) {
-        let got = admit(&v(offered), &Sha256::digest(bytes), &v(running), watermark.as_ref());
+        let got = admit(&v(offered), &Sha256::digest(bytes), &v(running), watermark.as_ref(), None);
         assert_eq!(got.is_ok(), ok, "{offered} on {running} with {watermark:?}: {got:?}");
     }
 
@@ -116,10 +122,26 @@ mod tests {
 
     #[test]
     fn refusals_name_the_reason() {
-        let e = admit(&v("1.5.0"), &Sha256::digest(b"a"), &v("1.0.0"), Some(&wm("2.0.0", b"x"))).unwrap_err();
+        let e = admit(&v("1.5.0"), &Sha256::digest(b"a"), &v("1.0.0"), Some(&wm("2.0.0", b"x")), None).unwrap_err();
         assert_eq!(e, Refusal::BelowWatermark { offered: v("1.5.0"), watermark: v("2.0.0") });
-        let e = admit(&v("1.0.0"), &Sha256::digest(b"a"), &v("1.0.0"), None).unwrap_err();
+        let e = admit(&v("1.0.0"), &Sha256::digest(b"a"), &v("1.0.0"), None, None).unwrap_err();
         assert_eq!(e, Refusal::NotNewer { offered: v("1.0.0"), running: v("1.0.0") });
+    }
+
+    #[test]
+    fn a_reverted_build_is_refused_until_a_newer_one() {
+        // Installed (the mark rose to 2.0.0 with its digest), then reverted to 1.0.0.
+        let mark = wm("2.0.0", b"x");
+        let reverted = v("2.0.0");
+        let admitted = |offered: &str, bytes: &[u8]| {
+            admit(&v(offered), &Sha256::digest(bytes), &v("1.0.0"), Some(&mark), Some(&reverted))
+        };
+        assert_eq!(admitted("2.0.0", b"x"), Err(Refusal::Reverted { offered: v("2.0.0"), reverted: v("2.0.0") }));
+        assert!(matches!(admitted("2.0.0-rc.9", b"y"), Err(Refusal::Reverted { .. })));
+        assert!(matches!(admitted("1.5.0", b"y"), Err(Refusal::Reverted { .. })));
+        assert_eq!(admitted("2.0.1", b"y"), Ok(()));
+        // Without the revert, the same signed build is taken again (a failed download or copy).
+        assert_eq!(admit(&v("2.0.0"), &Sha256::digest(b"x"), &v("1.0.0"), Some(&mark), None), Ok(()));
     }
 
     #[test]
