@@ -393,9 +393,10 @@ impl Client {
     ///
     /// Only a [`VerifiedFile`] installs, and only while its version is still admitted (newer
     /// than the running one, not below the watermark, not reverted here); its bytes are
-    /// hashed again as they are copied or unpacked. The watermark rises to its version before
-    /// the switch. A failure leaves the live build as it was and is reported as
-    /// `install_failed`; success is reported when the new build [confirms](Self::confirm).
+    /// hashed again as they are copied or unpacked. The watermark rises to its version once
+    /// the switch is done (never for a build that failed to stage). A failure leaves the live
+    /// build as it was and is reported as `install_failed`; success is reported when the new
+    /// build [confirms](Self::confirm).
     pub async fn install(&self, installation: &Installation, file: &VerifiedFile) -> Result<Installed, Error> {
         if installation.state_dir() != self.inner.state.dir() {
             return Err(InstallError::OtherStateDir.into());
@@ -412,13 +413,19 @@ impl Client {
             watermark.as_ref(),
             journal.as_ref().and_then(|j| j.reverted()),
         )?;
-        self.raise_watermark(file).await?;
         let (installation, owned) = (installation.clone(), file.clone());
-        let result = off_runtime(move || installation.install(&owned)).await;
-        if let Err(e) = &result {
-            self.report_with_detail(EventKind::InstallFailed, file.version(), &install_detail(e));
-        }
-        Ok(result?)
+        let installed = match off_runtime(move || installation.install(&owned)).await {
+            Ok(installed) => installed,
+            Err(e) => {
+                self.report_with_detail(EventKind::InstallFailed, file.version(), &install_detail(&e));
+                return Err(e.into());
+            }
+        };
+        // After the switch: a build that failed to stage raises nothing. A crash between the
+        // switch and here is covered too: the new build raises the mark when it starts, and a
+        // revert is refused by the journal whatever the mark says.
+        self.raise_watermark(file).await?;
+        Ok(installed)
     }
 
     /// Confirms that the running build started well: call it once, when the app is known to
@@ -986,6 +993,32 @@ mod tests {
         assert_eq!(failed[0].version, v("1.1.0"));
         assert!(failed[0].detail.as_deref().unwrap().starts_with("reverted: did not confirm"), "{:?}", failed[0]);
         assert!(!events.iter().any(|e| e.kind == EventKind::InstallSucceeded));
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_build_that_fails_to_stage_raises_nothing_and_is_reported() {
+        use crate::Installation;
+        let scenario = Scenario::genuine("1.1.0").await;
+        let dir = tempfile::tempdir().unwrap();
+        let (state, app) = (dir.path().join("state"), dir.path().join("app"));
+        std::fs::create_dir_all(app.join("versions/1.0.0/bin")).unwrap();
+        std::fs::write(app.join("versions/1.0.0/bin/notes"), "1.0.0").unwrap();
+        std::os::unix::fs::symlink("versions/1.0.0", app.join("current")).unwrap();
+        let installation = Installation::directory(&app, "bin/notes", &state).unwrap();
+        let client = scenario.client(&state, "1.0.0").await;
+        let CheckOutcome::Available(update) = client.check().await.unwrap() else { panic!() };
+        let file = client.download(&update, dir.path().join("dl"), |_, _| {}).await.unwrap();
+        // The fake server's build is not an archive: the directory layout cannot stage it.
+        let err = client.install(&installation, &file).await.unwrap_err();
+        assert!(matches!(err, Error::Install(InstallError::UnknownFormat)), "{err:?}");
+        assert_eq!(std::fs::read_link(app.join("current")).unwrap(), std::path::Path::new("versions/1.0.0"));
+        let mark = crate::state::StateDir::open(&state).unwrap().watermark().unwrap().unwrap();
+        assert_eq!((mark.version, mark.sha256), (v("1.0.0"), None), "the running version's mark, not 1.1.0's");
+        client.flush().await.unwrap();
+        let events: Vec<_> = scenario.world().batches.iter().flat_map(|b| b.events.clone()).collect();
+        let failed = events.iter().find(|e| e.kind == EventKind::InstallFailed).expect("reported");
+        assert_eq!(failed.detail.as_deref(), Some("install: the build is not a tar.gz or zip archive"));
     }
 
     #[tokio::test]
