@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use crate::explain::{Explanation, ReleaseTrace, Skip, Verdict};
 use crate::{
-    Admission, AppId, Artifact, ChannelName, CheckIn, Exclusion, Ladder, Rank, Release, Rollout, RolloutState, Target,
-    Version,
+    Admission, AppId, Artifact, ChannelName, CheckIn, Exclusion, Ladder, Percent, Rank, Release, Rollout, RolloutState,
+    Target, Version,
 };
 
 /// The most channels (built-in and custom) an app may have.
@@ -284,6 +284,20 @@ impl Catalog {
             let good = r.rebuild_of()?;
             (good < version && version < r.version()).then(|| r.version())
         })
+    }
+
+    /// The build the audience of `version`'s rollout on `channel` runs now, which a comparing
+    /// gate judges it against: the newest older release whose rollout on the same channel
+    /// is not halted and serves everybody; failing that, the newest older release with a
+    /// rollout on that channel that is not halted. `None` for a channel's first release.
+    pub fn baseline(&self, version: &Version, channel: &ChannelName) -> Option<&Version> {
+        let older = || {
+            self.entries.iter().filter(|e| e.release.version() < version).filter_map(|e| {
+                let r = e.rollouts.iter().find(|r| &r.channel == channel && r.state != RolloutState::Halted)?;
+                Some((e.release.version(), r))
+            })
+        };
+        older().find(|(_, r)| r.percent == Percent::FULL).or_else(|| older().next()).map(|(v, _)| v)
     }
 
     /// The highest version in the catalog.

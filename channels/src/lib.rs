@@ -45,6 +45,7 @@ mod report_token;
 mod rollout;
 mod rules;
 mod schedule;
+mod sequential;
 mod signing;
 mod version;
 pub mod wire;
@@ -63,7 +64,7 @@ pub use channel::{BUILT_IN, ChannelName, Ladder, LadderError, Rank};
 pub use checkin::{CheckIn, CheckKind, DeviceId, Locale, MAX_TRAITS, TraitName, TraitValue, Traits, UserId};
 pub use error::{ParseError, What};
 pub use explain::{Explanation, ReleaseTrace, Skip, Verdict};
-pub use health::{Breach, GateAction, Health, HealthGate, Metric, Verdict as GateVerdict};
+pub use health::{Breach, GateAction, GateFigures, Health, HealthGate, Limit, Metric, Verdict as GateVerdict};
 pub use key_document::{KeyChain, KeyChainError, KeyDocument, SignedKeyDocument, Signers, Threshold};
 pub use label::{DisplayName, MAX_DISPLAY_NAME, MAX_TOKEN_NAME, TokenName};
 pub use platform::{Arch, Os, OsVersion, Platform, Target};
@@ -76,6 +77,7 @@ pub use rollout::{
 };
 pub use rules::{MAX_RULE_VALUES, Rule, TraitCondition};
 pub use schedule::{MAX_STEPS, Schedule, ScheduleClock, SchedulePreset, Step, Tick};
+pub use sequential::{Call, Comparison, Evidence, Proportion};
 pub use signing::{
     KeyId, KeySignature, MAX_SIGNATURES, MAX_TRUSTED_KEYS, PublicKey, Sha256, Signature, SignatureError, Signatures,
     SignedFields, TrustedKeys, signed_message,
