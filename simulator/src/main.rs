@@ -2,6 +2,7 @@
 //! halftone-simulator -- --help`).
 
 use clap::Parser;
+use halftone_channels::{Comparison, Percent, Schedule, Step};
 
 /// Runs many staged rollouts of each scenario through the server's gate and schedule code and
 /// prints the table of docs/gates.md.
@@ -16,11 +17,37 @@ struct Args {
     /// The first rollout's seed (rollout i uses seed + i).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Other steps than the documented plan's, as basis points (e.g. 50,100,500,2000,10000),
+    /// each held 4 hours.
+    #[arg(long, value_delimiter = ',')]
+    steps: Vec<u16>,
+    /// The comparing gate's proving share, in basis points (default: the gate's default).
+    #[arg(long)]
+    proven_from_bp: Option<u16>,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let plan = halftone_simulator::plan();
+    let mut plan = halftone_simulator::plan();
+    if !args.steps.is_empty() {
+        let steps = args
+            .steps
+            .iter()
+            .map(|&bp| Ok(Step { basis_points: Percent::from_basis_points(bp)?, hold_s: 4 * 3600 }))
+            .collect::<Result<Vec<_>, halftone_channels::ParseError>>()?;
+        plan.schedule = Schedule::new(steps)?;
+    }
+    if let Some(bp) = args.proven_from_bp {
+        let c = plan.gate.compare.unwrap_or_default();
+        let proven = Percent::from_basis_points(bp)?;
+        plan.gate.compare =
+            Some(Comparison::new(c.degradation(), c.min_difference(), c.alpha(), c.beta(), proven, c.step_sample())?);
+    }
+    println!(
+        "steps {}; proving share {}",
+        plan.schedule.steps().iter().map(|s| s.basis_points.to_string()).collect::<Vec<_>>().join(", "),
+        plan.gate.compare.map_or_else(String::new, |c| c.proven_from().to_string())
+    );
     let fleet = halftone_simulator::scenarios::fleet(args.devices, "notes:2.0.0");
     let mut rows = Vec::new();
     for s in halftone_simulator::SCENARIOS {

@@ -587,3 +587,46 @@ impl From<AuditRecord> for AuditEntry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn release() -> (Version, ChannelName) {
+        (Version::parse("1.1.0").unwrap(), ChannelName::parse("stable").unwrap())
+    }
+
+    #[test]
+    fn a_rollout_stored_before_gate_windows_and_comparisons_loads_counting_from_publish() {
+        let old = r#"{"spec":{"basis_points":100,"salt":"notes:1.1.0",
+            "gate":{"max_install_failure_rate":0.05,"min_sample":100}},"revision":3,
+            "clock":{"since_ms":7}}"#;
+        let record: RolloutRecord = serde_json::from_str(old).unwrap();
+        let (v, ch) = release();
+        let (rollout, meta) = record.into_rollout(v, ch).unwrap();
+        let gate = rollout.gate.unwrap();
+        assert_eq!((gate.max_install_failure_rate, gate.min_sample, gate.compare), (Some(0.05), 100, None));
+        assert_eq!((meta.revision, meta.marks), (3, GateMarks::default()));
+    }
+
+    #[test]
+    fn comparisons_and_marks_round_trip() {
+        let (v, ch) = release();
+        let old: RolloutRecord =
+            serde_json::from_str(r#"{"spec":{"basis_points":100,"salt":"s"},"revision":1}"#).unwrap();
+        let (mut rollout, mut meta) = old.into_rollout(v.clone(), ch.clone()).unwrap();
+        let compare = Comparison::new(0.5, 0.02, 0.02, 0.01, Percent::from_basis_points(500).unwrap(), 30).unwrap();
+        rollout.gate = Some(HealthGate {
+            max_install_failure_rate: None,
+            max_crash_rate: None,
+            min_sample: 0,
+            compare: Some(compare),
+            action: GateAction::Pause,
+        });
+        let h = |n| Health { installs: n, install_failures: 1, first_runs: n, crashes: 2 };
+        meta.marks = GateMarks { window: h(10), step: h(40) };
+        let bytes = serde_json::to_vec(&RolloutRecord::new(&rollout, meta)).unwrap();
+        let back: RolloutRecord = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back.into_rollout(v, ch).unwrap(), (rollout, meta));
+    }
+}
