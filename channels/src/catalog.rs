@@ -1251,4 +1251,36 @@ mod tests {
         assert_eq!(empty.newest(), None);
         check(&empty, &checkin("d1", "1.0.0"), "none");
     }
+
+    #[test]
+    fn the_baseline_is_what_the_channel_runs_below_the_candidate() {
+        let halted = |mut r: Rollout| {
+            r.state = RolloutState::Halted;
+            r
+        };
+        let cat = catalog(
+            ["1.0.0", "1.1.0", "1.2.0", "1.3.0", "2.0.0"].iter().map(|v| release(v, &[])).collect(),
+            vec![
+                rollout("1.0.0", "stable", 10_000),
+                rollout("1.1.0", "stable", 10_000),
+                halted(rollout("1.2.0", "stable", 10_000)),
+                rollout("1.3.0", "stable", 2_000),
+                rollout("2.0.0", "stable", 100),
+                rollout("2.0.0", "beta", 100),
+            ],
+        );
+        let base = |version: &str, channel: &str| cat.baseline(&v(version), &ch(channel)).map(ToString::to_string);
+        // Serving everybody beats newer but partial; a halted release is never the baseline.
+        assert_eq!(base("2.0.0", "stable").as_deref(), Some("1.1.0"));
+        assert_eq!(base("1.3.0", "stable").as_deref(), Some("1.1.0"));
+        assert_eq!(base("1.1.0", "stable").as_deref(), Some("1.0.0"));
+        assert_eq!(base("1.0.0", "stable"), None, "a channel's first release");
+        assert_eq!(base("2.0.0", "beta"), None, "nothing older on beta");
+        // Without a full rollout below, the newest partial one that is not halted.
+        let partial = catalog(
+            vec![release("1.0.0", &[]), release("1.1.0", &[])],
+            vec![rollout("1.0.0", "stable", 5_000), rollout("1.1.0", "stable", 100)],
+        );
+        assert_eq!(partial.baseline(&v("1.1.0"), &ch("stable")), Some(&v("1.0.0")));
+    }
 }
