@@ -98,6 +98,13 @@ async fn a_build_failing_far_more_than_its_baseline_is_halted_with_its_evidence_
     // Distinct devices are counted with sketches: close, not always exact.
     assert!(e.statistic >= e.halt_at && e.sample.abs_diff(exposed as u64) <= 3, "{e:?}");
     assert!(e.baseline_sample.abs_diff(10_000) <= 200, "{e:?}");
+    // `halftone status` prints the evidence beside the rollouts.
+    let text = halftone_server::cli::status::render(&s, false);
+    let line = text.lines().find(|l| l.contains("install_failure_rate")).unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        text.contains("Gates against their baseline") && line.contains("1.0.0") && line.contains("worse"),
+        "{text}"
+    );
 
     // Resumed, the rollout is judged on what happens from now on: the failures that halted
     // it do not halt it again.
