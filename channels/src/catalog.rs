@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use crate::explain::{Explanation, ReleaseTrace, Skip, Verdict};
 use crate::{
-    Admission, AppId, Artifact, ChannelName, CheckIn, Exclusion, Ladder, Rank, Release, Rollout, RolloutState, Target,
-    Version,
+    Admission, AppId, Artifact, ChannelName, CheckIn, Exclusion, Ladder, Percent, Rank, Release, Rollout, RolloutState,
+    Target, Version,
 };
 
 /// The most channels (built-in and custom) an app may have.
@@ -284,6 +284,20 @@ impl Catalog {
             let good = r.rebuild_of()?;
             (good < version && version < r.version()).then(|| r.version())
         })
+    }
+
+    /// The build the audience of `version`'s rollout on `channel` runs now, which a comparing
+    /// gate judges it against: the newest older release whose rollout on the same channel
+    /// is not halted and serves everybody; failing that, the newest older release with a
+    /// rollout on that channel that is not halted. `None` for a channel's first release.
+    pub fn baseline(&self, version: &Version, channel: &ChannelName) -> Option<&Version> {
+        let older = || {
+            self.entries.iter().filter(|e| e.release.version() < version).filter_map(|e| {
+                let r = e.rollouts.iter().find(|r| &r.channel == channel && r.state != RolloutState::Halted)?;
+                Some((e.release.version(), r))
+            })
+        };
+        older().find(|(_, r)| r.percent == Percent::FULL).or_else(|| older().next()).map(|(v, _)| v)
     }
 
     /// The highest version in the catalog.
@@ -1254,5 +1268,37 @@ mod tests {
         let empty = catalog(vec![], vec![]);
         assert_eq!(empty.newest(), None);
         check(&empty, &checkin("d1", "1.0.0"), "none");
+    }
+
+    #[test]
+    fn the_baseline_is_what_the_channel_runs_below_the_candidate() {
+        let halted = |mut r: Rollout| {
+            r.state = RolloutState::Halted;
+            r
+        };
+        let cat = catalog(
+            ["1.0.0", "1.1.0", "1.2.0", "1.3.0", "2.0.0"].iter().map(|v| release(v, &[])).collect(),
+            vec![
+                rollout("1.0.0", "stable", 10_000),
+                rollout("1.1.0", "stable", 10_000),
+                halted(rollout("1.2.0", "stable", 10_000)),
+                rollout("1.3.0", "stable", 2_000),
+                rollout("2.0.0", "stable", 100),
+                rollout("2.0.0", "beta", 100),
+            ],
+        );
+        let base = |version: &str, channel: &str| cat.baseline(&v(version), &ch(channel)).map(ToString::to_string);
+        // Serving everybody beats newer but partial; a halted release is never the baseline.
+        assert_eq!(base("2.0.0", "stable").as_deref(), Some("1.1.0"));
+        assert_eq!(base("1.3.0", "stable").as_deref(), Some("1.1.0"));
+        assert_eq!(base("1.1.0", "stable").as_deref(), Some("1.0.0"));
+        assert_eq!(base("1.0.0", "stable"), None, "a channel's first release");
+        assert_eq!(base("2.0.0", "beta"), None, "nothing older on beta");
+        // Without a full rollout below, the newest partial one that is not halted.
+        let partial = catalog(
+            vec![release("1.0.0", &[]), release("1.1.0", &[])],
+            vec![rollout("1.0.0", "stable", 5_000), rollout("1.1.0", "stable", 100)],
+        );
+        assert_eq!(partial.baseline(&v("1.1.0"), &ch("stable")), Some(&v("1.0.0")));
     }
 }

@@ -1,11 +1,15 @@
-//! Health gates: [`HealthGate`] (maximum install-failure rate, maximum crash rate per first
-//! run, minimum sample) and their verdict on a release's [`Health`] figures.
+//! Health gates: [`HealthGate`] (fixed limits on the install-failure and crash rates, a
+//! sequential [`Comparison`] with the baseline build, or both) and their [`Verdict`] on a
+//! rollout's [`GateFigures`]: its window since publish or resume, its current step, and the
+//! baseline's figures.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::Percent;
 use crate::error::{ParseError, What};
+use crate::sequential::{Call, Comparison, Evidence, Proportion};
 
 /// What a tripped gate does to the rollout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -18,26 +22,44 @@ pub enum GateAction {
     Pause,
 }
 
-/// Limits a rollout must stay within. Rates are fractions (0.05 = 5%).
+/// What a rollout must stay within: fixed limits on its own rates, a sequential comparison with
+/// the baseline build, or both. Rates are fractions (0.05 = 5%).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HealthGate {
     /// Largest acceptable install_failed / (install_succeeded + install_failed).
     pub max_install_failure_rate: Option<f64>,
     /// Largest acceptable crashes / first runs.
     pub max_crash_rate: Option<f64>,
-    /// The rates apply once their denominator reaches this many devices.
+    /// The fixed limits apply once their denominator reaches this many devices in the gate's
+    /// window, and each step needs this many new ones before it widens.
     pub min_sample: u64,
+    /// The sequential comparison with the build the audience runs now.
+    pub compare: Option<Comparison>,
     /// What a trip does.
     pub action: GateAction,
 }
 
+/// What a gate judges: the candidate's figures in its window (since it was published or last
+/// resumed) and in its current step, the baseline's, and the rollout's share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GateFigures {
+    /// The candidate since the gate's window began (publish or the last resume).
+    pub window: Health,
+    /// The candidate since its current step began.
+    pub step: Health,
+    /// The baseline build's figures, when there is one.
+    pub baseline: Option<Health>,
+    /// The rollout's current share.
+    pub percent: Percent,
+}
+
 impl HealthGate {
-    /// Checks the rates are fractions in 0..=1 and at least one is set.
+    /// Checks the rates are fractions in 0..=1 and that the gate watches something.
     pub fn validate(self) -> Result<Self, ParseError> {
         let bad = |why: &'static str| Err(ParseError::new(What::Rollout, "gate", why));
         let rates = [self.max_install_failure_rate, self.max_crash_rate];
-        if rates.iter().all(Option::is_none) {
-            return bad("a gate needs max_install_failure_rate or max_crash_rate");
+        if rates.iter().all(Option::is_none) && self.compare.is_none() {
+            return bad("a gate needs max_install_failure_rate, max_crash_rate or compare");
         }
         if rates.iter().flatten().any(|r| !(0.0..=1.0).contains(r)) {
             return bad("rates are fractions from 0 to 1 (0.05 is 5%)");
@@ -45,30 +67,58 @@ impl HealthGate {
         Ok(self)
     }
 
-    /// The verdict on `h`: the first limit breached, else whether there was enough sample.
-    pub fn check(&self, h: &Health) -> Verdict {
-        let installs = h.installs + h.install_failures;
-        let checks = [
-            (Metric::InstallFailureRate, self.max_install_failure_rate, h.install_failures, installs),
-            (Metric::CrashRate, self.max_crash_rate, h.crashes, h.first_runs),
-        ];
+    /// The comparison's evidence on every metric the baseline has figures for (empty without
+    /// a comparison or a baseline).
+    pub fn evidence(&self, f: &GateFigures) -> Vec<Evidence> {
+        let (Some(c), Some(b)) = (self.compare, f.baseline) else { return Vec::new() };
+        let metrics: Vec<_> = Metric::ALL.into_iter().filter(|m| m.of(&b).total() > 0).collect();
+        let n = metrics.len() as u32;
+        metrics.into_iter().map(|m| c.judge(m, m.of(&f.window), m.of(&b), n)).collect()
+    }
+
+    /// The verdict: the first limit breached or metric proven worse, else whether the current
+    /// step has enough evidence to widen.
+    pub fn check(&self, f: &GateFigures) -> Verdict {
+        let limits =
+            [(Metric::InstallFailureRate, self.max_install_failure_rate), (Metric::CrashRate, self.max_crash_rate)];
+        let least = self.min_sample.max(1);
         let mut enough = true;
-        for (metric, max, bad, sample) in checks {
+        for (metric, max) in limits {
             let Some(max) = max else { continue };
-            if sample < self.min_sample.max(1) {
+            if metric.of(&f.step).total() < least {
                 enough = false;
-                continue;
             }
-            let rate = bad as f64 / sample as f64;
-            if rate > max {
-                return Verdict::Trip(Breach { metric, rate, max, bad, sample });
+            let p = metric.of(&f.window);
+            if p.total() >= least && p.rate() > max {
+                return Verdict::Trip(Breach::Limit(Limit {
+                    metric,
+                    rate: p.rate(),
+                    max,
+                    bad: p.bad(),
+                    sample: p.total(),
+                }));
+            }
+        }
+        if let Some(c) = self.compare {
+            let evidence = self.evidence(f);
+            if let Some(worse) = evidence.iter().find(|e| e.call == Call::Worse) {
+                return Verdict::Trip(Breach::Worse(*worse));
+            }
+            if Metric::InstallFailureRate.of(&f.step).total() < c.step_sample() {
+                enough = false;
+            }
+            // Past the proving share, widening needs every metric proven no worse; with no
+            // baseline nothing can be proven, and the rollout holds for an engineer.
+            let proven = !evidence.is_empty() && evidence.iter().all(|e| e.call == Call::NoWorse);
+            if f.percent >= c.proven_from() && !proven {
+                enough = false;
             }
         }
         if enough { Verdict::Pass } else { Verdict::NotEnoughSample }
     }
 }
 
-/// Distinct-device figures of one release on one channel.
+/// Distinct-device figures of one release (cumulative, or over a window).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Health {
     /// Devices that installed it.
@@ -81,6 +131,18 @@ pub struct Health {
     pub crashes: u64,
 }
 
+impl Health {
+    /// The figures gathered since `mark` (an earlier reading of the same cumulative figures).
+    pub fn since(self, mark: Health) -> Health {
+        Health {
+            installs: self.installs.saturating_sub(mark.installs),
+            install_failures: self.install_failures.saturating_sub(mark.install_failures),
+            first_runs: self.first_runs.saturating_sub(mark.first_runs),
+            crashes: self.crashes.saturating_sub(mark.crashes),
+        }
+    }
+}
+
 /// The rate a gate watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -91,9 +153,31 @@ pub enum Metric {
     CrashRate,
 }
 
-/// A breached limit, with its figures.
+impl Metric {
+    /// Every metric, in the order gates judge them.
+    pub const ALL: [Metric; 2] = [Metric::InstallFailureRate, Metric::CrashRate];
+
+    /// This rate's numerator and denominator in `h`.
+    pub fn of(self, h: &Health) -> Proportion {
+        match self {
+            Metric::InstallFailureRate => Proportion::new(h.install_failures, h.installs + h.install_failures),
+            Metric::CrashRate => Proportion::new(h.crashes, h.first_runs),
+        }
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Metric::InstallFailureRate => "install failure rate",
+            Metric::CrashRate => "crash rate per first run",
+        })
+    }
+}
+
+/// A fixed limit breached, with its figures.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Breach {
+pub struct Limit {
     /// Which rate.
     pub metric: Metric,
     /// Its value.
@@ -106,15 +190,12 @@ pub struct Breach {
     pub sample: u64,
 }
 
-impl fmt::Display for Breach {
+impl fmt::Display for Limit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = match self.metric {
-            Metric::InstallFailureRate => "install failure rate",
-            Metric::CrashRate => "crash rate per first run",
-        };
         write!(
             f,
-            "{what} {:.1}% ({} of {}) is above the limit of {:.1}%",
+            "{} {:.1}% ({} of {}) is above the limit of {:.1}%",
+            self.metric,
             self.rate * 100.0,
             self.bad,
             self.sample,
@@ -123,14 +204,32 @@ impl fmt::Display for Breach {
     }
 }
 
+/// Why a gate tripped.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Breach {
+    /// A fixed limit is breached.
+    Limit(Limit),
+    /// The sequential comparison found the candidate worse than the baseline.
+    Worse(Evidence),
+}
+
+impl fmt::Display for Breach {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Breach::Limit(l) => l.fmt(f),
+            Breach::Worse(e) => e.fmt(f),
+        }
+    }
+}
+
 /// A gate's verdict.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Verdict {
-    /// Every watched rate is within its limit, on enough sample.
+    /// No limit breached, nothing proven worse, and the step has the evidence to widen.
     Pass,
-    /// Some rate lacks the minimum sample (and none is breached): keep holding.
+    /// Nothing breached, but the step lacks the sample or proof to widen: keep holding.
     NotEnoughSample,
-    /// A limit is breached.
+    /// A limit is breached or a metric proven worse.
     Trip(Breach),
 }
 
@@ -143,17 +242,27 @@ mod tests {
             max_install_failure_rate: Some(0.05),
             max_crash_rate: Some(0.02),
             min_sample: 100,
+            compare: None,
             action: GateAction::Halt,
         }
     }
 
-    fn check(h: Health, expected: &str) {
-        let got = match gate().check(&h) {
+    fn say(v: Verdict) -> String {
+        match v {
             Verdict::Pass => "pass".to_owned(),
             Verdict::NotEnoughSample => "wait".to_owned(),
             Verdict::Trip(b) => b.to_string(),
-        };
+        }
+    }
+
+    /// The fixed gate on figures whose window and step are both `h`.
+    fn check(h: Health, expected: &str) {
+        let got = say(gate().check(&GateFigures { window: h, step: h, ..GateFigures::default() }));
         assert!(got.contains(expected), "{h:?}: {got}");
+    }
+
+    fn health(installs: u64, install_failures: u64) -> Health {
+        Health { installs, install_failures, ..Health::default() }
     }
 
     #[test]
@@ -173,10 +282,51 @@ mod tests {
     }
 
     #[test]
+    fn each_step_needs_its_own_sample() {
+        let window = Health { installs: 960, install_failures: 40, first_runs: 1000, crashes: 1 };
+        let fresh = GateFigures { window, step: Health::default(), ..GateFigures::default() };
+        assert_eq!(gate().check(&fresh), Verdict::NotEnoughSample);
+        assert_eq!(
+            gate().check(&GateFigures { step: window.since(Health { installs: 800, ..window }), ..fresh }),
+            Verdict::NotEnoughSample
+        );
+        assert_eq!(gate().check(&GateFigures { step: window, ..fresh }), Verdict::Pass);
+    }
+
+    #[test]
+    fn comparing_gate() {
+        let gate = HealthGate {
+            max_install_failure_rate: None,
+            max_crash_rate: None,
+            compare: Some(Comparison::default()),
+            ..gate()
+        };
+        let baseline = Some(health(98_000, 2_000));
+        let at = |bp| Percent::from_basis_points(bp).unwrap();
+        let f = |window: Health, step: Health, bp| GateFigures { window, step, baseline, percent: at(bp) };
+        // 9 failures in 30 installs against 2%: worse, with the figures in the reason.
+        let trip = say(gate.check(&f(health(21, 9), health(21, 9), 10)));
+        assert!(trip.starts_with("install failure rate: worse than the baseline: 30.00% (9 of 30)"), "{trip}");
+        // Below the proving share, a step widens on its own sample.
+        assert_eq!(gate.check(&f(health(19, 0), health(19, 0), 10)), Verdict::NotEnoughSample);
+        assert_eq!(gate.check(&f(health(20, 0), health(20, 0), 10)), Verdict::Pass);
+        // From the proving share on, it needs proof; 2% of 2,000 is proof enough.
+        assert_eq!(gate.check(&f(health(300, 6), health(300, 6), 200)), Verdict::NotEnoughSample);
+        assert_eq!(gate.check(&f(health(1_960, 40), health(40, 0), 200)), Verdict::Pass);
+        // No baseline: nothing can be proven, nothing halts.
+        let alone = GateFigures { baseline: None, ..f(health(1_000, 500), health(1_000, 500), 200) };
+        assert_eq!(gate.check(&alone), Verdict::NotEnoughSample);
+        assert!(gate.evidence(&alone).is_empty());
+        // Only metrics the baseline has figures for are judged.
+        assert_eq!(gate.evidence(&f(health(1, 0), health(1, 0), 10)).len(), 1);
+    }
+
+    #[test]
     fn validation() {
         assert!(gate().validate().is_ok());
         let none = HealthGate { max_install_failure_rate: None, max_crash_rate: None, ..gate() };
         assert!(none.validate().is_err());
+        assert!(HealthGate { compare: Some(Comparison::default()), ..none }.validate().is_ok());
         let pct = HealthGate { max_crash_rate: Some(5.0), ..gate() };
         assert!(pct.validate().unwrap_err().to_string().contains("fractions"));
     }

@@ -18,6 +18,8 @@
 //! - [`signed_message`] and [`TrustedKeys`]: what an artifact signature covers and its check;
 //! - [`KeyDocument`] and [`KeyChain`]: an app's release keys as versioned documents, each
 //!   signed by its predecessor's keys (rotation), with a [`Threshold`] (k-of-n);
+//! - [`HealthGate`] with its sequential [`Comparison`] against the baseline build, and
+//!   [`MeanTest`] comparing builds on an app metric's [`Summary`];
 //! - [`wire`]: the JSON types of the HTTP protocol and their conversions to and from the
 //!   domain (the domain modules never import `wire`).
 //!
@@ -34,6 +36,7 @@ mod catalog;
 mod channel;
 mod checkin;
 mod error;
+mod experiment;
 mod explain;
 mod health;
 mod key_document;
@@ -45,6 +48,7 @@ mod report_token;
 mod rollout;
 mod rules;
 mod schedule;
+mod sequential;
 mod signing;
 mod version;
 pub mod wire;
@@ -62,8 +66,9 @@ pub use catalog::{Catalog, CatalogError, Decision, MAX_CHANNELS, Offer, SelectEr
 pub use channel::{BUILT_IN, ChannelName, Ladder, LadderError, Rank, Serving};
 pub use checkin::{CheckIn, CheckKind, DeviceId, Locale, MAX_TRAITS, Served, TraitName, TraitValue, Traits, UserId};
 pub use error::{ParseError, What};
+pub use experiment::{Better, MeanComparison, MeanTest, Summary};
 pub use explain::{Explanation, ReleaseTrace, Skip, Verdict};
-pub use health::{Breach, GateAction, Health, HealthGate, Metric, Verdict as GateVerdict};
+pub use health::{Breach, GateAction, GateFigures, Health, HealthGate, Limit, Metric, Verdict as GateVerdict};
 pub use key_document::{KeyChain, KeyChainError, KeyDocument, SignedKeyDocument, Signers, Threshold};
 pub use label::{DisplayName, MAX_DISPLAY_NAME, MAX_TOKEN_NAME, TokenName};
 pub use platform::{Arch, Os, OsVersion, Platform, Target};
@@ -76,6 +81,7 @@ pub use rollout::{
 };
 pub use rules::{MAX_RULE_VALUES, Rule, TraitCondition};
 pub use schedule::{MAX_STEPS, Schedule, ScheduleClock, SchedulePreset, Step, Tick};
+pub use sequential::{Call, Comparison, Evidence, Proportion};
 pub use signing::{
     KeyId, KeySignature, MAX_SIGNATURES, MAX_TRUSTED_KEYS, PublicKey, Sha256, Signature, SignatureError, Signatures,
     SignedFields, TrustedKeys, signed_message,

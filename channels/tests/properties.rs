@@ -683,3 +683,64 @@ proptest! {
         }
     }
 }
+
+// ---------- sequential comparison with the baseline ----------
+
+/// Any valid comparison: the operator's settings across their ranges.
+fn comparison() -> impl Strategy<Value = Comparison> {
+    (0.05f64..5.0, 0.0f64..0.2, 0.001f64..0.2, 0.0001f64..0.2, 0u16..=10_000, 0u64..100).prop_map(
+        |(degradation, min_difference, alpha, beta, bp, step)| {
+            let proven = Percent::from_basis_points(bp).unwrap();
+            Comparison::new(degradation, min_difference, alpha, beta, proven, step).unwrap()
+        },
+    )
+}
+
+fn baseline() -> impl Strategy<Value = Proportion> {
+    (1u64..1_000_000).prop_flat_map(|total| (0..=total / 5).prop_map(move |bad| Proportion::new(bad, total)))
+}
+
+proptest! {
+    /// One more failure among the same number of installs never makes the evidence kinder:
+    /// the statistic does not fall, and a halt stays a halt.
+    #[test]
+    fn more_failures_never_help(c in comparison(), b in baseline(), total in 1u64..20_000, frac in 0.0f64..1.0) {
+        let bad = ((total - 1) as f64 * frac) as u64;
+        let m = Metric::InstallFailureRate;
+        let fewer = c.judge(m, Proportion::new(bad, total), b, 2);
+        let more = c.judge(m, Proportion::new(bad + 1, total), b, 2);
+        prop_assert!(more.statistic >= fewer.statistic, "{fewer} / {more}");
+        if fewer.call == Call::Worse {
+            prop_assert_eq!(more.call, Call::Worse);
+        }
+        if more.call == Call::NoWorse {
+            prop_assert_eq!(fewer.call, Call::NoWorse);
+        }
+    }
+
+    /// A candidate failing no more often than the baseline is never called worse, however
+    /// large its sample.
+    #[test]
+    fn as_good_as_the_baseline_is_never_worse(c in comparison(), b in baseline(), total in 0u64..5_000_000) {
+        let bad = (total as f64 * b.rate()).floor() as u64;
+        let e = c.judge(Metric::CrashRate, Proportion::new(bad, total), b, 1);
+        prop_assert_ne!(e.call, Call::Worse, "{}", e);
+        prop_assert!(e.worse > b.rate() && (e.call == Call::BaselineTooSmall || e.tolerated < e.worse), "{}", e);
+    }
+
+    /// A gate never halts on a window in which nothing failed, whatever the baseline and the
+    /// step, and a gate without a baseline never widens past its proving share.
+    #[test]
+    fn comparing_gates_halt_only_on_failures(c in comparison(), b in baseline(), installs in 0u64..100_000, bp in 0u16..=10_000) {
+        let gate = HealthGate { max_install_failure_rate: None, max_crash_rate: None, min_sample: 0, compare: Some(c), action: GateAction::Halt };
+        let clean = Health { installs, first_runs: installs, ..Health::default() };
+        let percent = Percent::from_basis_points(bp).unwrap();
+        let base = Health { installs: b.total() - b.bad(), install_failures: b.bad(), ..Health::default() };
+        let f = GateFigures { window: clean, step: clean, baseline: Some(base), percent };
+        prop_assert!(!matches!(gate.check(&f), GateVerdict::Trip(_)));
+        let alone = GateFigures { baseline: None, ..f };
+        if percent >= c.proven_from() {
+            prop_assert_eq!(gate.check(&alone), GateVerdict::NotEnoughSample);
+        }
+    }
+}

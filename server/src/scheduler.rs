@@ -1,16 +1,20 @@
 //! The scheduler: advances staged schedules and enforces health gates by itself.
 //!
 //! [`State::tick`] looks at every active rollout that has a schedule or a gate, with the
-//! feedback figures of its release and channel and the time from the injectable clock: a
-//! tripped gate halts (or pauses) the rollout and records why, with the figures, in the audit
-//! log; an elapsed hold advances to the next step, unless the gate lacks its minimum sample.
+//! feedback figures of its release (since its gate window and its current step began) and of
+//! its baseline, and the time from the injectable clock: a tripped gate halts (or pauses) the
+//! rollout and records why, with the figures, in the audit log; an elapsed hold advances to
+//! the next step only when the gate has the evidence to widen (its sample for the step, and,
+//! from a comparing gate's proving share on, proof the build is no worse), and the advance's
+//! audit entry records that evidence.
 //! Changes go through the same path as an engineer's (committed, flushed, published).
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use halftone_channels::{GateAction, GateVerdict, Rollout, RolloutState, Tick};
+use halftone_channels::{GateAction, GateFigures, GateVerdict, Rollout, RolloutState, Tick};
 
+use crate::snapshot::{AppSnapshot, GateMarks};
 use crate::state::State;
 
 /// The actor named in the audit log for changes the scheduler makes.
@@ -45,7 +49,12 @@ impl State {
                     if r.schedule.is_none() && r.gate.is_none() {
                         continue;
                     }
-                    let verdict = r.gate.map(|g| g.check(&self.feedback.health(&app.id, &r.release)));
+                    let meta = app.meta_of(&r.release, &r.channel);
+                    let judged = r.gate.map(|g| {
+                        let figures = self.gate_figures(&app, r, meta.marks);
+                        (g.check(&figures), g.evidence(&figures))
+                    });
+                    let verdict = judged.as_ref().map(|(v, _)| *v);
                     let subject = format!("{} {}/{}", app.id, r.release, r.channel);
                     if let (Some(gate), Some(GateVerdict::Trip(breach))) = (r.gate, verdict) {
                         let state = match gate.action {
@@ -59,18 +68,31 @@ impl State {
                         continue;
                     }
                     let Some(schedule) = &r.schedule else { continue };
-                    let clock = app.meta_of(&r.release, &r.channel).clock;
-                    if let Tick::Advance { to, .. } = schedule.next(r.percent, r.state, &clock, now) {
+                    if let Tick::Advance { to, .. } = schedule.next(r.percent, r.state, &meta.clock, now) {
                         if verdict == Some(GateVerdict::NotEnoughSample) {
                             continue;
                         }
+                        // A step widened on a comparison's evidence says so in its audit entry;
+                        // others keep the entry they always had (the rollout as `after`).
+                        let why = judged
+                            .as_ref()
+                            .filter(|(_, e)| !e.is_empty())
+                            .map(|(_, e)| e.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "));
                         report.advanced.push(format!("{subject} -> {to}"));
-                        advances.push(((**r).clone(), Rollout { percent: to, ..(**r).clone() }));
+                        advances.push(((**r).clone(), Rollout { percent: to, ..(**r).clone() }, why));
                     }
                 }
             }
-            if !advances.is_empty() {
-                w.replace_rollouts(now, SCHEDULER, &app, "schedule.advance", advances, &[]).await?;
+            let (judged, plain): (Vec<_>, Vec<_>) = advances.into_iter().partition(|(_, _, why)| why.is_some());
+            if !plain.is_empty() {
+                let pairs = plain.into_iter().map(|(b, a, _)| (b, a)).collect();
+                w.replace_rollouts(now, SCHEDULER, &app, "schedule.advance", pairs, &[]).await?;
+            }
+            if !judged.is_empty() {
+                let app = w.snapshot().apps.get(&app.id).cloned().unwrap_or_else(|| app.clone());
+                let (pairs, why): (Vec<_>, Vec<_>) =
+                    judged.into_iter().map(|(b, a, why)| ((b, a), why.unwrap_or_default())).unzip();
+                w.replace_rollouts(now, SCHEDULER, &app, "schedule.advance", pairs, &why).await?;
             }
             if !trips.is_empty() {
                 let app = w.snapshot().apps.get(&app.id).cloned().unwrap_or(app);
@@ -80,6 +102,14 @@ impl State {
             }
         }
         Ok(report)
+    }
+
+    /// What `r`'s gate judges: the release's figures since its window and its step began,
+    /// and its baseline's (`Catalog::baseline`), as the feedback aggregator has them now.
+    pub(crate) fn gate_figures(&self, app: &AppSnapshot, r: &Rollout, marks: GateMarks) -> GateFigures {
+        let now = self.feedback.health(&app.id, &r.release);
+        let baseline = app.catalog.baseline(&r.release, &r.channel).map(|b| self.feedback.health(&app.id, b));
+        GateFigures { window: now.since(marks.window), step: now.since(marks.step), baseline, percent: r.percent }
     }
 }
 

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use halftone_channels::wire::{ReleaseSpec, ReleaseView, RolloutSpec, RolloutView};
 use halftone_channels::{
-    AppId, Catalog, CatalogError, ChannelName, DisplayName, KeyDocument, KeyId, Ladder, LadderError, PublicKey, Rank,
-    Release, Rollout, RolloutState, ScheduleClock, SignedKeyDocument, Threshold, TrustedKeys, Version,
+    AppId, Catalog, CatalogError, ChannelName, DisplayName, Health, KeyDocument, KeyId, Ladder, LadderError, PublicKey,
+    Rank, Release, Rollout, RolloutState, ScheduleClock, SignedKeyDocument, Threshold, TrustedKeys, Version,
 };
 
 use crate::auth::Token;
@@ -43,6 +43,20 @@ pub struct RolloutMeta {
     pub revision: u64,
     /// When the current step began.
     pub clock: ScheduleClock,
+    /// Where its gate's window and current step began.
+    pub marks: GateMarks,
+}
+
+/// The release's cumulative figures (`Feedback::health`) when the rollout's gate window began
+/// (publish, or the last resume) and when its current step began: a gate judges the figures
+/// gathered since, so each step needs its own sample and a resumed rollout starts afresh.
+/// Zeros count from publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GateMarks {
+    /// At the start of the gate's window.
+    pub window: Health,
+    /// At the start of the current step.
+    pub step: Health,
 }
 
 /// The inputs of an [`AppSnapshot`] before indexing. Releases and rollouts are shared with

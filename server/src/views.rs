@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use halftone_channels::wire::{
-    AppSpec, AppView, ChannelSpec, GateSpec, KeySpec, ReleaseStatus, ReleaseView, RolloutStatus, ScheduleStatus,
-    StatusView, TokenView,
+    AppSpec, AppView, ChannelSpec, EvidenceView, GateSpec, KeySpec, ReleaseStatus, ReleaseView, RolloutStatus,
+    ScheduleStatus, StatusView, TokenView,
 };
 use halftone_channels::{AppId, ChannelName, Rollout, Tick, Version};
 
@@ -47,7 +47,14 @@ impl State {
                     .iter()
                     .map(|r| {
                         let subject = format!("{}/{}", r.release, r.channel);
-                        let clock = app.meta_of(&r.release, &r.channel).clock;
+                        let meta = app.meta_of(&r.release, &r.channel);
+                        let clock = meta.clock;
+                        let evidence =
+                            r.gate.map_or_else(Vec::new, |g| g.evidence(&self.gate_figures(&app, r, meta.marks)));
+                        let baseline = r
+                            .gate
+                            .and_then(|g| g.compare)
+                            .and_then(|_| app.catalog.baseline(&r.release, &r.channel).cloned());
                         RolloutStatus {
                             channel: r.channel.clone(),
                             state: r.state,
@@ -64,6 +71,8 @@ impl State {
                             }),
                             gate: r.gate.map(GateSpec::from),
                             figures: self.feedback.figures(id, &r.release, &r.channel),
+                            baseline,
+                            evidence: evidence.iter().map(EvidenceView::from).collect(),
                             history: audit.iter().filter(|e| e.subject == subject).cloned().collect(),
                         }
                     })

@@ -64,6 +64,11 @@ impl<'a> Writer<'a> {
         self.state.published.snapshot.load_full()
     }
 
+    /// The server state this writer changes.
+    pub(crate) fn state(&self) -> &'a State {
+        self.state
+    }
+
     /// One app, brought up to date with the store first, or a 404.
     pub(crate) async fn app(&mut self, id: &AppId) -> Result<Arc<AppSnapshot>, ApiError> {
         self.find_app(id).await?.ok_or_else(|| crate::views::no_app(id))

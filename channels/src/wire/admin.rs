@@ -243,11 +243,42 @@ pub struct GateSpec {
     /// Largest acceptable crashes / first runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_crash_rate: Option<f64>,
-    /// The rates apply once their denominator reaches this many devices.
+    /// The fixed limits apply once their denominator reaches this many devices, and each
+    /// step needs this many new ones before it widens (default 0: no minimum).
+    #[serde(default)]
     pub min_sample: u64,
+    /// A sequential comparison with the build the rollout's audience runs now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compare: Option<CompareSpec>,
     /// `halt` (default) or `pause`.
     #[serde(default)]
     pub action: GateAction,
+}
+
+/// A gate's comparison with the baseline (docs/gates.md). Absent fields take the documented
+/// defaults; answers carry every field.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompareSpec {
+    /// The relative worsening to catch (default 1.0: twice the baseline's rate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degradation: Option<f64>,
+    /// The absolute worsening to catch when the relative one is smaller (default 0.01).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_difference: Option<f64>,
+    /// The largest chance of halting a build no worse than the baseline (default 0.01).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
+    /// The largest chance of widening a build as bad as the degradation past
+    /// `proven_from_bp` (default 0.001).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beta: Option<f64>,
+    /// From this share on, widening needs proof the build is no worse (default 200: 2%).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proven_from_bp: Option<Percent>,
+    /// New install attempts each step needs before it widens (default 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_sample: Option<u64>,
 }
 
 /// A schedule on the wire: a named preset or explicit steps, not both. Answers always carry the

@@ -14,16 +14,16 @@ use std::net::IpAddr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{
-    ArtifactSpec, CheckRequest, ExplainResponse, GateSpec, KeyDocumentSpec, KeySpec, Reason, ReleaseSpec,
-    ReleaseVerdict, RolloutPatch, RolloutSpec, RuleKind, RuleSpec, ScheduleSpec, SignatureSpec, TraitOp,
+    ArtifactSpec, CheckRequest, CompareSpec, EvidenceView, ExplainResponse, GateSpec, KeyDocumentSpec, KeySpec, Reason,
+    ReleaseSpec, ReleaseVerdict, RolloutPatch, RolloutSpec, RuleKind, RuleSpec, ScheduleSpec, SignatureSpec, TraitOp,
 };
 use crate::error::{ParseError, What};
 use crate::rules::parse_network;
 use crate::{
-    Admission, AppId, Arch, Artifact, ChannelName, CheckIn, CheckKind, Explanation, HealthGate, IdList, KeyDocument,
-    KeyId, KeySignature, Locale, MAX_RULE_VALUES, Os, Platform, Release, ReleaseParts, Rollout, RolloutEdit, Rule,
-    Rules, Salt, Schedule, Signature, Signatures, SignedKeyDocument, Target, Threshold, TraitCondition, TraitValue,
-    TrustedKeys, Verdict, Version,
+    Admission, AppId, Arch, Artifact, Call, ChannelName, CheckIn, CheckKind, Comparison, Evidence, Explanation,
+    HealthGate, IdList, KeyDocument, KeyId, KeySignature, Locale, MAX_RULE_VALUES, Os, Platform, Release, ReleaseParts,
+    Rollout, RolloutEdit, Rule, Rules, Salt, Schedule, Signature, Signatures, SignedKeyDocument, Target, Threshold,
+    TraitCondition, TraitValue, TrustedKeys, Verdict, Version,
 };
 
 // ---------- device side ----------
@@ -236,6 +236,7 @@ impl TryFrom<GateSpec> for HealthGate {
             max_install_failure_rate: g.max_install_failure_rate,
             max_crash_rate: g.max_crash_rate,
             min_sample: g.min_sample,
+            compare: g.compare.map(Comparison::try_from).transpose()?,
             action: g.action,
         }
         .validate()
@@ -248,7 +249,62 @@ impl From<HealthGate> for GateSpec {
             max_install_failure_rate: g.max_install_failure_rate,
             max_crash_rate: g.max_crash_rate,
             min_sample: g.min_sample,
+            compare: g.compare.map(CompareSpec::from),
             action: g.action,
+        }
+    }
+}
+
+impl TryFrom<CompareSpec> for Comparison {
+    type Error = ParseError;
+    fn try_from(c: CompareSpec) -> Result<Self, ParseError> {
+        let d = Comparison::default();
+        Comparison::new(
+            c.degradation.unwrap_or(d.degradation()),
+            c.min_difference.unwrap_or(d.min_difference()),
+            c.alpha.unwrap_or(d.alpha()),
+            c.beta.unwrap_or(d.beta()),
+            c.proven_from_bp.unwrap_or(d.proven_from()),
+            c.step_sample.unwrap_or(d.step_sample()),
+        )
+    }
+}
+
+impl From<Comparison> for CompareSpec {
+    fn from(c: Comparison) -> Self {
+        CompareSpec {
+            degradation: Some(c.degradation()),
+            min_difference: Some(c.min_difference()),
+            alpha: Some(c.alpha()),
+            beta: Some(c.beta()),
+            proven_from_bp: Some(c.proven_from()),
+            step_sample: Some(c.step_sample()),
+        }
+    }
+}
+
+impl From<&Evidence> for EvidenceView {
+    fn from(e: &Evidence) -> Self {
+        EvidenceView {
+            metric: e.metric,
+            call: match e.call {
+                Call::Worse => "worse",
+                Call::NoWorse => "no_worse",
+                Call::Undecided => "undecided",
+                Call::BaselineTooSmall => "baseline_too_small",
+            }
+            .to_owned(),
+            bad: e.candidate.bad(),
+            sample: e.candidate.total(),
+            rate: e.candidate.rate(),
+            baseline_bad: e.baseline.bad(),
+            baseline_sample: e.baseline.total(),
+            baseline_rate: e.baseline.rate(),
+            tolerated: e.tolerated,
+            worse: e.worse,
+            statistic: e.statistic,
+            halt_at: e.halt_at,
+            accept_at: e.accept_at,
         }
     }
 }
@@ -530,6 +586,7 @@ mod tests {
             max_install_failure_rate: Some(0.05),
             max_crash_rate: None,
             min_sample: 100,
+            compare: None,
             action: GateAction::Pause,
         };
         let gate = HealthGate::try_from(spec).unwrap();
@@ -539,12 +596,27 @@ mod tests {
         for (bad, msg) in [
             (
                 GateSpec { max_install_failure_rate: None, ..spec },
-                "a gate needs max_install_failure_rate or max_crash_rate",
+                "a gate needs max_install_failure_rate, max_crash_rate or compare",
             ),
             (GateSpec { max_crash_rate: Some(5.0), ..spec }, "rates are fractions from 0 to 1"),
+            (
+                GateSpec { compare: Some(CompareSpec { alpha: Some(0.0), ..CompareSpec::default() }), ..spec },
+                "alpha and beta are error rates",
+            ),
         ] {
             assert!(HealthGate::try_from(bad).unwrap_err().to_string().contains(msg), "{bad:?}");
         }
+        // A comparing gate: absent fields take the defaults, answers carry them all.
+        let only: GateSpec = serde_json::from_str(r#"{"compare":{"alpha":0.02}}"#).unwrap();
+        let gate = HealthGate::try_from(only).unwrap();
+        let c = gate.compare.unwrap();
+        assert_eq!((c.alpha(), c.beta(), c.step_sample()), (0.02, Comparison::default().beta(), 20));
+        let back = serde_json::to_value(GateSpec::from(gate)).unwrap();
+        assert_eq!(back["compare"]["proven_from_bp"], 200, "{back}");
+        assert_eq!(HealthGate::try_from(serde_json::from_value::<GateSpec>(back).unwrap()).unwrap(), gate);
+        // A gate stored before comparisons existed still reads.
+        let old: GateSpec = serde_json::from_str(r#"{"max_crash_rate":0.1,"min_sample":5}"#).unwrap();
+        assert_eq!(HealthGate::try_from(old).unwrap().compare, None);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{AuditEntry, GateSpec};
-use crate::{AppId, ChannelName, Percent, RolloutState, Step, Version};
+use crate::{AppId, ChannelName, Metric, Percent, RolloutState, Step, Version};
 
 /// counted with sketches, about 2% error).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -55,8 +55,46 @@ pub struct RolloutStatus {
     pub gate: Option<GateSpec>,
     /// Feedback figures.
     pub figures: Figures,
+    /// The build a comparing gate judges this one against, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Version>,
+    /// A comparing gate's evidence now, one entry per metric judged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<EvidenceView>,
     /// Every change to this rollout, oldest first (including the scheduler's and gates').
     pub history: Vec<AuditEntry>,
+}
+
+/// A comparing gate's evidence on one metric: the candidate's figures in the gate's window,
+/// the baseline's, the rates tested, the statistic and its bounds (docs/gates.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvidenceView {
+    /// The metric.
+    pub metric: Metric,
+    /// `worse`, `no_worse`, `undecided` or `baseline_too_small`.
+    pub call: String,
+    /// The candidate's bad outcomes in the window.
+    pub bad: u64,
+    /// Its trials in the window.
+    pub sample: u64,
+    /// `bad / sample`.
+    pub rate: f64,
+    /// The baseline's bad outcomes.
+    pub baseline_bad: u64,
+    /// The baseline's trials.
+    pub baseline_sample: u64,
+    /// The baseline's rate.
+    pub baseline_rate: f64,
+    /// The rate tolerated (`p0`: the baseline's upper confidence bound).
+    pub tolerated: f64,
+    /// The rate to catch (`p1`).
+    pub worse: f64,
+    /// The log likelihood ratio of `p1` against `p0`.
+    pub statistic: f64,
+    /// The statistic halts at or above this.
+    pub halt_at: f64,
+    /// The statistic proves the build no worse at or below this.
+    pub accept_at: f64,
 }
 
 /// One release's rollouts.

@@ -241,7 +241,9 @@ impl State {
         let now = self.clock.now_ms();
         let mut parts = app.to_parts();
         let mut change = Change::default();
-        stage_replacements(now, &who.name, &app, "rollback.halt", halted(bad_rollouts), &mut parts, &mut change);
+        let health = |v: &Version| self.feedback.health(&id, v);
+        let halting = halted(bad_rollouts);
+        stage_replacements(now, &who.name, &app, "rollback.halt", halting, &health, &mut parts, &mut change);
         let spec = ReleaseSpec::from(&release);
         change.put_release(&id, &release, now);
         for r in &rebuilds {

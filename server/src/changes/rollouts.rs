@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use halftone_channels::wire::{RolloutPatch, RolloutSpec, RolloutView};
-use halftone_channels::{AppId, ChannelName, Rollout, RolloutEdit, RolloutState, ScheduleClock, Version};
+use halftone_channels::{AppId, ChannelName, Health, Rollout, RolloutEdit, RolloutState, ScheduleClock, Version};
 
 use super::audit;
 use crate::auth::Principal;
 use crate::problem::ApiError;
-use crate::snapshot::{AppParts, AppSnapshot, RolloutMeta, etag};
+use crate::snapshot::{AppParts, AppSnapshot, GateMarks, RolloutMeta, etag};
 use crate::state::State;
 use crate::store::Change;
 use crate::views::find_rollout;
@@ -87,7 +87,9 @@ impl Writer<'_> {
     ) -> Result<Arc<AppSnapshot>, ApiError> {
         let mut parts = app.to_parts();
         let mut change = Change::default();
-        stage_replacements(now, actor, app, action, pairs, &mut parts, &mut change);
+        let feedback = &self.state().feedback;
+        let health = |v: &Version| feedback.health(&app.id, v);
+        stage_replacements(now, actor, app, action, pairs, &health, &mut parts, &mut change);
         if !reasons.is_empty() {
             change.annotate_audit(reasons);
         }
@@ -97,23 +99,35 @@ impl Writer<'_> {
 
 /// Stages rollout replacements into `parts` and `change`: each bumps its revision, moves its
 /// schedule clock (a new percentage starts a new hold; pausing stops the clock, resuming
-/// continues it), and gets an audit entry with before and after.
+/// continues it) and its gate marks (a new percentage starts a new step sample; resuming
+/// starts a new window, from `health`, the release's figures now), and gets an audit entry
+/// with before and after.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn stage_replacements(
     now: u64,
     actor: &str,
     app: &AppSnapshot,
     action: &str,
     pairs: Vec<(Rollout, Rollout)>,
+    health: &dyn Fn(&Version) -> Health,
     parts: &mut AppParts,
     change: &mut Change,
 ) {
     for (before, after) in pairs {
         let old = app.meta_of(&before.release, &before.channel);
         let mut clock = old.clock;
+        let mut marks = old.marks;
         if after.percent != before.percent {
             clock = ScheduleClock::start(now).on_state(RolloutState::Active, before.state, now);
+            marks.step = health(&after.release);
         }
-        let meta = RolloutMeta { revision: old.revision + 1, clock: clock.on_state(before.state, after.state, now) };
+        if after.state == RolloutState::Active && before.state != RolloutState::Active {
+            // A resumed rollout is judged afresh: what halted it is not held against it again.
+            let now = health(&after.release);
+            marks = GateMarks { window: now, step: now };
+        }
+        let meta =
+            RolloutMeta { revision: old.revision + 1, clock: clock.on_state(before.state, after.state, now), marks };
         let slot = parts
             .rollouts
             .iter_mut()
@@ -131,7 +145,7 @@ pub(super) fn stage_replacements(
 /// starts paused or halted.
 pub(super) fn new_meta(now: u64, r: &Rollout) -> RolloutMeta {
     let clock = ScheduleClock::start(now).on_state(RolloutState::Active, r.state, now);
-    RolloutMeta { revision: 1, clock }
+    RolloutMeta { revision: 1, clock, marks: GateMarks::default() }
 }
 
 /// The halted form of every rollout that is not halted yet, as `(before, after)` pairs.

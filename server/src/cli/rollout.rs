@@ -161,7 +161,7 @@ pub struct RolloutRef {
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum RolloutCommand {
     /// Change a rollout: only the given settings change.
-    Set(SetArgs),
+    Set(Box<SetArgs>),
     /// Keep serving at the current percentage but stop advancing.
     Pause(RolloutRef),
     /// Make a paused or halted rollout active again.

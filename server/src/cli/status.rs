@@ -103,6 +103,42 @@ pub fn render(s: &StatusView, with_history: bool, now_ms: u64) -> String {
         }
     }
     let mut text = t.render();
+    let mut g = Table::new([
+        "VERSION",
+        "CHANNEL",
+        "BASELINE",
+        "METRIC",
+        "CALL",
+        "CANDIDATE",
+        "BASELINE RATE",
+        "LLR",
+        "HALT AT",
+        "PROVE AT",
+    ]);
+    let mut judged = false;
+    for r in &s.releases {
+        for o in &r.rollouts {
+            for e in &o.evidence {
+                judged = true;
+                g.row([
+                    r.version.to_string(),
+                    o.channel.to_string(),
+                    o.baseline.as_ref().map_or_else(String::new, ToString::to_string),
+                    serde_json::to_value(e.metric).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+                    e.call.clone(),
+                    format!("{:.2}% ({}/{})", e.rate * 100.0, e.bad, e.sample),
+                    format!("{:.2}% ({}/{})", e.baseline_rate * 100.0, e.baseline_bad, e.baseline_sample),
+                    format!("{:.2}", e.statistic),
+                    format!("{:.2}", e.halt_at),
+                    format!("{:.2}", e.accept_at),
+                ]);
+            }
+        }
+    }
+    if judged {
+        text.push_str("\nGates against their baseline\n");
+        text.push_str(&g.render());
+    }
     if with_history {
         let mut h = Table::new(["TIME (UTC)", "CHANNEL", "ACTOR", "CHANGE", "WHY"]);
         for r in &s.releases {

@@ -17,15 +17,15 @@ use std::collections::BTreeMap;
 
 use halftone_channels::wire::{AuditEntry, Role};
 use halftone_channels::{
-    AppId, Arch, Artifact, ChannelName, DisplayName, ExternalUrl, GateAction, HealthGate, IdList, KeyDocument, KeyId,
-    KeySignature, ListedId, Os, ParseError, Percent, PublicKey, Rank, Release, ReleaseParts, Rollout, RolloutState,
-    Rule, Rules, Salt, Schedule, ScheduleClock, SchedulePreset, Sha256, Signature, Signatures, SignedKeyDocument, Step,
-    Stickiness, Target, Threshold, TokenName, TrustedKeys, Version,
+    AppId, Arch, Artifact, ChannelName, Comparison, DisplayName, ExternalUrl, GateAction, Health, HealthGate, IdList,
+    KeyDocument, KeyId, KeySignature, ListedId, Os, ParseError, Percent, PublicKey, Rank, Release, ReleaseParts,
+    Rollout, RolloutState, Rule, Rules, Salt, Schedule, ScheduleClock, SchedulePreset, Sha256, Signature, Signatures,
+    SignedKeyDocument, Step, Stickiness, Target, Threshold, TokenName, TrustedKeys, Version,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Token;
-use crate::snapshot::{AppSettings, RolloutMeta};
+use crate::snapshot::{AppSettings, GateMarks, RolloutMeta};
 
 /// An app's settings as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -233,6 +233,58 @@ pub struct RolloutRecord {
     revision: u64,
     #[serde(default)]
     clock: ScheduleClock,
+    /// Absent before gates had windows: zeros, which count from publish (the old meaning).
+    #[serde(default, skip_serializing_if = "MarksRecord::is_zero")]
+    marks: MarksRecord,
+}
+
+/// The candidate's cumulative figures when its gate window and its current step began.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+struct MarksRecord {
+    #[serde(default)]
+    window: HealthRecord,
+    #[serde(default)]
+    step: HealthRecord,
+}
+
+impl MarksRecord {
+    fn is_zero(&self) -> bool {
+        *self == MarksRecord::default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+struct HealthRecord {
+    #[serde(default)]
+    installs: u64,
+    #[serde(default)]
+    install_failures: u64,
+    #[serde(default)]
+    first_runs: u64,
+    #[serde(default)]
+    crashes: u64,
+}
+
+impl From<Health> for HealthRecord {
+    fn from(h: Health) -> Self {
+        HealthRecord {
+            installs: h.installs,
+            install_failures: h.install_failures,
+            first_runs: h.first_runs,
+            crashes: h.crashes,
+        }
+    }
+}
+
+impl From<HealthRecord> for Health {
+    fn from(h: HealthRecord) -> Self {
+        Health {
+            installs: h.installs,
+            install_failures: h.install_failures,
+            first_runs: h.first_runs,
+            crashes: h.crashes,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -272,9 +324,43 @@ struct GateRecord {
     max_install_failure_rate: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     max_crash_rate: Option<f64>,
+    #[serde(default)]
     min_sample: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    compare: Option<CompareRecord>,
     #[serde(default)]
     action: GateAction,
+}
+
+/// A comparing gate's settings, every field written.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct CompareRecord {
+    degradation: f64,
+    min_difference: f64,
+    alpha: f64,
+    beta: f64,
+    proven_from: Percent,
+    step_sample: u64,
+}
+
+impl From<Comparison> for CompareRecord {
+    fn from(c: Comparison) -> Self {
+        CompareRecord {
+            degradation: c.degradation(),
+            min_difference: c.min_difference(),
+            alpha: c.alpha(),
+            beta: c.beta(),
+            proven_from: c.proven_from(),
+            step_sample: c.step_sample(),
+        }
+    }
+}
+
+impl TryFrom<CompareRecord> for Comparison {
+    type Error = ParseError;
+    fn try_from(c: CompareRecord) -> Result<Self, ParseError> {
+        Comparison::new(c.degradation, c.min_difference, c.alpha, c.beta, c.proven_from, c.step_sample)
+    }
 }
 
 impl RolloutRecord {
@@ -295,11 +381,13 @@ impl RolloutRecord {
                     max_install_failure_rate: g.max_install_failure_rate,
                     max_crash_rate: g.max_crash_rate,
                     min_sample: g.min_sample,
+                    compare: g.compare.map(CompareRecord::from),
                     action: g.action,
                 }),
             },
             revision: meta.revision,
             clock: meta.clock,
+            marks: MarksRecord { window: meta.marks.window.into(), step: meta.marks.step.into() },
         }
     }
 
@@ -318,6 +406,7 @@ impl RolloutRecord {
                     max_install_failure_rate: g.max_install_failure_rate,
                     max_crash_rate: g.max_crash_rate,
                     min_sample: g.min_sample,
+                    compare: g.compare.map(Comparison::try_from).transpose()?,
                     action: g.action,
                 }
                 .validate()
@@ -337,7 +426,8 @@ impl RolloutRecord {
             schedule,
             gate,
         };
-        Ok((rollout, RolloutMeta { revision: self.revision, clock: self.clock }))
+        let marks = GateMarks { window: self.marks.window.into(), step: self.marks.step.into() };
+        Ok((rollout, RolloutMeta { revision: self.revision, clock: self.clock, marks }))
     }
 }
 
@@ -495,5 +585,48 @@ impl From<AuditRecord> for AuditEntry {
             before: r.before,
             after: r.after,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn release() -> (Version, ChannelName) {
+        (Version::parse("1.1.0").unwrap(), ChannelName::parse("stable").unwrap())
+    }
+
+    #[test]
+    fn a_rollout_stored_before_gate_windows_and_comparisons_loads_counting_from_publish() {
+        let old = r#"{"spec":{"basis_points":100,"salt":"notes:1.1.0",
+            "gate":{"max_install_failure_rate":0.05,"min_sample":100}},"revision":3,
+            "clock":{"since_ms":7}}"#;
+        let record: RolloutRecord = serde_json::from_str(old).unwrap();
+        let (v, ch) = release();
+        let (rollout, meta) = record.into_rollout(v, ch).unwrap();
+        let gate = rollout.gate.unwrap();
+        assert_eq!((gate.max_install_failure_rate, gate.min_sample, gate.compare), (Some(0.05), 100, None));
+        assert_eq!((meta.revision, meta.marks), (3, GateMarks::default()));
+    }
+
+    #[test]
+    fn comparisons_and_marks_round_trip() {
+        let (v, ch) = release();
+        let old: RolloutRecord =
+            serde_json::from_str(r#"{"spec":{"basis_points":100,"salt":"s"},"revision":1}"#).unwrap();
+        let (mut rollout, mut meta) = old.into_rollout(v.clone(), ch.clone()).unwrap();
+        let compare = Comparison::new(0.5, 0.02, 0.02, 0.01, Percent::from_basis_points(500).unwrap(), 30).unwrap();
+        rollout.gate = Some(HealthGate {
+            max_install_failure_rate: None,
+            max_crash_rate: None,
+            min_sample: 0,
+            compare: Some(compare),
+            action: GateAction::Pause,
+        });
+        let h = |n| Health { installs: n, install_failures: 1, first_runs: n, crashes: 2 };
+        meta.marks = GateMarks { window: h(10), step: h(40) };
+        let bytes = serde_json::to_vec(&RolloutRecord::new(&rollout, meta)).unwrap();
+        let back: RolloutRecord = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back.into_rollout(v, ch).unwrap(), (rollout, meta));
     }
 }

@@ -11,6 +11,7 @@ mod bad_input;
 mod durability;
 mod feedback;
 mod forged_feedback;
+mod gates;
 mod install;
 mod key_rotation;
 mod limits;

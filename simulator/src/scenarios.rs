@@ -1,0 +1,223 @@
+//! The scenarios of docs/gates.md ([`Scenario`]), run over many rollouts ([`measure`]) into
+//! [`Figures`], and the table they print ([`table`]).
+
+use std::fmt::Write as _;
+
+use halftone_channels::{Comparison, GateAction, HealthGate, Percent, Schedule, Step};
+
+use crate::fleet::{Build, Fleet, Outcome, Plan, run};
+
+/// A fleet whose baseline fails 2% of installs and crashes on 1% of devices, checking in
+/// every 4 hours, bucketed under `salt`.
+pub fn fleet(devices: u32, salt: &str) -> Fleet {
+    Fleet {
+        devices,
+        by_bucket: Fleet::bucketed(devices, salt),
+        checkin_every_ms: 4 * 3_600_000,
+        baseline_failure: 0.02,
+        baseline_crash: 0.01,
+    }
+}
+
+/// The documented plan: 0.1%, 0.5%, 2%, 10%, 50%, 100% with holds of 1, 1, 4, 12 and 24
+/// hours, and the comparing gate with its defaults; 30 days to finish.
+pub fn plan() -> Plan {
+    let step = |bp: u16, hours: u64| Step {
+        basis_points: Percent::from_basis_points(bp).expect("share"),
+        hold_s: hours * 3600,
+    };
+    let schedule =
+        Schedule::new(vec![step(10, 1), step(50, 1), step(200, 4), step(1_000, 12), step(5_000, 24), step(10_000, 0)])
+            .expect("steps increase");
+    let gate = HealthGate {
+        max_install_failure_rate: None,
+        max_crash_rate: None,
+        min_sample: 0,
+        compare: Some(Comparison::default()),
+        action: GateAction::Halt,
+    };
+    Plan { schedule, gate, horizon_ms: 30 * 86_400_000 }
+}
+
+/// A candidate build to roll out many times.
+#[derive(Debug, Clone, Copy)]
+pub struct Scenario {
+    /// What the table calls it.
+    pub name: &'static str,
+    /// How it behaves.
+    pub build: Build,
+}
+
+/// The three scenarios of the issue: 30% and 4% install failures, and as good as the
+/// baseline (2%); every build crashes on 1% of devices, like the baseline.
+pub const SCENARIOS: [Scenario; 3] = [
+    Scenario { name: "fails 30% of installs", build: Build { install_failure: 0.30, crash: 0.01 } },
+    Scenario { name: "fails 4% of installs", build: Build { install_failure: 0.04, crash: 0.01 } },
+    Scenario { name: "as good as the baseline (2%)", build: Build { install_failure: 0.02, crash: 0.01 } },
+];
+
+/// What many rollouts of one scenario came to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Figures {
+    /// Rollouts run.
+    pub rollouts: usize,
+    /// Devices that had received the build when it was halted, one per halted rollout, sorted.
+    pub received_at_halt: Vec<u32>,
+    /// Install attempts reported when it was halted, sorted.
+    pub reported_at_halt: Vec<u64>,
+    /// Rollouts that reached their last step without a halt.
+    pub completed: usize,
+    /// Rollouts that held below their last step until the horizon.
+    pub held: usize,
+    /// Devices in the fleet.
+    pub devices: u32,
+}
+
+impl Figures {
+    /// Halted rollouts.
+    pub fn halted(&self) -> usize {
+        self.received_at_halt.len()
+    }
+
+    /// The `q` quantile (0..=1) of the share of the fleet that received the build before its
+    /// halt, in percent; `None` without halts.
+    pub fn share_at_halt(&self, q: f64) -> Option<f64> {
+        quantile(&self.received_at_halt, q).map(|d| f64::from(d) / f64::from(self.devices) * 100.0)
+    }
+}
+
+/// The nearest-rank quantile of sorted values.
+pub fn quantile<T: Copy>(sorted: &[T], q: f64) -> Option<T> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1])
+}
+
+/// Runs `rollouts` rollouts of `scenario` on `fleet` under `plan`; rollout `i` draws its
+/// devices' behaviour from seed `seed + i`, so runs are reproducible.
+pub fn measure(scenario: &Scenario, fleet: &Fleet, plan: &Plan, rollouts: usize, seed: u64) -> Figures {
+    let devices = fleet.devices;
+    let mut f = Figures {
+        rollouts,
+        received_at_halt: Vec::new(),
+        reported_at_halt: Vec::new(),
+        completed: 0,
+        held: 0,
+        devices,
+    };
+    for i in 0..rollouts {
+        match run(fleet, &scenario.build, plan, seed.wrapping_add(i as u64)) {
+            Outcome::Halted { received, reported, .. } => {
+                f.received_at_halt.push(received);
+                f.reported_at_halt.push(reported);
+            }
+            Outcome::Completed { .. } => f.completed += 1,
+            Outcome::Held { .. } => f.held += 1,
+        }
+    }
+    f.received_at_halt.sort_unstable();
+    f.reported_at_halt.sort_unstable();
+    f
+}
+
+/// The markdown table of the scenarios' figures.
+pub fn table(rows: &[(Scenario, Figures)]) -> String {
+    let mut t = String::from(
+        "| candidate (baseline 2%) | rollouts | halted | fleet share received before the halt: median / p99 / max | install reports at the halt: median / p99 | reached 100% | held |\n\
+         |---|---|---|---|---|---|---|\n",
+    );
+    for (s, f) in rows {
+        let share = |q| f.share_at_halt(q).map_or("-".to_owned(), |v| format!("{v:.3}%"));
+        let reports = |q| quantile(&f.reported_at_halt, q).map_or("-".to_owned(), |v| v.to_string());
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} ({:.1}%) | {} / {} / {} | {} / {} | {} | {} |",
+            s.name,
+            f.rollouts,
+            f.halted(),
+            f.halted() as f64 / f.rollouts as f64 * 100.0,
+            share(0.5),
+            share(0.99),
+            share(1.0),
+            reports(0.5),
+            reports(0.99),
+            f.completed,
+            f.held
+        );
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use halftone_channels::{Comparison, GateAction, HealthGate};
+
+    /// A small fleet, so that the rollouts run quickly in a debug build.
+    fn small() -> Fleet {
+        fleet(20_000, "test:1")
+    }
+
+    #[test]
+    fn a_bad_build_is_halted_early_and_a_good_one_reaches_everybody() {
+        let (fleet, plan) = (fleet(100_000, "test:2"), plan());
+        let bad = measure(&SCENARIOS[0], &fleet, &plan, 20, 7);
+        assert_eq!(bad.halted(), 20, "{bad:?}");
+        // A few dozen install reports: within the first two steps (0.5% = 500 devices).
+        assert!(quantile(&bad.reported_at_halt, 1.0).unwrap() < 100, "{bad:?}");
+        assert!(quantile(&bad.received_at_halt, 1.0).unwrap() <= 500, "{bad:?}");
+        let good = measure(&SCENARIOS[2], &fleet, &plan, 3, 7);
+        assert_eq!((good.halted(), good.completed), (0, 3), "{good:?}");
+        // The same seed gives the same figures.
+        assert_eq!(measure(&SCENARIOS[0], &fleet, &plan, 20, 7), bad);
+    }
+
+    #[test]
+    fn a_fleet_too_small_for_its_steps_holds_and_never_widens() {
+        // On 20,000 devices the 2% step (400 devices) cannot prove a good build no worse than
+        // its baseline at the default error rates: it holds there, never halted, never wider.
+        let good = measure(&SCENARIOS[2], &small(), &plan(), 5, 7);
+        assert_eq!((good.halted(), good.held), (0, 5), "{good:?}");
+    }
+
+    #[test]
+    fn a_fixed_threshold_halts_good_builds_by_chance_where_the_sequential_gate_does_not() {
+        // The gate of the issue: a 5% limit on a minimum of 50 installs, looked at after every
+        // report. With a baseline failing 2%, an as-good build crosses 5% early by chance.
+        let fixed = HealthGate {
+            max_install_failure_rate: Some(0.05),
+            max_crash_rate: None,
+            min_sample: 50,
+            compare: None,
+            action: GateAction::Halt,
+        };
+        let fleet = small();
+        // The issue's schedule: 1%, 5%, 25%, 100%, an hour each.
+        let step = |bp: u16| Step { basis_points: Percent::from_basis_points(bp).unwrap(), hold_s: 3600 };
+        let schedule = Schedule::new(vec![step(100), step(500), step(2_500), step(10_000)]).unwrap();
+        let plan = Plan { schedule, ..plan() };
+        let threshold = Plan { gate: fixed, ..plan.clone() };
+        let sequential = Plan { gate: HealthGate { compare: Some(Comparison::default()), ..fixed }, ..plan };
+        let good = &SCENARIOS[2];
+        let by_threshold = measure(good, &fleet, &threshold, 60, 11);
+        assert!(by_threshold.halted() >= 2, "{by_threshold:?}");
+        let by_test = measure(
+            good,
+            &fleet,
+            &Plan { gate: HealthGate { max_install_failure_rate: None, ..sequential.gate }, ..sequential },
+            60,
+            11,
+        );
+        assert_eq!(by_test.halted(), 0, "{by_test:?}");
+    }
+
+    #[test]
+    fn quantiles_by_nearest_rank() {
+        let v = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+        assert_eq!((quantile(&v, 0.5), quantile(&v, 0.99), quantile(&v, 1.0)), (Some(5), Some(10), Some(10)));
+        assert_eq!(quantile::<u32>(&[], 0.5), None);
+    }
+}
