@@ -99,7 +99,7 @@ async fn a_build_failing_far_more_than_its_baseline_is_halted_with_its_evidence_
     assert!(e.statistic >= e.halt_at && e.sample.abs_diff(exposed as u64) <= 3, "{e:?}");
     assert!(e.baseline_sample.abs_diff(10_000) <= 200, "{e:?}");
     // `halftone status` prints the evidence beside the rollouts.
-    let text = halftone_server::cli::status::render(&s, false);
+    let text = halftone_server::cli::status::render(&s, false, 0);
     let line = text.lines().find(|l| l.contains("install_failure_rate")).unwrap_or_else(|| panic!("{text}"));
     assert!(
         text.contains("Gates against their baseline") && line.contains("1.0.0") && line.contains("worse"),
