@@ -34,7 +34,10 @@ pub use device::{
 };
 pub use keys::{KeyDocumentSpec, KeyDocuments, SignatureSpec};
 pub use problem::Problem;
-pub use status::{ChannelAdoption, Figures, ReleaseStatus, RolloutStatus, ScheduleStatus, StatusView, VersionAdoption};
+pub use status::{
+    AdoptionHistory, ChannelAdoption, ChannelHistory, Figures, ReleaseStatus, RolloutStatus, ScheduleStatus,
+    StatusView, VersionAdoption, VersionHistory, WindowCount,
+};
 
 #[cfg(test)]
 mod tests;

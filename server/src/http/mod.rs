@@ -96,6 +96,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, gate: &Arc<Gate>) {
         .service(r(admin, "/v1/apps/{app}/explain", vec![web::post().to(admin::explain)]))
         .service(r(admin, "/v1/apps/{app}/audit", vec![web::get().to(admin::audit)]))
         .service(r(admin, "/v1/apps/{app}/status", vec![web::get().to(admin::status)]))
+        .service(r(admin, "/v1/apps/{app}/adoption", vec![web::get().to(admin::adoption)]))
         .service(r(admin, "/v1/apps/{app}/rollback", vec![web::post().to(admin::rollback)]))
         .service(r(
             admin,
