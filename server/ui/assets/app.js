@@ -486,12 +486,21 @@ async function explainPage(main, app) {
     f('os_version', 'OS version (optional)'),
     f('locale', 'Locale (optional)'),
     f('ip', 'IP (optional)'),
+    f('user_id', 'User id (optional)'),
+    f('traits', 'Traits (optional JSON object)', { placeholder: '{"tier": "pro"}' }),
+    h('label', { class: 'check' }, h('input', { name: 'interactive', type: 'checkbox', value: 'true' }), ' user pressed "Check for updates"'),
     h('button', { type: 'submit' }, 'Explain'));
   const out = h('div', { id: 'explain-result' });
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const body = {};
     for (const [k, v] of new FormData(form).entries()) if (String(v).trim()) body[k] = String(v).trim();
+    if (body.interactive) body.interactive = true;
+    try {
+      if (body.traits) body.traits = JSON.parse(body.traits);
+    } catch (e) {
+      return banner(`The traits are not JSON: ${e.message}`);
+    }
     try {
       const { data } = await api('POST', `/v1/apps/${enc(app)}/explain`, { body });
       clearBanner();

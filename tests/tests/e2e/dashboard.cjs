@@ -1,5 +1,6 @@
 // Drives the dashboard in headless Chromium (Playwright), as a release engineer would; run by
-// dashboard.rs with DASHBOARD_TEST = {base, admin, viewer, chromium, rebuild, screenshots}.
+// dashboard.rs with DASHBOARD_TEST = {base, admin, viewer, other_publisher, chromium, rebuild,
+// screenshots}.
 // Exits non-zero, saying what it expected, when the page does not behave.
 'use strict';
 const { chromium } = require('playwright-core');
@@ -165,6 +166,15 @@ async function main() {
   await page.waitForSelector('#releases table', { timeout: T });
   expect(await page.locator('a:text("Roll back")').count() === 0, 'no rollback link for a viewer');
   await shot('viewer');
+
+  step("another app's publisher sees no controls on this app");
+  await page.click('#logout');
+  await page.fill('#token', cfg.other_publisher);
+  await page.click('#login-submit');
+  await page.waitForSelector('#apps a', { timeout: T });
+  await page.goto(`${cfg.base}/ui/#/apps/notes/releases/1.1.1`);
+  await page.waitForSelector(`${stable} .percent-chart canvas`, { timeout: T });
+  expect(await page.locator('form.controls, #halt-release, #rollback-link').count() === 0, 'no controls for a publisher of another app');
 
   expect(!requested.some((u) => u.includes('htk_')), 'the token in no URL');
   expect(failed.length === 1 && failed[0].startsWith('412 PATCH'), `one failed request, the conflict's 412, got:\n${failed.join('\n')}`);

@@ -1,7 +1,8 @@
 //! The web dashboard (`/ui`): its files and security headers, the adoption route it draws
 //! from, and the whole page in a real headless Chromium driven by Playwright (`dashboard.cjs`):
 //! log in, raise a rollout and see its chart move, a conflict shown and not overwritten, halt,
-//! roll back, the audit log and the explain form, and a viewer who sees no controls.
+//! roll back, the audit log and the explain form, and a viewer (or another app's publisher) who
+//! sees no controls.
 //!
 //! The browser test installs what it needs on a fresh machine: Debian's `chromium` (when missing
 //! and running as root) and `playwright-core` from npm into a cache dir under the target dir.
@@ -218,6 +219,17 @@ async fn the_dashboard_works_in_a_real_browser() {
         .await
         .unwrap();
 
+    let other = p
+        .admin
+        .create_token(
+            &serde_json::from_value::<TokenRequest>(
+                json!({"name": "ci-other", "role": "publisher", "apps": ["other"]}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+
     let script = browser.cache.join("dashboard.cjs");
     std::fs::write(&script, include_str!("dashboard.cjs")).unwrap();
     let screenshots = std::env::var("HALFTONE_DASHBOARD_SCREENSHOTS").unwrap_or_default();
@@ -225,6 +237,7 @@ async fn the_dashboard_works_in_a_real_browser() {
         "base": server.base,
         "admin": server.token,
         "viewer": viewer.token,
+        "other_publisher": other.token,
         "chromium": browser.chromium,
         "rebuild": serde_json::to_string_pretty(&rebuild.spec).unwrap(),
         "screenshots": screenshots,
