@@ -10,14 +10,23 @@ const TOKEN_KEY = 'halftone.token';
 // `halftone.poll_ms`), as the browser test does to hold a page still while it makes a conflict.
 const POLL_MS = Math.max(1000, Number(sessionStorage.getItem('halftone.poll_ms')) || 3000);
 
+function readJson(text) {
+  try {
+    return JSON.parse(text);
+  } catch (_) {
+    return null;
+  }
+}
+
 const S = {
   token: sessionStorage.getItem(TOKEN_KEY),
   who: null,
   timer: null,
   page: null,
-  // Failure and crash rates seen by this page while open, per app/version/channel: the
-  // server keeps only the cumulative figures, not their history.
-  samples: new Map(),
+  // Failure and crash rates seen by this tab, per app/version/channel: the server keeps only
+  // the cumulative figures, not their history. Kept in the tab's session storage, so a reload
+  // keeps them.
+  samples: new Map(Object.entries(readJson(sessionStorage.getItem('halftone.samples')) || {})),
 };
 
 // ---------- DOM helpers (no innerHTML with data: every text goes through textContent) ----------
@@ -123,6 +132,8 @@ function mayChange(app) {
 
 function logout(message) {
   sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem('halftone.samples');
+  S.samples.clear();
   S.token = null;
   S.who = null;
   stopPolling();
@@ -335,8 +346,13 @@ function rolloutCard(app, version, channel) {
     const key = `${app}/${version}/${channel}`;
     const seen = S.samples.get(key) || [];
     seen.push([Date.now() / 1000, failRate, crashRate]);
-    if (seen.length > 2000) seen.shift();
+    if (seen.length > 500) seen.shift();
     S.samples.set(key, seen);
+    try {
+      sessionStorage.setItem('halftone.samples', JSON.stringify(Object.fromEntries(S.samples)));
+    } catch (_) {
+      // Full: the chart still has this page's samples.
+    }
     percentOverTime(percentChart, ro, st);
     ratesOverTime(rateChart, st, seen);
   }
