@@ -24,7 +24,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cardinality_estimator::CardinalityEstimator;
-use halftone_channels::wire::{ChannelAdoption, Event, EventKind, Figures, VersionAdoption};
+use halftone_channels::wire::{
+    ChannelAdoption, ChannelHistory, Event, EventKind, Figures, VersionAdoption, VersionHistory, WindowCount,
+};
 use halftone_channels::{AppId, ChannelName, Health, Version};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
@@ -306,6 +308,38 @@ impl Feedback {
                 match out.last_mut().filter(|c| c.channel == channel) {
                     Some(c) => c.versions.push(v),
                     None => out.push(ChannelAdoption { channel, versions: vec![v] }),
+                }
+            }
+            for c in &mut out {
+                c.versions.sort_by(|a, b| b.version.cmp(&a.version));
+            }
+            out
+        })
+    }
+
+    /// Distinct devices per channel, version and adoption window, over the windows kept (the
+    /// last 8 days) as of `now_ms`: what the dashboard draws as adoption over time. Channels
+    /// by name, versions newest first, windows oldest first.
+    pub fn adoption_history(&self, app: &AppId, now_ms: u64) -> Vec<ChannelHistory> {
+        let oldest = now_ms.saturating_sub(KEEP_MS) / ADOPTION_WINDOW_MS;
+        self.with(|a| {
+            let mut merged: BTreeMap<(ChannelName, Version), BTreeMap<u64, Sketch>> = BTreeMap::new();
+            for ((x, channel, version, window), sketch) in a.all_adoption() {
+                if x != app || *window < oldest {
+                    continue;
+                }
+                merged.entry((channel.clone(), version.clone())).or_default().entry(*window).or_default().merge(sketch);
+            }
+            let mut out: Vec<ChannelHistory> = Vec::new();
+            for ((channel, version), windows) in merged {
+                let windows = windows
+                    .into_iter()
+                    .map(|(w, s)| WindowCount { start_ms: w * ADOPTION_WINDOW_MS, devices: s.estimate() as u64 })
+                    .collect();
+                let v = VersionHistory { version, windows };
+                match out.last_mut().filter(|c| c.channel == channel) {
+                    Some(c) => c.versions.push(v),
+                    None => out.push(ChannelHistory { channel, versions: vec![v] }),
                 }
             }
             for c in &mut out {

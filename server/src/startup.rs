@@ -130,6 +130,6 @@ pub async fn build_with(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result
         server = server.on_connect(move |io, data| cap.on_connect(io, data));
     }
     let server = server.listen(listener)?.run();
-    tracing::info!(%addr, "halftone listening");
+    tracing::info!(%addr, dashboard = %format!("http://{addr}/ui/"), "halftone listening");
     Ok(Server { addr, bootstrap_token, server, state: shared })
 }

@@ -1,12 +1,12 @@
 //! Read-side views: the wire form of what the snapshot and the feedback figures hold (apps,
-//! tokens, releases, rollouts, an app's status), and the lookups that name what is missing.
+//! tokens, releases, rollouts, an app's status, adoption over time), and the lookups that name what is missing.
 //! Nothing here changes anything.
 
 use std::sync::Arc;
 
 use halftone_channels::wire::{
-    AppSpec, AppView, ChannelSpec, EvidenceView, GateSpec, KeySpec, ReleaseStatus, ReleaseView, RolloutStatus,
-    ScheduleStatus, StatusView, TokenView,
+    AdoptionHistory, AppSpec, AppView, ChannelSpec, EvidenceView, GateSpec, KeySpec, ReleaseStatus, ReleaseView,
+    RolloutStatus, ScheduleStatus, StatusView, TokenView,
 };
 use halftone_channels::{AppId, ChannelName, Rollout, Tick, Version};
 
@@ -24,6 +24,17 @@ impl State {
     /// A release's wire view with its offer count from the feedback figures.
     pub fn release_view(&self, app: &AppSnapshot, version: &Version) -> Option<ReleaseView> {
         app.release_view(version, self.feedback.offers(&app.id, version))
+    }
+
+    /// Adoption by channel and version over time: the adoption windows the feedback figures
+    /// hold in memory (no store read, no per-device rows).
+    pub fn adoption_history(&self, id: &AppId) -> Result<AdoptionHistory, ApiError> {
+        self.app(id)?;
+        Ok(AdoptionHistory {
+            app: id.clone(),
+            window_ms: crate::feedback::ADOPTION_WINDOW_MS,
+            channels: self.feedback.adoption_history(id, self.clock.now_ms()),
+        })
     }
 
     /// Rollout states, schedules, gates, feedback figures and history per release and channel

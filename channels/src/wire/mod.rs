@@ -35,7 +35,8 @@ pub use device::{
 pub use keys::{KeyDocumentSpec, KeyDocuments, SignatureSpec};
 pub use problem::Problem;
 pub use status::{
-    ChannelAdoption, EvidenceView, Figures, ReleaseStatus, RolloutStatus, ScheduleStatus, StatusView, VersionAdoption,
+    AdoptionHistory, ChannelAdoption, ChannelHistory, EvidenceView, Figures, ReleaseStatus, RolloutStatus,
+    ScheduleStatus, StatusView, VersionAdoption, VersionHistory, WindowCount,
 };
 
 #[cfg(test)]

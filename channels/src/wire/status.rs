@@ -1,5 +1,7 @@
 //! What `GET /v1/apps/{app}/status` reports: every rollout's state, schedule, gate, feedback
-//! [`Figures`] and history, and which versions devices run ([`ChannelAdoption`]).
+//! [`Figures`] and history, and which versions devices run ([`ChannelAdoption`]); and what
+//! `GET /v1/apps/{app}/adoption` reports: the same adoption per window over time
+//! ([`AdoptionHistory`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -139,4 +141,42 @@ pub struct StatusView {
     pub releases: Vec<ReleaseStatus>,
     /// Which versions devices run, per channel.
     pub adoption: Vec<ChannelAdoption>,
+}
+
+/// Distinct devices that checked in on one version in one adoption window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowCount {
+    /// When the window began (ms since the epoch; windows are `window_ms` wide).
+    pub start_ms: u64,
+    /// Distinct devices (approximate above about a hundred).
+    pub devices: u64,
+}
+
+/// One version's adoption windows on one channel, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionHistory {
+    /// The version the devices ran.
+    pub version: Version,
+    /// The windows in which any device checked in on it, oldest first.
+    pub windows: Vec<WindowCount>,
+}
+
+/// Adoption over time on one channel, newest version first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelHistory {
+    /// The channel devices are on.
+    pub channel: ChannelName,
+    /// Per version.
+    pub versions: Vec<VersionHistory>,
+}
+
+/// `GET /v1/apps/{app}/adoption`: adoption by version over the windows the server keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdoptionHistory {
+    /// The app.
+    pub app: AppId,
+    /// The width of a window (ms).
+    pub window_ms: u64,
+    /// Per channel, by name.
+    pub channels: Vec<ChannelHistory>,
 }

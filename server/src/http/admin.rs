@@ -224,6 +224,13 @@ pub async fn status(
     Ok(HttpResponse::Ok().json(state.status_view(&id, only.as_ref()).await?))
 }
 
+/// `GET /v1/apps/{app}/adoption`: distinct devices per channel, version and 4-hour window over
+/// the last 8 days (the dashboard's adoption chart). Read-only, from memory.
+pub async fn adoption(_who: Principal, path: web::Path<String>, state: web::Data<State>) -> Res {
+    let id = AppId::parse(&path)?;
+    Ok(HttpResponse::Ok().json(state.adoption_history(&id)?))
+}
+
 /// The query of `GET /v1/apps/{app}/status`.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]

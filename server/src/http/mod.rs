@@ -1,5 +1,6 @@
 //! The HTTP API under `/v1`, thin and separate from decisions: routes map to handlers in
-//! [`device`], [`admin`] and [`ops`]; every failure is an RFC 9457 problem (see `problem.rs`).
+//! [`device`], [`admin`] and [`ops`], and the dashboard's files in [`ui`]; every failure is an
+//! RFC 9457 problem (see `problem.rs`).
 //! Before any handler, the route's [`gate`] checks its lane's request rate ([`shedding`]) and
 //! its body's size and deadline ([`body`]); [`connections`] caps connections per address.
 
@@ -14,6 +15,7 @@ pub mod objects;
 pub mod ops;
 pub mod range;
 pub mod shedding;
+pub mod ui;
 
 use std::sync::Arc;
 
@@ -96,6 +98,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, gate: &Arc<Gate>) {
         .service(r(admin, "/v1/apps/{app}/explain", vec![web::post().to(admin::explain)]))
         .service(r(admin, "/v1/apps/{app}/audit", vec![web::get().to(admin::audit)]))
         .service(r(admin, "/v1/apps/{app}/status", vec![web::get().to(admin::status)]))
+        .service(r(admin, "/v1/apps/{app}/adoption", vec![web::get().to(admin::adoption)]))
         .service(r(admin, "/v1/apps/{app}/rollback", vec![web::post().to(admin::rollback)]))
         .service(r(
             admin,
@@ -134,5 +137,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, gate: &Arc<Gate>) {
         .service(r(admin, "/v1/tokens", vec![web::get().to(admin::list_tokens), web::post().to(admin::create_token)]))
         .service(r(admin, "/v1/tokens/{id}", vec![web::delete().to(admin::revoke_token)]))
         .service(r(admin, "/v1/whoami", vec![web::get().to(admin::whoami)]))
+        // The dashboard (static files; the page uses the admin API above with its own token).
+        .service(r(admin, "/", vec![web::get().to(ui::root)]).wrap(ui::headers()))
+        .service(r(admin, "/ui", vec![web::get().to(ui::index)]).wrap(ui::headers()))
+        .service(r(admin, "/ui/{file:.*}", vec![web::get().to(ui::asset)]).wrap(ui::headers()))
         .default_service(web::to(not_found));
 }

@@ -8,6 +8,7 @@ mod s3_server;
 mod attack;
 mod auth;
 mod bad_input;
+mod dashboard;
 mod durability;
 mod feedback;
 mod forged_feedback;

@@ -1,0 +1,266 @@
+//! The web dashboard (`/ui`): its files and security headers, the adoption route it draws
+//! from, and the whole page in a real headless Chromium driven by Playwright (`dashboard.cjs`):
+//! log in, raise a rollout and see its chart move, a conflict shown and not overwritten, halt,
+//! roll back, the audit log and the explain form, and a viewer (or another app's publisher) who
+//! sees no controls.
+//!
+//! The browser test installs what it needs on a fresh machine: Debian's `chromium` (when missing
+//! and running as root) and `playwright-core` from npm into a cache dir under the target dir.
+//! When either cannot be had it prints SKIPPED with the reason and passes, unless
+//! `HALFTONE_TEST_BROWSER=required` (set by `.ci/run`). With `HALFTONE_DASHBOARD_SCREENSHOTS=DIR`
+//! it saves screenshots of the main pages there (`docs/dashboard/` holds the committed ones).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use halftone_channels::wire::TokenRequest;
+use halftone_server::clock::ManualClock;
+use serde_json::{Value, json};
+
+use crate::harness::{Device, Publisher, TestServer, check, check_all, event_with, fleet, running_token};
+
+const PLAYWRIGHT: &str = "playwright-core@1.65.1";
+
+#[tokio::test]
+async fn the_root_redirects_to_the_dashboard_and_its_files_carry_a_strict_policy() {
+    let server = TestServer::start();
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let root = client.get(server.url("/")).send().await.unwrap();
+    assert_eq!(root.status(), 302);
+    assert_eq!(root.headers()["location"], "/ui/");
+
+    for (path, kind) in [
+        ("/ui", "text/html"),
+        ("/ui/", "text/html"),
+        ("/ui/app.js", "text/javascript"),
+        ("/ui/style.css", "text/css"),
+        ("/ui/vendor/uPlot.iife.min.js", "text/javascript"),
+    ] {
+        let res = client.get(server.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        let h = res.headers();
+        assert!(h["content-type"].to_str().unwrap().starts_with(kind), "{path}: {h:?}");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+    }
+    // No inline script: every script element loads a file of this origin.
+    let page = client.get(server.url("/ui/")).send().await.unwrap().text().await.unwrap();
+    for tag in page.split("<script").skip(1) {
+        assert!(tag.trim_start().starts_with("src=\"/ui/"), "inline or foreign script: {tag}");
+    }
+
+    let missing = client.get(server.url("/ui/nope.js")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(missing.headers()["content-type"], "application/problem+json");
+    assert!(missing.headers().contains_key("content-security-policy"));
+    let post = client.post(server.url("/ui/")).send().await.unwrap();
+    assert_eq!(post.status(), 405);
+}
+
+#[tokio::test]
+async fn adoption_is_counted_per_window_over_time() {
+    let clock = Arc::new(ManualClock::at(1_795_000_000_000));
+    let server = TestServer::start_with_clock(clock.clone());
+    let p = Publisher::create(&server, "notes").await;
+    p.publish("1.0.0", "stable", "100%").await;
+    p.publish("1.1.0", "beta", "100%").await;
+    let devices = server.anonymous();
+    check_all(&devices, "notes", &fleet("early", 3, "1.0.0", "stable")).await;
+    check(&devices, "notes", &Device::new("made-up-version", "0.0.1", "stable")).await;
+    clock.advance(4 * 3_600_000);
+    check_all(&devices, "notes", &fleet("late", 2, "1.0.0", "stable")).await;
+    check_all(&devices, "notes", &fleet("testers", 4, "1.1.0", "beta")).await;
+    server.state().feedback.flush().await.unwrap();
+
+    let body = server.raw_admin().get("/v1/apps/notes/adoption").await.ok();
+    assert_eq!(body["app"], "notes");
+    assert_eq!(body["window_ms"], 4 * 3_600_000);
+    let channels = body["channels"].as_array().unwrap();
+    assert_eq!(channels.iter().map(|c| c["channel"].as_str().unwrap()).collect::<Vec<_>>(), ["beta", "stable"]);
+    let stable = &channels[1]["versions"];
+    assert_eq!(stable.as_array().unwrap().len(), 1, "only released versions count: {stable}");
+    assert_eq!(stable[0]["version"], "1.0.0");
+    let windows = stable[0]["windows"].as_array().unwrap();
+    assert_eq!(windows.iter().map(|w| w["devices"].as_u64().unwrap()).collect::<Vec<_>>(), [3, 2]);
+    let (a, b) = (windows[0]["start_ms"].as_u64().unwrap(), windows[1]["start_ms"].as_u64().unwrap());
+    assert_eq!(b - a, 4 * 3_600_000);
+    assert_eq!(a % (4 * 3_600_000), 0);
+    assert_eq!(channels[0]["versions"][0]["windows"][0]["devices"], 4);
+
+    // Windows older than the eight days kept are not reported.
+    clock.advance(9 * 24 * 3_600_000);
+    let later = server.raw_admin().get("/v1/apps/notes/adoption").await.ok();
+    assert_eq!(later["channels"], json!([]));
+}
+
+#[tokio::test]
+async fn the_adoption_route_refuses_bad_input_with_problems() {
+    let server = TestServer::start();
+    Publisher::create(&server, "notes").await;
+    let admin = server.raw_admin();
+    admin.get("/v1/apps/Notes/adoption").await.assert_problem(400, "invalid app id");
+    admin.get("/v1/apps/nope/adoption").await.assert_problem(404, "there is no app nope");
+    admin.post("/v1/apps/notes/adoption", &json!({})).await.assert_problem(405, "not allowed");
+    server.anonymous().get("/v1/apps/notes/adoption").await.assert_problem(401, "");
+    // A viewer may read it.
+    let viewer = server
+        .admin()
+        .create_token(&serde_json::from_value::<TokenRequest>(json!({"name": "watcher", "role": "viewer"})).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(admin.with_token(&viewer.token).get("/v1/apps/notes/adoption").await.status, 200);
+}
+
+/// What the browser test needs, or why it cannot run here.
+struct Browser {
+    chromium: PathBuf,
+    /// A dir with `node_modules/playwright-core`.
+    cache: PathBuf,
+}
+
+fn browser() -> Result<Browser, String> {
+    let chromium = chromium()?;
+    match Command::new("node").arg("--version").output() {
+        Ok(o) if o.status.success() => {}
+        _ => return Err("node is not installed".into()),
+    }
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("playwright");
+    std::fs::create_dir_all(&cache).map_err(|e| format!("cannot create {}: {e}", cache.display()))?;
+    if !cache.join("node_modules/playwright-core/package.json").exists() {
+        let out = Command::new("npm")
+            .args(["install", "--no-save", "--no-audit", "--no-fund", "--no-package-lock", "--prefix"])
+            .arg(&cache)
+            .arg(PLAYWRIGHT)
+            .output()
+            .map_err(|e| format!("npm cannot run: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("npm install {PLAYWRIGHT} failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        }
+    }
+    Ok(Browser { chromium, cache })
+}
+
+/// Debian's Chromium (`HALFTONE_TEST_CHROMIUM` overrides), installed when missing and root.
+fn chromium() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("HALFTONE_TEST_CHROMIUM").map(PathBuf::from) {
+        return if p.exists() { Ok(p) } else { Err(format!("HALFTONE_TEST_CHROMIUM={} does not exist", p.display())) };
+    }
+    // The binary itself, not Debian's wrapper script: Playwright passes its own flags.
+    let found =
+        || ["/usr/lib/chromium/chromium", "/usr/bin/chromium"].into_iter().map(PathBuf::from).find(|p| p.exists());
+    if let Some(p) = found() {
+        return Ok(p);
+    }
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !root || std::env::var_os("HALFTONE_TEST_NO_INSTALL").is_some() {
+        return Err("chromium is not installed (and this is not root, or HALFTONE_TEST_NO_INSTALL is set)".into());
+    }
+    let status = Command::new("sh")
+        .args(["-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium"])
+        .status()
+        .map_err(|e| format!("apt-get cannot run: {e}"))?;
+    found().filter(|_| status.success()).ok_or_else(|| "apt-get install chromium failed".into())
+}
+
+#[tokio::test]
+async fn the_dashboard_works_in_a_real_browser() {
+    let browser = match browser() {
+        Ok(b) => b,
+        Err(reason) if std::env::var("HALFTONE_TEST_BROWSER").as_deref() == Ok("required") => {
+            panic!("HALFTONE_TEST_BROWSER=required, but: {reason}")
+        }
+        Err(reason) => {
+            // Past libtest's capture (as the PostgreSQL tests do), so it shows in a plain run.
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "dashboard::the_dashboard_works_in_a_real_browser: SKIPPED ({reason})");
+            return;
+        }
+    };
+    let server = TestServer::start();
+    let p = Publisher::create(&server, "notes").await;
+    let targets = ["linux/x86_64", "windows/x86_64"];
+    let good = p.draft("1.0.0", &targets);
+    p.publish_draft(&good, "stable", json!({"basis_points": 10000})).await.unwrap();
+    let bad = p.draft("1.1.0", &targets);
+    let gate = json!({"max_install_failure_rate": 0.05, "max_crash_rate": 0.02, "min_sample": 100});
+    let schedule = json!({"steps": [{"basis_points": 1000, "hold_s": 86400}, {"basis_points": 5000, "hold_s": 86400},
+        {"basis_points": 10000}]});
+    p.publish_draft(&bad, "stable", json!({"basis_points": 1000, "schedule": schedule, "gate": gate})).await.unwrap();
+    let beta_gate = json!({"max_install_failure_rate": 0.3, "min_sample": 3});
+    p.publish_draft(&p.draft("1.1.0-beta.1", &[]), "beta", json!({"basis_points": 10000, "gate": beta_gate}))
+        .await
+        .unwrap();
+    let devices = server.anonymous();
+    check_all(&devices, "notes", &fleet("office", 12, "1.0.0", "stable")).await;
+    check_all(&devices, "notes", &fleet("early", 3, "1.1.0", "stable")).await;
+    // Three of five beta testers fail to install: the beta gate (30%) trips.
+    let mut events = Vec::new();
+    for (i, d) in fleet("tester", 5, "1.1.0-beta.1", "beta").iter().enumerate() {
+        let token = running_token(&devices, "notes", d).await;
+        let kind = if i < 2 { "install_succeeded" } else { "install_failed" };
+        events.push(event_with(&d.id, kind, "1.1.0-beta.1", "beta", Some(&token)));
+    }
+    assert_eq!(devices.post("/v1/apps/notes/events", &json!({ "events": events })).await.status, 202);
+    server.state().feedback.flush().await.unwrap();
+    server.state().tick().await.unwrap();
+
+    // The rebuild a release engineer signs where the key is (the browser cannot sign).
+    let mut rebuild = p.draft("1.1.1", &targets);
+    rebuild.spec.rebuild_of = Some("1.0.0".parse().unwrap());
+    rebuild.spec.notes = "Reverts 1.1.0".into();
+    p.upload(&rebuild).await;
+    let viewer = p
+        .admin
+        .create_token(&serde_json::from_value::<TokenRequest>(json!({"name": "watcher", "role": "viewer"})).unwrap())
+        .await
+        .unwrap();
+
+    let other = p
+        .admin
+        .create_token(
+            &serde_json::from_value::<TokenRequest>(
+                json!({"name": "ci-other", "role": "publisher", "apps": ["other"]}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+
+    let script = browser.cache.join("dashboard.cjs");
+    std::fs::write(&script, include_str!("dashboard.cjs")).unwrap();
+    let screenshots = std::env::var("HALFTONE_DASHBOARD_SCREENSHOTS").unwrap_or_default();
+    let config: Value = json!({
+        "base": server.base,
+        "admin": server.token,
+        "viewer": viewer.token,
+        "other_publisher": other.token,
+        "chromium": browser.chromium,
+        "rebuild": serde_json::to_string_pretty(&rebuild.spec).unwrap(),
+        "screenshots": screenshots,
+    });
+    // The browser runs in a child process; the server answers from its own thread meanwhile.
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node").arg(&script).current_dir(&browser.cache).env("DASHBOARD_TEST", config.to_string()).output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let log = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the browser run failed:\n{log}");
+
+    // What the page did went through the admin API like any other client's change.
+    let rollouts = p.admin.get_release(&p.app, &"1.1.0".parse().unwrap()).await.unwrap();
+    assert!(rollouts.rollouts.iter().all(|r| r.rollout.state.to_string() == "halted"), "{rollouts:?}");
+    let rebuilt = p.admin.get_release(&p.app, &"1.1.1".parse().unwrap()).await.unwrap();
+    assert!(rebuilt.release.critical);
+    let answer = check(&devices, "notes", &Device::new("early-0", "1.1.0", "stable")).await;
+    assert_eq!(answer.update.map(|u| u.version.to_string()).as_deref(), Some("1.1.1"));
+    let audit = server.raw_admin().get("/v1/apps/notes/audit").await.ok();
+    let actions: Vec<&str> =
+        audit["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert!(actions.contains(&"rollback.publish"), "{actions:?}");
+}
