@@ -265,6 +265,11 @@ pub struct RollbackArgs {
     /// A rollback asks first; this answers yes.
     #[command(flatten)]
     pub yes: YesArg,
+    /// Sign and upload the rebuild, then write its signed release (JSON) to FILE instead of
+    /// rolling back: for the dashboard's rollback form, which previews and confirms it. Nothing
+    /// is halted.
+    #[arg(long, value_name = "FILE")]
+    pub write_release: Option<PathBuf>,
 }
 
 /// Runs `halftone rollback`.
@@ -288,20 +293,24 @@ pub async fn rollback(args: RollbackArgs, profile: &Profile, out: &Output) -> an
         );
     }
     let targets: Vec<String> = args.artifacts.iter().map(|a| a.target.to_string()).collect();
-    confirm(
-        args.yes,
-        &format!("rolling back {} {}", args.app, args.bad),
-        &format!(
-            "Halt {app} {bad} on every channel (now {now}) and publish {new}, a critical rebuild of {good} for {targets}, \
+    // Writing the signed rebuild for the dashboard changes nothing on the server but storing
+    // the files: nothing to confirm here (the dashboard asks).
+    if args.write_release.is_none() {
+        confirm(
+            args.yes,
+            &format!("rolling back {} {}", args.app, args.bad),
+            &format!(
+                "Halt {app} {bad} on every channel (now {now}) and publish {new}, a critical rebuild of {good} for {targets}, \
              offered at once to every device running {bad} (and rolled out where {bad} was)?",
-            app = args.app,
-            bad = args.bad,
-            now = rollouts(&bad),
-            new = args.new_version,
-            good = args.rebuild_of,
-            targets = targets.join(", "),
-        ),
-    )?;
+                app = args.app,
+                bad = args.bad,
+                now = rollouts(&bad),
+                new = args.new_version,
+                good = args.rebuild_of,
+                targets = targets.join(", "),
+            ),
+        )?;
+    }
     let signed = artifact::sign(&args.app, &args.new_version, &keys, &args.artifacts).await?;
     if client.get_release(&args.app, &args.new_version).await.is_ok() {
         return Err(Refused {
@@ -316,19 +325,30 @@ pub async fn rollback(args: RollbackArgs, profile: &Profile, out: &Output) -> an
     }
     artifact::upload(&client, &signed, out).await?;
     let artifacts = artifact::specs(&signed);
-    let request = RollbackRequest {
-        bad_version: args.bad.clone(),
-        release: ReleaseSpec {
-            version: args.new_version.clone(),
-            notes,
-            // The server makes every rollback critical.
-            critical: true,
-            min_from_version: None,
-            rebuild_of: Some(args.rebuild_of.clone()),
-            artifacts,
-        },
-        leave_uncovered: args.leave_uncovered,
+    let release = ReleaseSpec {
+        version: args.new_version.clone(),
+        notes,
+        // The server makes every rollback critical.
+        critical: true,
+        min_from_version: None,
+        rebuild_of: Some(args.rebuild_of.clone()),
+        artifacts,
     };
+    if let Some(path) = &args.write_release {
+        let json = serde_json::to_string_pretty(&release)?;
+        std::fs::write(path, json + "\n").with_context(|| format!("could not write {}", path.display()))?;
+        return out.emit(&release, |_| {
+            format!(
+                "signed and uploaded {} {} (rebuild of {}); its release is in {}: paste it in the dashboard's \
+                 rollback form. Nothing was rolled back yet",
+                args.app,
+                args.new_version,
+                args.rebuild_of,
+                path.display()
+            )
+        });
+    }
+    let request = RollbackRequest { bad_version: args.bad.clone(), release, leave_uncovered: args.leave_uncovered };
     let rebuild = client.rollback(&args.app, &request).await?;
     out.emit(&rebuild, |r| {
         format!(

@@ -261,6 +261,30 @@ async fn a_release_engineer_ships_widens_promotes_halts_and_rolls_back_with_the_
     // rollback by rebuild: devices on the bad 1.1.0 get 1.1.1, critical, with the rebuilt
     // bytes; devices on the good 1.0.0 get nothing.
     let (a111, bytes111) = artifact("1.1.1");
+    // For the dashboard's rollback form: sign and upload the rebuild, write its release, roll
+    // nothing back.
+    let written = tmp.path().join("rebuild.json");
+    let said = admin.text(&[
+        "rollback",
+        "notes",
+        "--bad",
+        "1.1.0",
+        "--version",
+        "1.1.1",
+        "--rebuild-of",
+        "1.0.0",
+        "--key-file",
+        key_path,
+        "--artifact",
+        &a111,
+        "--write-release",
+        written.to_str().unwrap(),
+    ]);
+    assert!(said.contains("Nothing was rolled back yet"), "{said}");
+    let release: Value = serde_json::from_str(&std::fs::read_to_string(&written).unwrap()).unwrap();
+    assert_eq!((release["version"].as_str(), release["rebuild_of"].as_str()), (Some("1.1.1"), Some("1.0.0")));
+    assert_eq!(release["artifacts"][0]["sha256"], Sha256::digest(&bytes111).to_string());
+    assert_eq!(admin.json(&["releases", "notes"])["releases"].as_array().unwrap().len(), 2, "no 1.1.1 yet");
     let rebuild = admin.json(&[
         "rollback",
         "notes",
