@@ -22,13 +22,9 @@ impl State {
     /// uploaded (or not of the signed size) when the server is to serve them.
     async fn check_artifacts(&self, app: &AppSnapshot, release: &Release) -> Result<(), ApiError> {
         for (target, a) in release.artifacts() {
-            let message = signed_message(SignedFields {
-                app: &app.id,
-                version: release.version(),
-                target,
-                sha256: &a.sha256,
-                size: a.size,
-            });
+            let fields =
+                SignedFields { app: &app.id, version: release.version(), target, sha256: &a.sha256, size: a.size };
+            let message = signed_message(fields);
             app.keys
                 .verify_threshold(app.threshold, message.as_bytes(), &a.signatures)
                 .map_err(|e| ApiError::Unprocessable(format!("artifact for {target} of {}: {e}", release.version())))?;
@@ -49,6 +45,7 @@ impl State {
                     Some(_) => {}
                 }
             }
+            crate::client_signatures::check(&self.artifacts, app, fields, a).await?;
         }
         Ok(())
     }
