@@ -7,7 +7,9 @@ use halftone_channels::wire::RollbackRequest;
 use halftone_channels::{AppId, minisign_public_key};
 use serde_json::json;
 
-use crate::harness::{Publisher, TestServer};
+use halftone_channels::wire::ReleaseView;
+
+use crate::harness::{Draft, Publisher, TestServer};
 
 /// The app's updater configuration: the endpoint with cargo-packager's placeholders and the
 /// pubkey, as an app writes them.
@@ -207,4 +209,48 @@ async fn a_release_without_client_signatures_is_not_offered_and_bad_ones_are_ref
     refused(|c, _| c.minisign = "garbage".into()).await.assert_problem(400, "minisign");
     let releases = p.http.get("/v1/apps/tauri-pub/releases").await.ok();
     assert!(!releases.to_string().contains("1.1.0"), "nothing was stored: {releases}");
+}
+
+/// Publishes a client release on `server`; returns what a restart must keep.
+async fn publish_before_restart(server: &TestServer) -> (Publisher, Draft, ReleaseView) {
+    let p = Publisher::create(server, "tauri-restart").await;
+    let draft = p.publish_for_clients("1.0.0", "stable", 10_000).await;
+    let before = server.admin().get_release(&p.app, &"1.0.0".parse().unwrap()).await.unwrap();
+    assert!(before.release.artifacts[0].clients.is_some());
+    (p, draft, before)
+}
+
+/// The restarted server returns the same client signatures and offers the build with its
+/// minisign signature.
+async fn check_after_restart(again: &TestServer, p: &Publisher, before: &ReleaseView) -> Update {
+    let after = again.admin().get_release(&p.app, &"1.0.0".parse().unwrap()).await.unwrap();
+    assert_eq!(after.release.artifacts[0].clients, before.release.artifacts[0].clients);
+    let cfg = config(again, "tauri-restart", "stable", &p.key.public_key());
+    let update = check(&cfg, "0.9.0", Some("a")).await.unwrap().unwrap();
+    let minisign = &before.release.artifacts[0].clients.as_ref().unwrap().minisign;
+    assert_eq!(update.signature, halftone_channels::Minisign::parse(minisign).unwrap().to_base64());
+    update
+}
+
+#[tokio::test]
+async fn client_signatures_survive_a_restart_on_sled() {
+    let server = TestServer::start();
+    let (p, draft, before) = publish_before_restart(&server).await;
+    let (dir, token) = server.stop();
+    let dir = dir.unwrap();
+    let again = TestServer::start_in(dir.path(), Some(token));
+    let update = check_after_restart(&again, &p, &before).await;
+    assert_eq!(download(update).await.unwrap(), draft.files[0]);
+}
+
+#[tokio::test]
+async fn client_signatures_survive_a_restart_on_postgres() {
+    let pg = halftone_tests::postgres_or_skip!();
+    let server = TestServer::start_on_postgres(&pg.url(), None);
+    let (p, _, before) = publish_before_restart(&server).await;
+    let (_, token) = server.stop();
+    // The restarted server has a new data dir (artifacts are not in the database): the
+    // record is what is checked here.
+    let again = TestServer::start_on_postgres(&pg.url(), Some(token));
+    check_after_restart(&again, &p, &before).await;
 }
