@@ -99,6 +99,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, gate: &Arc<Gate>) {
             "/v1/apps/{app}/tauri/{target}/{arch}/{current_version}",
             vec![web::get().to(clients::tauri::check)],
         ))
+        .service(r(device, "/v1/apps/{app}/electron/{file}", vec![web::get().to(clients::electron::channel_file)]))
         .service(r(device, "/v1/apps/{app}/sparkle/appcast.xml", vec![web::get().to(clients::sparkle::appcast)]))
         .service(r(admin, "/v1/apps/{app}/explain", vec![web::post().to(admin::explain)]))
         .service(r(admin, "/v1/apps/{app}/audit", vec![web::get().to(admin::audit)]))

@@ -10,6 +10,7 @@ mod auth;
 mod bad_input;
 mod clients;
 mod durability;
+mod electron;
 mod feedback;
 mod forged_feedback;
 mod key_rotation;

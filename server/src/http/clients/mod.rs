@@ -1,5 +1,5 @@
 //! The other updaters' protocols, one module each: [`tauri`] (Tauri's updater and
-//! cargo-packager), [`sparkle`] (Sparkle's appcast on macOS). Each handler translates its client's request into the same `CheckIn` as
+//! cargo-packager), [`sparkle`] (Sparkle's appcast on macOS), [`electron`] (electron-updater's generic provider). Each handler translates its client's request into the same `CheckIn` as
 //! `POST /v1/apps/{app}/check`, asks `Catalog::select` on the snapshot, counts the check-in like
 //! an SDK check-in ([`device::observe`](super::device::observe)) and renders the client's format.
 //! Nothing is cached across devices, and nothing here touches disk or waits on a writer.
@@ -8,6 +8,7 @@
 //! otherwise a hash of client IP and user agent; every answer names the identity it used in
 //! the `Halftone-Device-Id` and `Halftone-Identity` headers, for `halftone explain`.
 
+pub mod electron;
 pub mod identity;
 pub mod sparkle;
 pub mod tauri;
