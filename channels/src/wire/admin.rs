@@ -519,6 +519,10 @@ pub struct ExplainResponse {
     pub critical: bool,
     /// Newest first.
     pub releases: Vec<ReleaseVerdict>,
+    /// How the device id was made, when the server can tell: the other updaters' endpoints
+    /// derive `net-…` ids from the client IP and user agent when the client sends none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
 }
 
 /// `GET /v1/apps`.

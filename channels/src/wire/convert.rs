@@ -464,6 +464,7 @@ fn admission_reason(channel: &ChannelName, a: &Admission) -> Reason {
 impl From<&Explanation> for ExplainResponse {
     fn from(x: &Explanation) -> Self {
         ExplainResponse {
+            identity: None,
             offered: x.offered.clone(),
             critical: x.critical,
             releases: x

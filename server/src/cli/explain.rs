@@ -124,6 +124,9 @@ pub fn render(request: &ExplainRequest, answer: &ExplainResponse, styled: bool) 
         s.push_str(&format!(", from {ip}"));
     }
     s.push('\n');
+    if let Some(identity) = &answer.identity {
+        s.push_str(&format!("identity: {identity}\n"));
+    }
     match &answer.offered {
         Some(v) => {
             let critical = if answer.critical { " (critical)" } else { "" };

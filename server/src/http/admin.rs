@@ -161,8 +161,11 @@ pub async fn explain(_who: Principal, path: web::Path<String>, payload: web::Pay
     let id = AppId::parse(&path)?;
     let request: ExplainRequest = body::json(payload, state.config.max_json_bytes).await?;
     let app = state.app(&id)?;
-    let explanation = app.catalog.explain(&request.check.into_checkin(request.ip))?;
-    Ok(HttpResponse::Ok().json(ExplainResponse::from(&explanation)))
+    let checkin = request.check.into_checkin(request.ip);
+    let explanation = app.catalog.explain(&checkin)?;
+    let mut response = ExplainResponse::from(&explanation);
+    response.identity = crate::http::clients::identity::describe(&checkin.device_id);
+    Ok(HttpResponse::Ok().json(response))
 }
 
 /// `POST /v1/tokens`

@@ -254,3 +254,19 @@ async fn client_signatures_survive_a_restart_on_postgres() {
     let again = TestServer::start_on_postgres(&pg.url(), Some(token));
     check_after_restart(&again, &p, &before).await;
 }
+
+#[tokio::test]
+async fn explain_says_when_the_device_id_was_derived_from_ip_and_user_agent() {
+    let server = TestServer::start();
+    let p = Publisher::create(&server, "tauri-explain").await;
+    p.publish_for_clients("1.0.0", "stable", 10_000).await;
+    let http = server.anonymous();
+    let r = http.send("GET", "/v1/apps/tauri-explain/tauri/linux/x86_64/0.9.0", None, &[("user-agent", "ua")]).await;
+    let derived = r.headers.get("halftone-device-id").cloned().unwrap();
+    let explain = |id: &str| json!({"device_id": id, "current_version": "0.9.0", "channel": "stable", "os": "linux", "arch": "x86_64"});
+    let answer = p.http.post("/v1/apps/tauri-explain/explain", &explain(&derived)).await.ok();
+    assert_eq!(answer["offered"], "1.0.0");
+    assert!(answer["identity"].as_str().unwrap().starts_with("ip-user-agent"), "{answer}");
+    let answer = p.http.post("/v1/apps/tauri-explain/explain", &explain("dev-7")).await.ok();
+    assert!(answer.get("identity").is_none(), "{answer}");
+}

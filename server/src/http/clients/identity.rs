@@ -17,6 +17,17 @@ pub const DEVICE_ID_HEADER: &str = "halftone-device-id";
 /// The header saying where that id came from: `client` or `ip-user-agent`.
 pub const IDENTITY_HEADER: &str = "halftone-identity";
 
+/// What `halftone explain` says of a device id: for a fallback id (`net-` and 32 hex digits),
+/// that it stands for every device behind one address with one user agent.
+pub fn describe(id: &DeviceId) -> Option<String> {
+    let hex = id.as_str().strip_prefix("net-")?;
+    (hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| {
+        "ip-user-agent: derived from the client's IP address and user agent (the client sent no id); every \
+         device behind that address with that user agent shares it"
+            .to_owned()
+    })
+}
+
 /// A device's identity and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Identity {
