@@ -161,6 +161,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn client_keys_are_what_minisign_and_sparkle_read() {
+        use base64::Engine as _;
+        let key = ReleaseKey::from_seed([3; 32]);
+        let forms = ClientKeys::of(&key.public_key());
+        let text = base64::engine::general_purpose::STANDARD.decode(&forms.tauri_pubkey).unwrap();
+        assert_eq!(String::from_utf8(text).unwrap(), forms.minisign_public_key);
+        // minisign-verify, which Tauri and cargo-packager run, reads it.
+        assert!(minisign_verify::PublicKey::decode(&forms.minisign_public_key).is_ok());
+        let sparkle = base64::engine::general_purpose::STANDARD.decode(&forms.sparkle_public_ed_key).unwrap();
+        assert_eq!(sparkle, key.public_key().to_bytes());
+    }
+
+    #[test]
     fn key_files_are_private_and_never_overwritten() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("release.key");

@@ -41,7 +41,9 @@ fn node_modules() -> Option<PathBuf> {
     if std::env::var("HALFTONE_TEST_NPM").as_deref() == Ok("required") {
         panic!("HALFTONE_TEST_NPM=required: {why}");
     }
-    eprintln!("electron: SKIPPED (npm unavailable: {why})");
+    // Written to stderr itself, past libtest's capture, so a plain `cargo test` shows it.
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "electron: SKIPPED (npm unavailable: {why})");
     None
 }
 
