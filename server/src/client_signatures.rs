@@ -16,7 +16,22 @@ use crate::artifacts::ArtifactStore;
 use crate::problem::ApiError;
 use crate::snapshot::AppSnapshot;
 
-/// Refuses client signatures that do not belong to the artifact `fields` describe (422).
+/// Refuses client signatures that a key of `app` did not make for the artifact `fields`
+/// describe (422). Cheap (no bytes are read): the publish runs it under the writer.
+pub fn check_key(app: &AppSnapshot, fields: SignedFields<'_>, artifact: &Artifact) -> Result<(), ApiError> {
+    let Some(c) = &artifact.clients else { return Ok(()) };
+    let refuse = |why: String| ApiError::Unprocessable(format!("client signatures for {}: {why}", fields.target));
+    let key = app
+        .keys
+        .get(&c.key_id)
+        .ok_or_else(|| refuse(format!("they name key {}, which the app does not trust", c.key_id)))?;
+    c.check_binding(fields, key).map_err(|e| refuse(e.to_string()))
+}
+
+/// [`check_key`], then, for an artifact the server stores, the checks over its bytes (422).
+/// The publish runs it before it takes the writer, against the snapshot's keys, so reading a
+/// large build never holds other changes; [`check_key`] under the writer then confirms the key
+/// (its minisign key number is that key's, so the bytes were checked with the same key).
 pub async fn check(
     store: &ArtifactStore,
     app: &AppSnapshot,
@@ -24,17 +39,17 @@ pub async fn check(
     artifact: &Artifact,
 ) -> Result<(), ApiError> {
     let Some(c) = &artifact.clients else { return Ok(()) };
-    let refuse = |why: String| ApiError::Unprocessable(format!("client signatures for {}: {why}", fields.target));
-    let key = app
-        .keys
-        .get(&c.key_id)
-        .ok_or_else(|| refuse(format!("they name key {}, which the app does not trust", c.key_id)))?;
-    c.check_binding(fields, key).map_err(|e| refuse(e.to_string()))?;
+    check_key(app, fields, artifact)?;
     if artifact.url.is_some() {
         return Ok(());
     }
+    let refuse = |why: String| ApiError::Unprocessable(format!("client signatures for {}: {why}", fields.target));
+    let key = app.keys.get(&c.key_id).expect("check_key found it");
     let Some(mut bytes) = store.read_all(fields.sha256).await.map_err(ApiError::object_store_unavailable)? else {
-        return Err(refuse(format!("artifact {} is not uploaded", fields.sha256)));
+        return Err(ApiError::Unprocessable(format!(
+            "artifact {} for {} is not uploaded: PUT /v1/artifacts/{} first, or give a url",
+            fields.sha256, fields.target, fields.sha256
+        )));
     };
     let minisign_key = minisign_verify::PublicKey::decode(&minisign_public_key(key))
         .map_err(|e| refuse(format!("the key does not read as minisign: {e}")))?;
