@@ -60,6 +60,7 @@
 
 mod artifact;
 mod client;
+mod client_signing;
 mod error;
 mod etag;
 mod release_key;

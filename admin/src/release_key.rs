@@ -52,6 +52,10 @@ impl ReleaseKey {
         self.signing.to_bytes()
     }
 
+    pub(crate) fn signing(&self) -> &SigningKey {
+        &self.signing
+    }
+
     /// The id signatures name this key by.
     pub fn id(&self) -> &KeyId {
         &self.id
@@ -84,6 +88,7 @@ impl ReleaseKey {
             key_id: self.id.clone(),
             signatures: Vec::new(),
             url: None,
+            clients: None,
         }
     }
 

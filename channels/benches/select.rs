@@ -70,6 +70,7 @@ fn catalog(size: u64) -> Catalog {
                     size: 40_000_000,
                     signatures: Signatures::one(KeyId::parse("release-2026").unwrap(), Signature::from_bytes([3; 64])),
                     url: None,
+                    clients: None,
                 };
                 (target, artifact)
             })

@@ -71,6 +71,10 @@ pub enum What {
     Signatures,
     /// An event's [`ReportToken`](crate::ReportToken).
     ReportToken,
+    /// A [`Sha512`](crate::Sha512).
+    Sha512,
+    /// A [`Minisign`](crate::Minisign) signature.
+    Minisign,
 }
 
 impl fmt::Display for What {
@@ -107,6 +111,8 @@ impl fmt::Display for What {
             What::Nonce => "nonce",
             What::KeyDocument => "key document",
             What::Signatures => "signatures",
+            What::Sha512 => "SHA-512",
+            What::Minisign => "minisign signature",
             What::ReportToken => "report token",
         })
     }

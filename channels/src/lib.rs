@@ -35,6 +35,7 @@ mod bucket;
 mod catalog;
 mod channel;
 mod checkin;
+mod client_signatures;
 mod error;
 mod experiment;
 mod explain;
@@ -65,6 +66,10 @@ pub use bucket::{Bucket, bucket};
 pub use catalog::{Catalog, CatalogError, Decision, MAX_CHANNELS, Offer, SelectError, Selection};
 pub use channel::{BUILT_IN, ChannelName, Ladder, LadderError, Rank, Serving};
 pub use checkin::{CheckIn, CheckKind, DeviceId, Locale, MAX_TRAITS, Served, TraitName, TraitValue, Traits, UserId};
+pub use client_signatures::{
+    BindingError, ClientSignatures, Minisign, Sha512, minisign_key_number, minisign_public_key, sparkle_public_key,
+    trusted_comment,
+};
 pub use error::{ParseError, What};
 pub use experiment::{Better, MeanComparison, MeanTest, Summary};
 pub use explain::{Explanation, ReleaseTrace, Skip, Verdict};

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::{ParseError, What, string_newtype};
-use crate::{Sha256, Signatures, Target, Version};
+use crate::{ClientSignatures, Sha256, Signatures, Target, Version};
 
 /// Where an artifact can be fetched instead of the server's own store: an `http://` or
 /// `https://` URL of at most 2048 characters, without whitespace.
@@ -44,6 +44,8 @@ pub struct Artifact {
     pub signatures: Signatures,
     /// Where to fetch it, when it is not stored on the server.
     pub url: Option<ExternalUrl>,
+    /// What other updaters verify (Tauri, electron-updater, Sparkle), when published with them.
+    pub clients: Option<ClientSignatures>,
 }
 
 /// The most bytes of release notes.
@@ -153,6 +155,7 @@ mod tests {
                 size: 1,
                 signatures: Signatures::one(crate::KeyId::parse("k").unwrap(), crate::Signature::from_bytes([0; 64])),
                 url: None,
+                clients: None,
             },
         );
         ReleaseParts {

@@ -35,6 +35,7 @@ fn artifact(version: &Version, t: &Target) -> Artifact {
         size: 1,
         signatures: Signatures::one(KeyId::parse("k1").unwrap(), Signature::from_bytes([7; 64])),
         url: None,
+        clients: None,
     }
 }
 

@@ -20,6 +20,7 @@ mod artifacts;
 mod auth;
 mod changes;
 pub mod cli;
+mod client_signatures;
 pub mod clock;
 mod config;
 mod feedback;

@@ -318,6 +318,25 @@ pub struct ArtifactSpec {
     /// Where devices download it, when not from this server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<ExternalUrl>,
+    /// What other updaters verify (Tauri, cargo-packager, electron-updater, Sparkle); omitted
+    /// when the release was published without them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients: Option<ClientSignaturesSpec>,
+}
+
+/// The signatures and digest of one artifact for other updaters, made by one app key
+/// (`ClientSignatures` in the domain).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSignaturesSpec {
+    /// The app key that made them.
+    pub key_id: KeyId,
+    /// SHA-512 of the file, standard base64 (electron-updater's `sha512`).
+    pub sha512: String,
+    /// The minisign signature file (prehashed, `ED`), as text: Tauri and cargo-packager.
+    pub minisign: String,
+    /// Ed25519 over the file's bytes, standard base64: Sparkle's `sparkle:edSignature`.
+    pub ed_signature: String,
 }
 
 /// A release's content on the wire.
@@ -535,6 +554,10 @@ pub struct ExplainResponse {
     pub critical: bool,
     /// Newest first.
     pub releases: Vec<ReleaseVerdict>,
+    /// How the device id was made, when the server can tell: the other updaters' endpoints
+    /// derive `net-…` ids from the client IP and user agent when the client sends none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
 }
 
 /// `GET /v1/apps`.

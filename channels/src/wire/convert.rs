@@ -14,16 +14,17 @@ use std::net::IpAddr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{
-    ArtifactSpec, CheckRequest, CompareSpec, EvidenceView, ExplainResponse, GateSpec, KeyDocumentSpec, KeySpec, Reason,
-    ReleaseSpec, ReleaseVerdict, RolloutPatch, RolloutSpec, RuleKind, RuleSpec, ScheduleSpec, SignatureSpec, TraitOp,
+    ArtifactSpec, CheckRequest, ClientSignaturesSpec, CompareSpec, EvidenceView, ExplainResponse, GateSpec,
+    KeyDocumentSpec, KeySpec, Reason, ReleaseSpec, ReleaseVerdict, RolloutPatch, RolloutSpec, RuleKind, RuleSpec,
+    ScheduleSpec, SignatureSpec, TraitOp,
 };
 use crate::error::{ParseError, What};
 use crate::rules::parse_network;
 use crate::{
-    Admission, AppId, Arch, Artifact, Call, ChannelName, CheckIn, CheckKind, Comparison, Evidence, Explanation,
-    HealthGate, IdList, KeyDocument, KeyId, KeySignature, Locale, MAX_RULE_VALUES, Os, Platform, Release, ReleaseParts,
-    Rollout, RolloutEdit, Rule, Rules, Salt, Schedule, Signature, Signatures, SignedKeyDocument, Target, Threshold,
-    TraitCondition, TraitValue, TrustedKeys, Verdict, Version,
+    Admission, AppId, Arch, Artifact, Call, ChannelName, CheckIn, CheckKind, ClientSignatures, Comparison, Evidence,
+    Explanation, HealthGate, IdList, KeyDocument, KeyId, KeySignature, Locale, MAX_RULE_VALUES, Minisign, Os, Platform,
+    Release, ReleaseParts, Rollout, RolloutEdit, Rule, Rules, Salt, Schedule, Sha512, Signature, Signatures,
+    SignedKeyDocument, Target, Threshold, TraitCondition, TraitValue, TrustedKeys, Verdict, Version,
 };
 
 // ---------- device side ----------
@@ -54,7 +55,8 @@ impl TryFrom<ReleaseSpec> for Release {
         for a in w.artifacts {
             let target = Target { os: a.os, arch: a.arch };
             let signatures = signatures(a.key_id, a.signature, a.signatures)?;
-            let artifact = Artifact { sha256: a.sha256, size: a.size, signatures, url: a.url };
+            let clients = a.clients.map(ClientSignatures::try_from).transpose()?;
+            let artifact = Artifact { sha256: a.sha256, size: a.size, signatures, url: a.url, clients };
             if artifacts.insert(target.clone(), artifact).is_some() {
                 return Err(ParseError::new(
                     What::Release,
@@ -94,6 +96,7 @@ impl From<&Release> for ReleaseSpec {
                     key_id: a.signatures.first().key_id.clone(),
                     signatures: extra_signatures(&a.signatures),
                     url: a.url.clone(),
+                    clients: a.clients.as_ref().map(ClientSignaturesSpec::from),
                 })
                 .collect(),
         }
@@ -101,6 +104,36 @@ impl From<&Release> for ReleaseSpec {
 }
 
 // ---------- key documents and signatures ----------
+
+impl TryFrom<ClientSignaturesSpec> for ClientSignatures {
+    type Error = ParseError;
+    fn try_from(w: ClientSignaturesSpec) -> Result<Self, ParseError> {
+        use base64::Engine as _;
+        let ed = base64::engine::general_purpose::STANDARD
+            .decode(&w.ed_signature)
+            .ok()
+            .and_then(|b| <[u8; 64]>::try_from(b).ok())
+            .ok_or_else(|| ParseError::new(What::Signature, &w.ed_signature, "expected 64 bytes in standard base64"))?;
+        Ok(ClientSignatures {
+            key_id: w.key_id,
+            sha512: Sha512::parse(&w.sha512)?,
+            minisign: Minisign::parse(&w.minisign)?,
+            ed_signature: Signature::from_bytes(ed),
+        })
+    }
+}
+
+impl From<&ClientSignatures> for ClientSignaturesSpec {
+    fn from(c: &ClientSignatures) -> Self {
+        use base64::Engine as _;
+        ClientSignaturesSpec {
+            key_id: c.key_id.clone(),
+            sha512: c.sha512.to_string(),
+            minisign: c.minisign.to_string(),
+            ed_signature: base64::engine::general_purpose::STANDARD.encode(c.ed_signature.to_bytes()),
+        }
+    }
+}
 
 /// An artifact's signatures from its wire fields (the compatibility rule of [`ArtifactSpec`]
 /// and [`super::ArtifactOffer`]): `key_id` and `signature` first, then each entry of `more`
@@ -488,8 +521,10 @@ fn admission_reason(channel: &ChannelName, a: &Admission) -> Reason {
 impl From<&Explanation> for ExplainResponse {
     fn from(x: &Explanation) -> Self {
         ExplainResponse {
-            // The handler knows which channel the device named; the trace does not.
+            // The handler knows which channel the device named and where its id came from; the
+            // trace does not.
             served_channel: None,
+            identity: None,
             offered: x.offered.clone(),
             critical: x.critical,
             releases: x

@@ -207,6 +207,38 @@ impl ArtifactStore {
         }
     }
 
+    /// Every byte of the stored artifact `sha`, streamed (for checks at publish, not for
+    /// devices); `None` when it is not stored.
+    pub async fn read_all(
+        &self,
+        sha: &Sha256,
+    ) -> anyhow::Result<Option<futures_util::stream::BoxStream<'static, anyhow::Result<Bytes>>>> {
+        use futures_util::{StreamExt as _, TryStreamExt as _};
+        match &self.backend {
+            Backend::Dir(d) => {
+                let file = match tokio::fs::File::open(d.path(sha)).await {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(anyhow::Error::new(e).context(format!("opening artifact {sha}"))),
+                };
+                let chunks = futures_util::stream::try_unfold(file, |mut file| async move {
+                    use tokio::io::AsyncReadExt as _;
+                    let mut buf = vec![0u8; 256 * 1024];
+                    let n = file.read(&mut buf).await?;
+                    buf.truncate(n);
+                    Ok::<_, anyhow::Error>((n > 0).then(|| (Bytes::from(buf), file)))
+                });
+                Ok(Some(chunks.boxed()))
+            }
+            Backend::Bucket(b) => match b.deliver(sha, Fetch::Head, &DownloadMode::Stream).await? {
+                Delivery::Object(object) => {
+                    Ok(Some(object.read(0..object.size()).await?.map_err(anyhow::Error::from).boxed()))
+                }
+                _ => Ok(None),
+            },
+        }
+    }
+
     /// Whether the backend answers: the directory always does (the database shares its disk);
     /// a bucket must answer a listing within seconds.
     pub async fn check(&self) -> anyhow::Result<()> {

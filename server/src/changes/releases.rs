@@ -22,13 +22,9 @@ impl State {
     /// uploaded (or not of the signed size) when the server is to serve them.
     async fn check_artifacts(&self, app: &AppSnapshot, release: &Release) -> Result<(), ApiError> {
         for (target, a) in release.artifacts() {
-            let message = signed_message(SignedFields {
-                app: &app.id,
-                version: release.version(),
-                target,
-                sha256: &a.sha256,
-                size: a.size,
-            });
+            let fields =
+                SignedFields { app: &app.id, version: release.version(), target, sha256: &a.sha256, size: a.size };
+            let message = signed_message(fields);
             app.keys
                 .verify_threshold(app.threshold, message.as_bytes(), &a.signatures)
                 .map_err(|e| ApiError::Unprocessable(format!("artifact for {target} of {}: {e}", release.version())))?;
@@ -49,6 +45,22 @@ impl State {
                     Some(_) => {}
                 }
             }
+            crate::client_signatures::check_key(app, fields, a)?;
+        }
+        Ok(())
+    }
+
+    /// The other updaters' checks over the stored bytes of `release`'s artifacts, against the
+    /// current snapshot, before any writer is taken (reading a large build must not hold other
+    /// changes); an unknown app is left to the checks under the writer.
+    async fn check_client_bytes(&self, id: &AppId, release: &Release) -> Result<(), ApiError> {
+        let snapshot = self.snapshot();
+        let Some(app) = snapshot.apps.get(id).cloned() else { return Ok(()) };
+        drop(snapshot);
+        for (target, a) in release.artifacts() {
+            let fields =
+                SignedFields { app: &app.id, version: release.version(), target, sha256: &a.sha256, size: a.size };
+            crate::client_signatures::check(&self.artifacts, &app, fields, a).await?;
         }
         Ok(())
     }
@@ -63,6 +75,7 @@ impl State {
     ) -> Result<(ReleaseView, Outcome), ApiError> {
         let release = Release::try_from(req.release)?;
         let version = release.version().clone();
+        self.check_client_bytes(&id, &release).await?;
 
         let mut w = self.writer().await;
         let app = w.app(&id).await?;
@@ -173,6 +186,7 @@ impl State {
         let good = release.rebuild_of().cloned().ok_or_else(|| {
             ApiError::Unprocessable("a rollback release must name the good version it re-issues in rebuild_of".into())
         })?;
+        self.check_client_bytes(&id, &release).await?;
 
         let mut w = self.writer().await;
         let app = w.app(&id).await?;

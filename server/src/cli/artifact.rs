@@ -86,7 +86,16 @@ pub async fn sign(
     for a in artifacts {
         let local = LocalArtifact::hash(&a.path).await?;
         let fields = SignedFields { app, version, target: &a.target, sha256: local.sha256(), size: local.size() };
-        let spec = ReleaseKey::sign_artifact_by(&signers, fields).context("no signing key")?;
+        let mut spec = ReleaseKey::sign_artifact_by(&signers, fields).context("no signing key")?;
+        // Other updaters pin one key: the first one signs for them.
+        let path = a.path.clone();
+        let first = signers.first().context("no signing key")?;
+        spec.clients = Some(
+            // Blocking reads on the CLI's one thread: nothing else runs meanwhile.
+            first
+                .sign_for_clients(fields, || std::fs::File::open(&path))
+                .with_context(|| format!("signing {} for other updaters", a.path.display()))?,
+        );
         signed.push(Signed { arg: a.clone(), local, spec });
     }
     Ok(signed)

@@ -124,6 +124,9 @@ pub fn render(request: &ExplainRequest, answer: &ExplainResponse, styled: bool) 
         s.push_str(&format!(", from {ip}"));
     }
     s.push('\n');
+    if let Some(identity) = &answer.identity {
+        s.push_str(&format!("identity: {identity}\n"));
+    }
     if let Some(served) = &answer.served_channel {
         s.push_str(&format!("the app has no channel {}: served as on {served}\n", check.channel));
     }

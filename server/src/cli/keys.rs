@@ -36,12 +36,65 @@ pub fn keygen(args: &KeygenArgs, out: &Output) -> anyhow::Result<()> {
             "wrote private key {} (keep it secret; the server never needs it)\n\
              key id:     {}\n\
              public key: {}\n\
-             register it with: halftone app create <app> --key {}={}",
+             register it with: halftone app create <app> --key {}={}\n\
+             for other updaters: halftone client-keys --public-key {}",
             args.out.display(),
             s.id,
             s.public_key,
             s.id,
+            s.public_key,
             s.public_key
+        )
+    })
+}
+
+/// `halftone client-keys`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClientKeysArgs {
+    /// The release key's public key (64 hex digits, as `keygen` prints it).
+    #[arg(long, value_name = "HEX", required_unless_present = "key_file")]
+    pub public_key: Option<halftone_channels::PublicKey>,
+    /// Or the private key file, whose public key is printed.
+    #[arg(long, value_name = "FILE", conflicts_with = "public_key")]
+    pub key_file: Option<PathBuf>,
+}
+
+/// A release key's public key in the forms other updaters are configured with.
+#[derive(Debug, serde::Serialize)]
+pub struct ClientKeys {
+    /// The minisign public key file (text).
+    pub minisign_public_key: String,
+    /// Tauri's and cargo-packager's `pubkey`: the minisign public key file in base64.
+    pub tauri_pubkey: String,
+    /// Sparkle's `SUPublicEDKey` (Info.plist).
+    pub sparkle_public_ed_key: String,
+}
+
+impl ClientKeys {
+    /// The forms of `key`.
+    pub fn of(key: &halftone_channels::PublicKey) -> Self {
+        use base64::Engine as _;
+        let minisign = halftone_channels::minisign_public_key(key);
+        ClientKeys {
+            tauri_pubkey: base64::engine::general_purpose::STANDARD.encode(&minisign),
+            minisign_public_key: minisign,
+            sparkle_public_ed_key: halftone_channels::sparkle_public_key(key),
+        }
+    }
+}
+
+/// Prints the public key in the forms Tauri, cargo-packager and Sparkle are configured with.
+pub fn client_keys(args: &ClientKeysArgs, out: &Output) -> anyhow::Result<()> {
+    let key = match (&args.public_key, &args.key_file) {
+        (Some(k), _) => *k,
+        (None, Some(path)) => load(path, None)?.public_key(),
+        (None, None) => bail!("give --public-key or --key-file"),
+    };
+    out.emit(&ClientKeys::of(&key), |k| {
+        format!(
+            "Tauri / cargo-packager (updater pubkey):\n{}\n\nSparkle (Info.plist SUPublicEDKey):\n{}\n\n\
+             electron-updater and CodePush need no key: electron-updater checks the sha512 the server sends.",
+            k.tauri_pubkey, k.sparkle_public_ed_key
         )
     })
 }
@@ -106,6 +159,19 @@ fn parse_key_file(text: &str) -> anyhow::Result<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_keys_are_what_minisign_and_sparkle_read() {
+        use base64::Engine as _;
+        let key = ReleaseKey::from_seed([3; 32]);
+        let forms = ClientKeys::of(&key.public_key());
+        let text = base64::engine::general_purpose::STANDARD.decode(&forms.tauri_pubkey).unwrap();
+        assert_eq!(String::from_utf8(text).unwrap(), forms.minisign_public_key);
+        // minisign-verify, which Tauri and cargo-packager run, reads it.
+        assert!(minisign_verify::PublicKey::decode(&forms.minisign_public_key).is_ok());
+        let sparkle = base64::engine::general_purpose::STANDARD.decode(&forms.sparkle_public_ed_key).unwrap();
+        assert_eq!(sparkle, key.public_key().to_bytes());
+    }
 
     #[test]
     fn key_files_are_private_and_never_overwritten() {

@@ -98,6 +98,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Make a new release signing key (private key file, 0600) and print its public key and id.
     Keygen(keys::KeygenArgs),
+    /// Print a release key's public key as Tauri, cargo-packager and Sparkle are configured with it.
+    ClientKeys(keys::ClientKeysArgs),
     /// List an app's release key documents, or rotate its release keys.
     #[command(subcommand)]
     Keys(key_rotation::KeysCommand),
@@ -184,6 +186,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args, std::env::var("RUST_LOG").ok().as_deref()).await,
         Command::Keygen(args) => keys::keygen(&args, &out),
+        Command::ClientKeys(args) => keys::client_keys(&args, &out),
         Command::Keys(cmd) => key_rotation::run(cmd, &profile()?, &out).await,
         Command::App(cmd) => app::run(cmd, &profile()?, &out).await,
         Command::Publish(args) => publish::publish(args, &profile()?, &out).await,

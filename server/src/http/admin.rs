@@ -164,7 +164,8 @@ pub async fn explain(_who: Principal, path: web::Path<String>, payload: web::Pay
     let served = request.check.into_checkin(request.ip).served_on(app.catalog.ladder());
     let explanation = app.catalog.explain(&served.checkin)?;
     let served_channel = served.named.is_some().then(|| served.checkin.channel.clone());
-    Ok(HttpResponse::Ok().json(ExplainResponse { served_channel, ..ExplainResponse::from(&explanation) }))
+    let identity = crate::http::clients::identity::describe(&served.checkin.device_id);
+    Ok(HttpResponse::Ok().json(ExplainResponse { served_channel, identity, ..ExplainResponse::from(&explanation) }))
 }
 
 /// `POST /v1/tokens`

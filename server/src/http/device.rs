@@ -13,8 +13,8 @@ use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, web};
 use halftone_channels::wire::{CheckRequest, EventBatch, EventsAccepted};
 use halftone_channels::{
-    AppId, Arch, ChannelName, Decision, ExternalUrl, KeyId, Os, PROOF_HEADER, ReportToken, Serving, Sha256, Signature,
-    Signatures, Target, Version,
+    AppId, Arch, ChannelName, CheckIn, Decision, ExternalUrl, KeyId, Os, PROOF_HEADER, ReportToken, Serving, Sha256,
+    Signature, Signatures, Target, Version,
 };
 use rand::RngExt as _;
 use serde::Serialize;
@@ -26,6 +26,7 @@ use crate::network_cap::Network;
 use crate::problem::ApiError;
 use crate::report_key::Subject;
 use crate::signer::Unsigned;
+use crate::snapshot::AppSnapshot;
 use crate::state::State;
 
 /// The most events one report may carry.
@@ -54,19 +55,7 @@ pub async fn check(
         Decision::Available(o) => Some((o.release.version().clone(), o.rollout.channel.clone())),
         Decision::UpToDate => None,
     };
-    // The sample goes to another thread: its names are the snapshot's own (shared, so cloning
-    // allocates nothing), never this request's, which the aggregator thread would have to free
-    // into this thread's allocator arena (that cross-thread freeing cost a fifth of the
-    // throughput).
-    let ladder = catalog_app.catalog.ladder();
-    state.feedback.observe(CheckSample {
-        app: catalog_app.id.clone(),
-        channel: ladder.name(checkin.channel.as_str()).expect("served on one of the app's channels").clone(),
-        version: selection.running.cloned(),
-        device: device_hash(checkin.device_id.as_str()),
-        offered,
-        at_ms: state.clock.now_ms(),
-    });
+    observe(&state, catalog_app, checkin, selection.running, offered);
     let base = state.config.poll_interval_s;
     let jitter = base / 10;
     let next_check_s = base - jitter + rand::rng().random_range(0..=2 * jitter);
@@ -114,6 +103,31 @@ pub async fn check(
         response.insert_header((PROOF_HEADER, proof));
     }
     Ok(response.body(body))
+}
+
+/// Hands one check-in's figures to the feedback aggregator (lock-free, never waits): the
+/// device's channel, the release it runs (when it is one) and what it was offered. Every
+/// client protocol's check-in counts through here.
+pub(crate) fn observe(
+    state: &State,
+    app: &AppSnapshot,
+    checkin: &CheckIn,
+    running: Option<&Version>,
+    offered: Option<(Version, ChannelName)>,
+) {
+    // The sample goes to another thread: its names are the snapshot's own (shared, so cloning
+    // allocates nothing), never this request's, which the aggregator thread would have to free
+    // into this thread's allocator arena (that cross-thread freeing cost a fifth of the
+    // throughput).
+    let ladder = app.catalog.ladder();
+    state.feedback.observe(CheckSample {
+        app: app.id.clone(),
+        channel: ladder.name(checkin.channel.as_str()).unwrap_or(&checkin.channel).clone(),
+        version: running.cloned(),
+        device: device_hash(checkin.device_id.as_str()),
+        offered,
+        at_ms: state.clock.now_ms(),
+    });
 }
 
 /// `GET /v1/answer-keys`: the public keys that sign check-in answers, for apps to pin.

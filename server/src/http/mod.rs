@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod body;
 pub mod client_ip;
+pub mod clients;
 pub mod connections;
 pub mod device;
 pub mod gate;
@@ -95,6 +96,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, gate: &Arc<Gate>) {
         .service(r(admin, "/v1/apps/{app}", vec![web::get().to(admin::get_app), web::put().to(admin::put_app)]))
         .service(r(device, "/v1/apps/{app}/events", vec![web::post().to(device::events)]))
         .service(r(device, "/v1/apps/{app}/keys", vec![web::get().to(keys::list), web::post().to(keys::rotate)]))
+        .service(r(
+            device,
+            "/v1/apps/{app}/tauri/{target}/{arch}/{current_version}",
+            vec![web::get().to(clients::tauri::check)],
+        ))
+        .service(r(device, "/v1/apps/{app}/electron/{file}", vec![web::get().to(clients::electron::channel_file)]))
+        .service(r(device, "/v1/apps/{app}/sparkle/appcast.xml", vec![web::get().to(clients::sparkle::appcast)]))
         .service(r(admin, "/v1/apps/{app}/explain", vec![web::post().to(admin::explain)]))
         .service(r(admin, "/v1/apps/{app}/audit", vec![web::get().to(admin::audit)]))
         .service(r(admin, "/v1/apps/{app}/status", vec![web::get().to(admin::status)]))

@@ -17,10 +17,11 @@ use std::collections::BTreeMap;
 
 use halftone_channels::wire::{AuditEntry, Role};
 use halftone_channels::{
-    AppId, Arch, Artifact, ChannelName, Comparison, DisplayName, ExternalUrl, GateAction, Health, HealthGate, IdList,
-    KeyDocument, KeyId, KeySignature, ListedId, Os, ParseError, Percent, PublicKey, Rank, Release, ReleaseParts,
-    Rollout, RolloutState, Rule, Rules, Salt, Schedule, ScheduleClock, SchedulePreset, Sha256, Signature, Signatures,
-    SignedKeyDocument, Step, Stickiness, Target, Threshold, TokenName, TrustedKeys, Version,
+    AppId, Arch, Artifact, ChannelName, ClientSignatures, Comparison, DisplayName, ExternalUrl, GateAction, Health,
+    HealthGate, IdList, KeyDocument, KeyId, KeySignature, ListedId, Minisign, Os, ParseError, Percent, PublicKey, Rank,
+    Release, ReleaseParts, Rollout, RolloutState, Rule, Rules, Salt, Schedule, ScheduleClock, SchedulePreset, Sha256,
+    Sha512, Signature, Signatures, SignedKeyDocument, Step, Stickiness, Target, Threshold, TokenName, TrustedKeys,
+    Version,
 };
 use serde::{Deserialize, Serialize};
 
@@ -161,6 +162,46 @@ struct ArtifactRecord {
     more_signatures: Vec<SignatureRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     url: Option<ExternalUrl>,
+    /// Added with the other updaters' endpoints (issue 12). Absent in older records; an older
+    /// binary ignores it and serves what it always served, so the store format stays 2, and
+    /// PostgreSQL keeps it inside the `record` jsonb with no schema change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    clients: Option<ClientSignaturesRecord>,
+}
+
+/// What other updaters verify, in its canonical text forms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ClientSignaturesRecord {
+    key_id: KeyId,
+    /// Standard base64.
+    sha512: String,
+    /// The minisign signature file.
+    minisign: String,
+    /// Hex, as every other stored signature.
+    ed_signature: Signature,
+}
+
+impl From<&ClientSignatures> for ClientSignaturesRecord {
+    fn from(c: &ClientSignatures) -> Self {
+        ClientSignaturesRecord {
+            key_id: c.key_id.clone(),
+            sha512: c.sha512.to_string(),
+            minisign: c.minisign.to_string(),
+            ed_signature: c.ed_signature,
+        }
+    }
+}
+
+impl TryFrom<ClientSignaturesRecord> for ClientSignatures {
+    type Error = ParseError;
+    fn try_from(r: ClientSignaturesRecord) -> Result<Self, ParseError> {
+        Ok(ClientSignatures {
+            key_id: r.key_id,
+            sha512: Sha512::parse(&r.sha512)?,
+            minisign: Minisign::parse(&r.minisign)?,
+            ed_signature: r.ed_signature,
+        })
+    }
 }
 
 impl ReleaseRecord {
@@ -178,6 +219,7 @@ impl ReleaseRecord {
                 key_id: a.signatures.first().key_id.clone(),
                 more_signatures: a.signatures.iter().skip(1).map(SignatureRecord::from).collect(),
                 url: a.url.clone(),
+                clients: a.clients.as_ref().map(ClientSignaturesRecord::from),
             })
             .collect();
         ReleaseRecord {
@@ -211,7 +253,8 @@ impl TryFrom<ReleaseRecord> for Release {
                 let signatures = Signatures::new(
                     std::iter::once(first).chain(a.more_signatures.into_iter().map(KeySignature::from)).collect(),
                 )?;
-                let artifact = Artifact { sha256: a.sha256, size: a.size, signatures, url: a.url };
+                let clients = a.clients.map(ClientSignatures::try_from).transpose()?;
+                let artifact = Artifact { sha256: a.sha256, size: a.size, signatures, url: a.url, clients };
                 Ok((Target { os: a.os, arch: a.arch }, artifact))
             })
             .collect::<Result<_, ParseError>>()?;

@@ -224,6 +224,10 @@ pub struct Reply {
     pub etag: Option<String>,
     pub retry_after: Option<String>,
     pub body: Value,
+    /// Every header (lowercase names; the last value of a repeated one).
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// The body as text (for the feeds that are not JSON).
+    pub text: String,
 }
 
 impl Reply {
@@ -266,9 +270,15 @@ impl Http {
             res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         let etag = res.headers().get("etag").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let retry_after = res.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let headers = res
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
         let bytes = res.bytes().await.unwrap();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, content_type, etag, retry_after, body }
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        Reply { status, content_type, etag, retry_after, body, headers, text }
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -356,6 +366,31 @@ impl Publisher {
             },
             files,
         }
+    }
+
+    /// [`Self::draft`] with the other updaters' signatures, as `halftone publish` makes them.
+    pub fn client_draft(&self, version: &str, targets: &[&str]) -> Draft {
+        let mut d = self.draft(version, targets);
+        for (a, bytes) in d.spec.artifacts.iter_mut().zip(&d.files) {
+            let target = Target { os: a.os.clone(), arch: a.arch.clone() };
+            let fields = SignedFields {
+                app: &self.app,
+                version: &d.spec.version,
+                target: &target,
+                sha256: &a.sha256,
+                size: a.size,
+            };
+            a.clients = Some(self.key.sign_bytes_for_clients(fields, bytes));
+        }
+        d
+    }
+
+    /// Publishes a [`Self::client_draft`] of `version` for linux/x86_64 on `channel` at
+    /// `basis_points`.
+    pub async fn publish_for_clients(&self, version: &str, channel: &str, basis_points: u32) -> Draft {
+        let d = self.client_draft(version, &[]);
+        self.publish_draft(&d, channel, json!({ "basis_points": basis_points })).await.unwrap();
+        d
     }
 
     pub async fn upload(&self, draft: &Draft) {

@@ -376,3 +376,23 @@ async fn a_server_whose_object_store_cannot_be_reached_does_not_start() {
     };
     assert!(error.contains("checking the artifact store") && error.contains("s3://nowhere"), "{error}");
 }
+
+#[tokio::test]
+async fn client_signatures_are_checked_against_the_bytes_in_the_bucket() {
+    let Some(s3) = S3Server::get("object_store::client_signatures_are_checked_against_the_bytes_in_the_bucket") else {
+        return;
+    };
+    let bucket = s3.bucket("clients").await;
+    let server = TestServer::start_with_bucket(bucket, DownloadMode::Stream);
+    let p = Publisher::create(&server, "s3-clients").await;
+    // Genuine: read back from the bucket and accepted.
+    let good = p.client_draft("1.0.0", &[]);
+    p.publish_draft(&good, "stable", json!({"basis_points": 10000})).await.unwrap();
+    // A SHA-512 of other bytes: refused after reading the stored object.
+    let mut bad = p.client_draft("1.1.0", &[]);
+    let other = p.client_draft("1.2.0", &[]);
+    bad.spec.artifacts[0].clients.as_mut().unwrap().sha512 = other.spec.artifacts[0].clients.clone().unwrap().sha512;
+    p.upload(&bad).await;
+    let body = json!({"release": bad.spec, "channel": "stable", "rollout": {"basis_points": 10000}});
+    p.http.post("/v1/apps/s3-clients/releases", &body).await.assert_problem(422, "is not the file's");
+}
