@@ -37,6 +37,7 @@ mod startup;
 pub mod state;
 mod store;
 mod telemetry;
+pub mod trend;
 mod views;
 mod writer;
 

@@ -119,6 +119,10 @@ pub async fn run(state: Weak<State>, every: Duration, mut lease: crate::replica:
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
+        // Every replica keeps its own series of figures for the dashboard.
+        if let Some(state) = state.upgrade() {
+            state.sample_trend();
+        }
         // Only one replica ticks: the one holding the lease.
         if !lease.hold().await {
             continue;

@@ -35,6 +35,8 @@ pub struct State {
     pub signer: Signer,
     /// Makes and checks the report tokens of check-in answers.
     pub report_key: ReportKey,
+    /// Each rollout's figures over time, for the dashboard's charts.
+    pub trend: crate::trend::Trend,
     /// When this replica last saw the shared store's revisions (see `replica`).
     pub(crate) freshness: crate::replica::Freshness,
     /// The snapshot readers load, replaced only through a [`Writer`](crate::writer::Writer).
@@ -61,6 +63,7 @@ impl State {
             artifacts,
             signer,
             report_key,
+            trend: crate::trend::Trend::default(),
             freshness: Default::default(),
             published: Published::new(snapshot),
         })
@@ -97,4 +100,30 @@ async fn rebuild(store: &Store) -> anyhow::Result<Snapshot> {
     let tokens = loaded.tokens.into_iter().map(|(id, t)| (id, Arc::new(t))).collect();
     let tokens_revision = loaded.revisions.get(&Scope::Tokens).copied().unwrap_or(0);
     Ok(Snapshot { apps, tokens, tokens_revision })
+}
+
+impl State {
+    /// Samples every rollout's figures into [`trend`](State::trend) when a sample is due by the
+    /// clock (every 5 minutes); every replica does, for its own view. Returns whether it did.
+    pub fn sample_trend(&self) -> bool {
+        if !self.trend.due(self.clock.now_ms()) {
+            return false;
+        }
+        self.sample_trend_now();
+        true
+    }
+
+    /// Samples every rollout's figures into [`trend`](State::trend) now, whether due or not.
+    pub fn sample_trend_now(&self) {
+        let now = self.clock.now_ms();
+        let snapshot = self.snapshot();
+        for app in snapshot.apps.values() {
+            for (release, rollouts) in app.catalog.releases() {
+                for r in rollouts.iter() {
+                    let figures = self.feedback.figures(&app.id, release.version(), &r.channel);
+                    self.trend.record((app.id.clone(), release.version().clone(), r.channel.clone()), now, &figures);
+                }
+            }
+        }
+    }
 }

@@ -36,7 +36,7 @@ pub use keys::{KeyDocumentSpec, KeyDocuments, SignatureSpec};
 pub use problem::Problem;
 pub use status::{
     AdoptionHistory, ChannelAdoption, ChannelHistory, EvidenceView, Figures, ReleaseStatus, RolloutStatus,
-    ScheduleStatus, StatusView, VersionAdoption, VersionHistory, WindowCount,
+    ScheduleStatus, StatusView, TrendPoint, TrendView, VersionAdoption, VersionHistory, WindowCount,
 };
 
 #[cfg(test)]

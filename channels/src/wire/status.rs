@@ -29,6 +29,38 @@ pub struct Figures {
     pub crashes: u64,
 }
 
+/// A rollout's install figures at one moment (`GET .../rollouts/{channel}/trend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrendPoint {
+    /// When (ms since the epoch, by the server's clock).
+    pub at_ms: u64,
+    /// Devices that installed the release (as in [`Figures`]).
+    pub installs: u64,
+    /// Devices whose install failed.
+    pub install_failures: u64,
+    /// Devices that ran it for the first time.
+    pub first_runs: u64,
+    /// Devices that crashed on it.
+    pub crashes: u64,
+}
+
+impl TrendPoint {
+    /// Whether `other` has the same figures (at whatever time).
+    pub fn same_figures(&self, other: &TrendPoint) -> bool {
+        (self.installs, self.install_failures, self.first_runs, self.crashes)
+            == (other.installs, other.install_failures, other.first_runs, other.crashes)
+    }
+}
+
+/// `GET /v1/apps/{app}/releases/{version}/rollouts/{channel}/trend`: the rollout's figures
+/// over time, oldest first, one point per change (sampled every 5 minutes, kept for about 4
+/// days, in the answering server's memory).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrendView {
+    /// Oldest first.
+    pub points: Vec<TrendPoint>,
+}
+
 /// Where a scheduled rollout stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScheduleStatus {

@@ -95,6 +95,16 @@ pub async fn get_rollout(_who: Principal, path: web::Path<(String, String, Strin
     Ok(HttpResponse::Ok().insert_header((header::ETAG, view.etag.clone())).json(view))
 }
 
+/// `GET /v1/apps/{app}/releases/{version}/rollouts/{channel}/trend`: the rollout's install
+/// figures over time (the dashboard's rate chart), from this replica's memory.
+pub async fn rollout_trend(_who: Principal, path: web::Path<(String, String, String)>, state: web::Data<State>) -> Res {
+    let (id, version, channel) = (AppId::parse(&path.0)?, Version::parse(&path.1)?, ChannelName::parse(&path.2)?);
+    let app = state.app(&id)?;
+    find_rollout(&app, &version, &channel)?;
+    let points = state.trend.series(&(id, version, channel));
+    Ok(HttpResponse::Ok().json(halftone_channels::wire::TrendView { points }))
+}
+
 /// `PATCH /v1/apps/{app}/releases/{version}/rollouts/{channel}` with `If-Match`.
 pub async fn patch_rollout(
     who: Principal,

@@ -122,6 +122,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, gate: &Arc<Gate>) {
             vec![web::get().to(admin::get_rollout), web::patch().to(admin::patch_rollout)],
         ))
         .service(r(
+            admin,
+            "/v1/apps/{app}/releases/{version}/rollouts/{channel}/trend",
+            vec![web::get().to(admin::rollout_trend)],
+        ))
+        .service(r(
             None,
             "/v1/artifacts/{sha256}",
             vec![

@@ -264,7 +264,7 @@ async fn a_release_engineer_ships_widens_promotes_halts_and_rolls_back_with_the_
     // For the dashboard's rollback form: sign and upload the rebuild, write its release, roll
     // nothing back.
     let written = tmp.path().join("rebuild.json");
-    let said = admin.text(&[
+    let rollback = [
         "rollback",
         "notes",
         "--bad",
@@ -277,29 +277,14 @@ async fn a_release_engineer_ships_widens_promotes_halts_and_rolls_back_with_the_
         key_path,
         "--artifact",
         &a111,
-        "--write-release",
-        written.to_str().unwrap(),
-    ]);
+    ];
+    let said = admin.text(&[&rollback[..], &["--write-release", written.to_str().unwrap()]].concat());
     assert!(said.contains("Nothing was rolled back yet"), "{said}");
     let release: Value = serde_json::from_str(&std::fs::read_to_string(&written).unwrap()).unwrap();
     assert_eq!((release["version"].as_str(), release["rebuild_of"].as_str()), (Some("1.1.1"), Some("1.0.0")));
     assert_eq!(release["artifacts"][0]["sha256"], Sha256::digest(&bytes111).to_string());
     assert_eq!(admin.json(&["releases", "notes"])["releases"].as_array().unwrap().len(), 2, "no 1.1.1 yet");
-    let rebuild = admin.json(&[
-        "rollback",
-        "notes",
-        "--bad",
-        "1.1.0",
-        "--version",
-        "1.1.1",
-        "--rebuild-of",
-        "1.0.0",
-        "--key-file",
-        key_path,
-        "--artifact",
-        &a111,
-        "--yes",
-    ]);
+    let rebuild = admin.json(&[&rollback[..], &["--yes"]].concat());
     assert_eq!((rebuild["critical"].as_bool(), rebuild["rebuild_of"].as_str()), (Some(true), Some("1.0.0")));
     assert_eq!(rebuild["notes"], "Rolls back 1.1.0 to the code of 1.0.0.");
     for channel in ["beta", "stable"] {

@@ -10,23 +10,11 @@ const TOKEN_KEY = 'halftone.token';
 // `halftone.poll_ms`), as the browser test does to hold a page still while it makes a conflict.
 const POLL_MS = Math.max(1000, Number(sessionStorage.getItem('halftone.poll_ms')) || 3000);
 
-function readJson(text) {
-  try {
-    return JSON.parse(text);
-  } catch (_) {
-    return null;
-  }
-}
-
 const S = {
   token: sessionStorage.getItem(TOKEN_KEY),
   who: null,
   timer: null,
   page: null,
-  // Failure and crash rates seen by this tab, per app/version/channel: the server keeps only
-  // the cumulative figures, not their history. Kept in the tab's session storage, so a reload
-  // keeps them.
-  samples: new Map(Object.entries(readJson(sessionStorage.getItem('halftone.samples')) || {})),
 };
 
 // ---------- DOM helpers (no innerHTML with data: every text goes through textContent) ----------
@@ -132,8 +120,6 @@ function mayChange(app) {
 
 function logout(message) {
   sessionStorage.removeItem(TOKEN_KEY);
-  sessionStorage.removeItem('halftone.samples');
-  S.samples.clear();
   S.token = null;
   S.who = null;
   stopPolling();
@@ -343,18 +329,16 @@ function rolloutCard(app, version, channel) {
     fill(figures, h('table', { class: 'figures' },
       h('tr', {}, ['offered devices', 'downloads', 'installs', 'install failures', 'first runs', 'crashes', 'failure rate', 'crash rate'].map((t) => h('th', { text: t }))),
       h('tr', {}, [f.offered_devices, f.downloads, f.installs, f.install_failures, f.first_runs, f.crashes, fmtRate(failRate), fmtRate(crashRate)].map((t) => h('td', { text: String(t) })))));
-    const key = `${app}/${version}/${channel}`;
-    const seen = S.samples.get(key) || [];
-    seen.push([Date.now() / 1000, failRate, crashRate]);
-    if (seen.length > 500) seen.shift();
-    S.samples.set(key, seen);
-    try {
-      sessionStorage.setItem('halftone.samples', JSON.stringify(Object.fromEntries(S.samples)));
-    } catch (_) {
-      // Full: the chart still has this page's samples.
-    }
     percentOverTime(percentChart, ro, st);
-    ratesOverTime(rateChart, st, seen);
+    // The rates over time come from the server (a point per change, sampled every 5 minutes),
+    // then the figures just read.
+    const path = `/v1/apps/${enc(app)}/releases/${enc(version)}/rollouts/${enc(channel)}/trend`;
+    api('GET', path).then((trend) => {
+      const points = ((trend && trend.data && trend.data.points) || []).map((p) => [p.at_ms / 1000,
+        rate(p.install_failures, p.installs + p.install_failures), rate(p.crashes, p.first_runs)]);
+      points.push([Date.now() / 1000, failRate, crashRate]);
+      ratesOverTime(rateChart, st, points);
+    }, () => ratesOverTime(rateChart, st, [[Date.now() / 1000, failRate, crashRate]]));
   }
   return { el, update };
 }
@@ -421,8 +405,8 @@ function percentOverTime(el, ro, st) {
   }, [xs, xs.map((x) => at(past, x)), xs.map((x) => at(future, x))]);
 }
 
-// Failure and crash rates as this page saw them, the gate's limits dashed, and the moment the
-// gate tripped (from the audit history) as a red line.
+// Failure and crash rates over time (the server's series, then now), the gate's limits dashed,
+// and the moment the gate tripped (from the audit history) as a red line.
 function ratesOverTime(el, st, seen) {
   const trip = (st.history.find((e) => e.action === 'gate.trip') || {}).at_ms;
   // The trip moment is on the time axis even when it came before the page was opened.

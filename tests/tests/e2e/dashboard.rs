@@ -115,6 +115,46 @@ async fn the_adoption_route_refuses_bad_input_with_problems() {
     assert_eq!(admin.with_token(&viewer.token).get("/v1/apps/notes/adoption").await.status, 200);
 }
 
+#[tokio::test]
+async fn the_trend_route_serves_a_rollouts_figures_over_time_and_refuses_bad_input() {
+    let clock = Arc::new(ManualClock::at(1_795_000_000_000));
+    let server = TestServer::start_with_clock(clock.clone());
+    let p = Publisher::create(&server, "notes").await;
+    p.publish("1.0.0", "stable", "100%").await;
+    let admin = server.raw_admin();
+    let path = "/v1/apps/notes/releases/1.0.0/rollouts/stable/trend";
+    assert_eq!(admin.get(path).await.ok(), json!({"points": []}), "nothing sampled yet");
+    // Samples are due every 5 minutes of the clock; unchanged figures add no point.
+    let devices = server.anonymous();
+    let d = Device::new("d1", "1.0.0", "stable");
+    let token = running_token(&devices, "notes", &d).await;
+    assert!(server.state().sample_trend());
+    assert!(!server.state().sample_trend(), "not due again at once");
+    let event = event_with("d1", "crash", "1.0.0", "stable", Some(&token));
+    assert_eq!(devices.post("/v1/apps/notes/events", &json!({ "events": [event] })).await.status, 202);
+    server.state().feedback.flush().await.unwrap();
+    clock.advance(5 * 60_000);
+    assert!(server.state().sample_trend());
+    clock.advance(5 * 60_000);
+    assert!(server.state().sample_trend());
+    let points = admin.get(path).await.ok();
+    let crashes: Vec<(u64, u64)> = points["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["at_ms"].as_u64().unwrap(), p["crashes"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(crashes, [(1_795_000_000_000, 0), (1_795_000_300_000, 1)], "{points}");
+
+    admin.get("/v1/apps/Notes/releases/1.0.0/rollouts/stable/trend").await.assert_problem(400, "invalid app id");
+    admin.get("/v1/apps/notes/releases/1.0/rollouts/stable/trend").await.assert_problem(400, "invalid version");
+    admin.get("/v1/apps/notes/releases/9.9.9/rollouts/stable/trend").await.assert_problem(404, "no release 9.9.9");
+    admin.get("/v1/apps/notes/releases/1.0.0/rollouts/beta/trend").await.assert_problem(404, "beta");
+    admin.get("/v1/apps/nope/releases/1.0.0/rollouts/stable/trend").await.assert_problem(404, "there is no app nope");
+    admin.post(path, &json!({})).await.assert_problem(405, "not allowed");
+    server.anonymous().get(path).await.assert_problem(401, "");
+}
+
 /// What the browser test needs, or why it cannot run here.
 struct Browser {
     chromium: PathBuf,
@@ -196,7 +236,26 @@ async fn the_dashboard_works_in_a_real_browser() {
         .unwrap();
     let devices = server.anonymous();
     check_all(&devices, "notes", &fleet("office", 12, "1.0.0", "stable")).await;
-    check_all(&devices, "notes", &fleet("early", 3, "1.1.0", "stable")).await;
+    let early = fleet("early", 3, "1.1.0", "stable");
+    check_all(&devices, "notes", &early).await;
+    // The rate chart's series comes from the server, a point whenever the figures changed at a
+    // sample (every 5 minutes; sampled at once here): none yet, one install, then a failure.
+    server.state().sample_trend_now();
+    for (d, kind) in early.iter().zip(["install_succeeded", "install_failed"]) {
+        let token = running_token(&devices, "notes", d).await;
+        let event = event_with(&d.id, kind, "1.1.0", "stable", Some(&token));
+        assert_eq!(devices.post("/v1/apps/notes/events", &json!({ "events": [event] })).await.status, 202);
+        server.state().feedback.flush().await.unwrap();
+        server.state().sample_trend_now();
+    }
+    let trend = server.raw_admin().get("/v1/apps/notes/releases/1.1.0/rollouts/stable/trend").await.ok();
+    let points: Vec<(u64, u64)> = trend["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["installs"].as_u64().unwrap(), p["install_failures"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(points, [(0, 0), (1, 0), (1, 1)], "{trend}");
     // Three of five beta testers fail to install: the beta gate (30%) trips.
     let mut events = Vec::new();
     for (i, d) in fleet("tester", 5, "1.1.0-beta.1", "beta").iter().enumerate() {
