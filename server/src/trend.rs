@@ -2,7 +2,7 @@
 //! bounded series per rollout of the feedback figures the server already keeps.
 //!
 //! Every replica samples its own view of the figures (its own events merged with the other
-//! replicas', see `feedback`) every [`SAMPLE_EVERY`] of the clock, from the scheduler's task
+//! replicas', see `feedback`) every [`SAMPLE_EVERY_MS`] of the clock, from the scheduler's task
 //! (before the scheduler's lease: each replica answers for itself). A point is kept only when a
 //! figure changed since the last one, and a series keeps at most [`KEEP_POINTS`] points. The
 //! series live in memory: a restarted server starts them afresh (the figures themselves are
