@@ -39,7 +39,7 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Read, Seek};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -646,18 +646,9 @@ impl Installation {
             options.mode(0o755);
         }
         let copied = options.open(&path).and_then(|mut out| {
-            let mut hasher = sha2::Sha256::new();
-            let mut buf = vec![0u8; 64 << 10];
-            loop {
-                let n = source.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-                out.write_all(&buf[..n])?;
-            }
+            let digest = crate::verify::copy_hashing(&mut source, &mut out)?;
             out.sync_all()?;
-            Ok(Sha256::from_bytes(hasher.finalize().into()))
+            Ok(digest)
         });
         let result = match copied {
             Ok(actual) if actual == *file.sha256() => return sync_dir(&own),

@@ -128,15 +128,21 @@ impl Verifier<'_> {
 }
 
 fn digest_file(path: &Path) -> io::Result<Sha256> {
-    let mut file = File::open(path)?;
+    copy_hashing(File::open(path)?, &mut io::sink())
+}
+
+/// Copies `from` into `to` (`io::sink()` to only hash it) and returns the SHA-256 of what
+/// passed.
+pub(crate) fn copy_hashing(mut from: impl Read, to: &mut impl io::Write) -> io::Result<Sha256> {
     let mut hasher = sha2::Sha256::new();
     let mut buf = vec![0u8; 64 << 10];
     loop {
-        let n = file.read(&mut buf)?;
+        let n = from.read(&mut buf)?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
+        to.write_all(&buf[..n])?;
     }
     Ok(Sha256::from_bytes(hasher.finalize().into()))
 }
