@@ -85,7 +85,7 @@ pub use rollout::{
     Salt, Stickiness,
 };
 pub use rules::{MAX_RULE_VALUES, Rule, TraitCondition};
-pub use schedule::{MAX_STEPS, Schedule, ScheduleClock, SchedulePreset, Step, Tick};
+pub use schedule::{MAX_STEPS, Schedule, ScheduleClock, SchedulePreset, Share, Step, Tick};
 pub use sequential::{Call, Comparison, Evidence, Proportion};
 pub use signing::{
     KeyId, KeySignature, MAX_SIGNATURES, MAX_TRUSTED_KEYS, PublicKey, Sha256, Signature, SignatureError, Signatures,

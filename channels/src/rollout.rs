@@ -18,6 +18,8 @@ impl Percent {
     pub const FULL: Percent = Percent(10_000);
     /// Nobody.
     pub const NONE: Percent = Percent(0);
+    /// The smallest share above none: one basis point, 0.01%.
+    pub const SMALLEST: Percent = Percent(1);
 
     /// A share in basis points (0..=10000).
     pub fn from_basis_points(bp: u16) -> Result<Self, ParseError> {

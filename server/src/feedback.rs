@@ -317,6 +317,22 @@ impl Feedback {
         })
     }
 
+    /// Distinct devices that checked in on any of `channels` over the last day (the adoption
+    /// windows that overlap it), as of `now_ms`, whatever version they run: the audience a
+    /// step of a number of devices is a share of.
+    pub fn audience(&self, app: &AppId, channels: &[&ChannelName], now_ms: u64) -> u64 {
+        let day = now_ms.saturating_sub(DAY_MS) / ADOPTION_WINDOW_MS;
+        self.with(|a| {
+            let mut union = Sketch::default();
+            for ((x, channel, _, window), sketch) in a.all_adoption() {
+                if x == app && *window >= day && channels.contains(&channel) {
+                    union.merge(sketch);
+                }
+            }
+            union.estimate() as u64
+        })
+    }
+
     /// Distinct devices per channel, version and adoption window, over the windows kept (the
     /// last 8 days) as of `now_ms`: what the dashboard draws as adoption over time. Channels
     /// by name, versions newest first, windows oldest first.

@@ -6,13 +6,17 @@
 //! rollout and records why, with the figures, in the audit log; an elapsed hold advances to
 //! the next step only when the gate has the evidence to widen (its sample for the step, and,
 //! from a comparing gate's proving share on, proof the build is no worse), and the advance's
-//! audit entry records that evidence.
+//! audit entry records that evidence. A rollout on a first step of a number of devices is
+//! widened to that many devices' share of its audience (`Schedule::fit`, audit action
+//! `schedule.fit`), which keeps its hold clock and step sample.
 //! Changes go through the same path as an engineer's (committed, flushed, published).
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use halftone_channels::{GateAction, GateFigures, GateVerdict, Rollout, RolloutState, Tick};
+use halftone_channels::{
+    ChannelName, GateAction, GateFigures, GateVerdict, Percent, Rollout, RolloutState, Schedule, Tick,
+};
 
 use crate::snapshot::{AppSnapshot, GateMarks};
 use crate::state::State;
@@ -21,6 +25,9 @@ use crate::state::State;
 pub const SCHEDULER: &str = "scheduler";
 /// The actor named in the audit log for changes a health gate makes.
 pub const HEALTH_GATE: &str = "health-gate";
+/// The audit action of a step of a number of devices fitted to its audience: the rollout stays
+/// on its step (same hold clock, same step sample).
+pub const FIT: &str = "schedule.fit";
 
 /// What one tick did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -44,6 +51,7 @@ impl State {
         for app in apps {
             let mut trips = Vec::new();
             let mut advances = Vec::new();
+            let mut fits = Vec::new();
             for (_, rollouts) in app.catalog.releases() {
                 for r in rollouts.iter().filter(|r| r.state == RolloutState::Active) {
                     if r.schedule.is_none() && r.gate.is_none() {
@@ -68,6 +76,11 @@ impl State {
                         continue;
                     }
                     let Some(schedule) = &r.schedule else { continue };
+                    if let Some(to) = self.fit(&app, r, schedule, now) {
+                        report.advanced.push(format!("{subject} -> {to}"));
+                        fits.push(((**r).clone(), Rollout { percent: to, ..(**r).clone() }));
+                        continue;
+                    }
                     if let Tick::Advance { to, .. } = schedule.next(r.percent, r.state, &meta.clock, now) {
                         if verdict == Some(GateVerdict::NotEnoughSample) {
                             continue;
@@ -83,8 +96,12 @@ impl State {
                     }
                 }
             }
+            if !fits.is_empty() {
+                w.replace_rollouts(now, SCHEDULER, &app, FIT, fits, &[]).await?;
+            }
             let (judged, plain): (Vec<_>, Vec<_>) = advances.into_iter().partition(|(_, _, why)| why.is_some());
             if !plain.is_empty() {
+                let app = w.snapshot().apps.get(&app.id).cloned().unwrap_or_else(|| app.clone());
                 let pairs = plain.into_iter().map(|(b, a, _)| (b, a)).collect();
                 w.replace_rollouts(now, SCHEDULER, &app, "schedule.advance", pairs, &[]).await?;
             }
@@ -102,6 +119,20 @@ impl State {
             }
         }
         Ok(report)
+    }
+
+    /// The share `r`, on a first step of a number of devices, should have now: that many
+    /// devices of the devices that checked in over the last day on the channels that see its
+    /// channel (any platform: a release for fewer platforms reaches fewer devices).
+    fn fit(&self, app: &AppSnapshot, r: &Rollout, schedule: &Schedule, now: u64) -> Option<Percent> {
+        let ladder = app.catalog.ladder();
+        let channels: Vec<&ChannelName> = ladder
+            .channels()
+            .into_iter()
+            .map(|(c, _)| c)
+            .filter(|c| ladder.sees(c.as_str(), r.channel.as_str()) == Some(true))
+            .collect();
+        schedule.fit(r.percent, self.feedback.audience(&app.id, &channels, now))
     }
 
     /// What `r`'s gate judges: the release's figures since its window and its step began,

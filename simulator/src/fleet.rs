@@ -130,6 +130,10 @@ pub fn run(fleet: &Fleet, build: &Build, plan: &Plan, seed: u64) -> Outcome {
     let mut health = Health::default();
     let mut step_mark = Health::default();
     let mut percent = plan.schedule.first();
+    // A first step of devices: every device checks in, so the audience is the fleet.
+    if let Some(to) = plan.schedule.fit(percent, u64::from(fleet.devices)) {
+        percent = to;
+    }
     let mut clock = ScheduleClock::start(0);
     let mut admitted = 0u16;
     let admit = |queue: &mut BinaryHeap<Reverse<(u64, Event)>>, from: u16, to: Percent, now: u64| {
@@ -197,7 +201,7 @@ pub fn run(fleet: &Fleet, build: &Build, plan: &Plan, seed: u64) -> Outcome {
             admit(&mut queue, admitted, percent, now);
             admitted = percent.basis_points();
             queue.push(Reverse((now + hold_ms(percent), Event::HoldEnds)));
-            if percent == plan.schedule.steps().last().expect("a schedule has steps").basis_points {
+            if percent == plan.schedule.last() {
                 last_step_at = Some(now);
             }
         }

@@ -2,7 +2,7 @@
 //! halftone-simulator -- --help`).
 
 use clap::Parser;
-use halftone_channels::{Comparison, Percent, Schedule, Step};
+use halftone_channels::{Comparison, Percent, Schedule, Share, Step};
 
 /// Runs many staged rollouts of each scenario through the server's gate and schedule code and
 /// prints the table of docs/gates.md.
@@ -21,6 +21,9 @@ struct Args {
     /// each held 4 hours.
     #[arg(long, value_delimiter = ',')]
     steps: Vec<u16>,
+    /// Make the first step this many devices instead of a share (its hold kept).
+    #[arg(long)]
+    first_devices: Option<std::num::NonZeroU32>,
     /// The comparing gate's proving share, in basis points (default: the gate's default).
     #[arg(long)]
     proven_from_bp: Option<u16>,
@@ -33,8 +36,13 @@ fn main() -> anyhow::Result<()> {
         let steps = args
             .steps
             .iter()
-            .map(|&bp| Ok(Step { basis_points: Percent::from_basis_points(bp)?, hold_s: 4 * 3600 }))
+            .map(|&bp| Ok(Step::percent(Percent::from_basis_points(bp)?, 4 * 3600)))
             .collect::<Result<Vec<_>, halftone_channels::ParseError>>()?;
+        plan.schedule = Schedule::new(steps)?;
+    }
+    if let Some(n) = args.first_devices {
+        let mut steps = plan.schedule.steps().to_vec();
+        steps[0].share = Share::Devices(n);
         plan.schedule = Schedule::new(steps)?;
     }
     if let Some(bp) = args.proven_from_bp {
@@ -45,7 +53,7 @@ fn main() -> anyhow::Result<()> {
     }
     println!(
         "steps {}; proving share {}",
-        plan.schedule.steps().iter().map(|s| s.basis_points.to_string()).collect::<Vec<_>>().join(", "),
+        plan.schedule.steps().iter().map(|s| s.share.to_string()).collect::<Vec<_>>().join(", "),
         plan.gate.compare.map_or_else(String::new, |c| c.proven_from().to_string())
     );
     let fleet = halftone_simulator::scenarios::fleet(args.devices, "notes:2.0.0");

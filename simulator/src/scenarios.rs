@@ -22,10 +22,7 @@ pub fn fleet(devices: u32, salt: &str) -> Fleet {
 /// The documented plan: 0.1%, 0.5%, 2%, 10%, 50%, 100% with holds of 1, 1, 4, 12 and 24
 /// hours, and the comparing gate with its defaults; 30 days to finish.
 pub fn plan() -> Plan {
-    let step = |bp: u16, hours: u64| Step {
-        basis_points: Percent::from_basis_points(bp).expect("share"),
-        hold_s: hours * 3600,
-    };
+    let step = |bp: u16, hours: u64| Step::percent(Percent::from_basis_points(bp).expect("share"), hours * 3600);
     let schedule =
         Schedule::new(vec![step(10, 1), step(50, 1), step(200, 4), step(1_000, 12), step(5_000, 24), step(10_000, 0)])
             .expect("steps increase");
@@ -196,7 +193,7 @@ mod tests {
         };
         let fleet = small();
         // The schedule: 1%, 5%, 25%, 100%, an hour each.
-        let step = |bp: u16| Step { basis_points: Percent::from_basis_points(bp).unwrap(), hold_s: 3600 };
+        let step = |bp: u16| Step::percent(Percent::from_basis_points(bp).unwrap(), 3600);
         let schedule = Schedule::new(vec![step(100), step(500), step(2_500), step(10_000)]).unwrap();
         let plan = Plan { schedule, ..plan() };
         let threshold = Plan { gate: fixed, ..plan.clone() };

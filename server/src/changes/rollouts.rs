@@ -98,7 +98,7 @@ impl Writer<'_> {
 }
 
 /// Stages rollout replacements into `parts` and `change`: each bumps its revision, moves its
-/// schedule clock (a new percentage starts a new hold; pausing stops the clock, resuming
+/// schedule clock (a new percentage starts a new hold, except a fit of a step of devices; pausing stops the clock, resuming
 /// continues it) and its gate marks (a new percentage starts a new step sample; resuming
 /// starts a new window, from `health`, the release's figures now), and gets an audit entry
 /// with before and after.
@@ -117,7 +117,8 @@ pub(super) fn stage_replacements(
         let old = app.meta_of(&before.release, &before.channel);
         let mut clock = old.clock;
         let mut marks = old.marks;
-        if after.percent != before.percent {
+        // A step of devices fitted to its audience stays the same step.
+        if after.percent != before.percent && action != crate::scheduler::FIT {
             clock = ScheduleClock::start(now).on_state(RolloutState::Active, before.state, now);
             marks.step = health(&after.release);
         }

@@ -86,7 +86,7 @@ async fn story(args: &DemoArgs, out: &Output, server: &DemoServer, dir: &Path) -
     ))?;
 
     let rollout = RolloutArgs {
-        percent: Percent::from_basis_points(1_000)?,
+        percent: Some(Percent::from_basis_points(1_000)?),
         rules: vec![],
         allow: vec![],
         deny: vec![],
@@ -206,7 +206,7 @@ impl Demo {
         )
         .await?;
         let rollout = RolloutArgs {
-            percent: Percent::from_basis_points(basis_points)?,
+            percent: Some(Percent::from_basis_points(basis_points)?),
             rules: vec![],
             allow: vec![],
             deny: vec![],

@@ -222,7 +222,7 @@ pub async fn publish(args: PublishArgs, profile: &Profile, out: &Output) -> anyh
                 args.app,
                 args.version,
                 args.channel,
-                args.rollout.percent,
+                args.rollout.percent(),
                 match r.release.artifacts.len() {
                     1 => "1 artifact".to_owned(),
                     n => format!("{n} artifacts"),

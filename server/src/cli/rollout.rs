@@ -92,9 +92,10 @@ impl From<StateArg> for RolloutState {
 /// The settings of a new rollout.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RolloutArgs {
-    /// Share of devices offered the release: 10%, 12.5%, 0.01%, 100%.
-    #[arg(long, value_parser = parse_percent)]
-    pub percent: Percent,
+    /// Share of devices offered the release: 10%, 12.5%, 0.01%, 100% [default with
+    /// --schedule: where the schedule starts].
+    #[arg(long, value_parser = parse_percent, required_unless_present = "schedule")]
+    pub percent: Option<Percent>,
     /// A targeting rule as JSON (repeat; all must hold), e.g. '{"kind":"os_in","values":["windows"]}'.
     #[arg(long = "rule", value_name = "JSON", value_parser = parse_rule)]
     pub rules: Vec<Rule>,
@@ -113,8 +114,9 @@ pub struct RolloutArgs {
     /// Bucketing salt [default: app:version, so promoting keeps the same devices in].
     #[arg(long)]
     pub salt: Option<Salt>,
-    /// A staged schedule the server advances by itself: `apple_phased` or steps as JSON
-    /// (`--percent` must be its first step).
+    /// A staged schedule the server advances by itself: `apple_phased` or steps as JSON, e.g.
+    /// '[{"devices":500,"hold_s":3600},{"basis_points":200,"hold_s":14400},{"basis_points":10000}]'
+    /// (a rollout starts at its first step; a first step of devices starts at 0.01%).
     #[arg(long, value_name = "PRESET|JSON", value_parser = parse_schedule)]
     pub schedule: Option<ScheduleSpec>,
     /// A health gate as JSON, e.g. '{"max_install_failure_rate":0.05,"min_sample":100}'.
@@ -123,10 +125,18 @@ pub struct RolloutArgs {
 }
 
 impl RolloutArgs {
+    /// The share the rollout starts at: `--percent`, or where the schedule starts (the
+    /// server refuses an invalid schedule).
+    pub fn percent(&self) -> Percent {
+        self.percent
+            .or_else(|| self.schedule.clone().and_then(|s| Schedule::try_from(s).ok()).map(|s| s.first()))
+            .unwrap_or(Percent::NONE)
+    }
+
     /// The wire form.
     pub fn spec(&self) -> RolloutSpec {
         RolloutSpec {
-            basis_points: self.percent,
+            basis_points: self.percent(),
             salt: self.salt.clone(),
             stickiness: self.stickiness.into(),
             allow: self.allow.clone(),
@@ -291,7 +301,7 @@ pub async fn promote(args: PromoteArgs, profile: &Profile, out: &Output) -> anyh
             args.app,
             args.version,
             args.channel,
-            args.rollout.percent,
+            args.rollout.percent(),
             rollouts(r)
         )
     })
@@ -405,7 +415,7 @@ mod tests {
     #[test]
     fn rollouts_read_in_a_few_words() {
         let spec = RolloutArgs {
-            percent: Percent::parse("5%").unwrap(),
+            percent: Some(Percent::parse("5%").unwrap()),
             rules: vec![parse_rule(r#"{"kind":"os_in","values":["windows"]}"#).unwrap()],
             allow: vec![ListedId::parse("d1").unwrap()],
             deny: vec![],
@@ -418,5 +428,23 @@ mod tests {
         .spec();
         let view = RolloutView { channel: ChannelName::stable(), etag: "\"1\"".into(), rollout: spec };
         assert_eq!(summary(&view), "5% active where os in [windows], 1 allowed");
+    }
+
+    #[test]
+    fn a_scheduled_rollout_starts_where_its_schedule_does_unless_told() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            rollout: RolloutArgs,
+        }
+        let parse = |args: &[&str]| {
+            <Cli as clap::Parser>::try_parse_from(std::iter::once("x").chain(args.iter().copied())).map(|c| c.rollout)
+        };
+        let devices = r#"[{"devices":500,"hold_s":3600},{"basis_points":200},{"basis_points":10000}]"#;
+        assert_eq!(parse(&["--schedule", devices]).unwrap().spec().basis_points, Percent::SMALLEST);
+        assert_eq!(parse(&["--schedule", "apple_phased"]).unwrap().percent().basis_points(), 100);
+        assert_eq!(parse(&["--schedule", devices, "--percent", "1%"]).unwrap().percent().basis_points(), 100);
+        let e = parse(&[]).err().unwrap().to_string();
+        assert!(e.contains("--percent"), "{e}");
     }
 }

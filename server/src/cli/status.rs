@@ -187,10 +187,10 @@ fn next_step(o: &RolloutStatus, now_ms: u64) -> String {
     let next = s.step.map_or(0, |i| i + 1);
     let Some(step) = s.steps.get(next) else { return "done".to_owned() };
     match s.next_at_ms {
-        Some(at) if at > now_ms => format!("{} in {}", step.basis_points, span(at - now_ms)),
-        Some(_) if o.gate.is_some() => format!("{} when the gate passes", step.basis_points),
-        Some(_) => format!("{} now", step.basis_points),
-        None => format!("{} ({})", step.basis_points, o.state),
+        Some(at) if at > now_ms => format!("{} in {}", step.share, span(at - now_ms)),
+        Some(_) if o.gate.is_some() => format!("{} when the gate passes", step.share),
+        Some(_) => format!("{} now", step.share),
+        None => format!("{} ({})", step.share, o.state),
     }
 }
 

@@ -250,3 +250,45 @@ async fn a_rollout_moved_along_its_schedule_survives_a_restart() {
     let r = &s.releases[0].rollouts[0];
     assert_eq!((r.basis_points.basis_points(), r.schedule.as_ref().unwrap().step), (500, Some(1)));
 }
+
+#[tokio::test]
+async fn a_first_step_of_devices_takes_that_many_devices_of_the_audience_and_keeps_its_hold() {
+    let clock = Arc::new(ManualClock::at(1_800_000_000_000));
+    let server = TestServer::start_with_clock(clock.clone());
+    let p = Publisher::create(&server, "notes").await;
+    p.publish("1.0.0", "stable", "100%").await;
+    let schedule = json!({"steps": [
+        {"devices": 100, "hold_s": 3600}, {"basis_points": 2000, "hold_s": 3600}, {"basis_points": 10000}
+    ]});
+    let r = p.publish_draft(&p.draft("1.1.0", &[]), "stable", json!({"basis_points": 100, "schedule": schedule})).await;
+    assert_refused(r, 422, "starts at its first step: basis_points must be 1");
+    p.publish_draft(&p.draft("1.1.0", &[]), "stable", json!({"basis_points": 1, "schedule": schedule})).await.unwrap();
+    // No audience yet: nothing to fit.
+    assert!(server.state().tick().await.unwrap().advanced.is_empty());
+
+    // Half an hour on, 2,000 devices have checked in: 100 of them is 5%.
+    clock.advance(1_800_000);
+    let http = server.anonymous();
+    let devices = fleet("dev", 2_000, "1.0.0", "stable");
+    check_all(&http, "notes", &devices).await;
+    server.state().feedback.flush().await.unwrap();
+    let fitted = server.state().tick().await.unwrap().advanced;
+    assert_eq!(fitted.len(), 1, "{fitted:?}");
+    let s = status(&p.admin, "notes").await;
+    let r = &s.releases[0].rollouts[0];
+    let bp = r.basis_points.basis_points();
+    assert!((430..=580).contains(&bp), "about 5% (the audience is a sketch's estimate): {bp}");
+    assert_eq!(r.schedule.as_ref().unwrap().step, Some(0), "still the first step");
+    assert_eq!(r.history.last().unwrap().action, "schedule.fit");
+    let offered = count(&check_all(&http, "notes", &devices).await, "1.1.0");
+    assert!((60..=150).contains(&offered), "about 100 devices are offered it: {offered}");
+
+    // Twice the audience does not narrow it, and the fit kept the step's hold clock: the next
+    // step comes an hour after the rollout started, not an hour after the fit.
+    clock.advance(1_000);
+    check_all(&http, "notes", &fleet("more", 2_000, "1.0.0", "stable")).await;
+    server.state().feedback.flush().await.unwrap();
+    assert!(server.state().tick().await.unwrap().advanced.is_empty(), "a step of devices never narrows");
+    clock.advance(1_800_000);
+    assert_eq!(server.state().tick().await.unwrap().advanced, ["notes 1.1.0/stable -> 20%"]);
+}
