@@ -17,11 +17,11 @@ use std::collections::BTreeMap;
 
 use halftone_channels::wire::{AuditEntry, Role};
 use halftone_channels::{
-    AppId, Arch, Artifact, ChannelName, ClientSignatures, Comparison, DisplayName, ExternalUrl, GateAction, Health,
-    HealthGate, IdList, KeyDocument, KeyId, KeySignature, ListedId, Minisign, Os, ParseError, Percent, PublicKey, Rank,
-    Release, ReleaseParts, Rollout, RolloutState, Rule, Rules, Salt, Schedule, ScheduleClock, SchedulePreset, Sha256,
-    Sha512, Signature, Signatures, SignedKeyDocument, Step, Stickiness, Target, Threshold, TokenName, TrustedKeys,
-    Version,
+    AppId, Arch, ArmSlot, Artifact, ChannelName, ClientSignatures, Comparison, DisplayName, ExternalUrl, GateAction,
+    Health, HealthGate, IdList, KeyDocument, KeyId, KeySignature, ListedId, Minisign, Os, ParseError, Percent,
+    PublicKey, Rank, Release, ReleaseParts, Rollout, RolloutState, Rule, Rules, Salt, Schedule, ScheduleClock,
+    SchedulePreset, Sha256, Sha512, Signature, Signatures, SignedKeyDocument, Step, Stickiness, Target, Threshold,
+    TokenName, TrustedKeys, Version,
 };
 use serde::{Deserialize, Serialize};
 
@@ -350,6 +350,16 @@ struct RolloutBody {
     schedule: Option<ScheduleRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gate: Option<GateRecord>,
+    /// Present on an A/B/N arm or its promoted winner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    arm: Option<ArmRecord>,
+}
+
+/// An arm's slot: its first bucket and its width in basis points.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct ArmRecord {
+    start: u16,
+    width: Percent,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -427,6 +437,7 @@ impl RolloutRecord {
                     compare: g.compare.map(CompareRecord::from),
                     action: g.action,
                 }),
+                arm: r.arm.map(|a| ArmRecord { start: a.start(), width: a.width() }),
             },
             revision: meta.revision,
             clock: meta.clock,
@@ -468,6 +479,7 @@ impl RolloutRecord {
             interactive_bypass: b.interactive_bypass,
             schedule,
             gate,
+            arm: b.arm.map(|a| ArmSlot::new(a.start, a.width)).transpose()?,
         };
         let marks = GateMarks { window: self.marks.window.into(), step: self.marks.step.into() };
         Ok((rollout, RolloutMeta { revision: self.revision, clock: self.clock, marks }))
