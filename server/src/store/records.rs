@@ -684,4 +684,23 @@ mod tests {
         let back: RolloutRecord = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(back.into_rollout(v, ch).unwrap(), (rollout, meta));
     }
+
+    #[test]
+    fn an_arms_slot_round_trips_and_a_bad_one_is_refused() {
+        let (v, ch) = release();
+        let old: RolloutRecord =
+            serde_json::from_str(r#"{"spec":{"basis_points":1000,"salt":"s"},"revision":1}"#).unwrap();
+        let (mut rollout, meta) = old.into_rollout(v.clone(), ch.clone()).unwrap();
+        assert_eq!(rollout.arm, None, "records from before experiments are no arm");
+        rollout.arm = Some(ArmSlot::new(5_000, Percent::from_basis_points(5_000).unwrap()).unwrap());
+        let bytes = serde_json::to_vec(&RolloutRecord::new(&rollout, meta)).unwrap();
+        assert!(String::from_utf8_lossy(&bytes).contains(r#""arm":{"start":5000,"width":5000}"#));
+        let back: RolloutRecord = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back.into_rollout(v.clone(), ch.clone()).unwrap(), (rollout, meta));
+        let bad: RolloutRecord = serde_json::from_str(
+            r#"{"spec":{"basis_points":1000,"salt":"s","arm":{"start":9000,"width":5000}},"revision":1}"#,
+        )
+        .unwrap();
+        assert!(bad.into_rollout(v, ch).is_err(), "a slot past bucket 9999 is not loaded");
+    }
 }

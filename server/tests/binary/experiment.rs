@@ -24,12 +24,11 @@ async fn two_arms_share_a_channel_without_overlap_and_the_winner_takes_over() {
     let (_tmp, data) = data_dir();
     // Thousands of check-ins from one address: no per-address rate.
     let flags = ["--device-rate-per-address", "0", "--admin-rate-per-address", "0"].map(String::from);
-    let server = Server::start_with(&data, true, &flags).await;
+    let mut server = Server::start_with(&data, true, &flags).await;
     let token = server.bootstrap.clone().unwrap();
     let admin = server.admin(&token);
     let http = server.http(Some(&token));
     let cli = Cli::new(&server, &token);
-    let devices = server.http(None);
     let signer = Signer::new("notes", 7);
     admin.put_app(&signer.app, &signer.app_spec()).await.unwrap();
     for (version, channel, bp) in [("1.0.0", "stable", 10_000), ("1.1.0", "stable", 0), ("1.2.0", "stable", 0)] {
@@ -91,6 +90,14 @@ async fn two_arms_share_a_channel_without_overlap_and_the_winner_takes_over() {
     assert_eq!(slots, [("1.1.0".to_owned(), 0), ("1.2.0".to_owned(), 5_000)], "{started:#}");
     let e = cli.run(&["experiment", "start", "notes", "stable", "--arm", "1.1.0=5%", "--arm", "1.2.0=5%"]);
     assert!(e.failure_with(5).contains("already runs on stable"));
+
+    // What the server acknowledged survives kill -9.
+    let shown = http.get("/v1/apps/notes/channels/stable/experiment").await.ok();
+    server.kill9();
+    server = Server::start_with(&data, false, &flags).await;
+    let (http, devices) = (server.http(Some(&token)), server.http(None));
+    let cli = Cli::new(&server, &token);
+    assert_eq!(http.get("/v1/apps/notes/channels/stable/experiment").await.ok(), shown, "the arms after kill -9");
 
     // Over many devices: each arm gets about 10%, exactly the devices whose bucket under the
     // experiment's salt is in its range, so no device is in both; and devices keep their arm.
