@@ -5,9 +5,10 @@ use std::fmt;
 use std::time::Duration;
 
 use halftone_channels::wire::{
-    AnswerKeys, AppList, AppSpec, AppView, ArtifactStored, AuditLog, CheckRequest, CheckResponse, ExplainRequest,
-    ExplainResponse, KeyDocumentSpec, KeyDocuments, Problem, PromoteRequest, PublishRequest, ReleaseList, ReleaseView,
-    RollbackRequest, RolloutPatch, RolloutView, StatusView, TokenCreated, TokenList, TokenRequest, TokenView,
+    AnswerKeys, AppList, AppSpec, AppView, ArtifactStored, AuditLog, CheckRequest, CheckResponse, ExperimentRequest,
+    ExperimentView, ExplainRequest, ExplainResponse, KeyDocumentSpec, KeyDocuments, Problem, PromoteRequest,
+    PromoteWinnerRequest, PublishRequest, ReleaseList, ReleaseView, RollbackRequest, RolloutPatch, RolloutView,
+    StatusView, TokenCreated, TokenList, TokenRequest, TokenView, WinnerPromoted,
 };
 use halftone_channels::{AppId, ChannelName, KeyId, Sha256, Version};
 use reqwest::header::{self, HeaderMap, HeaderValue};
@@ -252,6 +253,55 @@ impl AdminClient {
         let endpoint = format!("PATCH {}", url.path());
         let reply: Reply<RolloutView> = self.finish(request, &url, &endpoint).await?;
         Ok(reply.tagged())
+    }
+
+    // ---------- A/B/N experiments ----------
+
+    /// `POST /v1/apps/{app}/channels/{channel}/experiment`: starts an experiment whose arms
+    /// are releases already rolled out on the channel.
+    pub async fn start_experiment(
+        &self,
+        app: &AppId,
+        channel: &ChannelName,
+        request: &ExperimentRequest,
+    ) -> Result<ExperimentView, AdminError> {
+        let path = ["v1", "apps", app.as_str(), "channels", channel.as_str(), "experiment"];
+        self.call_json(Method::POST, &path, Some(request)).await.map(|r| r.body)
+    }
+
+    /// `GET /v1/apps/{app}/channels/{channel}/experiment`: the arms side by side, and the
+    /// [`ETag`] to promote the winner with.
+    pub async fn experiment(&self, app: &AppId, channel: &ChannelName) -> Result<(ExperimentView, ETag), AdminError> {
+        let path = ["v1", "apps", app.as_str(), "channels", channel.as_str(), "experiment"];
+        let reply: Reply<ExperimentView> = self.call_json(Method::GET, &path, None::<&()>).await?;
+        let etag = reply
+            .headers
+            .get(header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map_or_else(|| ETag::new(reply.body.etag.clone()), ETag::new);
+        Ok((reply.body, etag))
+    }
+
+    /// `POST .../experiment/promote`: promotes the winner, if the experiment is still in the
+    /// state `etag` names (412 otherwise).
+    pub async fn promote_winner(
+        &self,
+        app: &AppId,
+        channel: &ChannelName,
+        etag: &ETag,
+        request: &PromoteWinnerRequest,
+    ) -> Result<WinnerPromoted, AdminError> {
+        let url = self.url(&["v1", "apps", app.as_str(), "channels", channel.as_str(), "experiment", "promote"]);
+        let builder = self
+            .http
+            .post(url.clone())
+            .header(header::AUTHORIZATION, self.auth.clone())
+            .header(header::IF_MATCH, etag.as_str())
+            .json(request)
+            .timeout(JSON_TIMEOUT);
+        let endpoint = format!("POST {}", url.path());
+        let reply: Reply<WinnerPromoted> = self.finish(builder, &url, &endpoint).await?;
+        Ok(reply.body)
     }
 
     // ---------- audit and explain ----------

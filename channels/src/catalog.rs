@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use crate::explain::{Explanation, ReleaseTrace, Skip, Verdict};
 use crate::{
-    Admission, AppId, Artifact, ChannelName, CheckIn, Exclusion, Ladder, Percent, Rank, Release, Rollout, RolloutState,
-    Target, Version,
+    Admission, AppId, Artifact, ChannelName, CheckIn, Exclusion, Experiment, Ladder, Percent, Rank, Release, Rollout,
+    RolloutState, Target, Version,
 };
 
 /// The most channels (built-in and custom) an app may have.
@@ -46,6 +46,9 @@ pub enum CatalogError {
     /// More than [`MAX_CHANNELS`] channels.
     #[error("an app has at most {MAX_CHANNELS} channels")]
     TooManyChannels,
+    /// Arms on one channel that cannot run together (two experiments, overlapping slots).
+    #[error("{0}")]
+    Arms(String),
 }
 
 /// Why a check-in could not be decided at all.
@@ -175,6 +178,11 @@ impl Catalog {
             e.rollouts.insert(at, r);
         }
 
+        for (channel, _) in ladder.channels() {
+            let arms = crate::arms::running_arms(entries.iter().flat_map(|e| e.rollouts.iter().map(|r| &**r)), channel);
+            crate::arms::check_arms(&arms).map_err(CatalogError::Arms)?;
+        }
+
         // Lanes are built in vectors indexed by device channel and target (an app has a few
         // of each), so filing a release costs no hashing; they become maps once filled.
         let channels: Vec<(&ChannelName, Rank)> = ladder.channels();
@@ -300,6 +308,16 @@ impl Catalog {
         older().find(|(_, r)| r.percent == Percent::FULL).or_else(|| older().next()).map(|(v, _)| v)
     }
 
+    /// The running A/B/N experiment on `channel`, if any: its arms (rollouts with a slot that
+    /// is not promoted, halted ones included), by slot. [`Catalog::new`] made sure they share
+    /// one salt and their slots do not overlap.
+    pub fn experiment(&self, channel: &ChannelName) -> Option<Experiment<'_>> {
+        let arms =
+            crate::arms::running_arms(self.entries.iter().flat_map(|e| e.rollouts.iter().map(|r| &**r)), channel);
+        let (first, _) = arms.first()?;
+        Some(Experiment { channel: channel.clone(), salt: &first.salt, arms: arms.iter().map(|(r, _)| *r).collect() })
+    }
+
     /// The highest version in the catalog.
     pub fn newest(&self) -> Option<&Version> {
         self.entries.first().map(|e| e.release.version())
@@ -416,6 +434,9 @@ impl Catalog {
                     },
                     Exclusion::Outside { bucket, percent } => {
                         Skip::OutsideRollout { channel: r.channel.clone(), bucket, percent }
+                    }
+                    Exclusion::OutsideArm { bucket, slot, percent } => {
+                        Skip::OutsideArm { channel: r.channel.clone(), bucket, slot, percent }
                     }
                 }),
             }

@@ -75,6 +75,8 @@ pub enum What {
     Sha512,
     /// A [`Minisign`](crate::Minisign) signature.
     Minisign,
+    /// An A/B/N experiment as a whole (its arms and shares, [`Experiment`](crate::Experiment)).
+    Experiment,
 }
 
 impl fmt::Display for What {
@@ -114,6 +116,7 @@ impl fmt::Display for What {
             What::Sha512 => "SHA-512",
             What::Minisign => "minisign signature",
             What::ReportToken => "report token",
+            What::Experiment => "experiment",
         })
     }
 }

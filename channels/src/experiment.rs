@@ -46,6 +46,18 @@ impl Summary {
         self.count = n;
     }
 
+    /// The summary of `total` values of which `ones` are 1 and the rest 0: a rate as a mean,
+    /// so that rates and app metrics are compared by the same test. `ones` above `total`
+    /// counts as `total` ones.
+    pub fn of_bernoulli(ones: u64, total: u64) -> Summary {
+        let ones = ones.min(total);
+        if total == 0 {
+            return Summary::default();
+        }
+        let mean = ones as f64 / total as f64;
+        Summary { count: total, mean, m2: total as f64 * mean * (1.0 - mean) }
+    }
+
     /// Values added.
     pub fn count(&self) -> u64 {
         self.count
@@ -150,6 +162,12 @@ mod tests {
         assert!((left.mean() - 49.5).abs() < 1e-9 && (left.mean() - all.mean()).abs() < 1e-9);
         assert!((left.variance() - all.variance()).abs() < 1e-6, "{} {}", left.variance(), all.variance());
         assert_eq!(of([f64::NAN, 1.0]).count(), 1);
+        let rate = of((0..50).map(|i| if i < 7 { 1.0 } else { 0.0 }));
+        let counted = Summary::of_bernoulli(7, 50);
+        assert_eq!(counted.count(), 50);
+        assert!((counted.mean() - rate.mean()).abs() < 1e-12);
+        assert!((counted.variance() - rate.variance()).abs() < 1e-9, "{counted:?} {rate:?}");
+        assert_eq!(Summary::of_bernoulli(3, 0), Summary::default());
     }
 
     #[test]

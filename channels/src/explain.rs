@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::{Admission, Bucket, ChannelName, Percent, Target, Version};
+use crate::{Admission, ArmSlot, Bucket, ChannelName, Percent, Target, Version};
 
 /// Every release of the app with its verdict for one check-in, newest first.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,6 +100,17 @@ pub enum Skip {
         /// The rollout's percentage.
         percent: Percent,
     },
+    /// The rollout is an arm of an experiment whose share the device's bucket is not in.
+    OutsideArm {
+        /// The rollout's channel.
+        channel: ChannelName,
+        /// The device's bucket under the experiment's salt.
+        bucket: Bucket,
+        /// The arm's slot.
+        slot: ArmSlot,
+        /// The arm's share.
+        percent: Percent,
+    },
 }
 
 impl Skip {
@@ -115,6 +126,7 @@ impl Skip {
             Skip::Denied { .. } => "denied",
             Skip::RuleFailed { .. } => "rule_failed",
             Skip::OutsideRollout { .. } => "outside_rollout",
+            Skip::OutsideArm { .. } => "outside_arm",
         }
     }
 }
@@ -148,6 +160,11 @@ impl fmt::Display for Skip {
                 "outside the {channel} rollout: bucket {} is not below {} ({percent})",
                 bucket.get(),
                 percent.basis_points()
+            ),
+            Skip::OutsideArm { channel, bucket, slot, percent } => write!(
+                f,
+                "outside this arm of the {channel} experiment: bucket {} is not in the arm's {percent} of {slot}",
+                bucket.get()
             ),
         }
     }

@@ -31,6 +31,8 @@
 
 mod answer;
 mod app;
+mod arm_comparison;
+mod arms;
 mod bucket;
 mod catalog;
 mod channel;
@@ -62,6 +64,8 @@ pub use answer::{
     root_message,
 };
 pub use app::AppId;
+pub use arm_comparison::{ARM_TEST, Direction, Figure, FigureComparison, compare_arms};
+pub use arms::{ArmShare, ArmSlot, Experiment, MAX_ARMS, check_arm, is_live_arm};
 pub use bucket::{Bucket, bucket};
 pub use catalog::{Catalog, CatalogError, Decision, MAX_CHANNELS, Offer, SelectError, Selection};
 pub use channel::{BUILT_IN, ChannelName, Ladder, LadderError, Rank, Serving};

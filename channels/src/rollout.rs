@@ -7,7 +7,7 @@ use std::fmt;
 
 use crate::bucket::{Bucket, bucket};
 use crate::error::{ParseError, What, check_printable, string_newtype};
-use crate::{AppId, ChannelName, CheckIn, CheckKind, HealthGate, Rule, Schedule, Version};
+use crate::{AppId, ArmSlot, ChannelName, CheckIn, CheckKind, HealthGate, Rule, Schedule, Version};
 
 /// A share of devices in basis points: 0 is nobody, 10000 is everybody, 1 is 0.01%.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -223,6 +223,16 @@ pub enum Admission {
         /// The rollout's percentage.
         percent: Percent,
     },
+    /// The rollout is an arm of an experiment and the device's bucket (under the experiment's
+    /// salt) is in the arm's share of its slot.
+    Arm {
+        /// The device's bucket under the experiment's salt.
+        bucket: Bucket,
+        /// The arm's slot.
+        slot: ArmSlot,
+        /// The arm's share.
+        percent: Percent,
+    },
 }
 
 /// Why a check-in is outside a rollout: the first check that failed, in evaluation order
@@ -240,6 +250,15 @@ pub enum Exclusion {
         /// The device's bucket.
         bucket: Bucket,
         /// The rollout's percentage.
+        percent: Percent,
+    },
+    /// The rollout is an arm of an experiment and the device's bucket is not in its share.
+    OutsideArm {
+        /// The device's bucket under the experiment's salt.
+        bucket: Bucket,
+        /// The arm's slot.
+        slot: ArmSlot,
+        /// The arm's share.
         percent: Percent,
     },
 }
@@ -271,6 +290,10 @@ pub struct Rollout {
     pub schedule: Option<Schedule>,
     /// Feedback limits that stop the rollout by themselves, if any.
     pub gate: Option<HealthGate>,
+    /// Set when this rollout is an arm of an A/B/N experiment (or its promoted winner): it
+    /// admits the buckets of its slot under `salt`, the experiment's, instead of `[0,
+    /// percent)` (see the `arms` module).
+    pub arm: Option<ArmSlot>,
 }
 
 /// A change to a rollout's settings, each part valid on its own: absent parts keep their value.
@@ -352,6 +375,19 @@ impl Rollout {
         }
         if let Some(i) = self.rules.iter().position(|r| !r.matches(c)) {
             return Err(Exclusion::Rule(i));
+        }
+        if let Some(slot) = self.arm {
+            // An arm admits by its range only, so that a device is in at most one arm of an
+            // experiment; a promoted winner is an ordinary rollout again, with a range.
+            let b = self.bucket_of(c);
+            let listed = slot.is_promoted() && self.allow.lists(c);
+            return if listed {
+                Ok(Admission::AllowList)
+            } else if slot.admits(self.percent, b) {
+                Ok(Admission::Arm { bucket: b, slot, percent: self.percent })
+            } else {
+                Err(Exclusion::OutsideArm { bucket: b, slot, percent: self.percent })
+            };
         }
         if self.allow.lists(c) {
             return Ok(Admission::AllowList);

@@ -69,6 +69,7 @@ pub fn rollout(version: &str, channel: &str, bp: u16) -> Rollout {
         interactive_bypass: false,
         schedule: None,
         gate: None,
+        arm: None,
     }
 }
 

@@ -254,7 +254,8 @@ impl From<ParseError> for ApiError {
             | What::TrustedKeys
             | What::CheckIn
             | What::KeyDocument
-            | What::Signatures => ApiError::Unprocessable(e.to_string()),
+            | What::Signatures
+            | What::Experiment => ApiError::Unprocessable(e.to_string()),
             _ => ApiError::BadRequest(e.to_string()),
         }
     }

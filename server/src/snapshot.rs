@@ -147,6 +147,7 @@ impl AppSnapshot {
             channel: r.channel.clone(),
             etag: etag(self.revision(&r.release, &r.channel)),
             rollout: RolloutSpec::from(r),
+            arm: r.arm.map(|a| halftone_channels::wire::ArmSlotSpec { start: a.start(), width: a.width() }),
         }
     }
 

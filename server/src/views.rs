@@ -90,7 +90,8 @@ impl State {
                     .collect(),
             })
             .collect();
-        Ok(StatusView { app: id.clone(), releases, adoption: self.feedback.adoption(id, now) })
+        let experiments = self.experiment_views(&app);
+        Ok(StatusView { app: id.clone(), releases, adoption: self.feedback.adoption(id, now), experiments })
     }
 }
 

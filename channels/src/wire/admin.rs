@@ -410,6 +410,9 @@ pub struct RolloutView {
     /// The settings.
     #[serde(flatten)]
     pub rollout: RolloutSpec,
+    /// Its slot, when it is an arm of an A/B/N experiment or the winner of one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arm: Option<super::ArmSlotSpec>,
 }
 
 /// A release with its rollouts.

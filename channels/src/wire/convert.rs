@@ -208,6 +208,7 @@ impl RolloutSpec {
             interactive_bypass: self.interactive_bypass,
             schedule,
             gate,
+            arm: None,
         })
     }
 }
@@ -513,6 +514,10 @@ fn admission_reason(channel: &ChannelName, a: &Admission) -> Reason {
                 bucket.get(),
                 percent.basis_points()
             ),
+        ),
+        Admission::Arm { bucket, slot, percent } => (
+            "in_arm",
+            format!("in the {channel} experiment's arm: bucket {} is in the arm's {percent} of {slot}", bucket.get()),
         ),
     };
     Reason { code: code.into(), detail }

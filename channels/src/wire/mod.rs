@@ -18,6 +18,7 @@ mod admin;
 mod convert;
 pub use convert::{extra_signatures, signatures};
 mod device;
+mod experiment;
 mod keys;
 mod problem;
 mod status;
@@ -31,6 +32,10 @@ pub use admin::{
 pub use device::{
     AnswerKeyView, AnswerKeys, ArtifactOffer, CheckRequest, CheckResponse, Event, EventBatch, EventKind,
     EventsAccepted, Rejections, UpdateOffer,
+};
+pub use experiment::{
+    ArmRequest, ArmSlotSpec, ArmValue, ArmView, ExperimentRequest, ExperimentView, FigureView, PromoteWinnerRequest,
+    WinnerPromoted,
 };
 pub use keys::{KeyDocumentSpec, KeyDocuments, SignatureSpec};
 pub use problem::Problem;

@@ -173,6 +173,9 @@ pub struct StatusView {
     pub releases: Vec<ReleaseStatus>,
     /// Which versions devices run, per channel.
     pub adoption: Vec<ChannelAdoption>,
+    /// The running A/B/N experiments, one per channel at most, arms side by side.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub experiments: Vec<super::ExperimentView>,
 }
 
 /// Distinct devices that checked in on one version in one adoption window.

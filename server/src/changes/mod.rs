@@ -16,6 +16,7 @@
 
 mod answer_keys;
 mod apps;
+mod experiments;
 mod keys;
 mod releases;
 mod rollouts;

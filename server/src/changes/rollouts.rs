@@ -43,6 +43,7 @@ impl State {
         }
         let resume_rolled_back = patch.resume_rolled_back;
         let next = current.edited(RolloutEdit::try_from(patch)?);
+        halftone_channels::check_arm(&next)?;
         let widens = next.percent > current.percent
             || (next.state == RolloutState::Active && current.state != RolloutState::Active);
         if widens

@@ -13,7 +13,7 @@
 //! [`keys`] (key files; the key itself, which signs, is [`halftone_admin::ReleaseKey`]),
 //! [`artifact`] (hash, sign, upload), [`app`], [`publish`] (publish, rollback), [`rollout`]
 //! (rollout changes, promote, halt), [`releases`], [`explain`], [`token`], [`audit`],
-//! [`serve`], [`demo`]; [`confirm`] asks before one-way changes (or takes `--yes`), and
+//! [`serve`], [`demo`], [`experiment`] (A/B/N); [`confirm`] asks before one-way changes (or takes `--yes`), and
 //! [`failure`] gives each kind of failure its exit status.
 
 pub mod answer_key;
@@ -22,6 +22,7 @@ pub mod artifact;
 pub mod audit;
 pub mod confirm;
 pub mod demo;
+pub mod experiment;
 pub mod explain;
 pub mod failure;
 pub mod key_rotation;
@@ -115,6 +116,9 @@ pub enum Command {
     Promote(rollout::PromoteArgs),
     /// Halt a release on every channel: nobody new is offered it.
     Halt(rollout::HaltArgs),
+    /// A/B/N experiments on a channel: start one, compare its arms, promote the winner.
+    #[command(subcommand)]
+    Experiment(experiment::ExperimentCommand),
     /// Halt a bad release and publish a rebuild of older good code under a new, higher version.
     Rollback(publish::RollbackArgs),
     /// List an app's releases with their rollouts.
@@ -193,6 +197,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rollout(cmd) => rollout::run(cmd, &profile()?, &out).await,
         Command::Promote(args) => rollout::promote(args, &profile()?, &out).await,
         Command::Halt(args) => rollout::halt(args, &profile()?, &out).await,
+        Command::Experiment(cmd) => experiment::run(cmd, &profile()?, &out).await,
         Command::Rollback(args) => publish::rollback(args, &profile()?, &out).await,
         Command::Releases(args) => releases::run(args, &profile()?, &out).await,
         Command::Explain(args) => explain::run(args, &profile()?, &out).await,

@@ -426,7 +426,7 @@ mod tests {
             gate: None,
         }
         .spec();
-        let view = RolloutView { channel: ChannelName::stable(), etag: "\"1\"".into(), rollout: spec };
+        let view = RolloutView { channel: ChannelName::stable(), etag: "\"1\"".into(), rollout: spec, arm: None };
         assert_eq!(summary(&view), "5% active where os in [windows], 1 allowed");
     }
 

@@ -159,6 +159,11 @@ pub fn render(s: &StatusView, with_history: bool, now_ms: u64) -> String {
     }
     text.push_str("\nAdoption\n");
     text.push_str(&a.render());
+    for x in &s.experiments {
+        text.push('\n');
+        text.push_str(&super::experiment::render(x));
+        text.push('\n');
+    }
     text
 }
 

@@ -5,8 +5,8 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use halftone_channels::wire::{
-    AppList, AppSpec, ArtifactStored, AuditLog, ExplainRequest, ExplainResponse, PromoteRequest, PublishRequest,
-    ReleaseList, RollbackRequest, RolloutPatch, TokenList, TokenRequest,
+    AppList, AppSpec, ArtifactStored, AuditLog, ExperimentRequest, ExplainRequest, ExplainResponse, PromoteRequest,
+    PromoteWinnerRequest, PublishRequest, ReleaseList, RollbackRequest, RolloutPatch, TokenList, TokenRequest,
 };
 use halftone_channels::{AppId, ChannelName, Sha256, Version};
 
@@ -132,6 +132,42 @@ pub async fn promote(
     who.may_change(&id)?;
     let req: PromoteRequest = body::json(payload, state.config.max_json_bytes).await?;
     Ok(HttpResponse::Created().json(state.promote(&who, id, version, req).await?))
+}
+
+/// `POST /v1/apps/{app}/channels/{channel}/experiment`: starts an A/B/N experiment.
+pub async fn start_experiment(
+    who: Principal,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+    state: web::Data<State>,
+) -> Res {
+    let (id, channel) = (AppId::parse(&path.0)?, ChannelName::parse(&path.1)?);
+    who.may_change(&id)?;
+    let req: ExperimentRequest = body::json(payload, state.config.max_json_bytes).await?;
+    let view = state.start_experiment(&who, id, channel, req).await?;
+    Ok(HttpResponse::Created().insert_header((header::ETAG, view.etag.clone())).json(view))
+}
+
+/// `GET /v1/apps/{app}/channels/{channel}/experiment`: the arms side by side.
+pub async fn get_experiment(_who: Principal, path: web::Path<(String, String)>, state: web::Data<State>) -> Res {
+    let (id, channel) = (AppId::parse(&path.0)?, ChannelName::parse(&path.1)?);
+    let view = state.experiment_view(&id, &channel)?;
+    Ok(HttpResponse::Ok().insert_header((header::ETAG, view.etag.clone())).json(view))
+}
+
+/// `POST /v1/apps/{app}/channels/{channel}/experiment/promote` (with `If-Match`).
+pub async fn promote_winner(
+    who: Principal,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+    state: web::Data<State>,
+) -> Res {
+    let (id, channel) = (AppId::parse(&path.0)?, ChannelName::parse(&path.1)?);
+    who.may_change(&id)?;
+    let body: PromoteWinnerRequest = body::json(payload, state.config.max_json_bytes).await?;
+    let if_match = req.headers().get(header::IF_MATCH).and_then(|v| v.to_str().ok());
+    Ok(HttpResponse::Ok().json(state.promote_winner(&who, id, channel, if_match, body).await?))
 }
 
 /// `POST /v1/apps/{app}/releases/{version}/halt`

@@ -118,6 +118,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, gate: &Arc<Gate>) {
         .service(r(admin, "/v1/apps/{app}/releases/{version}/halt", vec![web::post().to(admin::halt)]))
         .service(r(
             admin,
+            "/v1/apps/{app}/channels/{channel}/experiment",
+            vec![web::get().to(admin::get_experiment), web::post().to(admin::start_experiment)],
+        ))
+        .service(r(
+            admin,
+            "/v1/apps/{app}/channels/{channel}/experiment/promote",
+            vec![web::post().to(admin::promote_winner)],
+        ))
+        .service(r(
+            admin,
             "/v1/apps/{app}/releases/{version}/rollouts/{channel}",
             vec![web::get().to(admin::get_rollout), web::patch().to(admin::patch_rollout)],
         ))

@@ -17,11 +17,11 @@ use std::collections::BTreeMap;
 
 use halftone_channels::wire::{AuditEntry, Role};
 use halftone_channels::{
-    AppId, Arch, Artifact, ChannelName, ClientSignatures, Comparison, DisplayName, ExternalUrl, GateAction, Health,
-    HealthGate, IdList, KeyDocument, KeyId, KeySignature, ListedId, Minisign, Os, ParseError, Percent, PublicKey, Rank,
-    Release, ReleaseParts, Rollout, RolloutState, Rule, Rules, Salt, Schedule, ScheduleClock, SchedulePreset, Sha256,
-    Sha512, Signature, Signatures, SignedKeyDocument, Step, Stickiness, Target, Threshold, TokenName, TrustedKeys,
-    Version,
+    AppId, Arch, ArmSlot, Artifact, ChannelName, ClientSignatures, Comparison, DisplayName, ExternalUrl, GateAction,
+    Health, HealthGate, IdList, KeyDocument, KeyId, KeySignature, ListedId, Minisign, Os, ParseError, Percent,
+    PublicKey, Rank, Release, ReleaseParts, Rollout, RolloutState, Rule, Rules, Salt, Schedule, ScheduleClock,
+    SchedulePreset, Sha256, Sha512, Signature, Signatures, SignedKeyDocument, Step, Stickiness, Target, Threshold,
+    TokenName, TrustedKeys, Version,
 };
 use serde::{Deserialize, Serialize};
 
@@ -350,6 +350,16 @@ struct RolloutBody {
     schedule: Option<ScheduleRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     gate: Option<GateRecord>,
+    /// Present on an A/B/N arm or its promoted winner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    arm: Option<ArmRecord>,
+}
+
+/// An arm's slot: its first bucket and its width in basis points.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct ArmRecord {
+    start: u16,
+    width: Percent,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -427,6 +437,7 @@ impl RolloutRecord {
                     compare: g.compare.map(CompareRecord::from),
                     action: g.action,
                 }),
+                arm: r.arm.map(|a| ArmRecord { start: a.start(), width: a.width() }),
             },
             revision: meta.revision,
             clock: meta.clock,
@@ -468,6 +479,7 @@ impl RolloutRecord {
             interactive_bypass: b.interactive_bypass,
             schedule,
             gate,
+            arm: b.arm.map(|a| ArmSlot::new(a.start, a.width)).transpose()?,
         };
         let marks = GateMarks { window: self.marks.window.into(), step: self.marks.step.into() };
         Ok((rollout, RolloutMeta { revision: self.revision, clock: self.clock, marks }))
@@ -671,5 +683,24 @@ mod tests {
         let bytes = serde_json::to_vec(&RolloutRecord::new(&rollout, meta)).unwrap();
         let back: RolloutRecord = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(back.into_rollout(v, ch).unwrap(), (rollout, meta));
+    }
+
+    #[test]
+    fn an_arms_slot_round_trips_and_a_bad_one_is_refused() {
+        let (v, ch) = release();
+        let old: RolloutRecord =
+            serde_json::from_str(r#"{"spec":{"basis_points":1000,"salt":"s"},"revision":1}"#).unwrap();
+        let (mut rollout, meta) = old.into_rollout(v.clone(), ch.clone()).unwrap();
+        assert_eq!(rollout.arm, None, "records from before experiments are no arm");
+        rollout.arm = Some(ArmSlot::new(5_000, Percent::from_basis_points(5_000).unwrap()).unwrap());
+        let bytes = serde_json::to_vec(&RolloutRecord::new(&rollout, meta)).unwrap();
+        assert!(String::from_utf8_lossy(&bytes).contains(r#""arm":{"start":5000,"width":5000}"#));
+        let back: RolloutRecord = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back.into_rollout(v.clone(), ch.clone()).unwrap(), (rollout, meta));
+        let bad: RolloutRecord = serde_json::from_str(
+            r#"{"spec":{"basis_points":1000,"salt":"s","arm":{"start":9000,"width":5000}},"revision":1}"#,
+        )
+        .unwrap();
+        assert!(bad.into_rollout(v, ch).is_err(), "a slot past bucket 9999 is not loaded");
     }
 }

@@ -17,7 +17,13 @@ use crate::harness::*;
 /// One round: every device of `fleet` not on `version` checks in; those offered it install,
 /// one in `fail_every` failing (never, for 0), and report through their own /24 networks.
 /// Returns how many devices received it this round.
-async fn round(server: &TestServer, app: &str, version: &str, fleet: &mut [Device], fail_every: usize) -> usize {
+pub(crate) async fn round(
+    server: &TestServer,
+    app: &str,
+    version: &str,
+    fleet: &mut [Device],
+    fail_every: usize,
+) -> usize {
     let http = server.anonymous();
     let waiting: Vec<usize> = (0..fleet.len()).filter(|&i| fleet[i].version != version).collect();
     let devices: Vec<Device> = waiting.iter().map(|&i| fleet[i].clone()).collect();
@@ -53,7 +59,7 @@ async fn round(server: &TestServer, app: &str, version: &str, fleet: &mut [Devic
 }
 
 /// An app whose 10,000 devices all run 1.0.0, which failed to install on one in 50 of them.
-async fn app_with_baseline(server: &TestServer, app: &str) -> (Publisher, Vec<Device>) {
+pub(crate) async fn app_with_baseline(server: &TestServer, app: &str) -> (Publisher, Vec<Device>) {
     let p = Publisher::create(server, app).await;
     p.publish("1.0.0", "stable", "100%").await;
     let mut fleet = fleet(app, 10_000, "0.9.0", "stable");

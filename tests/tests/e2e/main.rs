@@ -12,6 +12,7 @@ mod clients;
 mod dashboard;
 mod durability;
 mod electron;
+mod experiment;
 mod feedback;
 mod forged_feedback;
 mod gates;
