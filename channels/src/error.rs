@@ -75,6 +75,8 @@ pub enum What {
     Sha512,
     /// A [`Minisign`](crate::Minisign) signature.
     Minisign,
+    /// A CodePush [`DeploymentKey`](crate::DeploymentKey).
+    DeploymentKey,
 }
 
 impl fmt::Display for What {
@@ -114,6 +116,7 @@ impl fmt::Display for What {
             What::Sha512 => "SHA-512",
             What::Minisign => "minisign signature",
             What::ReportToken => "report token",
+            What::DeploymentKey => "deployment key",
         })
     }
 }

@@ -90,6 +90,7 @@ pub async fn appcast(
         channel: channel(query.channel.as_deref())?,
         target: Target { os: Os::parse("macos")?, arch: arch(&query)? },
         os_version: query.os_version.as_deref().map(OsVersion::parse).transpose()?,
+        traits: Default::default(),
     };
     let snapshot = state.snapshot();
     let app = app(&snapshot, &path)?;
