@@ -5,10 +5,11 @@ use std::fmt;
 use std::time::Duration;
 
 use halftone_channels::wire::{
-    AnswerKeys, AppList, AppSpec, AppView, ArtifactStored, AuditLog, CheckRequest, CheckResponse, ExperimentRequest,
-    ExperimentView, ExplainRequest, ExplainResponse, KeyDocumentSpec, KeyDocuments, Problem, PromoteRequest,
-    PromoteWinnerRequest, PublishRequest, ReleaseList, ReleaseView, RollbackRequest, RolloutPatch, RolloutView,
-    StatusView, TokenCreated, TokenList, TokenRequest, TokenView, WinnerPromoted,
+    AnswerKeys, AppList, AppSpec, AppView, ArtifactStored, AuditLog, CheckRequest, CheckResponse, CodePushKeyList,
+    CodePushKeyRequest, CodePushKeyView, ExperimentRequest, ExperimentView, ExplainRequest, ExplainResponse,
+    KeyDocumentSpec, KeyDocuments, Problem, PromoteRequest, PromoteWinnerRequest, PublishRequest, ReleaseList,
+    ReleaseView, RollbackRequest, RolloutPatch, RolloutView, StatusView, TokenCreated, TokenList, TokenRequest,
+    TokenView, WinnerPromoted,
 };
 use halftone_channels::{AppId, ChannelName, KeyId, Sha256, Version};
 use reqwest::header::{self, HeaderMap, HeaderValue};
@@ -111,6 +112,36 @@ impl AdminClient {
     /// `GET /v1/apps/{app}/keys`: every signed key document of the app, oldest first.
     pub async fn key_documents(&self, app: &AppId) -> Result<KeyDocuments, AdminError> {
         self.call_json(Method::GET, &["v1", "apps", app.as_str(), "keys"], None::<&()>).await.map(|r| r.body)
+    }
+
+    // ---------- CodePush deployment keys ----------
+
+    /// `POST /v1/apps/{app}/codepush-keys`: a CodePush deployment key for a channel and target
+    /// (`Existing` when the same name already routes the same way).
+    pub async fn create_codepush_key(
+        &self,
+        app: &AppId,
+        request: &CodePushKeyRequest,
+    ) -> Result<Written<CodePushKeyView>, AdminError> {
+        self.call_json(Method::POST, &["v1", "apps", app.as_str(), "codepush-keys"], Some(request))
+            .await
+            .map(Reply::written)
+    }
+
+    /// `GET /v1/apps/{app}/codepush-keys`: the app's deployment keys, by name.
+    pub async fn list_codepush_keys(&self, app: &AppId) -> Result<CodePushKeyList, AdminError> {
+        self.call_json(Method::GET, &["v1", "apps", app.as_str(), "codepush-keys"], None::<&()>).await.map(|r| r.body)
+    }
+
+    /// `DELETE /v1/apps/{app}/codepush-keys/{name}`: revokes a deployment key at once.
+    pub async fn revoke_codepush_key(&self, app: &AppId, name: &str) -> Result<(), AdminError> {
+        let url = self.url(&["v1", "apps", app.as_str(), "codepush-keys", name]);
+        let request =
+            self.http.delete(url.clone()).header(header::AUTHORIZATION, self.auth.clone()).timeout(JSON_TIMEOUT);
+        let response = self.send(request, &url).await?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| network(&url, &e))?;
+        if status.is_success() { Ok(()) } else { Err(refusal(status, &body)) }
     }
 
     // ---------- artifacts ----------

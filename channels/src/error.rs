@@ -77,6 +77,8 @@ pub enum What {
     Minisign,
     /// An A/B/N experiment as a whole (its arms and shares, [`Experiment`](crate::Experiment)).
     Experiment,
+    /// A CodePush [`DeploymentKey`](crate::DeploymentKey).
+    DeploymentKey,
 }
 
 impl fmt::Display for What {
@@ -117,6 +119,7 @@ impl fmt::Display for What {
             What::Minisign => "minisign signature",
             What::ReportToken => "report token",
             What::Experiment => "experiment",
+            What::DeploymentKey => "deployment key",
         })
     }
 }

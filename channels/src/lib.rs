@@ -38,6 +38,7 @@ mod catalog;
 mod channel;
 mod checkin;
 mod client_signatures;
+mod deployment_key;
 mod error;
 mod experiment;
 mod explain;
@@ -74,6 +75,7 @@ pub use client_signatures::{
     BindingError, ClientSignatures, Minisign, Sha512, minisign_key_number, minisign_public_key, sparkle_public_key,
     trusted_comment,
 };
+pub use deployment_key::{DeploymentKey, MIN_DEPLOYMENT_KEY};
 pub use error::{ParseError, What};
 pub use experiment::{Better, MeanComparison, MeanTest, Summary};
 pub use explain::{Explanation, ReleaseTrace, Skip, Verdict};

@@ -7,7 +7,7 @@ use std::fmt;
 
 use crate::bucket::{Bucket, bucket};
 use crate::error::{ParseError, What, check_printable, string_newtype};
-use crate::{AppId, ArmSlot, ChannelName, CheckIn, CheckKind, HealthGate, Rule, Schedule, Version};
+use crate::{AppId, ArmSlot, ChannelName, CheckIn, CheckKind, HealthGate, Op, OsVersion, Rule, Schedule, Version};
 
 /// A share of devices in basis points: 0 is nobody, 10000 is everybody, 1 is 0.01%.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -163,6 +163,23 @@ impl Rules {
             return Err(ParseError::new(What::Rollout, "rules", format!("at most {MAX_RULES} rules")));
         }
         Ok(Rules(rules))
+    }
+
+    /// The lowest OS version these rules admit, when they set one inclusively: the highest
+    /// `>=` (or `=`) bound of their `os_version` rules. A device must satisfy every rule, so
+    /// the highest bound is the floor; a strict `>` has no inclusive floor and is left out.
+    /// What Sparkle's `sparkle:minimumSystemVersion` says.
+    pub fn os_version_floor(&self) -> Option<&OsVersion> {
+        self.0
+            .iter()
+            .filter_map(|r| match r {
+                Rule::OsVersion(range) => Some(range.comparators()),
+                _ => None,
+            })
+            .flatten()
+            .filter(|c| matches!(c.op, Op::Ge | Op::Eq))
+            .map(|c| &c.value)
+            .max()
     }
 }
 
@@ -413,6 +430,26 @@ impl Rollout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_os_version_floor_is_the_highest_inclusive_bound() {
+        // Each string is the range of an os_version rule; "os" is a rule on something else.
+        fn check(ranges: &[&str], expected: Option<&str>) {
+            let rule = |r: &&str| match *r {
+                "os" => Rule::OsIn(vec![crate::Os::parse("macos").unwrap()]),
+                range => Rule::OsVersion(crate::Range::parse(range).unwrap()),
+            };
+            let rules = Rules::new(ranges.iter().map(rule).collect()).unwrap();
+            assert_eq!(rules.os_version_floor().map(OsVersion::as_str), expected, "{rules:?}");
+        }
+        check(&[], None);
+        check(&["os"], None);
+        check(&[">=13.0"], Some("13.0"));
+        check(&["os", ">=12, <15", ">=13.5"], Some("13.5"));
+        check(&[">13"], None);
+        check(&["<15"], None);
+        check(&["=14.2"], Some("14.2"));
+    }
 
     #[test]
     fn percents_parse_and_print() {

@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use halftone_channels::wire::{ReleaseSpec, ReleaseView, RolloutSpec, RolloutView};
 use halftone_channels::{
-    AppId, Catalog, CatalogError, ChannelName, DisplayName, Health, KeyDocument, KeyId, Ladder, LadderError, PublicKey,
-    Rank, Release, Rollout, RolloutState, ScheduleClock, SignedKeyDocument, Threshold, TrustedKeys, Version,
+    AppId, Catalog, CatalogError, ChannelName, DeploymentKey, DisplayName, Health, KeyDocument, KeyId, Ladder,
+    LadderError, PublicKey, Rank, Release, Rollout, RolloutState, ScheduleClock, SignedKeyDocument, Target, Threshold,
+    TokenName, TrustedKeys, Version,
 };
 
 use crate::auth::Token;
@@ -185,6 +186,30 @@ pub struct AppSettings {
     /// Key documents from version 2 on, in order, each verified against its predecessor when
     /// uploaded (`POST /v1/apps/{app}/keys`); version 1 is `keys` with threshold 1.
     pub key_documents: Vec<SignedKeyDocument>,
+    /// CodePush deployment keys, in the order made; changed only through
+    /// `/v1/apps/{app}/codepush-keys`, never by an update of the app's body.
+    pub codepush_keys: Vec<CodePushKey>,
+}
+
+/// A CodePush deployment key and where it routes: a CodePush device that sends it checks in
+/// on `channel` as a device of `target` (docs/clients.md, "CodePush").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodePushKey {
+    /// The key the app compiles in.
+    pub key: DeploymentKey,
+    /// A label for people.
+    pub name: TokenName,
+    /// The channel its devices follow.
+    pub channel: ChannelName,
+    /// The target its devices are served as (the bundle is published for it).
+    pub target: Target,
+}
+
+impl AppSnapshot {
+    /// The deployment key `key` of this app, if it has it (a scan: an app has a few).
+    pub fn codepush_key(&self, key: &str) -> Option<&CodePushKey> {
+        self.settings.codepush_keys.iter().find(|k| k.key.as_str() == key)
+    }
 }
 
 /// Why an app's parts do not make a snapshot.

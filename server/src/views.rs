@@ -160,6 +160,8 @@ impl From<AppSpec> for AppSettings {
             channels: s.channels.into_iter().map(|c| (c.name, c.rank)).collect(),
             // Not part of the app's body: documents come only through `POST .../keys`.
             key_documents: Vec::new(),
+            // Nor are deployment keys: only through `/v1/apps/{app}/codepush-keys`.
+            codepush_keys: Vec::new(),
         }
     }
 }

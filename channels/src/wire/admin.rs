@@ -587,3 +587,47 @@ pub struct TokenList {
     /// Live tokens (revoked ones are gone).
     pub tokens: Vec<TokenView>,
 }
+
+/// `POST /v1/apps/{app}/codepush-keys`: a CodePush deployment key for one channel and target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodePushKeyRequest {
+    /// A label for people (`android-beta`).
+    pub name: TokenName,
+    /// The channel its devices follow.
+    pub channel: ChannelName,
+    /// The os its devices are served as (`ios`, `android`): the bundle is published for it.
+    pub os: Os,
+    /// The arch they are served as (`universal` when omitted: a JavaScript bundle runs on any).
+    #[serde(default = "universal")]
+    pub arch: Arch,
+    /// The key itself, to keep one an app already ships with; made by the server when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<crate::DeploymentKey>,
+}
+
+fn universal() -> Arch {
+    Arch::parse("universal").expect("a valid arch")
+}
+
+/// A CodePush deployment key as listed (it is not a secret: every copy of the app carries it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodePushKeyView {
+    /// The key, as the app's `CodePushDeploymentKey`.
+    pub key: crate::DeploymentKey,
+    /// The label.
+    pub name: TokenName,
+    /// The channel its devices follow.
+    pub channel: ChannelName,
+    /// The os its devices are served as.
+    pub os: Os,
+    /// The arch they are served as.
+    pub arch: Arch,
+}
+
+/// `GET /v1/apps/{app}/codepush-keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodePushKeyList {
+    /// The app's live deployment keys, by name.
+    pub keys: Vec<CodePushKeyView>,
+}

@@ -25,9 +25,10 @@ mod status;
 
 pub use admin::{
     AppList, AppSpec, AppView, ArtifactSpec, ArtifactStored, AuditEntry, AuditLog, ChannelSpec, ClientSignaturesSpec,
-    CompareSpec, ExplainRequest, ExplainResponse, GateSpec, KeySpec, PromoteRequest, PublishRequest, Reason,
-    ReleaseList, ReleaseSpec, ReleaseVerdict, ReleaseView, Role, RollbackRequest, RolloutPatch, RolloutSpec,
-    RolloutView, RuleKind, RuleSpec, ScheduleSpec, TokenCreated, TokenList, TokenRequest, TokenView, TraitOp,
+    CodePushKeyList, CodePushKeyRequest, CodePushKeyView, CompareSpec, ExplainRequest, ExplainResponse, GateSpec,
+    KeySpec, PromoteRequest, PublishRequest, Reason, ReleaseList, ReleaseSpec, ReleaseVerdict, ReleaseView, Role,
+    RollbackRequest, RolloutPatch, RolloutSpec, RolloutView, RuleKind, RuleSpec, ScheduleSpec, TokenCreated, TokenList,
+    TokenRequest, TokenView, TraitOp,
 };
 pub use device::{
     AnswerKeyView, AnswerKeys, ArtifactOffer, CheckRequest, CheckResponse, Event, EventBatch, EventKind,

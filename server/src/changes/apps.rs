@@ -40,6 +40,8 @@ impl State {
             Some(p) => {
                 // Key documents are changed only by rotation; an update keeps them.
                 settings.key_documents.clone_from(&p.settings.key_documents);
+                // So are CodePush deployment keys, by their own routes.
+                settings.codepush_keys.clone_from(&p.settings.codepush_keys);
                 if p.settings == settings {
                     return Ok((app_view(p), Outcome::Unchanged));
                 }

@@ -2,7 +2,7 @@
 //! [`apps`] (create, update), [`releases`] (publish, promote, halt, roll back by rebuild),
 //! [`rollouts`] (patch, and the replacement the scheduler and health gates use), [`tokens`]
 //! (create, revoke, bootstrap), [`answer_keys`] (rotate, retire), [`keys`] (release key
-//! rotation).
+//! rotation), [`codepush_keys`] (CodePush deployment keys: create, revoke).
 //!
 //! This module is orchestration only. Whether a value or a whole is valid is the domain's
 //! call (`channels`); which HTTP status a refusal gets is `problem`'s; how a change is made
@@ -16,6 +16,7 @@
 
 mod answer_keys;
 mod apps;
+pub mod codepush_keys;
 mod experiments;
 mod keys;
 mod releases;

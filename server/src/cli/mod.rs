@@ -12,7 +12,7 @@
 //! Modules, one concept each: [`profile`] (where the server is), [`output`] (tables, JSON),
 //! [`keys`] (key files; the key itself, which signs, is [`halftone_admin::ReleaseKey`]),
 //! [`artifact`] (hash, sign, upload), [`app`], [`publish`] (publish, rollback), [`rollout`]
-//! (rollout changes, promote, halt), [`releases`], [`explain`], [`token`], [`audit`],
+//! (rollout changes, promote, halt), [`releases`], [`explain`], [`token`], [`codepush_key`], [`audit`],
 //! [`serve`], [`demo`], [`experiment`] (A/B/N); [`confirm`] asks before one-way changes (or takes `--yes`), and
 //! [`failure`] gives each kind of failure its exit status.
 
@@ -20,6 +20,7 @@ pub mod answer_key;
 pub mod app;
 pub mod artifact;
 pub mod audit;
+pub mod codepush_key;
 pub mod confirm;
 pub mod demo;
 pub mod experiment;
@@ -128,6 +129,10 @@ pub enum Command {
     /// Create, list and revoke admin tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Create, list and revoke CodePush deployment keys (a key routes React Native apps to a
+    /// channel).
+    #[command(subcommand)]
+    CodepushKey(codepush_key::CodePushKeyCommand),
     /// List, rotate and retire the server's answer keys (which sign check-in answers).
     #[command(subcommand)]
     AnswerKey(answer_key::AnswerKeyCommand),
@@ -207,6 +212,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Token(cmd) => token::run(cmd, &profile()?, &out).await,
         Command::AnswerKey(cmd) => answer_key::run(cmd, &profile()?, &out).await,
+        Command::CodepushKey(cmd) => codepush_key::run(cmd, &profile()?, &out).await,
         Command::Whoami => token::whoami(&profile()?, &out).await,
         Command::Login(args) => token::login(&args, &cli.global, &config_location, &out).await,
         Command::Completions { shell } => {

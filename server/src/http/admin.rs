@@ -5,8 +5,9 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use halftone_channels::wire::{
-    AppList, AppSpec, ArtifactStored, AuditLog, ExperimentRequest, ExplainRequest, ExplainResponse, PromoteRequest,
-    PromoteWinnerRequest, PublishRequest, ReleaseList, RollbackRequest, RolloutPatch, TokenList, TokenRequest,
+    AppList, AppSpec, ArtifactStored, AuditLog, CodePushKeyRequest, ExperimentRequest, ExplainRequest, ExplainResponse,
+    PromoteRequest, PromoteWinnerRequest, PublishRequest, ReleaseList, RollbackRequest, RolloutPatch, TokenList,
+    TokenRequest,
 };
 use halftone_channels::{AppId, ChannelName, Sha256, Version};
 
@@ -284,4 +285,35 @@ pub async fn adoption(_who: Principal, path: web::Path<String>, state: web::Data
 pub struct StatusQuery {
     /// Only this release.
     pub version: Option<String>,
+}
+
+/// `GET /v1/apps/{app}/codepush-keys`: the app's CodePush deployment keys (any role: a key is
+/// not a secret, every copy of the app carries it).
+pub async fn list_codepush_keys(_who: Principal, path: web::Path<String>, state: web::Data<State>) -> Res {
+    let id = AppId::parse(&path)?;
+    Ok(HttpResponse::Ok().json(state.codepush_keys(&id)?))
+}
+
+/// `POST /v1/apps/{app}/codepush-keys`: a deployment key for a channel and target (admins and
+/// the app's publishers).
+pub async fn create_codepush_key(
+    who: Principal,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<State>,
+) -> Res {
+    let id = AppId::parse(&path)?;
+    who.may_change(&id)?;
+    let req: CodePushKeyRequest = body::json(payload, state.config.max_json_bytes).await?;
+    let (view, outcome) = state.create_codepush_key(&who, id, req).await?;
+    Ok(answer(outcome).json(view))
+}
+
+/// `DELETE /v1/apps/{app}/codepush-keys/{name}`: revokes a deployment key (admins and the
+/// app's publishers).
+pub async fn revoke_codepush_key(who: Principal, path: web::Path<(String, String)>, state: web::Data<State>) -> Res {
+    let id = AppId::parse(&path.0)?;
+    who.may_change(&id)?;
+    state.revoke_codepush_key(&who, id, &path.1).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -103,6 +103,42 @@ pub fn configure(cfg: &mut web::ServiceConfig, gate: &Arc<Gate>) {
         ))
         .service(r(device, "/v1/apps/{app}/electron/{file}", vec![web::get().to(clients::electron::channel_file)]))
         .service(r(device, "/v1/apps/{app}/sparkle/appcast.xml", vec![web::get().to(clients::sparkle::appcast)]))
+        .service(r(
+            device,
+            "/v1/apps/{app}/codepush/updateCheck",
+            vec![web::get().to(clients::codepush::update_check_legacy)],
+        ))
+        .service(r(
+            device,
+            "/v1/apps/{app}/codepush/v0.1/public/codepush/update_check",
+            vec![web::get().to(clients::codepush::update_check_v01)],
+        ))
+        .service(r(
+            device,
+            "/v1/apps/{app}/codepush/reportStatus/deploy",
+            vec![web::post().to(clients::codepush::report_deploy)],
+        ))
+        .service(r(
+            device,
+            "/v1/apps/{app}/codepush/v0.1/public/codepush/report_status/deploy",
+            vec![web::post().to(clients::codepush::report_deploy)],
+        ))
+        .service(r(
+            device,
+            "/v1/apps/{app}/codepush/reportStatus/download",
+            vec![web::post().to(clients::codepush::report_download)],
+        ))
+        .service(r(
+            device,
+            "/v1/apps/{app}/codepush/v0.1/public/codepush/report_status/download",
+            vec![web::post().to(clients::codepush::report_download)],
+        ))
+        .service(r(
+            admin,
+            "/v1/apps/{app}/codepush-keys",
+            vec![web::get().to(admin::list_codepush_keys), web::post().to(admin::create_codepush_key)],
+        ))
+        .service(r(admin, "/v1/apps/{app}/codepush-keys/{name}", vec![web::delete().to(admin::revoke_codepush_key)]))
         .service(r(admin, "/v1/apps/{app}/explain", vec![web::post().to(admin::explain)]))
         .service(r(admin, "/v1/apps/{app}/audit", vec![web::get().to(admin::audit)]))
         .service(r(admin, "/v1/apps/{app}/status", vec![web::get().to(admin::status)]))

@@ -17,16 +17,16 @@ use std::collections::BTreeMap;
 
 use halftone_channels::wire::{AuditEntry, Role};
 use halftone_channels::{
-    AppId, Arch, ArmSlot, Artifact, ChannelName, ClientSignatures, Comparison, DisplayName, ExternalUrl, GateAction,
-    Health, HealthGate, IdList, KeyDocument, KeyId, KeySignature, ListedId, Minisign, Os, ParseError, Percent,
-    PublicKey, Rank, Release, ReleaseParts, Rollout, RolloutState, Rule, Rules, Salt, Schedule, ScheduleClock,
+    AppId, Arch, ArmSlot, Artifact, ChannelName, ClientSignatures, Comparison, DeploymentKey, DisplayName, ExternalUrl,
+    GateAction, Health, HealthGate, IdList, KeyDocument, KeyId, KeySignature, ListedId, Minisign, Os, ParseError,
+    Percent, PublicKey, Rank, Release, ReleaseParts, Rollout, RolloutState, Rule, Rules, Salt, Schedule, ScheduleClock,
     SchedulePreset, Sha256, Sha512, Signature, Signatures, SignedKeyDocument, Step, Stickiness, Target, Threshold,
     TokenName, TrustedKeys, Version,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Token;
-use crate::snapshot::{AppSettings, GateMarks, RolloutMeta};
+use crate::snapshot::{AppSettings, CodePushKey, GateMarks, RolloutMeta};
 
 /// An app's settings as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +39,37 @@ pub struct AppRecord {
     /// Key documents from version 2 on (absent before the first rotation).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     key_documents: Vec<KeyDocumentRecord>,
+    /// CodePush deployment keys (absent before the first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    codepush_keys: Vec<CodePushKeyRecord>,
+}
+
+/// A CodePush deployment key as stored, with the channel and target it routes to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct CodePushKeyRecord {
+    key: DeploymentKey,
+    name: TokenName,
+    channel: ChannelName,
+    os: Os,
+    arch: Arch,
+}
+
+impl From<&CodePushKey> for CodePushKeyRecord {
+    fn from(k: &CodePushKey) -> Self {
+        CodePushKeyRecord {
+            key: k.key.clone(),
+            name: k.name.clone(),
+            channel: k.channel.clone(),
+            os: k.target.os.clone(),
+            arch: k.target.arch.clone(),
+        }
+    }
+}
+
+impl From<CodePushKeyRecord> for CodePushKey {
+    fn from(r: CodePushKeyRecord) -> Self {
+        CodePushKey { key: r.key, name: r.name, channel: r.channel, target: Target { os: r.os, arch: r.arch } }
+    }
 }
 
 /// A signed key document as stored (its fields in their domain text forms).
@@ -112,6 +143,7 @@ impl From<&AppSettings> for AppRecord {
             keys: s.keys.iter().map(|(id, public_key)| KeyRecord { id: id.clone(), public_key: *public_key }).collect(),
             channels: s.channels.iter().map(|(name, rank)| ChannelRecord { name: name.clone(), rank: *rank }).collect(),
             key_documents: s.key_documents.iter().map(KeyDocumentRecord::from).collect(),
+            codepush_keys: s.codepush_keys.iter().map(CodePushKeyRecord::from).collect(),
         }
     }
 }
@@ -124,6 +156,7 @@ impl TryFrom<AppRecord> for AppSettings {
             keys: r.keys.into_iter().map(|k| (k.id, k.public_key)).collect(),
             channels: r.channels.into_iter().map(|c| (c.name, c.rank)).collect(),
             key_documents: r.key_documents.into_iter().map(SignedKeyDocument::try_from).collect::<Result<_, _>>()?,
+            codepush_keys: r.codepush_keys.into_iter().map(CodePushKey::from).collect(),
         })
     }
 }

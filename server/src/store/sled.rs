@@ -355,6 +355,7 @@ mod tests {
             keys: vec![],
             channels: vec![],
             key_documents: vec![],
+            codepush_keys: vec![],
         };
         {
             let store = SledStore::open(dir.path()).unwrap();

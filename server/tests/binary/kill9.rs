@@ -63,6 +63,8 @@ async fn survive_kill_9(flags: &[String]) {
         assert_eq!((widened.status, widened.etag.as_deref()), (200, Some("\"r2\"")), "{widened:?}");
         let token = admin.post("/v1/tokens", &json!({"name": format!("viewer-{round}"), "role": "viewer"})).await.ok();
         tokens.push((token["id"].as_str().unwrap().to_owned(), token["token"].as_str().unwrap().to_owned()));
+        let key = json!({"name": format!("ios-{round}"), "channel": "stable", "os": "ios"});
+        assert_eq!(admin.post("/v1/apps/notes/codepush-keys", &key).await.status, 201);
 
         // What devices and admins see now.
         let devices = server.http(None);
@@ -129,9 +131,11 @@ async fn survive_kill_9(flags: &[String]) {
         let status = admin.get("/v1/apps/notes/status?version=1.0.0").await.ok();
         let failures = &status["releases"][0]["rollouts"][0]["figures"]["install_failures"];
         assert_eq!(*failures, round, "round {round}: every acknowledged event report survives");
-        // The audit log has every acknowledged change too: app, 1.0.0, and 3 per round.
+        let keys = admin.get("/v1/apps/notes/codepush-keys").await.ok();
+        assert_eq!(keys["keys"].as_array().unwrap().len(), round as usize, "round {round}: CodePush keys survive");
+        // The audit log has every acknowledged change too: app, 1.0.0, and 4 per round.
         let audit = admin.get("/v1/apps/notes/audit").await.ok();
-        assert_eq!(audit["entries"].as_array().unwrap().len(), 2 + 3 * round as usize, "{audit:#}");
+        assert_eq!(audit["entries"].as_array().unwrap().len(), 2 + 4 * round as usize, "{audit:#}");
     }
     // A revocation is a write too.
     let (id, secret) = tokens.pop().unwrap();

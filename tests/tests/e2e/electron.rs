@@ -5,7 +5,6 @@
 //! `HALFTONE_TEST_NPM=required` (as `.ci/run` sets).
 
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use base64::Engine as _;
 use halftone_channels::AppId;
@@ -17,34 +16,9 @@ use crate::harness::{Publisher, TestServer};
 /// The electron-updater version the tests run.
 const ELECTRON_UPDATER: &str = "electron-updater@6.8.10";
 
-/// The `node_modules` with electron-updater, installed once per target dir; `None` (after a
-/// SKIPPED line) when npm is not there or fails, unless npm is required.
+/// The `node_modules` with electron-updater (see `npm`).
 fn node_modules() -> Option<PathBuf> {
-    static INSTALL: Mutex<()> = Mutex::new(());
-    let _once = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("npm").join(ELECTRON_UPDATER.replace('@', "-"));
-    let modules = dir.join("node_modules");
-    if modules.join("electron-updater").join("package.json").exists() {
-        return Some(modules);
-    }
-    std::fs::create_dir_all(&dir).unwrap();
-    let installed = std::process::Command::new("npm")
-        .args(["install", "--no-audit", "--no-fund", "--ignore-scripts", "--prefix"])
-        .arg(&dir)
-        .arg(ELECTRON_UPDATER)
-        .output();
-    let why = match installed {
-        Ok(o) if o.status.success() => return Some(modules),
-        Ok(o) => format!("npm install {ELECTRON_UPDATER} failed: {}", String::from_utf8_lossy(&o.stderr)),
-        Err(e) => format!("npm could not run: {e}"),
-    };
-    if std::env::var("HALFTONE_TEST_NPM").as_deref() == Ok("required") {
-        panic!("HALFTONE_TEST_NPM=required: {why}");
-    }
-    // Written to stderr itself, past libtest's capture, so a plain `cargo test` shows it.
-    use std::io::Write as _;
-    let _ = writeln!(std::io::stderr(), "electron: SKIPPED (npm unavailable: {why})");
-    None
+    crate::npm::node_modules(ELECTRON_UPDATER, "electron")
 }
 
 /// A device: its staging id (a UUID, as electron-updater keeps) and running version.

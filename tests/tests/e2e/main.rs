@@ -3,12 +3,14 @@
 //! modules (see `harness` for the five-line setup).
 
 mod harness;
+mod npm;
 mod s3_server;
 
 mod attack;
 mod auth;
 mod bad_input;
 mod clients;
+mod codepush;
 mod dashboard;
 mod durability;
 mod electron;

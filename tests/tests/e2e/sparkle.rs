@@ -1,5 +1,6 @@
 //! Sparkle's appcast, read as Sparkle documents it (RSS items with `sparkle:version`,
-//! `sparkle:channel`, `sparkle:criticalUpdate` and an `enclosure` with `length` and
+//! `sparkle:channel`, `sparkle:criticalUpdate`, `sparkle:minimumSystemVersion` and an
+//! `enclosure` with `length` and
 //! `sparkle:edSignature`), the archive verified with another Ed25519 implementation
 //! (`ed25519-compact`) against the `SUPublicEDKey` that `halftone client-keys` prints.
 
@@ -18,6 +19,7 @@ struct Item {
     version: String,
     channel: Option<String>,
     critical: bool,
+    minimum_system_version: Option<String>,
     url: String,
     length: u64,
     ed_signature: String,
@@ -37,6 +39,9 @@ fn items(xml: &str) -> Vec<Item> {
                 version: child(item, Some(SPARKLE), "version").unwrap().text().unwrap().to_owned(),
                 channel: child(item, Some(SPARKLE), "channel").and_then(|c| c.text()).map(str::to_owned),
                 critical: child(item, Some(SPARKLE), "criticalUpdate").is_some(),
+                minimum_system_version: child(item, Some(SPARKLE), "minimumSystemVersion")
+                    .and_then(|c| c.text())
+                    .map(str::to_owned),
                 url: enclosure.attribute("url").unwrap().to_owned(),
                 length: enclosure.attribute("length").unwrap().parse().unwrap(),
                 ed_signature: enclosure.attribute((SPARKLE, "edSignature")).unwrap().to_owned(),
@@ -198,4 +203,35 @@ async fn a_tampered_archive_or_signature_is_refused() {
     let r = http.get("/v1/apps/mac-tamper/sparkle/appcast.xml?device_id=a&appVersion=0.9.0&cpuArch=16777223").await;
     assert_eq!(items(&r.text).len(), 1, "{}", r.text);
     http.get("/v1/apps/mac-tamper/sparkle/appcast.xml?appVersion=x").await.assert_problem(400, "version");
+}
+
+#[tokio::test]
+async fn an_os_version_floor_is_the_minimum_system_version_and_critical_is_critical() {
+    let server = TestServer::start();
+    let p = Publisher::create(&server, "mac-floor").await;
+    let http = server.anonymous();
+    let mac = ["macos/x86_64"];
+    let rules =
+        serde_json::json!([{"kind": "os_version", "range": ">=12.0, <16"}, {"kind": "os_version", "range": ">=13.5"}]);
+    let d = p.client_draft("1.0.0", &mac);
+    p.publish_draft(&d, "stable", serde_json::json!({"basis_points": 10_000, "rules": rules})).await.unwrap();
+    let feed = |os: &str| {
+        format!("/v1/apps/mac-floor/sparkle/appcast.xml?device_id=a&appVersion=0.9.0&arch=x86_64&osVersion={os}")
+    };
+    let got = items(&http.get(&feed("14.1")).await.text);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].minimum_system_version.as_deref(), Some("13.5"), "the highest inclusive floor");
+    assert!(!got[0].critical);
+    // Below the floor the server offers nothing (Sparkle would refuse the item anyway).
+    assert!(items(&http.get(&feed("13.0")).await.text).is_empty());
+
+    // A critical release without OS rules: critical, and no minimum.
+    let mut critical = p.client_draft("1.1.0", &mac);
+    critical.spec.critical = true;
+    p.publish_draft(&critical, "stable", serde_json::json!({"basis_points": 10_000})).await.unwrap();
+    let got = items(&http.get(&feed("14.1")).await.text);
+    assert_eq!(
+        (got[0].version.as_str(), got[0].critical, got[0].minimum_system_version.as_deref()),
+        ("1.1.0", true, None)
+    );
 }

@@ -104,6 +104,7 @@ pub async fn channel_file(
         channel,
         target,
         os_version: None,
+        traits: Default::default(),
     };
     let snapshot = state.snapshot();
     let app = app(&snapshot, &app_id)?;

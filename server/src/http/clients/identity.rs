@@ -14,12 +14,21 @@ use crate::problem::ApiError;
 
 /// The header naming the device id an answer was decided for.
 pub const DEVICE_ID_HEADER: &str = "halftone-device-id";
-/// The header saying where that id came from: `client` or `ip-user-agent`.
+/// The header saying where that id came from: `client`, `codepush` or `ip-user-agent`.
 pub const IDENTITY_HEADER: &str = "halftone-identity";
 
-/// What `halftone explain` says of a device id: for a fallback id (`net-` and 32 hex digits),
+/// What a CodePush device's id starts with: `codepush-` and its `clientUniqueId`.
+pub const CODEPUSH_PREFIX: &str = "codepush-";
+
+/// What `halftone explain` says of a device id: for a CodePush id, that it is one; for a fallback id (`net-` and 32 hex digits),
 /// that it stands for every device behind one address with one user agent.
 pub fn describe(id: &DeviceId) -> Option<String> {
+    if let Some(unique) = id.as_str().strip_prefix(CODEPUSH_PREFIX) {
+        return Some(format!(
+            "codepush: the CodePush client's clientUniqueId {unique:?}, which the server prefixes with \
+             {CODEPUSH_PREFIX:?}"
+        ));
+    }
     let hex = id.as_str().strip_prefix("net-")?;
     (hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| {
         "ip-user-agent: derived from the client's IP address and user agent (the client sent no id); every \
@@ -35,6 +44,8 @@ pub enum Identity {
     Client(DeviceId),
     /// Derived from the client's IP address and user agent: no id was sent.
     Network(DeviceId),
+    /// A CodePush client's `clientUniqueId`, prefixed with [`CODEPUSH_PREFIX`].
+    CodePush(DeviceId),
 }
 
 impl Identity {
@@ -50,6 +61,11 @@ impl Identity {
     /// The client's own id, sent in its protocol.
     pub fn client(id: &str) -> Result<Identity, ApiError> {
         Ok(Identity::Client(DeviceId::parse(id)?))
+    }
+
+    /// A CodePush client's `clientUniqueId` (1–119 characters: the id is prefixed).
+    pub fn codepush(unique_id: &str) -> Result<Identity, ApiError> {
+        Ok(Identity::CodePush(DeviceId::parse(&format!("{CODEPUSH_PREFIX}{unique_id}"))?))
     }
 
     /// The fallback: `net-` and the first 16 bytes of SHA-256 of the client IP (as the
@@ -70,7 +86,7 @@ impl Identity {
     /// The device id decisions are made for.
     pub fn device_id(&self) -> &DeviceId {
         match self {
-            Identity::Client(id) | Identity::Network(id) => id,
+            Identity::Client(id) | Identity::Network(id) | Identity::CodePush(id) => id,
         }
     }
 
@@ -79,6 +95,7 @@ impl Identity {
         match self {
             Identity::Client(_) => "client",
             Identity::Network(_) => "ip-user-agent",
+            Identity::CodePush(_) => "codepush",
         }
     }
 

@@ -1,5 +1,6 @@
 //! The other updaters' protocols, one module each: [`tauri`] (Tauri's updater and
-//! cargo-packager), [`sparkle`] (Sparkle's appcast on macOS), [`electron`] (electron-updater's generic provider). Each handler translates its client's request into the same `CheckIn` as
+//! cargo-packager), [`sparkle`] (Sparkle's appcast on macOS), [`electron`] (electron-updater's
+//! generic provider), [`codepush`] (the CodePush acquisition API, with its status reports). Each handler translates its client's request into the same `CheckIn` as
 //! `POST /v1/apps/{app}/check`, asks `Catalog::select` on the snapshot, counts the check-in like
 //! an SDK check-in ([`device::observe`](super::device::observe)) and renders the client's format.
 //! Nothing is cached across devices, and nothing here touches disk or waits on a writer.
@@ -8,13 +9,16 @@
 //! otherwise a hash of client IP and user agent; every answer names the identity it used in
 //! the `Halftone-Device-Id` and `Halftone-Identity` headers, for `halftone explain`.
 
+pub mod codepush;
 pub mod electron;
 pub mod identity;
 pub mod sparkle;
 pub mod tauri;
 
 use actix_web::HttpRequest;
-use halftone_channels::{AppId, ChannelName, CheckIn, CheckKind, Decision, OsVersion, Platform, Target, Version};
+use halftone_channels::{
+    AppId, ChannelName, CheckIn, CheckKind, Decision, OsVersion, Platform, Target, Traits, Version,
+};
 
 use crate::http::client_ip::client_ip;
 use crate::problem::ApiError;
@@ -34,6 +38,8 @@ pub struct ClientCheck {
     pub target: Target,
     /// Its OS version, when the client sends it.
     pub os_version: Option<OsVersion>,
+    /// Traits the protocol tells (CodePush: the binary's version), for rules.
+    pub traits: Traits,
 }
 
 /// The channel a client follows: `?channel=` when given, `stable` otherwise.
@@ -58,7 +64,7 @@ pub fn decide<'s>(
         channel: check.channel.clone(),
         platform: Platform { target: check.target.clone(), os_version: check.os_version.clone() },
         locale: None,
-        traits: Default::default(),
+        traits: check.traits.clone(),
         ip: client_ip(req, &state.config.trusted_proxies),
         kind: CheckKind::Background,
     };

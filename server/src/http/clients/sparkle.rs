@@ -10,8 +10,11 @@
 //! phased rollout (`sparkle:phasedRolloutInterval`) is decided on the device from a random
 //! group, so the server decides instead and serves each device only what it should see. The
 //! item carries `sparkle:edSignature` (Ed25519 over the archive) and `length`,
-//! `sparkle:channel` when the offer comes from a channel other than `stable`, and
-//! `sparkle:criticalUpdate` when the update is critical. A device running a version older than
+//! `sparkle:channel` when the offer comes from a channel other than `stable`,
+//! `sparkle:criticalUpdate` when the update is critical, and `sparkle:minimumSystemVersion`
+//! when the offering rollout's `os_version` rules set an inclusive floor
+//! (`Rules::os_version_floor`; the server already decided on the profile's `osVersion`, and
+//! Sparkle checks it again on the Mac). A device running a version older than
 //! a release's stepping stone is offered the stepping stone, as any device is.
 
 use std::fmt::Write as _;
@@ -90,6 +93,7 @@ pub async fn appcast(
         channel: channel(query.channel.as_deref())?,
         target: Target { os: Os::parse("macos")?, arch: arch(&query)? },
         os_version: query.os_version.as_deref().map(OsVersion::parse).transpose()?,
+        traits: Default::default(),
     };
     let snapshot = state.snapshot();
     let app = app(&snapshot, &path)?;
@@ -110,6 +114,13 @@ pub async fn appcast(
         }
         if offer.critical {
             let _ = writeln!(xml, "<sparkle:criticalUpdate></sparkle:criticalUpdate>");
+        }
+        if let Some(floor) = offer.rollout.rules.os_version_floor() {
+            let _ = writeln!(
+                xml,
+                "<sparkle:minimumSystemVersion>{}</sparkle:minimumSystemVersion>",
+                escape(floor.as_str())
+            );
         }
         if !offer.release.notes().is_empty() {
             let _ = writeln!(xml, "<description>{}</description>", escape(offer.release.notes()));

@@ -83,6 +83,7 @@ pub async fn check(
         channel: channel(query.channel.as_deref())?,
         target,
         os_version: None,
+        traits: Default::default(),
     };
     let snapshot = state.snapshot();
     let app = app(&snapshot, &app_id)?;
