@@ -264,6 +264,11 @@ async fn deployment_keys_route_devices_and_bad_input_is_a_problem() {
     );
     let r = http.post(&deploy, &report("DeploymentSucceeded")).await;
     assert_eq!((r.status, r.body["counted"].as_bool()), (200, Some(true)), "{r:?}");
+    let metrics = http.get("/metrics").await.text;
+    for outcome in ["counted", "unknown_package"] {
+        let line = format!("halftone_codepush_reports_total{{app=\"cp-keys\",outcome=\"{outcome}\"}} 1");
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
 
     // Keys: listed for any token, made and revoked by the app's publishers and admins.
     let list = p.http.get("/v1/apps/cp-keys/codepush-keys").await.ok();
