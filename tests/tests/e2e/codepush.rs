@@ -303,8 +303,12 @@ async fn deployment_keys_route_devices_and_bad_input_is_a_problem() {
     );
     let r = http.post(&deploy, &report("DeploymentSucceeded")).await;
     assert_eq!((r.status, r.body["counted"].as_bool()), (200, Some(true)), "{r:?}");
+    // A device the rollout does not admit (it is at 0% now) is answered, not counted.
+    p.patch_rollout("1.1.0", "beta", json!({"basis_points": 0})).await;
+    let r = http.post(&deploy, &report("DeploymentFailed")).await;
+    assert_eq!((r.status, r.body["reason"].as_str()), (200, Some("not_offered")), "{r:?}");
     let metrics = http.get("/metrics").await.text;
-    for outcome in ["counted", "unknown_package"] {
+    for outcome in ["counted", "unknown_package", "not_offered"] {
         let line = format!("halftone_codepush_reports_total{{app=\"cp-keys\",outcome=\"{outcome}\"}} 1");
         assert!(metrics.contains(&line), "{line} in\n{metrics}");
     }
