@@ -367,6 +367,29 @@ async fn a_release_engineer_ships_widens_promotes_halts_and_rolls_back_with_the_
     let human = admin.text(&["audit", "notes"]);
     assert!(human.starts_with("SEQ  TIME (UTC)"), "{human}");
     assert_eq!(human.lines().count(), 1 + entries.len());
+
+    // CodePush deployment keys: made, listed, refused to a viewer, revoked (asking first).
+    let made =
+        admin.json(&["codepush-key", "create", "notes", "--name", "ios-beta", "--channel", "beta", "--os", "ios"]);
+    assert_eq!((made["channel"].as_str(), made["arch"].as_str()), (Some("beta"), Some("universal")), "{made}");
+    let key = made["key"].as_str().unwrap();
+    let said =
+        admin.text(&["codepush-key", "create", "notes", "--name", "ios-beta", "--channel", "beta", "--os", "ios"]);
+    assert_eq!(
+        said.trim(),
+        format!("already had deployment key ios-beta of notes: {key} (channel beta, ios/universal)")
+    );
+    let table = admin.text(&["codepush-key", "list", "notes"]);
+    assert_eq!(rows(&table)[1], ["ios-beta", "beta", "ios/universal", key], "{table}");
+    let e = admin
+        .run(&["codepush-key", "create", "notes", "--name", "x", "--os", "ios", "--channel", "nightly"])
+        .failure_with(1);
+    assert!(e.contains("422") && e.contains("nightly"), "{e}");
+    let e = admin.run(&["codepush-key", "revoke", "notes", "ios-beta"]).failure_with(2);
+    assert!(e.contains("--yes"), "revoking asks first: {e}");
+    let said = admin.text(&["codepush-key", "revoke", "notes", "ios-beta", "--yes"]);
+    assert_eq!(said.trim(), "revoked deployment key ios-beta of notes");
+    assert_eq!(admin.json(&["codepush-key", "list", "notes"])["keys"], serde_json::json!([]));
 }
 
 fn strs(args: &[String]) -> Vec<&str> {

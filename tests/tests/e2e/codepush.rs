@@ -2,7 +2,8 @@
 //! (`code-push`'s `AcquisitionManager`, from npm, the code react-native-code-push runs) under
 //! Node, with a small `Http.Requester` on Node's http module (`tests/node/code-push.js`): a
 //! staged rollout, sticky answers, halt, rollback by rebuild, a gate halting on
-//! `reportStatus/deploy` failures, and a tampered package refused by its hash. The admin routes
+//! `reportStatus/deploy` failures, and a tampered package refused by its hash; an older SDK
+//! (2.0.7) through the legacy camelCase routes. The admin routes
 //! and bad input are checked over plain HTTP. npm installs as for electron-updater (see `npm`).
 
 use std::path::PathBuf;
@@ -21,6 +22,10 @@ const CODE_PUSH: &str = "code-push@4.2.3";
 
 /// The target the tests' deployment keys serve CodePush devices as.
 const IOS: &str = "ios/universal";
+
+/// An older `code-push`, whose SDK speaks the legacy camelCase spelling (`updateCheck`,
+/// `reportStatus/deploy`), as apps built with older react-native-code-push still do.
+const CODE_PUSH_LEGACY: &str = "code-push@2.0.7";
 
 fn node_modules() -> Option<PathBuf> {
     crate::npm::node_modules(CODE_PUSH, "codepush")
@@ -209,6 +214,40 @@ async fn deploy_failures_reported_by_the_sdk_make_a_health_gate_halt_the_rollout
 }
 
 #[tokio::test]
+async fn the_legacy_sdk_checks_downloads_and_reports_in_camel_case() {
+    let Some(modules) = crate::npm::node_modules(CODE_PUSH_LEGACY, "codepush") else { return };
+    let server = TestServer::start();
+    let p = Publisher::create(&server, "cp-legacy").await;
+    let key = key(&p, "ios-stable", "stable").await;
+    publish(&p, "1.0.0", json!({"basis_points": 10_000})).await;
+    let draft = publish(&p, "1.1.0", json!({"basis_points": 5_000})).await;
+    let devices: Vec<Value> = (0..100)
+        .map(|i| {
+            let mut d = device("l", i, Some("1.0.0"));
+            d["download"] = json!(true);
+            d["report"] = json!("DeploymentFailed");
+            d
+        })
+        .collect();
+    let input = json!({"server": server_url(&server, "cp-legacy"), "key": key, "devices": devices});
+    let got = run(&modules, input).await;
+    let n = offered(&got).iter().filter(|o| o.as_deref() == Some("1.1.0")).count();
+    assert!((30..=70).contains(&n), "50% of 100 devices, got {n}");
+    for r in got.iter().filter(|r| r["available"] == true) {
+        assert_eq!(r["appVersion"], "1.0", "{r}");
+        let bytes = base64::engine::general_purpose::STANDARD.decode(r["bytes"].as_str().unwrap()).unwrap();
+        assert_eq!(bytes, draft.files[0]);
+    }
+    server.state().feedback.flush().await.unwrap();
+    let status = p.http.get("/v1/apps/cp-legacy/status?version=1.1.0").await.ok();
+    let failures = status["releases"][0]["rollouts"][0]["figures"]["install_failures"].as_u64().unwrap();
+    assert!(
+        failures > 0 && failures <= n as u64,
+        "{failures} failures reported through reportStatus/deploy, {n} offered"
+    );
+}
+
+#[tokio::test]
 async fn deployment_keys_route_devices_and_bad_input_is_a_problem() {
     let server = TestServer::start();
     let p = Publisher::create(&server, "cp-keys").await;
@@ -264,6 +303,15 @@ async fn deployment_keys_route_devices_and_bad_input_is_a_problem() {
     );
     let r = http.post(&deploy, &report("DeploymentSucceeded")).await;
     assert_eq!((r.status, r.body["counted"].as_bool()), (200, Some(true)), "{r:?}");
+    // A device the rollout does not admit (it is at 0% now) is answered, not counted.
+    p.patch_rollout("1.1.0", "beta", json!({"basis_points": 0})).await;
+    let r = http.post(&deploy, &report("DeploymentFailed")).await;
+    assert_eq!((r.status, r.body["reason"].as_str()), (200, Some("not_offered")), "{r:?}");
+    let metrics = http.get("/metrics").await.text;
+    for outcome in ["counted", "unknown_package", "not_offered"] {
+        let line = format!("halftone_codepush_reports_total{{app=\"cp-keys\",outcome=\"{outcome}\"}} 1");
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
 
     // Keys: listed for any token, made and revoked by the app's publishers and admins.
     let list = p.http.get("/v1/apps/cp-keys/codepush-keys").await.ok();

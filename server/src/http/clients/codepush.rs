@@ -333,6 +333,17 @@ pub enum NotCounted {
     NotOffered,
 }
 
+impl NotCounted {
+    /// The reason as the answer and the metric name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotCounted::NoPackage => "no_package",
+            NotCounted::UnknownPackage => "unknown_package",
+            NotCounted::NotOffered => "not_offered",
+        }
+    }
+}
+
 /// The answer to a status report.
 #[derive(Debug, Serialize)]
 struct ReportAnswer {
@@ -383,11 +394,18 @@ async fn record(
     report: Report,
     reported: Option<Reported>,
 ) -> Result<HttpResponse, ApiError> {
-    let not_counted = |reason| HttpResponse::Ok().json(ReportAnswer { counted: false, reason: Some(reason) });
-    let events = {
+    let counter = |app: &halftone_channels::AppId, outcome: &'static str| {
+        metrics::counter!("halftone_codepush_reports_total", "app" => app.to_string(), "outcome" => outcome)
+            .increment(1);
+    };
+    let (app_id, events) = {
         let snapshot = state.snapshot();
         let app = app(&snapshot, app_id)?;
         let key = key_of(app, &report.deployment_key)?;
+        let not_counted = |reason: NotCounted| {
+            counter(&app.id, reason.as_str());
+            HttpResponse::Ok().json(ReportAnswer { counted: false, reason: Some(reason) })
+        };
         let identity = identity(req, state, report.client_unique_id.as_deref())?;
         let (Some(reported), Some(label)) = (reported, report.label.as_deref().filter(|l| !l.is_empty())) else {
             return Ok(not_counted(NotCounted::NoPackage));
@@ -430,7 +448,7 @@ async fn record(
         let channel = match app.catalog.ladder().serving(key.channel.as_str()) {
             Serving::Own(c) | Serving::Fallback(c) => c.clone(),
         };
-        reported
+        let events = reported
             .kinds()
             .iter()
             .map(|kind| {
@@ -444,14 +462,15 @@ async fn record(
                 };
                 (app.id.clone(), event)
             })
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>();
+        (app.id.clone(), events)
     };
     let network = Network::of(client_ip(req, &state.config.trusted_proxies));
     state.feedback.report(events, network).await.map_err(|e| match e {
         FeedbackError::Unavailable(_) => ApiError::Unavailable("the database is unavailable; retry shortly".into()),
         FeedbackError::Failed(_) => ApiError::Internal(e.into()),
     })?;
-    metrics::counter!("halftone_codepush_reports_total").increment(1);
+    counter(&app_id, "counted");
     Ok(HttpResponse::Ok().json(ReportAnswer { counted: true, reason: None }))
 }
 
