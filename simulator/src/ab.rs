@@ -1,8 +1,11 @@
-//! A/B between two builds on disjoint halves of the fleet (buckets 0..5000 and 5000..10000
-//! under the server's bucketing), compared on an app metric with `MeanTest` as devices report
-//! it: [`AbFigures`] over many experiments ([`measure_ab`]).
+//! A/B between two builds on disjoint halves of the fleet, placed by the server's own code
+//! (`Experiment::lay_out` and each arm's `ArmSlot` under the experiment's salt), compared on
+//! an app metric with `compare_arms` (the `MeanTest` the experiment view uses) as devices
+//! report it: [`AbFigures`] over many experiments ([`measure_ab`]).
 
-use halftone_channels::{Better, MeanTest, Summary};
+use halftone_channels::{
+    AppId, ArmShare, ChannelName, Direction, Experiment, Figure, MeanTest, Percent, Summary, bucket, compare_arms,
+};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt as _, SeedableRng as _};
 
@@ -39,15 +42,25 @@ pub struct AbFigures {
 pub fn measure_ab(fleet: &Fleet, plan: &AbPlan, experiments: usize, seed: u64) -> AbFigures {
     let mut f = AbFigures { experiments, ..AbFigures::default() };
     let mut reports = Vec::new();
+    // Arm A (2.0.0) and arm B (2.1.0) on half the channel each, placed as the server places
+    // them: every device is in exactly one arm.
+    let half = Percent::from_basis_points(5_000).expect("50% is a share");
+    let shares = ["2.0.0", "2.1.0"].map(|v| ArmShare { release: v.parse().expect("a version"), share: half });
+    let (app, channel): (AppId, ChannelName) = ("notes".parse().expect("an app"), ChannelName::stable());
+    let salt = Experiment::salt_for(&app, &channel, &shares).expect("a salt");
+    let slots = Experiment::lay_out(&shares).expect("two arms fit");
+    let in_b: Vec<bool> = (0..fleet.devices)
+        .map(|d| {
+            let b = bucket(salt.as_str(), &format!("device-{d}"));
+            let arm = slots.iter().position(|(_, s)| s.admits(half, b)).expect("two halves cover every bucket");
+            arm == 1
+        })
+        .collect();
     for i in 0..experiments {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed.wrapping_add(i as u64));
         // Devices report in the order of their first check-in after the start.
-        let mut order: Vec<(u64, bool)> = Vec::with_capacity(fleet.devices as usize);
-        for (b, devices) in fleet.by_bucket.iter().enumerate() {
-            for _ in devices {
-                order.push((rng.random_range(0..fleet.checkin_every_ms), b >= 5_000));
-            }
-        }
+        let mut order: Vec<(u64, bool)> =
+            in_b.iter().map(|&b| (rng.random_range(0..fleet.checkin_every_ms), b)).collect();
         order.sort_unstable();
         let (mut a, mut b) = (Summary::default(), Summary::default());
         let mut decided = None;
@@ -60,17 +73,19 @@ pub fn measure_ab(fleet: &Fleet, plan: &AbPlan, experiments: usize, seed: u64) -
             } else {
                 a.add(value)
             }
-            if let Some(better) = plan.test.compare(&a, &b).better {
-                decided = Some((better, n as u64 + 1));
+            let figure = Figure { name: "session".into(), direction: Direction::HigherIsBetter, arms: vec![a, b] };
+            let c = compare_arms(&plan.test, figure);
+            if let Some(leader) = c.ahead.filter(|_| c.proven) {
+                decided = Some((leader, n as u64 + 1));
                 break;
             }
         }
         match decided {
-            Some((Better::B, n)) => {
+            Some((1, n)) => {
                 f.better_won += 1;
                 reports.push(n);
             }
-            Some((Better::A, n)) => {
+            Some((_, n)) => {
                 f.worse_won += 1;
                 reports.push(n);
             }
@@ -80,4 +95,19 @@ pub fn measure_ab(fleet: &Fleet, plan: &AbPlan, experiments: usize, seed: u64) -
     reports.sort_unstable();
     f.median_reports = crate::scenarios::quantile(&reports, 0.5).unwrap_or(0);
     f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_better_arm_wins_a_clear_difference_and_equal_arms_rarely_produce_a_winner() {
+        let fleet = crate::scenarios::fleet(4_000, "notes:2.0.0");
+        let test = MeanTest { alpha: 0.01, tau: 15.0, min_count: 100 };
+        let clear = measure_ab(&fleet, &AbPlan { mean_a: 300.0, mean_b: 400.0, test }, 20, 1);
+        assert_eq!((clear.better_won, clear.worse_won), (20, 0), "{clear:?}");
+        let equal = measure_ab(&fleet, &AbPlan { mean_a: 300.0, mean_b: 300.0, test }, 20, 1);
+        assert!(equal.better_won + equal.worse_won <= 2, "{equal:?}");
+    }
 }

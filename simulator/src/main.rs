@@ -27,6 +27,9 @@ struct Args {
     /// The comparing gate's proving share, in basis points (default: the gate's default).
     #[arg(long)]
     proven_from_bp: Option<u16>,
+    /// Only the A/B line (skips the gate scenarios).
+    #[arg(long)]
+    ab_only: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -58,7 +61,7 @@ fn main() -> anyhow::Result<()> {
     );
     let fleet = halftone_simulator::scenarios::fleet(args.devices, "notes:2.0.0");
     let mut rows = Vec::new();
-    for s in halftone_simulator::SCENARIOS {
+    for s in halftone_simulator::SCENARIOS.into_iter().filter(|_| !args.ab_only) {
         let started = std::time::Instant::now();
         let f = halftone_simulator::measure(&s, &fleet, &plan, args.rollouts, args.seed);
         eprintln!("{}: {} rollouts in {:.1?}", s.name, args.rollouts, started.elapsed());
@@ -73,10 +76,12 @@ fn main() -> anyhow::Result<()> {
     let experiments = halftone_simulator::measure_ab(&fleet, &ab, args.rollouts, args.seed);
     eprintln!("A/B: {} experiments in {:.1?}", args.rollouts, started.elapsed());
     println!("{} devices, {} rollouts per scenario, seed {}\n", args.devices, args.rollouts, args.seed);
-    print!("{}", halftone_simulator::table(&rows));
+    if !rows.is_empty() {
+        print!("{}", halftone_simulator::table(&rows));
+    }
     let share = |n: usize| n as f64 / experiments.experiments as f64 * 100.0;
     println!(
-        "\nA/B on disjoint halves of the fleet, session length (exponential) 300 s against 315 s (5% better), \
+        "\nA/B on two arms placed by Experiment::lay_out (50% each), compared by compare_arms, session length (exponential) 300 s against 315 s (5% better), \
          MeanTest alpha 0.01, tau 15 s:\n\n\
          | experiments | the better build won | the worse won | undecided after every device | devices reported at the decision (median) |\n\
          |---|---|---|---|---|\n\

@@ -21,9 +21,21 @@ async fn releases(http: &Http) -> Value {
 
 #[tokio::test]
 async fn two_arms_share_a_channel_without_overlap_and_the_winner_takes_over() {
+    two_arms(&[]).await;
+}
+
+/// The same on PostgreSQL (`--store postgres://…`), kill -9 included.
+#[tokio::test]
+async fn two_arms_on_postgres() {
+    let pg = halftone_tests::postgres_or_skip!();
+    two_arms(&["--store".to_owned(), pg.url()]).await;
+}
+
+async fn two_arms(store: &[String]) {
     let (_tmp, data) = data_dir();
     // Thousands of check-ins from one address: no per-address rate.
-    let flags = ["--device-rate-per-address", "0", "--admin-rate-per-address", "0"].map(String::from);
+    let mut flags = ["--device-rate-per-address", "0", "--admin-rate-per-address", "0"].map(String::from).to_vec();
+    flags.extend_from_slice(store);
     let mut server = Server::start_with(&data, true, &flags).await;
     let token = server.bootstrap.clone().unwrap();
     let admin = server.admin(&token);
