@@ -75,6 +75,14 @@ pub enum What {
     Sha512,
     /// A [`Minisign`](crate::Minisign) signature.
     Minisign,
+    /// A [`MetricName`](crate::MetricName).
+    MetricName,
+    /// A [`MetricValue`](crate::MetricValue).
+    MetricValue,
+    /// An app's [`MetricSet`](crate::MetricSet) as a whole.
+    MetricSet,
+    /// A [`MetricGate`](crate::MetricGate).
+    MetricGate,
 }
 
 impl fmt::Display for What {
@@ -114,6 +122,10 @@ impl fmt::Display for What {
             What::Sha512 => "SHA-512",
             What::Minisign => "minisign signature",
             What::ReportToken => "report token",
+            What::MetricName => "metric name",
+            What::MetricValue => "metric value",
+            What::MetricSet => "metric set",
+            What::MetricGate => "metric gate",
         })
     }
 }

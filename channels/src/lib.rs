@@ -20,6 +20,9 @@
 //!   signed by its predecessor's keys (rotation), with a [`Threshold`] (k-of-n);
 //! - [`HealthGate`] with its sequential [`Comparison`] against the baseline build, and
 //!   [`MeanTest`] comparing builds on an app metric's [`Summary`];
+//! - app metrics: [`MetricName`], [`MetricSet`] (an app's declared metrics), a build's
+//!   [`Distribution`] (count, mean, variance, quantiles in bounded memory) and
+//!   [`CounterFigures`]; [`MetricGate`] judges a value metric against the baseline;
 //! - [`wire`]: the JSON types of the HTTP protocol and their conversions to and from the
 //!   domain (the domain modules never import `wire`).
 //!
@@ -36,12 +39,15 @@ mod catalog;
 mod channel;
 mod checkin;
 mod client_signatures;
+mod distribution;
 mod error;
 mod experiment;
 mod explain;
 mod health;
 mod key_document;
 mod label;
+mod metric;
+mod metric_gate;
 mod platform;
 mod range;
 mod release;
@@ -70,12 +76,18 @@ pub use client_signatures::{
     BindingError, ClientSignatures, Minisign, Sha512, minisign_key_number, minisign_public_key, sparkle_public_key,
     trusted_comment,
 };
+pub use distribution::{Distribution, DistributionFigures};
 pub use error::{ParseError, What};
 pub use experiment::{Better, MeanComparison, MeanTest, Summary};
 pub use explain::{Explanation, ReleaseTrace, Skip, Verdict};
 pub use health::{Breach, GateAction, GateFigures, Health, HealthGate, Limit, Metric, Verdict as GateVerdict};
 pub use key_document::{KeyChain, KeyChainError, KeyDocument, SignedKeyDocument, Signers, Threshold};
 pub use label::{DisplayName, MAX_DISPLAY_NAME, MAX_TOKEN_NAME, TokenName};
+pub use metric::{
+    CounterFigures, Direction, MAX_COUNT, MAX_METRIC_MAGNITUDE, MAX_METRIC_NAME, MAX_METRICS, MetricKind, MetricName,
+    MetricSet, MetricValue,
+};
+pub use metric_gate::{MetricEvidence, MetricGate, defaults as metric_gate_defaults};
 pub use platform::{Arch, Os, OsVersion, Platform, Target};
 pub use range::{Comparator, Op, Range};
 pub use release::{Artifact, ExternalUrl, MAX_NOTES, Release, ReleaseParts};
