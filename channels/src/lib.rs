@@ -76,7 +76,7 @@ pub use client_signatures::{
     BindingError, ClientSignatures, Minisign, Sha512, minisign_key_number, minisign_public_key, sparkle_public_key,
     trusted_comment,
 };
-pub use distribution::{Distribution, DistributionFigures};
+pub use distribution::{Distribution, DistributionFigures, MAX_BINS, RELATIVE_ERROR};
 pub use error::{ParseError, What};
 pub use experiment::{Better, MeanComparison, MeanTest, Summary};
 pub use explain::{Explanation, ReleaseTrace, Skip, Verdict};
