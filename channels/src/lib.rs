@@ -80,7 +80,9 @@ pub use distribution::{Distribution, DistributionFigures, MAX_BINS, RELATIVE_ERR
 pub use error::{ParseError, What};
 pub use experiment::{Better, MeanComparison, MeanTest, Summary};
 pub use explain::{Explanation, ReleaseTrace, Skip, Verdict};
-pub use health::{Breach, GateAction, GateFigures, Health, HealthGate, Limit, Metric, Verdict as GateVerdict};
+pub use health::{
+    Breach, GateAction, GateFigures, Health, HealthGate, Limit, Metric, MetricSample, Verdict as GateVerdict,
+};
 pub use key_document::{KeyChain, KeyChainError, KeyDocument, SignedKeyDocument, Signers, Threshold};
 pub use label::{DisplayName, MAX_DISPLAY_NAME, MAX_TOKEN_NAME, TokenName};
 pub use metric::{

@@ -254,7 +254,9 @@ impl From<ParseError> for ApiError {
             | What::TrustedKeys
             | What::CheckIn
             | What::KeyDocument
-            | What::Signatures => ApiError::Unprocessable(e.to_string()),
+            | What::Signatures
+            | What::MetricSet
+            | What::MetricGate => ApiError::Unprocessable(e.to_string()),
             _ => ApiError::BadRequest(e.to_string()),
         }
     }

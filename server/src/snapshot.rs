@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use halftone_channels::wire::{ReleaseSpec, ReleaseView, RolloutSpec, RolloutView};
 use halftone_channels::{
-    AppId, Catalog, CatalogError, ChannelName, DisplayName, Health, KeyDocument, KeyId, Ladder, LadderError, PublicKey,
-    Rank, Release, Rollout, RolloutState, ScheduleClock, SignedKeyDocument, Threshold, TrustedKeys, Version,
+    AppId, Catalog, CatalogError, ChannelName, DisplayName, Health, KeyDocument, KeyId, Ladder, LadderError, MetricSet,
+    PublicKey, Rank, Release, Rollout, RolloutState, ScheduleClock, SignedKeyDocument, Threshold, TrustedKeys, Version,
 };
 
 use crate::auth::Token;
@@ -184,6 +184,8 @@ pub struct AppSettings {
     /// Key documents from version 2 on, in order, each verified against its predecessor when
     /// uploaded (`POST /v1/apps/{app}/keys`); version 1 is `keys` with threshold 1.
     pub key_documents: Vec<SignedKeyDocument>,
+    /// The app metrics devices may report.
+    pub metrics: MetricSet,
 }
 
 /// Why an app's parts do not make a snapshot.
