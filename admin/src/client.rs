@@ -734,7 +734,7 @@ mod tests {
         .await;
         let client = AdminClient::new(&base, "t").unwrap();
         let id = AppId::parse("notes").unwrap();
-        let spec = AppSpec { display_name: "Notes".parse().unwrap(), keys: vec![], channels: vec![] };
+        let spec = AppSpec { display_name: "Notes".parse().unwrap(), keys: vec![], channels: vec![], metrics: vec![] };
         assert!(client.put_app(&id, &spec).await.unwrap().is_created());
         let again = client.put_app(&id, &spec).await.unwrap();
         assert!(!again.is_created());

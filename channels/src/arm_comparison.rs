@@ -9,17 +9,7 @@
 //! arm, each of the `N - 1` tests run at `alpha / (N - 1)`, so the chance of naming a leader
 //! among equal arms stays at most `alpha` however often the figures are looked at.
 
-use crate::{Health, MeanTest, Metric, Summary};
-
-/// Which way a figure is better.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    /// Lower is better (failure and crash rates).
-    LowerIsBetter,
-    /// Higher is better (a session length, a conversion).
-    HigherIsBetter,
-}
+use crate::{Direction, Health, MeanTest, Metric, Summary};
 
 /// One figure in every arm, in the experiment's arm order.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,7 +36,7 @@ impl Figure {
                 Summary::of_bernoulli(p.bad(), p.total())
             })
             .collect();
-        Figure { name: name.to_owned(), direction: Direction::LowerIsBetter, arms }
+        Figure { name: name.to_owned(), direction: Direction::Lower, arms }
     }
 }
 
@@ -78,8 +68,8 @@ pub fn compare_arms(test: &MeanTest, figure: Figure) -> FigureComparison {
     let split = MeanTest { alpha: test.alpha / others, ..*test };
     let bound = (1.0 / split.alpha).ln();
     let score = |s: &Summary| match figure.direction {
-        Direction::LowerIsBetter => -s.mean(),
-        Direction::HigherIsBetter => s.mean(),
+        Direction::Lower => -s.mean(),
+        Direction::Higher => s.mean(),
     };
     let with_values: Vec<usize> = (0..n).filter(|&i| figure.arms[i].count() > 0).collect();
     let best = with_values.iter().copied().max_by(|&a, &b| score(&figure.arms[a]).total_cmp(&score(&figure.arms[b])));
@@ -96,8 +86,8 @@ pub fn compare_arms(test: &MeanTest, figure: Figure) -> FigureComparison {
         // `b` (the leader) declared better means a higher mean; for a lower-is-better figure
         // the leader's mean is lower, so the test declares `a` better.
         let leader_side = match out.figure.direction {
-            Direction::HigherIsBetter => Some(crate::Better::B),
-            Direction::LowerIsBetter => Some(crate::Better::A),
+            Direction::Higher => Some(crate::Better::B),
+            Direction::Lower => Some(crate::Better::A),
         };
         proven &= c.better.is_some() && c.better == leader_side;
     }
@@ -145,7 +135,7 @@ mod tests {
         };
         let f = Figure {
             name: "session_minutes".into(),
-            direction: Direction::HigherIsBetter,
+            direction: Direction::Higher,
             arms: vec![of(10.0), of(10.3), of(9.0)],
         };
         let c = compare_arms(&ARM_TEST, f);

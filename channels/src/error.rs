@@ -79,6 +79,14 @@ pub enum What {
     Experiment,
     /// A CodePush [`DeploymentKey`](crate::DeploymentKey).
     DeploymentKey,
+    /// A [`MetricName`](crate::MetricName).
+    MetricName,
+    /// A [`MetricValue`](crate::MetricValue).
+    MetricValue,
+    /// An app's [`MetricSet`](crate::MetricSet) as a whole.
+    MetricSet,
+    /// A [`MetricGate`](crate::MetricGate).
+    MetricGate,
 }
 
 impl fmt::Display for What {
@@ -120,6 +128,10 @@ impl fmt::Display for What {
             What::ReportToken => "report token",
             What::Experiment => "experiment",
             What::DeploymentKey => "deployment key",
+            What::MetricName => "metric name",
+            What::MetricValue => "metric value",
+            What::MetricSet => "metric set",
+            What::MetricGate => "metric gate",
         })
     }
 }

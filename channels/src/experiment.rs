@@ -13,9 +13,11 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// Count, mean and sum of squared deviations of a numeric figure (Welford); two summaries of
 /// disjoint samples merge exactly (Chan et al.).
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Summary {
     count: u64,
     mean: f64,
@@ -66,6 +68,13 @@ impl Summary {
     /// Their mean (0 without values).
     pub fn mean(&self) -> f64 {
         self.mean
+    }
+
+    /// The summary of every value multiplied by `k`: the same count, the mean times `k`, the
+    /// variance times `k²`. A gate compares a candidate with its baseline scaled by the
+    /// degradation it tolerates.
+    pub fn scaled(&self, k: f64) -> Summary {
+        Summary { count: self.count, mean: self.mean * k, m2: self.m2 * k * k }
     }
 
     /// Their sample variance (0 below two values).

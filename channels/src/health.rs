@@ -1,15 +1,19 @@
 //! Health gates: [`HealthGate`] (fixed limits on the install-failure and crash rates, a
-//! sequential [`Comparison`] with the baseline build, or both) and their [`Verdict`] on a
-//! rollout's [`GateFigures`]: its window since publish or resume, its current step, and the
-//! baseline's figures.
+//! sequential [`Comparison`] with the baseline build, gates on app metrics, or any of them)
+//! and their [`Verdict`] on a rollout's [`GateFigures`]: its window since publish or resume,
+//! its current step, and the baseline's figures. Metric gates are judged apart
+//! ([`HealthGate::judge_metrics`]) on the builds' metric summaries.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Percent;
 use crate::error::{ParseError, What};
+use crate::experiment::Summary;
+use crate::metric::{MAX_METRICS, MetricName};
+use crate::metric_gate::{MetricEvidence, MetricGate};
 use crate::sequential::{Call, Comparison, Evidence, Proportion};
+use crate::{MetricKind, MetricSet, Percent};
 
 /// What a tripped gate does to the rollout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -23,8 +27,8 @@ pub enum GateAction {
 }
 
 /// What a rollout must stay within: fixed limits on its own rates, a sequential comparison with
-/// the baseline build, or both. Rates are fractions (0.05 = 5%).
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// the baseline build, or both; and gates on app metrics. Rates are fractions (0.05 = 5%).
+#[derive(Debug, Clone, PartialEq)]
 pub struct HealthGate {
     /// Largest acceptable install_failed / (install_succeeded + install_failed).
     pub max_install_failure_rate: Option<f64>,
@@ -37,6 +41,17 @@ pub struct HealthGate {
     pub compare: Option<Comparison>,
     /// What a trip does.
     pub action: GateAction,
+    /// Gates on app metrics (value metrics the app declared), at most one per metric.
+    pub metrics: Vec<MetricGate>,
+}
+
+/// What a metric gate judges: the candidate's and the baseline's values of one metric.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MetricSample {
+    /// The candidate's values.
+    pub candidate: Summary,
+    /// The baseline's values.
+    pub baseline: Summary,
 }
 
 /// What a gate judges: the candidate's figures in its window (since it was published or last
@@ -58,8 +73,14 @@ impl HealthGate {
     pub fn validate(self) -> Result<Self, ParseError> {
         let bad = |why: &'static str| Err(ParseError::new(What::Rollout, "gate", why));
         let rates = [self.max_install_failure_rate, self.max_crash_rate];
-        if rates.iter().all(Option::is_none) && self.compare.is_none() {
-            return bad("a gate needs max_install_failure_rate, max_crash_rate or compare");
+        if rates.iter().all(Option::is_none) && self.compare.is_none() && self.metrics.is_empty() {
+            return bad("a gate needs max_install_failure_rate, max_crash_rate, compare or metrics");
+        }
+        if self.metrics.len() > MAX_METRICS {
+            return bad("a gate judges at most 32 metrics");
+        }
+        if self.metrics.iter().enumerate().any(|(i, m)| self.metrics[..i].iter().any(|o| o.name() == m.name())) {
+            return bad("a gate judges each metric once");
         }
         if rates.iter().flatten().any(|r| !(0.0..=1.0).contains(r)) {
             return bad("rates are fractions from 0 to 1 (0.05 is 5%)");
@@ -74,6 +95,48 @@ impl HealthGate {
         let metrics: Vec<_> = Metric::ALL.into_iter().filter(|m| m.of(&b).total() > 0).collect();
         let n = metrics.len() as u32;
         metrics.into_iter().map(|m| c.judge(m, m.of(&f.window), m.of(&b), n)).collect()
+    }
+
+    /// Checks every metric gate names a value metric of `declared`.
+    pub fn check_metrics_declared(&self, declared: &MetricSet) -> Result<(), ParseError> {
+        for m in &self.metrics {
+            match declared.kind(m.name().as_str()) {
+                Some(MetricKind::Value(_)) => {}
+                Some(MetricKind::Counter) => {
+                    return Err(ParseError::new(
+                        What::MetricGate,
+                        m.name().as_str(),
+                        "is a counter: gates judge value metrics",
+                    ));
+                }
+                None => {
+                    return Err(ParseError::new(
+                        What::MetricGate,
+                        m.name().as_str(),
+                        "is not a metric the app declared",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The metric gates' evidence: one entry per gate whose metric is a value metric of
+    /// `declared` and `sample` has figures for (the baseline's included: without a baseline
+    /// nothing is judged). A verdict of `Worse` halts like a breach.
+    pub fn judge_metrics(
+        &self,
+        declared: &MetricSet,
+        sample: impl Fn(&MetricName) -> Option<MetricSample>,
+    ) -> Vec<MetricEvidence> {
+        self.metrics
+            .iter()
+            .filter_map(|g| {
+                let Some(MetricKind::Value(direction)) = declared.kind(g.name().as_str()) else { return None };
+                let s = sample(g.name())?;
+                Some(g.judge(direction, &s.candidate, &s.baseline))
+            })
+            .collect()
     }
 
     /// The verdict: the first limit breached or metric proven worse, else whether the current
@@ -244,6 +307,7 @@ mod tests {
             min_sample: 100,
             compare: None,
             action: GateAction::Halt,
+            metrics: Vec::new(),
         }
     }
 
@@ -301,6 +365,7 @@ mod tests {
             compare: Some(Comparison::default()),
             ..gate()
         };
+        let gate = &gate;
         let baseline = Some(health(98_000, 2_000));
         let at = |bp| Percent::from_basis_points(bp).unwrap();
         let f = |window: Health, step: Health, bp| GateFigures { window, step, baseline, percent: at(bp) };
@@ -325,9 +390,40 @@ mod tests {
     fn validation() {
         assert!(gate().validate().is_ok());
         let none = HealthGate { max_install_failure_rate: None, max_crash_rate: None, ..gate() };
-        assert!(none.validate().is_err());
-        assert!(HealthGate { compare: Some(Comparison::default()), ..none }.validate().is_ok());
+        assert!(none.clone().validate().is_err());
+        assert!(HealthGate { compare: Some(Comparison::default()), ..none.clone() }.validate().is_ok());
         let pct = HealthGate { max_crash_rate: Some(5.0), ..gate() };
         assert!(pct.validate().unwrap_err().to_string().contains("fractions"));
+        let session = MetricGate::new(MetricName::parse("session_s").unwrap(), 0.1, 0.01, 30).unwrap();
+        assert!(HealthGate { metrics: vec![session.clone()], ..none.clone() }.validate().is_ok(), "metrics alone");
+        let twice = HealthGate { metrics: vec![session.clone(), session], ..none };
+        assert!(twice.validate().unwrap_err().to_string().contains("each metric once"));
+    }
+
+    #[test]
+    fn metric_gates_judge_declared_value_metrics_with_a_baseline() {
+        use crate::{Direction, MetricKind};
+        let name = |s: &str| MetricName::parse(s).unwrap();
+        let declared = MetricSet::new([
+            (name("session_s"), MetricKind::Value(Direction::Higher)),
+            (name("purchases"), MetricKind::Counter),
+        ])
+        .unwrap();
+        let on = |m: &str| MetricGate::new(name(m), 0.1, 0.01, 30).unwrap();
+        let gate = HealthGate { metrics: vec![on("session_s"), on("purchases"), on("gone")], ..gate() };
+        assert!(gate.check_metrics_declared(&declared).unwrap_err().to_string().contains("purchases"));
+        let around = |mean: f64, n: usize| {
+            let mut s = Summary::default();
+            (0..n).for_each(|i| s.add(mean + if i % 2 == 0 { 100.0 } else { -100.0 }));
+            s
+        };
+        let sample = |n: &MetricName| {
+            (n.as_str() == "session_s")
+                .then(|| MetricSample { candidate: around(210.0, 400), baseline: around(300.0, 2_000) })
+        };
+        let evidence = gate.judge_metrics(&declared, sample);
+        assert_eq!(evidence.len(), 1, "only the declared value metric: {evidence:?}");
+        assert_eq!(evidence[0].call, crate::Call::Worse, "{}", evidence[0]);
+        assert!(gate.judge_metrics(&declared, |_| None).is_empty(), "no baseline, nothing judged");
     }
 }

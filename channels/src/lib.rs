@@ -20,6 +20,9 @@
 //!   signed by its predecessor's keys (rotation), with a [`Threshold`] (k-of-n);
 //! - [`HealthGate`] with its sequential [`Comparison`] against the baseline build, and
 //!   [`MeanTest`] comparing builds on an app metric's [`Summary`];
+//! - app metrics: [`MetricName`], [`MetricSet`] (an app's declared metrics), a build's
+//!   [`Distribution`] (count, mean, variance, quantiles in bounded memory) and
+//!   [`CounterFigures`]; [`MetricGate`] judges a value metric against the baseline;
 //! - [`wire`]: the JSON types of the HTTP protocol and their conversions to and from the
 //!   domain (the domain modules never import `wire`).
 //!
@@ -39,12 +42,15 @@ mod channel;
 mod checkin;
 mod client_signatures;
 mod deployment_key;
+mod distribution;
 mod error;
 mod experiment;
 mod explain;
 mod health;
 mod key_document;
 mod label;
+mod metric;
+mod metric_gate;
 mod platform;
 mod range;
 mod release;
@@ -65,7 +71,7 @@ pub use answer::{
     root_message,
 };
 pub use app::AppId;
-pub use arm_comparison::{ARM_TEST, Direction, Figure, FigureComparison, compare_arms};
+pub use arm_comparison::{ARM_TEST, Figure, FigureComparison, compare_arms};
 pub use arms::{ArmShare, ArmSlot, Experiment, MAX_ARMS, check_arm, is_live_arm};
 pub use bucket::{Bucket, bucket};
 pub use catalog::{Catalog, CatalogError, Decision, MAX_CHANNELS, Offer, SelectError, Selection};
@@ -76,12 +82,20 @@ pub use client_signatures::{
     trusted_comment,
 };
 pub use deployment_key::{DeploymentKey, MIN_DEPLOYMENT_KEY};
+pub use distribution::{Distribution, DistributionFigures, MAX_BINS, RELATIVE_ERROR};
 pub use error::{ParseError, What};
 pub use experiment::{Better, MeanComparison, MeanTest, Summary};
 pub use explain::{Explanation, ReleaseTrace, Skip, Verdict};
-pub use health::{Breach, GateAction, GateFigures, Health, HealthGate, Limit, Metric, Verdict as GateVerdict};
+pub use health::{
+    Breach, GateAction, GateFigures, Health, HealthGate, Limit, Metric, MetricSample, Verdict as GateVerdict,
+};
 pub use key_document::{KeyChain, KeyChainError, KeyDocument, SignedKeyDocument, Signers, Threshold};
 pub use label::{DisplayName, MAX_DISPLAY_NAME, MAX_TOKEN_NAME, TokenName};
+pub use metric::{
+    CounterFigures, Direction, MAX_COUNT, MAX_METRIC_MAGNITUDE, MAX_METRIC_NAME, MAX_METRICS, MetricKind, MetricName,
+    MetricSet, MetricValue,
+};
+pub use metric_gate::{MetricEvidence, MetricGate, defaults as metric_gate_defaults};
 pub use platform::{Arch, Os, OsVersion, Platform, Target};
 pub use range::{Comparator, Op, Range};
 pub use release::{Artifact, ExternalUrl, MAX_NOTES, Release, ReleaseParts};

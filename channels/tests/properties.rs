@@ -733,7 +733,7 @@ proptest! {
     /// step, and a gate without a baseline never widens past its proving share.
     #[test]
     fn comparing_gates_halt_only_on_failures(c in comparison(), b in baseline(), installs in 0u64..100_000, bp in 0u16..=10_000) {
-        let gate = HealthGate { max_install_failure_rate: None, max_crash_rate: None, min_sample: 0, compare: Some(c), action: GateAction::Halt };
+        let gate = HealthGate { max_install_failure_rate: None, max_crash_rate: None, min_sample: 0, compare: Some(c), action: GateAction::Halt, metrics: Vec::new() };
         let clean = Health { installs, first_runs: installs, ..Health::default() };
         let percent = Percent::from_basis_points(bp).unwrap();
         let base = Health { installs: b.total() - b.bad(), install_failures: b.bad(), ..Health::default() };

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use halftone_channels::wire::{CheckRequest, Event, EventKind};
 use halftone_channels::{
-    AppId, ChannelName, CheckKind, DeviceId, Ladder, Locale, MAX_TRAITS, OsVersion, Target, TraitName, TraitValue,
-    Traits, UserId, Version,
+    AppId, ChannelName, CheckKind, DeviceId, Ladder, Locale, MAX_TRAITS, MetricName, MetricValue, OsVersion, Target,
+    TraitName, TraitValue, Traits, UserId, Version,
 };
 
 use crate::answer::AnswerCheck;
@@ -101,7 +101,7 @@ impl Client {
 
     /// Starts the background event sender; must run on a tokio runtime.
     pub(crate) fn start(parts: Parts) -> Self {
-        let reporter = Reporter::start(parts.api.clone(), parts.event_queue);
+        let reporter = Reporter::start(parts.api.clone(), parts.event_queue, parts.device_id.clone());
         Client {
             inner: Arc::new(Inner {
                 app: parts.app,
@@ -479,6 +479,31 @@ impl Client {
             detail,
             token: None,
         });
+    }
+
+    /// Records a value of an app metric the app declared (`halftone app update APP --metric
+    /// session_s=higher`) for the running build: a session's length, the time to the first
+    /// frame, a business figure. Never waits: values are held in memory (at most 1,000, then
+    /// dropped and counted in [`ReportStats::metrics_dropped`]) and sent with the next batch
+    /// of events once a check-in has given the running build's report token.
+    ///
+    /// ```no_run
+    /// # async fn f(client: halftone_client::Client) -> Result<(), halftone_client::ParseError> {
+    /// use halftone_client::{MetricName, MetricValue};
+    /// let session = MetricName::parse("session_s")?;
+    /// client.record_metric(&session, MetricValue::new(312.5)?);
+    /// client.count(&MetricName::parse("purchases")?, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn record_metric(&self, name: &MetricName, value: MetricValue) {
+        self.inner.reporter.record(&self.inner.running, &self.channel(), name, value);
+    }
+
+    /// Adds `n` to a counter metric the app declared (`--metric purchases=counter`) for the
+    /// running build; like [`record_metric`](Self::record_metric), it never waits. The server
+    /// keeps the sum and how many devices reported it.
+    pub fn count(&self, name: &MetricName, n: u64) {
+        self.inner.reporter.count(&self.inner.running, &self.channel(), name, n);
     }
 
     /// Sends the queued events now; for shutdown and tests. Stops at the first failure, which

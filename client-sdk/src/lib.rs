@@ -20,6 +20,10 @@
 //!   [`PlatformInstaller`] instead (then [`Client::installed`]);
 //! - [`Client::report`] queues events (install succeeded, first run, crash...) that a
 //!   background task sends in batches;
+//! - [`Client::record_metric`] and [`Client::count`] report the app's own figures (a
+//!   session's length, a business counter) for the running build, held in memory (bounded)
+//!   and sent with the events once a check-in gave the build's report token; gates can judge
+//!   a build on them (the server's docs/gates.md);
 //! - [`Client::start_poller`] checks in the background on the server's schedule;
 //! - [`Client::set_channel`] records the user's channel choice (stable, beta, unstable, or
 //!   an app's own).
@@ -146,6 +150,6 @@ pub use verify::VerifiedFile;
 /// The protocol's value types, re-exported so an app needs no other dependency.
 pub use halftone_channels::wire::{EventKind, Problem};
 pub use halftone_channels::{
-    AppId, Arch, ChannelName, DeviceId, KeyId, Locale, MAX_TRAITS, Os, OsVersion, ParseError, Sha256, Target,
-    TraitName, TraitValue, UserId, Version,
+    AppId, Arch, ChannelName, DeviceId, KeyId, Locale, MAX_TRAITS, MetricName, MetricValue, Os, OsVersion, ParseError,
+    Sha256, Target, TraitName, TraitValue, UserId, Version,
 };

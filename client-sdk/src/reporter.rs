@@ -13,14 +13,21 @@
 //! known is sent without one: the server answers it as rejected (counted in
 //! [`ReportStats::rejected`]) and leaves it out of the figures. Tokens are not stored on disk:
 //! after a restart, events count once the app has checked in again.
+//!
+//! App metrics ([`Client::record_metric`](crate::Client::record_metric),
+//! [`Client::count`](crate::Client::count)) wait in the same queue, per build (version and
+//! channel), at most [`MAX_METRIC_VALUES`] values and counters in all (a counter adds up in
+//! place; further values are dropped and counted in [`ReportStats::metrics_dropped`]). They
+//! travel with the next batch of events, or alone, **once a token for their build is known**:
+//! metrics recorded before the first check-in wait for it rather than being refused.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use halftone_channels::wire::{CheckResponse, Event, EventBatch};
-use halftone_channels::{ChannelName, ReportToken, Version};
+use halftone_channels::wire::{CheckResponse, Event, EventBatch, MetricReport};
+use halftone_channels::{ChannelName, DeviceId, MAX_COUNT, MetricName, MetricValue, ReportToken, Version};
 use tokio::sync::Notify;
 use tokio::time::{Instant, sleep_until};
 
@@ -33,6 +40,9 @@ pub(crate) const MAX_BATCH: usize = 100;
 
 /// The longest `detail` the server accepts, in characters.
 pub(crate) const MAX_DETAIL: usize = 1024;
+
+/// The most metric values and counters held at once (one request's worth: the server's limit).
+pub(crate) const MAX_METRIC_VALUES: usize = 1_000;
 
 /// The most report tokens kept (one per version and channel; the oldest go first).
 pub(crate) const MAX_TOKENS: usize = 8;
@@ -52,6 +62,14 @@ pub struct ReportStats {
     /// Events the server refused with a 4xx status (retrying would not help), or accepted
     /// but did not count for lack of a valid report token.
     pub rejected: u64,
+    /// Metric values and counters waiting to be sent.
+    pub metrics_queued: usize,
+    /// Metric values and counters the server accepted.
+    pub metrics_sent: u64,
+    /// Metric values dropped because the queue held its 1,000 already.
+    pub metrics_dropped: u64,
+    /// Metric values and counters the server refused (a 4xx, or no valid token).
+    pub metrics_rejected: u64,
 }
 
 /// The queue and its background sender. Dropping it stops the sender; unsent events are lost.
@@ -61,6 +79,8 @@ pub(crate) struct Reporter {
 
 struct Shared {
     api: Arc<Api>,
+    /// The device metric reports are about.
+    device: DeviceId,
     queue: Mutex<Queue>,
     /// Signals the sender: an event arrived, or the reporter closed.
     wake: Notify,
@@ -100,6 +120,107 @@ struct Queue {
     events: VecDeque<Event>,
     capacity: usize,
     stats: ReportStats,
+    metrics: Pending,
+}
+
+/// Metrics not sent yet, per build.
+#[derive(Default)]
+struct Pending {
+    builds: BTreeMap<(Version, ChannelName), Measured>,
+    /// Values and counters held, in all builds.
+    held: usize,
+}
+
+/// One build's metrics not sent yet.
+#[derive(Default)]
+struct Measured {
+    values: BTreeMap<MetricName, Vec<MetricValue>>,
+    counts: BTreeMap<MetricName, u64>,
+}
+
+impl Measured {
+    fn size(&self) -> usize {
+        self.values.values().map(Vec::len).sum::<usize>() + self.counts.len()
+    }
+}
+
+impl Pending {
+    /// Adds a value; answers false (dropped) when the queue is full.
+    fn record(&mut self, build: (Version, ChannelName), name: &MetricName, value: MetricValue) -> bool {
+        if self.held >= MAX_METRIC_VALUES {
+            return false;
+        }
+        self.builds.entry(build).or_default().values.entry(name.clone()).or_default().push(value);
+        self.held += 1;
+        true
+    }
+
+    /// Adds to a counter (up to the server's limit per report: the rest is dropped); answers
+    /// false when the queue is full or the counter at its limit.
+    fn count(&mut self, build: (Version, ChannelName), name: &MetricName, n: u64) -> bool {
+        let measured = self.builds.entry(build).or_default();
+        match measured.counts.get_mut(name) {
+            Some(c) if *c >= MAX_COUNT => false,
+            Some(c) => {
+                *c = c.saturating_add(n).min(MAX_COUNT);
+                true
+            }
+            None if self.held >= MAX_METRIC_VALUES => false,
+            None => {
+                measured.counts.insert(name.clone(), n.min(MAX_COUNT));
+                self.held += 1;
+                true
+            }
+        }
+    }
+
+    /// Takes the builds a token is known for, with their tokens.
+    fn take(&mut self, tokens: &Tokens, device: &DeviceId) -> Vec<MetricReport> {
+        let ready: Vec<_> = self.builds.keys().filter(|(v, c)| tokens.get(v, c).is_some()).cloned().collect();
+        ready
+            .into_iter()
+            .filter_map(|key| {
+                let measured = self.builds.remove(&key)?;
+                self.held -= measured.size();
+                let (version, channel) = key;
+                Some(MetricReport {
+                    device_id: device.clone(),
+                    token: tokens.get(&version, &channel),
+                    version,
+                    channel,
+                    values: measured.values,
+                    counts: measured.counts,
+                })
+            })
+            .collect()
+    }
+
+    /// Puts back reports a failed request carried, as far as the queue has room.
+    fn requeue(&mut self, reports: Vec<MetricReport>) -> u64 {
+        let mut dropped = 0;
+        for r in reports {
+            let build = (r.version, r.channel);
+            for (name, values) in r.values {
+                for v in values {
+                    dropped += u64::from(!self.record(build.clone(), &name, v));
+                }
+            }
+            for (name, n) in r.counts {
+                dropped += u64::from(!self.count(build.clone(), &name, n));
+            }
+        }
+        dropped
+    }
+
+    /// Whether some build's metrics can be sent (its token is known).
+    fn ready(&self, tokens: &Tokens) -> bool {
+        self.builds.keys().any(|(v, c)| tokens.get(v, c).is_some())
+    }
+}
+
+/// Values and counters in `reports` (the server counts these).
+fn metric_values(reports: &[MetricReport]) -> usize {
+    reports.iter().map(MetricReport::size).sum()
 }
 
 impl Queue {
@@ -128,13 +249,15 @@ impl Queue {
 
 impl Reporter {
     /// Starts the background sender on the current tokio runtime. `capacity` is at least 1.
-    pub(crate) fn start(api: Arc<Api>, capacity: usize) -> Self {
+    pub(crate) fn start(api: Arc<Api>, capacity: usize, device: DeviceId) -> Self {
         let shared = Arc::new(Shared {
             api,
+            device,
             queue: Mutex::new(Queue {
                 events: VecDeque::new(),
                 capacity: capacity.max(1),
                 stats: ReportStats::default(),
+                metrics: Pending::default(),
             }),
             wake: Notify::new(),
             closed: AtomicBool::new(false),
@@ -156,6 +279,29 @@ impl Reporter {
         if let Some((offered, t)) = answer.update.as_ref().and_then(|o| o.report_token.map(|t| (&o.version, t))) {
             tokens.remember(offered, channel, t);
         }
+        drop(tokens);
+        // Metrics may have been waiting for this token.
+        self.shared.wake.notify_one();
+    }
+
+    /// Queues a metric value of `version` on `channel`; never waits.
+    pub(crate) fn record(&self, version: &Version, channel: &ChannelName, name: &MetricName, value: MetricValue) {
+        let mut queue = self.shared.queue();
+        if !queue.metrics.record((version.clone(), channel.clone()), name, value) {
+            queue.stats.metrics_dropped += 1;
+        }
+        drop(queue);
+        self.shared.wake.notify_one();
+    }
+
+    /// Adds `n` to a counter of `version` on `channel`; never waits.
+    pub(crate) fn count(&self, version: &Version, channel: &ChannelName, name: &MetricName, n: u64) {
+        let mut queue = self.shared.queue();
+        if !queue.metrics.count((version.clone(), channel.clone()), name, n) {
+            queue.stats.metrics_dropped += 1;
+        }
+        drop(queue);
+        self.shared.wake.notify_one();
     }
 
     /// Whether a report token for `version` on `channel` is known (an event for them counts).
@@ -174,7 +320,7 @@ impl Reporter {
     pub(crate) async fn flush(&self) -> Result<(), Error> {
         // Bounded, so an app reporting in a loop cannot keep `flush` from returning; the extra
         // batch covers one the background sender may have had in flight and put back.
-        let mut budget = self.shared.queue().events.len().div_ceil(MAX_BATCH) + 1;
+        let mut budget = self.shared.queue().events.len().div_ceil(MAX_BATCH) + 2;
         while budget > 0 {
             if self.shared.send_batch().await? == 0 {
                 break;
@@ -187,7 +333,7 @@ impl Reporter {
     /// The counters.
     pub(crate) fn stats(&self) -> ReportStats {
         let queue = self.shared.queue();
-        ReportStats { queued: queue.events.len(), ..queue.stats }
+        ReportStats { queued: queue.events.len(), metrics_queued: queue.metrics.held, ..queue.stats }
     }
 }
 
@@ -204,20 +350,29 @@ impl Shared {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Sends one batch; answers how many events it carried (0: the queue was empty).
+    /// Whether something can be sent now: events, or metrics whose token is known.
+    fn has_work(&self) -> bool {
+        let queue = self.queue();
+        !queue.events.is_empty() || queue.metrics.ready(&self.tokens.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Sends one batch; answers how many events and metric reports it carried (0: nothing
+    /// could be sent).
     async fn send_batch(&self) -> Result<usize, Error> {
         let _sending = self.sending.lock().await;
-        let mut events: Vec<Event> = {
+        let (mut events, metrics) = {
             let mut queue = self.queue();
             let n = queue.events.len().min(MAX_BATCH);
-            queue.events.drain(..n).collect()
+            let events: Vec<Event> = queue.events.drain(..n).collect();
+            let tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
+            (events, queue.metrics.take(&tokens, &self.device))
         };
-        if events.is_empty() {
+        if events.is_empty() && metrics.is_empty() {
             return Ok(0);
         }
         self.tokens.lock().unwrap_or_else(PoisonError::into_inner).attach(&mut events);
-        let n = events.len();
-        let batch = EventBatch { events };
+        let (n, m, values) = (events.len(), metrics.len(), metric_values(&metrics) as u64);
+        let batch = EventBatch { events, metrics };
         let result = self.api.send_events(&batch).await;
         let mut queue = self.queue();
         match result {
@@ -227,13 +382,19 @@ impl Shared {
                 let rejected = (answer.rejected as usize).min(n);
                 queue.stats.sent += (n - rejected) as u64;
                 queue.stats.rejected += rejected as u64;
-                Ok(n)
+                let refused = u64::from(answer.metrics_rejected);
+                queue.stats.metrics_sent += values.saturating_sub(refused);
+                queue.stats.metrics_rejected += refused.min(values);
+                Ok(n + m)
             }
             Err(e) if refused_for_good(&e) => {
                 queue.stats.rejected += n as u64;
+                queue.stats.metrics_rejected += values;
                 Err(e)
             }
             Err(e) => {
+                let dropped = queue.metrics.requeue(batch.metrics);
+                queue.stats.metrics_dropped += dropped;
                 queue.requeue(batch.events);
                 Err(e)
             }
@@ -262,7 +423,7 @@ async fn run(shared: Arc<Shared>) {
             }
             continue;
         }
-        if shared.queue().events.is_empty() {
+        if !shared.has_work() {
             shared.wake.notified().await;
             continue;
         }
@@ -320,7 +481,8 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_the_oldest_and_counts() {
-        let mut q = Queue { events: VecDeque::new(), capacity: 3, stats: ReportStats::default() };
+        let mut q =
+            Queue { events: VecDeque::new(), capacity: 3, stats: ReportStats::default(), metrics: Pending::default() };
         for n in 0..5 {
             q.push_back(event(n));
         }
@@ -335,6 +497,38 @@ mod tests {
         q.requeue(vec![event(7), event(8)]);
         let patches: Vec<u64> = q.events.iter().map(|e| e.version.as_semver().patch).collect();
         assert_eq!(patches, [8, 2, 3]);
+    }
+
+    #[test]
+    fn metrics_are_bounded_and_wait_for_their_token() {
+        let build = (Version::new(1, 0, 0), ChannelName::stable());
+        let (name, counter) = (MetricName::parse("session_s").unwrap(), MetricName::parse("purchases").unwrap());
+        let mut p = Pending::default();
+        for i in 0..MAX_METRIC_VALUES {
+            assert!(p.record(build.clone(), &name, MetricValue::new(i as f64).unwrap()));
+        }
+        assert!(!p.record(build.clone(), &name, MetricValue::new(1.0).unwrap()), "full: dropped");
+        assert!(!p.count(build.clone(), &counter, 1), "a new counter needs room too");
+        assert_eq!(p.held, MAX_METRIC_VALUES);
+        let device = DeviceId::parse("d").unwrap();
+        let mut tokens = Tokens::default();
+        assert!(p.take(&tokens, &device).is_empty() && !p.ready(&tokens), "no token yet: they wait");
+        tokens.remember(&build.0, &build.1, ReportToken::from_bytes([1; 16]));
+        let reports = p.take(&tokens, &device);
+        assert_eq!(reports.len(), 1);
+        assert_eq!(reports[0].token, Some(ReportToken::from_bytes([1; 16])));
+        assert_eq!(reports[0].values[&name].len(), MAX_METRIC_VALUES);
+        assert_eq!(p.held, 0);
+        // Counters add up in place, to the server's limit per report.
+        assert!(p.count(build.clone(), &counter, 2) && p.count(build.clone(), &counter, 3));
+        assert_eq!(p.held, 1);
+        assert!(p.count(build.clone(), &counter, MAX_COUNT));
+        assert!(!p.count(build.clone(), &counter, 1), "at its limit");
+        let reports = p.take(&tokens, &device);
+        assert_eq!(reports[0].counts[&counter], MAX_COUNT);
+        // A failed request's reports go back.
+        assert_eq!(p.requeue(reports), 0);
+        assert_eq!(p.held, 1);
     }
 
     #[test]

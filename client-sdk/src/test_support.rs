@@ -218,6 +218,8 @@ fn answer(world: &mut World, request: &Request) -> Reply {
             duplicates: 0,
             rejected: 0,
             rejections: Default::default(),
+            metrics_accepted: batch.metrics.iter().map(|m| m.size() as u32).sum(),
+            metrics_rejected: 0,
         };
         world.batches.push(batch);
         return Reply::json(202, &accepted);

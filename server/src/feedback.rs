@@ -14,6 +14,13 @@
 //! Figures changed only by check-ins are swept to sled every 30 s, in chunks. Readers (status,
 //! the scheduler) take a short lock on the figures; the check-in path never does.
 //!
+//! App metrics (`MetricReport`s) travel with events and are group-committed with them: per
+//! release and channel, each declared value metric keeps a [`Distribution`] (count, mean,
+//! variance, quantiles: a few KiB at most, whatever the number of values) and each counter
+//! its sum and a sketch of the devices that reported it, inside the same stored figures as the
+//! event sketches, so they are durable before the 202, restored at start and merged across
+//! replicas exactly as those are.
+//!
 //! Events reach the aggregator only with a valid report token (checked by the handler, see
 //! `report_key`), and count only within their network's cap ([`NetworkCap`]): one client
 //! network stands for at most `--max-devices-per-network` devices of a release.
@@ -25,9 +32,10 @@ use std::time::Duration;
 
 use cardinality_estimator::CardinalityEstimator;
 use halftone_channels::wire::{
-    ChannelAdoption, ChannelHistory, Event, EventKind, Figures, VersionAdoption, VersionHistory, WindowCount,
+    ChannelAdoption, ChannelHistory, Event, EventKind, Figures, MetricReport, VersionAdoption, VersionHistory,
+    WindowCount,
 };
-use halftone_channels::{AppId, ChannelName, Health, Version};
+use halftone_channels::{AppId, ChannelName, CounterFigures, Distribution, Health, MetricName, Version};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
@@ -85,6 +93,19 @@ struct Counters {
     offered: Sketch,
     /// Distinct devices per event kind.
     devices: BTreeMap<EventKind, Sketch>,
+    /// Value metrics (only those the app declared: at most 32).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    values: BTreeMap<MetricName, Distribution>,
+    /// Counter metrics.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    counts: BTreeMap<MetricName, Tally>,
+}
+
+/// A counter metric's figures: the sum of what was reported and the devices that reported.
+#[derive(Default, Clone, Serialize, Deserialize)]
+struct Tally {
+    sum: u64,
+    devices: Sketch,
 }
 
 impl Counters {
@@ -94,6 +115,14 @@ impl Counters {
         self.offered.merge(&other.offered);
         for (kind, s) in &other.devices {
             self.devices.entry(*kind).or_default().merge(s);
+        }
+        for (name, d) in &other.values {
+            self.values.entry(name.clone()).or_default().merge(d);
+        }
+        for (name, t) in &other.counts {
+            let mine = self.counts.entry(name.clone()).or_default();
+            mine.sum = mine.sum.saturating_add(t.sum);
+            mine.devices.merge(&t.devices);
         }
     }
 
@@ -146,8 +175,27 @@ enum Swept {
     Adoption(AdoptionKey),
 }
 
+/// What one accepted report carries for the aggregator: events and metric reports whose
+/// tokens were checked, all of one app.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// The events.
+    pub events: Vec<Event>,
+    /// The metric reports (names declared by the app, kinds matching).
+    pub metrics: Vec<MetricReport>,
+}
+
+/// An app metric's figures for one release, on every channel.
+#[derive(Debug, Clone)]
+pub enum MetricFigures {
+    /// A value metric.
+    Value(Distribution),
+    /// A counter.
+    Counter(CounterFigures),
+}
+
 enum Msg {
-    Events(Vec<(AppId, Event)>, Network, oneshot::Sender<Result<(), FeedbackError>>),
+    Events(AppId, Report, Network, oneshot::Sender<Result<(), FeedbackError>>),
     Sample(CheckSample),
     Flush(oneshot::Sender<Result<(), FeedbackError>>),
     Close(oneshot::Sender<Result<(), FeedbackError>>),
@@ -210,12 +258,12 @@ impl Feedback {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Counts reported events (whose tokens were checked) from a client in `network`, within
-    /// that network's cap; returns once they are durably stored.
-    pub async fn report(&self, events: Vec<(AppId, Event)>, network: Network) -> Result<(), FeedbackError> {
+    /// Counts reported events and metrics of `app` (whose tokens were checked) from a client
+    /// in `network`, within that network's cap; returns once they are durably stored.
+    pub async fn report(&self, app: AppId, report: Report, network: Network) -> Result<(), FeedbackError> {
         let (ack, done) = oneshot::channel();
         self.tx
-            .send(Msg::Events(events, network, ack))
+            .send(Msg::Events(app, report, network, ack))
             .await
             .map_err(|_| FeedbackError::Failed("the aggregator stopped".into()))?;
         done.await.map_err(|_| FeedbackError::Failed("the aggregator stopped".into()))?
@@ -283,6 +331,32 @@ impl Feedback {
                 first_runs: n(EventKind::FirstRun),
                 crashes: n(EventKind::Crash),
             }
+        })
+    }
+
+    /// The app metrics of `version` of `app` on every channel (a build is judged wherever it
+    /// runs, as [`Feedback::health`]), by name.
+    pub fn metrics(&self, app: &AppId, version: &Version) -> BTreeMap<MetricName, MetricFigures> {
+        self.with(|a| {
+            let mut values: BTreeMap<MetricName, Distribution> = BTreeMap::new();
+            let mut counts: BTreeMap<MetricName, Tally> = BTreeMap::new();
+            for ((x, v, _), c) in a.all_releases() {
+                if x == app && v == version {
+                    for (name, d) in &c.values {
+                        values.entry(name.clone()).or_default().merge(d);
+                    }
+                    for (name, t) in &c.counts {
+                        let mine = counts.entry(name.clone()).or_default();
+                        mine.sum = mine.sum.saturating_add(t.sum);
+                        mine.devices.merge(&t.devices);
+                    }
+                }
+            }
+            let counters = counts.into_iter().map(|(name, t)| {
+                let figures = CounterFigures { sum: t.sum, devices: t.devices.estimate() as u64 };
+                (name, MetricFigures::Counter(figures))
+            });
+            values.into_iter().map(|(name, d)| (name, MetricFigures::Value(d))).chain(counters).collect()
         })
     }
 
@@ -419,11 +493,35 @@ async fn aggregate(
         let (mut commit_now, mut stop) = (false, false);
         loop {
             match rx.try_recv() {
-                Ok(Msg::Events(events, network, ack)) => {
+                Ok(Msg::Events(app, report, network, ack)) => {
                     let mut a = figures.lock().unwrap_or_else(|p| p.into_inner());
-                    for (app, e) in events {
+                    for m in report.metrics {
+                        let device = device_hash(m.device_id.as_str());
+                        let release = (app.clone(), m.version);
+                        let cap = match caps.get_mut(&release) {
+                            Some(cap) => cap,
+                            None => caps.entry(release.clone()).or_default(),
+                        };
+                        if cap.admit(network, device, per_network) == Admission::OverCap {
+                            metrics::counter!("halftone_metric_reports_capped_total").increment(1);
+                            continue;
+                        }
+                        let key = (release.0, release.1, m.channel);
+                        let c = a.releases.entry(key.clone()).or_default();
+                        for (name, values) in m.values {
+                            let d = c.values.entry(name).or_default();
+                            values.into_iter().for_each(|v| d.add(v));
+                        }
+                        for (name, n) in m.counts {
+                            let t = c.counts.entry(name).or_default();
+                            t.sum = t.sum.saturating_add(n);
+                            t.devices.insert(&device);
+                        }
+                        a.dirty_events.insert(key);
+                    }
+                    for e in report.events {
                         let device = device_hash(e.device_id.as_str());
-                        let release = (app, e.version);
+                        let release = (app.clone(), e.version);
                         let cap = match caps.get_mut(&release) {
                             Some(cap) => cap,
                             None => caps.entry(release.clone()).or_default(),

@@ -255,7 +255,9 @@ impl From<ParseError> for ApiError {
             | What::CheckIn
             | What::KeyDocument
             | What::Signatures
-            | What::Experiment => ApiError::Unprocessable(e.to_string()),
+            | What::Experiment
+            | What::MetricSet
+            | What::MetricGate => ApiError::Unprocessable(e.to_string()),
             _ => ApiError::BadRequest(e.to_string()),
         }
     }

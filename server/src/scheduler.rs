@@ -15,9 +15,11 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use halftone_channels::{
-    ChannelName, GateAction, GateFigures, GateVerdict, Percent, Rollout, RolloutState, Schedule, Tick,
+    Call, ChannelName, GateAction, GateFigures, GateVerdict, MetricEvidence, MetricSample, Percent, Rollout,
+    RolloutState, Schedule, Tick,
 };
 
+use crate::feedback::MetricFigures;
 use crate::snapshot::{AppSnapshot, GateMarks};
 use crate::state::State;
 
@@ -58,13 +60,19 @@ impl State {
                         continue;
                     }
                     let meta = app.meta_of(&r.release, &r.channel);
-                    let judged = r.gate.map(|g| {
+                    let judged = r.gate.as_ref().map(|g| {
                         let figures = self.gate_figures(&app, r, meta.marks);
                         (g.check(&figures), g.evidence(&figures))
                     });
                     let verdict = judged.as_ref().map(|(v, _)| *v);
+                    let on_metrics = self.metric_evidence(&app, r);
                     let subject = format!("{} {}/{}", app.id, r.release, r.channel);
-                    if let (Some(gate), Some(GateVerdict::Trip(breach))) = (r.gate, verdict) {
+                    // A limit breached or a rate proven worse first; else a metric proven worse.
+                    let breach = match verdict {
+                        Some(GateVerdict::Trip(breach)) => Some(breach.to_string()),
+                        _ => on_metrics.iter().find(|e| e.call == Call::Worse).map(ToString::to_string),
+                    };
+                    if let (Some(gate), Some(breach)) = (&r.gate, breach) {
                         let state = match gate.action {
                             GateAction::Halt => RolloutState::Halted,
                             GateAction::Pause => RolloutState::Paused,
@@ -87,10 +95,12 @@ impl State {
                         }
                         // A step widened on a comparison's evidence says so in its audit entry;
                         // others keep the entry they always had (the rollout as `after`).
-                        let why = judged
-                            .as_ref()
-                            .filter(|(_, e)| !e.is_empty())
-                            .map(|(_, e)| e.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "));
+                        let said: Vec<String> = judged
+                            .iter()
+                            .flat_map(|(_, e)| e.iter().map(ToString::to_string))
+                            .chain(on_metrics.iter().map(ToString::to_string))
+                            .collect();
+                        let why = (!said.is_empty()).then(|| said.join("; "));
                         report.advanced.push(format!("{subject} -> {to}"));
                         advances.push(((**r).clone(), Rollout { percent: to, ..(**r).clone() }, why));
                     }
@@ -114,7 +124,7 @@ impl State {
             if !trips.is_empty() {
                 let app = w.snapshot().apps.get(&app.id).cloned().unwrap_or(app);
                 let pairs = trips.iter().map(|(b, a, _)| (b.clone(), a.clone())).collect();
-                let why: Vec<_> = trips.iter().map(|(_, _, breach)| breach.to_string()).collect();
+                let why: Vec<_> = trips.iter().map(|(_, _, breach)| breach.clone()).collect();
                 w.replace_rollouts(now, HEALTH_GATE, &app, "gate.trip", pairs, &why).await?;
             }
         }
@@ -141,6 +151,22 @@ impl State {
         let now = self.feedback.health(&app.id, &r.release);
         let baseline = app.catalog.baseline(&r.release, &r.channel).map(|b| self.feedback.health(&app.id, b));
         GateFigures { window: now.since(marks.window), step: now.since(marks.step), baseline, percent: r.percent }
+    }
+
+    /// What `r`'s metric gates say now: each gated value metric of the release (every
+    /// channel) against its baseline's, judged once both have values (empty without a
+    /// baseline or metric gates).
+    pub(crate) fn metric_evidence(&self, app: &AppSnapshot, r: &Rollout) -> Vec<MetricEvidence> {
+        let Some(gate) = r.gate.as_ref().filter(|g| !g.metrics.is_empty()) else { return Vec::new() };
+        let Some(baseline) = app.catalog.baseline(&r.release, &r.channel) else { return Vec::new() };
+        let candidate = self.feedback.metrics(&app.id, &r.release);
+        let baseline = self.feedback.metrics(&app.id, baseline);
+        gate.judge_metrics(&app.settings.metrics, |name| match (candidate.get(name), baseline.get(name)) {
+            (Some(MetricFigures::Value(c)), Some(MetricFigures::Value(b))) => {
+                Some(MetricSample { candidate: *c.summary(), baseline: *b.summary() })
+            }
+            _ => None,
+        })
     }
 }
 

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use halftone_channels::wire::{ReleaseSpec, ReleaseView, RolloutSpec, RolloutView};
 use halftone_channels::{
     AppId, Catalog, CatalogError, ChannelName, DeploymentKey, DisplayName, Health, KeyDocument, KeyId, Ladder,
-    LadderError, PublicKey, Rank, Release, Rollout, RolloutState, ScheduleClock, SignedKeyDocument, Target, Threshold,
-    TokenName, TrustedKeys, Version,
+    LadderError, MetricSet, PublicKey, Rank, Release, Rollout, RolloutState, ScheduleClock, SignedKeyDocument, Target,
+    Threshold, TokenName, TrustedKeys, Version,
 };
 
 use crate::auth::Token;
@@ -186,6 +186,8 @@ pub struct AppSettings {
     /// Key documents from version 2 on, in order, each verified against its predecessor when
     /// uploaded (`POST /v1/apps/{app}/keys`); version 1 is `keys` with threshold 1.
     pub key_documents: Vec<SignedKeyDocument>,
+    /// The app metrics devices may report.
+    pub metrics: MetricSet,
     /// CodePush deployment keys, in the order made; changed only through
     /// `/v1/apps/{app}/codepush-keys`, never by an update of the app's body.
     pub codepush_keys: Vec<CodePushKey>,

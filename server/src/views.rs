@@ -5,12 +5,14 @@
 use std::sync::Arc;
 
 use halftone_channels::wire::{
-    AdoptionHistory, AppSpec, AppView, ChannelSpec, EvidenceView, GateSpec, KeySpec, ReleaseStatus, ReleaseView,
-    RolloutStatus, ScheduleStatus, StatusView, TokenView,
+    AdoptionHistory, AppSpec, AppView, ChannelSpec, EvidenceView, GateSpec, KeySpec, MetricEvidenceView,
+    MetricFiguresView, MetricKindSpec, MetricView, ReleaseStatus, ReleaseView, RolloutStatus, ScheduleStatus,
+    StatusView, TokenView, metric_set, metric_specs,
 };
-use halftone_channels::{AppId, ChannelName, Rollout, Tick, Version};
+use halftone_channels::{AppId, ChannelName, CounterFigures, Distribution, MetricKind, Rollout, Tick, Version};
 
 use crate::auth::Token;
+use crate::feedback::MetricFigures;
 use crate::problem::ApiError;
 use crate::snapshot::{AppSettings, AppSnapshot};
 use crate::state::State;
@@ -60,11 +62,14 @@ impl State {
                         let subject = format!("{}/{}", r.release, r.channel);
                         let meta = app.meta_of(&r.release, &r.channel);
                         let clock = meta.clock;
-                        let evidence =
-                            r.gate.map_or_else(Vec::new, |g| g.evidence(&self.gate_figures(&app, r, meta.marks)));
+                        let evidence = r
+                            .gate
+                            .as_ref()
+                            .map_or_else(Vec::new, |g| g.evidence(&self.gate_figures(&app, r, meta.marks)));
                         let baseline = r
                             .gate
-                            .and_then(|g| g.compare)
+                            .as_ref()
+                            .filter(|g| g.compare.is_some() || !g.metrics.is_empty())
                             .and_then(|_| app.catalog.baseline(&r.release, &r.channel).cloned());
                         RolloutStatus {
                             channel: r.channel.clone(),
@@ -80,10 +85,16 @@ impl State {
                                     Tick::Done | Tick::Stopped(_) => None,
                                 },
                             }),
-                            gate: r.gate.map(GateSpec::from),
+                            gate: r.gate.clone().map(GateSpec::from),
                             figures: self.feedback.figures(id, &r.release, &r.channel),
                             baseline,
                             evidence: evidence.iter().map(EvidenceView::from).collect(),
+                            metrics: self.metric_views(&app, &r.release, &r.channel),
+                            metric_evidence: self
+                                .metric_evidence(&app, r)
+                                .iter()
+                                .map(MetricEvidenceView::from)
+                                .collect(),
                             history: audit.iter().filter(|e| e.subject == subject).cloned().collect(),
                         }
                     })
@@ -92,6 +103,41 @@ impl State {
             .collect();
         let experiments = self.experiment_views(&app);
         Ok(StatusView { app: id.clone(), releases, adoption: self.feedback.adoption(id, now), experiments })
+    }
+}
+
+impl State {
+    /// Every declared metric of `version` (on every channel) beside the baseline's on
+    /// `channel` (empty when the app declares none).
+    fn metric_views(&self, app: &AppSnapshot, version: &Version, channel: &ChannelName) -> Vec<MetricView> {
+        if app.settings.metrics.is_empty() {
+            return Vec::new();
+        }
+        let build = self.feedback.metrics(&app.id, version);
+        let baseline = app.catalog.baseline(version, channel).map(|b| self.feedback.metrics(&app.id, b));
+        let view = |m: Option<&MetricFigures>, kind: MetricKind| match (m, kind) {
+            (Some(MetricFigures::Value(d)), _) => MetricFiguresView::from(d),
+            (Some(MetricFigures::Counter(c)), _) => MetricFiguresView::from(c),
+            (None, MetricKind::Value(_)) => MetricFiguresView::from(&Distribution::default()),
+            (None, MetricKind::Counter) => MetricFiguresView::from(&CounterFigures::default()),
+        };
+        app.settings
+            .metrics
+            .iter()
+            .map(|(name, kind)| MetricView {
+                name: name.clone(),
+                kind: match kind {
+                    MetricKind::Value(_) => MetricKindSpec::Value,
+                    MetricKind::Counter => MetricKindSpec::Counter,
+                },
+                better: match kind {
+                    MetricKind::Value(d) => Some(d),
+                    MetricKind::Counter => None,
+                },
+                build: view(build.get(name), kind),
+                baseline: baseline.as_ref().map(|b| view(b.get(name), kind)),
+            })
+            .collect()
     }
 }
 
@@ -137,6 +183,7 @@ pub fn app_view(app: &AppSnapshot) -> AppView {
             .into_iter()
             .map(|(n, r)| ChannelSpec { name: n.clone(), rank: r })
             .collect(),
+        metrics: metric_specs(&app.settings.metrics),
     }
 }
 
@@ -147,14 +194,17 @@ impl From<&AppSettings> for AppSpec {
             display_name: s.display_name.clone(),
             keys: s.keys.iter().map(|(id, public_key)| KeySpec { id: id.clone(), public_key: *public_key }).collect(),
             channels: s.channels.iter().map(|(name, rank)| ChannelSpec { name: name.clone(), rank: *rank }).collect(),
+            metrics: metric_specs(&s.metrics),
         }
     }
 }
 
-/// An app's settings from the wire.
-impl From<AppSpec> for AppSettings {
-    fn from(s: AppSpec) -> Self {
-        AppSettings {
+/// An app's settings from the wire (the metric declarations are checked as a whole).
+impl TryFrom<AppSpec> for AppSettings {
+    type Error = halftone_channels::ParseError;
+    fn try_from(s: AppSpec) -> Result<Self, Self::Error> {
+        Ok(AppSettings {
+            metrics: metric_set(&s.metrics)?,
             display_name: s.display_name,
             keys: s.keys.into_iter().map(|k| (k.id, k.public_key)).collect(),
             channels: s.channels.into_iter().map(|c| (c.name, c.rank)).collect(),
@@ -162,7 +212,7 @@ impl From<AppSpec> for AppSettings {
             key_documents: Vec::new(),
             // Nor are deployment keys: only through `/v1/apps/{app}/codepush-keys`.
             codepush_keys: Vec::new(),
-        }
+        })
     }
 }
 

@@ -73,7 +73,7 @@ pub fn measure_ab(fleet: &Fleet, plan: &AbPlan, experiments: usize, seed: u64) -
             } else {
                 a.add(value)
             }
-            let figure = Figure { name: "session".into(), direction: Direction::HigherIsBetter, arms: vec![a, b] };
+            let figure = Figure { name: "session".into(), direction: Direction::Higher, arms: vec![a, b] };
             let c = compare_arms(&plan.test, figure);
             if let Some(leader) = c.ahead.filter(|_| c.proven) {
                 decided = Some((leader, n as u64 + 1));

@@ -32,6 +32,7 @@ pub fn plan() -> Plan {
         min_sample: 0,
         compare: Some(Comparison::default()),
         action: GateAction::Halt,
+        metrics: Vec::new(),
     };
     Plan { schedule, gate, horizon_ms: 30 * 86_400_000 }
 }
@@ -190,21 +191,22 @@ mod tests {
             min_sample: 50,
             compare: None,
             action: GateAction::Halt,
+            metrics: Vec::new(),
         };
         let fleet = small();
         // The schedule: 1%, 5%, 25%, 100%, an hour each.
         let step = |bp: u16| Step::percent(Percent::from_basis_points(bp).unwrap(), 3600);
         let schedule = Schedule::new(vec![step(100), step(500), step(2_500), step(10_000)]).unwrap();
         let plan = Plan { schedule, ..plan() };
-        let threshold = Plan { gate: fixed, ..plan.clone() };
-        let sequential = Plan { gate: HealthGate { compare: Some(Comparison::default()), ..fixed }, ..plan };
+        let threshold = Plan { gate: fixed.clone(), ..plan.clone() };
+        let sequential = Plan { gate: HealthGate { compare: Some(Comparison::default()), ..fixed.clone() }, ..plan };
         let good = &SCENARIOS[2];
         let by_threshold = measure(good, &fleet, &threshold, 60, 11);
         assert!(by_threshold.halted() >= 2, "{by_threshold:?}");
         let by_test = measure(
             good,
             &fleet,
-            &Plan { gate: HealthGate { max_install_failure_rate: None, ..sequential.gate }, ..sequential },
+            &Plan { gate: HealthGate { max_install_failure_rate: None, ..sequential.gate.clone() }, ..sequential },
             60,
             11,
         );

@@ -259,6 +259,7 @@ impl Seeder {
             display_name: format!("{} (benchmark)", self.app).parse()?,
             keys: vec![self.key.spec()],
             channels: vec![],
+            metrics: vec![],
         };
         self.send("creating the app", || self.admin.put_app(&self.app, &spec)).await?;
         Ok(())

@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::CheckRequest;
 use crate::{
-    AppId, Arch, ChannelName, DisplayName, ExternalUrl, GateAction, KeyId, ListedId, Os, Percent, PublicKey, Rank,
-    RolloutState, Rule, Salt, SchedulePreset, Sha256, Signature, Step, Stickiness, TokenName, TraitName, TraitValue,
-    Version,
+    AppId, Arch, ChannelName, Direction, DisplayName, ExternalUrl, GateAction, KeyId, ListedId, MetricName, Os,
+    Percent, PublicKey, Rank, RolloutState, Rule, Salt, SchedulePreset, Sha256, Signature, Step, Stickiness, TokenName,
+    TraitName, TraitValue, Version,
 };
 
 /// A trusted public key of an app.
@@ -48,6 +48,33 @@ pub struct AppSpec {
     /// Channels beyond stable/beta/unstable.
     #[serde(default)]
     pub channels: Vec<ChannelSpec>,
+    /// The app metrics devices may report (at most 32); a report naming another is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<MetricSpec>,
+}
+
+/// An app metric's declaration: `{"name": "session_s", "kind": "value", "better": "higher"}`
+/// or `{"name": "purchases", "kind": "counter"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricSpec {
+    /// The name devices report it under.
+    pub name: MetricName,
+    /// `value` or `counter`.
+    pub kind: MetricKindSpec,
+    /// For a value: `lower` or `higher` is better (required); absent for a counter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub better: Option<Direction>,
+}
+
+/// The kind of an app metric on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricKindSpec {
+    /// A numeric figure per observation.
+    Value,
+    /// A named counter.
+    Counter,
 }
 
 /// An app as the server reports it.
@@ -61,6 +88,9 @@ pub struct AppView {
     pub keys: Vec<KeySpec>,
     /// All channels (built-in and custom), most stable first.
     pub channels: Vec<ChannelSpec>,
+    /// The app metrics it declared.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<MetricSpec>,
 }
 
 /// The kind of a targeting rule (see [`RuleSpec`]).
@@ -234,7 +264,7 @@ pub struct RolloutPatch {
 
 /// A health gate on the wire: limits that halt (or pause) a rollout by themselves. Rates are
 /// fractions (0.05 = 5%); at least one must be given.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GateSpec {
     /// Largest acceptable install_failed / (install_succeeded + install_failed).
@@ -253,6 +283,27 @@ pub struct GateSpec {
     /// `halt` (default) or `pause`.
     #[serde(default)]
     pub action: GateAction,
+    /// Gates on value metrics the app declared, each against the baseline (docs/gates.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<MetricGateSpec>,
+}
+
+/// A gate on one app metric: halt when the build's mean is worse than the baseline's by more
+/// than `degradation`. Absent fields take the documented defaults; answers carry every field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricGateSpec {
+    /// A value metric the app declared.
+    pub name: MetricName,
+    /// The worsening of the mean tolerated, as a fraction of the baseline's (default 0.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degradation: Option<f64>,
+    /// The largest chance of halting a build exactly at the tolerated mean (default 0.01).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
+    /// Values each build needs before anything is judged (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_count: Option<u64>,
 }
 
 /// A gate's comparison with the baseline (docs/gates.md). Absent fields take the documented

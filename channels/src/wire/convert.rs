@@ -15,17 +15,56 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{
     ArtifactSpec, CheckRequest, ClientSignaturesSpec, CompareSpec, EvidenceView, ExplainResponse, GateSpec,
-    KeyDocumentSpec, KeySpec, Reason, ReleaseSpec, ReleaseVerdict, RolloutPatch, RolloutSpec, RuleKind, RuleSpec,
-    ScheduleSpec, SignatureSpec, TraitOp,
+    KeyDocumentSpec, KeySpec, MetricEvidenceView, MetricFiguresView, MetricGateSpec, MetricKindSpec, MetricSpec,
+    Reason, ReleaseSpec, ReleaseVerdict, RolloutPatch, RolloutSpec, RuleKind, RuleSpec, ScheduleSpec, SignatureSpec,
+    TraitOp,
 };
 use crate::error::{ParseError, What};
 use crate::rules::parse_network;
 use crate::{
-    Admission, AppId, Arch, Artifact, Call, ChannelName, CheckIn, CheckKind, ClientSignatures, Comparison, Evidence,
-    Explanation, HealthGate, IdList, KeyDocument, KeyId, KeySignature, Locale, MAX_RULE_VALUES, Minisign, Os, Platform,
-    Release, ReleaseParts, Rollout, RolloutEdit, Rule, Rules, Salt, Schedule, Sha512, Signature, Signatures,
-    SignedKeyDocument, Target, Threshold, TraitCondition, TraitValue, TrustedKeys, Verdict, Version,
+    Admission, AppId, Arch, Artifact, Call, ChannelName, CheckIn, CheckKind, ClientSignatures, Comparison,
+    CounterFigures, Distribution, Evidence, Explanation, HealthGate, IdList, KeyDocument, KeyId, KeySignature, Locale,
+    MAX_RULE_VALUES, MetricEvidence, MetricGate, MetricKind, MetricSet, Minisign, Os, Platform, Release, ReleaseParts,
+    Rollout, RolloutEdit, Rule, Rules, Salt, Schedule, Sha512, Signature, Signatures, SignedKeyDocument, Target,
+    Threshold, TraitCondition, TraitValue, TrustedKeys, Verdict, Version, metric_gate_defaults,
 };
+
+// ---------- app metrics ----------
+
+/// An app's declared metrics from the wire: a value names the direction that is better, a
+/// counter does not.
+pub fn metric_set(specs: &[MetricSpec]) -> Result<MetricSet, ParseError> {
+    let declared = specs.iter().map(|m| {
+        let kind = match (m.kind, m.better) {
+            (MetricKindSpec::Value, Some(better)) => MetricKind::Value(better),
+            (MetricKindSpec::Counter, None) => MetricKind::Counter,
+            (MetricKindSpec::Value, None) => {
+                return Err(ParseError::new(
+                    What::MetricSet,
+                    m.name.as_str(),
+                    "a value metric needs better: lower or higher",
+                ));
+            }
+            (MetricKindSpec::Counter, Some(_)) => {
+                return Err(ParseError::new(What::MetricSet, m.name.as_str(), "a counter has no better direction"));
+            }
+        };
+        Ok((m.name.clone(), kind))
+    });
+    MetricSet::new(declared.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// An app's declared metrics on the wire, by name.
+pub fn metric_specs(set: &MetricSet) -> Vec<MetricSpec> {
+    set.iter()
+        .map(|(name, kind)| match kind {
+            MetricKind::Value(better) => {
+                MetricSpec { name: name.clone(), kind: MetricKindSpec::Value, better: Some(better) }
+            }
+            MetricKind::Counter => MetricSpec { name: name.clone(), kind: MetricKindSpec::Counter, better: None },
+        })
+        .collect()
+}
 
 // ---------- device side ----------
 
@@ -241,7 +280,7 @@ impl From<&Rollout> for RolloutSpec {
             state: r.state,
             interactive_bypass: r.interactive_bypass,
             schedule: r.schedule.as_ref().map(ScheduleSpec::from),
-            gate: r.gate.map(GateSpec::from),
+            gate: r.gate.clone().map(GateSpec::from),
         }
     }
 }
@@ -272,6 +311,7 @@ impl TryFrom<GateSpec> for HealthGate {
             min_sample: g.min_sample,
             compare: g.compare.map(Comparison::try_from).transpose()?,
             action: g.action,
+            metrics: g.metrics.into_iter().map(MetricGate::try_from).collect::<Result<_, _>>()?,
         }
         .validate()
     }
@@ -285,6 +325,30 @@ impl From<HealthGate> for GateSpec {
             min_sample: g.min_sample,
             compare: g.compare.map(CompareSpec::from),
             action: g.action,
+            metrics: g.metrics.iter().map(MetricGateSpec::from).collect(),
+        }
+    }
+}
+
+impl TryFrom<MetricGateSpec> for MetricGate {
+    type Error = ParseError;
+    fn try_from(m: MetricGateSpec) -> Result<Self, ParseError> {
+        MetricGate::new(
+            m.name,
+            m.degradation.unwrap_or(metric_gate_defaults::DEGRADATION),
+            m.alpha.unwrap_or(metric_gate_defaults::ALPHA),
+            m.min_count.unwrap_or(metric_gate_defaults::MIN_COUNT),
+        )
+    }
+}
+
+impl From<&MetricGate> for MetricGateSpec {
+    fn from(m: &MetricGate) -> Self {
+        MetricGateSpec {
+            name: m.name().clone(),
+            degradation: Some(m.degradation()),
+            alpha: Some(m.alpha()),
+            min_count: Some(m.min_count()),
         }
     }
 }
@@ -339,6 +403,54 @@ impl From<&Evidence> for EvidenceView {
             statistic: e.statistic,
             halt_at: e.halt_at,
             accept_at: e.accept_at,
+        }
+    }
+}
+
+impl From<&MetricEvidence> for MetricEvidenceView {
+    fn from(e: &MetricEvidence) -> Self {
+        MetricEvidenceView {
+            metric: e.name.clone(),
+            call: match e.call {
+                Call::Worse => "worse",
+                Call::NoWorse => "no_worse",
+                _ => "undecided",
+            }
+            .to_owned(),
+            better: e.direction,
+            count: e.candidate.count(),
+            mean: e.candidate.mean(),
+            baseline_count: e.baseline.count(),
+            baseline_mean: e.baseline.mean(),
+            tolerated: e.tolerated,
+            statistic: e.statistic,
+            decides_at: e.bound,
+        }
+    }
+}
+
+impl From<&Distribution> for MetricFiguresView {
+    fn from(d: &Distribution) -> Self {
+        let f = d.figures();
+        MetricFiguresView {
+            count: Some(f.count),
+            mean: (f.count > 0).then_some(f.mean),
+            std_dev: (f.count > 1).then_some(f.std_dev),
+            p50: f.p50,
+            p90: f.p90,
+            p99: f.p99,
+            ..MetricFiguresView::default()
+        }
+    }
+}
+
+impl From<&CounterFigures> for MetricFiguresView {
+    fn from(c: &CounterFigures) -> Self {
+        MetricFiguresView {
+            sum: Some(c.sum),
+            devices: Some(c.devices),
+            per_device: c.per_device(),
+            ..MetricFiguresView::default()
         }
     }
 }
@@ -628,35 +740,51 @@ mod tests {
             min_sample: 100,
             compare: None,
             action: GateAction::Pause,
+            metrics: vec![],
         };
-        let gate = HealthGate::try_from(spec).unwrap();
+        let gate = HealthGate::try_from(spec.clone()).unwrap();
         assert_eq!((gate.max_install_failure_rate, gate.max_crash_rate, gate.min_sample), (Some(0.05), None, 100));
         assert_eq!(gate.action, GateAction::Pause);
         assert_eq!(GateSpec::from(gate), spec);
         for (bad, msg) in [
             (
-                GateSpec { max_install_failure_rate: None, ..spec },
-                "a gate needs max_install_failure_rate, max_crash_rate or compare",
+                GateSpec { max_install_failure_rate: None, ..spec.clone() },
+                "a gate needs max_install_failure_rate, max_crash_rate, compare or metrics",
             ),
-            (GateSpec { max_crash_rate: Some(5.0), ..spec }, "rates are fractions from 0 to 1"),
+            (GateSpec { max_crash_rate: Some(5.0), ..spec.clone() }, "rates are fractions from 0 to 1"),
             (
-                GateSpec { compare: Some(CompareSpec { alpha: Some(0.0), ..CompareSpec::default() }), ..spec },
+                GateSpec { compare: Some(CompareSpec { alpha: Some(0.0), ..CompareSpec::default() }), ..spec.clone() },
                 "alpha and beta are error rates",
             ),
+            (
+                serde_json::from_str(r#"{"metrics":[{"name":"session_s","degradation":1.5}]}"#).unwrap(),
+                "degradation is a fraction of the baseline's mean",
+            ),
         ] {
-            assert!(HealthGate::try_from(bad).unwrap_err().to_string().contains(msg), "{bad:?}");
+            assert!(HealthGate::try_from(bad.clone()).unwrap_err().to_string().contains(msg), "{bad:?}");
         }
         // A comparing gate: absent fields take the defaults, answers carry them all.
         let only: GateSpec = serde_json::from_str(r#"{"compare":{"alpha":0.02}}"#).unwrap();
         let gate = HealthGate::try_from(only).unwrap();
         let c = gate.compare.unwrap();
         assert_eq!((c.alpha(), c.beta(), c.step_sample()), (0.02, Comparison::default().beta(), 20));
-        let back = serde_json::to_value(GateSpec::from(gate)).unwrap();
+        let back = serde_json::to_value(GateSpec::from(gate.clone())).unwrap();
         assert_eq!(back["compare"]["proven_from_bp"], 200, "{back}");
         assert_eq!(HealthGate::try_from(serde_json::from_value::<GateSpec>(back).unwrap()).unwrap(), gate);
         // A gate stored before comparisons existed still reads.
         let old: GateSpec = serde_json::from_str(r#"{"max_crash_rate":0.1,"min_sample":5}"#).unwrap();
         assert_eq!(HealthGate::try_from(old).unwrap().compare, None);
+        // A metric gate: its defaults, written out in answers.
+        let on_metric: GateSpec = serde_json::from_str(r#"{"metrics":[{"name":"session_s"}]}"#).unwrap();
+        let gate = HealthGate::try_from(on_metric).unwrap();
+        let m = &gate.metrics[0];
+        assert_eq!((m.name().as_str(), m.degradation(), m.alpha(), m.min_count()), ("session_s", 0.1, 0.01, 30));
+        let back = serde_json::to_value(GateSpec::from(gate.clone())).unwrap();
+        assert_eq!(
+            back["metrics"],
+            serde_json::json!([{"name": "session_s", "degradation": 0.1, "alpha": 0.01, "min_count": 30}])
+        );
+        assert_eq!(HealthGate::try_from(serde_json::from_value::<GateSpec>(back).unwrap()).unwrap(), gate);
     }
 
     #[test]
@@ -673,8 +801,8 @@ mod tests {
         assert_eq!(back.salt, Some(rollout.salt.clone()));
         assert_eq!(back.schedule, Some(ScheduleSpec::from(&Schedule::apple_phased())));
         assert_eq!(
-            (&back.rules, &back.allow, &back.deny, back.gate),
-            (&spec.rules, &spec.allow, &spec.deny, spec.gate)
+            (&back.rules, &back.allow, &back.deny, &back.gate),
+            (&spec.rules, &spec.allow, &spec.deny, &spec.gate)
         );
         let again = RolloutSpec::from(&rollout).into_rollout(&app, "1.2.0".parse().unwrap(), ChannelName::beta());
         assert_eq!(again.unwrap(), rollout);

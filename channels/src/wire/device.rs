@@ -1,13 +1,15 @@
 //! The device side of the protocol: the check-in (`POST /v1/apps/{app}/check`) and its answer
-//! with the offered update, and install events (`POST /v1/apps/{app}/events`).
+//! with the offered update, and install events and app metrics (`POST /v1/apps/{app}/events`).
 //!
 //! These bodies ignore unknown fields, so older servers accept newer SDKs.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Arch, ChannelName, DeviceId, KeyId, Locale, Nonce, Os, OsVersion, PublicKey, ReportToken, Sha256, Signature,
-    Traits, UserId, Version,
+    Arch, ChannelName, DeviceId, KeyId, Locale, MetricName, MetricValue, Nonce, Os, OsVersion, PublicKey, ReportToken,
+    Sha256, Signature, Traits, UserId, Version,
 };
 
 /// `POST /v1/apps/{app}/check`: what a device sends.
@@ -146,11 +148,50 @@ pub struct Event {
     pub token: Option<ReportToken>,
 }
 
-/// `POST /v1/apps/{app}/events`: up to 100 events.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `POST /v1/apps/{app}/events`: up to 100 events and up to 100 metric reports (at least one
+/// of either), carrying at most 1,000 metric values and counts in all.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventBatch {
     /// The events.
+    #[serde(default)]
     pub events: Vec<Event>,
+    /// App metrics, per device and build.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<MetricReport>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl MetricReport {
+    /// Values and counts it carries (a report's limits count these).
+    pub fn size(&self) -> usize {
+        self.values.values().map(Vec::len).sum::<usize>() + self.counts.len()
+    }
+}
+
+/// App metrics one device observed while running one build: values of `value` metrics and
+/// counts of `counter` metrics, each declared by the app. Like an event, it counts only with
+/// the report token the device's check-in answer gave for this version and channel, so a
+/// device cannot report for a build it does not run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricReport {
+    /// The device.
+    pub device_id: DeviceId,
+    /// The release it runs.
+    pub version: Version,
+    /// The device's channel.
+    pub channel: ChannelName,
+    /// The report token of this device, version and channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<ReportToken>,
+    /// Observed values per value metric (finite, at most 1e12 in magnitude).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<MetricName, Vec<MetricValue>>,
+    /// Amounts to add per counter metric (0 to 1,000,000 each).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counts: BTreeMap<MetricName, u64>,
 }
 
 /// The answer to an event batch.
@@ -169,6 +210,14 @@ pub struct EventsAccepted {
     /// Why the rejected events were rejected.
     #[serde(default)]
     pub rejections: Rejections,
+    /// Metric values and counts (see [`MetricReport::size`]) in reports with a valid token,
+    /// all durably stored (absent when 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub metrics_accepted: u32,
+    /// Metric values and counts not counted because their report carried no valid token
+    /// (absent when 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub metrics_rejected: u32,
 }
 
 /// Why events of a batch were not counted, per reason.

@@ -16,7 +16,7 @@
 
 mod admin;
 mod convert;
-pub use convert::{extra_signatures, signatures};
+pub use convert::{extra_signatures, metric_set, metric_specs, signatures};
 mod device;
 mod experiment;
 mod keys;
@@ -26,13 +26,13 @@ mod status;
 pub use admin::{
     AppList, AppSpec, AppView, ArtifactSpec, ArtifactStored, AuditEntry, AuditLog, ChannelSpec, ClientSignaturesSpec,
     CodePushKeyList, CodePushKeyRequest, CodePushKeyView, CompareSpec, ExplainRequest, ExplainResponse, GateSpec,
-    KeySpec, PromoteRequest, PublishRequest, Reason, ReleaseList, ReleaseSpec, ReleaseVerdict, ReleaseView, Role,
-    RollbackRequest, RolloutPatch, RolloutSpec, RolloutView, RuleKind, RuleSpec, ScheduleSpec, TokenCreated, TokenList,
-    TokenRequest, TokenView, TraitOp,
+    KeySpec, MetricGateSpec, MetricKindSpec, MetricSpec, PromoteRequest, PublishRequest, Reason, ReleaseList,
+    ReleaseSpec, ReleaseVerdict, ReleaseView, Role, RollbackRequest, RolloutPatch, RolloutSpec, RolloutView, RuleKind,
+    RuleSpec, ScheduleSpec, TokenCreated, TokenList, TokenRequest, TokenView, TraitOp,
 };
 pub use device::{
     AnswerKeyView, AnswerKeys, ArtifactOffer, CheckRequest, CheckResponse, Event, EventBatch, EventKind,
-    EventsAccepted, Rejections, UpdateOffer,
+    EventsAccepted, MetricReport, Rejections, UpdateOffer,
 };
 pub use experiment::{
     ArmRequest, ArmSlotSpec, ArmValue, ArmView, ExperimentRequest, ExperimentView, FigureView, PromoteWinnerRequest,
@@ -41,8 +41,9 @@ pub use experiment::{
 pub use keys::{KeyDocumentSpec, KeyDocuments, SignatureSpec};
 pub use problem::Problem;
 pub use status::{
-    AdoptionHistory, ChannelAdoption, ChannelHistory, EvidenceView, Figures, ReleaseStatus, RolloutStatus,
-    ScheduleStatus, StatusView, TrendPoint, TrendView, VersionAdoption, VersionHistory, WindowCount,
+    AdoptionHistory, ChannelAdoption, ChannelHistory, EvidenceView, Figures, MetricEvidenceView, MetricFiguresView,
+    MetricView, ReleaseStatus, RolloutStatus, ScheduleStatus, StatusView, TrendPoint, TrendView, VersionAdoption,
+    VersionHistory, WindowCount,
 };
 
 #[cfg(test)]

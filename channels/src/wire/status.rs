@@ -5,8 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{AuditEntry, GateSpec};
-use crate::{AppId, ChannelName, Metric, Percent, RolloutState, Step, Version};
+use super::{AuditEntry, GateSpec, MetricKindSpec};
+use crate::{AppId, ChannelName, Direction, Metric, MetricName, Percent, RolloutState, Step, Version};
 
 /// counted with sketches, about 2% error).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -95,6 +95,13 @@ pub struct RolloutStatus {
     /// A comparing gate's evidence now, one entry per metric judged.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub evidence: Vec<EvidenceView>,
+    /// The app metrics of this build (on every channel) beside the baseline's, one entry per
+    /// declared metric.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<MetricView>,
+    /// The metric gates' evidence now, one entry per metric gate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metric_evidence: Vec<MetricEvidenceView>,
     /// Every change to this rollout, oldest first (including the scheduler's and gates').
     pub history: Vec<AuditEntry>,
 }
@@ -129,6 +136,83 @@ pub struct EvidenceView {
     pub halt_at: f64,
     /// The statistic proves the build no worse at or below this.
     pub accept_at: f64,
+}
+
+/// One app metric of a build, beside the baseline's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricView {
+    /// The metric.
+    pub name: MetricName,
+    /// `value` or `counter`.
+    pub kind: MetricKindSpec,
+    /// For a value: which way is better.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub better: Option<Direction>,
+    /// This build's figures.
+    pub build: MetricFiguresView,
+    /// The baseline build's, when the rollout has a baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<MetricFiguresView>,
+}
+
+/// A metric's figures for one build: for a value, its count, mean, standard deviation and
+/// quantiles (within 1%); for a counter, its sum, the devices that reported it and the sum per
+/// device. Fields that do not apply are absent.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct MetricFiguresView {
+    /// Values reported (value metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// Their mean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean: Option<f64>,
+    /// Their standard deviation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub std_dev: Option<f64>,
+    /// The median.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50: Option<f64>,
+    /// The 90th percentile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p90: Option<f64>,
+    /// The 99th percentile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99: Option<f64>,
+    /// The counter's sum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sum: Option<u64>,
+    /// Devices that reported the counter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devices: Option<u64>,
+    /// `sum / devices`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_device: Option<f64>,
+}
+
+/// A metric gate's evidence: the candidate's values and the baseline's, the mean tolerated,
+/// the always-valid test's statistic and its bound (docs/gates.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricEvidenceView {
+    /// The metric.
+    pub metric: MetricName,
+    /// `worse`, `no_worse` or `undecided`.
+    pub call: String,
+    /// Which way is better.
+    pub better: Direction,
+    /// The candidate's values.
+    pub count: u64,
+    /// Their mean.
+    pub mean: f64,
+    /// The baseline's values.
+    pub baseline_count: u64,
+    /// Their mean.
+    pub baseline_mean: f64,
+    /// The mean tolerated: the baseline's, degraded by the gate's tolerance.
+    pub tolerated: f64,
+    /// `ln Λ` of the mean test.
+    pub statistic: f64,
+    /// It decides at or above this: `ln(1 / alpha)`.
+    pub decides_at: f64,
 }
 
 /// One release's rollouts.

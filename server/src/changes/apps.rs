@@ -17,7 +17,7 @@ impl State {
     pub async fn upsert_app(&self, who: &Principal, id: AppId, spec: AppSpec) -> Result<(AppView, Outcome), ApiError> {
         // Values are valid once parsed (the body's names, keys and ids); what is checked here
         // is the whole: the key set and the channel ladder.
-        let mut settings = AppSettings::from(spec);
+        let mut settings = AppSettings::try_from(spec)?;
         TrustedKeys::new(settings.keys.iter().cloned())?;
         ladder_of(&settings.channels)?;
 

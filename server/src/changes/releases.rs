@@ -84,6 +84,9 @@ impl State {
         }
         let rollout = req.rollout.into_rollout(&id, version.clone(), req.channel.clone())?;
         rollout.check_start()?;
+        if let Some(g) = &rollout.gate {
+            g.check_metrics_declared(&app.settings.metrics)?;
+        }
         if let Some((existing, rollouts)) = app.catalog.release(&version) {
             if *existing != release {
                 return Err(ApiError::Conflict(format!(
@@ -145,6 +148,9 @@ impl State {
         }
         let rollout = req.rollout.into_rollout(&id, version.clone(), req.channel.clone())?;
         rollout.check_start()?;
+        if let Some(g) = &rollout.gate {
+            g.check_metrics_declared(&app.settings.metrics)?;
+        }
         let now = self.clock.now_ms();
         let mut parts = app.to_parts();
         parts.rollouts.push((Arc::new(rollout.clone()), new_meta(now, &rollout)));

@@ -44,6 +44,9 @@ impl State {
         let resume_rolled_back = patch.resume_rolled_back;
         let next = current.edited(RolloutEdit::try_from(patch)?);
         halftone_channels::check_arm(&next)?;
+        if let Some(g) = &next.gate {
+            g.check_metrics_declared(&app.settings.metrics)?;
+        }
         let widens = next.percent > current.percent
             || (next.state == RolloutState::Active && current.state != RolloutState::Active);
         if widens

@@ -1,9 +1,10 @@
 //! Apps: `app create|update|show|list`, with `--key id=hex` ([`parse_key`]) and
-//! `--channel name=rank` ([`parse_channel`]).
+//! `--channel name=rank` ([`parse_channel`]) and `--metric name=lower|higher|counter`
+//! ([`parse_metric`]).
 
 use anyhow::bail;
-use halftone_channels::wire::{AppSpec, AppView, ChannelSpec, KeySpec};
-use halftone_channels::{AppId, BUILT_IN, ChannelName, DisplayName, KeyId, PublicKey, Rank};
+use halftone_channels::wire::{AppSpec, AppView, ChannelSpec, KeySpec, MetricKindSpec, MetricSpec};
+use halftone_channels::{AppId, BUILT_IN, ChannelName, Direction, DisplayName, KeyId, MetricName, PublicKey, Rank};
 
 use super::confirm::{YesArg, confirm};
 use super::output::{Output, Table};
@@ -30,6 +31,22 @@ pub fn parse_channel(s: &str) -> Result<ChannelSpec, String> {
         .parse()
         .map_err(|_| format!("rank {:?} of channel {name} must be a whole number from 0 to {}", rank, Rank::MAX))?;
     Ok(ChannelSpec { name, rank })
+}
+
+/// A `--metric` value: `name=lower` or `name=higher` (a value metric and the direction that is
+/// better), or `name=counter`.
+pub fn parse_metric(s: &str) -> Result<MetricSpec, String> {
+    let (name, kind) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected name=lower|higher|counter, like session_s=higher, not {s:?}"))?;
+    let name = MetricName::parse(name.trim()).map_err(|e| e.to_string())?;
+    let (kind, better) = match kind.trim() {
+        "lower" => (MetricKindSpec::Value, Some(Direction::Lower)),
+        "higher" => (MetricKindSpec::Value, Some(Direction::Higher)),
+        "counter" => (MetricKindSpec::Counter, None),
+        other => return Err(format!("metric {name}: {other:?} is not lower, higher or counter")),
+    };
+    Ok(MetricSpec { name, kind, better })
 }
 
 /// `halftone app ...`.
@@ -63,6 +80,10 @@ pub struct AppArgs {
     /// A custom channel: name=rank (repeat; stable=100, beta=200, unstable=300 are built in).
     #[arg(long = "channel", value_name = "NAME=RANK", value_parser = parse_channel)]
     pub channels: Vec<ChannelSpec>,
+    /// An app metric devices may report: name=lower or name=higher (a value, and which way is
+    /// better) or name=counter (repeat).
+    #[arg(long = "metric", value_name = "NAME=KIND", value_parser = parse_metric)]
+    pub metrics: Vec<MetricSpec>,
 }
 
 impl AppArgs {
@@ -74,6 +95,7 @@ impl AppArgs {
                 .unwrap_or_else(|| DisplayName::parse(self.app.as_str()).expect("an app id is a valid display name")),
             keys: self.keys.clone(),
             channels: self.channels.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -99,6 +121,12 @@ pub struct UpdateArgs {
     /// Remove a custom channel (repeat).
     #[arg(long = "remove-channel", value_name = "NAME")]
     pub remove_channels: Vec<ChannelName>,
+    /// Declare or redeclare an app metric: name=lower|higher|counter (repeat).
+    #[arg(long = "metric", value_name = "NAME=KIND", value_parser = parse_metric)]
+    pub metrics: Vec<MetricSpec>,
+    /// Stop accepting reports of this metric (repeat; its figures are kept).
+    #[arg(long = "remove-metric", value_name = "NAME")]
+    pub remove_metrics: Vec<MetricName>,
     /// Removing a key or a channel asks first; this answers yes.
     #[command(flatten)]
     pub yes: YesArg,
@@ -134,8 +162,20 @@ impl UpdateArgs {
             channels.retain(|old| old.name != c.name);
             channels.push(c.clone());
         }
+        let mut metrics = current.metrics.clone();
+        for name in &self.remove_metrics {
+            let before = metrics.len();
+            metrics.retain(|m| &m.name != name);
+            if metrics.len() == before {
+                bail!("app {} has no metric {name} to remove", current.id);
+            }
+        }
+        for m in &self.metrics {
+            metrics.retain(|old| old.name != m.name);
+            metrics.push(m.clone());
+        }
         let display_name = self.name.clone().unwrap_or_else(|| current.display_name.clone());
-        Ok(AppSpec { display_name, keys, channels })
+        Ok(AppSpec { display_name, keys, channels, metrics })
     }
 
     /// What the removals do, for the confirmation; `None` when nothing is removed.
@@ -217,6 +257,18 @@ pub fn describe(a: &AppView) -> String {
     }
     let channels: Vec<String> = a.channels.iter().map(|c| format!("{} ({})", c.name, c.rank)).collect();
     s.push_str(&format!("channels: {}\n", channels.join(", ")));
+    if !a.metrics.is_empty() {
+        let metrics: Vec<String> = a
+            .metrics
+            .iter()
+            .map(|m| match m.better {
+                Some(Direction::Lower) => format!("{} (value, lower is better)", m.name),
+                Some(Direction::Higher) => format!("{} (value, higher is better)", m.name),
+                None => format!("{} (counter)", m.name),
+            })
+            .collect();
+        s.push_str(&format!("metrics:  {}\n", metrics.join(", ")));
+    }
     s
 }
 
@@ -259,6 +311,7 @@ mod tests {
                 ChannelSpec { name: ChannelName::parse("canary").unwrap(), rank: 250 },
                 ChannelSpec { name: ChannelName::beta(), rank: 200 },
             ],
+            metrics: vec![parse_metric("session_s=higher").unwrap()],
         };
         let update = |args: &[&str]| {
             #[derive(Debug, clap::Parser)]
@@ -273,6 +326,11 @@ mod tests {
         assert_eq!(renamed.display_name.as_str(), "Notes 2");
         assert_eq!(renamed.keys, vec![k1.clone()], "a rename keeps the keys");
         assert_eq!(renamed.channels.len(), 1, "only custom channels are sent");
+        assert_eq!(renamed.metrics, current.metrics, "a rename keeps the metrics");
+        let measured = update(&["--metric", "purchases=counter", "--remove-metric", "session_s"]).unwrap();
+        assert_eq!(measured.metrics, vec![parse_metric("purchases=counter").unwrap()]);
+        assert!(update(&["--remove-metric", "nope"]).unwrap_err().to_string().contains("no metric nope"));
+        assert!(parse_metric("x=sideways").unwrap_err().contains("not lower, higher or counter"));
         let rotated =
             update(&["--key", &format!("k2={PK}"), "--remove-key", "k1", "--remove-channel", "canary"]).unwrap();
         assert_eq!(rotated.keys.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(), ["k2"]);
@@ -290,6 +348,7 @@ mod tests {
             display_name: "Notes".parse().unwrap(),
             keys: vec![parse_key(&format!("k1={PK}")).unwrap()],
             channels: vec![ChannelSpec { name: ChannelName::stable(), rank: 100 }],
+            metrics: vec![],
         };
         assert_eq!(describe(&a), format!("app:      notes (Notes)\nkeys:     k1 {PK}\nchannels: stable (100)\n"));
     }

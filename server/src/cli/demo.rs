@@ -61,7 +61,7 @@ async fn story(args: &DemoArgs, out: &Output, server: &DemoServer, dir: &Path) -
     let admin = AdminClient::new(&format!("http://{}", server.addr), server.token.as_str())?;
     let app = AppId::parse("notes")?;
     let key = ReleaseKey::generate();
-    let spec = AppSpec { display_name: "Notes".parse()?, keys: vec![key.spec()], channels: vec![] };
+    let spec = AppSpec { display_name: "Notes".parse()?, keys: vec![key.spec()], channels: vec![], metrics: vec![] };
     admin.put_app(&app, &spec).await?;
     p(&format!("2. Made signing key {} and created app `notes` trusting it. The private key stays here.", key.id()))?;
 

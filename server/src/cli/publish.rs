@@ -382,6 +382,7 @@ mod tests {
             display_name: "Notes".parse().unwrap(),
             keys,
             channels: vec![],
+            metrics: vec![],
         };
         assert!(key_is_trusted(&app(vec![other.spec(), key.spec()]), &key).is_ok());
         let e = key_is_trusted(&app(vec![other.spec()]), &key).unwrap_err().to_string();

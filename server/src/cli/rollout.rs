@@ -31,7 +31,7 @@ pub fn parse_schedule(s: &str) -> Result<ScheduleSpec, String> {
 /// Parses `--gate` as JSON, e.g. `{"max_install_failure_rate":0.05,"min_sample":100}`.
 pub fn parse_gate(s: &str) -> Result<GateSpec, String> {
     let gate: GateSpec = serde_json::from_str(s).map_err(|e| format!("invalid gate JSON: {e}"))?;
-    HealthGate::try_from(gate).map_err(|e| e.to_string())?;
+    HealthGate::try_from(gate.clone()).map_err(|e| e.to_string())?;
     Ok(gate)
 }
 
@@ -145,7 +145,7 @@ impl RolloutArgs {
             state: RolloutState::Active,
             interactive_bypass: self.interactive_bypass,
             schedule: self.schedule.clone(),
-            gate: self.gate,
+            gate: self.gate.clone(),
         }
     }
 }
@@ -233,7 +233,7 @@ impl SetArgs {
             state: self.state.map(Into::into),
             interactive_bypass: self.interactive_bypass,
             schedule: self.schedule.clone(),
-            gate: self.gate,
+            gate: self.gate.clone(),
             resume_rolled_back: self.target.resume_rolled_back,
         };
         if patch == RolloutPatch::default() {

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use halftone_channels::wire::{AuditEntry, GateSpec, RolloutStatus, StatusView};
+use halftone_channels::wire::{AuditEntry, GateSpec, MetricFiguresView, RolloutStatus, StatusView};
 use halftone_channels::{AppId, Percent, Version};
 use serde_json::Value;
 
@@ -135,9 +135,48 @@ pub fn render(s: &StatusView, with_history: bool, now_ms: u64) -> String {
             }
         }
     }
+    for r in &s.releases {
+        for o in &r.rollouts {
+            for e in &o.metric_evidence {
+                judged = true;
+                g.row([
+                    r.version.to_string(),
+                    o.channel.to_string(),
+                    o.baseline.as_ref().map_or_else(String::new, ToString::to_string),
+                    e.metric.to_string(),
+                    e.call.clone(),
+                    format!("mean {} ({})", num(e.mean), e.count),
+                    format!("mean {} ({}), tolerated {}", num(e.baseline_mean), e.baseline_count, num(e.tolerated)),
+                    format!("{:.2}", e.statistic),
+                    format!("{:.2}", e.decides_at),
+                    "-".to_owned(),
+                ]);
+            }
+        }
+    }
     if judged {
         text.push_str("\nGates against their baseline\n");
         text.push_str(&g.render());
+    }
+    let mut m = Table::new(["VERSION", "CHANNEL", "METRIC", "BUILD", "BASELINE"]);
+    let mut measured = false;
+    for r in &s.releases {
+        for o in &r.rollouts {
+            for metric in &o.metrics {
+                measured = true;
+                m.row([
+                    r.version.to_string(),
+                    o.channel.to_string(),
+                    metric.name.to_string(),
+                    figures(&metric.build),
+                    metric.baseline.as_ref().map_or_else(|| "-".to_owned(), figures),
+                ]);
+            }
+        }
+    }
+    if measured {
+        text.push_str("\nApp metrics (each build on every channel)\n");
+        text.push_str(&m.render());
     }
     if with_history {
         let mut h = Table::new(["TIME (UTC)", "CHANNEL", "ACTOR", "CHANGE", "WHY"]);
@@ -165,6 +204,29 @@ pub fn render(s: &StatusView, with_history: bool, now_ms: u64) -> String {
         text.push('\n');
     }
     text
+}
+
+/// A number in at most 4 significant figures' worth of width.
+fn num(x: f64) -> String {
+    if x.abs() >= 1000.0 { format!("{x:.0}") } else { format!("{x:.2}") }
+}
+
+/// `n 120, mean 301.50, p50 290.00, p90 512.00, p99 900.00`, or `sum 30 over 20 devices (1.50
+/// each)` for a counter.
+fn figures(f: &MetricFiguresView) -> String {
+    if let Some(sum) = f.sum {
+        let each = f.per_device.map_or_else(String::new, |p| format!(" ({} each)", num(p)));
+        return format!("sum {sum} over {} devices{each}", f.devices.unwrap_or(0));
+    }
+    let q = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), num);
+    format!(
+        "n {}, mean {}, p50 {}, p90 {}, p99 {}",
+        f.count.unwrap_or(0),
+        f.mean.map_or_else(|| "-".to_owned(), num),
+        q(f.p50),
+        q(f.p90),
+        q(f.p99)
+    )
 }
 
 /// `3 (5.7%)`, or `0` when there is nothing to divide by.

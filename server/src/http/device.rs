@@ -11,16 +11,16 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, web};
-use halftone_channels::wire::{CheckRequest, EventBatch, EventsAccepted};
+use halftone_channels::wire::{CheckRequest, EventBatch, EventsAccepted, MetricReport};
 use halftone_channels::{
-    AppId, Arch, ChannelName, CheckIn, Decision, ExternalUrl, KeyId, Os, PROOF_HEADER, ReportToken, Serving, Sha256,
-    Signature, Signatures, Target, Version,
+    AppId, Arch, ChannelName, CheckIn, Decision, ExternalUrl, KeyId, MAX_COUNT, MetricKind, Os, PROOF_HEADER,
+    ReportToken, Serving, Sha256, Signature, Signatures, Target, Version,
 };
 use rand::RngExt as _;
 use serde::Serialize;
 
 use crate::artifacts::{Delivery, Fetch};
-use crate::feedback::{CheckSample, FeedbackError, device_hash};
+use crate::feedback::{CheckSample, FeedbackError, Report, device_hash};
 use crate::http::{body, client_ip::client_ip, range};
 use crate::network_cap::Network;
 use crate::problem::ApiError;
@@ -31,6 +31,10 @@ use crate::state::State;
 
 /// The most events one report may carry.
 pub const MAX_EVENTS: usize = 100;
+/// The most metric reports (devices and builds) one report may carry.
+pub const MAX_METRIC_REPORTS: usize = 100;
+/// The most metric values and counts one report may carry, in all.
+pub const MAX_METRIC_VALUES: usize = 1_000;
 
 /// `POST /v1/apps/{app}/check`
 pub async fn check(
@@ -322,12 +326,14 @@ pub async fn download(
     Ok(res)
 }
 
-/// `POST /v1/apps/{app}/events`: up to 100 events, validated strictly (every event names a
-/// release of the app; an event on a channel the app no longer has counts on stable, where
-/// its device is served); answered 202 once they are durably counted. Only events
+/// `POST /v1/apps/{app}/events`: up to 100 events and 100 metric reports, validated strictly
+/// (every event and metric report names a release of the app, every metric one the app
+/// declared, of its kind; an event on a channel the app no longer has counts on stable, where
+/// its device is served); answered 202 once they are durably counted. Only reports
 /// with a valid report token are counted (the others are answered as `rejected`), and one
 /// client network counts for at most `--max-devices-per-network` devices of a release. Devices
-/// are counted once per release, channel and kind, however often they report.
+/// are counted once per release, channel and kind, however often they report; metric values
+/// and counts add up.
 pub async fn events(
     req: HttpRequest,
     path: web::Path<String>,
@@ -336,10 +342,22 @@ pub async fn events(
 ) -> Result<HttpResponse, ApiError> {
     let app = AppId::parse(&path)?;
     let batch: EventBatch = body::json(payload, state.config.max_json_bytes).await?;
-    if batch.events.is_empty() || batch.events.len() > MAX_EVENTS {
+    if batch.events.len() > MAX_EVENTS || (batch.events.is_empty() && batch.metrics.is_empty()) {
         return Err(ApiError::BadRequest(format!(
-            "a report carries 1 to {MAX_EVENTS} events, not {}",
+            "a report carries 1 to {MAX_EVENTS} events (or metrics only), not {}",
             batch.events.len()
+        )));
+    }
+    if batch.metrics.len() > MAX_METRIC_REPORTS {
+        return Err(ApiError::BadRequest(format!(
+            "a report carries at most {MAX_METRIC_REPORTS} metric reports, not {}",
+            batch.metrics.len()
+        )));
+    }
+    let values: usize = batch.metrics.iter().map(MetricReport::size).sum();
+    if values > MAX_METRIC_VALUES {
+        return Err(ApiError::BadRequest(format!(
+            "a report carries at most {MAX_METRIC_VALUES} metric values and counts, not {values}"
         )));
     }
     {
@@ -353,14 +371,28 @@ pub async fn events(
                 return Err(ApiError::Unprocessable(format!("event {i}: app {app} has no release {}", e.version)));
             }
         }
+        for (i, m) in batch.metrics.iter().enumerate() {
+            check_metrics(known, i, m)?;
+        }
     }
     let (mut events, rejections) = state.report_key.screen(&app, batch.events);
+    let mut metrics: Vec<MetricReport> = batch
+        .metrics
+        .into_iter()
+        .filter(|m| {
+            let subject = Subject { app: &app, device: &m.device_id, version: &m.version, channel: &m.channel };
+            m.token.as_ref().is_some_and(|t| state.report_key.verify(subject, t))
+        })
+        .collect();
+    let metrics_accepted = metrics.iter().map(MetricReport::size).sum::<usize>() as u32;
+    let metrics_rejected = values as u32 - metrics_accepted;
     // Tokens were checked against the channel the device named; the figures count it where
     // it is served (a removed channel's devices are served as on stable).
     if let Some(known) = state.snapshot().apps.get(&app) {
-        for e in &mut events {
-            if let Serving::Fallback(to) = known.catalog.ladder().serving(e.channel.as_str()) {
-                e.channel = to.clone();
+        let ladder = known.catalog.ladder();
+        for channel in events.iter_mut().map(|e| &mut e.channel).chain(metrics.iter_mut().map(|m| &mut m.channel)) {
+            if let Serving::Fallback(to) = ladder.serving(channel.as_str()) {
+                *channel = to.clone();
             }
         }
     }
@@ -376,15 +408,16 @@ pub async fn events(
     let accepted = distinct.len() as u32;
     let duplicates = events.len() as u32 - accepted;
     let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
-    if !events.is_empty() {
+    if metrics_rejected > 0 {
+        metrics::counter!("halftone_metric_values_rejected_total", "app" => app.to_string())
+            .increment(u64::from(metrics_rejected));
+    }
+    if !events.is_empty() || !metrics.is_empty() {
         let network = Network::of(client_ip(&req, &state.config.trusted_proxies));
-        state.feedback.report(events.into_iter().map(|e| (app.clone(), e)).collect(), network).await.map_err(|e| {
-            match e {
-                FeedbackError::Unavailable(_) => {
-                    ApiError::Unavailable("the database is unavailable; retry shortly".into())
-                }
-                FeedbackError::Failed(_) => ApiError::Internal(e.into()),
-            }
+        let report = Report { events, metrics };
+        state.feedback.report(app.clone(), report, network).await.map_err(|e| match e {
+            FeedbackError::Unavailable(_) => ApiError::Unavailable("the database is unavailable; retry shortly".into()),
+            FeedbackError::Failed(_) => ApiError::Internal(e.into()),
         })?;
     }
     // Counted once stored: a batch that failed is not in the metric.
@@ -392,7 +425,52 @@ pub async fn events(
         let kind = serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         metrics::counter!("halftone_events_total", "app" => app.to_string(), "kind" => kind).increment(1);
     }
-    Ok(HttpResponse::Accepted().json(EventsAccepted { accepted, duplicates, rejected, rejections }))
+    Ok(HttpResponse::Accepted().json(EventsAccepted {
+        accepted,
+        duplicates,
+        rejected,
+        rejections,
+        metrics_accepted,
+        metrics_rejected,
+    }))
+}
+
+/// Checks metric report `i` against the app: its release exists, every metric is declared and
+/// of the kind reported, and no count is above [`MAX_COUNT`].
+fn check_metrics(known: &AppSnapshot, i: usize, m: &MetricReport) -> Result<(), ApiError> {
+    let app = &known.id;
+    if known.catalog.release(&m.version).is_none() {
+        return Err(ApiError::Unprocessable(format!("metric report {i}: app {app} has no release {}", m.version)));
+    }
+    let declared = &known.settings.metrics;
+    for name in m.values.keys() {
+        match declared.kind(name.as_str()) {
+            Some(MetricKind::Value(_)) => {}
+            Some(MetricKind::Counter) => {
+                return Err(ApiError::Unprocessable(format!(
+                    "metric report {i}: {name} is a counter: report it in counts"
+                )));
+            }
+            None => return Err(ApiError::Unprocessable(format!("metric report {i}: app {app} has no metric {name}"))),
+        }
+    }
+    for (name, n) in &m.counts {
+        match declared.kind(name.as_str()) {
+            Some(MetricKind::Counter) => {}
+            Some(MetricKind::Value(_)) => {
+                return Err(ApiError::Unprocessable(format!(
+                    "metric report {i}: {name} is a value metric: report it in values"
+                )));
+            }
+            None => return Err(ApiError::Unprocessable(format!("metric report {i}: app {app} has no metric {name}"))),
+        }
+        if *n > MAX_COUNT {
+            return Err(ApiError::Unprocessable(format!(
+                "metric report {i}: a count of {name} is at most {MAX_COUNT}, not {n}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

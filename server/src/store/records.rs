@@ -17,11 +17,11 @@ use std::collections::BTreeMap;
 
 use halftone_channels::wire::{AuditEntry, Role};
 use halftone_channels::{
-    AppId, Arch, ArmSlot, Artifact, ChannelName, ClientSignatures, Comparison, DeploymentKey, DisplayName, ExternalUrl,
-    GateAction, Health, HealthGate, IdList, KeyDocument, KeyId, KeySignature, ListedId, Minisign, Os, ParseError,
-    Percent, PublicKey, Rank, Release, ReleaseParts, Rollout, RolloutState, Rule, Rules, Salt, Schedule, ScheduleClock,
-    SchedulePreset, Sha256, Sha512, Signature, Signatures, SignedKeyDocument, Step, Stickiness, Target, Threshold,
-    TokenName, TrustedKeys, Version,
+    AppId, Arch, ArmSlot, Artifact, ChannelName, ClientSignatures, Comparison, DeploymentKey, Direction, DisplayName,
+    ExternalUrl, GateAction, Health, HealthGate, IdList, KeyDocument, KeyId, KeySignature, ListedId, MetricGate,
+    MetricKind, MetricName, MetricSet, Minisign, Os, ParseError, Percent, PublicKey, Rank, Release, ReleaseParts,
+    Rollout, RolloutState, Rule, Rules, Salt, Schedule, ScheduleClock, SchedulePreset, Sha256, Sha512, Signature,
+    Signatures, SignedKeyDocument, Step, Stickiness, Target, Threshold, TokenName, TrustedKeys, Version,
 };
 use serde::{Deserialize, Serialize};
 
@@ -39,9 +39,27 @@ pub struct AppRecord {
     /// Key documents from version 2 on (absent before the first rotation).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     key_documents: Vec<KeyDocumentRecord>,
+    /// The declared app metrics (absent before the first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    metrics: Vec<MetricRecord>,
     /// CodePush deployment keys (absent before the first).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     codepush_keys: Vec<CodePushKeyRecord>,
+}
+
+/// A declared app metric as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct MetricRecord {
+    name: MetricName,
+    kind: MetricKindRecord,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum MetricKindRecord {
+    LowerIsBetter,
+    HigherIsBetter,
+    Counter,
 }
 
 /// A CodePush deployment key as stored, with the channel and target it routes to.
@@ -144,6 +162,18 @@ impl From<&AppSettings> for AppRecord {
             channels: s.channels.iter().map(|(name, rank)| ChannelRecord { name: name.clone(), rank: *rank }).collect(),
             key_documents: s.key_documents.iter().map(KeyDocumentRecord::from).collect(),
             codepush_keys: s.codepush_keys.iter().map(CodePushKeyRecord::from).collect(),
+            metrics: s
+                .metrics
+                .iter()
+                .map(|(name, kind)| MetricRecord {
+                    name: name.clone(),
+                    kind: match kind {
+                        MetricKind::Value(Direction::Lower) => MetricKindRecord::LowerIsBetter,
+                        MetricKind::Value(Direction::Higher) => MetricKindRecord::HigherIsBetter,
+                        MetricKind::Counter => MetricKindRecord::Counter,
+                    },
+                })
+                .collect(),
         }
     }
 }
@@ -157,6 +187,14 @@ impl TryFrom<AppRecord> for AppSettings {
             channels: r.channels.into_iter().map(|c| (c.name, c.rank)).collect(),
             key_documents: r.key_documents.into_iter().map(SignedKeyDocument::try_from).collect::<Result<_, _>>()?,
             codepush_keys: r.codepush_keys.into_iter().map(CodePushKey::from).collect(),
+            metrics: MetricSet::new(r.metrics.into_iter().map(|m| {
+                let kind = match m.kind {
+                    MetricKindRecord::LowerIsBetter => MetricKind::Value(Direction::Lower),
+                    MetricKindRecord::HigherIsBetter => MetricKind::Value(Direction::Higher),
+                    MetricKindRecord::Counter => MetricKind::Counter,
+                };
+                (m.name, kind)
+            }))?,
         })
     }
 }
@@ -404,7 +442,7 @@ struct ScheduleRecord {
     steps: Vec<Step>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct GateRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     max_install_failure_rate: Option<f64>,
@@ -416,6 +454,18 @@ struct GateRecord {
     compare: Option<CompareRecord>,
     #[serde(default)]
     action: GateAction,
+    /// Gates on app metrics (absent before the first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    metrics: Vec<MetricGateRecord>,
+}
+
+/// A metric gate's settings, every field written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct MetricGateRecord {
+    name: MetricName,
+    degradation: f64,
+    alpha: f64,
+    min_count: u64,
 }
 
 /// A comparing gate's settings, every field written.
@@ -463,12 +513,22 @@ impl RolloutRecord {
                 state: r.state,
                 interactive_bypass: r.interactive_bypass,
                 schedule: r.schedule.as_ref().map(|s| ScheduleRecord { preset: None, steps: s.steps().to_vec() }),
-                gate: r.gate.map(|g| GateRecord {
+                gate: r.gate.as_ref().map(|g| GateRecord {
                     max_install_failure_rate: g.max_install_failure_rate,
                     max_crash_rate: g.max_crash_rate,
                     min_sample: g.min_sample,
                     compare: g.compare.map(CompareRecord::from),
                     action: g.action,
+                    metrics: g
+                        .metrics
+                        .iter()
+                        .map(|m| MetricGateRecord {
+                            name: m.name().clone(),
+                            degradation: m.degradation(),
+                            alpha: m.alpha(),
+                            min_count: m.min_count(),
+                        })
+                        .collect(),
                 }),
                 arm: r.arm.map(|a| ArmRecord { start: a.start(), width: a.width() }),
             },
@@ -495,6 +555,11 @@ impl RolloutRecord {
                     min_sample: g.min_sample,
                     compare: g.compare.map(Comparison::try_from).transpose()?,
                     action: g.action,
+                    metrics: g
+                        .metrics
+                        .into_iter()
+                        .map(|m| MetricGate::new(m.name, m.degradation, m.alpha, m.min_count))
+                        .collect::<Result<_, _>>()?,
                 }
                 .validate()
             })
@@ -710,6 +775,7 @@ mod tests {
             min_sample: 0,
             compare: Some(compare),
             action: GateAction::Pause,
+            metrics: vec![MetricGate::new(MetricName::parse("session_s").unwrap(), 0.2, 0.05, 40).unwrap()],
         });
         let h = |n| Health { installs: n, install_failures: 1, first_runs: n, crashes: 2 };
         meta.marks = GateMarks { window: h(10), step: h(40) };

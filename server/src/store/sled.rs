@@ -356,6 +356,7 @@ mod tests {
             channels: vec![],
             key_documents: vec![],
             codepush_keys: vec![],
+            metrics: Default::default(),
         };
         {
             let store = SledStore::open(dir.path()).unwrap();
@@ -432,7 +433,7 @@ mod tests {
         assert_eq!((r.percent.basis_points(), r.rules.len(), r.allow.iter().count()), (500, 1, 1));
         assert_eq!((meta.revision, meta.clock.since_ms), (3, 7));
         assert_eq!(r.schedule.as_ref().unwrap().steps().len(), 2);
-        assert_eq!(r.gate.unwrap().min_sample, 50);
+        assert_eq!(r.gate.as_ref().unwrap().min_sample, 50);
         // Written back, it is the same record (so an older binary reads it too).
         assert_eq!(RolloutRecord::new(&r, meta), record);
 

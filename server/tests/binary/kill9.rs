@@ -42,7 +42,9 @@ async fn survive_kill_9(flags: &[String]) {
     let admin_token = server.bootstrap.clone().unwrap();
     let signer = Signer::new("notes", 11);
     let admin = server.http(Some(&admin_token));
-    server.admin(&admin_token).put_app(&signer.app, &signer.app_spec()).await.unwrap();
+    let mut spec = signer.app_spec();
+    spec.metrics = serde_json::from_value(json!([{"name": "session_s", "kind": "value", "better": "higher"}])).unwrap();
+    server.admin(&admin_token).put_app(&signer.app, &spec).await.unwrap();
     let release = signer.upload(&server.admin(&admin_token), "1.0.0").await;
     let body = json!({"release": release, "channel": "stable", "rollout": {"basis_points": 10000}});
     assert_eq!(admin.post("/v1/apps/notes/releases", &body).await.status, 201);
@@ -75,8 +77,12 @@ async fn survive_kill_9(flags: &[String]) {
         // Install feedback, acknowledged with 202: one more distinct failing device per round.
         let failing = format!("failing-{round}");
         let report = server.http(None).report_token("notes", &failing, "1.0.0", "stable").await;
+        // With an app metric in the same report, acknowledged by the same 202: one session of
+        // `round` seconds per round.
         let events = json!({"events": [
             {"device_id": failing, "kind": "install_failed", "version": "1.0.0", "channel": "stable", "token": report}
+        ], "metrics": [
+            {"device_id": failing, "version": "1.0.0", "channel": "stable", "token": report, "values": {"session_s": [round]}}
         ]});
         assert_eq!(server.http(None).post("/v1/apps/notes/events", &events).await.status, 202);
 
@@ -131,6 +137,13 @@ async fn survive_kill_9(flags: &[String]) {
         let status = admin.get("/v1/apps/notes/status?version=1.0.0").await.ok();
         let failures = &status["releases"][0]["rollouts"][0]["figures"]["install_failures"];
         assert_eq!(*failures, round, "round {round}: every acknowledged event report survives");
+        let session = &status["releases"][0]["rollouts"][0]["metrics"][0]["build"];
+        let mean = f64::from(round + 1) / 2.0;
+        assert_eq!(
+            (&session["count"], session["mean"].as_f64()),
+            (&json!(round), Some(mean)),
+            "round {round}: {status:#}"
+        );
         let keys = admin.get("/v1/apps/notes/codepush-keys").await.ok();
         assert_eq!(keys["keys"].as_array().unwrap().len(), round as usize, "round {round}: CodePush keys survive");
         // The audit log has every acknowledged change too: app, 1.0.0, and 4 per round.

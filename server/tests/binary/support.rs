@@ -401,7 +401,12 @@ impl Signer {
 
     /// The `PUT /v1/apps/{app}` body that trusts this key.
     pub fn app_spec(&self) -> AppSpec {
-        AppSpec { display_name: self.app.as_str().parse().unwrap(), keys: vec![self.key.spec()], channels: vec![] }
+        AppSpec {
+            display_name: self.app.as_str().parse().unwrap(),
+            keys: vec![self.key.spec()],
+            channels: vec![],
+            metrics: vec![],
+        }
     }
 
     /// Uploads a linux/x86_64 build of `version` and answers its release spec.

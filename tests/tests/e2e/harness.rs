@@ -331,6 +331,7 @@ impl Publisher {
             display_name: app.parse().unwrap(),
             keys: vec![key.spec()],
             channels: serde_json::from_value(channels).unwrap(),
+            metrics: vec![],
         };
         admin.put_app(&id, &spec).await.unwrap();
         Publisher { admin, http: server.raw_admin(), app: id, key }

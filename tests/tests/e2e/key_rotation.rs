@@ -149,7 +149,7 @@ async fn the_server_refuses_documents_that_do_not_chain() {
                       "signatures": [{"key_id": b.id(), "signature": "00".repeat(64)}]});
     p.http.post(&format!("/v1/apps/{}/keys", p.app), &zero).await.assert_problem(422, "threshold must be 1 to");
     // Once rotated, version 1 (the app's keys) cannot change beneath the chain.
-    let spec = AppSpec { display_name: "x".parse().unwrap(), keys: vec![c.spec()], channels: vec![] };
+    let spec = AppSpec { display_name: "x".parse().unwrap(), keys: vec![c.spec()], channels: vec![], metrics: vec![] };
     assert_refused(p.admin.put_app(&p.app, &spec).await, 422, "has rotated its keys");
     let docs = p.admin.key_documents(&p.app).await.unwrap();
     assert_eq!(docs.documents.iter().map(|d| d.version).collect::<Vec<_>>(), [2]);

@@ -21,6 +21,7 @@ mod gates;
 mod install;
 mod key_rotation;
 mod limits;
+mod metrics;
 mod object_store;
 mod postgres_harness;
 mod postgres_store;

@@ -153,7 +153,12 @@ async fn devices_on_a_removed_channel_are_served_as_on_stable_and_their_reports_
     // canary is removed: its devices are not stranded (no 422), and get what stable devices
     // get, never the beta build; the answer says which channel served them.
     let app = p.admin.get_app(&p.app).await.unwrap();
-    let spec = halftone_channels::wire::AppSpec { display_name: app.display_name, keys: app.keys, channels: vec![] };
+    let spec = halftone_channels::wire::AppSpec {
+        display_name: app.display_name,
+        keys: app.keys,
+        channels: vec![],
+        metrics: vec![],
+    };
     p.admin.put_app(&p.app, &spec).await.unwrap();
     let on_old = Device::new("c-2", "0.9.0", "canary");
     let answer = check(&http, "notes", &on_old).await;

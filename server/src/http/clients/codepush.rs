@@ -460,13 +460,14 @@ async fn record(
                     detail: None,
                     token: None,
                 };
-                (app.id.clone(), event)
+                event
             })
             .collect::<Vec<_>>();
         (app.id.clone(), events)
     };
     let network = Network::of(client_ip(req, &state.config.trusted_proxies));
-    state.feedback.report(events, network).await.map_err(|e| match e {
+    let report = crate::feedback::Report { events, metrics: Vec::new() };
+    state.feedback.report(app_id.clone(), report, network).await.map_err(|e| match e {
         FeedbackError::Unavailable(_) => ApiError::Unavailable("the database is unavailable; retry shortly".into()),
         FeedbackError::Failed(_) => ApiError::Internal(e.into()),
     })?;

@@ -1,0 +1,235 @@
+//! Gates on app metrics: a [`MetricGate`] names a value metric and the degradation it
+//! tolerates against the baseline build, and judges the candidate with the always-valid
+//! [`MeanTest`] (a mixture sequential probability ratio test on the difference of means, valid
+//! however often it is looked at). Its [`MetricEvidence`] carries the figures a verdict records.
+//!
+//! The test compares the candidate's mean with the baseline's mean scaled by the tolerance:
+//! `(1 + degradation)` times it when lower is better, `(1 − degradation)` times it when higher
+//! is better. Scaling the baseline's values (not adding a fixed margin) keeps the variance of
+//! the scaled mean exact, so the test's error rate holds with the margin included: a candidate
+//! exactly at the tolerated mean is called worse at most `alpha` of the time.
+
+use std::fmt;
+
+use crate::error::{ParseError, What};
+use crate::experiment::{Better, MeanTest, Summary};
+use crate::metric::{Direction, MetricName};
+use crate::sequential::Call;
+
+/// The defaults (docs/gates.md gives the reasoning).
+pub mod defaults {
+    /// Tolerated degradation of the mean: 10%.
+    pub const DEGRADATION: f64 = 0.10;
+    /// The chance of halting a build at the tolerated mean: 1%.
+    pub const ALPHA: f64 = 0.01;
+    /// Values each build needs before anything is judged.
+    pub const MIN_COUNT: u64 = 30;
+}
+
+/// A gate on one value metric.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricGate {
+    name: MetricName,
+    degradation: f64,
+    alpha: f64,
+    min_count: u64,
+}
+
+impl MetricGate {
+    /// A gate on `name` tolerating `degradation` (a fraction of the baseline's mean, in
+    /// (0, 1)), halting with error rate `alpha` (in (0, 0.5]), judging once both builds have
+    /// `min_count` values (at least 2).
+    pub fn new(name: MetricName, degradation: f64, alpha: f64, min_count: u64) -> Result<Self, ParseError> {
+        let bad = |why: &'static str| Err(ParseError::new(What::MetricGate, name.as_str(), why));
+        if !(degradation > 0.0 && degradation < 1.0) {
+            return bad("degradation is a fraction of the baseline's mean, above 0 and below 1 (0.1 is 10%)");
+        }
+        if !(alpha > 0.0 && alpha <= 0.5) {
+            return bad("alpha is above 0 and at most 0.5");
+        }
+        if min_count < 2 {
+            return bad("min_count is at least 2 (the variance must be estimated)");
+        }
+        Ok(MetricGate { name, degradation, alpha, min_count })
+    }
+
+    /// The metric.
+    pub fn name(&self) -> &MetricName {
+        &self.name
+    }
+
+    /// The tolerated degradation.
+    pub fn degradation(&self) -> f64 {
+        self.degradation
+    }
+
+    /// The error rate.
+    pub fn alpha(&self) -> f64 {
+        self.alpha
+    }
+
+    /// Values each build needs.
+    pub fn min_count(&self) -> u64 {
+        self.min_count
+    }
+
+    /// The evidence on `candidate` against `baseline` for a metric that is better in
+    /// `direction`.
+    pub fn judge(&self, direction: Direction, candidate: &Summary, baseline: &Summary) -> MetricEvidence {
+        let scale = match direction {
+            Direction::Lower => 1.0 + self.degradation,
+            Direction::Higher => 1.0 - self.degradation,
+        };
+        let tolerated = baseline.scaled(scale);
+        // The mixture's scale: differences of the size of the tolerance are the ones to find.
+        let tau = (self.degradation * baseline.mean()).abs().max(f64::MIN_POSITIVE);
+        let test = MeanTest { alpha: self.alpha, tau, min_count: self.min_count };
+        // `a` is the tolerated baseline, `b` the candidate: "B is better" means a higher mean.
+        let c = test.compare(&tolerated, candidate);
+        let call = match (c.better, direction) {
+            (None, _) => Call::Undecided,
+            (Some(Better::B), Direction::Lower) | (Some(Better::A), Direction::Higher) => Call::Worse,
+            (Some(_), _) => Call::NoWorse,
+        };
+        MetricEvidence {
+            name: self.name.clone(),
+            direction,
+            candidate: *candidate,
+            baseline: *baseline,
+            tolerated: tolerated.mean(),
+            statistic: c.statistic,
+            bound: c.bound,
+            call,
+        }
+    }
+}
+
+/// One metric gate's figures and call, as recorded with a verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricEvidence {
+    /// The metric.
+    pub name: MetricName,
+    /// Which way it is better.
+    pub direction: Direction,
+    /// The candidate's values.
+    pub candidate: Summary,
+    /// The baseline's values.
+    pub baseline: Summary,
+    /// The mean tolerated: the baseline's scaled by the degradation.
+    pub tolerated: f64,
+    /// `ln Λ` of the mean test.
+    pub statistic: f64,
+    /// It decides at or above `ln(1 / alpha)`.
+    pub bound: f64,
+    /// `Worse` (halt), `NoWorse` (within the tolerance) or `Undecided`.
+    pub call: Call,
+}
+
+impl fmt::Display for MetricEvidence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let call = match self.call {
+            Call::Worse => "worse than the baseline",
+            Call::NoWorse => "no worse than the baseline",
+            _ => "undecided",
+        };
+        write!(
+            f,
+            "metric {} ({}): {call}: mean {:.4} over {} values against the baseline's {:.4} over {} \
+             (tolerated {:.4}); statistic {:.2} (decides at {:.2})",
+            self.name,
+            self.direction,
+            self.candidate.mean(),
+            self.candidate.count(),
+            self.baseline.mean(),
+            self.baseline.count(),
+            self.tolerated,
+            self.statistic,
+            self.bound
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `n` values around `mean`: alternately `mean ± spread`.
+    fn around(mean: f64, spread: f64, n: usize) -> Summary {
+        let mut s = Summary::default();
+        (0..n).for_each(|i| s.add(mean + if i % 2 == 0 { spread } else { -spread }));
+        s
+    }
+
+    fn gate() -> MetricGate {
+        MetricGate::new(MetricName::parse("session_s").unwrap(), 0.1, 0.01, 30).unwrap()
+    }
+
+    fn check(direction: Direction, candidate: Summary, baseline: Summary, want: Call) {
+        let e = gate().judge(direction, &candidate, &baseline);
+        assert_eq!(e.call, want, "{e}");
+    }
+
+    #[test]
+    fn calls() {
+        let base = around(300.0, 150.0, 2_000);
+        // Sessions 30% shorter where longer is better: worse.
+        check(Direction::Higher, around(210.0, 150.0, 300), base, Call::Worse);
+        // Equal sessions: within the 10% tolerance, proven so with enough values.
+        check(Direction::Higher, around(300.0, 150.0, 2_000), base, Call::NoWorse);
+        // 5% shorter, within the tolerance, on few values: not judged worse.
+        check(Direction::Higher, around(285.0, 150.0, 100), base, Call::Undecided);
+        // Time to first frame 30% longer where lower is better: worse; 30% shorter: fine.
+        check(Direction::Lower, around(390.0, 150.0, 300), base, Call::Worse);
+        check(Direction::Lower, around(210.0, 150.0, 300), base, Call::NoWorse);
+        // Too few values: nothing is judged.
+        check(Direction::Higher, around(10.0, 1.0, 29), base, Call::Undecided);
+    }
+
+    #[test]
+    fn the_evidence_reads() {
+        let e = gate().judge(Direction::Higher, &around(210.0, 150.0, 300), &around(300.0, 150.0, 2_000));
+        let s = e.to_string();
+        assert!(
+            s.starts_with("metric session_s (higher is better): worse than the baseline: mean 210.0000 over 300"),
+            "{s}"
+        );
+        assert!((e.tolerated - 270.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        let n = MetricName::parse("m").unwrap();
+        assert!(MetricGate::new(n.clone(), 0.0, 0.01, 30).is_err());
+        assert!(MetricGate::new(n.clone(), 1.0, 0.01, 30).is_err());
+        assert!(MetricGate::new(n.clone(), f64::NAN, 0.01, 30).is_err());
+        assert!(MetricGate::new(n.clone(), 0.1, 0.6, 30).is_err());
+        assert!(MetricGate::new(n, 0.1, 0.01, 1).is_err());
+    }
+
+    /// Equal builds, looked at after every value: the gate halts by chance at most about
+    /// `alpha` of the time (a deterministic pseudo-random stream, 200 runs).
+    #[test]
+    fn equal_builds_are_rarely_halted_however_often_looked_at() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut uniform = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let base = around(300.0, 300.0, 5_000);
+        let mut halted = 0;
+        for _ in 0..200 {
+            let mut c = Summary::default();
+            for _ in 0..1_000 {
+                // Exponential with mean 300 (session lengths), at the baseline's mean.
+                c.add(-300.0 * (1.0 - uniform()).ln());
+                if gate().judge(Direction::Higher, &c, &base).call == Call::Worse {
+                    halted += 1;
+                    break;
+                }
+            }
+        }
+        assert!(halted <= 4, "{halted} of 200 halted");
+    }
+}
