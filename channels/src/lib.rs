@@ -71,7 +71,7 @@ pub use answer::{
     root_message,
 };
 pub use app::AppId;
-pub use arm_comparison::{ARM_TEST, Figure, FigureComparison, compare_arms};
+pub use arm_comparison::{ARM_TEST, Figure, FigureComparison, METRIC_EFFECT, compare_arms, metric_test};
 pub use arms::{ArmShare, ArmSlot, Experiment, MAX_ARMS, check_arm, is_live_arm};
 pub use bucket::{Bucket, bucket};
 pub use catalog::{Catalog, CatalogError, Decision, MAX_CHANNELS, Offer, SelectError, Selection};

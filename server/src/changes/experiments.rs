@@ -8,11 +8,12 @@ use halftone_channels::wire::{
     ArmSlotSpec, ArmValue, ArmView, ExperimentRequest, ExperimentView, FigureView, PromoteWinnerRequest, WinnerPromoted,
 };
 use halftone_channels::{
-    ARM_TEST, AppId, ArmShare, ChannelName, Experiment, Figure, Health, IdList, Metric, Rollout, RolloutEdit,
-    RolloutState, Schedule, Version, compare_arms,
+    ARM_TEST, AppId, ArmShare, ChannelName, Experiment, Figure, Health, IdList, Metric, MetricKind, Rollout,
+    RolloutEdit, RolloutState, Schedule, Summary, Version, compare_arms, metric_test,
 };
 
 use crate::auth::Principal;
+use crate::feedback::MetricFigures;
 use crate::problem::ApiError;
 use crate::snapshot::AppSnapshot;
 use crate::state::State;
@@ -90,10 +91,28 @@ impl State {
                 }
             })
             .collect();
+        // The rates, then every value metric the app declares, each arm's build wherever it runs.
+        let metrics: Vec<_> = x.arms.iter().map(|r| self.feedback.metrics(&app.id, &r.release)).collect();
+        let value_metrics = app.settings.metrics.iter().filter_map(|(name, kind)| match kind {
+            MetricKind::Value(direction) => Some(Figure {
+                name: name.to_string(),
+                direction,
+                arms: metrics
+                    .iter()
+                    .map(|m| match m.get(name) {
+                        Some(MetricFigures::Value(d)) => d.summary().clone(),
+                        _ => Summary::default(),
+                    })
+                    .collect(),
+            }),
+            MetricKind::Counter => None,
+        });
         let figures = Metric::ALL
             .iter()
-            .map(|&m| {
-                let c = compare_arms(&ARM_TEST, Figure::rate(m, &health));
+            .map(|&m| (ARM_TEST, Figure::rate(m, &health)))
+            .chain(value_metrics.map(|f| (metric_test(&f), f)))
+            .map(|(test, figure)| {
+                let c = compare_arms(&test, figure);
                 FigureView {
                     name: c.figure.name.clone(),
                     direction: c.figure.direction,

@@ -57,3 +57,43 @@ async fn a_bad_arm_is_halted_by_its_gate_and_the_good_arm_is_proven_ahead() {
     assert_eq!(count(&answers, "1.2.0"), 0);
     assert!((120..300).contains(&count(&answers, "1.1.0")), "{}", count(&answers, "1.1.0"));
 }
+
+#[tokio::test]
+async fn arms_are_compared_on_the_apps_value_metrics_too() {
+    let clock = Arc::new(ManualClock::at(1_800_000_000_000));
+    let server = TestServer::start_behind_proxy(clock.clone());
+    let p = Publisher::create(&server, "abm").await;
+    crate::metrics::declare_metrics(&p).await;
+    p.publish("1.0.0", "stable", "100%").await;
+    for v in ["1.1.0", "1.2.0"] {
+        p.publish_draft(&p.draft(v, &[]), "stable", json!({"basis_points": 0})).await.unwrap();
+    }
+    let (app, stable) = ("abm".parse().unwrap(), "stable".parse().unwrap());
+    let arms = ["1.1.0", "1.2.0"]
+        .map(|v| ArmRequest {
+            version: v.parse().unwrap(),
+            basis_points: halftone_channels::Percent::parse("10%").unwrap(),
+        })
+        .to_vec();
+    let admin = server.admin();
+    admin.start_experiment(&app, &stable, &ExperimentRequest { arms, reason: None }).await.unwrap();
+    let session = |view: &halftone_channels::wire::ExperimentView| {
+        view.figures.iter().find(|f| f.name == "session_s").cloned().expect("the declared value metric is a figure")
+    };
+    let (view, _) = admin.experiment(&app, &stable).await.unwrap();
+    assert!(view.figures.iter().all(|f| f.name != "purchases"), "counters are shown, not compared");
+    let before = session(&view);
+    assert!(before.ahead.is_none() && !before.proven, "{before:?}");
+
+    // Sessions on 1.2.0 are a third longer than on 1.1.0: higher is better.
+    crate::metrics::sessions(&server, "abm", "a", "1.1.0", 600, 300.0).await;
+    crate::metrics::sessions(&server, "abm", "b", "1.2.0", 600, 400.0).await;
+    server.state().feedback.flush().await.unwrap();
+    let (view, _) = admin.experiment(&app, &stable).await.unwrap();
+    let s = session(&view);
+    assert_eq!(s.direction.to_string(), "higher is better");
+    assert_eq!(s.arms.iter().map(|a| a.count).collect::<Vec<_>>(), [600, 600], "{s:?}");
+    assert!((s.arms[1].mean / s.arms[0].mean - 4.0 / 3.0).abs() < 0.05, "{s:?}");
+    assert_eq!(s.ahead.as_ref().map(ToString::to_string).as_deref(), Some("1.2.0"), "{s:?}");
+    assert!(s.proven, "{s:?}");
+}

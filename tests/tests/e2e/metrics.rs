@@ -166,7 +166,7 @@ async fn the_sdk_records_metrics_for_the_build_it_runs_once_it_has_a_token() {
 /// Devices `prefix-0..n` running `version` report one session each, exponential with mean
 /// `mean` (its quantiles at evenly spaced levels, in an order spread over the devices), through
 /// 100 client networks so that no network cap applies.
-async fn sessions(server: &TestServer, app: &str, prefix: &str, version: &str, n: usize, mean: f64) {
+pub(crate) async fn sessions(server: &TestServer, app: &str, prefix: &str, version: &str, n: usize, mean: f64) {
     let http = server.anonymous();
     let devices = fleet(prefix, n, version, "stable");
     let answers = answer_all(&http, app, &devices).await;

@@ -451,16 +451,13 @@ async fn record(
         let events = reported
             .kinds()
             .iter()
-            .map(|kind| {
-                let event = Event {
-                    device_id: identity.device_id().clone(),
-                    kind: *kind,
-                    version: version.clone(),
-                    channel: channel.clone(),
-                    detail: None,
-                    token: None,
-                };
-                event
+            .map(|kind| Event {
+                device_id: identity.device_id().clone(),
+                kind: *kind,
+                version: version.clone(),
+                channel: channel.clone(),
+                detail: None,
+                token: None,
             })
             .collect::<Vec<_>>();
         (app.id.clone(), events)
