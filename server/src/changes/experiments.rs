@@ -100,7 +100,7 @@ impl State {
                 arms: metrics
                     .iter()
                     .map(|m| match m.get(name) {
-                        Some(MetricFigures::Value(d)) => d.summary().clone(),
+                        Some(MetricFigures::Value(d)) => *d.summary(),
                         _ => Summary::default(),
                     })
                     .collect(),
