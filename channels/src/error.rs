@@ -75,6 +75,8 @@ pub enum What {
     Sha512,
     /// A [`Minisign`](crate::Minisign) signature.
     Minisign,
+    /// A [`Patch`](crate::Patch) or an artifact's [`Patches`](crate::Patches).
+    Patch,
 }
 
 impl fmt::Display for What {
@@ -108,6 +110,7 @@ impl fmt::Display for What {
             What::DisplayName => "display name",
             What::TokenName => "token name",
             What::TrustedKeys => "trusted keys",
+            What::Patch => "patch",
             What::Nonce => "nonce",
             What::KeyDocument => "key document",
             What::Signatures => "signatures",

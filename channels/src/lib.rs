@@ -16,6 +16,8 @@
 //! - [`Catalog`]: an app's releases indexed for [`Catalog::select`] (a [`Decision`]) and
 //!   [`Catalog::explain`] (an [`Explanation`]);
 //! - [`signed_message`] and [`TrustedKeys`]: what an artifact signature covers and its check;
+//! - [`Patch`] and [`patch_message`]: a signed delta from one earlier build to an artifact,
+//!   bound to both by its signed message;
 //! - [`KeyDocument`] and [`KeyChain`]: an app's release keys as versioned documents, each
 //!   signed by its predecessor's keys (rotation), with a [`Threshold`] (k-of-n);
 //! - [`HealthGate`] with its sequential [`Comparison`] against the baseline build, and
@@ -42,6 +44,7 @@ mod explain;
 mod health;
 mod key_document;
 mod label;
+mod patch;
 mod platform;
 mod range;
 mod release;
@@ -76,6 +79,7 @@ pub use explain::{Explanation, ReleaseTrace, Skip, Verdict};
 pub use health::{Breach, GateAction, GateFigures, Health, HealthGate, Limit, Metric, Verdict as GateVerdict};
 pub use key_document::{KeyChain, KeyChainError, KeyDocument, SignedKeyDocument, Signers, Threshold};
 pub use label::{DisplayName, MAX_DISPLAY_NAME, MAX_TOKEN_NAME, TokenName};
+pub use patch::{Blob, MAX_PATCHES, Patch, PatchFields, PatchFormat, Patches, patch_message, zstd_window_log};
 pub use platform::{Arch, Os, OsVersion, Platform, Target};
 pub use range::{Comparator, Op, Range};
 pub use release::{Artifact, ExternalUrl, MAX_NOTES, Release, ReleaseParts};

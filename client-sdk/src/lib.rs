@@ -106,6 +106,7 @@ mod backoff;
 pub mod blocking;
 mod builder;
 mod client;
+mod delta;
 mod download;
 mod error;
 mod host;
@@ -133,6 +134,7 @@ pub use answer::Unverified;
 pub use archive::UnsafeEntry;
 pub use builder::ClientBuilder;
 pub use client::Client;
+pub use delta::{Delivery, PatchFailure};
 pub use error::{BuildError, Error, Refusal, Rejection, StateError};
 pub use install::{
     Confirmation, InstallError, InstallStep, Installation, Installed, Launch, LaunchOutcome, Layout, PlatformInstaller,

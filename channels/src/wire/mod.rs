@@ -24,13 +24,13 @@ mod status;
 
 pub use admin::{
     AppList, AppSpec, AppView, ArtifactSpec, ArtifactStored, AuditEntry, AuditLog, ChannelSpec, ClientSignaturesSpec,
-    CompareSpec, ExplainRequest, ExplainResponse, GateSpec, KeySpec, PromoteRequest, PublishRequest, Reason,
+    CompareSpec, ExplainRequest, ExplainResponse, GateSpec, KeySpec, PatchSpec, PromoteRequest, PublishRequest, Reason,
     ReleaseList, ReleaseSpec, ReleaseVerdict, ReleaseView, Role, RollbackRequest, RolloutPatch, RolloutSpec,
     RolloutView, RuleKind, RuleSpec, ScheduleSpec, TokenCreated, TokenList, TokenRequest, TokenView, TraitOp,
 };
 pub use device::{
     AnswerKeyView, AnswerKeys, ArtifactOffer, CheckRequest, CheckResponse, Event, EventBatch, EventKind,
-    EventsAccepted, Rejections, UpdateOffer,
+    EventsAccepted, PatchOffer, Rejections, UpdateOffer,
 };
 pub use keys::{KeyDocumentSpec, KeyDocuments, SignatureSpec};
 pub use problem::Problem;
