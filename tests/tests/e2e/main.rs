@@ -10,6 +10,7 @@ mod auth;
 mod bad_input;
 mod clients;
 mod dashboard;
+mod delta;
 mod durability;
 mod electron;
 mod feedback;
