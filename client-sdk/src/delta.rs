@@ -165,6 +165,15 @@ impl Patched<'_> {
     }
 }
 
+/// Applies the `zstd-patch-from` patch in the file `patch` to the file `base`, writing the
+/// result to `out`, with the window and output bounds [`Client::download`](crate::Client::download)
+/// uses, and **no other check**: no signature, no digest. For tools and benchmarks
+/// (`bench/delta.sh`); apps get patches verified through `Client::download`. Blocking.
+pub fn apply_patch(base: &Path, patch: &Path, out: &Path, result_size: u64) -> Result<(), PatchFailure> {
+    let prefix = fs::read(base).map_err(|e| PatchFailure::Base(e.to_string()))?;
+    apply_zstd(&prefix, patch, out, result_size)
+}
+
 /// Decompresses the zstd frame in `patch_file` with `prefix` as its reference prefix into
 /// `out`, refusing a window above what a patch from `prefix` to `result_size` bytes needs, and
 /// more than `result_size` bytes of output.

@@ -134,7 +134,7 @@ pub use answer::Unverified;
 pub use archive::UnsafeEntry;
 pub use builder::ClientBuilder;
 pub use client::Client;
-pub use delta::{Delivery, PatchFailure};
+pub use delta::{Delivery, PatchFailure, apply_patch};
 pub use error::{BuildError, Error, Refusal, Rejection, StateError};
 pub use install::{
     Confirmation, InstallError, InstallStep, Installation, Installed, Launch, LaunchOutcome, Layout, PlatformInstaller,

@@ -16,7 +16,7 @@ use halftone_channels::wire::SignatureSpec;
 use halftone_channels::{AppId, Blob, PatchFormat, Sha256, SignedFields, Target, Version};
 
 use super::artifact::{ArtifactArg, Signed};
-use super::output::{Output, bytes};
+use super::output::bytes;
 
 /// The patch flags of `halftone publish`.
 #[derive(Debug, Clone, clap::Args)]
@@ -39,6 +39,9 @@ pub struct PatchArgs {
 pub struct Built {
     /// The patch files.
     pub files: Vec<LocalArtifact>,
+    /// What was built or skipped and why, to print once the release is going ahead (a refused
+    /// publish prints only its error).
+    pub notes: Vec<String>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -53,13 +56,13 @@ pub async fn attach(
     keys: &[ReleaseKey],
     signed: &mut [Signed],
     args: &PatchArgs,
-    out: &Output,
 ) -> anyhow::Result<Built> {
     if args.no_patches || (args.patch_from == 0 && args.patch_base.is_empty()) {
-        return Ok(Built { files: Vec::new(), _dir: None });
+        return Ok(Built { files: Vec::new(), notes: Vec::new(), _dir: None });
     }
     let dir = tempfile::tempdir().context("making a directory for patches")?;
-    let bases = bases(client, app, version, args, dir.path(), out).await?;
+    let mut notes = Vec::new();
+    let bases = bases(client, app, version, args, dir.path(), &mut notes).await?;
     let mut files = Vec::new();
     for s in signed.iter_mut() {
         let target = s.target().clone();
@@ -74,7 +77,7 @@ pub async fn attach(
                 .await
                 .context("building a patch")??;
             if !worth_keeping(patch.size, result.size) {
-                out.note(&format!(
+                notes.push(format!(
                     "no patch for {target} from {} {}: {} is not less than half of {}",
                     base.version,
                     base.blob.sha256,
@@ -99,7 +102,7 @@ pub async fn attach(
                     })
                     .collect();
             }
-            out.note(&format!(
+            notes.push(format!(
                 "patch for {target} from {}: {} instead of {}",
                 base.version,
                 bytes(patch.size),
@@ -109,7 +112,7 @@ pub async fn attach(
             files.push(LocalArtifact::hash(&path).await?);
         }
     }
-    Ok(Built { files, _dir: Some(dir) })
+    Ok(Built { files, notes, _dir: Some(dir) })
 }
 
 /// One earlier build to patch from.
@@ -127,7 +130,7 @@ async fn bases(
     version: &Version,
     args: &PatchArgs,
     dir: &std::path::Path,
-    out: &Output,
+    notes: &mut Vec<String>,
 ) -> anyhow::Result<BTreeMap<Target, Vec<Base>>> {
     let mut by_target: BTreeMap<Target, Vec<Base>> = BTreeMap::new();
     let mut local: BTreeMap<Sha256, PathBuf> = BTreeMap::new();
@@ -162,7 +165,7 @@ async fn bases(
             let path = match local.get(&a.sha256) {
                 Some(path) => path.clone(),
                 None if a.url.is_some() => {
-                    out.note(&format!(
+                    notes.push(format!(
                         "no patch from {} for {target}: its build is not on this server",
                         r.release.version
                     ));
@@ -171,7 +174,7 @@ async fn bases(
                 None => {
                     let path = dir.join(format!("{}.base", a.sha256));
                     if let Err(e) = client.download_artifact(&a.sha256, &path).await {
-                        out.note(&format!("no patch from {} for {target}: {e}", r.release.version));
+                        notes.push(format!("no patch from {} for {target}: {e}", r.release.version));
                         continue;
                     }
                     path

@@ -205,7 +205,7 @@ pub async fn publish(args: PublishArgs, profile: &Profile, out: &Output) -> anyh
     check_keys(&client, &args.app, &keys).await?;
     check_channel(&client, &args.app, &args.channel).await?;
     let mut signed = artifact::sign(&args.app, &args.version, &keys, &args.artifacts).await?;
-    let patches = patches::attach(&client, &args.app, &args.version, &keys, &mut signed, &args.patches, out).await?;
+    let patches = patches::attach(&client, &args.app, &args.version, &keys, &mut signed, &args.patches).await?;
     let release = ReleaseSpec {
         version: args.version.clone(),
         notes,
@@ -215,6 +215,9 @@ pub async fn publish(args: PublishArgs, profile: &Profile, out: &Output) -> anyh
         artifacts: artifact::specs(&signed),
     };
     if !already_published(&client, &args.app, &release, Some(&args.channel)).await? {
+        for note in &patches.notes {
+            out.note(note);
+        }
         artifact::upload(&client, &signed, out).await?;
         for file in &patches.files {
             client.upload_artifact(file, |_| {}).await.with_context(|| format!("uploading patch {}", file.sha256()))?;
