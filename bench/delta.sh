@@ -22,6 +22,10 @@ else
   (cd "$BENCH_TGT/old-src" && CARGO_TARGET_DIR="$BENCH_TGT/tgt" cargo build -q $flag -p halftone-server --bin halftone)
   cp "$BENCH_TGT/tgt/$PROFILE/halftone" "$BENCH_TGT/halftone-old"
   git worktree remove --force "$BENCH_TGT/old-src"
+  # Cargo fingerprints path crates by file times, not by path: forget the old tree's builds of
+  # the workspace's own crates so the new tree's are compiled (dependencies are reused).
+  CARGO_TARGET_DIR="$BENCH_TGT/tgt" cargo clean -q --release -p halftone-channels -p halftone-admin \
+    -p halftone-client -p halftone-server -p halftone-tests
   CARGO_TARGET_DIR="$BENCH_TGT/tgt" cargo build -q $flag -p halftone-server --bin halftone
   cp "$BENCH_TGT/tgt/$PROFILE/halftone" "$BENCH_TGT/halftone-new"
   OLD=$BENCH_TGT/halftone-old NEW=$BENCH_TGT/halftone-new
