@@ -198,6 +198,40 @@ impl AdminClient {
         self.finish(request, &url, &endpoint).await.map(|r| r.body)
     }
 
+    /// `GET /v1/artifacts/{sha256}` into the file `dest` (created or truncated), streamed,
+    /// its digest checked against `sha256`: a base build for a patch. A file whose bytes do
+    /// not have that digest is removed and refused.
+    pub async fn download_artifact(&self, sha256: &Sha256, dest: &std::path::Path) -> Result<u64, AdminError> {
+        use sha2::Digest as _;
+        use tokio::io::AsyncWriteExt as _;
+        let url = self.url(&["v1", "artifacts", &sha256.to_string()]);
+        let request = self.http.get(url.clone()).header(header::AUTHORIZATION, self.auth.clone());
+        let mut response = request.send().await.map_err(|e| network(&url, &e))?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let body = response.bytes().await.map_err(|e| network(&url, &e))?;
+            return Err(refusal(status, &body));
+        }
+        let file_error = |error| AdminError::File { path: dest.to_owned(), error };
+        let mut file = tokio::fs::File::create(dest).await.map_err(file_error)?;
+        let (mut hasher, mut size) = (sha2::Sha256::new(), 0u64);
+        while let Some(chunk) = response.chunk().await.map_err(|e| network(&url, &e))? {
+            hasher.update(&chunk);
+            size += chunk.len() as u64;
+            file.write_all(&chunk).await.map_err(file_error)?;
+        }
+        file.flush().await.map_err(file_error)?;
+        let got = Sha256::from_bytes(hasher.finalize().into());
+        if got != *sha256 {
+            let _ = tokio::fs::remove_file(dest).await;
+            return Err(AdminError::Decode {
+                endpoint: format!("GET {}", url.path()),
+                reason: format!("the bytes have digest {got}, not {sha256}"),
+            });
+        }
+        Ok(size)
+    }
+
     // ---------- releases ----------
 
     /// `POST /v1/apps/{app}/releases`: publishes a release (its artifacts uploaded before) with

@@ -63,6 +63,7 @@ mod client;
 mod client_signing;
 mod error;
 mod etag;
+mod patch_builder;
 mod release_key;
 mod written;
 
@@ -70,5 +71,6 @@ pub use artifact::LocalArtifact;
 pub use client::AdminClient;
 pub use error::AdminError;
 pub use etag::ETag;
+pub use patch_builder::{PATCH_LEVEL, build_patch, window_log, worth_keeping};
 pub use release_key::ReleaseKey;
 pub use written::Written;

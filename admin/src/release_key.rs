@@ -7,8 +7,11 @@
 //! seeds); see the crate doc for why.
 
 use ed25519_dalek::{Signer as _, SigningKey};
-use halftone_channels::wire::{ArtifactSpec, KeyDocumentSpec, KeySpec, SignatureSpec};
-use halftone_channels::{KeyDocument, KeyId, PublicKey, Signature, SignedFields, signed_message};
+use halftone_channels::wire::{ArtifactSpec, KeyDocumentSpec, KeySpec, PatchSpec, SignatureSpec};
+use halftone_channels::{
+    Blob, KeyDocument, KeyId, PatchFields, PatchFormat, PublicKey, Signature, SignedFields, patch_message,
+    signed_message,
+};
 
 /// An ed25519 private key with the id signatures name it by.
 ///
@@ -89,6 +92,23 @@ impl ReleaseKey {
             signatures: Vec::new(),
             url: None,
             clients: None,
+            patches: Vec::new(),
+        }
+    }
+
+    /// The spec of a patch from `base` to the artifact `result` describes, whose own bytes
+    /// are `patch`: signed with this key over the patch message ([`patch_message`]).
+    pub fn sign_patch(&self, result: SignedFields<'_>, format: PatchFormat, base: &Blob, patch: &Blob) -> PatchSpec {
+        let message = patch_message(PatchFields { artifact: result, format, base, patch });
+        PatchSpec {
+            format,
+            base_sha256: base.sha256,
+            base_size: base.size,
+            sha256: patch.sha256,
+            size: patch.size,
+            signature: Signature::from_bytes(self.signing.sign(message.as_bytes()).to_bytes()),
+            key_id: self.id.clone(),
+            signatures: Vec::new(),
         }
     }
 

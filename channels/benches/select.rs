@@ -71,6 +71,7 @@ fn catalog(size: u64) -> Catalog {
                     signatures: Signatures::one(KeyId::parse("release-2026").unwrap(), Signature::from_bytes([3; 64])),
                     url: None,
                     clients: None,
+                    patches: Default::default(),
                 };
                 (target, artifact)
             })

@@ -87,6 +87,8 @@ pub enum What {
     MetricSet,
     /// A [`MetricGate`](crate::MetricGate).
     MetricGate,
+    /// A [`Patch`](crate::Patch) or an artifact's [`Patches`](crate::Patches).
+    Patch,
 }
 
 impl fmt::Display for What {
@@ -120,6 +122,7 @@ impl fmt::Display for What {
             What::DisplayName => "display name",
             What::TokenName => "token name",
             What::TrustedKeys => "trusted keys",
+            What::Patch => "patch",
             What::Nonce => "nonce",
             What::KeyDocument => "key document",
             What::Signatures => "signatures",

@@ -16,6 +16,8 @@
 //! - [`Catalog`]: an app's releases indexed for [`Catalog::select`] (a [`Decision`]) and
 //!   [`Catalog::explain`] (an [`Explanation`]);
 //! - [`signed_message`] and [`TrustedKeys`]: what an artifact signature covers and its check;
+//! - [`Patch`] and [`patch_message`]: a signed delta from one earlier build to an artifact,
+//!   bound to both by its signed message;
 //! - [`KeyDocument`] and [`KeyChain`]: an app's release keys as versioned documents, each
 //!   signed by its predecessor's keys (rotation), with a [`Threshold`] (k-of-n);
 //! - [`HealthGate`] with its sequential [`Comparison`] against the baseline build, and
@@ -51,6 +53,7 @@ mod key_document;
 mod label;
 mod metric;
 mod metric_gate;
+mod patch;
 mod platform;
 mod range;
 mod release;
@@ -96,6 +99,7 @@ pub use metric::{
     MetricSet, MetricValue,
 };
 pub use metric_gate::{MetricEvidence, MetricGate, defaults as metric_gate_defaults};
+pub use patch::{Blob, MAX_PATCHES, Patch, PatchFields, PatchFormat, Patches, patch_message, zstd_window_log};
 pub use platform::{Arch, Os, OsVersion, Platform, Target};
 pub use range::{Comparator, Op, Range};
 pub use release::{Artifact, ExternalUrl, MAX_NOTES, Release, ReleaseParts};

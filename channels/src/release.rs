@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::{ParseError, What, string_newtype};
-use crate::{ClientSignatures, Sha256, Signatures, Target, Version};
+use crate::{ClientSignatures, Patches, Sha256, Signatures, Target, Version};
 
 /// Where an artifact can be fetched instead of the server's own store: an `http://` or
 /// `https://` URL of at most 2048 characters, without whitespace.
@@ -46,6 +46,8 @@ pub struct Artifact {
     pub url: Option<ExternalUrl>,
     /// What other updaters verify (Tauri, electron-updater, Sparkle), when published with them.
     pub clients: Option<ClientSignatures>,
+    /// Signed patches from earlier builds to this one, at most one per base (delta updates).
+    pub patches: Patches,
 }
 
 /// The most bytes of release notes.
@@ -156,6 +158,7 @@ mod tests {
                 signatures: Signatures::one(crate::KeyId::parse("k").unwrap(), crate::Signature::from_bytes([0; 64])),
                 url: None,
                 clients: None,
+                patches: Default::default(),
             },
         );
         ReleaseParts {

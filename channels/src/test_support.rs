@@ -40,6 +40,7 @@ pub fn release(version: &str, targets: &[(&str, &str)]) -> ReleaseParts {
                     signatures: Signatures::one(KeyId::parse("k1").unwrap(), Signature::from_bytes([1; 64])),
                     url: None,
                     clients: None,
+                    patches: Default::default(),
                 },
             )
         })

@@ -36,6 +36,7 @@ fn artifact(version: &Version, t: &Target) -> Artifact {
         signatures: Signatures::one(KeyId::parse("k1").unwrap(), Signature::from_bytes([7; 64])),
         url: None,
         clients: None,
+        patches: Default::default(),
     }
 }
 

@@ -29,7 +29,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use halftone_client::{CheckOutcome, Client, Error, Installation, LaunchOutcome};
+use halftone_client::{CheckOutcome, Client, Delivery, Error, Installation, LaunchOutcome, Layout};
 
 const USAGE: &str = "usage: update --server URL --app ID --key ID=HEX [--key ID=HEX ...]
               --app-dir DIR --state-dir DIR [--layout dir|exe] [--platform OS/ARCH]";
@@ -130,6 +130,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some((os, arch)) = &args.platform {
         builder = builder.platform(os, arch);
     }
+    // With one executable, the running file is the build as it was downloaded: its digest goes
+    // with each check-in, so the server can offer a patch from it (delta update). An unpacked
+    // archive is not the downloaded file, so the directory layout downloads whole builds.
+    if let Layout::Executable { .. } = installation.layout() {
+        builder = builder.running_build(launch.program());
+    }
     // A revert found by the launch is reported (install_failed) by the client built here.
     let client = builder.build().await?;
 
@@ -145,8 +151,18 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // 3. Check, download, install, restart.
     let result = match client.check().await {
         Ok(CheckOutcome::Available(update)) => {
-            println!("{} is available ({} bytes)", update.version(), update.size());
+            match update.patch_size() {
+                Some(patch) => {
+                    println!("{} is available ({} bytes, or a {patch}-byte patch)", update.version(), update.size())
+                }
+                None => println!("{} is available ({} bytes)", update.version(), update.size()),
+            }
             let file = client.download(&update, state_dir.join("download"), |_, _| {}).await?;
+            match file.delivery() {
+                Delivery::Patch { patch_size } => println!("patched from the running build ({patch_size} bytes)"),
+                Delivery::FullAfterPatch { reason } => println!("the patch failed ({reason}); downloaded in full"),
+                _ => {}
+            }
             let installed = client.install(&installation, &file).await?;
             println!("installed {}; restarting", installed.version());
             client.flush().await?;

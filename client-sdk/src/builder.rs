@@ -14,6 +14,7 @@ use halftone_channels::{
 use crate::answer::AnswerCheck;
 use crate::api::{Api, Timeouts};
 use crate::client::{Client, Parts};
+use crate::delta::RunningBuild;
 use crate::host;
 use crate::journal::Phase;
 use crate::keys::KeyTrust;
@@ -50,6 +51,7 @@ pub struct ClientBuilder {
     timeouts: Timeouts,
     event_queue: usize,
     max_download_size: u64,
+    running_build: Option<PathBuf>,
     download_hosts: Vec<String>,
     download_limits: DownloadLimits,
 }
@@ -83,6 +85,7 @@ impl Default for ClientBuilder {
             },
             event_queue: 1000,
             max_download_size: DEFAULT_MAX_DOWNLOAD,
+            running_build: None,
             download_hosts: Vec::new(),
             download_limits: DownloadLimits::default(),
         }
@@ -275,6 +278,17 @@ impl ClientBuilder {
         self
     }
 
+    /// The file of the build that runs now, exactly as it was downloaded (for
+    /// [`Layout::Executable`](crate::Layout::Executable), the executable). The client hashes it
+    /// once when it is built and sends its digest with each check-in, so the server can offer
+    /// a patch from it (delta update), which [`Client::download`](crate::Client::download)
+    /// applies, falling back to the full file on any failure. A file that cannot be read
+    /// means no patches, never an error.
+    pub fn running_build(mut self, file: impl Into<PathBuf>) -> Self {
+        self.running_build = Some(file.into());
+        self
+    }
+
     /// How many events may wait to be sent before the oldest are dropped. Default: 1000.
     pub fn event_queue_capacity(mut self, capacity: usize) -> Self {
         self.event_queue = capacity;
@@ -383,6 +397,7 @@ impl ClientBuilder {
             traits,
             event_queue: self.event_queue,
             max_download_size: self.max_download_size,
+            running_build: self.running_build,
         })
     }
 }
@@ -444,6 +459,7 @@ struct Settings {
     traits: BTreeMap<TraitName, TraitValue>,
     event_queue: usize,
     max_download_size: u64,
+    running_build: Option<PathBuf>,
 }
 
 impl Settings {
@@ -479,6 +495,7 @@ impl Settings {
             traits: self.traits,
             event_queue: self.event_queue,
             max_download_size: self.max_download_size,
+            running_build: self.running_build.and_then(RunningBuild::hash),
         })
     }
 }

@@ -13,6 +13,7 @@ use halftone_channels::{
 
 use crate::answer::AnswerCheck;
 use crate::api::Api;
+use crate::delta::{Delivery, OfferedPatch, PatchFailure, Patched, RunningBuild};
 use crate::download;
 use crate::journal::Phase;
 use crate::keys::KeyTrust;
@@ -65,6 +66,8 @@ struct Inner {
     api: Arc<Api>,
     reporter: Reporter,
     max_download_size: u64,
+    /// The running build's file and digest, when the app named it: patches apply to it.
+    running_build: Option<RunningBuild>,
     /// Offers refused for their keys that were already reported: each once per process.
     key_refusals_reported: Mutex<HashSet<(Version, String)>>,
 }
@@ -91,6 +94,8 @@ pub(crate) struct Parts {
     pub(crate) traits: BTreeMap<TraitName, TraitValue>,
     pub(crate) event_queue: usize,
     pub(crate) max_download_size: u64,
+    /// The running build's file and digest, when the app named it.
+    pub(crate) running_build: Option<RunningBuild>,
 }
 
 impl Client {
@@ -124,6 +129,7 @@ impl Client {
                 api: parts.api,
                 reporter,
                 max_download_size: parts.max_download_size,
+                running_build: parts.running_build,
                 key_refusals_reported: Mutex::default(),
             }),
         }
@@ -265,6 +271,7 @@ impl Client {
             interactive: kind == CheckKind::Interactive,
             nonce: None,
             answer_key: None,
+            current_sha256: self.inner.running_build.as_ref().map(|b| b.blob().sha256),
         }
     }
 
@@ -327,11 +334,64 @@ impl Client {
             self.inner.reverted.as_ref(),
         )?;
         self.report(EventKind::DownloadStarted, update.version());
-        let result = self.fetch_and_verify(update, dest, &mut progress).await;
+        let result = match (&update.patch, &self.inner.running_build) {
+            (Some(patch), Some(base)) => match self.fetch_patched(update, patch, base, dest, &mut progress).await {
+                Ok(file) => Ok(file),
+                Err(reason) => {
+                    // Said in the report (the download's event carries it) and in the file's
+                    // `delivery`; the full file then goes through every usual check.
+                    tracing::warn!(version = %update.version(), %reason, "delta update failed; downloading the full file");
+                    let detail = format!("delta_fallback: {reason}");
+                    self.report_with_detail(EventKind::DownloadStarted, update.version(), &detail);
+                    self.fetch_and_verify(update, dest, &mut progress)
+                        .await
+                        .map(|f| f.delivered(Delivery::FullAfterPatch { reason }))
+                }
+            },
+            _ => self.fetch_and_verify(update, dest, &mut progress).await,
+        };
         if let Err(e) = &result {
             self.report_with_detail(EventKind::DownloadFailed, update.version(), &event_detail(e));
         }
         result
+    }
+
+    /// Downloads `patch`, checks it and the base, applies it into the build's part file and
+    /// verifies the result as a full download ([`Patched`]).
+    async fn fetch_patched(
+        &self,
+        update: &Update,
+        patch: &OfferedPatch,
+        base: &RunningBuild,
+        dest: &Path,
+        progress: &mut dyn Progress,
+    ) -> Result<VerifiedFile, PatchFailure> {
+        let source = download::Source { url: &patch.url, sha256: &patch.file.sha256, size: patch.file.size };
+        let patch_part = download::fetch(&self.inner.api, source, dest, progress)
+            .await
+            .map_err(|e| PatchFailure::Download(event_detail(&e)))?;
+        let (inner, update, patch, base, dest) =
+            (self.inner.clone(), update.clone(), patch.clone(), base.clone(), dest.to_owned());
+        off_runtime(move || {
+            let keys = inner.keys.current();
+            let patched = Patched { app: &inner.app, keys: &keys, update: &update, patch: &patch, base: &base };
+            let part = download::part_path(&dest, &update.sha256);
+            let applied = patched.apply(&patch_part, &part);
+            let _ = std::fs::remove_file(&patch_part);
+            applied?;
+            let verifier = Verifier {
+                app: &inner.app,
+                keys: &keys,
+                running: &inner.running,
+                state: &inner.state,
+                watermark: &inner.watermark,
+            };
+            verifier
+                .finish(&part, &dest, &update)
+                .map(|f| f.delivered(Delivery::Patch { patch_size: patch.file.size }))
+                .map_err(|e| PatchFailure::Result(event_detail(&e)))
+        })
+        .await
     }
 
     async fn fetch_and_verify(
@@ -340,7 +400,7 @@ impl Client {
         dest: &Path,
         progress: &mut dyn Progress,
     ) -> Result<VerifiedFile, Error> {
-        let part = download::fetch(&self.inner.api, update, dest, progress).await?;
+        let part = download::fetch(&self.inner.api, update.into(), dest, progress).await?;
         let (inner, update, dest) = (self.inner.clone(), update.clone(), dest.to_owned());
         off_runtime(move || {
             let keys = inner.keys.current();

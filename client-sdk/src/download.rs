@@ -42,12 +42,12 @@ pub(crate) fn part_path(dest: &Path, sha256: &Sha256) -> PathBuf {
 /// attempt.
 pub(crate) async fn fetch(
     api: &Api,
-    update: &Update,
+    update: Source<'_>,
     dest: &Path,
     progress: &mut dyn Progress,
 ) -> Result<PathBuf, Error> {
-    let part = part_path(dest, &update.sha256);
-    remove_stale_parts(dest, &update.sha256).await;
+    let part = part_path(dest, update.sha256);
+    remove_stale_parts(dest, update.sha256).await;
     let size = update.size;
     let mut have = match tokio::fs::metadata(&part).await {
         Ok(meta) => meta.len(),
@@ -97,6 +97,23 @@ pub(crate) async fn fetch(
             }
             Ok(part)
         }
+    }
+}
+
+/// What one download fetches: a build, or a patch to one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Source<'a> {
+    /// Where from.
+    pub(crate) url: &'a reqwest::Url,
+    /// The signed digest (the part file is named after it).
+    pub(crate) sha256: &'a Sha256,
+    /// The signed size: never more is written.
+    pub(crate) size: u64,
+}
+
+impl<'a> From<&'a Update> for Source<'a> {
+    fn from(u: &'a Update) -> Self {
+        Source { url: &u.url, sha256: &u.sha256, size: u.size }
     }
 }
 
@@ -156,10 +173,10 @@ async fn remove_stale_parts(dest: &Path, keep: &Sha256) {
 
 /// Sends the request, resuming from `have`; answers the response and the offset its body
 /// starts at.
-async fn request(api: &Api, update: &Update, have: u64) -> Result<(Response, u64), Error> {
+async fn request(api: &Api, update: Source<'_>, have: u64) -> Result<(Response, u64), Error> {
     let mut from = have;
     loop {
-        let response = api.fetch(&update.url, from).await?;
+        let response = api.fetch(update.url, from).await?;
         let status = response.status().as_u16();
         match status {
             200 => return Ok((response, 0)),

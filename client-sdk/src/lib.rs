@@ -110,6 +110,7 @@ mod backoff;
 pub mod blocking;
 mod builder;
 mod client;
+mod delta;
 mod download;
 mod error;
 mod host;
@@ -137,6 +138,7 @@ pub use answer::Unverified;
 pub use archive::UnsafeEntry;
 pub use builder::ClientBuilder;
 pub use client::Client;
+pub use delta::{Delivery, PatchFailure, apply_patch};
 pub use error::{BuildError, Error, Refusal, Rejection, StateError};
 pub use install::{
     Confirmation, InstallError, InstallStep, Installation, Installed, Launch, LaunchOutcome, Layout, PlatformInstaller,

@@ -76,6 +76,7 @@ pub(crate) fn offer(version: &str, bytes: &[u8], signed: &Signed) -> UpdateOffer
             signature,
             key_id: KeyId::parse(signed.key_id).unwrap(),
             signatures: vec![],
+            patch: None,
         },
         report_token: None,
     }
@@ -157,6 +158,11 @@ impl Scenario {
         let mut world = self.world();
         world.artifacts.insert(offer.artifact.sha256.to_string(), bytes.to_vec());
         world.offer = Some(offer);
+    }
+
+    /// Serves `bytes` under their digest, as an uploaded patch or artifact.
+    pub(crate) fn store(&self, bytes: &[u8]) {
+        self.world().artifacts.insert(Sha256::digest(bytes).to_string(), bytes.to_vec());
     }
 
     /// Makes the next artifact request answer as `how` (then back to [`Serve::File`]).

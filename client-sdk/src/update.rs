@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use halftone_channels::wire::{CheckResponse, UpdateOffer};
-use halftone_channels::{ChannelName, KeyDocument, Ladder, Sha256, Signatures, Target, Version};
+use halftone_channels::{Blob, ChannelName, KeyDocument, Ladder, Sha256, Signatures, Target, Version};
 use reqwest::Url;
 
+use crate::delta::OfferedPatch;
 use crate::watermark::{Watermark, admit};
 use crate::{Error, Refusal};
 
@@ -34,6 +35,8 @@ pub struct Update {
     pub(crate) sha256: Sha256,
     pub(crate) size: u64,
     pub(crate) signatures: Signatures,
+    /// A patch from the running build, when the server offered one (verified only when used).
+    pub(crate) patch: Option<OfferedPatch>,
 }
 
 impl Update {
@@ -76,6 +79,13 @@ impl Update {
     pub fn url(&self) -> &str {
         self.url.as_str()
     }
+
+    /// The size of the patch from the running build that the server offered, if it offered
+    /// one: [`Client::download`](crate::Client::download) then fetches that many bytes instead
+    /// of [`size`](Self::size), unless the patch fails (then it fetches the whole file).
+    pub fn patch_size(&self) -> Option<u64> {
+        self.patch.as_ref().map(|p| p.file.size)
+    }
 }
 
 /// What an offer is checked against.
@@ -107,7 +117,7 @@ impl Checked {
     pub(crate) fn from_response(
         response: CheckResponse,
         device: &Device<'_>,
-        resolve: impl FnOnce(&str) -> Result<Url, Refusal>,
+        resolve: impl Fn(&str) -> Result<Url, Refusal>,
     ) -> Self {
         if let Some(served) = &response.served_channel {
             // The app's channel list lost this channel: the app should move its users.
@@ -127,8 +137,9 @@ impl Checked {
 pub(crate) fn accept(
     offer: UpdateOffer,
     device: &Device<'_>,
-    resolve: impl FnOnce(&str) -> Result<Url, Refusal>,
+    resolve: impl Fn(&str) -> Result<Url, Refusal>,
 ) -> Result<Update, Refusal> {
+    let resolve_patch = &resolve;
     let artifact = offer.artifact;
     let target = Target { os: artifact.os, arch: artifact.arch };
     if target != *device.target {
@@ -160,7 +171,27 @@ pub(crate) fn accept(
         }
         return Err(Refusal::TooFewTrustedKeys { named, needed });
     }
+    // A patch is an offer within the offer: one that cannot be taken (a URL the app does not
+    // allow, malformed signatures) leaves the full file, never refuses the update.
+    let patch = artifact.patch.and_then(|p| {
+        let signatures = halftone_channels::wire::signatures(p.key_id, p.signature, p.signatures).ok()?;
+        let url = match resolve_patch(&p.url) {
+            Ok(url) => url,
+            Err(refusal) => {
+                tracing::warn!(%refusal, "the offered patch cannot be downloaded from its URL; the full file will be");
+                return None;
+            }
+        };
+        Some(OfferedPatch {
+            url,
+            format: p.format,
+            base: Blob { sha256: p.base_sha256, size: p.base_size },
+            file: Blob { sha256: p.sha256, size: p.size },
+            signatures,
+        })
+    });
     Ok(Update {
+        patch,
         url: resolve(&artifact.url)?,
         version: offer.version,
         channel: offer.channel,
@@ -198,6 +229,7 @@ mod tests {
                 signature: Signature::from_bytes([0; 64]),
                 key_id: KeyId::parse("k").unwrap(),
                 signatures: vec![],
+                patch: None,
             },
             report_token: None,
         }

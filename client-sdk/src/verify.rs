@@ -17,6 +17,7 @@ use std::sync::{Mutex, PoisonError};
 use halftone_channels::{AppId, KeyDocument, SignatureError, SignedFields, Version, signed_message};
 use sha2::Digest;
 
+use crate::delta::Delivery;
 use crate::state::StateDir;
 use crate::watermark::{Watermark, admit};
 use crate::{Error, Rejection, Sha256, Update};
@@ -29,6 +30,7 @@ pub struct VerifiedFile {
     path: PathBuf,
     version: Version,
     sha256: Sha256,
+    delivery: Delivery,
 }
 
 impl VerifiedFile {
@@ -47,6 +49,18 @@ impl VerifiedFile {
         &self.sha256
     }
 
+    /// How it came: whole, or patched from the running build, or whole after a patch failed
+    /// (with why). The checks it passed are the same either way.
+    pub fn delivery(&self) -> &Delivery {
+        &self.delivery
+    }
+
+    /// The same file, noting how it came.
+    pub(crate) fn delivered(mut self, delivery: Delivery) -> Self {
+        self.delivery = delivery;
+        self
+    }
+
     /// The path, taking ownership.
     pub fn into_path(self) -> PathBuf {
         self.path
@@ -56,7 +70,7 @@ impl VerifiedFile {
     #[cfg(test)]
     pub(crate) fn for_tests(path: &Path, version: &str) -> Self {
         let sha256 = digest_file(path).expect("the test file is readable");
-        VerifiedFile { path: path.to_owned(), version: version.parse().unwrap(), sha256 }
+        VerifiedFile { path: path.to_owned(), version: version.parse().unwrap(), sha256, delivery: Delivery::Full }
     }
 }
 
@@ -123,7 +137,12 @@ impl Verifier<'_> {
             journal.as_ref().and_then(|j| j.reverted()),
         )?;
         fs::rename(part, dest).map_err(|source| Error::Io { path: dest.to_owned(), source })?;
-        Ok(VerifiedFile { path: dest.to_owned(), version: update.version().clone(), sha256: update.sha256 })
+        Ok(VerifiedFile {
+            path: dest.to_owned(),
+            version: update.version().clone(),
+            sha256: update.sha256,
+            delivery: Delivery::Full,
+        })
     }
 }
 

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::CheckRequest;
 use crate::{
     AppId, Arch, ChannelName, Direction, DisplayName, ExternalUrl, GateAction, KeyId, ListedId, MetricName, Os,
-    Percent, PublicKey, Rank, RolloutState, Rule, Salt, SchedulePreset, Sha256, Signature, Step, Stickiness, TokenName,
-    TraitName, TraitValue, Version,
+    PatchFormat, Percent, PublicKey, Rank, RolloutState, Rule, Salt, SchedulePreset, Sha256, Signature, Step,
+    Stickiness, TokenName, TraitName, TraitValue, Version,
 };
 
 /// A trusted public key of an app.
@@ -373,6 +373,34 @@ pub struct ArtifactSpec {
     /// when the release was published without them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clients: Option<ClientSignaturesSpec>,
+    /// Signed patches from earlier builds to this one (delta updates), at most one per base;
+    /// omitted when there is none. Each patch file is uploaded before, like an artifact.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub patches: Vec<PatchSpec>,
+}
+
+/// A patch from an earlier build (its base) to the artifact that lists it (`Patch` in the
+/// domain); its signatures cover the patch message (docs/api.md §8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchSpec {
+    /// How to apply it: `zstd-patch-from`.
+    pub format: PatchFormat,
+    /// SHA-256 of the base build.
+    pub base_sha256: Sha256,
+    /// Size of the base build in bytes.
+    pub base_size: u64,
+    /// SHA-256 of the patch file (stored under it, like an artifact).
+    pub sha256: Sha256,
+    /// Size of the patch file in bytes.
+    pub size: u64,
+    /// ed25519 signature over the patch message.
+    pub signature: Signature,
+    /// The id of the signing key (one of the app's keys).
+    pub key_id: KeyId,
+    /// More signatures (k-of-n), by the artifact's rule. Omitted when there is one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signatures: Vec<super::SignatureSpec>,
 }
 
 /// The signatures and digest of one artifact for other updaters, made by one app key

@@ -16,17 +16,18 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::{
     ArtifactSpec, CheckRequest, ClientSignaturesSpec, CompareSpec, EvidenceView, ExplainResponse, GateSpec,
     KeyDocumentSpec, KeySpec, MetricEvidenceView, MetricFiguresView, MetricGateSpec, MetricKindSpec, MetricSpec,
-    Reason, ReleaseSpec, ReleaseVerdict, RolloutPatch, RolloutSpec, RuleKind, RuleSpec, ScheduleSpec, SignatureSpec,
-    TraitOp,
+    PatchSpec, Reason, ReleaseSpec, ReleaseVerdict, RolloutPatch, RolloutSpec, RuleKind, RuleSpec, ScheduleSpec,
+    SignatureSpec, TraitOp,
 };
 use crate::error::{ParseError, What};
 use crate::rules::parse_network;
 use crate::{
-    Admission, AppId, Arch, Artifact, Call, ChannelName, CheckIn, CheckKind, ClientSignatures, Comparison,
+    Admission, AppId, Arch, Artifact, Blob, Call, ChannelName, CheckIn, CheckKind, ClientSignatures, Comparison,
     CounterFigures, Distribution, Evidence, Explanation, HealthGate, IdList, KeyDocument, KeyId, KeySignature, Locale,
-    MAX_RULE_VALUES, MetricEvidence, MetricGate, MetricKind, MetricSet, Minisign, Os, Platform, Release, ReleaseParts,
-    Rollout, RolloutEdit, Rule, Rules, Salt, Schedule, Sha512, Signature, Signatures, SignedKeyDocument, Target,
-    Threshold, TraitCondition, TraitValue, TrustedKeys, Verdict, Version, metric_gate_defaults,
+    MAX_RULE_VALUES, MetricEvidence, MetricGate, MetricKind, MetricSet, Minisign, Os, Patch, Patches, Platform,
+    Release, ReleaseParts, Rollout, RolloutEdit, Rule, Rules, Salt, Schedule, Sha512, Signature, Signatures,
+    SignedKeyDocument, Target, Threshold, TraitCondition, TraitValue, TrustedKeys, Verdict, Version,
+    metric_gate_defaults,
 };
 
 // ---------- app metrics ----------
@@ -95,7 +96,10 @@ impl TryFrom<ReleaseSpec> for Release {
             let target = Target { os: a.os, arch: a.arch };
             let signatures = signatures(a.key_id, a.signature, a.signatures)?;
             let clients = a.clients.map(ClientSignatures::try_from).transpose()?;
-            let artifact = Artifact { sha256: a.sha256, size: a.size, signatures, url: a.url, clients };
+            let result = Blob { sha256: a.sha256, size: a.size };
+            let patches = a.patches.into_iter().map(Patch::try_from).collect::<Result<_, _>>()?;
+            let patches = Patches::new(patches, &result)?;
+            let artifact = Artifact { sha256: a.sha256, size: a.size, signatures, url: a.url, clients, patches };
             if artifacts.insert(target.clone(), artifact).is_some() {
                 return Err(ParseError::new(
                     What::Release,
@@ -136,8 +140,36 @@ impl From<&Release> for ReleaseSpec {
                     signatures: extra_signatures(&a.signatures),
                     url: a.url.clone(),
                     clients: a.clients.as_ref().map(ClientSignaturesSpec::from),
+                    patches: a.patches.iter().map(PatchSpec::from).collect(),
                 })
                 .collect(),
+        }
+    }
+}
+
+impl TryFrom<PatchSpec> for Patch {
+    type Error = ParseError;
+    fn try_from(w: PatchSpec) -> Result<Self, ParseError> {
+        Ok(Patch {
+            format: w.format,
+            base: Blob { sha256: w.base_sha256, size: w.base_size },
+            file: Blob { sha256: w.sha256, size: w.size },
+            signatures: signatures(w.key_id, w.signature, w.signatures)?,
+        })
+    }
+}
+
+impl From<&Patch> for PatchSpec {
+    fn from(p: &Patch) -> Self {
+        PatchSpec {
+            format: p.format,
+            base_sha256: p.base.sha256,
+            base_size: p.base.size,
+            sha256: p.file.sha256,
+            size: p.file.size,
+            signature: p.signatures.first().signature,
+            key_id: p.signatures.first().key_id.clone(),
+            signatures: extra_signatures(&p.signatures),
         }
     }
 }

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Arch, ChannelName, DeviceId, KeyId, Locale, MetricName, MetricValue, Nonce, Os, OsVersion, PublicKey, ReportToken,
-    Sha256, Signature, Traits, UserId, Version,
+    Arch, ChannelName, DeviceId, KeyId, Locale, MetricName, MetricValue, Nonce, Os, OsVersion, PatchFormat, PublicKey,
+    ReportToken, Sha256, Signature, Traits, UserId, Version,
 };
 
 /// `POST /v1/apps/{app}/check`: what a device sends.
@@ -47,6 +47,10 @@ pub struct CheckRequest {
     /// The answer key the device pins: the server signs with it while it still holds it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer_key: Option<KeyId>,
+    /// SHA-256 of the build the device runs (the file an update replaces), when the SDK knows
+    /// it: an offer then carries a patch from that build, when the release has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_sha256: Option<Sha256>,
 }
 
 /// The answer to a check-in: always a poll hint, and the offered update or `null`.
@@ -106,6 +110,36 @@ pub struct ArtifactOffer {
     pub key_id: KeyId,
     /// Every signature, the first included, when there are several (k-of-n); omitted when
     /// `signature` and `key_id` are the only one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signatures: Vec<super::SignatureSpec>,
+    /// A patch from the build the device said it runs (`current_sha256`) to this one, when
+    /// the release has one; omitted otherwise. The device may use it instead of `url`, and
+    /// falls back to `url` when anything about it fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch: Option<PatchOffer>,
+}
+
+/// A patch offered beside an artifact: what the device downloads instead of the whole file,
+/// and what it verifies first (docs/api.md §8, the patch message).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatchOffer {
+    /// Where to download the patch file (absolute, or relative to the server URL).
+    pub url: String,
+    /// How to apply it: `zstd-patch-from`.
+    pub format: PatchFormat,
+    /// SHA-256 of the build it applies to.
+    pub base_sha256: Sha256,
+    /// Size of that build in bytes.
+    pub base_size: u64,
+    /// SHA-256 of the patch file.
+    pub sha256: Sha256,
+    /// Size of the patch file in bytes.
+    pub size: u64,
+    /// ed25519 signature over the patch message.
+    pub signature: Signature,
+    /// The id of the signing key.
+    pub key_id: KeyId,
+    /// Every signature, the first included, when there are several (k-of-n).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signatures: Vec<super::SignatureSpec>,
 }

@@ -26,13 +26,13 @@ mod status;
 pub use admin::{
     AppList, AppSpec, AppView, ArtifactSpec, ArtifactStored, AuditEntry, AuditLog, ChannelSpec, ClientSignaturesSpec,
     CodePushKeyList, CodePushKeyRequest, CodePushKeyView, CompareSpec, ExplainRequest, ExplainResponse, GateSpec,
-    KeySpec, MetricGateSpec, MetricKindSpec, MetricSpec, PromoteRequest, PublishRequest, Reason, ReleaseList,
-    ReleaseSpec, ReleaseVerdict, ReleaseView, Role, RollbackRequest, RolloutPatch, RolloutSpec, RolloutView, RuleKind,
-    RuleSpec, ScheduleSpec, TokenCreated, TokenList, TokenRequest, TokenView, TraitOp,
+    KeySpec, MetricGateSpec, MetricKindSpec, MetricSpec, PatchSpec, PromoteRequest, PublishRequest, Reason,
+    ReleaseList, ReleaseSpec, ReleaseVerdict, ReleaseView, Role, RollbackRequest, RolloutPatch, RolloutSpec,
+    RolloutView, RuleKind, RuleSpec, ScheduleSpec, TokenCreated, TokenList, TokenRequest, TokenView, TraitOp,
 };
 pub use device::{
     AnswerKeyView, AnswerKeys, ArtifactOffer, CheckRequest, CheckResponse, Event, EventBatch, EventKind,
-    EventsAccepted, MetricReport, Rejections, UpdateOffer,
+    EventsAccepted, MetricReport, PatchOffer, Rejections, UpdateOffer,
 };
 pub use experiment::{
     ArmRequest, ArmSlotSpec, ArmValue, ArmView, ExperimentRequest, ExperimentView, FigureView, PromoteWinnerRequest,

@@ -46,8 +46,30 @@ impl State {
                 }
             }
             crate::client_signatures::check_key(app, fields, a)?;
+            for patch in a.patches.iter() {
+                let message = patch.message(fields);
+                app.keys.verify_threshold(app.threshold, message.as_bytes(), &patch.signatures).map_err(|e| {
+                    ApiError::Unprocessable(format!(
+                        "patch from {} for {target} of {}: {e}",
+                        patch.base.sha256,
+                        release.version()
+                    ))
+                })?;
+                self.check_stored(&patch.file.sha256, patch.file.size, &format!("patch {}", patch.file.sha256)).await?;
+            }
         }
         Ok(())
+    }
+
+    /// Refuses a file the server must serve that is not uploaded, or not of the signed size.
+    async fn check_stored(&self, sha256: &halftone_channels::Sha256, size: u64, what: &str) -> Result<(), ApiError> {
+        match self.artifacts.size(sha256).await.map_err(ApiError::object_store_unavailable)? {
+            None => Err(ApiError::Unprocessable(format!("{what} is not uploaded: PUT /v1/artifacts/{sha256} first"))),
+            Some(stored) if stored != size => {
+                Err(ApiError::Unprocessable(format!("{what} is {stored} bytes on the server, not {size}")))
+            }
+            Some(_) => Ok(()),
+        }
     }
 
     /// The other updaters' checks over the stored bytes of `release`'s artifacts, against the

@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use anyhow::{Context as _, bail};
 use halftone_admin::{AdminClient, LocalArtifact, ReleaseKey};
-use halftone_channels::wire::ArtifactSpec;
+use halftone_channels::wire::{ArtifactSpec, PatchSpec};
 use halftone_channels::{AppId, Arch, Os, SignedFields, Target, Version};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -70,6 +70,23 @@ pub struct Signed {
     arg: ArtifactArg,
     local: LocalArtifact,
     spec: ArtifactSpec,
+}
+
+impl Signed {
+    /// The platform it is for.
+    pub fn target(&self) -> &Target {
+        &self.arg.target
+    }
+
+    /// The file, hashed.
+    pub fn local(&self) -> &LocalArtifact {
+        &self.local
+    }
+
+    /// Lists a signed patch from an earlier build to this one.
+    pub fn add_patch(&mut self, patch: PatchSpec) {
+        self.spec.patches.push(patch);
+    }
 }
 
 /// Hashes each file and signs its signed message with each of `keys`; reads every file before

@@ -333,6 +333,7 @@ impl Device {
             interactive: false,
             nonce: None,
             answer_key: None,
+            current_sha256: None,
         }
     }
 

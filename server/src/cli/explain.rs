@@ -98,6 +98,7 @@ impl ExplainArgs {
             interactive: self.interactive,
             nonce: None,
             answer_key: None,
+            current_sha256: None,
         };
         Ok(ExplainRequest { check, ip: self.ip })
     }

@@ -30,6 +30,7 @@ pub mod key_rotation;
 pub mod keys;
 pub mod migrate;
 pub mod output;
+pub mod patches;
 pub mod profile;
 pub mod publish;
 pub mod releases;

@@ -15,6 +15,7 @@ use super::confirm::{YesArg, confirm};
 use super::failure::{Kind, Refused};
 use super::keys;
 use super::output::Output;
+use super::patches::{self, PatchArgs};
 use super::profile::Profile;
 use super::rollout::{RolloutArgs, rollouts};
 
@@ -191,6 +192,9 @@ pub struct PublishArgs {
     /// Devices older than this must first update to an older release.
     #[arg(long, value_name = "VERSION")]
     pub min_from: Option<Version>,
+    /// Delta patches from earlier builds.
+    #[command(flatten)]
+    pub patches: PatchArgs,
 }
 
 /// Runs `halftone publish`.
@@ -200,7 +204,8 @@ pub async fn publish(args: PublishArgs, profile: &Profile, out: &Output) -> anyh
     let notes = args.notes.read()?.unwrap_or_default();
     check_keys(&client, &args.app, &keys).await?;
     check_channel(&client, &args.app, &args.channel).await?;
-    let signed = artifact::sign(&args.app, &args.version, &keys, &args.artifacts).await?;
+    let mut signed = artifact::sign(&args.app, &args.version, &keys, &args.artifacts).await?;
+    let patches = patches::attach(&client, &args.app, &args.version, &keys, &mut signed, &args.patches).await?;
     let release = ReleaseSpec {
         version: args.version.clone(),
         notes,
@@ -210,7 +215,13 @@ pub async fn publish(args: PublishArgs, profile: &Profile, out: &Output) -> anyh
         artifacts: artifact::specs(&signed),
     };
     if !already_published(&client, &args.app, &release, Some(&args.channel)).await? {
+        for note in &patches.notes {
+            out.note(note);
+        }
         artifact::upload(&client, &signed, out).await?;
+        for file in &patches.files {
+            client.upload_artifact(file, |_| {}).await.with_context(|| format!("uploading patch {}", file.sha256()))?;
+        }
     }
     let request = PublishRequest { release, channel: args.channel.clone(), rollout: args.rollout.spec() };
     let written = client.publish(&args.app, &request).await?;

@@ -13,8 +13,8 @@ use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, web};
 use halftone_channels::wire::{CheckRequest, EventBatch, EventsAccepted, MetricReport};
 use halftone_channels::{
-    AppId, Arch, ChannelName, CheckIn, Decision, ExternalUrl, KeyId, MAX_COUNT, MetricKind, Os, PROOF_HEADER,
-    ReportToken, Serving, Sha256, Signature, Signatures, Target, Version,
+    AppId, Arch, ChannelName, CheckIn, Decision, ExternalUrl, KeyId, MAX_COUNT, MetricKind, Os, PROOF_HEADER, Patch,
+    PatchFormat, ReportToken, Serving, Sha256, Signature, Signatures, Target, Version,
 };
 use rand::RngExt as _;
 use serde::Serialize;
@@ -49,6 +49,7 @@ pub async fn check(
     let snapshot = state.snapshot();
     let catalog_app = snapshot.apps.get(&app).ok_or_else(|| crate::views::no_app(&app))?;
     let (nonce, pinned) = (request.nonce.take(), request.answer_key.take());
+    let running_build = request.current_sha256.take();
     // A device on a channel the app no longer has is served as on stable (and told so).
     let served =
         request.into_checkin(client_ip(&req, &state.config.trusted_proxies)).served_on(catalog_app.catalog.ladder());
@@ -81,9 +82,15 @@ pub async fn check(
         },
     };
     let served_channel = served.named.is_some().then_some(&checkin.channel);
-    let body =
-        serde_json::to_vec(&Answer::new(next_check_s, &decision, &checkin.platform.target, tokens, served_channel))
-            .map_err(anyhow::Error::from)?;
+    let body = serde_json::to_vec(&Answer::new(
+        next_check_s,
+        &decision,
+        &checkin.platform.target,
+        tokens,
+        served_channel,
+        running_build.as_ref(),
+    ))
+    .map_err(anyhow::Error::from)?;
     thread_local! {
         // The handle, kept per HTTP worker: recording then takes no lock in the registry.
         static CHECKIN_SECONDS: metrics::Histogram = metrics::histogram!("halftone_checkin_seconds");
@@ -184,6 +191,39 @@ struct ArtifactRef<'a> {
     /// Every signature, when there are several (k-of-n): the wire's compatibility rule.
     #[serde(skip_serializing_if = "Option::is_none")]
     signatures: Option<AllSignatures<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch: Option<PatchRef<'a>>,
+}
+
+/// A patch from the device's build, as the wire's `PatchOffer`.
+#[derive(Serialize)]
+struct PatchRef<'a> {
+    url: Url<'a>,
+    format: PatchFormat,
+    base_sha256: &'a Sha256,
+    base_size: u64,
+    sha256: &'a Sha256,
+    size: u64,
+    signature: &'a Signature,
+    key_id: &'a KeyId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signatures: Option<AllSignatures<'a>>,
+}
+
+impl<'a> PatchRef<'a> {
+    fn new(p: &'a Patch) -> Self {
+        PatchRef {
+            url: Url::Stored(&p.file.sha256),
+            format: p.format,
+            base_sha256: &p.base.sha256,
+            base_size: p.base.size,
+            sha256: &p.file.sha256,
+            size: p.file.size,
+            signature: &p.signatures.first().signature,
+            key_id: &p.signatures.first().key_id,
+            signatures: p.signatures.iter().nth(1).map(|_| AllSignatures(&p.signatures)),
+        }
+    }
 }
 
 /// The signatures of a k-of-n artifact, serialised as the wire's `signatures` list.
@@ -222,6 +262,7 @@ impl<'a> Answer<'a> {
         target: &'a Target,
         tokens: Tokens,
         served_channel: Option<&'a ChannelName>,
+        running_build: Option<&Sha256>,
     ) -> Self {
         let update = match decision {
             Decision::UpToDate => None,
@@ -241,6 +282,9 @@ impl<'a> Answer<'a> {
                         signature: &a.signatures.first().signature,
                         key_id: &a.signatures.first().key_id,
                         signatures: a.signatures.iter().nth(1).map(|_| AllSignatures(&a.signatures)),
+                        // Offered only to a device that said which build it runs, and only
+                        // when this artifact has a patch from that build.
+                        patch: running_build.and_then(|b| a.patches.from_base(b)).map(PatchRef::new),
                     },
                     report_token: tokens.offered,
                 })
@@ -475,7 +519,7 @@ fn check_metrics(known: &AppSnapshot, i: usize, m: &MetricReport) -> Result<(), 
 
 #[cfg(test)]
 mod tests {
-    use halftone_channels::wire::{ArtifactOffer, CheckResponse, ReleaseSpec, RolloutSpec, UpdateOffer};
+    use halftone_channels::wire::{ArtifactOffer, CheckResponse, PatchOffer, ReleaseSpec, RolloutSpec, UpdateOffer};
     use halftone_channels::{Admission, Offer, Release};
     use serde_json::json;
 
@@ -488,6 +532,7 @@ mod tests {
         target: &Target,
         tokens: Tokens,
         served_channel: Option<&ChannelName>,
+        running_build: Option<&Sha256>,
     ) -> CheckResponse {
         let update = match decision {
             Decision::UpToDate => None,
@@ -509,6 +554,17 @@ mod tests {
                     signature: o.artifact.signatures.first().signature,
                     key_id: o.artifact.signatures.first().key_id.clone(),
                     signatures: halftone_channels::wire::extra_signatures(&o.artifact.signatures),
+                    patch: running_build.and_then(|b| o.artifact.patches.from_base(b)).map(|p| PatchOffer {
+                        url: format!("/v1/artifacts/{}", p.file.sha256),
+                        format: p.format,
+                        base_sha256: p.base.sha256,
+                        base_size: p.base.size,
+                        sha256: p.file.sha256,
+                        size: p.file.size,
+                        signature: p.signatures.first().signature,
+                        key_id: p.signatures.first().key_id.clone(),
+                        signatures: halftone_channels::wire::extra_signatures(&p.signatures),
+                    }),
                 },
                 report_token: tokens.offered,
             }),
@@ -520,8 +576,13 @@ mod tests {
     fn the_borrowed_answer_is_the_wire_answer() {
         let artifact = |os: &str, url: Option<&str>| {
             json!({"os": os, "arch": "x86_64", "sha256": "ab".repeat(32), "size": 1234,
-                   "signature": "cd".repeat(64), "key_id": "k1", "url": url})
+                   "signature": "cd".repeat(64), "key_id": "k1", "url": url,
+                   "patches": [{"format": "zstd-patch-from", "base_sha256": "01".repeat(32), "base_size": 1000,
+                                "sha256": "02".repeat(32), "size": 99, "signature": "03".repeat(64), "key_id": "k1",
+                                "signatures": [{"key_id": "k1", "signature": "03".repeat(64)},
+                                               {"key_id": "k2", "signature": "04".repeat(64)}]}]})
         };
+        let (base, other) = (Sha256::parse(&"01".repeat(32)).unwrap(), Sha256::parse(&"05".repeat(32)).unwrap());
         let spec: ReleaseSpec = serde_json::from_value(json!({
             "version": "1.2.0-beta.1",
             "notes": "Fixes \"quotes\", back\\slashes,\nnew lines and ünïcödé.",
@@ -544,19 +605,25 @@ mod tests {
                     critical,
                 });
                 for (tokens, served) in all_tokens().into_iter().zip([None, Some(&stable)].into_iter().cycle()) {
-                    let fast = serde_json::to_vec(&Answer::new(3600, &decision, &target, tokens, served)).unwrap();
-                    let parsed: CheckResponse = serde_json::from_slice(&fast).unwrap();
-                    let wire = owned(3600, &decision, &target, tokens, served);
-                    assert_eq!(parsed, wire, "{}", String::from_utf8_lossy(&fast));
-                    assert_eq!(fast, serde_json::to_vec(&wire).unwrap());
+                    for running in [None, Some(&base), Some(&other)] {
+                        let answer = Answer::new(3600, &decision, &target, tokens, served, running);
+                        let fast = serde_json::to_vec(&answer).unwrap();
+                        let parsed: CheckResponse = serde_json::from_slice(&fast).unwrap();
+                        let wire = owned(3600, &decision, &target, tokens, served, running);
+                        assert_eq!(parsed, wire, "{}", String::from_utf8_lossy(&fast));
+                        assert_eq!(fast, serde_json::to_vec(&wire).unwrap());
+                        let patched = parsed.update.unwrap().artifact.patch;
+                        assert_eq!(patched.is_some(), running == Some(&base), "only the patch's own base gets it");
+                    }
                 }
             }
         }
         let target = Target { os: "linux".parse().unwrap(), arch: "x86_64".parse().unwrap() };
         for tokens in all_tokens() {
             for served in [None, Some(&stable)] {
-                let fast = serde_json::to_vec(&Answer::new(60, &Decision::UpToDate, &target, tokens, served)).unwrap();
-                let wire = owned(60, &Decision::UpToDate, &target, tokens, served);
+                let answer = Answer::new(60, &Decision::UpToDate, &target, tokens, served, Some(&base));
+                let fast = serde_json::to_vec(&answer).unwrap();
+                let wire = owned(60, &Decision::UpToDate, &target, tokens, served, Some(&base));
                 assert_eq!(fast, serde_json::to_vec(&wire).unwrap());
             }
         }

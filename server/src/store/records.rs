@@ -17,11 +17,12 @@ use std::collections::BTreeMap;
 
 use halftone_channels::wire::{AuditEntry, Role};
 use halftone_channels::{
-    AppId, Arch, ArmSlot, Artifact, ChannelName, ClientSignatures, Comparison, DeploymentKey, Direction, DisplayName,
-    ExternalUrl, GateAction, Health, HealthGate, IdList, KeyDocument, KeyId, KeySignature, ListedId, MetricGate,
-    MetricKind, MetricName, MetricSet, Minisign, Os, ParseError, Percent, PublicKey, Rank, Release, ReleaseParts,
-    Rollout, RolloutState, Rule, Rules, Salt, Schedule, ScheduleClock, SchedulePreset, Sha256, Sha512, Signature,
-    Signatures, SignedKeyDocument, Step, Stickiness, Target, Threshold, TokenName, TrustedKeys, Version,
+    AppId, Arch, ArmSlot, Artifact, Blob, ChannelName, ClientSignatures, Comparison, DeploymentKey, Direction,
+    DisplayName, ExternalUrl, GateAction, Health, HealthGate, IdList, KeyDocument, KeyId, KeySignature, ListedId,
+    MetricGate, MetricKind, MetricName, MetricSet, Minisign, Os, ParseError, Patch, PatchFormat, Patches, Percent,
+    PublicKey, Rank, Release, ReleaseParts, Rollout, RolloutState, Rule, Rules, Salt, Schedule, ScheduleClock,
+    SchedulePreset, Sha256, Sha512, Signature, Signatures, SignedKeyDocument, Step, Stickiness, Target, Threshold,
+    TokenName, TrustedKeys, Version,
 };
 use serde::{Deserialize, Serialize};
 
@@ -238,6 +239,48 @@ struct ArtifactRecord {
     /// PostgreSQL keeps it inside the `record` jsonb with no schema change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     clients: Option<ClientSignaturesRecord>,
+    /// Added with delta updates (issue 14), by the same rule as `clients`: absent in older
+    /// records, ignored by an older binary (which then offers no patch), so the store format
+    /// stays as it is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    patches: Vec<PatchRecord>,
+}
+
+/// A patch from an earlier build to the artifact, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct PatchRecord {
+    format: PatchFormat,
+    base_sha256: Sha256,
+    base_size: u64,
+    sha256: Sha256,
+    size: u64,
+    /// Every signature, in order.
+    signatures: Vec<SignatureRecord>,
+}
+
+impl From<&Patch> for PatchRecord {
+    fn from(p: &Patch) -> Self {
+        PatchRecord {
+            format: p.format,
+            base_sha256: p.base.sha256,
+            base_size: p.base.size,
+            sha256: p.file.sha256,
+            size: p.file.size,
+            signatures: p.signatures.iter().map(SignatureRecord::from).collect(),
+        }
+    }
+}
+
+impl TryFrom<PatchRecord> for Patch {
+    type Error = ParseError;
+    fn try_from(r: PatchRecord) -> Result<Self, ParseError> {
+        Ok(Patch {
+            format: r.format,
+            base: Blob { sha256: r.base_sha256, size: r.base_size },
+            file: Blob { sha256: r.sha256, size: r.size },
+            signatures: Signatures::new(r.signatures.into_iter().map(KeySignature::from).collect())?,
+        })
+    }
 }
 
 /// What other updaters verify, in its canonical text forms.
@@ -291,6 +334,7 @@ impl ReleaseRecord {
                 more_signatures: a.signatures.iter().skip(1).map(SignatureRecord::from).collect(),
                 url: a.url.clone(),
                 clients: a.clients.as_ref().map(ClientSignaturesRecord::from),
+                patches: a.patches.iter().map(PatchRecord::from).collect(),
             })
             .collect();
         ReleaseRecord {
@@ -325,7 +369,9 @@ impl TryFrom<ReleaseRecord> for Release {
                     std::iter::once(first).chain(a.more_signatures.into_iter().map(KeySignature::from)).collect(),
                 )?;
                 let clients = a.clients.map(ClientSignatures::try_from).transpose()?;
-                let artifact = Artifact { sha256: a.sha256, size: a.size, signatures, url: a.url, clients };
+                let patches = a.patches.into_iter().map(Patch::try_from).collect::<Result<_, _>>()?;
+                let patches = Patches::new(patches, &Blob { sha256: a.sha256, size: a.size })?;
+                let artifact = Artifact { sha256: a.sha256, size: a.size, signatures, url: a.url, clients, patches };
                 Ok((Target { os: a.os, arch: a.arch }, artifact))
             })
             .collect::<Result<_, ParseError>>()?;

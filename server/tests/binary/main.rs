@@ -6,6 +6,7 @@
 mod support;
 
 mod cli_flow;
+mod delta;
 mod experiment;
 mod failover;
 mod kill9;

@@ -12,6 +12,7 @@ mod bad_input;
 mod clients;
 mod codepush;
 mod dashboard;
+mod delta;
 mod durability;
 mod electron;
 mod experiment;
