@@ -11,7 +11,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, web};
-use halftone_channels::wire::{CheckRequest, EventBatch, EventsAccepted, MetricReport};
+use halftone_channels::wire::{CheckRequest, EventBatch, EventKind, EventsAccepted, MetricReport};
 use halftone_channels::{
     AppId, Arch, ChannelName, CheckIn, Decision, ExternalUrl, KeyId, MAX_COUNT, MetricKind, Os, PROOF_HEADER, Patch,
     PatchFormat, ReportToken, Serving, Sha256, Signature, Signatures, Target, Version,
@@ -452,6 +452,12 @@ pub async fn events(
     let accepted = distinct.len() as u32;
     let duplicates = events.len() as u32 - accepted;
     let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
+    // A patch the SDK could not use (it then downloaded the whole file) says so in the detail
+    // of its download event: counted per app, the reason left in the SDK's log.
+    let delta_fallbacks = events
+        .iter()
+        .filter(|e| e.kind == EventKind::DownloadStarted && e.detail.as_deref().is_some_and(is_delta_fallback))
+        .count() as u64;
     if metrics_rejected > 0 {
         metrics::counter!("halftone_metric_values_rejected_total", "app" => app.to_string())
             .increment(u64::from(metrics_rejected));
@@ -468,6 +474,9 @@ pub async fn events(
     for kind in kinds {
         let kind = serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         metrics::counter!("halftone_events_total", "app" => app.to_string(), "kind" => kind).increment(1);
+    }
+    if delta_fallbacks > 0 {
+        metrics::counter!("halftone_delta_fallbacks_total", "app" => app.to_string()).increment(delta_fallbacks);
     }
     Ok(HttpResponse::Accepted().json(EventsAccepted {
         accepted,
@@ -515,6 +524,12 @@ fn check_metrics(known: &AppSnapshot, i: usize, m: &MetricReport) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// Whether an event's detail is the SDK's report of a patch it fell back from
+/// (`delta_fallback: <reason>`, client-sdk `Client::download`).
+fn is_delta_fallback(detail: &str) -> bool {
+    detail.starts_with("delta_fallback:")
 }
 
 #[cfg(test)]

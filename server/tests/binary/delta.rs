@@ -138,6 +138,11 @@ async fn publish_builds_a_patch_that_devices_on_the_previous_build_apply() {
     };
     assert_eq!(std::fs::read(file.path()).unwrap(), v2);
     client.flush().await.unwrap();
+    // The server counts the fallback the device reported (and only that one).
+    let (status, metrics) = server.http(None).bytes("/metrics").await;
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert_eq!(status, 200);
+    assert!(metrics.lines().any(|l| l == r#"halftone_delta_fallbacks_total{app="notes"} 1"#), "{metrics}");
 
     // --no-patches publishes without any.
     let v3 = build("3.0.0", &[(5, b"x")]);
