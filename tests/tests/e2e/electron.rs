@@ -28,16 +28,7 @@ fn device(prefix: u32, i: usize, version: &str, download: bool) -> Value {
 
 /// What electron-updater reports for each device.
 async fn run(modules: &std::path::Path, input: Value) -> Vec<Value> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("node").join("electron-updater.js");
-    let modules = modules.to_path_buf();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node").arg(script).arg(input.to_string()).env("NODE_PATH", modules).output()
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).unwrap()
+    crate::npm::run_script("electron-updater.js", modules, input).await
 }
 
 fn base(server: &TestServer, app: &str) -> String {

@@ -37,3 +37,18 @@ pub fn node_modules(package: &str, test: &str) -> Option<PathBuf> {
     let _ = writeln!(std::io::stderr(), "{test}: SKIPPED (npm unavailable: {why})");
     None
 }
+
+/// Runs `tests/node/{script}` under Node with `modules` on its path and `input` (JSON) as its
+/// argument; returns the JSON array it prints (one value per device).
+pub async fn run_script(script: &str, modules: &std::path::Path, input: serde_json::Value) -> Vec<serde_json::Value> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("node").join(script);
+    let modules = modules.to_path_buf();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node").arg(script).arg(input.to_string()).env("NODE_PATH", modules).output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
