@@ -7,10 +7,15 @@
 //! on a bounded channel (lock-free, never waits; a full queue drops the sample and counts the
 //! drop). Every 5 ms the aggregator drains its queue. Event reports are
 //! group-committed: at the first tick after they arrive (or after the commit in flight, which
-//! the reports that came meanwhile then share), the figures they changed are written to the
-//! store and flushed, and only then does the report's 2xx go out, so an acknowledged report
-//! survives even `kill -9`. (Commits used to wait for a 200 ms interval: with 16 reports in
-//! flight that capped ingestion at 8,000 events/s whatever the machine; `bench/feedback.sh`.)
+//! the reports that came meanwhile then share), what they counted is appended to the feedback
+//! log ([`LogEntry`], a few dozen bytes per event) and flushed, and only then does the report's
+//! 2xx go out, so an acknowledged report survives even `kill -9`. Once a second the figures
+//! the log's entries changed are written whole (a checkpoint) and those entries dropped, in one
+//! transaction; at start the entries after the last checkpoint are replayed (on PostgreSQL,
+//! every other replica's, live or gone, are replayed into the fleet-wide figures).
+//! Writing whole figures at every commit cost each event the serialization of its release's
+//! sketches, and held check-ins beside 40,000 events/s to 0.84x of their rate
+//! (`bench/feedback.sh`).
 //! Figures changed only by check-ins are swept to sled every 30 s, in chunks. Readers (status,
 //! the scheduler) take a short lock on the figures; the check-in path never does.
 //!
@@ -25,7 +30,7 @@
 //! `report_key`), and count only within their network's cap ([`NetworkCap`]): one client
 //! network stands for at most `--max-devices-per-network` devices of a release.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,7 +40,7 @@ use halftone_channels::wire::{
     ChannelAdoption, ChannelHistory, Event, EventKind, Figures, MetricReport, VersionAdoption, VersionHistory,
     WindowCount,
 };
-use halftone_channels::{AppId, ChannelName, CounterFigures, Distribution, Health, MetricName, Version};
+use halftone_channels::{AppId, ChannelName, CounterFigures, Distribution, Health, MetricName, MetricValue, Version};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
@@ -44,6 +49,10 @@ use crate::store::{AdoptionKey, Change, FeedbackKey as ReleaseKey, Store};
 
 /// An approximate set of device hashes.
 type Sketch = CardinalityEstimator<u64>;
+/// The aggregator's maps: keys are the server's own (apps, releases, channels of the
+/// catalog), so a fast hash without flood protection serves them.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 /// Adoption is counted in windows of this width; "last day" is the windows that overlap the
 /// last 24 hours (so 24 to 28 hours), "last week" those that overlap the last 7 days.
@@ -61,6 +70,13 @@ const SAMPLES_EVERY: Duration = Duration::from_secs(30);
 const SWEEP_CHUNK: usize = 64;
 /// How often the aggregator drains its queue.
 const DRAIN_EVERY: Duration = Duration::from_millis(5);
+/// How often the figures that reports changed are written whole (a checkpoint). Between
+/// checkpoints a group commit appends only what it acknowledges to the feedback log
+/// ([`LogEntry`]), so a commit costs what its reports weigh, not what the figures they touch
+/// weigh; the checkpoint drops the log entries it covers in the same transaction.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// The first byte of an encoded [`LogEntry`]: the encoding's version.
+const LOG_V1: u8 = 1;
 
 /// The hash of a device id that sketches count: FNV-1a, 64 bits. It is stored (inside the
 /// sketches), so it must never change; std's `DefaultHasher` makes no such promise.
@@ -135,7 +151,8 @@ impl Counters {
 struct Aggregates {
     releases: HashMap<ReleaseKey, Counters>,
     adoption: HashMap<AdoptionKey, Sketch>,
-    /// Changed by events: stored before the events are acknowledged.
+    /// Changed by reports since the last checkpoint: written whole at the next one (until
+    /// then the reports are in the feedback log).
     dirty_events: HashSet<ReleaseKey>,
     /// Changed by check-ins only: stored every [`SAMPLES_EVERY`].
     dirty_releases: HashSet<ReleaseKey>,
@@ -185,6 +202,128 @@ pub struct Report {
     pub metrics: Vec<MetricReport>,
 }
 
+/// One group commit's reports as the feedback log stores them: what the aggregator counted,
+/// after the network caps (which live in memory only), so that replaying the log reproduces
+/// the figures exactly. The store's own type, encoded with postcard behind [`LOG_V1`].
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct LogEntry {
+    reports: Vec<Logged>,
+}
+
+/// One report's counted events and metric reports.
+#[derive(Debug, Serialize, Deserialize)]
+struct Logged {
+    app: AppId,
+    events: Vec<LoggedEvent>,
+    metrics: Vec<LoggedMetric>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct LoggedEvent {
+    version: Version,
+    channel: ChannelName,
+    kind: EventKind,
+    device: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct LoggedMetric {
+    version: Version,
+    channel: ChannelName,
+    device: u64,
+    values: Vec<(MetricName, Vec<MetricValue>)>,
+    counts: Vec<(MetricName, u64)>,
+}
+
+impl LogEntry {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = vec![LOG_V1];
+        out.extend(postcard::to_stdvec(self).expect("log entries serialize"));
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> anyhow::Result<LogEntry> {
+        match bytes.split_first() {
+            Some((&LOG_V1, rest)) => Ok(postcard::from_bytes(rest)?),
+            _ => anyhow::bail!("a feedback log entry of an unknown encoding"),
+        }
+    }
+}
+
+/// The figures of `key`, created if new, and `key` marked in `dirty`; the key is cloned only
+/// when either is new to it.
+fn counters_of<'m>(
+    releases: &'m mut HashMap<ReleaseKey, Counters>,
+    dirty: &mut HashSet<ReleaseKey>,
+    key: &ReleaseKey,
+) -> &'m mut Counters {
+    if !dirty.contains(key) {
+        dirty.insert(key.clone());
+    }
+    if !releases.contains_key(key) {
+        releases.insert(key.clone(), Counters::default());
+    }
+    releases.get_mut(key).expect("inserted above")
+}
+
+/// Counts one admitted event of `app`; hands its version and channel back for the log.
+fn count_event(
+    releases: &mut HashMap<ReleaseKey, Counters>,
+    dirty: &mut HashSet<ReleaseKey>,
+    app: &AppId,
+    e: LoggedEvent,
+) -> LoggedEvent {
+    let key = (app.clone(), e.version, e.channel);
+    counters_of(releases, dirty, &key).devices.entry(e.kind).or_default().insert(&e.device);
+    LoggedEvent { version: key.1, channel: key.2, ..e }
+}
+
+/// Counts one admitted metric report of `app`.
+fn count_metric(
+    releases: &mut HashMap<ReleaseKey, Counters>,
+    dirty: &mut HashSet<ReleaseKey>,
+    app: &AppId,
+    m: &LoggedMetric,
+) {
+    let key = (app.clone(), m.version.clone(), m.channel.clone());
+    let c = counters_of(releases, dirty, &key);
+    for (name, values) in &m.values {
+        let d = c.values.entry(name.clone()).or_default();
+        values.iter().for_each(|v| d.add(*v));
+    }
+    for (name, n) in &m.counts {
+        let t = c.counts.entry(name.clone()).or_default();
+        t.sum = t.sum.saturating_add(*n);
+        t.devices.insert(&m.device);
+    }
+}
+
+/// Replays a stored log entry into `releases`.
+fn replay(releases: &mut HashMap<ReleaseKey, Counters>, dirty: &mut HashSet<ReleaseKey>, entry: LogEntry) {
+    for r in entry.reports {
+        for m in &r.metrics {
+            count_metric(releases, dirty, &r.app, m);
+        }
+        for e in r.events {
+            count_event(releases, dirty, &r.app, e);
+        }
+    }
+}
+
+/// The aggregator's place in its feedback log.
+struct LogState {
+    /// The sequence number of the next entry.
+    next: u64,
+    /// The oldest entry not yet covered by a checkpoint, if any.
+    first: Option<u64>,
+    /// Reports counted since the last commit, waiting to be logged.
+    pending: Vec<Logged>,
+    /// When the figures were last written whole (`None`: a checkpoint is due now).
+    checkpointed: Option<tokio::time::Instant>,
+    /// How often they are ([`CHECKPOINT_EVERY`]).
+    every: Duration,
+}
+
 /// An app metric's figures for one release, on every channel.
 #[derive(Debug, Clone)]
 pub enum MetricFigures {
@@ -223,13 +362,36 @@ impl Feedback {
     /// Loads the stored figures and starts the aggregator on the current tokio runtime.
     /// One client network counts for at most `per_network` devices of a release.
     pub async fn start(store: Arc<Store>, per_network: u32) -> anyhow::Result<Feedback> {
+        Feedback::start_with(store, per_network, CHECKPOINT_EVERY).await
+    }
+
+    /// [`Feedback::start`] with checkpoints every `checkpoint_every`.
+    async fn start_with(store: Arc<Store>, per_network: u32, checkpoint_every: Duration) -> anyhow::Result<Feedback> {
         let mut agg = Aggregates::default();
+        let mut log = LogState {
+            next: 0,
+            first: None,
+            pending: Vec::new(),
+            checkpointed: Some(tokio::time::Instant::now()),
+            every: checkpoint_every,
+        };
         if store.is_shared() {
             // Every stored row is another replica's (this process writes under a new id).
             (agg.others, agg.others_adoption) = others(&store).await?;
         } else {
-            for ((app, version, channel), bytes) in store.load_feedback().await? {
+            let load = store.load_feedback_and_log().await?;
+            for ((app, version, channel), bytes) in load.figures {
                 agg.releases.insert((app, version, channel), serde_json::from_slice(&bytes)?);
+            }
+            // Reports acknowledged after the last checkpoint: counted again, and written whole
+            // at the first tick (which drops these entries).
+            for (seq, bytes) in load.log {
+                replay(&mut agg.releases, &mut agg.dirty_events, LogEntry::decode(&bytes)?);
+                log.first.get_or_insert(seq);
+                log.next = seq + 1;
+            }
+            if log.first.is_some() {
+                log.checkpointed = None;
             }
             for (key, bytes) in store.load_adoption().await? {
                 agg.adoption.insert(key, serde_json::from_slice(&bytes)?);
@@ -240,7 +402,7 @@ impl Feedback {
         if store.is_shared() {
             tokio::spawn(follow_others(Arc::downgrade(&figures), store.clone()));
         }
-        tokio::spawn(aggregate(rx, figures.clone(), store, per_network as usize));
+        tokio::spawn(aggregate(rx, figures.clone(), store, per_network as usize, log));
         Ok(Feedback { tx, figures, dropped: AtomicU64::new(0) })
     }
 
@@ -440,13 +602,18 @@ impl Feedback {
     }
 }
 
-/// The other replicas' stored figures, merged per key.
+/// The other replicas' stored figures with their feedback logs replayed, merged per key.
 async fn others(store: &Store) -> anyhow::Result<(HashMap<ReleaseKey, Counters>, HashMap<AdoptionKey, Sketch>)> {
-    let mut releases: HashMap<ReleaseKey, Counters> = HashMap::new();
-    for (key, bytes) in store.load_feedback().await? {
+    let mut releases: HashMap<ReleaseKey, Counters> = HashMap::default();
+    let load = store.load_feedback_and_log().await?;
+    for (key, bytes) in load.figures {
         releases.entry(key).or_default().merge(&serde_json::from_slice(&bytes)?);
     }
-    let mut adoption: HashMap<AdoptionKey, Sketch> = HashMap::new();
+    let mut unused = HashSet::default();
+    for (_, bytes) in load.log {
+        replay(&mut releases, &mut unused, LogEntry::decode(&bytes)?);
+    }
+    let mut adoption: HashMap<AdoptionKey, Sketch> = HashMap::default();
     for (key, bytes) in store.load_adoption().await? {
         adoption.entry(key).or_default().merge(&serde_json::from_slice(&bytes)?);
     }
@@ -476,10 +643,11 @@ async fn aggregate(
     figures: Arc<Mutex<Aggregates>>,
     store: Arc<Store>,
     per_network: usize,
+    mut log: LogState,
 ) {
     let mut acks: Vec<oneshot::Sender<Result<(), FeedbackError>>> = Vec::new();
     // The devices counted per network, per release (every channel): in memory only.
-    let mut caps: HashMap<(AppId, Version), NetworkCap> = HashMap::new();
+    let mut caps: HashMap<AppId, HashMap<Version, NetworkCap>> = HashMap::default();
     // The aggregator drains its queue on a timer rather than waiting on it: a check-in then
     // never has to wake a parked thread, which would cost it a futex call and two context
     // switches.
@@ -495,38 +663,28 @@ async fn aggregate(
             match rx.try_recv() {
                 Ok(Msg::Events(app, report, network, ack)) => {
                     let mut a = figures.lock().unwrap_or_else(|p| p.into_inner());
+                    let a = &mut *a;
+                    let mut logged = Logged { app, events: Vec::new(), metrics: Vec::new() };
+                    let app = &logged.app;
                     for m in report.metrics {
                         let device = device_hash(m.device_id.as_str());
-                        let release = (app.clone(), m.version);
-                        let cap = match caps.get_mut(&release) {
-                            Some(cap) => cap,
-                            None => caps.entry(release.clone()).or_default(),
-                        };
-                        if cap.admit(network, device, per_network) == Admission::OverCap {
+                        if admit(&mut caps, app, &m.version, network, device, per_network) == Admission::OverCap {
                             metrics::counter!("halftone_metric_reports_capped_total").increment(1);
                             continue;
                         }
-                        let key = (release.0, release.1, m.channel);
-                        let c = a.releases.entry(key.clone()).or_default();
-                        for (name, values) in m.values {
-                            let d = c.values.entry(name).or_default();
-                            values.into_iter().for_each(|v| d.add(v));
-                        }
-                        for (name, n) in m.counts {
-                            let t = c.counts.entry(name).or_default();
-                            t.sum = t.sum.saturating_add(n);
-                            t.devices.insert(&device);
-                        }
-                        a.dirty_events.insert(key);
+                        let m = LoggedMetric {
+                            version: m.version,
+                            channel: m.channel,
+                            device,
+                            values: m.values.into_iter().collect(),
+                            counts: m.counts.into_iter().collect(),
+                        };
+                        count_metric(&mut a.releases, &mut a.dirty_events, app, &m);
+                        logged.metrics.push(m);
                     }
                     for e in report.events {
                         let device = device_hash(e.device_id.as_str());
-                        let release = (app.clone(), e.version);
-                        let cap = match caps.get_mut(&release) {
-                            Some(cap) => cap,
-                            None => caps.entry(release.clone()).or_default(),
-                        };
-                        match cap.admit(network, device, per_network) {
+                        match admit(&mut caps, app, &e.version, network, device, per_network) {
                             Admission::Counted => {}
                             Admission::OverCap => {
                                 metrics::counter!("halftone_events_capped_total").increment(1);
@@ -536,9 +694,12 @@ async fn aggregate(
                                 metrics::counter!("halftone_events_untracked_total").increment(1);
                             }
                         }
-                        let key = (release.0, release.1, e.channel);
-                        a.releases.entry(key.clone()).or_default().devices.entry(e.kind).or_default().insert(&device);
-                        a.dirty_events.insert(key);
+                        let e = LoggedEvent { version: e.version, channel: e.channel, kind: e.kind, device };
+                        let e = count_event(&mut a.releases, &mut a.dirty_events, app, e);
+                        logged.events.push(e);
+                    }
+                    if !logged.events.is_empty() || !logged.metrics.is_empty() {
+                        log.pending.push(logged);
                     }
                     acks.push(ack);
                 }
@@ -578,13 +739,36 @@ async fn aggregate(
             last_sweep = tokio::time::Instant::now();
         }
         let all = stop || commit_now;
-        if all || !sweep.is_empty() || !acks.is_empty() {
-            persist(&figures, &store, &mut acks, &mut sweep, all).await;
+        let checkpoint = all
+            || (log.first.is_some() || !log.pending.is_empty())
+                && log.checkpointed.is_none_or(|t| t.elapsed() >= log.every);
+        if checkpoint || !sweep.is_empty() || !acks.is_empty() {
+            persist(&figures, &store, &mut acks, &mut sweep, all, checkpoint, &mut log).await;
         }
         if stop {
             return;
         }
     }
+}
+
+/// Whether `network` may count `device` for `app`'s `version` (see [`NetworkCap`]); the key is
+/// cloned only for a release seen for the first time.
+fn admit(
+    caps: &mut HashMap<AppId, HashMap<Version, NetworkCap>>,
+    app: &AppId,
+    version: &Version,
+    network: Network,
+    device: u64,
+    per_network: usize,
+) -> Admission {
+    if !caps.contains_key(app) {
+        caps.insert(app.clone(), HashMap::default());
+    }
+    let releases = caps.get_mut(app).expect("inserted above");
+    if !releases.contains_key(version) {
+        releases.insert(version.clone(), NetworkCap::default());
+    }
+    releases.get_mut(version).expect("inserted above").admit(network, device, per_network)
 }
 
 /// The figure under `key`, created if new, and `key` marked dirty; `key` is cloned only the
@@ -616,25 +800,28 @@ fn start_sweep(figures: &Mutex<Aggregates>, newest_ms: u64, sweep: &mut Vec<Swep
     });
 }
 
-/// Writes, in one transaction, the figures that events changed and the next chunk of the
-/// sweep (the whole sweep and everything changed when `all`), flushes, then acknowledges.
+/// Commits, in one transaction, what reports changed and the next chunk of the sweep (the
+/// whole sweep and everything changed when `all`), then acknowledges the reports. At a
+/// `checkpoint` what reports changed is written whole and the log entries it covers are
+/// dropped; otherwise the reports counted since the last commit are appended to the log.
 async fn persist(
     figures: &Mutex<Aggregates>,
     store: &Store,
     acks: &mut Vec<oneshot::Sender<Result<(), FeedbackError>>>,
     sweep: &mut Vec<Swept>,
     all: bool,
+    checkpoint: bool,
+    log: &mut LogState,
 ) {
-    let change = {
+    let (change, written) = {
         let mut a = figures.lock().unwrap_or_else(|p| p.into_inner());
         let a = &mut *a;
-        let events = std::mem::take(&mut a.dirty_events);
         if all {
             sweep.extend(std::mem::take(&mut a.dirty_releases).into_iter().map(Swept::Release));
             sweep.extend(std::mem::take(&mut a.dirty_adoption).into_iter().map(Swept::Adoption));
         }
         let n = if all { sweep.len() } else { sweep.len().min(SWEEP_CHUNK) };
-        if events.is_empty() && n == 0 && acks.is_empty() {
+        if !checkpoint && log.pending.is_empty() && n == 0 && acks.is_empty() {
             return;
         }
         let mut change = Change::default();
@@ -643,12 +830,28 @@ async fn persist(
                 change.put_feedback(&key.0, &key.1, &key.2, serde_json::to_vec(c).expect("sketches serialize"));
             }
         };
-        for key in &events {
-            put_release(&mut change, key);
-        }
+        let written = if checkpoint {
+            let written = std::mem::take(&mut a.dirty_events);
+            for key in &written {
+                put_release(&mut change, key);
+            }
+            if let Some(first) = log.first {
+                change.remove_feedback_log(first, log.next - 1);
+            }
+            log.pending.clear();
+            written
+        } else {
+            if !log.pending.is_empty() {
+                let entry = LogEntry { reports: std::mem::take(&mut log.pending) };
+                change.append_feedback_log(log.next, entry.encode());
+                log.first.get_or_insert(log.next);
+                log.next += 1;
+            }
+            HashSet::default()
+        };
         for swept in sweep.drain(sweep.len() - n..) {
             match swept {
-                Swept::Release(key) if !events.contains(&key) => put_release(&mut change, &key),
+                Swept::Release(key) if !written.contains(&key) => put_release(&mut change, &key),
                 Swept::Release(_) => {}
                 Swept::Adoption(key) => match a.adoption.get(&key) {
                     Some(s) => {
@@ -661,7 +864,7 @@ async fn persist(
                 },
             }
         }
-        change
+        (change, written)
     };
     let result = store.commit(change).await.map_err(|e| {
         tracing::error!(error = format!("{e:#}"), "storing feedback failed");
@@ -670,7 +873,108 @@ async fn persist(
             false => FeedbackError::Failed(format!("{e:#}")),
         }
     });
+    if checkpoint {
+        match result {
+            Ok(()) => {
+                log.first = None;
+                log.checkpointed = Some(tokio::time::Instant::now());
+            }
+            // The log entries stay; the figures they touched are written at the next one.
+            Err(_) => figures.lock().unwrap_or_else(|p| p.into_inner()).dirty_events.extend(written),
+        }
+    }
     for ack in acks.drain(..) {
         let _ = ack.send(result.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use halftone_channels::DeviceId;
+
+    fn report(device: &str, kind: EventKind, session_s: f64) -> Report {
+        let (version, channel) = (Version::parse("1.0.0").unwrap(), ChannelName::parse("stable").unwrap());
+        let device_id = DeviceId::parse(device).unwrap();
+        let event = Event {
+            device_id: device_id.clone(),
+            kind,
+            version: version.clone(),
+            channel: channel.clone(),
+            detail: None,
+            token: None,
+        };
+        let values =
+            BTreeMap::from([(MetricName::parse("session_s").unwrap(), vec![MetricValue::new(session_s).unwrap()])]);
+        let metric = MetricReport { device_id, version, channel, token: None, values, counts: BTreeMap::new() };
+        Report { events: vec![event], metrics: vec![metric] }
+    }
+
+    /// (install failures, sessions counted, their sum) of notes 1.0.0.
+    fn figures(f: &Feedback) -> (u64, u64, f64) {
+        let (app, version) = (AppId::parse("notes").unwrap(), Version::parse("1.0.0").unwrap());
+        let metrics = f.metrics(&app, &version);
+        let Some(MetricFigures::Value(d)) = metrics.get(&MetricName::parse("session_s").unwrap()) else {
+            return (f.health(&app, &version).install_failures, 0, 0.0);
+        };
+        let s = d.summary();
+        (f.health(&app, &version).install_failures, s.count(), s.mean() * s.count() as f64)
+    }
+
+    #[tokio::test]
+    async fn acknowledged_reports_are_logged_replayed_once_and_dropped_from_the_log_by_a_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open_sled(dir.path()).unwrap());
+        let app = AppId::parse("notes").unwrap();
+        let network = Network::of(None);
+        let hour = Duration::from_secs(3600);
+        let first = Feedback::start_with(store.clone(), 20, hour).await.unwrap();
+        first.report(app.clone(), report("d-1", EventKind::InstallFailed, 10.0), network).await.unwrap();
+        first.report(app.clone(), report("d-2", EventKind::InstallFailed, 20.0), network).await.unwrap();
+        assert_eq!(figures(&first), (2, 2, 30.0));
+
+        // Acknowledged, not yet checkpointed: in the log only (one entry per group commit).
+        let stored = store.load_feedback_and_log().await.unwrap();
+        assert!(stored.figures.is_empty(), "no checkpoint within the hour");
+        let entries = stored.log.len();
+        assert!((1..=2).contains(&entries), "{entries} log entries");
+
+        // A process starting on this store (as after kill -9) counts them, once.
+        let second = Feedback::start_with(store.clone(), 20, hour).await.unwrap();
+        assert_eq!(figures(&second), (2, 2, 30.0));
+        // ...and its first tick checkpoints them: figures written whole, the log emptied.
+        second.flush().await.unwrap();
+        let stored = store.load_feedback_and_log().await.unwrap();
+        assert_eq!((stored.figures.len(), stored.log.len()), (1, 0));
+
+        // Reports after a checkpoint are logged again, and the next start adds them to the
+        // checkpointed figures without counting the old ones twice.
+        second.report(app.clone(), report("d-3", EventKind::InstallFailed, 30.0), network).await.unwrap();
+        assert_eq!(store.load_feedback_and_log().await.unwrap().log.len(), 1);
+        let third = Feedback::start_with(store.clone(), 20, hour).await.unwrap();
+        assert_eq!(figures(&third), (3, 3, 60.0));
+    }
+
+    #[test]
+    fn a_log_entry_round_trips_and_an_unknown_encoding_is_refused() {
+        let entry = LogEntry {
+            reports: vec![Logged {
+                app: AppId::parse("notes").unwrap(),
+                events: vec![LoggedEvent {
+                    version: Version::parse("1.2.0-beta.1").unwrap(),
+                    channel: ChannelName::parse("beta").unwrap(),
+                    kind: EventKind::Crash,
+                    device: 42,
+                }],
+                metrics: Vec::new(),
+            }],
+        };
+        let bytes = entry.encode();
+        let back = LogEntry::decode(&bytes).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{entry:?}"));
+        let mut other = bytes.clone();
+        other[0] = 2;
+        assert!(LogEntry::decode(&other).is_err());
+        assert!(LogEntry::decode(&bytes[..bytes.len() - 1]).is_err());
     }
 }

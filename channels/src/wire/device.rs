@@ -162,6 +162,30 @@ pub enum EventKind {
     Crash,
 }
 
+impl EventKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [EventKind; 6] = [
+        EventKind::DownloadStarted,
+        EventKind::DownloadFailed,
+        EventKind::InstallSucceeded,
+        EventKind::InstallFailed,
+        EventKind::FirstRun,
+        EventKind::Crash,
+    ];
+
+    /// Its name on the wire (`install_failed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::DownloadStarted => "download_started",
+            EventKind::DownloadFailed => "download_failed",
+            EventKind::InstallSucceeded => "install_succeeded",
+            EventKind::InstallFailed => "install_failed",
+            EventKind::FirstRun => "first_run",
+            EventKind::Crash => "crash",
+        }
+    }
+}
+
 /// One event about one release on one device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {

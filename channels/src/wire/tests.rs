@@ -177,3 +177,17 @@ fn problem() {
         r#"{"type":"urn:halftone:problem:not-found","title":"Not found","status":404,"detail":"no app named notes"}"#;
     check::<Problem>(p, p);
 }
+
+#[test]
+fn every_event_kind_is_listed_once_and_named_as_on_the_wire() {
+    for (i, kind) in EventKind::ALL.iter().enumerate() {
+        assert_eq!(serde_json::to_value(kind).unwrap(), serde_json::Value::String(kind.as_str().to_owned()));
+        assert!(!EventKind::ALL[..i].contains(kind), "{kind:?} is listed twice");
+    }
+    // A kind missing from ALL would not be named by serde the same way: every wire name parses
+    // back to a listed kind.
+    for name in ["download_started", "download_failed", "install_succeeded", "install_failed", "first_run", "crash"] {
+        let kind: EventKind = serde_json::from_value(serde_json::Value::String(name.into())).unwrap();
+        assert!(EventKind::ALL.contains(&kind));
+    }
+}

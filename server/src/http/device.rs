@@ -447,11 +447,14 @@ pub async fn events(
                 .increment(u64::from(n));
         }
     }
-    let distinct: std::collections::HashSet<_> =
+    let distinct: std::collections::HashSet<_, foldhash::fast::RandomState> =
         events.iter().map(|e| (&e.device_id, &e.version, &e.channel, e.kind)).collect();
     let accepted = distinct.len() as u32;
     let duplicates = events.len() as u32 - accepted;
-    let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
+    let mut kinds = [0u64; EventKind::ALL.len()];
+    for e in &events {
+        kinds[EventKind::ALL.iter().position(|k| *k == e.kind).expect("every kind is in ALL")] += 1;
+    }
     // A patch the SDK could not use (it then downloaded the whole file) says so in the detail
     // of its download event: counted per app, the reason left in the SDK's log.
     let delta_fallbacks = events
@@ -471,9 +474,8 @@ pub async fn events(
         })?;
     }
     // Counted once stored: a batch that failed is not in the metric.
-    for kind in kinds {
-        let kind = serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-        metrics::counter!("halftone_events_total", "app" => app.to_string(), "kind" => kind).increment(1);
+    for (kind, n) in EventKind::ALL.iter().zip(kinds).filter(|(_, n)| *n > 0) {
+        metrics::counter!("halftone_events_total", "app" => app.to_string(), "kind" => kind.as_str()).increment(n);
     }
     if delta_fallbacks > 0 {
         metrics::counter!("halftone_delta_fallbacks_total", "app" => app.to_string()).increment(delta_fallbacks);

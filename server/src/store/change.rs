@@ -23,6 +23,11 @@ pub(super) enum Op {
     /// One adoption window's sketch, already encoded (JSON).
     Adoption(AdoptionKey, Vec<u8>),
     RemoveAdoption(AdoptionKey),
+    /// An entry of the feedback log (reports acknowledged since the last checkpoint of the
+    /// figures), already encoded, under its sequence number.
+    FeedbackLog(u64, Vec<u8>),
+    /// Drops the feedback log's entries `from..=to`: the figures written beside it hold them.
+    RemoveFeedbackLog(u64, u64),
 }
 
 /// What a change is about, for the revision that guards it: one app, or the token table.
@@ -122,6 +127,16 @@ impl Change {
     /// Deletes an adoption window.
     pub fn remove_adoption(&mut self, app: &AppId, ch: &ChannelName, v: &Version, window: u64) -> &mut Self {
         self.ops.push(Op::RemoveAdoption((app.clone(), ch.clone(), v.clone(), window)));
+        self
+    }
+    /// Appends an (already encoded) entry to the feedback log under `seq`.
+    pub fn append_feedback_log(&mut self, seq: u64, entry: Vec<u8>) -> &mut Self {
+        self.ops.push(Op::FeedbackLog(seq, entry));
+        self
+    }
+    /// Drops this process's feedback log entries `from..=to`.
+    pub fn remove_feedback_log(&mut self, from: u64, to: u64) -> &mut Self {
+        self.ops.push(Op::RemoveFeedbackLog(from, to));
         self
     }
     /// Adds `reasons[i]` as `reason` to the `after` of the i-th audit entry (why a change was

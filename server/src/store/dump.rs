@@ -21,6 +21,9 @@ pub struct Dump {
     pub(super) feedback: Vec<(FeedbackKey, Vec<u8>)>,
     /// Adoption sketches (JSON), per key.
     pub(super) adoption: Vec<(AdoptionKey, Vec<u8>)>,
+    /// Feedback log entries (reports acknowledged since the figures were last written whole)
+    /// by sequence number.
+    pub(super) feedback_log: Vec<(u64, Vec<u8>)>,
     /// The server's own secrets (the answer-signing keys, ...) by name.
     pub(super) secrets: Vec<(String, Vec<u8>)>,
 }
@@ -36,6 +39,7 @@ impl Dump {
         self.feedback.sort_by(|a, b| a.0.cmp(&b.0));
         self.adoption.sort_by(|a, b| a.0.cmp(&b.0));
         self.secrets.sort_by(|a, b| a.0.cmp(&b.0));
+        self.feedback_log.sort_by_key(|(seq, _)| *seq);
         self
     }
 

@@ -38,7 +38,9 @@ const REPORT_KEY: &str = "report-key";
 /// - 1: the first format.
 /// - 2: apps' release key documents (rotations) and the server's answer keys. A format-1
 ///   binary would ignore a rotation and trust the keys it replaced, so it must refuse this data.
-pub const FORMAT: u64 = 2;
+/// - 3: the feedback log (reports acknowledged since the figures were last written whole). A
+///   format-2 binary would ignore it and lose those reports, so it must refuse this data.
+pub const FORMAT: u64 = 3;
 
 /// Everything stored, read at start-up, converted from the records.
 #[derive(Default)]
@@ -70,6 +72,16 @@ pub struct LoadedApp {
 
 /// The key of a release's figures on a channel: app, version, channel.
 pub type FeedbackKey = (AppId, Version, ChannelName);
+/// What [`Store::load_feedback_and_log`] reads.
+#[derive(Debug, Default)]
+pub struct FeedbackLoad {
+    /// Release figures (JSON) by app, version and channel; one entry per replica that wrote.
+    pub figures: Vec<(FeedbackKey, Vec<u8>)>,
+    /// Feedback log entries with their sequence numbers, in the order each replica wrote
+    /// them (sequence numbers are a replica's own: on PostgreSQL several may repeat one).
+    pub log: Vec<(u64, Vec<u8>)>,
+}
+
 /// The key of an adoption window: app, channel, version, window number.
 pub type AdoptionKey = (AppId, ChannelName, Version, u64);
 
@@ -123,6 +135,12 @@ impl Store {
         })
     }
 
+    /// The embedded store in `dir` (tests).
+    #[cfg(test)]
+    pub fn open_sled(dir: &std::path::Path) -> anyhow::Result<Self> {
+        Ok(Store::Sled(sled::SledStore::open(dir)?))
+    }
+
     /// Reads every app, release, rollout and token.
     pub async fn load(&self) -> anyhow::Result<Loaded> {
         match self {
@@ -131,11 +149,14 @@ impl Store {
         }
     }
 
-    /// Every stored release figure (JSON) by app, version and channel.
-    pub async fn load_feedback(&self) -> anyhow::Result<Vec<(FeedbackKey, Vec<u8>)>> {
+    /// The stored release figures and feedback log entries, read together (on PostgreSQL in
+    /// one snapshot, so that no entry is both in the figures and in the log, or in neither):
+    /// on sled all of them, on PostgreSQL the other replicas' (this process writes under a new
+    /// id, so every stored row is another replica's, live or gone).
+    pub async fn load_feedback_and_log(&self) -> anyhow::Result<FeedbackLoad> {
         match self {
-            Store::Sled(s) => s.load_feedback(),
-            Store::Postgres(p) => p.load_feedback().await,
+            Store::Sled(s) => Ok(FeedbackLoad { figures: s.load_feedback()?, log: s.load_feedback_log()? }),
+            Store::Postgres(p) => p.load_feedback_and_log().await,
         }
     }
 

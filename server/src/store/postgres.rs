@@ -17,13 +17,16 @@ use tokio_postgres::{GenericClient, IsolationLevel, NoTls};
 use super::change::{Change, Op};
 use super::dump::Dump;
 use super::records::{AppRecord, AuditRecord, ReleaseRecord, RolloutRecord, TokenRecord};
-use super::{AdoptionKey, FORMAT, FeedbackKey, Loaded, LoadedApp, Scope, Stale, Unavailable};
+use super::{AdoptionKey, FORMAT, FeedbackLoad, Loaded, LoadedApp, Scope, Stale, Unavailable};
 use crate::auth::Token;
 use crate::snapshot::RolloutMeta;
 
 /// The schema migrations, in order; each runs once, in its own transaction.
-const MIGRATIONS: &[(i32, &str)] =
-    &[(1, include_str!("migrations/0001_catalog.sql")), (2, include_str!("migrations/0002_secrets.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/0001_catalog.sql")),
+    (2, include_str!("migrations/0002_secrets.sql")),
+    (3, include_str!("migrations/0003_feedback_log.sql")),
+];
 
 /// The advisory lock that serialises migrations between replicas ("halftone" in ASCII).
 const MIGRATION_LOCK: i64 = 0x68616c66746f6e65;
@@ -211,19 +214,30 @@ impl PgStore {
         revisions(&**client).await
     }
 
-    /// The release figures (JSON) other replicas stored, by app, version and channel (one
-    /// entry per replica: the caller merges them).
-    pub async fn load_feedback(&self) -> anyhow::Result<Vec<(FeedbackKey, Vec<u8>)>> {
-        let client = self.client().await?;
-        let rows = client
+    /// The release figures (JSON) and feedback log entries other replicas stored, read in one
+    /// snapshot (a replica moves entries from its log into its figures in one transaction: read
+    /// apart, an entry could be seen in both or in neither).
+    pub async fn load_feedback_and_log(&self) -> anyhow::Result<FeedbackLoad> {
+        let mut client = self.client().await?;
+        let tx =
+            client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await?;
+        let rows = tx
             .query("SELECT app, version, channel, sketch FROM feedback WHERE replica <> $1", &[&self.replica])
             .await?;
-        rows.iter()
+        let figures = rows
+            .iter()
             .map(|r| {
                 let key = (AppId::parse(r.get(0))?, Version::parse(r.get(1))?, ChannelName::parse(r.get(2))?);
                 Ok((key, r.get(3)))
             })
-            .collect()
+            .collect::<anyhow::Result<_>>()?;
+        let rows = tx
+            .query("SELECT seq, entry FROM feedback_log WHERE replica <> $1 ORDER BY replica, seq", &[&self.replica])
+            .await?;
+        let log =
+            rows.iter().map(|r| Ok((u64::try_from(r.get::<_, i64>(0))?, r.get(1)))).collect::<anyhow::Result<_>>()?;
+        tx.commit().await?;
+        Ok(FeedbackLoad { figures, log })
     }
 
     /// The adoption windows (JSON) other replicas stored, by app, channel, version and window
@@ -362,6 +376,20 @@ impl PgStore {
                     )
                     .await?
                 }
+                Op::FeedbackLog(seq, entry) => {
+                    tx.execute(
+                        "INSERT INTO feedback_log (replica, seq, entry) VALUES ($1, $2, $3)",
+                        &[&self.replica, &i64::try_from(*seq)?, entry],
+                    )
+                    .await?
+                }
+                Op::RemoveFeedbackLog(from, to) => {
+                    tx.execute(
+                        "DELETE FROM feedback_log WHERE replica = $1 AND seq BETWEEN $2 AND $3",
+                        &[&self.replica, &i64::try_from(*from)?, &i64::try_from(*to)?],
+                    )
+                    .await?
+                }
                 Op::RemoveAdoption((app, ch, v, w)) => {
                     tx.execute(
                         // An expired window expires for every replica, live or gone.
@@ -465,6 +493,9 @@ impl PgStore {
         for r in client.query("SELECT name, value FROM halftone_secrets", &[]).await? {
             d.secrets.push((r.get(0), r.get(1)));
         }
+        for r in client.query("SELECT seq, entry FROM feedback_log", &[]).await? {
+            d.feedback_log.push((u64::try_from(r.get::<_, i64>(0))?, r.get(1)));
+        }
         Ok(d.sorted())
     }
 
@@ -534,6 +565,13 @@ impl PgStore {
         }
         for (name, value) in &dump.secrets {
             tx.execute("INSERT INTO halftone_secrets (name, value) VALUES ($1, $2)", &[name, value]).await?;
+        }
+        for (seq, entry) in &dump.feedback_log {
+            tx.execute(
+                "INSERT INTO feedback_log (replica, seq, entry) VALUES ('migrated', $1, $2)",
+                &[&i64::try_from(*seq)?, entry],
+            )
+            .await?;
         }
         tx.commit().await.context("committing the copy")?;
         Ok(())

@@ -78,6 +78,7 @@ enum Tree {
     Feedback = 6,
     Adoption = 7,
     Secrets = 8,
+    FeedbackLog = 9,
 }
 
 type Puts = Vec<(Tree, Vec<u8>, Vec<u8>)>;
@@ -103,6 +104,12 @@ fn writes(ops: &[Op]) -> (Puts, Removes) {
                 puts.push((Tree::Adoption, adoption_key(app, ch, v, *w), framed(json.clone())));
             }
             Op::RemoveAdoption((app, ch, v, w)) => removes.push((Tree::Adoption, adoption_key(app, ch, v, *w))),
+            Op::FeedbackLog(seq, entry) => {
+                puts.push((Tree::FeedbackLog, seq.to_be_bytes().to_vec(), framed(entry.clone())))
+            }
+            Op::RemoveFeedbackLog(from, to) => {
+                removes.extend((*from..=*to).map(|seq| (Tree::FeedbackLog, seq.to_be_bytes().to_vec())));
+            }
         }
     }
     (puts, removes)
@@ -111,7 +118,7 @@ fn writes(ops: &[Op]) -> (Puts, Removes) {
 /// The embedded store: a sled database in the data dir.
 pub struct SledStore {
     db: sled::Db,
-    trees: [sled::Tree; 9],
+    trees: [sled::Tree; 10],
 }
 
 impl SledStore {
@@ -136,6 +143,7 @@ impl SledStore {
             t("feedback")?,
             t("adoption")?,
             t("secrets")?,
+            t("feedback_log")?,
         ];
         let store = SledStore { db, trees };
         store.check_format()?;
@@ -204,6 +212,17 @@ impl SledStore {
             let p: Vec<&str> = std::str::from_utf8(&k)?.split('\0').collect();
             anyhow::ensure!(p.len() == 3, "malformed feedback key");
             out.push(((AppId::parse(p[0])?, Version::parse(p[1])?, ChannelName::parse(p[2])?), unframed(&v)?));
+        }
+        Ok(out)
+    }
+
+    /// The feedback log's entries, oldest first, with their sequence numbers.
+    pub fn load_feedback_log(&self) -> anyhow::Result<Vec<(u64, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for kv in self.tree(Tree::FeedbackLog).iter() {
+            let (k, v) = kv?;
+            let seq = u64::from_be_bytes(k.as_ref().try_into().context("malformed feedback log key")?);
+            out.push((seq, unframed(&v)?));
         }
         Ok(out)
     }
@@ -295,6 +314,7 @@ impl SledStore {
         d.bootstrapped = self.is_bootstrapped()?;
         d.feedback = self.load_feedback()?;
         d.adoption = self.load_adoption()?;
+        d.feedback_log = self.load_feedback_log()?;
         for kv in self.tree(Tree::Secrets).iter() {
             let (k, v) = kv?;
             d.secrets.push((String::from_utf8(k.to_vec())?, unframed(&v)?));
