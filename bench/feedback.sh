@@ -4,6 +4,9 @@
 #
 #   bench/feedback.sh                      # 10 s per run, median of 3
 #   BENCH_DURATION=5 BENCH_RUNS=1 bench/feedback.sh
+#
+# Beside the rates it prints the server's CPU time per check-in and per event (from
+# /proc/PID/stat), which a busy machine disturbs much less than it disturbs rates.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -41,7 +44,12 @@ BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$BIN/halftone" serve --bind "127.0.0.1:$PORT" --data-dir "$WORK/data" --workers 1 --log-format json \
   >"$WORK/server.out" 2>"$WORK/server.err" &
-PIDS+=($!)
+SERVER=$!
+PIDS+=($SERVER)
+# The server's CPU time (user + system, in clock ticks): what a run cost it, whatever else the
+# machine was doing (rates on a shared machine are noise; CPU per request much less so).
+cpu() { awk '{ print $14 + $15 }' "/proc/$SERVER/stat"; }
+TICK=$(getconf CLK_TCK)
 URL=http://127.0.0.1:$PORT
 for _ in $(seq 100); do curl -sf "$URL/readyz" >/dev/null && break; sleep 0.1; done
 TOKEN=$(sed -n 's/.*\(htk_[0-9a-f]*_[0-9a-f]*\).*/\1/p' "$WORK/server.err" | head -1)
@@ -57,12 +65,20 @@ wrk_run() { # OUT LUA CONNS ARGS...
   wrk -t1 -c"$conns" -d"${DURATION}s" --timeout 5s -s "$HERE/$lua" "$URL" -- releases="$RELEASES" "$@" >"$out" 2>&1
 }
 : >"$WORK/alone"; : >"$WORK/events"; : >"$WORK/beside"; : >"$WORK/beside_events"
+: >"$WORK/cpu_checkin"; : >"$WORK/cpu_event"
+# CPU microseconds per request of a run: RESULT_FILE TICKS_BEFORE TICKS_AFTER PER_REQUEST
+per() { awk -v r="$(field "$1" requests)" -v a="$2" -v b="$3" -v t="$TICK" -v n="$4" \
+  'BEGIN { if (r > 0) printf "%.3f\n", (b - a) / t * 1e6 / (r * n) }'; }
 for run in $(seq "$RUNS"); do
   log "run $run/$RUNS: check-ins alone"
+  t0=$(cpu)
   wrk_run "$WORK/a.$run" checkin.lua 64
+  per "$WORK/a.$run" "$t0" "$(cpu)" 1 >>"$WORK/cpu_checkin"
   field "$WORK/a.$run" rps >>"$WORK/alone"
   log "run $run/$RUNS: events alone"
+  t0=$(cpu)
   wrk_run "$WORK/e.$run" events.lua 16 tokens="$WORK/tokens"
+  per "$WORK/e.$run" "$t0" "$(cpu)" 100 >>"$WORK/cpu_event"
   field "$WORK/e.$run" events_per_s >>"$WORK/events"
   log "run $run/$RUNS: check-ins with events beside"
   wrk_run "$WORK/be.$run" events.lua 16 tokens="$WORK/tokens" pause_ms="$BESIDE_PAUSE_MS" &
@@ -82,6 +98,11 @@ printf '%-48s %12.0f\n' "check-ins per second (alone)" "$alone"
 printf '%-48s %12.0f\n' "check-ins per second (events beside, steady)" "$beside"
 printf '%-48s %12.0f\n' "events per second (beside check-ins)" "$(median <"$WORK/beside_events")"
 printf '%-48s %12s\n' "check-ins with events / alone" "$(awk -v a="$alone" -v b="$beside" 'BEGIN { printf "%.2f", (a > 0 ? b / a : 0) }')"
+cpu_checkin=$(median <"$WORK/cpu_checkin"); cpu_event=$(median <"$WORK/cpu_event")
+printf '%-48s %12s\n' "server CPU per check-in, us (alone)" "$cpu_checkin"
+printf '%-48s %12s\n' "server CPU per event, us (events alone)" "$cpu_event"
+printf '%-48s %12s\n' "CPU of 50,000 events/s / CPU of check-ins alone" \
+  "$(awk -v c="$cpu_checkin" -v e="$cpu_event" -v a="$alone" 'BEGIN { if (a * c > 0) printf "%.3f", 50000 * e / (a * c) }')"
 printf '%-48s %12s\n' "events refused for their token (must be 0)" \
   "$(curl -s "$URL/metrics" | awk '/^halftone_events_rejected_total/ { n += $2 } END { print n + 0 }')"
 printf '%-48s %12s\n' "check-in samples dropped (aggregator behind)" \
