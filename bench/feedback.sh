@@ -37,9 +37,15 @@ field() { sed -n "s/^BENCH .*\<$2=\([^ ]*\).*/\1/p" "$1" | tail -1; }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print 0 }'; }
 
 command -v wrk >/dev/null || { log "installing wrk"; apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-log "building release binaries"
-(cd "$ROOT" && cargo build --release -q -p halftone-server -p halftone-tests)
-BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
+# BENCH_BIN: a directory holding release `halftone` and `halftone-seed` binaries to measure
+# instead of this tree's (an older build, to compare in the same hour).
+if [ -n "${BENCH_BIN:-}" ]; then
+  BIN=$BENCH_BIN
+else
+  log "building release binaries"
+  (cd "$ROOT" && cargo build --release -q -p halftone-server -p halftone-tests)
+  BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
+fi
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$BIN/halftone" serve --bind "127.0.0.1:$PORT" --data-dir "$WORK/data" --workers 1 --log-format json \
