@@ -46,7 +46,7 @@ impl Dump {
     /// What it holds, for people: `2 apps, 14 releases, ...`.
     pub fn summary(&self) -> String {
         format!(
-            "{} apps, {} releases, {} rollouts, {} tokens, {} audit entries, {} release figures, {} adoption windows, {} secrets",
+            "{} apps, {} releases, {} rollouts, {} tokens, {} audit entries, {} release figures, {} adoption windows, {} secrets, {} feedback log entries",
             self.apps.len(),
             self.releases.len(),
             self.rollouts.len(),
@@ -54,7 +54,8 @@ impl Dump {
             self.audit.len(),
             self.feedback.len(),
             self.adoption.len(),
-            self.secrets.len()
+            self.secrets.len(),
+            self.feedback_log.len()
         )
     }
 }
