@@ -282,8 +282,27 @@ async function experiment() {
   }
   await shot('metrics');
 
-  step('promoting 1.1.0 would leave devices on the newer 1.2.0: asked first, then refused (409) and nothing changed');
+  step('an arm widened by someone else meanwhile: the promotion is a conflict (412), nothing overwritten');
+  await page.evaluate(() => sessionStorage.setItem('halftone.poll_ms', '600000'));
   await page.goto(`${cfg.base}/ui/#/apps/abn/experiments/stable`);
+  // A new hash only re-renders: reload so that the slow refresh is read.
+  await page.reload();
+  await page.waitForSelector('#promote-winner', { timeout: T });
+  const url = `${cfg.base}/v1/apps/abn/releases/1.2.0/rollouts/stable`;
+  const auth = { Authorization: `Bearer ${cfg.admin}` };
+  const etag = (await fetch(url, { headers: auth })).headers.get('etag');
+  const other = await fetch(url, { method: 'PATCH', headers: { ...auth, 'If-Match': etag, 'Content-Type': 'application/json' }, body: JSON.stringify({ basis_points: 1200 }) });
+  expect(other.status === 200, `the other change to go through, got ${other.status}`);
+  await page.selectOption('#winner', '1.2.0');
+  await page.click('#promote-winner-button');
+  await page.click('#promote-winner-confirm');
+  await page.waitForSelector('#banner[data-kind="conflict"]', { timeout: T });
+  expect((await text('#banner')).includes('412'), 'the 412 named');
+  await page.waitForSelector('#arms tr.arm[data-version="1.2.0"] td.share:text-is("12%")', { timeout: T });
+  await page.evaluate(() => sessionStorage.removeItem('halftone.poll_ms'));
+
+  step('promoting 1.1.0 would leave devices on the newer 1.2.0: asked first, then refused (409) and nothing changed');
+  await page.reload();
   await page.waitForSelector('#promote-winner', { timeout: T });
   await page.selectOption('#winner', '1.1.0');
   await page.click('#promote-winner-button');
@@ -310,8 +329,9 @@ async function experiment() {
   expect(!(await text(card)).includes('A/B/N arm'), 'no longer an arm');
 
   expect(!requested.some((u) => u.includes('htk_')), 'the token in no URL');
-  expect(failed.length === 1 && failed[0].startsWith('409 POST') && failed[0].endsWith('/experiment/promote'),
-    `one failed request, the refused promotion's 409, got:\n${failed.join('\n')}`);
+  const promotions = failed.filter((f) => f.endsWith('/experiment/promote')).map((f) => f.split(' ')[0]);
+  expect(failed.length === 2 && promotions.join() === '412,409',
+    `two failed requests, the conflicting promotion's 412 and the refused one's 409, got:\n${failed.join('\n')}`);
   expect(problems.length === 0, `no console errors or CSP violations, got:\n${problems.join('\n')}`);
   await browser.close();
   console.log('dashboard (experiment): every step passed');
