@@ -186,7 +186,7 @@ async function appPage(main, app) {
   crumbs([{ text: 'Apps', href: '#/' }, { text: app }]);
   const releases = h('div', { id: 'releases' });
   const adoption = h('div', { class: 'chart', id: 'adoption-chart' });
-  const experiments = h('p', { id: 'experiments', class: 'links' });
+  const experiments = h('p', { id: 'experiments', class: 'links hidden' });
   main.append(
     h('h1', { text: app }),
     h('p', { class: 'links' },
@@ -217,6 +217,7 @@ async function appPage(main, app) {
     const running = [...new Set(list.releases.flatMap((r) => r.rollouts.filter(isArm).map((ro) => ro.channel)))].sort();
     fill(experiments, running.length ? ['A/B/N experiment on ', ...running.flatMap((c, i) => [i ? ', ' : '',
       h('a', { href: `#/apps/${enc(app)}/experiments/${enc(c)}`, text: c })])] : null);
+    experiments.classList.toggle('hidden', !running.length);
     adoptionChart(adoption, hist);
   };
 }
