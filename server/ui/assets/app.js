@@ -42,6 +42,12 @@ const pct = (bp) => `${(bp / 100).toLocaleString('en', { maximumFractionDigits: 
 const rate = (n, d) => (d > 0 ? n / d : null);
 const fmtRate = (r) => (r === null ? '–' : `${(r * 100).toFixed(1)}%`);
 const fmtTime = (ms) => new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+// A metric's figure: two decimals from 1 up (thousands grouped), three significant digits below.
+const fmtNum = (x) => (x === null || x === undefined ? '–'
+  : x.toLocaleString('en', Math.abs(x) >= 1 ? { maximumFractionDigits: 2 } : { maximumSignificantDigits: 3 }));
+// An A/B/N arm's buckets (a running arm's slot is narrower than the whole circle of 10000).
+const isArm = (ro) => !!ro.arm && ro.arm.width < 10000;
+const bucketRange = (start, width) => (width > 0 ? `${start}–${start + width - 1}` : 'none');
 const enc = encodeURIComponent;
 
 function banner(text, kind = 'error') {
@@ -180,12 +186,14 @@ async function appPage(main, app) {
   crumbs([{ text: 'Apps', href: '#/' }, { text: app }]);
   const releases = h('div', { id: 'releases' });
   const adoption = h('div', { class: 'chart', id: 'adoption-chart' });
+  const experiments = h('p', { id: 'experiments', class: 'links hidden' });
   main.append(
     h('h1', { text: app }),
     h('p', { class: 'links' },
       h('a', { href: `#/apps/${enc(app)}/audit`, text: 'Audit log' }), ' · ',
       h('a', { href: `#/apps/${enc(app)}/explain`, text: 'Explain a device' }),
       mayChange(app) ? [' · ', h('a', { href: `#/apps/${enc(app)}/rollback`, text: 'Roll back…' })] : null),
+    experiments,
     h('h2', { text: 'Releases' }), releases,
     h('h2', { text: 'Adoption by version (distinct devices per 4-hour window)' }), adoption);
   return async () => {
@@ -200,10 +208,16 @@ async function appPage(main, app) {
           r.critical ? h('span', { class: 'badge critical', text: 'critical' }) : null,
           r.rebuild_of ? h('span', { class: 'badge', text: `rebuild of ${r.rebuild_of}` }) : null]),
         h('td', { text: ro ? ro.channel : '–' }),
-        h('td', {}, ro ? h('span', { class: `state ${ro.state}`, text: ro.state }) : ''),
+        h('td', {}, ro ? h('span', { class: `state ${ro.state}`, text: ro.state }) : '',
+          ro && isArm(ro) ? h('a', { class: 'badge', href: `#/apps/${enc(app)}/experiments/${enc(ro.channel)}`, text: 'A/B/N arm' }) : null),
         h('td', { text: ro ? pct(ro.basis_points) : '' }),
         h('td', { text: i ? '' : String(r.offers) })))))));
     if (!list.releases.length) releases.append(h('p', { text: 'No releases yet.' }));
+    // A channel runs an experiment while it has arms (an A/B/N experiment has two or more).
+    const running = [...new Set(list.releases.flatMap((r) => r.rollouts.filter(isArm).map((ro) => ro.channel)))].sort();
+    fill(experiments, running.length ? ['A/B/N experiment on ', ...running.flatMap((c, i) => [i ? ', ' : '',
+      h('a', { href: `#/apps/${enc(app)}/experiments/${enc(c)}`, text: c })])] : null);
+    experiments.classList.toggle('hidden', !running.length);
     adoptionChart(adoption, hist);
   };
 }
@@ -212,8 +226,9 @@ async function releasePage(main, app, version) {
   crumbs([{ text: 'Apps', href: '#/' }, { text: app, href: `#/apps/${enc(app)}` }, { text: version }]);
   const head = h('div', { id: 'release-head' });
   const actions = h('div', { id: 'release-actions' });
+  const metrics = h('div', { id: 'app-metrics' });
   const rollouts = h('div', { id: 'rollouts' });
-  main.append(head, actions, rollouts);
+  main.append(head, actions, metrics, rollouts);
   const cards = new Map();
   let appView = null;
   let built = false;
@@ -234,6 +249,7 @@ async function releasePage(main, app, version) {
       releaseActions(actions, app, rel, appView);
     }
     const st = status.releases[0];
+    appMetrics(metrics, st);
     const channels = rel.rollouts.map((r) => r.channel);
     if (channels.join() !== [...cards.keys()].join()) {
       cards.clear();
@@ -279,6 +295,7 @@ function rolloutCard(app, version, channel) {
   const title = h('h2', {});
   const facts = h('div', { class: 'facts' });
   const figures = h('div', { class: 'figures' });
+  const gates = h('div', { class: 'metric-gates' });
   const percentChart = h('div', { class: 'chart percent-chart', 'data-channel': channel });
   const rateChart = h('div', { class: 'chart rate-chart', 'data-channel': channel });
   const el = h('section', { class: 'card rollout', 'data-channel': channel }, title, facts);
@@ -298,7 +315,7 @@ function rolloutCard(app, version, channel) {
     });
     el.append(form);
   }
-  el.append(figures, h('div', { class: 'charts' },
+  el.append(figures, gates, h('div', { class: 'charts' },
     h('div', {}, h('h3', { text: 'Share over time (dashed: the schedule ahead)' }), percentChart),
     h('div', {}, h('h3', { text: 'Install failure and crash rates, gate limits dashed' }), rateChart)));
 
@@ -319,7 +336,10 @@ function rolloutCard(app, version, channel) {
       h('span', { text: `revision ${ro.etag}` }),
       sched ? h('span', { text: `step ${sched.step === null ? 0 : sched.step + 1}/${sched.steps.length}` + (sched.next_at_ms ? `, next step ${fmtTime(sched.next_at_ms)}` : '') }) : null,
       st && st.gate ? h('span', { text: `gate: ${gateText(st.gate)}` }) : null,
-      ro.rules.length ? h('span', { text: `rules: ${ro.rules.map(ruleText).join('; ')}` }) : null);
+      ro.rules.length ? h('span', { text: `rules: ${ro.rules.map(ruleText).join('; ')}` }) : null,
+      isArm(ro) ? h('span', {}, h('a', { class: 'arm-link', href: `#/apps/${enc(app)}/experiments/${enc(channel)}`, text: `A/B/N arm on ${channel}` }),
+        `: buckets ${bucketRange(ro.arm.start, ro.basis_points)} of its slot ${bucketRange(ro.arm.start, ro.arm.width)}`) : null,
+      st && st.baseline ? h('span', { text: `baseline: ${st.baseline}` }) : null);
     const input = $('.percent-input', el);
     if (input && document.activeElement !== input) input.value = String(ro.basis_points / 100);
     if (!st) return;
@@ -329,6 +349,7 @@ function rolloutCard(app, version, channel) {
     fill(figures, h('table', { class: 'figures' },
       h('tr', {}, ['offered devices', 'downloads', 'installs', 'install failures', 'first runs', 'crashes', 'failure rate', 'crash rate'].map((t) => h('th', { text: t }))),
       h('tr', {}, [f.offered_devices, f.downloads, f.installs, f.install_failures, f.first_runs, f.crashes, fmtRate(failRate), fmtRate(crashRate)].map((t) => h('td', { text: String(t) })))));
+    metricGates(gates, st);
     percentOverTime(percentChart, ro, st);
     // The rates over time come from the server (a point per change, sampled every 5 minutes),
     // then the figures just read.
@@ -347,7 +368,49 @@ function gateText(g) {
   const parts = [];
   if (g.max_install_failure_rate != null) parts.push(`failures ≤ ${fmtRate(g.max_install_failure_rate)}`);
   if (g.max_crash_rate != null) parts.push(`crashes ≤ ${fmtRate(g.max_crash_rate)}`);
-  return `${parts.join(', ')} once ${g.min_sample} devices, else ${g.action || 'halt'}`;
+  if (g.compare) parts.push('failures, crashes no worse than the baseline');
+  if (g.metrics && g.metrics.length) parts.push(`${g.metrics.map((m) => m.name).join(', ')} no worse than the baseline`);
+  const fixed = g.max_install_failure_rate != null || g.max_crash_rate != null;
+  return `${parts.join(', ')}${fixed ? ` once ${g.min_sample} devices` : ''}, else ${g.action || 'halt'}`;
+}
+
+// ---------- app metrics ----------
+
+// The build's app metrics (status `metrics`: the build's figures on every channel, so the first
+// rollout's are the release's): a value metric's count, mean and quantiles, a counter's sum and
+// distinct devices.
+function appMetrics(el, st) {
+  const ms = (st && st.rollouts.length && st.rollouts[0].metrics) || [];
+  if (!ms.length) return fill(el);
+  const values = ms.filter((m) => m.kind === 'value');
+  const counters = ms.filter((m) => m.kind === 'counter');
+  fill(el, h('section', { class: 'card' },
+    h('h2', { text: `App metrics of ${st.version} (every channel)` }),
+    values.length ? h('table', { class: 'metrics values' },
+      h('thead', {}, h('tr', {}, ['Value metric', 'Better', 'Count', 'Mean', 'p50', 'p90', 'p99'].map((t) => h('th', { text: t })))),
+      h('tbody', {}, values.map((m) => h('tr', { 'data-metric': m.name },
+        h('td', { text: m.name }), h('td', { text: m.better ? `${m.better} is better` : '' }), h('td', { class: 'count', text: String(m.build.count || 0) }),
+        ['mean', 'p50', 'p90', 'p99'].map((k) => h('td', { class: k, text: fmtNum(m.build[k]) })))))) : null,
+    counters.length ? h('table', { class: 'metrics counters' },
+      h('thead', {}, h('tr', {}, ['Counter', 'Sum', 'Devices', 'Per device'].map((t) => h('th', { text: t })))),
+      h('tbody', {}, counters.map((m) => h('tr', { 'data-metric': m.name },
+        h('td', { text: m.name }), h('td', { class: 'sum', text: String(m.build.sum || 0) }),
+        h('td', { class: 'devices', text: String(m.build.devices || 0) }), h('td', { class: 'per-device', text: fmtNum(m.build.per_device) }))))) : null));
+}
+
+// Each metric gate's verdict now (status `metric_evidence`): the call, both builds' figures, the
+// mean tolerated and the always-valid test's statistic against the bound it decides at.
+function metricGates(el, st) {
+  const ev = st.metric_evidence || [];
+  if (!ev.length) return fill(el);
+  fill(el, h('h3', { text: `Metric gates against the baseline${st.baseline ? ` ${st.baseline}` : ''}` }),
+    h('table', { class: 'metric-gates' },
+      h('thead', {}, h('tr', {}, ['Metric', 'Call', 'Count', 'Mean', 'Baseline count', 'Baseline mean', 'Tolerated mean', 'Statistic', 'Bound'].map((t) => h('th', { text: t })))),
+      h('tbody', {}, ev.map((e) => h('tr', { 'data-metric': e.metric, 'data-call': e.call },
+        h('td', { text: `${e.metric} (${e.better} is better)` }), h('td', {}, h('span', { class: `call ${e.call}`, text: e.call.replace('_', ' ') })),
+        h('td', { text: String(e.count) }), h('td', { text: fmtNum(e.mean) }),
+        h('td', { text: String(e.baseline_count) }), h('td', { text: fmtNum(e.baseline_mean) }), h('td', { text: fmtNum(e.tolerated) }),
+        h('td', { class: 'statistic', text: e.statistic.toFixed(2) }), h('td', { class: 'bound', text: e.decides_at.toFixed(2) }))))));
 }
 
 function ruleText(r) {
@@ -469,6 +532,131 @@ function adoptionChart(el, hist) {
       y: { range: (u, min, max) => [0, Math.max(1, (max || 0) * 1.15)] } },
     series: [{}, ...series.map((s, i) => ({ label: s.label, stroke: PALETTE[i % PALETTE.length], width: 2, points: { show: true } }))],
   }, [xs, ...series.map((s) => xs.map((x) => { const w = s.windows.find((q) => q.start_ms / 1000 === x); return w ? w.devices : null; }))]);
+}
+
+// ---------- A/B/N experiments ----------
+
+const RATE_FIGURES = new Set(['install_failure_rate', 'crash_rate']);
+
+// A running experiment's arms side by side (GET .../experiment): each arm's release, state, share
+// and buckets, then every figure (the two rates, then each value metric the app declares) arm by
+// arm with the arm ahead and whether its lead is proven (docs/experiments.md). Promoting the
+// winner asks first and sends the ETag the page shows (If-Match): a change to any arm since
+// is a 412 conflict, and a promotion that would leave devices on a newer loser is refused (409)
+// and shown as the server's problem.
+async function experimentPage(main, app, channel) {
+  crumbs([{ text: 'Apps', href: '#/' }, { text: app, href: `#/apps/${enc(app)}` }, { text: `Experiment on ${channel}` }]);
+  const path = `/v1/apps/${enc(app)}/channels/${enc(channel)}/experiment`;
+  const facts = h('div', { class: 'facts', id: 'experiment-facts' });
+  const arms = h('div', { id: 'arms' });
+  const figures = h('div', { id: 'arm-figures' });
+  const controls = h('div', { id: 'experiment-controls' });
+  main.append(h('h1', { text: `A/B/N experiment on ${channel} (${app})` }), facts,
+    h('h2', { text: 'Arms' }), arms,
+    h('h2', { text: 'Figures, arm by arm' }), figures, controls);
+  let current = null;
+  let form = null;
+  return async () => {
+    const { data } = await api('GET', path);
+    current = data;
+    fill(facts, h('span', { text: `revision ${data.etag}` }), h('span', { text: `salt ${data.salt}` }),
+      h('span', { text: `${data.arms.length} arms` }));
+    fill(arms, h('table', { class: 'arms' },
+      h('thead', {}, h('tr', {}, ['Arm', 'State', 'Share', 'Buckets', 'Slot', 'Installs', 'Install failures', 'First runs', 'Crashes']
+        .map((t) => h('th', { text: t })))),
+      h('tbody', {}, data.arms.map((a) => h('tr', { class: 'arm', 'data-version': a.version },
+        h('td', {}, h('a', { href: `#/apps/${enc(app)}/releases/${enc(a.version)}`, text: a.version })),
+        h('td', {}, h('span', { class: `state ${a.state}`, text: a.state })),
+        h('td', { class: 'share', text: pct(a.basis_points) }),
+        h('td', { class: 'buckets', text: bucketRange(a.slot.start, a.basis_points) }),
+        h('td', { class: 'slot', text: bucketRange(a.slot.start, a.slot.width) }),
+        [a.installs, a.install_failures, a.first_runs, a.crashes].map((n) => h('td', { text: String(n) })))))));
+    const show = (f, v) => (v.count ? (RATE_FIGURES.has(f.name) ? fmtRate(v.mean) : fmtNum(v.mean)) : '–');
+    fill(figures, h('table', { class: 'arm-figures' },
+      h('thead', {}, h('tr', {}, h('th', { text: 'Figure' }), data.arms.map((a) => h('th', { text: a.version })),
+        ['Ahead', 'Proven', 'Statistic', 'Bound'].map((t) => h('th', { text: t })))),
+      h('tbody', {}, data.figures.map((f) => h('tr', { class: 'figure', 'data-figure': f.name, 'data-ahead': f.ahead || '', 'data-proven': f.proven ? 'yes' : 'no' },
+        h('td', {}, h('strong', { text: f.name }), h('div', { class: 'muted', text: `${f.direction} is better` })),
+        f.arms.map((v, i) => h('td', { class: `arm-value${f.ahead && f.ahead === data.arms[i].version ? ' leader' : ''}`, 'data-version': data.arms[i].version },
+          h('span', { class: 'mean', text: show(f, v) }), ' ', h('span', { class: 'count muted', text: `n ${v.count}` }))),
+        h('td', { class: 'ahead', text: f.ahead || 'none' }),
+        h('td', {}, h('span', { class: `call ${f.proven ? 'proven' : 'unproven'}`, text: f.proven ? 'proven' : 'not yet' })),
+        h('td', { class: 'statistic', text: f.statistic.toFixed(2) }),
+        h('td', { class: 'bound', text: f.bound.toFixed(2) }))))));
+    if (!form && mayChange(app)) {
+      form = promoteWinnerForm(app, path, data, () => current);
+      controls.append(form);
+    }
+  };
+}
+
+// The promotion of the winner, in two clicks: the first says what it will do (the winner widens,
+// the other arms are halted, devices on them keep what they installed), the second sends it.
+function promoteWinnerForm(app, path, data, latest) {
+  const winner = h('select', { id: 'winner' }, data.arms.map((a) => h('option', { value: a.version, text: a.version })));
+  const share = h('input', { id: 'winner-percent', type: 'number', min: 0, max: 100, step: 'any', placeholder: 'keep' });
+  const reason = h('input', { id: 'winner-reason', type: 'text', size: 40, placeholder: 'why (for the audit log)' });
+  const higher = h('input', { id: 'allow-higher-losers', type: 'checkbox' });
+  const summary = h('p', { id: 'promote-summary' });
+  const confirm = h('button', { id: 'promote-winner-confirm', type: 'button', class: 'danger' }, 'Yes, promote');
+  const ask = h('div', { class: 'hidden', id: 'promote-winner-ask' }, summary, confirm);
+  const form = h('form', { id: 'promote-winner', class: 'card grid' },
+    h('h2', { class: 'wide', text: 'Promote the winner' }),
+    h('label', {}, 'Winner ', winner),
+    h('label', {}, 'Its new share (%; empty keeps its share) ', share),
+    h('label', { class: 'wide' }, 'Reason ', reason),
+    h('label', { class: 'check wide' }, higher, ' promote even though a loser is newer (its devices keep the loser)'),
+    h('button', { type: 'submit', id: 'promote-winner-button' }, 'Promote…'), ask);
+  let request = null;
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const x = latest();
+    const body = { winner: winner.value, allow_higher_losers: higher.checked };
+    if (share.value.trim()) {
+      const bp = Math.round(Number(share.value) * 100);
+      if (!Number.isFinite(bp) || bp < 0 || bp > 10000) return banner('The share is a percentage from 0 to 100.');
+      body.basis_points = bp;
+    }
+    if (reason.value.trim()) body.reason = reason.value.trim();
+    const arm = x.arms.find((a) => a.version === body.winner);
+    const losers = x.arms.filter((a) => a.version !== body.winner).map((a) => a.version);
+    // The ETag of what the page shows now: anything changed since is a conflict, not overwritten.
+    request = { body, etag: x.etag };
+    summary.textContent = `Promotes ${body.winner} on ${x.channel}: its devices stay in and its share goes from ${pct(arm.basis_points)} to `
+      + `${body.basis_points === undefined ? `${pct(arm.basis_points)} (kept)` : pct(body.basis_points)}; halts ${losers.join(', ')} `
+      + '(nobody new is offered them; devices that installed them keep them). The experiment ends.';
+    ask.classList.remove('hidden');
+  });
+  confirm.addEventListener('click', async () => {
+    if (!request) return;
+    ask.classList.add('hidden');
+    const { body, etag } = request;
+    request = null;
+    // No re-read while the promotion is under way: once it is done there is no experiment to read.
+    stopPolling();
+    try {
+      const { data: done } = await api('POST', `${path}/promote`, { body, ifMatch: etag });
+      S.page = null;
+      const main = $('#main');
+      fill(main, h('h1', { text: `${done.winner.channel}: ${body.winner} promoted` }),
+        h('div', { class: 'card', id: 'promoted' },
+          h('p', { text: `${body.winner} is at ${pct(done.winner.basis_points)} on ${done.winner.channel}; retired (halted): ${done.retired.join(', ') || 'none'}.` }),
+          done.newer_than_winner.length ? h('p', { class: 'error', text: `Devices on ${done.newer_than_winner.join(', ')} keep it (nobody is offered a lower version): rebuild ${body.winner}'s code above it to move them.` }) : null,
+          h('a', { href: `#/apps/${enc(app)}/releases/${enc(body.winner)}`, text: `Open ${body.winner}` })));
+      banner(`Promote ${body.winner}: done.`, 'ok');
+    } catch (e) {
+      if (e.status === 412) {
+        banner(`Conflict (412), nothing was changed: ${e.message}. The page now shows the current arms; promote again if it still makes sense.`, 'conflict');
+      } else if (e.status === 409) {
+        banner(`Promotion refused (409), nothing was changed: ${e.message}`, 'refused');
+      } else {
+        banner(`Promote ${body.winner} failed (${e.status || 'network'}): ${e.message}`);
+      }
+      await refresh();
+      if (S.page && !S.timer) S.timer = setInterval(refresh, POLL_MS);
+    }
+  });
+  return form;
 }
 
 // ---------- explain ----------
@@ -723,6 +911,7 @@ async function render() {
   let page;
   try {
     if (p[0] === 'apps' && p[1] && p[2] === 'releases' && p[3]) page = await releasePage(main, p[1], p[3]);
+    else if (p[0] === 'apps' && p[1] && p[2] === 'experiments' && p[3]) page = await experimentPage(main, p[1], p[3]);
     else if (p[0] === 'apps' && p[1] && p[2] === 'audit') page = await auditPage(main, p[1]);
     else if (p[0] === 'apps' && p[1] && p[2] === 'explain') page = await explainPage(main, p[1]);
     else if (p[0] === 'apps' && p[1] && p[2] === 'rollback') page = await rollbackPage(main, p[1], query);

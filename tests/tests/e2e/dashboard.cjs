@@ -1,6 +1,8 @@
 // Drives the dashboard in headless Chromium (Playwright), as a release engineer would; run by
-// dashboard.rs with DASHBOARD_TEST = {base, admin, viewer, other_publisher, chromium, rebuild,
-// screenshots}.
+// dashboard.rs with DASHBOARD_TEST = {scenario, base, admin, viewer, chromium, screenshots, ...}:
+// scenario `cockpit` (with other_publisher, rebuild) walks rollouts, conflicts, halt, rollback,
+// audit and explain; scenario `experiment` (with the server's own experiment, metrics and
+// metric_evidence to expect) walks an A/B/N experiment, a build's app metrics and promotion.
 // Exits non-zero, saying what it expected, when the page does not behave.
 'use strict';
 const { chromium } = require('playwright-core');
@@ -13,12 +15,13 @@ function expect(cond, what) {
   if (!cond) throw new Error(`expected ${what}`);
 }
 
-async function main() {
+// A browser with one page, and what the page did wrong on the way.
+async function open() {
   const browser = await chromium.launch({ executablePath: cfg.chromium, args: ['--no-sandbox', '--disable-gpu'] });
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
   const problems = [];
-  // Failed requests are checked below, by status (the one conflict is expected).
+  // Failed requests are checked by each scenario, by status (the ones it provokes are expected).
   page.on('console', (m) => { if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(`console: ${m.text()}`); });
   const failed = [];
   page.on('response', (r) => { if (r.status() >= 400) failed.push(`${r.status()} ${r.request().method()} ${r.url()}`); });
@@ -28,8 +31,21 @@ async function main() {
   const shot = async (name, fullPage = true) => {
     if (cfg.screenshots) await page.screenshot({ path: path.join(cfg.screenshots, `${name}.png`), fullPage });
   };
-  const step = (s) => console.log(`- ${s}`);
+  return { browser, page, problems, failed, requested, shot };
+}
 
+const step = (s) => console.log(`- ${s}`);
+
+async function logIn(page, token) {
+  await page.goto(`${cfg.base}/ui/`);
+  await page.waitForSelector('#token', { timeout: T });
+  await page.fill('#token', token);
+  await page.click('#login-submit');
+  await page.waitForSelector('#apps a', { timeout: T });
+}
+
+async function cockpit() {
+  const { browser, page, problems, failed, requested, shot } = await open();
   step('/ redirects to the login form');
   await page.goto(`${cfg.base}/`);
   expect(page.url().endsWith('/ui/'), `the redirect to /ui/, got ${page.url()}`);
@@ -183,6 +199,145 @@ async function main() {
   await browser.close();
   console.log('dashboard: every step passed');
 }
+
+// The page's way of showing a metric's figure (app.js fmtNum).
+const fmtNum = (x) => (x === null || x === undefined ? '–'
+  : x.toLocaleString('en', Math.abs(x) >= 1 ? { maximumFractionDigits: 2 } : { maximumSignificantDigits: 3 }));
+const fmtRate = (r) => `${(r * 100).toFixed(1)}%`;
+
+async function experiment() {
+  const { browser, page, problems, failed, requested, shot } = await open();
+  const x = cfg.experiment;
+  const text = async (sel) => (await page.textContent(sel, { timeout: T })).trim();
+
+  step('a viewer sees the arms and no promotion');
+  await logIn(page, cfg.viewer);
+  await page.goto(`${cfg.base}/ui/#/apps/abn/experiments/stable`);
+  await page.waitForSelector('#arms tr.arm', { timeout: T });
+  expect(await page.locator('#promote-winner').count() === 0, 'no promotion form for a viewer');
+  await page.click('#logout');
+
+  step('log in as admin: the app links its experiment, and marks its arms');
+  await logIn(page, cfg.admin);
+  await page.click('#apps a:text("abn")');
+  await page.waitForSelector('#experiments a', { timeout: T });
+  expect(await page.locator('#releases a.badge:text("A/B/N arm")').count() === 2, 'both arms marked in the releases');
+  await page.click('#experiments a:text("stable")');
+
+  step('the arms side by side: release, state, share, buckets and slot, feedback counts');
+  await page.waitForSelector('#arms tr.arm', { timeout: T });
+  expect(await page.locator('#arms tr.arm').count() === x.arms.length, `${x.arms.length} arms`);
+  for (const a of x.arms) {
+    const row = `#arms tr.arm[data-version="${a.version}"]`;
+    const cells = await page.$$eval(`${row} td`, (tds) => tds.map((td) => td.textContent.trim()));
+    const want = [a.version, 'active', '10%', `${a.slot.start}–${a.slot.start + 999}`, `${a.slot.start}–${a.slot.start + 4999}`,
+      String(a.installs), String(a.install_failures), String(a.first_runs), String(a.crashes)];
+    expect(cells.join('|') === want.join('|'), `the arm ${a.version} as ${want.join(' | ')}, got ${cells.join(' | ')}`);
+  }
+  expect((await text('#experiment-facts')).includes(`revision ${x.etag}`), 'the revision promotion sends');
+
+  step('every figure arm by arm: count and mean, the arm ahead, whether proven, statistic and bound');
+  const names = await page.$$eval('#arm-figures tr.figure', (rows) => rows.map((r) => r.dataset.figure));
+  expect(names.join() === x.figures.map((f) => f.name).join(), `the figures ${x.figures.map((f) => f.name)}, got ${names}`);
+  expect(names.includes('install_failure_rate') && names.includes('crash_rate') && names.includes('session_s'), 'the rates and the value metric');
+  for (const f of x.figures) {
+    const row = `#arm-figures tr.figure[data-figure="${f.name}"]`;
+    expect(await page.getAttribute(row, 'data-ahead') === (f.ahead || ''), `${f.name}: ahead ${f.ahead}`);
+    expect(await page.getAttribute(row, 'data-proven') === (f.proven ? 'yes' : 'no'), `${f.name}: proven ${f.proven}`);
+    expect(await text(`${row} td.statistic`) === f.statistic.toFixed(2), `${f.name}: statistic ${f.statistic.toFixed(2)}`);
+    expect(await text(`${row} td.bound`) === f.bound.toFixed(2), `${f.name}: bound ${f.bound.toFixed(2)}`);
+    for (const [i, v] of f.arms.entries()) {
+      const cell = `${row} td.arm-value[data-version="${x.arms[i].version}"]`;
+      const mean = v.count ? (f.name.endsWith('_rate') ? fmtRate(v.mean) : fmtNum(v.mean)) : '–';
+      expect(await text(`${cell} .mean`) === mean, `${f.name} on ${x.arms[i].version}: mean ${mean}, got ${await text(`${cell} .mean`)}`);
+      expect(await text(`${cell} .count`) === `n ${v.count}`, `${f.name} on ${x.arms[i].version}: n ${v.count}`);
+    }
+  }
+  const session = x.figures.find((f) => f.name === 'session_s');
+  expect(session.ahead === '1.2.0' && session.proven, 'the seeded lead: 1.2.0 proven on sessions');
+  expect((await text('#arm-figures tr.figure[data-figure="session_s"] td.ahead')) === '1.2.0', '1.2.0 shown ahead on sessions');
+  await shot('experiment');
+
+  step("a build's app metrics and its metric gate's verdict");
+  await page.click('#arms a:text-is("1.2.0")');
+  await page.waitForSelector('#app-metrics tr[data-metric="session_s"]', { timeout: T });
+  for (const m of cfg.metrics) {
+    const row = `#app-metrics tr[data-metric="${m.name}"]`;
+    const want = m.kind === 'value'
+      ? { count: String(m.build.count), mean: fmtNum(m.build.mean), p50: fmtNum(m.build.p50), p90: fmtNum(m.build.p90), p99: fmtNum(m.build.p99) }
+      : { sum: String(m.build.sum), devices: String(m.build.devices), 'per-device': fmtNum(m.build.per_device) };
+    for (const [k, v] of Object.entries(want)) {
+      expect(await text(`${row} td.${k}`) === v, `${m.name} ${k} ${v}, got ${await text(`${row} td.${k}`)}`);
+    }
+  }
+  expect(await text('#app-metrics tr[data-metric="purchases"] td.sum') === '15', 'the purchases summed: 15');
+  const card = 'section.rollout[data-channel="stable"]';
+  expect((await text(card)).includes('A/B/N arm on stable'), 'the rollout card says it is an arm');
+  for (const e of cfg.metric_evidence) {
+    const row = `${card} .metric-gates tr[data-metric="${e.metric}"]`;
+    expect(await page.getAttribute(row, 'data-call') === e.call, `${e.metric}: the call ${e.call}`);
+    expect(await text(`${row} td.statistic`) === e.statistic.toFixed(2), `${e.metric}: statistic ${e.statistic.toFixed(2)}`);
+    expect(await text(`${row} td.bound`) === e.decides_at.toFixed(2), `${e.metric}: bound ${e.decides_at.toFixed(2)}`);
+    expect((await text(row)).includes(String(e.count)) && (await text(row)).includes(String(e.baseline_count)), `${e.metric}: both counts`);
+  }
+  await shot('metrics');
+
+  step('an arm widened by someone else meanwhile: the promotion is a conflict (412), nothing overwritten');
+  await page.evaluate(() => sessionStorage.setItem('halftone.poll_ms', '600000'));
+  await page.goto(`${cfg.base}/ui/#/apps/abn/experiments/stable`);
+  // A new hash only re-renders: reload so that the slow refresh is read.
+  await page.reload();
+  await page.waitForSelector('#promote-winner', { timeout: T });
+  const url = `${cfg.base}/v1/apps/abn/releases/1.2.0/rollouts/stable`;
+  const auth = { Authorization: `Bearer ${cfg.admin}` };
+  const etag = (await fetch(url, { headers: auth })).headers.get('etag');
+  const other = await fetch(url, { method: 'PATCH', headers: { ...auth, 'If-Match': etag, 'Content-Type': 'application/json' }, body: JSON.stringify({ basis_points: 1200 }) });
+  expect(other.status === 200, `the other change to go through, got ${other.status}`);
+  await page.selectOption('#winner', '1.2.0');
+  await page.click('#promote-winner-button');
+  await page.click('#promote-winner-confirm');
+  await page.waitForSelector('#banner[data-kind="conflict"]', { timeout: T });
+  expect((await text('#banner')).includes('412'), 'the 412 named');
+  await page.waitForSelector('#arms tr.arm[data-version="1.2.0"] td.share:text-is("12%")', { timeout: T });
+  await page.evaluate(() => sessionStorage.removeItem('halftone.poll_ms'));
+
+  step('promoting 1.1.0 would leave devices on the newer 1.2.0: asked first, then refused (409) and nothing changed');
+  await page.reload();
+  await page.waitForSelector('#promote-winner', { timeout: T });
+  await page.selectOption('#winner', '1.1.0');
+  await page.click('#promote-winner-button');
+  await page.waitForSelector('#promote-winner-confirm:visible', { timeout: T });
+  expect((await text('#promote-summary')).includes('halts 1.2.0'), 'the confirmation says the loser is halted');
+  await page.click('#promote-winner-confirm');
+  await page.waitForSelector('#banner[data-kind="refused"]', { timeout: T });
+  const refusal = await text('#banner');
+  expect(refusal.includes('409') && refusal.includes('newer than the winner'), `a readable refusal, got: ${refusal}`);
+  expect(await page.locator('#arms tr.arm').count() === 2, 'both arms still there');
+  await shot('experiment-refused');
+
+  step('promote 1.2.0 to 50%: done, the experiment over');
+  await page.selectOption('#winner', '1.2.0');
+  await page.fill('#winner-percent', '50');
+  await page.fill('#winner-reason', 'longer sessions');
+  await page.click('#promote-winner-button');
+  await page.click('#promote-winner-confirm');
+  await page.waitForSelector('#promoted', { timeout: T });
+  await page.waitForSelector('#banner[data-kind="ok"]', { timeout: T });
+  expect((await text('#promoted')).includes('retired (halted): 1.1.0'), 'the loser retired');
+  await page.click('#promoted a');
+  await page.waitForSelector(`${card}[data-percent="50"]`, { timeout: T });
+  expect(!(await text(card)).includes('A/B/N arm'), 'no longer an arm');
+
+  expect(!requested.some((u) => u.includes('htk_')), 'the token in no URL');
+  const promotions = failed.filter((f) => f.endsWith('/experiment/promote')).map((f) => f.split(' ')[0]);
+  expect(failed.length === 2 && promotions.join() === '412,409',
+    `two failed requests, the conflicting promotion's 412 and the refused one's 409, got:\n${failed.join('\n')}`);
+  expect(problems.length === 0, `no console errors or CSP violations, got:\n${problems.join('\n')}`);
+  await browser.close();
+  console.log('dashboard (experiment): every step passed');
+}
+
+const main = () => (cfg.scenario === 'experiment' ? experiment() : cockpit());
 
 main().catch((e) => {
   console.error(e.stack || String(e));

@@ -2,7 +2,9 @@
 //! from, and the whole page in a real headless Chromium driven by Playwright (`dashboard.cjs`):
 //! log in, raise a rollout and see its chart move, a conflict shown and not overwritten, halt,
 //! roll back, the audit log and the explain form, and a viewer (or another app's publisher) who
-//! sees no controls.
+//! sees no controls; and an A/B/N experiment's arms side by side with their figures, a build's
+//! app metrics and metric gate, and the winner's promotion (refused when it would strand devices
+//! on a newer loser, then done).
 //!
 //! The browser test installs what it needs on a fresh machine: Debian's `chromium` (when missing
 //! and running as root) and `playwright-core` from npm into a cache dir under the target dir.
@@ -14,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use halftone_channels::wire::TokenRequest;
+use halftone_channels::Percent;
+use halftone_channels::wire::{ArmRequest, ExperimentRequest, TokenRequest};
 use halftone_server::clock::ManualClock;
 use serde_json::{Value, json};
 
@@ -206,20 +209,44 @@ fn chromium() -> Result<PathBuf, String> {
     found().filter(|_| status.success()).ok_or_else(|| "apt-get install chromium failed".into())
 }
 
-#[tokio::test]
-async fn the_dashboard_works_in_a_real_browser() {
-    let browser = match browser() {
-        Ok(b) => b,
+/// The browser, or `None` after printing why the test `name` is skipped (a panic instead when
+/// `HALFTONE_TEST_BROWSER=required`).
+fn browser_or_skip(name: &str) -> Option<Browser> {
+    match browser() {
+        Ok(b) => Some(b),
         Err(reason) if std::env::var("HALFTONE_TEST_BROWSER").as_deref() == Ok("required") => {
             panic!("HALFTONE_TEST_BROWSER=required, but: {reason}")
         }
         Err(reason) => {
             // Past libtest's capture (as the PostgreSQL tests do), so it shows in a plain run.
             use std::io::Write as _;
-            let _ = writeln!(std::io::stderr(), "dashboard::the_dashboard_works_in_a_real_browser: SKIPPED ({reason})");
-            return;
+            let _ = writeln!(std::io::stderr(), "dashboard::{name}: SKIPPED ({reason})");
+            None
         }
-    };
+    }
+}
+
+/// Runs `dashboard.cjs` with `config` (its `scenario` says which part) and fails the test,
+/// with the script's log, when the page did not behave.
+async fn run_in_browser(browser: Browser, mut config: Value) {
+    let script = browser.cache.join("dashboard.cjs");
+    std::fs::write(&script, include_str!("dashboard.cjs")).unwrap();
+    config["chromium"] = json!(browser.chromium);
+    config["screenshots"] = json!(std::env::var("HALFTONE_DASHBOARD_SCREENSHOTS").unwrap_or_default());
+    // The browser runs in a child process; the server answers from its own thread meanwhile.
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node").arg(&script).current_dir(&browser.cache).env("DASHBOARD_TEST", config.to_string()).output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let log = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the browser run failed:\n{log}");
+}
+
+#[tokio::test]
+async fn the_dashboard_works_in_a_real_browser() {
+    let Some(browser) = browser_or_skip("the_dashboard_works_in_a_real_browser") else { return };
     let server = TestServer::start();
     let p = Publisher::create(&server, "notes").await;
     let targets = ["linux/x86_64", "windows/x86_64"];
@@ -289,27 +316,15 @@ async fn the_dashboard_works_in_a_real_browser() {
         .await
         .unwrap();
 
-    let script = browser.cache.join("dashboard.cjs");
-    std::fs::write(&script, include_str!("dashboard.cjs")).unwrap();
-    let screenshots = std::env::var("HALFTONE_DASHBOARD_SCREENSHOTS").unwrap_or_default();
     let config: Value = json!({
+        "scenario": "cockpit",
         "base": server.base,
         "admin": server.token,
         "viewer": viewer.token,
         "other_publisher": other.token,
-        "chromium": browser.chromium,
         "rebuild": serde_json::to_string_pretty(&rebuild.spec).unwrap(),
-        "screenshots": screenshots,
     });
-    // The browser runs in a child process; the server answers from its own thread meanwhile.
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node").arg(&script).current_dir(&browser.cache).env("DASHBOARD_TEST", config.to_string()).output()
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    let log = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "the browser run failed:\n{log}");
+    run_in_browser(browser, config).await;
 
     // What the page did went through the admin API like any other client's change.
     let rollouts = p.admin.get_release(&p.app, &"1.1.0".parse().unwrap()).await.unwrap();
@@ -322,4 +337,106 @@ async fn the_dashboard_works_in_a_real_browser() {
     let actions: Vec<&str> =
         audit["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert!(actions.contains(&"rollback.publish"), "{actions:?}");
+}
+
+#[tokio::test]
+async fn experiments_and_app_metrics_in_a_real_browser() {
+    let Some(browser) = browser_or_skip("experiments_and_app_metrics_in_a_real_browser") else { return };
+    let clock = Arc::new(ManualClock::at(1_800_000_000_000));
+    let server = TestServer::start_behind_proxy(clock.clone());
+    let p = Publisher::create(&server, "abn").await;
+    crate::metrics::declare_metrics(&p).await;
+    p.publish("1.0.0", "stable", "100%").await;
+    // The baseline's sessions: 300 s on average; each arm is gated on its sessions against them.
+    crate::metrics::sessions(&server, "abn", "base", "1.0.0", 1_000, 300.0).await;
+    for v in ["1.1.0", "1.2.0"] {
+        let rollout = json!({"basis_points": 0, "gate": {"metrics": [{"name": "session_s"}]}});
+        p.publish_draft(&p.draft(v, &[]), "stable", rollout).await.unwrap();
+    }
+    let (app, stable) = ("abn".parse().unwrap(), "stable".parse().unwrap());
+    let arms = ["1.1.0", "1.2.0"]
+        .map(|v| ArmRequest { version: v.parse().unwrap(), basis_points: Percent::parse("10%").unwrap() })
+        .to_vec();
+    let admin = server.admin();
+    admin.start_experiment(&app, &stable, &ExperimentRequest { arms, reason: None }).await.unwrap();
+
+    // 3,000 devices on 1.0.0 check in: about a tenth land in each arm. Those offered 1.1.0 all
+    // install it; of those offered 1.2.0, the devices whose index is a multiple of 4 fail.
+    let mut devices = fleet("abn", 3_000, "1.0.0", "stable");
+    let on_a = crate::gates::round(&server, "abn", "1.1.0", &mut devices, 0).await;
+    let on_b = crate::gates::round(&server, "abn", "1.2.0", &mut devices, 4).await;
+    assert!((240..360).contains(&on_a) && (240..360).contains(&on_b), "{on_a} and {on_b}");
+    // Sessions a third longer on 1.2.0, and purchases 1 to 5 by five of its devices.
+    crate::metrics::sessions(&server, "abn", "a", "1.1.0", 600, 300.0).await;
+    crate::metrics::sessions(&server, "abn", "b", "1.2.0", 600, 400.0).await;
+    let http = server.anonymous();
+    for i in 0..5u64 {
+        let id = format!("buyer-{i}");
+        let token = running_token(&http, "abn", &Device::new(&id, "1.2.0", "stable")).await;
+        let report = crate::metrics::metric_report(&id, "1.2.0", Some(&token), json!({}), json!({"purchases": i + 1}));
+        let r = http.post("/v1/apps/abn/events", &json!({ "metrics": [report] })).await;
+        assert_eq!((r.status, r.body["metrics_accepted"].as_u64()), (202, Some(1)), "{r:?}");
+    }
+    server.state().feedback.flush().await.unwrap();
+
+    // What the page must show: the server's figures, checked here against what was seeded.
+    let (view, _) = admin.experiment(&app, &stable).await.unwrap();
+    let figure = |name: &str| view.figures.iter().find(|f| f.name == name).unwrap().clone();
+    let failures = figure("install_failure_rate");
+    // Distinct devices, counted approximately above about a hundred (within a few percent).
+    for (arm, exposed) in failures.arms.iter().zip([on_a, on_b]) {
+        assert!(arm.count.abs_diff(exposed as u64) * 20 <= exposed as u64, "{exposed}: {failures:?}");
+    }
+    assert!(failures.arms[0].mean == 0.0 && (0.15..0.35).contains(&failures.arms[1].mean), "{failures:?}");
+    assert_eq!(failures.ahead.as_ref().map(ToString::to_string).as_deref(), Some("1.1.0"), "{failures:?}");
+    assert!(failures.proven, "{failures:?}");
+    let session = figure("session_s");
+    assert_eq!(session.arms.iter().map(|a| a.count).collect::<Vec<_>>(), [600, 600]);
+    assert_eq!(session.ahead.as_ref().map(ToString::to_string).as_deref(), Some("1.2.0"), "{session:?}");
+    assert!(session.proven, "{session:?}");
+    let status = admin.status(&app).await.unwrap();
+    let b = status.releases.iter().find(|r| r.version.to_string() == "1.2.0").unwrap();
+    let rollout = &b.rollouts[0];
+    let m = crate::metrics::metric(&status, "1.2.0", "session_s").build;
+    assert_eq!(m.count, Some(600));
+    assert!((m.mean.unwrap() / 400.0 - 1.0).abs() < 0.02, "{m:?}");
+    let purchases = crate::metrics::metric(&status, "1.2.0", "purchases").build;
+    assert_eq!((purchases.sum, purchases.devices), (Some(15), Some(5)));
+    let gate = &rollout.metric_evidence[0];
+    assert_eq!((gate.call.as_str(), gate.count, gate.baseline_count), ("no_worse", 600, 1_000), "{gate:?}");
+    let viewer = p
+        .admin
+        .create_token(&serde_json::from_value::<TokenRequest>(json!({"name": "watcher", "role": "viewer"})).unwrap())
+        .await
+        .unwrap();
+
+    let config = json!({
+        "scenario": "experiment",
+        "base": server.base,
+        "admin": server.token,
+        "viewer": viewer.token,
+        "experiment": view,
+        "metrics": rollout.metrics,
+        "metric_evidence": rollout.metric_evidence,
+    });
+    run_in_browser(browser, config).await;
+
+    // The page promoted 1.2.0 through the admin API, after the refusal of 1.1.0 changed nothing.
+    let after = server.raw_admin().get("/v1/apps/abn/channels/stable/experiment").await;
+    after.assert_problem(404, "");
+    let rollout_of = |v: &str| {
+        let admin = server.admin();
+        let v = v.parse().unwrap();
+        async move { admin.get_release(&"abn".parse().unwrap(), &v).await.unwrap().rollouts.remove(0) }
+    };
+    let (winner, loser) = (rollout_of("1.2.0").await, rollout_of("1.1.0").await);
+    assert_eq!(
+        (winner.rollout.basis_points.basis_points(), winner.rollout.state.to_string()),
+        (5_000, "active".into())
+    );
+    assert_eq!(loser.rollout.state.to_string(), "halted");
+    let audit = server.raw_admin().get("/v1/apps/abn/audit").await.ok();
+    let promoted: Vec<&Value> =
+        audit["entries"].as_array().unwrap().iter().filter(|e| e["action"] == "experiment.promote").collect();
+    assert_eq!(promoted.len(), 2, "one entry per arm: {promoted:?}");
 }
