@@ -35,7 +35,7 @@ use halftone_channels::wire::{
     ChannelAdoption, ChannelHistory, Event, EventKind, Figures, MetricReport, VersionAdoption, VersionHistory,
     WindowCount,
 };
-use halftone_channels::{AppId, ChannelName, CounterFigures, Distribution, Health, MetricName, Version};
+use halftone_channels::{AppId, ChannelName, CounterFigures, Distribution, Health, MetricName, Summary, Version};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
@@ -101,11 +101,15 @@ struct Counters {
     counts: BTreeMap<MetricName, Tally>,
 }
 
-/// A counter metric's figures: the sum of what was reported and the devices that reported.
+/// A counter metric's figures: the sum of what was reported, the devices that reported, and
+/// the amounts reports carried (count, mean and variance per report: what a counter gate
+/// judges; absent in figures stored before counter gates, which then count from zero).
 #[derive(Default, Clone, Serialize, Deserialize)]
 struct Tally {
     sum: u64,
     devices: Sketch,
+    #[serde(default)]
+    per_report: Summary,
 }
 
 impl Counters {
@@ -123,6 +127,7 @@ impl Counters {
             let mine = self.counts.entry(name.clone()).or_default();
             mine.sum = mine.sum.saturating_add(t.sum);
             mine.devices.merge(&t.devices);
+            mine.per_report.merge(&t.per_report);
         }
     }
 
@@ -190,8 +195,19 @@ pub struct Report {
 pub enum MetricFigures {
     /// A value metric.
     Value(Distribution),
-    /// A counter.
-    Counter(CounterFigures),
+    /// A counter: its sum and devices, and the amounts per report a counter gate judges.
+    Counter(CounterFigures, Summary),
+}
+
+impl MetricFigures {
+    /// What a metric gate judges and its window marks: a value metric's values, a counter's
+    /// amounts per report.
+    pub fn gated(&self) -> &Summary {
+        match self {
+            MetricFigures::Value(d) => d.summary(),
+            MetricFigures::Counter(_, per_report) => per_report,
+        }
+    }
 }
 
 enum Msg {
@@ -349,12 +365,13 @@ impl Feedback {
                         let mine = counts.entry(name.clone()).or_default();
                         mine.sum = mine.sum.saturating_add(t.sum);
                         mine.devices.merge(&t.devices);
+                        mine.per_report.merge(&t.per_report);
                     }
                 }
             }
             let counters = counts.into_iter().map(|(name, t)| {
                 let figures = CounterFigures { sum: t.sum, devices: t.devices.estimate() as u64 };
-                (name, MetricFigures::Counter(figures))
+                (name, MetricFigures::Counter(figures, t.per_report))
             });
             values.into_iter().map(|(name, d)| (name, MetricFigures::Value(d))).chain(counters).collect()
         })
@@ -516,6 +533,7 @@ async fn aggregate(
                             let t = c.counts.entry(name).or_default();
                             t.sum = t.sum.saturating_add(n);
                             t.devices.insert(&device);
+                            t.per_report.add(n as f64);
                         }
                         a.dirty_events.insert(key);
                     }

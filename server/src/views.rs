@@ -65,7 +65,7 @@ impl State {
                         let evidence = r
                             .gate
                             .as_ref()
-                            .map_or_else(Vec::new, |g| g.evidence(&self.gate_figures(&app, r, meta.marks)));
+                            .map_or_else(Vec::new, |g| g.evidence(&self.gate_figures(&app, r, &meta.marks)));
                         let baseline = r
                             .gate
                             .as_ref()
@@ -91,7 +91,7 @@ impl State {
                             evidence: evidence.iter().map(EvidenceView::from).collect(),
                             metrics: self.metric_views(&app, &r.release, &r.channel),
                             metric_evidence: self
-                                .metric_evidence(&app, r)
+                                .metric_evidence(&app, r, &meta.marks)
                                 .iter()
                                 .map(MetricEvidenceView::from)
                                 .collect(),
@@ -117,7 +117,7 @@ impl State {
         let baseline = app.catalog.baseline(version, channel).map(|b| self.feedback.metrics(&app.id, b));
         let view = |m: Option<&MetricFigures>, kind: MetricKind| match (m, kind) {
             (Some(MetricFigures::Value(d)), _) => MetricFiguresView::from(d),
-            (Some(MetricFigures::Counter(c)), _) => MetricFiguresView::from(c),
+            (Some(MetricFigures::Counter(c, _)), _) => MetricFiguresView::from(c),
             (None, MetricKind::Value(_)) => MetricFiguresView::from(&Distribution::default()),
             (None, MetricKind::Counter) => MetricFiguresView::from(&CounterFigures::default()),
         };

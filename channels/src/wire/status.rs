@@ -199,11 +199,14 @@ pub struct MetricEvidenceView {
     pub call: String,
     /// Which way is better.
     pub better: Direction,
-    /// The candidate's values.
+    /// What the means are over: `values` (a value metric) or `counts_per_report` (a counter).
+    #[serde(default = "values")]
+    pub measure: String,
+    /// The candidate's values (a counter's reports) in the gate's window.
     pub count: u64,
     /// Their mean.
     pub mean: f64,
-    /// The baseline's values.
+    /// The baseline's values in the same time window (docs/gates.md).
     pub baseline_count: u64,
     /// Their mean.
     pub baseline_mean: f64,
@@ -298,4 +301,9 @@ pub struct AdoptionHistory {
     pub window_ms: u64,
     /// Per channel, by name.
     pub channels: Vec<ChannelHistory>,
+}
+
+/// What a metric evidence's means are over when an answer does not say: values.
+fn values() -> String {
+    "values".to_owned()
 }
