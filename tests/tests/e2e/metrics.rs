@@ -1,6 +1,8 @@
 //! App metrics: declared per app, reported by devices with their build's report token (raw
 //! HTTP and the SDK), validated strictly (nothing stored on a 4xx), aggregated per build with
-//! means and quantiles, shown in the status beside the baseline, and kept across a restart.
+//! means and quantiles, shown in the status beside the baseline, and kept across a restart;
+//! gated: a value metric or a counter (its amounts per report) against the baseline in the
+//! same time window, the window restarting on resume and each step waiting for new values.
 
 use halftone_channels::wire::{AppSpec, MetricView, StatusView};
 use halftone_client::{Client, MetricName, MetricValue};
