@@ -432,3 +432,43 @@ async fn a_metric_gates_window_restarts_on_resume_and_each_step_waits_for_new_va
     let m = metric(&s, "1.1.0", "session_s").build;
     assert!(m.mean.unwrap() < 0.9 * 300.0, "{m:?}");
 }
+
+/// The marks of a metric gate's window survive a restart: on `start(None)` a gate is set with
+/// the baseline's 10 earlier sessions marked; after `start(Some(token))` on the same store the
+/// evidence still compares only what came after (5 baseline sessions, 3 of the candidate).
+async fn window_marks_survive_a_restart(start: impl Fn(Option<String>) -> TestServer) {
+    let server = start(None);
+    let p = Publisher::create(&server, "marks").await;
+    declare_metrics(&p).await;
+    p.publish("1.0.0", "stable", "100%").await;
+    let session = |i: usize| (json!({"session_s": [100.0 + i as f64]}), json!({}));
+    reports(&server, "marks", "early", "1.0.0", 10, 9, session).await;
+    let rollout = json!({"basis_points": 1000, "gate": {"metrics": [{"name": "session_s"}]}});
+    p.publish_draft(&p.draft("1.1.0", &[]), "stable", rollout).await.unwrap();
+    reports(&server, "marks", "late", "1.0.0", 5, 9, session).await;
+    reports(&server, "marks", "cand", "1.1.0", 3, 9, session).await;
+    let counts = |s: &StatusView| {
+        let release = s.releases.iter().find(|r| r.version.to_string() == "1.1.0").unwrap();
+        release.rollouts[0].metric_evidence.iter().map(|e| (e.count, e.baseline_count)).collect::<Vec<_>>()
+    };
+    let before = server.admin().status(&p.app).await.unwrap();
+    assert_eq!(counts(&before), [(3, 5)], "the window's values");
+    let (_dir, token) = server.stop();
+    let again = start(Some(token));
+    let after = again.admin().status(&p.app).await.unwrap();
+    assert_eq!(counts(&after), [(3, 5)], "the same window after a restart");
+    assert_eq!(metric(&after, "1.0.0", "session_s").build.count, Some(15), "the figures, all time");
+    drop(_dir);
+}
+
+#[tokio::test]
+async fn a_metric_gates_window_survives_a_restart_on_sled() {
+    let dir = tempfile::tempdir().unwrap();
+    window_marks_survive_a_restart(|token| TestServer::start_in(dir.path(), token)).await;
+}
+
+#[tokio::test]
+async fn a_metric_gates_window_survives_a_restart_on_postgres() {
+    let pg = halftone_tests::postgres_or_skip!();
+    window_marks_survive_a_restart(|token| TestServer::start_on_postgres(&pg.url(), token)).await;
+}
