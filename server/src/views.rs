@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use halftone_channels::wire::{
     AdoptionHistory, AppSpec, AppView, ChannelSpec, EvidenceView, GateSpec, KeySpec, MetricEvidenceView,
-    MetricFiguresView, MetricKindSpec, MetricView, ReleaseStatus, ReleaseView, RolloutStatus, ScheduleStatus,
-    StatusView, TokenView, metric_set, metric_specs,
+    MetricFiguresView, MetricKindSpec, MetricStepView, MetricView, ReleaseStatus, ReleaseView, RolloutStatus,
+    ScheduleStatus, StatusView, TokenView, metric_set, metric_specs,
 };
 use halftone_channels::{AppId, ChannelName, CounterFigures, Distribution, MetricKind, Rollout, Tick, Version};
 
@@ -94,6 +94,11 @@ impl State {
                                 .metric_evidence(&app, r, &meta.marks)
                                 .iter()
                                 .map(MetricEvidenceView::from)
+                                .collect(),
+                            metric_step_waits: self
+                                .metric_steps_short(&app, r, &meta.marks)
+                                .into_iter()
+                                .map(|s| MetricStepView { metric: s.name, new_values: s.have, needed: s.need })
                                 .collect(),
                             history: audit.iter().filter(|e| e.subject == subject).cloned().collect(),
                         }

@@ -102,6 +102,9 @@ pub struct RolloutStatus {
     /// The metric gates' evidence now, one entry per metric gate.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metric_evidence: Vec<MetricEvidenceView>,
+    /// The metric gates whose current step lacks new values: the step does not widen yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metric_step_waits: Vec<MetricStepView>,
     /// Every change to this rollout, oldest first (including the scheduler's and gates').
     pub history: Vec<AuditEntry>,
 }
@@ -306,4 +309,15 @@ pub struct AdoptionHistory {
 /// What a metric evidence's means are over when an answer does not say: values.
 fn values() -> String {
     "values".to_owned()
+}
+
+/// A metric gate whose step waits for values of its own (docs/gates.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetricStepView {
+    /// The metric.
+    pub metric: MetricName,
+    /// Its new values (a counter's reports) since the step began.
+    pub new_values: u64,
+    /// The gate's `min_count`: the step widens from this many on.
+    pub needed: u64,
 }

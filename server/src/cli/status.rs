@@ -271,6 +271,11 @@ fn next_step(o: &RolloutStatus, now_ms: u64) -> String {
     let Some(step) = s.steps.get(next) else { return "done".to_owned() };
     match s.next_at_ms {
         Some(at) if at > now_ms => format!("{} in {}", step.share, span(at - now_ms)),
+        Some(_) if !o.metric_step_waits.is_empty() => {
+            let waits: Vec<String> =
+                o.metric_step_waits.iter().map(|w| format!("{} {}/{}", w.metric, w.new_values, w.needed)).collect();
+            format!("{} when the step has new values ({})", step.share, waits.join(", "))
+        }
         Some(_) if o.gate.is_some() => format!("{} when the gate passes", step.share),
         Some(_) => format!("{} now", step.share),
         None => format!("{} ({})", step.share, o.state),

@@ -393,6 +393,15 @@ async fn a_metric_gates_window_restarts_on_resume_and_each_step_waits_for_new_va
     assert!(tick().await.advanced.is_empty());
     reports(&server, "steps", "a", "1.1.0", 20, 10, session(300.0, 20)).await;
     assert!(tick().await.advanced.is_empty(), "20 values of the 30 the gate needs");
+    let s = server.admin().status(&p.app).await.unwrap();
+    let waits = &s.releases[0].rollouts[0].metric_step_waits;
+    assert_eq!(
+        waits.iter().map(|w| (w.metric.as_str(), w.new_values, w.needed)).collect::<Vec<_>>(),
+        [("session_s", 20, 30)]
+    );
+    let now = halftone_server::clock::Clock::now_ms(&*clock);
+    let text = halftone_server::cli::status::render(&s, false, now);
+    assert!(text.contains("50% when the step has new values (session_s 20/30)"), "{text}");
     reports(&server, "steps", "b", "1.1.0", 20, 11, session(300.0, 20)).await;
     assert_eq!(tick().await.advanced.len(), 1, "40 new values: the step widens");
     let s = server.admin().status(&p.app).await.unwrap();
