@@ -17,7 +17,8 @@
 //! App metrics (`MetricReport`s) travel with events and are group-committed with them: per
 //! release and channel, each declared value metric keeps a [`Distribution`] (count, mean,
 //! variance, quantiles: a few KiB at most, whatever the number of values) and each counter
-//! its sum and a sketch of the devices that reported it, inside the same stored figures as the
+//! its sum, a sketch of the devices that reported it and the count, mean and variance of the
+//! amounts its reports carried (what a counter gate judges), inside the same stored figures as the
 //! event sketches, so they are durable before the 202, restored at start and merged across
 //! replicas exactly as those are.
 //!

@@ -192,11 +192,15 @@ impl State {
     }
 }
 
-/// The values of `now` since `mark` (all of them without a mark); a mark that is not an
-/// earlier reading of `now` (it holds more values) is ignored, so the values count from
-/// publish, as before marks were kept.
+/// The values of `now` since `mark` (all of them without a mark: none then). A mark holding
+/// more values than `now` was read by a replica that had seen more than this one yet (on
+/// PostgreSQL each replica re-reads the others' figures every 2 s): nothing new is known here
+/// since, so the window is empty for now, as `Health::since` saturates at zero.
 fn since(now: &Summary, mark: Option<&Summary>) -> Summary {
-    mark.and_then(|m| now.since(m)).unwrap_or(*now)
+    match mark {
+        None => *now,
+        Some(m) => now.since(m).unwrap_or_default(),
+    }
 }
 
 /// Ticks every `every` until the state is gone.
