@@ -60,6 +60,47 @@ impl Summary {
         Summary { count: total, mean, m2: total as f64 * mean * (1.0 - mean) }
     }
 
+    /// The summary of the values added after `earlier` was read, when `earlier` is an earlier
+    /// reading of this same growing sample (the inverse of [`Summary::merge`]): a gate's window
+    /// is its build's summary now less its summary at the window's start. `None` when
+    /// `earlier` holds more values than this summary, so it cannot be a part of it.
+    ///
+    /// Subtracting a large sample from another loses precision in the variance when the part
+    /// left is small; what is lost is rounding, and a variance that rounds below zero is zero.
+    pub fn since(&self, earlier: &Summary) -> Option<Summary> {
+        let n = self.count.checked_sub(earlier.count)?;
+        if n == 0 {
+            return Some(Summary::default());
+        }
+        if earlier.count == 0 {
+            return Some(*self);
+        }
+        let (total, before, after) = (self.count as f64, earlier.count as f64, n as f64);
+        let mean = (self.mean * total - earlier.mean * before) / after;
+        let delta = mean - earlier.mean;
+        let m2 = self.m2 - earlier.m2 - delta * delta * (before * after / total);
+        Some(Summary { count: n, mean, m2: if m2.is_finite() { m2.max(0.0) } else { 0.0 } })
+    }
+
+    /// The summary stored as its moments: `count` values of mean `mean` whose squared
+    /// deviations from it add up to `m2`. `None` unless both are finite and `m2` is not
+    /// negative (a stored mark read back).
+    pub fn from_moments(count: u64, mean: f64, m2: f64) -> Option<Summary> {
+        if !mean.is_finite() || !m2.is_finite() || m2 < 0.0 {
+            return None;
+        }
+        if count == 0 {
+            return Some(Summary::default());
+        }
+        Some(Summary { count, mean, m2 })
+    }
+
+    /// The sum of squared deviations from the mean (`variance × (count − 1)`): with
+    /// [`Summary::count`] and [`Summary::mean`], what [`Summary::from_moments`] takes back.
+    pub fn m2(&self) -> f64 {
+        self.m2
+    }
+
     /// Values added.
     pub fn count(&self) -> u64 {
         self.count
@@ -177,6 +218,54 @@ mod tests {
         assert!((counted.mean() - rate.mean()).abs() < 1e-12);
         assert!((counted.variance() - rate.variance()).abs() < 1e-9, "{counted:?} {rate:?}");
         assert_eq!(Summary::of_bernoulli(3, 0), Summary::default());
+    }
+
+    /// Both close to rounding, relative to the magnitudes involved.
+    fn close(a: f64, b: f64, scale: f64) -> bool {
+        (a - b).abs() <= 1e-7 * scale.max(1.0)
+    }
+
+    proptest::proptest! {
+        /// The summary of a whole less the summary of its first part is the summary of the
+        /// rest: the same count, mean and variance (to rounding); a "part" holding more values
+        /// than the whole is refused.
+        #[test]
+        fn since_is_the_summary_of_what_came_after(
+            first in proptest::collection::vec(-1e6f64..1e6, 0..200),
+            rest in proptest::collection::vec(-1e6f64..1e6, 0..200),
+        ) {
+            let earlier = of(first.iter().copied());
+            let whole = of(first.iter().chain(&rest).copied());
+            let want = of(rest.iter().copied());
+            let got = whole.since(&earlier).expect("a part of the whole");
+            let scale = first.iter().chain(&rest).fold(0f64, |m, v| m.max(v.abs()));
+            proptest::prop_assert_eq!(got.count(), want.count());
+            proptest::prop_assert!(close(got.mean(), want.mean(), scale), "{:?} {:?}", got, want);
+            proptest::prop_assert!(
+                close(got.variance().sqrt(), want.variance().sqrt(), scale * 1e2),
+                "{:?} {:?}", got, want
+            );
+            proptest::prop_assert!(got.m2() >= 0.0);
+            if !rest.is_empty() {
+                proptest::prop_assert_eq!(earlier.since(&whole), None);
+            }
+            let back = Summary::from_moments(whole.count(), whole.mean(), whole.m2());
+            proptest::prop_assert_eq!(back, Some(whole));
+        }
+    }
+
+    #[test]
+    fn since_by_hand() {
+        let whole = of([1.0, 2.0, 3.0, 10.0, 20.0]);
+        let after = whole.since(&of([1.0, 2.0, 3.0])).unwrap();
+        assert_eq!(after.count(), 2);
+        assert!((after.mean() - 15.0).abs() < 1e-9 && (after.variance() - 50.0).abs() < 1e-9, "{after:?}");
+        assert_eq!(whole.since(&whole), Some(Summary::default()));
+        assert_eq!(whole.since(&Summary::default()), Some(whole));
+        assert_eq!(Summary::default().since(&whole), None);
+        assert_eq!(Summary::from_moments(3, f64::NAN, 1.0), None);
+        assert_eq!(Summary::from_moments(3, 1.0, -1.0), None);
+        assert_eq!(Summary::from_moments(0, 5.0, 1.0), Some(Summary::default()));
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! sequential [`Comparison`] with the baseline build, gates on app metrics, or any of them)
 //! and their [`Verdict`] on a rollout's [`GateFigures`]: its window since publish or resume,
 //! its current step, and the baseline's figures. Metric gates are judged apart
-//! ([`HealthGate::judge_metrics`]) on the builds' metric summaries.
+//! ([`HealthGate::judge_metrics`]) on the builds' metric summaries in the same window, and
+//! each step needs new values of every gated metric before it widens
+//! ([`HealthGate::metric_steps_short`]).
 
 use std::fmt;
 
@@ -11,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ParseError, What};
 use crate::experiment::Summary;
 use crate::metric::{MAX_METRICS, MetricName};
-use crate::metric_gate::{MetricEvidence, MetricGate};
+use crate::metric_gate::{Measure, MetricEvidence, MetricGate};
 use crate::sequential::{Call, Comparison, Evidence, Proportion};
 use crate::{MetricKind, MetricSet, Percent};
 
@@ -45,13 +47,32 @@ pub struct HealthGate {
     pub metrics: Vec<MetricGate>,
 }
 
-/// What a metric gate judges: the candidate's and the baseline's values of one metric.
+/// What a metric gate judges: the candidate's and the baseline's values of one metric (a
+/// value metric's values, or a counter's counts per report), each since the gate's window
+/// began.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MetricSample {
     /// The candidate's values.
     pub candidate: Summary,
     /// The baseline's values.
     pub baseline: Summary,
+}
+
+/// A metric gate whose current step lacks values of its own: the step cannot widen yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepShort {
+    /// The metric.
+    pub name: MetricName,
+    /// New values (a counter's reports) since the step began.
+    pub have: u64,
+    /// The gate's `min_count`.
+    pub need: u64,
+}
+
+impl fmt::Display for StepShort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "metric {}: {} new values in this step, {} needed to widen", self.name, self.have, self.need)
+    }
 }
 
 /// What a gate judges: the candidate's figures in its window (since it was published or last
@@ -97,33 +118,32 @@ impl HealthGate {
         metrics.into_iter().map(|m| c.judge(m, m.of(&f.window), m.of(&b), n)).collect()
     }
 
-    /// Checks every metric gate names a value metric of `declared`.
+    /// Checks every metric gate names a metric of `declared`, and says which way it is better
+    /// when (a counter) the declaration does not, and not otherwise than the declaration.
     pub fn check_metrics_declared(&self, declared: &MetricSet) -> Result<(), ParseError> {
         for m in &self.metrics {
-            match declared.kind(m.name().as_str()) {
-                Some(MetricKind::Value(_)) => {}
-                Some(MetricKind::Counter) => {
-                    return Err(ParseError::new(
-                        What::MetricGate,
-                        m.name().as_str(),
-                        "is a counter: gates judge value metrics",
-                    ));
+            let bad = |why: String| Err(ParseError::new(What::MetricGate, m.name().as_str(), why));
+            match (declared.kind(m.name().as_str()), m.better()) {
+                (Some(MetricKind::Value(d)), Some(better)) if d != better => {
+                    return bad(format!("is declared {d}: its gate cannot say otherwise (leave better out)"));
                 }
-                None => {
-                    return Err(ParseError::new(
-                        What::MetricGate,
-                        m.name().as_str(),
-                        "is not a metric the app declared",
-                    ));
+                (Some(MetricKind::Value(_)), _) | (Some(MetricKind::Counter), Some(_)) => {}
+                (Some(MetricKind::Counter), None) => {
+                    return bad(
+                        "is a counter: its gate must say which way is better (\"better\": \"lower\" or \"higher\")"
+                            .to_owned(),
+                    );
                 }
+                (None, _) => return bad("is not a metric the app declared".to_owned()),
             }
         }
         Ok(())
     }
 
-    /// The metric gates' evidence: one entry per gate whose metric is a value metric of
-    /// `declared` and `sample` has figures for (the baseline's included: without a baseline
-    /// nothing is judged). A verdict of `Worse` halts like a breach.
+    /// The metric gates' evidence: one entry per gate whose metric `declared` has (a value
+    /// metric, or a counter whose gate says which way is better) and `sample` has figures for
+    /// (the baseline's included: without a baseline nothing is judged). A verdict of `Worse`
+    /// halts like a breach.
     pub fn judge_metrics(
         &self,
         declared: &MetricSet,
@@ -132,10 +152,26 @@ impl HealthGate {
         self.metrics
             .iter()
             .filter_map(|g| {
-                let Some(MetricKind::Value(direction)) = declared.kind(g.name().as_str()) else { return None };
+                let (measure, direction) = match declared.kind(g.name().as_str())? {
+                    MetricKind::Value(d) => (Measure::Values, d),
+                    MetricKind::Counter => (Measure::CountsPerReport, g.better()?),
+                };
                 let s = sample(g.name())?;
-                Some(g.judge(direction, &s.candidate, &s.baseline))
+                Some(g.judge_measured(measure, direction, &s.candidate, &s.baseline))
             })
+            .collect()
+    }
+
+    /// The metric gates (on metrics `declared` has) whose current step has fewer than their
+    /// `min_count` new values, `step` giving each metric's new values (a counter's reports)
+    /// since the step began: while any is short, the step does not widen. Like `step_sample`
+    /// for installs, this makes a step show its own values before more devices get the build.
+    pub fn metric_steps_short(&self, declared: &MetricSet, step: impl Fn(&MetricName) -> u64) -> Vec<StepShort> {
+        self.metrics
+            .iter()
+            .filter(|g| declared.kind(g.name().as_str()).is_some())
+            .map(|g| StepShort { name: g.name().clone(), have: step(g.name()), need: g.min_count() })
+            .filter(|s| s.have < s.need)
             .collect()
     }
 
@@ -411,7 +447,14 @@ mod tests {
         .unwrap();
         let on = |m: &str| MetricGate::new(name(m), 0.1, 0.01, 30).unwrap();
         let gate = HealthGate { metrics: vec![on("session_s"), on("purchases"), on("gone")], ..gate() };
-        assert!(gate.check_metrics_declared(&declared).unwrap_err().to_string().contains("purchases"));
+        let refused = gate.check_metrics_declared(&declared).unwrap_err().to_string();
+        assert!(refused.contains("purchases") && refused.contains("must say which way is better"), "{refused}");
+        let counted = HealthGate { metrics: vec![on("purchases").with_better(Direction::Higher)], ..gate.clone() };
+        assert!(counted.check_metrics_declared(&declared).is_ok());
+        let against = HealthGate { metrics: vec![on("session_s").with_better(Direction::Lower)], ..gate.clone() };
+        assert!(against.check_metrics_declared(&declared).unwrap_err().to_string().contains("cannot say otherwise"));
+        let gone = HealthGate { metrics: vec![on("gone")], ..gate.clone() };
+        assert!(gone.check_metrics_declared(&declared).unwrap_err().to_string().contains("not a metric"));
         let around = |mean: f64, n: usize| {
             let mut s = Summary::default();
             (0..n).for_each(|i| s.add(mean + if i % 2 == 0 { 100.0 } else { -100.0 }));
@@ -425,5 +468,20 @@ mod tests {
         assert_eq!(evidence.len(), 1, "only the declared value metric: {evidence:?}");
         assert_eq!(evidence[0].call, crate::Call::Worse, "{}", evidence[0]);
         assert!(gate.judge_metrics(&declared, |_| None).is_empty(), "no baseline, nothing judged");
+        // A counter is judged once its gate says which way is better, on counts per report.
+        let counted = HealthGate { metrics: vec![on("purchases").with_better(Direction::Higher)], ..gate.clone() };
+        let evidence = counted.judge_metrics(&declared, |_| {
+            Some(MetricSample { candidate: around(210.0, 400), baseline: around(300.0, 2_000) })
+        });
+        assert_eq!(
+            (evidence.len(), evidence[0].measure, evidence[0].call),
+            (1, Measure::CountsPerReport, crate::Call::Worse)
+        );
+        // Each step needs the gate's `min_count` new values of every gated, declared metric.
+        let short = gate.metric_steps_short(&declared, |n| if n.as_str() == "session_s" { 29 } else { 0 });
+        let names: Vec<_> = short.iter().map(|s| (s.name.as_str(), s.have)).collect();
+        assert_eq!(names, [("session_s", 29), ("purchases", 0)], "an undeclared metric holds nothing");
+        assert_eq!(short[0].to_string(), "metric session_s: 29 new values in this step, 30 needed to widen");
+        assert!(gate.metric_steps_short(&declared, |_| 30).is_empty());
     }
 }

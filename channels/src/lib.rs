@@ -24,7 +24,8 @@
 //!   [`MeanTest`] comparing builds on an app metric's [`Summary`];
 //! - app metrics: [`MetricName`], [`MetricSet`] (an app's declared metrics), a build's
 //!   [`Distribution`] (count, mean, variance, quantiles in bounded memory) and
-//!   [`CounterFigures`]; [`MetricGate`] judges a value metric against the baseline;
+//!   [`CounterFigures`]; [`MetricGate`] judges a value metric (or a counter's counts per
+//!   report) against the baseline, on a window of [`Summary`]s ([`Summary::since`]);
 //! - [`wire`]: the JSON types of the HTTP protocol and their conversions to and from the
 //!   domain (the domain modules never import `wire`).
 //!
@@ -90,7 +91,7 @@ pub use error::{ParseError, What};
 pub use experiment::{Better, MeanComparison, MeanTest, Summary};
 pub use explain::{Explanation, ReleaseTrace, Skip, Verdict};
 pub use health::{
-    Breach, GateAction, GateFigures, Health, HealthGate, Limit, Metric, MetricSample, Verdict as GateVerdict,
+    Breach, GateAction, GateFigures, Health, HealthGate, Limit, Metric, MetricSample, StepShort, Verdict as GateVerdict,
 };
 pub use key_document::{KeyChain, KeyChainError, KeyDocument, SignedKeyDocument, Signers, Threshold};
 pub use label::{DisplayName, MAX_DISPLAY_NAME, MAX_TOKEN_NAME, TokenName};
@@ -98,7 +99,7 @@ pub use metric::{
     CounterFigures, Direction, MAX_COUNT, MAX_METRIC_MAGNITUDE, MAX_METRIC_NAME, MAX_METRICS, MetricKind, MetricName,
     MetricSet, MetricValue,
 };
-pub use metric_gate::{MetricEvidence, MetricGate, defaults as metric_gate_defaults};
+pub use metric_gate::{Measure, MetricEvidence, MetricGate, defaults as metric_gate_defaults};
 pub use patch::{Blob, MAX_PATCHES, Patch, PatchFields, PatchFormat, Patches, patch_message, zstd_window_log};
 pub use platform::{Arch, Os, OsVersion, Platform, Target};
 pub use range::{Comparator, Op, Range};

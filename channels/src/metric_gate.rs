@@ -1,7 +1,13 @@
-//! Gates on app metrics: a [`MetricGate`] names a value metric and the degradation it
-//! tolerates against the baseline build, and judges the candidate with the always-valid
-//! [`MeanTest`] (a mixture sequential probability ratio test on the difference of means, valid
-//! however often it is looked at). Its [`MetricEvidence`] carries the figures a verdict records.
+//! Gates on app metrics: a [`MetricGate`] names a metric and the degradation it tolerates
+//! against the baseline build, and judges the candidate with the always-valid [`MeanTest`] (a
+//! mixture sequential probability ratio test on the difference of means, valid however often
+//! it is looked at). Its [`MetricEvidence`] carries the figures a verdict records.
+//!
+//! A value metric is judged on its values; a counter on the amounts its reports carried
+//! ([`Measure::CountsPerReport`]: each report is one device's counts since its previous
+//! report), so both are means of a [`Summary`] with an observed variance, windowed the same
+//! way, and judged by the same test. A counter declares no direction: its gate says which way
+//! is better ([`MetricGate::with_better`]).
 //!
 //! The test compares the candidate's mean with the baseline's mean scaled by the tolerance:
 //! `(1 + degradation)` times it when lower is better, `(1 − degradation)` times it when higher
@@ -26,13 +32,23 @@ pub mod defaults {
     pub const MIN_COUNT: u64 = 30;
 }
 
-/// A gate on one value metric.
+/// A gate on one metric.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricGate {
     name: MetricName,
     degradation: f64,
     alpha: f64,
     min_count: u64,
+    better: Option<Direction>,
+}
+
+/// What a metric gate's mean is taken over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// A value metric's values.
+    Values,
+    /// A counter's reports: the amount each report added.
+    CountsPerReport,
 }
 
 impl MetricGate {
@@ -50,7 +66,18 @@ impl MetricGate {
         if min_count < 2 {
             return bad("min_count is at least 2 (the variance must be estimated)");
         }
-        Ok(MetricGate { name, degradation, alpha, min_count })
+        Ok(MetricGate { name, degradation, alpha, min_count, better: None })
+    }
+
+    /// The same gate, saying which way the metric is better: required for a counter (it
+    /// declares no direction), and for a value metric equal to its declared direction if given.
+    pub fn with_better(self, better: Direction) -> Self {
+        MetricGate { better: Some(better), ..self }
+    }
+
+    /// Which way the gate says the metric is better, if it says.
+    pub fn better(&self) -> Option<Direction> {
+        self.better
     }
 
     /// The metric.
@@ -68,14 +95,27 @@ impl MetricGate {
         self.alpha
     }
 
-    /// Values each build needs.
+    /// Values each build needs in the gate's window, and each step needs of its own before it
+    /// widens.
     pub fn min_count(&self) -> u64 {
         self.min_count
     }
 
-    /// The evidence on `candidate` against `baseline` for a metric that is better in
-    /// `direction`.
+    /// The evidence on `candidate`'s values against `baseline`'s for a value metric that is
+    /// better in `direction`.
     pub fn judge(&self, direction: Direction, candidate: &Summary, baseline: &Summary) -> MetricEvidence {
+        self.judge_measured(Measure::Values, direction, candidate, baseline)
+    }
+
+    /// The evidence on `candidate` against `baseline`, means over `measure`, for a metric
+    /// that is better in `direction`.
+    pub fn judge_measured(
+        &self,
+        measure: Measure,
+        direction: Direction,
+        candidate: &Summary,
+        baseline: &Summary,
+    ) -> MetricEvidence {
         let scale = match direction {
             Direction::Lower => 1.0 + self.degradation,
             Direction::Higher => 1.0 - self.degradation,
@@ -93,6 +133,7 @@ impl MetricGate {
         };
         MetricEvidence {
             name: self.name.clone(),
+            measure,
             direction,
             candidate: *candidate,
             baseline: *baseline,
@@ -109,6 +150,8 @@ impl MetricGate {
 pub struct MetricEvidence {
     /// The metric.
     pub name: MetricName,
+    /// Values, or a counter's reports.
+    pub measure: Measure,
     /// Which way it is better.
     pub direction: Direction,
     /// The candidate's values.
@@ -132,9 +175,13 @@ impl fmt::Display for MetricEvidence {
             Call::NoWorse => "no worse than the baseline",
             _ => "undecided",
         };
+        let (kind, unit) = match self.measure {
+            Measure::Values => ("metric", "values"),
+            Measure::CountsPerReport => ("counter", "reports"),
+        };
         write!(
             f,
-            "metric {} ({}): {call}: mean {:.4} over {} values against the baseline's {:.4} over {} \
+            "{kind} {} ({}): {call}: mean {:.4} over {} {unit} against the baseline's {:.4} over {} \
              (tolerated {:.4}); statistic {:.2} (decides at {:.2})",
             self.name,
             self.direction,
@@ -204,6 +251,64 @@ mod tests {
         assert!(MetricGate::new(n.clone(), f64::NAN, 0.01, 30).is_err());
         assert!(MetricGate::new(n.clone(), 0.1, 0.6, 30).is_err());
         assert!(MetricGate::new(n, 0.1, 0.01, 1).is_err());
+    }
+
+    /// A stream of uniform numbers in [0, 1) from a seed (xorshift64).
+    fn uniform(seed: u64) -> impl FnMut() -> f64 {
+        let mut state = seed;
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    /// A Poisson draw of mean `mean` (Knuth's method: means here are small).
+    fn poisson(u: &mut impl FnMut() -> f64, mean: f64) -> f64 {
+        let limit = (-mean).exp();
+        let (mut k, mut p) = (0.0, 1.0);
+        loop {
+            p *= u();
+            if p <= limit {
+                return k;
+            }
+            k += 1.0;
+        }
+    }
+
+    /// Counter gates, lower is better (errors shown), in seeded simulations looked at after
+    /// every report: a build whose reports count twice the baseline's is caught every time,
+    /// within a few hundred reports; one counting as many is halted by chance at most about
+    /// `alpha` of the time.
+    #[test]
+    fn a_counter_doubling_is_caught_and_an_equal_one_is_not_halted_by_chance() {
+        let gate =
+            MetricGate::new(MetricName::parse("errors").unwrap(), 0.1, 0.01, 30).unwrap().with_better(Direction::Lower);
+        let mut u = uniform(0x9e37_79b9_7f4a_7c15);
+        let mut base = Summary::default();
+        (0..5_000).for_each(|_| base.add(poisson(&mut u, 2.0)));
+        let run = |u: &mut dyn FnMut() -> f64, mean: f64| {
+            let mut u = u;
+            let mut c = Summary::default();
+            for n in 1..=1_000u64 {
+                c.add(poisson(&mut u, mean));
+                let e = gate.judge_measured(Measure::CountsPerReport, Direction::Lower, &c, &base);
+                if e.call == Call::Worse {
+                    assert!(e.to_string().starts_with("counter errors (lower is better): worse"), "{e}");
+                    return Some(n);
+                }
+            }
+            None
+        };
+        let mut caught = Vec::new();
+        for _ in 0..200 {
+            caught.push(run(&mut u, 4.0).expect("a doubling is caught"));
+        }
+        caught.sort_unstable();
+        assert!(caught[caught.len() - 1] <= 300, "caught after {caught:?} reports");
+        let halted = (0..200).filter(|_| run(&mut u, 2.0).is_some()).count();
+        assert!(halted <= 4, "{halted} of 200 equal builds halted");
     }
 
     /// Equal builds, looked at after every value: the gate halts by chance at most about

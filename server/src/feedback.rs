@@ -22,7 +22,8 @@
 //! App metrics (`MetricReport`s) travel with events and are group-committed with them: per
 //! release and channel, each declared value metric keeps a [`Distribution`] (count, mean,
 //! variance, quantiles: a few KiB at most, whatever the number of values) and each counter
-//! its sum and a sketch of the devices that reported it, inside the same stored figures as the
+//! its sum, a sketch of the devices that reported it and the count, mean and variance of the
+//! amounts its reports carried (what a counter gate judges), inside the same stored figures as the
 //! event sketches, so they are durable before the 202, restored at start and merged across
 //! replicas exactly as those are.
 //!
@@ -40,7 +41,9 @@ use halftone_channels::wire::{
     ChannelAdoption, ChannelHistory, Event, EventKind, Figures, MetricReport, VersionAdoption, VersionHistory,
     WindowCount,
 };
-use halftone_channels::{AppId, ChannelName, CounterFigures, Distribution, Health, MetricName, MetricValue, Version};
+use halftone_channels::{
+    AppId, ChannelName, CounterFigures, Distribution, Health, MetricName, MetricValue, Summary, Version,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
@@ -117,11 +120,15 @@ struct Counters {
     counts: BTreeMap<MetricName, Tally>,
 }
 
-/// A counter metric's figures: the sum of what was reported and the devices that reported.
+/// A counter metric's figures: the sum of what was reported, the devices that reported, and
+/// the amounts reports carried (count, mean and variance per report: what a counter gate
+/// judges; absent in figures stored before counter gates, which then count from zero).
 #[derive(Default, Clone, Serialize, Deserialize)]
 struct Tally {
     sum: u64,
     devices: Sketch,
+    #[serde(default)]
+    per_report: Summary,
 }
 
 impl Counters {
@@ -139,6 +146,7 @@ impl Counters {
             let mine = self.counts.entry(name.clone()).or_default();
             mine.sum = mine.sum.saturating_add(t.sum);
             mine.devices.merge(&t.devices);
+            mine.per_report.merge(&t.per_report);
         }
     }
 
@@ -295,6 +303,7 @@ fn count_metric(
         let t = c.counts.entry(name.clone()).or_default();
         t.sum = t.sum.saturating_add(*n);
         t.devices.insert(&m.device);
+        t.per_report.add(*n as f64);
     }
 }
 
@@ -329,8 +338,19 @@ struct LogState {
 pub enum MetricFigures {
     /// A value metric.
     Value(Distribution),
-    /// A counter.
-    Counter(CounterFigures),
+    /// A counter: its sum and devices, and the amounts per report a counter gate judges.
+    Counter(CounterFigures, Summary),
+}
+
+impl MetricFigures {
+    /// What a metric gate judges and its window marks: a value metric's values, a counter's
+    /// amounts per report.
+    pub fn gated(&self) -> &Summary {
+        match self {
+            MetricFigures::Value(d) => d.summary(),
+            MetricFigures::Counter(_, per_report) => per_report,
+        }
+    }
 }
 
 enum Msg {
@@ -511,12 +531,13 @@ impl Feedback {
                         let mine = counts.entry(name.clone()).or_default();
                         mine.sum = mine.sum.saturating_add(t.sum);
                         mine.devices.merge(&t.devices);
+                        mine.per_report.merge(&t.per_report);
                     }
                 }
             }
             let counters = counts.into_iter().map(|(name, t)| {
                 let figures = CounterFigures { sum: t.sum, devices: t.devices.estimate() as u64 };
-                (name, MetricFigures::Counter(figures))
+                (name, MetricFigures::Counter(figures, t.per_report))
             });
             values.into_iter().map(|(name, d)| (name, MetricFigures::Value(d))).chain(counters).collect()
         })

@@ -8,7 +8,9 @@
 //! from a comparing gate's proving share on, proof the build is no worse), and the advance's
 //! audit entry records that evidence. A rollout on a first step of a number of devices is
 //! widened to that many devices' share of its audience (`Schedule::fit`, audit action
-//! `schedule.fit`), which keeps its hold clock and step sample.
+//! `schedule.fit`), which keeps its hold clock and step sample. Metric gates judge the values
+//! since the window began against the baseline's in the same time window, and hold a step
+//! until it has new values of every gated metric.
 //! Changes go through the same path as an engineer's (committed, flushed, published).
 
 use std::sync::{Arc, Weak};
@@ -16,10 +18,9 @@ use std::time::Duration;
 
 use halftone_channels::{
     Call, ChannelName, GateAction, GateFigures, GateVerdict, MetricEvidence, MetricSample, Percent, Rollout,
-    RolloutState, Schedule, Tick,
+    RolloutState, Schedule, StepShort, Summary, Tick,
 };
 
-use crate::feedback::MetricFigures;
 use crate::snapshot::{AppSnapshot, GateMarks};
 use crate::state::State;
 
@@ -61,11 +62,11 @@ impl State {
                     }
                     let meta = app.meta_of(&r.release, &r.channel);
                     let judged = r.gate.as_ref().map(|g| {
-                        let figures = self.gate_figures(&app, r, meta.marks);
+                        let figures = self.gate_figures(&app, r, &meta.marks);
                         (g.check(&figures), g.evidence(&figures))
                     });
                     let verdict = judged.as_ref().map(|(v, _)| *v);
-                    let on_metrics = self.metric_evidence(&app, r);
+                    let on_metrics = self.metric_evidence(&app, r, &meta.marks);
                     let subject = format!("{} {}/{}", app.id, r.release, r.channel);
                     // A limit breached or a rate proven worse first; else a metric proven worse.
                     let breach = match verdict {
@@ -91,6 +92,10 @@ impl State {
                     }
                     if let Tick::Advance { to, .. } = schedule.next(r.percent, r.state, &meta.clock, now) {
                         if verdict == Some(GateVerdict::NotEnoughSample) {
+                            continue;
+                        }
+                        // Every gated metric needs values of its own in this step, as installs do.
+                        if !self.metric_steps_short(&app, r, &meta.marks).is_empty() {
                             continue;
                         }
                         // A step widened on a comparison's evidence says so in its audit entry;
@@ -146,27 +151,55 @@ impl State {
     }
 
     /// What `r`'s gate judges: the release's figures since its window and its step began,
-    /// and its baseline's (`Catalog::baseline`), as the feedback aggregator has them now.
-    pub(crate) fn gate_figures(&self, app: &AppSnapshot, r: &Rollout, marks: GateMarks) -> GateFigures {
+    /// and its baseline's (`Catalog::baseline`), as the feedback aggregator has them now. The
+    /// baseline's rates are its cumulative ones (docs/gates.md: its installs happened when
+    /// devices moved to it, so a recent window holds few of them).
+    pub(crate) fn gate_figures(&self, app: &AppSnapshot, r: &Rollout, marks: &GateMarks) -> GateFigures {
         let now = self.feedback.health(&app.id, &r.release);
         let baseline = app.catalog.baseline(&r.release, &r.channel).map(|b| self.feedback.health(&app.id, b));
         GateFigures { window: now.since(marks.window), step: now.since(marks.step), baseline, percent: r.percent }
     }
 
-    /// What `r`'s metric gates say now: each gated value metric of the release (every
-    /// channel) against its baseline's, judged once both have values (empty without a
-    /// baseline or metric gates).
-    pub(crate) fn metric_evidence(&self, app: &AppSnapshot, r: &Rollout) -> Vec<MetricEvidence> {
+    /// What `r`'s metric gates say now: each gated metric of the release (every channel)
+    /// since its gate's window began, against its baseline's in the same time window, judged
+    /// once both have values (empty without a baseline or metric gates). When the baseline is
+    /// not the build marked when the window began (it changed since, or the window began
+    /// before baselines were marked), the baseline's values are its cumulative ones.
+    pub(crate) fn metric_evidence(&self, app: &AppSnapshot, r: &Rollout, marks: &GateMarks) -> Vec<MetricEvidence> {
         let Some(gate) = r.gate.as_ref().filter(|g| !g.metrics.is_empty()) else { return Vec::new() };
         let Some(baseline) = app.catalog.baseline(&r.release, &r.channel) else { return Vec::new() };
         let candidate = self.feedback.metrics(&app.id, &r.release);
+        let base_marks = marks.metrics.baseline.as_ref().filter(|b| &b.release == baseline).map(|b| &b.metrics);
         let baseline = self.feedback.metrics(&app.id, baseline);
-        gate.judge_metrics(&app.settings.metrics, |name| match (candidate.get(name), baseline.get(name)) {
-            (Some(MetricFigures::Value(c)), Some(MetricFigures::Value(b))) => {
-                Some(MetricSample { candidate: *c.summary(), baseline: *b.summary() })
-            }
-            _ => None,
+        gate.judge_metrics(&app.settings.metrics, |name| {
+            let (c, b) = (candidate.get(name)?, baseline.get(name)?);
+            Some(MetricSample {
+                candidate: since(c.gated(), marks.metrics.window.get(name)),
+                baseline: since(b.gated(), base_marks.and_then(|m| m.get(name))),
+            })
         })
+    }
+
+    /// The metric gates of `r` whose current step lacks values of its own (empty when none
+    /// does, or without metric gates): the step does not widen until each has its
+    /// `min_count` new values.
+    pub(crate) fn metric_steps_short(&self, app: &AppSnapshot, r: &Rollout, marks: &GateMarks) -> Vec<StepShort> {
+        let Some(gate) = r.gate.as_ref().filter(|g| !g.metrics.is_empty()) else { return Vec::new() };
+        let candidate = self.feedback.metrics(&app.id, &r.release);
+        gate.metric_steps_short(&app.settings.metrics, |name| {
+            candidate.get(name).map_or(0, |f| since(f.gated(), marks.metrics.step.get(name)).count())
+        })
+    }
+}
+
+/// The values of `now` since `mark` (all of them without a mark: none then). A mark holding
+/// more values than `now` was read by a replica that had seen more than this one yet (on
+/// PostgreSQL each replica re-reads the others' figures every 2 s): nothing new is known here
+/// since, so the window is empty for now, as `Health::since` saturates at zero.
+fn since(now: &Summary, mark: Option<&Summary>) -> Summary {
+    match mark {
+        None => *now,
+        Some(m) => now.since(m).unwrap_or_default(),
     }
 }
 

@@ -3,14 +3,14 @@
 //! [`Catalog`]). A committed change builds a new snapshot and swaps it in atomically
 //! (arc-swap); readers never lock and never touch disk.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use halftone_channels::wire::{ReleaseSpec, ReleaseView, RolloutSpec, RolloutView};
 use halftone_channels::{
     AppId, Catalog, CatalogError, ChannelName, DeploymentKey, DisplayName, Health, KeyDocument, KeyId, Ladder,
-    LadderError, MetricSet, PublicKey, Rank, Release, Rollout, RolloutState, ScheduleClock, SignedKeyDocument, Target,
-    Threshold, TokenName, TrustedKeys, Version,
+    LadderError, MetricName, MetricSet, PublicKey, Rank, Release, Rollout, RolloutState, ScheduleClock,
+    SignedKeyDocument, Summary, Target, Threshold, TokenName, TrustedKeys, Version,
 };
 
 use crate::auth::Token;
@@ -38,7 +38,7 @@ pub struct AppSnapshot {
 }
 
 /// What the server keeps about a rollout beside its settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct RolloutMeta {
     /// Bumped on every change; the ETag.
     pub revision: u64,
@@ -48,16 +48,71 @@ pub struct RolloutMeta {
     pub marks: GateMarks,
 }
 
-/// The release's cumulative figures (`Feedback::health`) when the rollout's gate window began
-/// (publish, or the last resume) and when its current step began: a gate judges the figures
-/// gathered since, so each step needs its own sample and a resumed rollout starts afresh.
-/// Zeros count from publish.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The release's cumulative figures (`Feedback::health`, and its metric summaries) when the
+/// rollout's gate window began (publish, or the last resume) and when its current step
+/// began: a gate judges the figures gathered since, so each step needs its own sample and a
+/// resumed rollout starts afresh. Zeros count from publish.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct GateMarks {
     /// At the start of the gate's window.
     pub window: Health,
     /// At the start of the current step.
     pub step: Health,
+    /// The metric summaries at the same moments, and the baseline's at the window's start
+    /// (shared: snapshots clone rollouts' metadata on every change).
+    pub metrics: Arc<MetricMarks>,
+}
+
+/// What the release (and its baseline) had of each app metric when a gate's window and step
+/// began: a value metric's values, a counter's amounts per report (`MetricFigures::gated`).
+/// A metric absent from a mark had no values then.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MetricMarks {
+    /// The release's, at the start of the gate's window.
+    pub window: BTreeMap<MetricName, Summary>,
+    /// The release's, at the start of the current step.
+    pub step: BTreeMap<MetricName, Summary>,
+    /// The baseline's, at the start of the gate's window, when it had one.
+    pub baseline: Option<BaselineMark>,
+}
+
+/// The baseline build and its metric summaries when a gate's window began: a metric gate
+/// judges the baseline's values since then, in the same time window as the candidate's, as
+/// long as the baseline is still that build (docs/gates.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BaselineMark {
+    /// The baseline's version then.
+    pub release: Version,
+    /// Its summaries then.
+    pub metrics: BTreeMap<MetricName, Summary>,
+}
+
+/// A release's cumulative figures at one moment: what marks are made of.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Reading {
+    /// Its distinct-device figures.
+    pub health: Health,
+    /// Its metric summaries.
+    pub metrics: BTreeMap<MetricName, Summary>,
+}
+
+impl GateMarks {
+    /// Marks of a window (and step) that begins now: the release's figures `now`, and the
+    /// baseline's, if it has one, with its version.
+    pub fn begin(now: Reading, baseline: Option<(Version, Reading)>) -> GateMarks {
+        let baseline = baseline.map(|(release, r)| BaselineMark { release, metrics: r.metrics });
+        GateMarks {
+            window: now.health,
+            step: now.health,
+            metrics: Arc::new(MetricMarks { window: now.metrics.clone(), step: now.metrics, baseline }),
+        }
+    }
+
+    /// The same window with a step that begins now.
+    pub fn next_step(&self, now: Reading) -> GateMarks {
+        let metrics = MetricMarks { step: now.metrics, ..(*self.metrics).clone() };
+        GateMarks { window: self.window, step: now.health, metrics: Arc::new(metrics) }
+    }
 }
 
 /// The inputs of an [`AppSnapshot`] before indexing. Releases and rollouts are shared with
@@ -124,7 +179,7 @@ impl AppSnapshot {
     pub fn meta_of(&self, v: &Version, ch: &ChannelName) -> RolloutMeta {
         self.rollouts
             .binary_search_by(|(r, _)| key(r).cmp(&(v, ch.as_str())))
-            .map_or_else(|_| RolloutMeta::default(), |i| self.rollouts[i].1)
+            .map_or_else(|_| RolloutMeta::default(), |i| self.rollouts[i].1.clone())
     }
 
     /// The revision of a rollout (0 if unknown).

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use halftone_channels::wire::{
     AdoptionHistory, AppSpec, AppView, ChannelSpec, EvidenceView, GateSpec, KeySpec, MetricEvidenceView,
-    MetricFiguresView, MetricKindSpec, MetricView, ReleaseStatus, ReleaseView, RolloutStatus, ScheduleStatus,
-    StatusView, TokenView, metric_set, metric_specs,
+    MetricFiguresView, MetricKindSpec, MetricStepView, MetricView, ReleaseStatus, ReleaseView, RolloutStatus,
+    ScheduleStatus, StatusView, TokenView, metric_set, metric_specs,
 };
 use halftone_channels::{AppId, ChannelName, CounterFigures, Distribution, MetricKind, Rollout, Tick, Version};
 
@@ -65,7 +65,7 @@ impl State {
                         let evidence = r
                             .gate
                             .as_ref()
-                            .map_or_else(Vec::new, |g| g.evidence(&self.gate_figures(&app, r, meta.marks)));
+                            .map_or_else(Vec::new, |g| g.evidence(&self.gate_figures(&app, r, &meta.marks)));
                         let baseline = r
                             .gate
                             .as_ref()
@@ -91,9 +91,14 @@ impl State {
                             evidence: evidence.iter().map(EvidenceView::from).collect(),
                             metrics: self.metric_views(&app, &r.release, &r.channel),
                             metric_evidence: self
-                                .metric_evidence(&app, r)
+                                .metric_evidence(&app, r, &meta.marks)
                                 .iter()
                                 .map(MetricEvidenceView::from)
+                                .collect(),
+                            metric_step_waits: self
+                                .metric_steps_short(&app, r, &meta.marks)
+                                .into_iter()
+                                .map(|s| MetricStepView { metric: s.name, new_values: s.have, needed: s.need })
                                 .collect(),
                             history: audit.iter().filter(|e| e.subject == subject).cloned().collect(),
                         }
@@ -117,7 +122,7 @@ impl State {
         let baseline = app.catalog.baseline(version, channel).map(|b| self.feedback.metrics(&app.id, b));
         let view = |m: Option<&MetricFigures>, kind: MetricKind| match (m, kind) {
             (Some(MetricFigures::Value(d)), _) => MetricFiguresView::from(d),
-            (Some(MetricFigures::Counter(c)), _) => MetricFiguresView::from(c),
+            (Some(MetricFigures::Counter(c, _)), _) => MetricFiguresView::from(c),
             (None, MetricKind::Value(_)) => MetricFiguresView::from(&Distribution::default()),
             (None, MetricKind::Counter) => MetricFiguresView::from(&CounterFigures::default()),
         };

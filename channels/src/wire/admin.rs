@@ -288,20 +288,26 @@ pub struct GateSpec {
     pub metrics: Vec<MetricGateSpec>,
 }
 
-/// A gate on one app metric: halt when the build's mean is worse than the baseline's by more
-/// than `degradation`. Absent fields take the documented defaults; answers carry every field.
+/// A gate on one app metric: halt when the build's mean (of a value metric's values, or of a
+/// counter's counts per report) is worse than the baseline's by more than `degradation`.
+/// Absent fields take the documented defaults; answers carry every field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricGateSpec {
-    /// A value metric the app declared.
+    /// A metric the app declared: a value metric, or a counter.
     pub name: MetricName,
+    /// Which way is better: required for a counter (`lower` for errors, `higher` for
+    /// purchases); for a value metric absent or its declared direction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub better: Option<Direction>,
     /// The worsening of the mean tolerated, as a fraction of the baseline's (default 0.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub degradation: Option<f64>,
     /// The largest chance of halting a build exactly at the tolerated mean (default 0.01).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alpha: Option<f64>,
-    /// Values each build needs before anything is judged (default 30).
+    /// Values (a counter's reports) each build needs in the gate's window before anything is
+    /// judged, and each step needs of its own before it widens (default 30).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_count: Option<u64>,
 }

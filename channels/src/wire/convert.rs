@@ -24,8 +24,8 @@ use crate::rules::parse_network;
 use crate::{
     Admission, AppId, Arch, Artifact, Blob, Call, ChannelName, CheckIn, CheckKind, ClientSignatures, Comparison,
     CounterFigures, Distribution, Evidence, Explanation, HealthGate, IdList, KeyDocument, KeyId, KeySignature, Locale,
-    MAX_RULE_VALUES, MetricEvidence, MetricGate, MetricKind, MetricSet, Minisign, Os, Patch, Patches, Platform,
-    Release, ReleaseParts, Rollout, RolloutEdit, Rule, Rules, Salt, Schedule, Sha512, Signature, Signatures,
+    MAX_RULE_VALUES, Measure, MetricEvidence, MetricGate, MetricKind, MetricSet, Minisign, Os, Patch, Patches,
+    Platform, Release, ReleaseParts, Rollout, RolloutEdit, Rule, Rules, Salt, Schedule, Sha512, Signature, Signatures,
     SignedKeyDocument, Target, Threshold, TraitCondition, TraitValue, TrustedKeys, Verdict, Version,
     metric_gate_defaults,
 };
@@ -365,12 +365,16 @@ impl From<HealthGate> for GateSpec {
 impl TryFrom<MetricGateSpec> for MetricGate {
     type Error = ParseError;
     fn try_from(m: MetricGateSpec) -> Result<Self, ParseError> {
-        MetricGate::new(
+        let gate = MetricGate::new(
             m.name,
             m.degradation.unwrap_or(metric_gate_defaults::DEGRADATION),
             m.alpha.unwrap_or(metric_gate_defaults::ALPHA),
             m.min_count.unwrap_or(metric_gate_defaults::MIN_COUNT),
-        )
+        )?;
+        Ok(match m.better {
+            Some(d) => gate.with_better(d),
+            None => gate,
+        })
     }
 }
 
@@ -378,6 +382,7 @@ impl From<&MetricGate> for MetricGateSpec {
     fn from(m: &MetricGate) -> Self {
         MetricGateSpec {
             name: m.name().clone(),
+            better: m.better(),
             degradation: Some(m.degradation()),
             alpha: Some(m.alpha()),
             min_count: Some(m.min_count()),
@@ -450,6 +455,11 @@ impl From<&MetricEvidence> for MetricEvidenceView {
             }
             .to_owned(),
             better: e.direction,
+            measure: match e.measure {
+                Measure::Values => "values",
+                Measure::CountsPerReport => "counts_per_report",
+            }
+            .to_owned(),
             count: e.candidate.count(),
             mean: e.candidate.mean(),
             baseline_count: e.baseline.count(),

@@ -42,8 +42,8 @@ pub use keys::{KeyDocumentSpec, KeyDocuments, SignatureSpec};
 pub use problem::Problem;
 pub use status::{
     AdoptionHistory, ChannelAdoption, ChannelHistory, EvidenceView, Figures, MetricEvidenceView, MetricFiguresView,
-    MetricView, ReleaseStatus, RolloutStatus, ScheduleStatus, StatusView, TrendPoint, TrendView, VersionAdoption,
-    VersionHistory, WindowCount,
+    MetricStepView, MetricView, ReleaseStatus, RolloutStatus, ScheduleStatus, StatusView, TrendPoint, TrendView,
+    VersionAdoption, VersionHistory, WindowCount,
 };
 
 #[cfg(test)]

@@ -102,6 +102,9 @@ pub struct RolloutStatus {
     /// The metric gates' evidence now, one entry per metric gate.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metric_evidence: Vec<MetricEvidenceView>,
+    /// The metric gates whose current step lacks new values: the step does not widen yet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metric_step_waits: Vec<MetricStepView>,
     /// Every change to this rollout, oldest first (including the scheduler's and gates').
     pub history: Vec<AuditEntry>,
 }
@@ -199,11 +202,14 @@ pub struct MetricEvidenceView {
     pub call: String,
     /// Which way is better.
     pub better: Direction,
-    /// The candidate's values.
+    /// What the means are over: `values` (a value metric) or `counts_per_report` (a counter).
+    #[serde(default = "values")]
+    pub measure: String,
+    /// The candidate's values (a counter's reports) in the gate's window.
     pub count: u64,
     /// Their mean.
     pub mean: f64,
-    /// The baseline's values.
+    /// The baseline's values in the same time window (docs/gates.md).
     pub baseline_count: u64,
     /// Their mean.
     pub baseline_mean: f64,
@@ -298,4 +304,20 @@ pub struct AdoptionHistory {
     pub window_ms: u64,
     /// Per channel, by name.
     pub channels: Vec<ChannelHistory>,
+}
+
+/// What a metric evidence's means are over when an answer does not say: values.
+fn values() -> String {
+    "values".to_owned()
+}
+
+/// A metric gate whose step waits for values of its own (docs/gates.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetricStepView {
+    /// The metric.
+    pub metric: MetricName,
+    /// Its new values (a counter's reports) since the step began.
+    pub new_values: u64,
+    /// The gate's `min_count`: the step widens from this many on.
+    pub needed: u64,
 }

@@ -8,7 +8,7 @@ use halftone_channels::{
     AppId, Percent, Range, Release, Rollout, RolloutState, Rule, SignedFields, Version, signed_message,
 };
 
-use super::rollouts::{halted, new_meta, stage_replacements};
+use super::rollouts::{halted, new_meta, reading, stage_replacements};
 use super::{Outcome, audit, json};
 use crate::auth::Principal;
 use crate::problem::ApiError;
@@ -129,9 +129,10 @@ impl State {
         let mut parts = app.to_parts();
         let spec = ReleaseSpec::from(&release);
         let mut change = Change::default();
-        change.put_release(&id, &release, now).put_rollout(&id, &rollout, new_meta(now, &rollout));
+        let meta = new_meta(now, &app, &rollout, &|v| reading(&self.feedback, &id, v));
+        change.put_release(&id, &release, now).put_rollout(&id, &rollout, meta.clone());
         parts.releases.push(Arc::new(release));
-        parts.rollouts.push((Arc::new(rollout.clone()), new_meta(now, &rollout)));
+        parts.rollouts.push((Arc::new(rollout.clone()), meta));
         let subject = format!("{version}/{}", rollout.channel);
         let mut entry = audit(now, &who.name, "release.publish", Some(&id), subject);
         entry.after = json(&serde_json::json!({ "release": &spec, "rollout": RolloutSpec::from(&rollout) }));
@@ -175,12 +176,13 @@ impl State {
         }
         let now = self.clock.now_ms();
         let mut parts = app.to_parts();
-        parts.rollouts.push((Arc::new(rollout.clone()), new_meta(now, &rollout)));
+        let meta = new_meta(now, &app, &rollout, &|v| reading(&self.feedback, &id, v));
+        parts.rollouts.push((Arc::new(rollout.clone()), meta.clone()));
         let subject = format!("{version}/{}", req.channel);
         let mut entry = audit(now, &who.name, "release.promote", Some(&id), subject);
         entry.after = json(&RolloutSpec::from(&rollout));
         let mut change = Change::default();
-        change.put_rollout(&id, &rollout, new_meta(now, &rollout)).audit(entry);
+        change.put_rollout(&id, &rollout, meta).audit(entry);
         let built = w.commit_app(parts, change).await?;
         Ok(self.release_view(&built, &version).expect("release exists"))
     }
@@ -283,26 +285,30 @@ impl State {
         let now = self.clock.now_ms();
         let mut parts = app.to_parts();
         let mut change = Change::default();
-        let health = |v: &Version| self.feedback.health(&id, v);
+        let read = |v: &Version| reading(&self.feedback, &id, v);
         let halting = halted(bad_rollouts);
-        stage_replacements(now, &who.name, &app, "rollback.halt", halting, &health, &mut parts, &mut change);
+        stage_replacements(now, &who.name, &app, "rollback.halt", halting, &read, &mut parts, &mut change);
         let spec = ReleaseSpec::from(&release);
         change.put_release(&id, &release, now);
-        for r in &rebuilds {
-            change.put_rollout(&id, r, new_meta(now, r));
+        let rebuilds: Vec<_> = rebuilds
+            .into_iter()
+            .map(|r| {
+                let meta = new_meta(now, &app, &r, &read);
+                (r, meta)
+            })
+            .collect();
+        for (r, meta) in &rebuilds {
+            change.put_rollout(&id, r, meta.clone());
         }
         let subject = format!("{version} (rebuild of {good}, replaces {})", req.bad_version);
         let mut entry = audit(now, &who.name, "rollback.publish", Some(&id), subject);
         entry.after = json(&serde_json::json!({
             "release": spec,
-            "channels": rebuilds.iter().map(|r| r.channel.to_string()).collect::<Vec<_>>(),
+            "channels": rebuilds.iter().map(|(r, _)| r.channel.to_string()).collect::<Vec<_>>(),
         }));
         change.audit(entry);
         parts.releases.push(Arc::new(release));
-        parts.rollouts.extend(rebuilds.into_iter().map(|r| {
-            let meta = new_meta(now, &r);
-            (Arc::new(r), meta)
-        }));
+        parts.rollouts.extend(rebuilds.into_iter().map(|(r, meta)| (Arc::new(r), meta)));
         let built = w.commit_app(parts, change).await?;
         Ok((self.release_view(&built, &version).expect("just published"), Outcome::Created))
     }

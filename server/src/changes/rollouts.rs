@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use halftone_channels::wire::{RolloutPatch, RolloutSpec, RolloutView};
-use halftone_channels::{AppId, ChannelName, Health, Rollout, RolloutEdit, RolloutState, ScheduleClock, Version};
+use halftone_channels::{AppId, ChannelName, Rollout, RolloutEdit, RolloutState, ScheduleClock, Version};
 
 use super::audit;
 use crate::auth::Principal;
+use crate::feedback::Feedback;
 use crate::problem::ApiError;
-use crate::snapshot::{AppParts, AppSnapshot, GateMarks, RolloutMeta, etag};
+use crate::snapshot::{AppParts, AppSnapshot, GateMarks, Reading, RolloutMeta, etag};
 use crate::state::State;
 use crate::store::Change;
 use crate::views::find_rollout;
@@ -92,8 +93,8 @@ impl Writer<'_> {
         let mut parts = app.to_parts();
         let mut change = Change::default();
         let feedback = &self.state().feedback;
-        let health = |v: &Version| feedback.health(&app.id, v);
-        stage_replacements(now, actor, app, action, pairs, &health, &mut parts, &mut change);
+        let read = |v: &Version| reading(feedback, &app.id, v);
+        stage_replacements(now, actor, app, action, pairs, &read, &mut parts, &mut change);
         if !reasons.is_empty() {
             change.annotate_audit(reasons);
         }
@@ -104,8 +105,8 @@ impl Writer<'_> {
 /// Stages rollout replacements into `parts` and `change`: each bumps its revision, moves its
 /// schedule clock (a new percentage starts a new hold, except a fit of a step of devices; pausing stops the clock, resuming
 /// continues it) and its gate marks (a new percentage starts a new step sample; resuming
-/// starts a new window, from `health`, the release's figures now), and gets an audit entry
-/// with before and after.
+/// starts a new window, from `read`, the release's figures now, and its baseline's), and gets
+/// an audit entry with before and after.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn stage_replacements(
     now: u64,
@@ -113,7 +114,7 @@ pub(super) fn stage_replacements(
     app: &AppSnapshot,
     action: &str,
     pairs: Vec<(Rollout, Rollout)>,
-    health: &dyn Fn(&Version) -> Health,
+    read: &dyn Fn(&Version) -> Reading,
     parts: &mut AppParts,
     change: &mut Change,
 ) {
@@ -124,15 +125,16 @@ pub(super) fn stage_replacements(
         // A step of devices fitted to its audience stays the same step.
         if after.percent != before.percent && action != crate::scheduler::FIT {
             clock = ScheduleClock::start(now).on_state(RolloutState::Active, before.state, now);
-            marks.step = health(&after.release);
+            marks = marks.next_step(read(&after.release));
         }
         if after.state == RolloutState::Active && before.state != RolloutState::Active {
-            // A resumed rollout is judged afresh: what halted it is not held against it again.
-            let now = health(&after.release);
-            marks = GateMarks { window: now, step: now };
+            // A resumed rollout is judged afresh: what halted it is not held against it again,
+            // and its baseline's metrics are read from now on too.
+            marks = begin_marks(app, &after, read);
         }
         let meta =
             RolloutMeta { revision: old.revision + 1, clock: clock.on_state(before.state, after.state, now), marks };
+        change.put_rollout(&app.id, &after, meta.clone());
         let slot = parts
             .rollouts
             .iter_mut()
@@ -142,15 +144,30 @@ pub(super) fn stage_replacements(
         let mut entry = audit(now, actor, action, Some(&app.id), format!("{}/{}", after.release, after.channel));
         entry.before = super::json(&RolloutSpec::from(&before));
         entry.after = super::json(&RolloutSpec::from(&after));
-        change.put_rollout(&app.id, &after, meta).audit(entry);
+        change.audit(entry);
     }
 }
 
-/// The metadata of a rollout that starts at `now`: revision 1, its clock running unless it
-/// starts paused or halted.
-pub(super) fn new_meta(now: u64, r: &Rollout) -> RolloutMeta {
+/// The metadata of a rollout that starts at `now` in `app` (before it is added): revision 1,
+/// its clock running unless it starts paused or halted, its gate window beginning now (the
+/// release's figures from `read`, zeros for a new release, and its baseline's).
+pub(super) fn new_meta(now: u64, app: &AppSnapshot, r: &Rollout, read: &dyn Fn(&Version) -> Reading) -> RolloutMeta {
     let clock = ScheduleClock::start(now).on_state(RolloutState::Active, r.state, now);
-    RolloutMeta { revision: 1, clock, marks: GateMarks::default() }
+    RolloutMeta { revision: 1, clock, marks: begin_marks(app, r, read) }
+}
+
+/// The marks of a gate window of `r` that begins now: the release's figures and, when `app`
+/// names a baseline for it, the baseline's with its version.
+fn begin_marks(app: &AppSnapshot, r: &Rollout, read: &dyn Fn(&Version) -> Reading) -> GateMarks {
+    let baseline = app.catalog.baseline(&r.release, &r.channel).map(|b| (b.clone(), read(b)));
+    GateMarks::begin(read(&r.release), baseline)
+}
+
+/// A release's cumulative figures now: its distinct-device figures and, per app metric, what
+/// a metric gate judges (`MetricFigures::gated`).
+pub(crate) fn reading(feedback: &Feedback, app: &AppId, v: &Version) -> Reading {
+    let metrics = feedback.metrics(app, v).into_iter().map(|(name, f)| (name, *f.gated())).collect();
+    Reading { health: feedback.health(app, v), metrics }
 }
 
 /// The halted form of every rollout that is not halted yet, as `(before, after)` pairs.

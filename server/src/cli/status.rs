@@ -139,14 +139,20 @@ pub fn render(s: &StatusView, with_history: bool, now_ms: u64) -> String {
         for o in &r.rollouts {
             for e in &o.metric_evidence {
                 judged = true;
+                let per = if e.measure == "counts_per_report" { " per report" } else { "" };
                 g.row([
                     r.version.to_string(),
                     o.channel.to_string(),
                     o.baseline.as_ref().map_or_else(String::new, ToString::to_string),
                     e.metric.to_string(),
                     e.call.clone(),
-                    format!("mean {} ({})", num(e.mean), e.count),
-                    format!("mean {} ({}), tolerated {}", num(e.baseline_mean), e.baseline_count, num(e.tolerated)),
+                    format!("mean {}{per} ({})", num(e.mean), e.count),
+                    format!(
+                        "mean {}{per} ({}), tolerated {}",
+                        num(e.baseline_mean),
+                        e.baseline_count,
+                        num(e.tolerated)
+                    ),
                     format!("{:.2}", e.statistic),
                     format!("{:.2}", e.decides_at),
                     "-".to_owned(),
@@ -175,7 +181,7 @@ pub fn render(s: &StatusView, with_history: bool, now_ms: u64) -> String {
         }
     }
     if measured {
-        text.push_str("\nApp metrics (each build on every channel)\n");
+        text.push_str("\nApp metrics (each build on every channel, since publish; gates judge their window)\n");
         text.push_str(&m.render());
     }
     if with_history {
@@ -244,8 +250,18 @@ fn gate(g: &GateSpec) -> String {
     if let Some(r) = g.max_crash_rate {
         parts.push(format!("crashed <= {}", pct(r)));
     }
+    if !parts.is_empty() {
+        parts.push(format!("from {} devices", g.min_sample));
+    }
+    if g.compare.is_some() {
+        parts.push("rates against the baseline".to_owned());
+    }
+    for m in &g.metrics {
+        let within = m.degradation.map_or_else(String::new, |d| format!(" within {}", pct(d)));
+        parts.push(format!("{}{within} of the baseline", m.name));
+    }
     let action = serde_json::to_value(g.action).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-    format!("{}, from {} devices, else {action}", parts.join(", "), g.min_sample)
+    format!("{}, else {action}", parts.join(", "))
 }
 
 /// `25% in 3h 10m`, `25% when the gate has its sample`, `done`, or `-` without a schedule.
@@ -255,6 +271,11 @@ fn next_step(o: &RolloutStatus, now_ms: u64) -> String {
     let Some(step) = s.steps.get(next) else { return "done".to_owned() };
     match s.next_at_ms {
         Some(at) if at > now_ms => format!("{} in {}", step.share, span(at - now_ms)),
+        Some(_) if !o.metric_step_waits.is_empty() => {
+            let waits: Vec<String> =
+                o.metric_step_waits.iter().map(|w| format!("{} {}/{}", w.metric, w.new_values, w.needed)).collect();
+            format!("{} when the step has new values ({})", step.share, waits.join(", "))
+        }
         Some(_) if o.gate.is_some() => format!("{} when the gate passes", step.share),
         Some(_) => format!("{} now", step.share),
         None => format!("{} ({})", step.share, o.state),

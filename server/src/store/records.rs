@@ -21,13 +21,13 @@ use halftone_channels::{
     DisplayName, ExternalUrl, GateAction, Health, HealthGate, IdList, KeyDocument, KeyId, KeySignature, ListedId,
     MetricGate, MetricKind, MetricName, MetricSet, Minisign, Os, ParseError, Patch, PatchFormat, Patches, Percent,
     PublicKey, Rank, Release, ReleaseParts, Rollout, RolloutState, Rule, Rules, Salt, Schedule, ScheduleClock,
-    SchedulePreset, Sha256, Sha512, Signature, Signatures, SignedKeyDocument, Step, Stickiness, Target, Threshold,
-    TokenName, TrustedKeys, Version,
+    SchedulePreset, Sha256, Sha512, Signature, Signatures, SignedKeyDocument, Step, Stickiness, Summary, Target,
+    Threshold, TokenName, TrustedKeys, Version,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Token;
-use crate::snapshot::{AppSettings, CodePushKey, GateMarks, RolloutMeta};
+use crate::snapshot::{AppSettings, BaselineMark, CodePushKey, GateMarks, MetricMarks, RolloutMeta};
 
 /// An app's settings as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -399,17 +399,90 @@ pub struct RolloutRecord {
 }
 
 /// The candidate's cumulative figures when its gate window and its current step began.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 struct MarksRecord {
     #[serde(default)]
     window: HealthRecord,
     #[serde(default)]
     step: HealthRecord,
+    /// Absent before metric gates had windows: no metric marks, which count from publish and
+    /// judge the baseline's cumulative values (the old meaning).
+    #[serde(default, skip_serializing_if = "MetricMarksRecord::is_empty")]
+    metrics: Box<MetricMarksRecord>,
 }
 
 impl MarksRecord {
     fn is_zero(&self) -> bool {
         *self == MarksRecord::default()
+    }
+}
+
+/// The release's metric summaries when the window and the step began, and the baseline's
+/// (with its version) when the window began.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+struct MetricMarksRecord {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    window: BTreeMap<MetricName, SummaryRecord>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    step: BTreeMap<MetricName, SummaryRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    baseline: Option<BaselineMarkRecord>,
+}
+
+impl MetricMarksRecord {
+    fn is_empty(&self) -> bool {
+        *self == MetricMarksRecord::default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct BaselineMarkRecord {
+    release: Version,
+    #[serde(default)]
+    metrics: BTreeMap<MetricName, SummaryRecord>,
+}
+
+/// A metric summary as its moments (`Summary::from_moments`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct SummaryRecord {
+    count: u64,
+    mean: f64,
+    m2: f64,
+}
+
+fn summaries_record(m: &BTreeMap<MetricName, Summary>) -> BTreeMap<MetricName, SummaryRecord> {
+    m.iter().map(|(n, s)| (n.clone(), SummaryRecord { count: s.count(), mean: s.mean(), m2: s.m2() })).collect()
+}
+
+/// The summaries of a stored mark; one that is not a summary (it cannot be written so) is
+/// left out, and that metric counts from zero.
+fn summaries(m: BTreeMap<MetricName, SummaryRecord>) -> BTreeMap<MetricName, Summary> {
+    m.into_iter().filter_map(|(n, r)| Some((n, Summary::from_moments(r.count, r.mean, r.m2)?))).collect()
+}
+
+impl From<&GateMarks> for MarksRecord {
+    fn from(m: &GateMarks) -> Self {
+        let metrics = MetricMarksRecord {
+            window: summaries_record(&m.metrics.window),
+            step: summaries_record(&m.metrics.step),
+            baseline: m
+                .metrics
+                .baseline
+                .as_ref()
+                .map(|b| BaselineMarkRecord { release: b.release.clone(), metrics: summaries_record(&b.metrics) }),
+        };
+        MarksRecord { window: m.window.into(), step: m.step.into(), metrics: Box::new(metrics) }
+    }
+}
+
+impl From<MarksRecord> for GateMarks {
+    fn from(r: MarksRecord) -> Self {
+        let metrics = MetricMarks {
+            window: summaries(r.metrics.window),
+            step: summaries(r.metrics.step),
+            baseline: r.metrics.baseline.map(|b| BaselineMark { release: b.release, metrics: summaries(b.metrics) }),
+        };
+        GateMarks { window: r.window.into(), step: r.step.into(), metrics: std::sync::Arc::new(metrics) }
     }
 }
 
@@ -512,6 +585,9 @@ struct MetricGateRecord {
     degradation: f64,
     alpha: f64,
     min_count: u64,
+    /// Absent before counters could be gated (value gates take their declared direction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    better: Option<Direction>,
 }
 
 /// A comparing gate's settings, every field written.
@@ -573,6 +649,7 @@ impl RolloutRecord {
                             degradation: m.degradation(),
                             alpha: m.alpha(),
                             min_count: m.min_count(),
+                            better: m.better(),
                         })
                         .collect(),
                 }),
@@ -580,7 +657,7 @@ impl RolloutRecord {
             },
             revision: meta.revision,
             clock: meta.clock,
-            marks: MarksRecord { window: meta.marks.window.into(), step: meta.marks.step.into() },
+            marks: MarksRecord::from(&meta.marks),
         }
     }
 
@@ -604,7 +681,13 @@ impl RolloutRecord {
                     metrics: g
                         .metrics
                         .into_iter()
-                        .map(|m| MetricGate::new(m.name, m.degradation, m.alpha, m.min_count))
+                        .map(|m| {
+                            let gate = MetricGate::new(m.name, m.degradation, m.alpha, m.min_count)?;
+                            Ok::<_, ParseError>(match m.better {
+                                Some(d) => gate.with_better(d),
+                                None => gate,
+                            })
+                        })
                         .collect::<Result<_, _>>()?,
                 }
                 .validate()
@@ -625,8 +708,7 @@ impl RolloutRecord {
             gate,
             arm: b.arm.map(|a| ArmSlot::new(a.start, a.width)).transpose()?,
         };
-        let marks = GateMarks { window: self.marks.window.into(), step: self.marks.step.into() };
-        Ok((rollout, RolloutMeta { revision: self.revision, clock: self.clock, marks }))
+        Ok((rollout, RolloutMeta { revision: self.revision, clock: self.clock, marks: self.marks.into() }))
     }
 }
 
@@ -824,10 +906,49 @@ mod tests {
             metrics: vec![MetricGate::new(MetricName::parse("session_s").unwrap(), 0.2, 0.05, 40).unwrap()],
         });
         let h = |n| Health { installs: n, install_failures: 1, first_runs: n, crashes: 2 };
-        meta.marks = GateMarks { window: h(10), step: h(40) };
-        let bytes = serde_json::to_vec(&RolloutRecord::new(&rollout, meta)).unwrap();
+        meta.marks = GateMarks { window: h(10), step: h(40), ..GateMarks::default() };
+        let bytes = serde_json::to_vec(&RolloutRecord::new(&rollout, meta.clone())).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains("metrics\":{"), "no metric marks, none written");
         let back: RolloutRecord = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(back.into_rollout(v, ch).unwrap(), (rollout, meta));
+    }
+
+    #[test]
+    fn metric_marks_and_counter_gates_round_trip_and_records_without_them_still_load() {
+        let (v, ch) = release();
+        let name = |s: &str| MetricName::parse(s).unwrap();
+        let summary = |values: &[f64]| {
+            let mut s = Summary::default();
+            values.iter().for_each(|x| s.add(*x));
+            s
+        };
+        // A rollout stored before metric windows: a metric gate, window marks of installs only.
+        let old = r#"{"spec":{"basis_points":100,"salt":"s","gate":{"min_sample":0,
+            "metrics":[{"name":"session_s","degradation":0.1,"alpha":0.01,"min_count":30}]}},
+            "revision":4,"marks":{"window":{"installs":7},"step":{"installs":9}}}"#;
+        let record: RolloutRecord = serde_json::from_str(old).unwrap();
+        let (mut rollout, mut meta) = record.into_rollout(v.clone(), ch.clone()).unwrap();
+        assert_eq!((meta.marks.window.installs, meta.marks.step.installs), (7, 9));
+        assert_eq!(*meta.marks.metrics, MetricMarks::default(), "no metric marks: values count from publish");
+        assert_eq!(rollout.gate.as_ref().unwrap().metrics[0].better(), None);
+
+        let errors = MetricGate::new(name("errors"), 0.2, 0.05, 40).unwrap().with_better(Direction::Lower);
+        rollout.gate.as_mut().unwrap().metrics.push(errors);
+        let at = |values: &[f64]| {
+            BTreeMap::from([(name("session_s"), summary(values)), (name("errors"), summary(&[1.0, 3.0]))])
+        };
+        meta.marks.metrics = std::sync::Arc::new(MetricMarks {
+            window: at(&[300.0, 250.5]),
+            step: at(&[300.0, 250.5, 10.0, 1e9]),
+            baseline: Some(BaselineMark { release: Version::parse("1.0.0").unwrap(), metrics: at(&[5.0; 40]) }),
+        });
+        let bytes = serde_json::to_vec(&RolloutRecord::new(&rollout, meta.clone())).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.contains(r#""better":"lower""#) && text.contains(r#""release":"1.0.0""#), "{text}");
+        let back: RolloutRecord = serde_json::from_slice(&bytes).unwrap();
+        let (rollout_back, meta_back) = back.into_rollout(v, ch).unwrap();
+        assert_eq!(rollout_back, rollout);
+        assert_eq!(meta_back, meta, "summaries come back exactly (JSON keeps every bit of an f64)");
     }
 
     #[test]
@@ -838,7 +959,7 @@ mod tests {
         let (mut rollout, meta) = old.into_rollout(v.clone(), ch.clone()).unwrap();
         assert_eq!(rollout.arm, None, "records from before experiments are no arm");
         rollout.arm = Some(ArmSlot::new(5_000, Percent::from_basis_points(5_000).unwrap()).unwrap());
-        let bytes = serde_json::to_vec(&RolloutRecord::new(&rollout, meta)).unwrap();
+        let bytes = serde_json::to_vec(&RolloutRecord::new(&rollout, meta.clone())).unwrap();
         assert!(String::from_utf8_lossy(&bytes).contains(r#""arm":{"start":5000,"width":5000}"#));
         let back: RolloutRecord = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(back.into_rollout(v.clone(), ch.clone()).unwrap(), (rollout, meta));
