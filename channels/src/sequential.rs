@@ -569,6 +569,24 @@ mod tests {
         assert!(Comparison::default().with_last_look(1.0).is_err());
     }
 
+    #[test]
+    fn the_last_look_judges_every_rate_the_baseline_has_figures_for() {
+        use crate::Health;
+        let c = Comparison::default().with_last_look(0.5).unwrap();
+        let window = Health { installs: 1_934, install_failures: 66, first_runs: 1_934, crashes: 19 };
+        let baseline = Health { installs: 98_000, install_failures: 2_000, first_runs: 98_000, crashes: 980 };
+        let f = GateFigures { window, step: window, baseline: Some(baseline), percent: Percent::FULL };
+        let looks = c.last_looks(&f);
+        assert_eq!(looks.iter().map(|l| l.metric).collect::<Vec<_>>(), Metric::ALL);
+        // 66 failures of 2,000 against 2%: worse, at alpha split over the two rates.
+        assert_eq!(looks[0].call, Call::Worse, "{}", looks[0]);
+        assert!((looks[0].halt_below - 0.5 * 0.01 / 2.0).abs() < 1e-15);
+        assert!(c.last_looks(&GateFigures { baseline: None, ..f }).is_empty());
+        // A baseline without first runs: only the install failure rate is judged.
+        let no_runs = Health { first_runs: 0, crashes: 0, ..baseline };
+        assert_eq!(c.last_looks(&GateFigures { baseline: Some(no_runs), ..f }).len(), 1);
+    }
+
     proptest::proptest! {
         /// The last look halts a build exactly at the tolerated rate at most `share · alpha`
         /// of the time, and proves one exactly at the rate to catch no worse at most
