@@ -111,7 +111,7 @@ pub use rollout::{
 };
 pub use rules::{MAX_RULE_VALUES, Rule, TraitCondition};
 pub use schedule::{MAX_STEPS, Schedule, ScheduleClock, SchedulePreset, Share, Step, Tick};
-pub use sequential::{Call, Comparison, Evidence, Proportion};
+pub use sequential::{Call, Comparison, Evidence, LastLook, Proportion};
 pub use signing::{
     KeyId, KeySignature, MAX_SIGNATURES, MAX_TRUSTED_KEYS, PublicKey, Sha256, Signature, SignatureError, Signatures,
     SignedFields, TrustedKeys, signed_message,

@@ -18,12 +18,37 @@
 //! the larger of `rate × (1 + degradation)` and `rate + min_difference`. When the baseline's
 //! sample is so small that `p1` is not above `p0`, the metric cannot be judged
 //! ([`Call::BaselineTooSmall`]).
+//!
+//! ## The last look at an exhausted proving step
+//!
+//! A proving step admits a share of a finite audience. When all of it has reported and the
+//! sequential test is still undecided, waiting longer brings no evidence: the rollout would
+//! hold forever. [`Comparison::judge_last_look`] ([`LastLook`]) is one more, fixed-sample
+//! test for that moment, in the manner of a group-sequential design's final analysis: an
+//! exact binomial test of the candidate's `bad` of `total` against `p0` (worse when
+//! `P(X ≥ bad | total, p0) ≤ share · alpha / metrics`) and against `p1` (no worse when
+//! `P(X ≤ bad | total, p1) ≤ share · beta`). Its validity rests on two facts:
+//!
+//! - it is looked at **once** per rollout, at a sample size set by the step's audience and not
+//!   by the outcomes (counting install attempts does not depend on whether they failed), so
+//!   the exact tail is its error rate at `p0` (at most the nominal level: the test is
+//!   discrete), and smaller for any rate below `p0` (the binomial family has a monotone
+//!   likelihood ratio); likewise at and above `p1`;
+//! - its error rates are spent apart from the continuous test's (Bonferroni): with a last
+//!   look's `share` in `[0, 1)`, the continuous test runs at `alpha (1 − share)` and
+//!   `beta (1 − share)`, so the chance of halting a build no worse than `p0` by either is at
+//!   most `alpha`, and of widening one as bad as `p1` by either at most `beta`.
+//!
+//! The exact tail is far sharper than Ville's bound at a known sample size: at 2,000 install
+//! attempts against `p0` = 2.115%, 64 failures have a tail of 0.001, where the likelihood
+//! ratio for `p1` = 4% is only `e^3.1` (Ville's bound from it: 0.043). With `share` 0 (the default) no error rate is spent on
+//! a last look and it decides nothing.
 
 use std::fmt;
 
 use crate::Percent;
 use crate::error::{ParseError, What};
-use crate::health::Metric;
+use crate::health::{GateFigures, Metric};
 
 /// The normal quantile of the baseline's one-sided 99% upper confidence bound.
 const BASELINE_Z: f64 = 2.576;
@@ -86,6 +111,7 @@ pub struct Comparison {
     beta: f64,
     proven_from: Percent,
     step_sample: u64,
+    last_look: f64,
 }
 
 impl Comparison {
@@ -121,7 +147,22 @@ impl Comparison {
         if !(rate(alpha) && rate(beta)) {
             return bad("alpha and beta are error rates above 0 and at most 0.5");
         }
-        Ok(Comparison { degradation, min_difference, alpha, beta, proven_from, step_sample })
+        Ok(Comparison { degradation, min_difference, alpha, beta, proven_from, step_sample, last_look: 0.0 })
+    }
+
+    /// The same comparison with `share` (in `[0, 1)`) of its `alpha` and `beta` kept for a
+    /// last look at an exhausted proving step (see the module doc); the continuous test runs
+    /// on the rest.
+    pub fn with_last_look(self, share: f64) -> Result<Self, ParseError> {
+        if !(0.0..1.0).contains(&share) {
+            return Err(ParseError::new(What::Rollout, "gate.compare", "last_look is a share from 0 to below 1"));
+        }
+        Ok(Comparison { last_look: share, ..self })
+    }
+
+    /// The share of `alpha` and `beta` kept for the last look.
+    pub fn last_look(&self) -> f64 {
+        self.last_look
     }
 
     /// The relative worsening to catch.
@@ -152,8 +193,9 @@ impl Comparison {
     /// The evidence on one metric, one of `metrics` judged (the false-halt rate is split
     /// among them): the candidate's figures against the baseline's.
     pub fn judge(&self, metric: Metric, candidate: Proportion, baseline: Proportion, metrics: u32) -> Evidence {
-        let halt_at = (f64::from(metrics.max(1)) / self.alpha).ln();
-        let accept_at = self.beta.ln();
+        let continuous = 1.0 - self.last_look;
+        let halt_at = (f64::from(metrics.max(1)) / (self.alpha * continuous)).ln();
+        let accept_at = (self.beta * continuous).ln();
         let base = baseline.rate();
         let tolerated = baseline.upper_bound(BASELINE_Z);
         let worse = (base * (1.0 + self.degradation)).max(base + self.min_difference).min(0.999_999);
@@ -199,7 +241,173 @@ impl Default for Comparison {
             beta: 0.001,
             proven_from: Percent::from_basis_points(200).expect("2% is a share"),
             step_sample: 20,
+            last_look: 0.0,
         }
+    }
+}
+
+impl Comparison {
+    /// The last look at one metric of a proving step whose audience has all reported (see the
+    /// module doc): exact binomial tails of the candidate's figures at the tolerated rate and
+    /// at the rate to catch. Its error rates are valid only if it is taken once per rollout.
+    pub fn judge_last_look(
+        &self,
+        metric: Metric,
+        candidate: Proportion,
+        baseline: Proportion,
+        metrics: u32,
+    ) -> LastLook {
+        let sequential = self.judge(metric, candidate, baseline, metrics);
+        let halt_below = self.last_look * self.alpha / f64::from(metrics.max(1));
+        let accept_below = self.last_look * self.beta;
+        let mut look = LastLook {
+            metric,
+            candidate,
+            baseline,
+            tolerated: sequential.tolerated,
+            worse: sequential.worse,
+            if_tolerated: 1.0,
+            if_worse: 1.0,
+            halt_below,
+            accept_below,
+            call: Call::Undecided,
+        };
+        if sequential.call == Call::BaselineTooSmall {
+            look.call = Call::BaselineTooSmall;
+            return look;
+        }
+        let (bad, total) = (candidate.bad, candidate.total);
+        look.if_tolerated = binomial::at_least(total, bad, look.tolerated);
+        look.if_worse = binomial::at_most(total, bad, look.worse);
+        // Without a share kept (0), nothing is decided, even a tail that underflows to 0.
+        look.call = if self.last_look > 0.0 && look.if_tolerated <= halt_below {
+            Call::Worse
+        } else if self.last_look > 0.0 && look.if_worse <= accept_below {
+            Call::NoWorse
+        } else {
+            Call::Undecided
+        };
+        look
+    }
+
+    /// The last look at every metric the baseline has figures for, on the window's figures
+    /// (as [`HealthGate::evidence`](crate::HealthGate::evidence) judges them; empty without a
+    /// baseline). The rollout is worse if any metric is, and may widen if all are no worse.
+    pub fn last_looks(&self, f: &GateFigures) -> Vec<LastLook> {
+        let Some(b) = f.baseline else { return Vec::new() };
+        let metrics: Vec<_> = Metric::ALL.into_iter().filter(|m| m.of(&b).total() > 0).collect();
+        let n = metrics.len() as u32;
+        metrics.into_iter().map(|m| self.judge_last_look(m, m.of(&f.window), m.of(&b), n)).collect()
+    }
+}
+
+/// The last look's figures on one metric (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LastLook {
+    /// The metric.
+    pub metric: Metric,
+    /// The candidate's figures in the gate's window.
+    pub candidate: Proportion,
+    /// The baseline's figures.
+    pub baseline: Proportion,
+    /// `p0`, the rate tolerated.
+    pub tolerated: f64,
+    /// `p1`, the rate to catch.
+    pub worse: f64,
+    /// The chance of at least the candidate's bad outcomes at the tolerated rate.
+    pub if_tolerated: f64,
+    /// The chance of at most the candidate's bad outcomes at the rate to catch.
+    pub if_worse: f64,
+    /// Worse when `if_tolerated` is at or below this: `share · alpha / metrics`.
+    pub halt_below: f64,
+    /// No worse when `if_worse` is at or below this: `share · beta`.
+    pub accept_below: f64,
+    /// What it says.
+    pub call: Call,
+}
+
+impl fmt::Display for LastLook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let call = match self.call {
+            Call::Worse => "worse than the baseline",
+            Call::NoWorse => "no worse than the baseline",
+            Call::Undecided => "undecided",
+            Call::BaselineTooSmall => "baseline sample too small to judge",
+        };
+        write!(
+            f,
+            "{}: last look, the step's audience exhausted: {call}: {} against the baseline's {}; \
+             chance of as many at the tolerated {:.2}%: {:.2e} (halts at {:.2e}); \
+             of as few at {:.2}%: {:.2e} (proves at {:.2e})",
+            self.metric,
+            self.candidate,
+            self.baseline,
+            self.tolerated * 100.0,
+            self.if_tolerated,
+            self.halt_below,
+            self.worse * 100.0,
+            self.if_worse,
+            self.accept_below
+        )
+    }
+}
+
+/// Exact binomial tails, summed in floating point from the term at the cut outwards (each
+/// term from the previous by the ratio of successive probabilities), so that a tail of
+/// 10⁻³⁰⁰ is as exact as one of 0.3.
+mod binomial {
+    /// `ln P(X = k)` for `X ~ Binomial(n, p)`, `0 < p < 1`, `k ≤ n`.
+    fn ln_pmf(n: u64, k: u64, p: f64) -> f64 {
+        let m = k.min(n - k);
+        let ln_choose: f64 = (1..=m).map(|i| ((n - m + i) as f64 / i as f64).ln()).sum();
+        ln_choose + k as f64 * p.ln() + (n - k) as f64 * (-p).ln_1p()
+    }
+
+    /// `P(X ≥ k)`.
+    pub fn at_least(n: u64, k: u64, p: f64) -> f64 {
+        if k == 0 {
+            return 1.0;
+        }
+        if k > n {
+            return 0.0;
+        }
+        if (k as f64) <= n as f64 * p {
+            return (1.0 - at_most(n, k - 1, p)).clamp(0.0, 1.0);
+        }
+        // Above the mean, terms only fall going up.
+        let ratio = p / (1.0 - p);
+        let mut term = ln_pmf(n, k, p).exp();
+        let mut sum = term;
+        for j in k..n {
+            term *= (n - j) as f64 / (j + 1) as f64 * ratio;
+            sum += term;
+            if term <= sum * 1e-17 {
+                break;
+            }
+        }
+        sum.min(1.0)
+    }
+
+    /// `P(X ≤ k)`.
+    pub fn at_most(n: u64, k: u64, p: f64) -> f64 {
+        if k >= n {
+            return 1.0;
+        }
+        if (k as f64) >= n as f64 * p {
+            return (1.0 - at_least(n, k + 1, p)).clamp(0.0, 1.0);
+        }
+        // Below the mean, terms only fall going down.
+        let ratio = (1.0 - p) / p;
+        let mut term = ln_pmf(n, k, p).exp();
+        let mut sum = term;
+        for j in (1..=k).rev() {
+            term *= j as f64 / (n - j + 1) as f64 * ratio;
+            sum += term;
+            if term <= sum * 1e-17 {
+                break;
+            }
+        }
+        sum.min(1.0)
     }
 }
 
@@ -304,6 +512,102 @@ mod tests {
             assert!(Comparison::new(d, m, a, b, Percent::FULL, 1).is_err(), "{d} {m} {a} {b}");
         }
         assert!(Comparison::new(f64::NAN, 0.0, 0.01, 0.01, Percent::FULL, 1).is_err());
+    }
+
+    #[test]
+    fn binomial_tails_are_exact() {
+        // Small cases against the sum of the probabilities, computed directly.
+        let direct = |n: u64, k: u64, p: f64| {
+            let mut c = 1.0f64;
+            (0..=n)
+                .map(|j| {
+                    if j > 0 {
+                        c = c * (n - j + 1) as f64 / j as f64;
+                    }
+                    (j, c * p.powi(j as i32) * (1.0 - p).powi((n - j) as i32))
+                })
+                .filter(|&(j, _)| j >= k)
+                .map(|(_, t)| t)
+                .sum::<f64>()
+        };
+        for (n, k, p) in [(10, 3, 0.2), (30, 0, 0.5), (30, 30, 0.5), (40, 1, 0.02), (40, 12, 0.3), (50, 20, 0.1)] {
+            let (got, want) = (binomial::at_least(n, k, p), direct(n, k, p));
+            assert!((got - want).abs() <= 1e-12 + 1e-9 * want, "P(X >= {k} | {n}, {p}) = {got}, not {want}");
+            let below = binomial::at_most(n, k.saturating_sub(1), p);
+            let want_below = if k == 0 { 0.0 } else { 1.0 - want };
+            assert!((below - want_below).abs() <= 1e-9, "P(X <= {k} - 1 | {n}, {p}) = {below}");
+        }
+        // Far in the tail, still a positive, tiny number.
+        let tiny = binomial::at_least(2_000, 400, 0.02);
+        assert!(tiny > 0.0 && tiny < 1e-100, "{tiny}");
+        assert_eq!(binomial::at_least(10, 11, 0.5), 0.0);
+        assert_eq!(binomial::at_most(10, 10, 0.5), 1.0);
+    }
+
+    #[test]
+    fn the_last_look_decides_what_the_sequential_test_left_open() {
+        let half = Comparison::default().with_last_look(0.5).unwrap();
+        let baseline = Proportion::new(2_000, 100_000);
+        let look = |bad| half.judge_last_look(Metric::InstallFailureRate, Proportion::new(bad, 2_000), baseline, 2);
+        let running = |bad| half.judge(Metric::InstallFailureRate, Proportion::new(bad, 2_000), baseline, 2);
+        // 66 failures in 2,000 (3.3%): the likelihood ratio is undecided, the exact tail is not.
+        assert_eq!(running(66).call, Call::Undecided, "{}", running(66));
+        assert_eq!(look(66).call, Call::Worse, "{}", look(66));
+        // 44 (2.2%): proven no worse than 4% at the last look.
+        assert_eq!(look(44).call, Call::NoWorse, "{}", look(44));
+        // 55 (2.75%): neither.
+        assert_eq!(look(55).call, Call::Undecided, "{}", look(55));
+        assert!(look(66).to_string().contains("last look, the step's audience exhausted: worse"), "{}", look(66));
+        // Kept for the last look, the error rates are taken from the continuous test.
+        let (plain, split) = (judge(30, 1_000), Comparison::default().with_last_look(0.5).unwrap());
+        let e = split.judge(Metric::InstallFailureRate, Proportion::new(30, 1_000), Proportion::new(2_000, 100_000), 1);
+        assert!((e.halt_at - plain.halt_at - 2f64.ln()).abs() < 1e-12 && e.accept_at < plain.accept_at);
+        // Without a share kept, the last look decides nothing.
+        let none =
+            Comparison::default().judge_last_look(Metric::InstallFailureRate, Proportion::new(500, 2_000), baseline, 1);
+        assert_eq!(none.call, Call::Undecided);
+        assert!(Comparison::default().with_last_look(1.0).is_err());
+    }
+
+    #[test]
+    fn the_last_look_judges_every_rate_the_baseline_has_figures_for() {
+        use crate::Health;
+        let c = Comparison::default().with_last_look(0.5).unwrap();
+        let window = Health { installs: 1_934, install_failures: 66, first_runs: 1_934, crashes: 19 };
+        let baseline = Health { installs: 98_000, install_failures: 2_000, first_runs: 98_000, crashes: 980 };
+        let f = GateFigures { window, step: window, baseline: Some(baseline), percent: Percent::FULL };
+        let looks = c.last_looks(&f);
+        assert_eq!(looks.iter().map(|l| l.metric).collect::<Vec<_>>(), Metric::ALL);
+        // 66 failures of 2,000 against 2%: worse, at alpha split over the two rates.
+        assert_eq!(looks[0].call, Call::Worse, "{}", looks[0]);
+        assert!((looks[0].halt_below - 0.5 * 0.01 / 2.0).abs() < 1e-15);
+        assert!(c.last_looks(&GateFigures { baseline: None, ..f }).is_empty());
+        // A baseline without first runs: only the install failure rate is judged.
+        let no_runs = Health { first_runs: 0, crashes: 0, ..baseline };
+        assert_eq!(c.last_looks(&GateFigures { baseline: Some(no_runs), ..f }).len(), 1);
+    }
+
+    proptest::proptest! {
+        /// The last look halts a build exactly at the tolerated rate at most `share · alpha`
+        /// of the time, and proves one exactly at the rate to catch no worse at most
+        /// `share · beta` of the time: summed exactly over every outcome.
+        #[test]
+        fn the_last_look_keeps_its_error_rates(total in 50u64..3_000, share in 0.1f64..0.9) {
+            let c = Comparison::default().with_last_look(share).unwrap();
+            let baseline = Proportion::new(2_000, 100_000);
+            let first = c.judge_last_look(Metric::InstallFailureRate, Proportion::new(0, total), baseline, 1);
+            let (p0, p1) = (first.tolerated, first.worse);
+            let calls: Vec<Call> = (0..=total)
+                .map(|bad| c.judge_last_look(Metric::InstallFailureRate, Proportion::new(bad, total), baseline, 1).call)
+                .collect();
+            // The smallest count called worse and the largest called no worse.
+            let halt_from = calls.iter().position(|&k| k == Call::Worse).map_or(total + 1, |i| i as u64);
+            let accept_to = calls.iter().rposition(|&k| k == Call::NoWorse);
+            proptest::prop_assert!(binomial::at_least(total, halt_from, p0) <= share * 0.01 * (1.0 + 1e-9));
+            if let Some(k) = accept_to {
+                proptest::prop_assert!(binomial::at_most(total, k as u64, p1) <= share * 0.001 * (1.0 + 1e-9));
+            }
+        }
     }
 
     #[test]

@@ -1,10 +1,13 @@
 //! A/B between two builds on disjoint halves of the fleet, placed by the server's own code
 //! (`Experiment::lay_out` and each arm's `ArmSlot` under the experiment's salt), compared on
-//! an app metric with `compare_arms` (the `MeanTest` the experiment view uses) as devices
-//! report it: [`AbFigures`] over many experiments ([`measure_ab`]).
+//! an app metric as devices report it: each arm's values aggregated in a `Distribution` (as
+//! the feedback aggregator keeps them per build), their summaries compared by `compare_arms`
+//! with the test the experiment view uses for an app metric (`metric_test`, unless the plan
+//! names one): [`AbFigures`] over many experiments ([`measure_ab`]).
 
 use halftone_channels::{
-    AppId, ArmShare, ChannelName, Direction, Experiment, Figure, MeanTest, Percent, Summary, bucket, compare_arms,
+    AppId, ArmShare, ChannelName, Direction, Distribution, Experiment, Figure, MeanTest, MetricValue, Percent, bucket,
+    compare_arms, metric_test,
 };
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt as _, SeedableRng as _};
@@ -12,7 +15,8 @@ use rand::{RngExt as _, SeedableRng as _};
 use crate::fleet::Fleet;
 
 /// The experiment: the metric's mean on each arm (exponentially distributed, like session
-/// lengths) and the test.
+/// lengths) and the test (`None`: the server's `metric_test`, tuned to 5% of the arms' pooled
+/// mean, alpha 5%).
 #[derive(Debug, Clone, Copy)]
 pub struct AbPlan {
     /// Mean of arm A.
@@ -20,7 +24,7 @@ pub struct AbPlan {
     /// Mean of arm B (higher is better).
     pub mean_b: f64,
     /// The test.
-    pub test: MeanTest,
+    pub test: Option<MeanTest>,
 }
 
 /// What many experiments came to.
@@ -62,19 +66,21 @@ pub fn measure_ab(fleet: &Fleet, plan: &AbPlan, experiments: usize, seed: u64) -
         let mut order: Vec<(u64, bool)> =
             in_b.iter().map(|&b| (rng.random_range(0..fleet.checkin_every_ms), b)).collect();
         order.sort_unstable();
-        let (mut a, mut b) = (Summary::default(), Summary::default());
+        let (mut a, mut b) = (Distribution::default(), Distribution::default());
         let mut decided = None;
         for (n, &(_, in_b)) in order.iter().enumerate() {
             let u: f64 = rng.random();
             let mean = if in_b { plan.mean_b } else { plan.mean_a };
-            let value = -mean * (1.0 - u).ln();
+            let value = MetricValue::new(-mean * (1.0 - u).ln()).expect("a finite session length");
             if in_b {
                 b.add(value)
             } else {
                 a.add(value)
             }
-            let figure = Figure { name: "session".into(), direction: Direction::Higher, arms: vec![a, b] };
-            let c = compare_arms(&plan.test, figure);
+            let arms = vec![*a.summary(), *b.summary()];
+            let figure = Figure { name: crate::fleet::SESSION.into(), direction: Direction::Higher, arms };
+            let test = plan.test.unwrap_or_else(|| metric_test(&figure));
+            let c = compare_arms(&test, figure);
             if let Some(leader) = c.ahead.filter(|_| c.proven) {
                 decided = Some((leader, n as u64 + 1));
                 break;
@@ -104,7 +110,7 @@ mod tests {
     #[test]
     fn the_better_arm_wins_a_clear_difference_and_equal_arms_rarely_produce_a_winner() {
         let fleet = crate::scenarios::fleet(4_000, "notes:2.0.0");
-        let test = MeanTest { alpha: 0.01, tau: 15.0, min_count: 100 };
+        let test = Some(MeanTest { alpha: 0.01, tau: 15.0, min_count: 100 });
         let clear = measure_ab(&fleet, &AbPlan { mean_a: 300.0, mean_b: 400.0, test }, 20, 1);
         assert_eq!((clear.better_won, clear.worse_won), (20, 0), "{clear:?}");
         let equal = measure_ab(&fleet, &AbPlan { mean_a: 300.0, mean_b: 300.0, test }, 20, 1);

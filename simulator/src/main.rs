@@ -1,8 +1,10 @@
 //! `halftone-simulate`: the gate figures of docs/gates.md (see `cargo run --release -p
 //! halftone-simulator -- --help`).
 
-use clap::Parser;
-use halftone_channels::{Comparison, Percent, Schedule, Share, Step};
+use anyhow::bail;
+use clap::{Parser, ValueEnum};
+use halftone_channels::{Comparison, MetricGate, Percent, Schedule, Share, Step};
+use halftone_simulator::{Exhausted, SCENARIOS};
 
 /// Runs many staged rollouts of each scenario through the server's gate and schedule code and
 /// prints the table of docs/gates.md.
@@ -17,6 +19,10 @@ struct Args {
     /// The first rollout's seed (rollout i uses seed + i).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Only these scenarios (fails-30, fails-4, as-good, metric-10, metric-20, metric-50,
+    /// metric-equal, ab); all by default.
+    #[arg(long, value_delimiter = ',')]
+    scenarios: Vec<String>,
     /// Other steps than the documented plan's, as basis points (e.g. 50,100,500,2000,10000),
     /// each held 4 hours.
     #[arg(long, value_delimiter = ',')]
@@ -27,13 +33,42 @@ struct Args {
     /// The comparing gate's proving share, in basis points (default: the gate's default).
     #[arg(long)]
     proven_from_bp: Option<u16>,
-    /// Only the A/B line (skips the gate scenarios).
+    /// The comparing gate's beta (default: the gate's default).
+    #[arg(long)]
+    beta: Option<f64>,
+    /// What a step whose whole audience has reported, still undecided, does.
+    #[arg(long, value_enum, default_value_t = OnExhausted::Hold)]
+    exhausted: OnExhausted,
+    /// With `--exhausted last-look`: the share of alpha and beta kept for the last look.
+    #[arg(long, default_value_t = 0.5)]
+    last_look_share: f64,
+    /// The metric gate's min_count (default: the documented default).
+    #[arg(long)]
+    metric_min_count: Option<u64>,
+    /// Only the A/B line (as `--scenarios ab`).
     #[arg(long)]
     ab_only: bool,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum OnExhausted {
+    /// Keep holding, silently (the server today).
+    Hold,
+    /// Pause, undecided.
+    Pause,
+    /// The comparison's last look at the first proving step, then pause if undecided.
+    LastLook,
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let known: Vec<&str> = SCENARIOS.iter().map(|s| s.key).chain(["ab"]).collect();
+    if let Some(unknown) = args.scenarios.iter().find(|k| !known.contains(&k.as_str())) {
+        bail!("no scenario {unknown}; the scenarios are {}", known.join(", "));
+    }
+    let wanted = |key: &str| {
+        if args.ab_only { key == "ab" } else { args.scenarios.is_empty() || args.scenarios.iter().any(|k| k == key) }
+    };
     let mut plan = halftone_simulator::plan();
     if !args.steps.is_empty() {
         let steps = args
@@ -48,41 +83,64 @@ fn main() -> anyhow::Result<()> {
         steps[0].share = Share::Devices(n);
         plan.schedule = Schedule::new(steps)?;
     }
-    if let Some(bp) = args.proven_from_bp {
-        let c = plan.gate.compare.unwrap_or_default();
-        let proven = Percent::from_basis_points(bp)?;
-        plan.gate.compare =
-            Some(Comparison::new(c.degradation(), c.min_difference(), c.alpha(), c.beta(), proven, c.step_sample())?);
+    let c = plan.gate.compare.unwrap_or_default();
+    let proven = match args.proven_from_bp {
+        Some(bp) => Percent::from_basis_points(bp)?,
+        None => c.proven_from(),
+    };
+    let beta = args.beta.unwrap_or(c.beta());
+    let mut c = Comparison::new(c.degradation(), c.min_difference(), c.alpha(), beta, proven, c.step_sample())?;
+    plan.exhausted = match args.exhausted {
+        OnExhausted::Hold => Exhausted::Hold,
+        OnExhausted::Pause => Exhausted::Pause,
+        OnExhausted::LastLook => {
+            c = c.with_last_look(args.last_look_share)?;
+            Exhausted::LastLook
+        }
+    };
+    plan.gate.compare = Some(c);
+    if let Some(min_count) = args.metric_min_count {
+        let g = halftone_simulator::with_metric_gate(&plan).gate.metrics.remove(0);
+        plan.gate.metrics = vec![MetricGate::new(g.name().clone(), g.degradation(), g.alpha(), min_count)?];
     }
+    let exhausted = match args.exhausted {
+        OnExhausted::Hold => "hold".to_owned(),
+        OnExhausted::Pause => "pause".to_owned(),
+        OnExhausted::LastLook => format!("last look ({} of alpha and beta), then pause", args.last_look_share),
+    };
     println!(
-        "steps {}; proving share {}",
+        "steps {}; proving share {}; alpha {}, beta {}; an exhausted undecided step: {exhausted}",
         plan.schedule.steps().iter().map(|s| s.share.to_string()).collect::<Vec<_>>().join(", "),
-        plan.gate.compare.map_or_else(String::new, |c| c.proven_from().to_string())
+        c.proven_from(),
+        c.alpha(),
+        c.beta(),
     );
+    let started = std::time::Instant::now();
     let fleet = halftone_simulator::scenarios::fleet(args.devices, "notes:2.0.0");
+    eprintln!("{} devices bucketed in {:.1?}", args.devices, started.elapsed());
     let mut rows = Vec::new();
-    for s in halftone_simulator::SCENARIOS.into_iter().filter(|_| !args.ab_only) {
+    for s in SCENARIOS.into_iter().filter(|s| wanted(s.key)) {
         let started = std::time::Instant::now();
         let f = halftone_simulator::measure(&s, &fleet, &plan, args.rollouts, args.seed);
         eprintln!("{}: {} rollouts in {:.1?}", s.name, args.rollouts, started.elapsed());
         rows.push((s, f));
     }
-    let started = std::time::Instant::now();
-    let ab = halftone_simulator::AbPlan {
-        mean_a: 300.0,
-        mean_b: 315.0,
-        test: halftone_channels::MeanTest { alpha: 0.01, tau: 15.0, min_count: 100 },
-    };
-    let experiments = halftone_simulator::measure_ab(&fleet, &ab, args.rollouts, args.seed);
-    eprintln!("A/B: {} experiments in {:.1?}", args.rollouts, started.elapsed());
     println!("{} devices, {} rollouts per scenario, seed {}\n", args.devices, args.rollouts, args.seed);
     if !rows.is_empty() {
         print!("{}", halftone_simulator::table(&rows));
     }
+    if !wanted("ab") {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let ab = halftone_simulator::AbPlan { mean_a: 300.0, mean_b: 315.0, test: None };
+    let experiments = halftone_simulator::measure_ab(&fleet, &ab, args.rollouts, args.seed);
+    eprintln!("A/B: {} experiments in {:.1?}", args.rollouts, started.elapsed());
     let share = |n: usize| n as f64 / experiments.experiments as f64 * 100.0;
     println!(
-        "\nA/B on two arms placed by Experiment::lay_out (50% each), compared by compare_arms, session length (exponential) 300 s against 315 s (5% better), \
-         MeanTest alpha 0.01, tau 15 s:\n\n\
+        "\nA/B on two arms placed by Experiment::lay_out (50% each), session length (exponential) 300 s against \
+         315 s (5% better), aggregated per arm in a Distribution, compared by compare_arms with the server's \
+         metric_test (alpha 0.05, tau 5% of the pooled mean):\n\n\
          | experiments | the better build won | the worse won | undecided after every device | devices reported at the decision (median) |\n\
          |---|---|---|---|---|\n\
          | {} | {} ({:.1}%) | {} ({:.1}%) | {} ({:.1}%) | {} |",

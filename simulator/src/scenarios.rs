@@ -1,14 +1,18 @@
 //! The scenarios of docs/gates.md ([`Scenario`]), run over many rollouts ([`measure`]) into
-//! [`Figures`], and the table they print ([`table`]).
+//! [`Figures`], and the table they print ([`table`]). Scenarios on the app metric run under
+//! the plan's gate with a metric gate on [`SESSION`] at its documented defaults added
+//! ([`with_metric_gate`]).
 
 use std::fmt::Write as _;
 
-use halftone_channels::{Comparison, GateAction, HealthGate, Percent, Schedule, Step};
+use halftone_channels::{
+    Comparison, GateAction, HealthGate, MetricGate, MetricName, Percent, Schedule, Step, metric_gate_defaults,
+};
 
-use crate::fleet::{Build, Fleet, Outcome, Plan, run};
+use crate::fleet::{Build, Exhausted, Fleet, Outcome, Plan, SESSION, run};
 
-/// A fleet whose baseline fails 2% of installs and crashes on 1% of devices, checking in
-/// every 4 hours, bucketed under `salt`.
+/// A fleet whose baseline fails 2% of installs, crashes on 1% of devices and has sessions of
+/// 300 s on average, checking in every 4 hours, bucketed under `salt`.
 pub fn fleet(devices: u32, salt: &str) -> Fleet {
     Fleet {
         devices,
@@ -16,6 +20,7 @@ pub fn fleet(devices: u32, salt: &str) -> Fleet {
         checkin_every_ms: 4 * 3_600_000,
         baseline_failure: 0.02,
         baseline_crash: 0.01,
+        baseline_session_s: 300.0,
     }
 }
 
@@ -34,24 +39,58 @@ pub fn plan() -> Plan {
         action: GateAction::Halt,
         metrics: Vec::new(),
     };
-    Plan { schedule, gate, horizon_ms: 30 * 86_400_000 }
+    Plan { schedule, gate, horizon_ms: 30 * 86_400_000, exhausted: Exhausted::Hold }
+}
+
+/// `plan` with a gate on the app metric [`SESSION`] at the documented defaults
+/// (`metric_gate_defaults`: 10% degradation tolerated, alpha 1%, 30 values).
+pub fn with_metric_gate(plan: &Plan) -> Plan {
+    let d = (metric_gate_defaults::DEGRADATION, metric_gate_defaults::ALPHA, metric_gate_defaults::MIN_COUNT);
+    let gate = MetricGate::new(MetricName::parse(SESSION).expect("a metric name"), d.0, d.1, d.2)
+        .expect("the documented defaults are valid");
+    let mut plan = plan.clone();
+    plan.gate.metrics = vec![gate];
+    plan
 }
 
 /// A candidate build to roll out many times.
 #[derive(Debug, Clone, Copy)]
 pub struct Scenario {
+    /// What `--scenarios` calls it.
+    pub key: &'static str,
     /// What the table calls it.
     pub name: &'static str,
     /// How it behaves.
     pub build: Build,
 }
 
-/// The three scenarios of the issue: 30% and 4% install failures, and as good as the
-/// baseline (2%); every build crashes on 1% of devices, like the baseline.
-pub const SCENARIOS: [Scenario; 3] = [
-    Scenario { name: "fails 30% of installs", build: Build { install_failure: 0.30, crash: 0.01 } },
-    Scenario { name: "fails 4% of installs", build: Build { install_failure: 0.04, crash: 0.01 } },
-    Scenario { name: "as good as the baseline (2%)", build: Build { install_failure: 0.02, crash: 0.01 } },
+impl Scenario {
+    /// Whether it is judged on the app metric too (its devices report one).
+    pub fn on_metric(&self) -> bool {
+        self.build.session_s.is_some()
+    }
+}
+
+const fn rates(install_failure: f64) -> Build {
+    Build { install_failure, crash: 0.01, session_s: None }
+}
+
+const fn sessions(mean_s: f64) -> Build {
+    Build { install_failure: 0.02, crash: 0.01, session_s: Some(mean_s) }
+}
+
+/// The scenarios of the issue: 30% and 4% install failures, and as good as the baseline
+/// (2%), every build crashing on 1% of devices like the baseline; then builds with the
+/// baseline's rates whose sessions (300 s on the baseline, longer is better) are 10%, 20% and
+/// 50% shorter or as long, under a metric gate at its defaults.
+pub const SCENARIOS: [Scenario; 7] = [
+    Scenario { key: "fails-30", name: "fails 30% of installs", build: rates(0.30) },
+    Scenario { key: "fails-4", name: "fails 4% of installs", build: rates(0.04) },
+    Scenario { key: "as-good", name: "as good as the baseline (2%)", build: rates(0.02) },
+    Scenario { key: "metric-10", name: "sessions 10% shorter (270 s), rates as the baseline", build: sessions(270.0) },
+    Scenario { key: "metric-20", name: "sessions 20% shorter (240 s), rates as the baseline", build: sessions(240.0) },
+    Scenario { key: "metric-50", name: "sessions 50% shorter (150 s), rates as the baseline", build: sessions(150.0) },
+    Scenario { key: "metric-equal", name: "sessions as long (300 s), rates as the baseline", build: sessions(300.0) },
 ];
 
 /// What many rollouts of one scenario came to.
@@ -63,6 +102,12 @@ pub struct Figures {
     pub received_at_halt: Vec<u32>,
     /// Install attempts reported when it was halted, sorted.
     pub reported_at_halt: Vec<u64>,
+    /// Halted rollouts by what halted them: the continuous rate test, a metric gate, the
+    /// last look.
+    pub halted_by: [usize; 3],
+    /// Devices that had received the build when it paused at an exhausted step, one per
+    /// paused rollout, sorted.
+    pub received_at_pause: Vec<u32>,
     /// Rollouts that reached their last step without a halt.
     pub completed: usize,
     /// Rollouts that held below their last step until the horizon.
@@ -75,6 +120,25 @@ impl Figures {
     /// Halted rollouts.
     pub fn halted(&self) -> usize {
         self.received_at_halt.len()
+    }
+
+    /// Halted or paused rollouts.
+    pub fn stopped(&self) -> usize {
+        self.halted() + self.received_at_pause.len()
+    }
+
+    /// The largest share of the fleet that received the build before it was halted or
+    /// paused, in percent; `None` if it never was.
+    pub fn max_share_at_stop(&self) -> Option<f64> {
+        let most = self.received_at_halt.last().into_iter().chain(self.received_at_pause.last()).max()?;
+        Some(f64::from(*most) / f64::from(self.devices) * 100.0)
+    }
+
+    /// Rollouts halted or paused before more than `percent` of the fleet had received the
+    /// build (the issue's goal for a 4% build: all of them, within 2%).
+    pub fn stopped_within(&self, percent: f64) -> usize {
+        let most = f64::from(self.devices) * percent / 100.0;
+        self.received_at_halt.iter().chain(&self.received_at_pause).filter(|&&r| f64::from(r) <= most).count()
     }
 
     /// The `q` quantile (0..=1) of the share of the fleet that received the build before its
@@ -93,49 +157,79 @@ pub fn quantile<T: Copy>(sorted: &[T], q: f64) -> Option<T> {
     Some(sorted[rank - 1])
 }
 
-/// Runs `rollouts` rollouts of `scenario` on `fleet` under `plan`; rollout `i` draws its
-/// devices' behaviour from seed `seed + i`, so runs are reproducible.
+/// Runs `rollouts` rollouts of `scenario` on `fleet` under `plan` (with the default metric
+/// gate added for a scenario on the app metric, unless the plan's gate has metric gates);
+/// rollout `i` draws its devices' behaviour from seed
+/// `seed + i`, so runs are reproducible.
 pub fn measure(scenario: &Scenario, fleet: &Fleet, plan: &Plan, rollouts: usize, seed: u64) -> Figures {
     let devices = fleet.devices;
+    let plan = if scenario.on_metric() && plan.gate.metrics.is_empty() { with_metric_gate(plan) } else { plan.clone() };
     let mut f = Figures {
         rollouts,
         received_at_halt: Vec::new(),
         reported_at_halt: Vec::new(),
+        halted_by: [0; 3],
+        received_at_pause: Vec::new(),
         completed: 0,
         held: 0,
         devices,
     };
     for i in 0..rollouts {
-        match run(fleet, &scenario.build, plan, seed.wrapping_add(i as u64)) {
-            Outcome::Halted { received, reported, .. } => {
+        match run(fleet, &scenario.build, &plan, seed.wrapping_add(i as u64)) {
+            Outcome::Halted { received, reported, by, .. } => {
                 f.received_at_halt.push(received);
                 f.reported_at_halt.push(reported);
+                f.halted_by[by as usize] += 1;
             }
+            Outcome::Paused { received, .. } => f.received_at_pause.push(received),
             Outcome::Completed { .. } => f.completed += 1,
             Outcome::Held { .. } => f.held += 1,
         }
     }
     f.received_at_halt.sort_unstable();
     f.reported_at_halt.sort_unstable();
+    f.received_at_pause.sort_unstable();
     f
 }
 
 /// The markdown table of the scenarios' figures.
 pub fn table(rows: &[(Scenario, Figures)]) -> String {
     let mut t = String::from(
-        "| candidate (baseline 2%) | rollouts | halted | fleet share received before the halt: median / p99 / max | install reports at the halt: median / p99 | reached 100% | held |\n\
-         |---|---|---|---|---|---|---|\n",
+        "| candidate (baseline: 2% failed installs, 1% crashes, 300 s sessions) | rollouts | halted | paused (step exhausted, undecided) | stopped (halted or paused): within 2% of the fleet; max fleet share | fleet share received before the halt: median / p99 / max | install reports at the halt: median / p99 | reached 100% | held |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
     );
+    let pct = |n: usize, of: usize| n as f64 / of as f64 * 100.0;
     for (s, f) in rows {
         let share = |q| f.share_at_halt(q).map_or("-".to_owned(), |v| format!("{v:.3}%"));
         let reports = |q| quantile(&f.reported_at_halt, q).map_or("-".to_owned(), |v| v.to_string());
+        let [_, by_metric, by_look] = f.halted_by;
+        let mut how = Vec::new();
+        if by_metric > 0 {
+            how.push(format!("{by_metric} by the metric gate"));
+        }
+        if by_look > 0 {
+            how.push(format!("{by_look} at the last look"));
+        }
+        let how = if how.is_empty() { String::new() } else { format!("; {}", how.join(", ")) };
+        let paused = f.received_at_pause.len();
         let _ = writeln!(
             t,
-            "| {} | {} | {} ({:.1}%) | {} / {} / {} | {} / {} | {} | {} |",
+            "| {} | {} | {} ({:.1}%{how}) | {} ({:.1}%) | {} | {} / {} / {} | {} / {} | {} | {} |",
             s.name,
             f.rollouts,
             f.halted(),
-            f.halted() as f64 / f.rollouts as f64 * 100.0,
+            pct(f.halted(), f.rollouts),
+            paused,
+            pct(paused, f.rollouts),
+            f.max_share_at_stop().map_or("-".to_owned(), |v| {
+                let within = f.stopped_within(2.0);
+                format!(
+                    "{} ({:.1}%): {within} ({:.1}%); {v:.3}%",
+                    f.stopped(),
+                    pct(f.stopped(), f.rollouts),
+                    pct(within, f.rollouts)
+                )
+            }),
             share(0.5),
             share(0.99),
             share(1.0),
