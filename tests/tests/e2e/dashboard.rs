@@ -347,8 +347,7 @@ async fn experiments_and_app_metrics_in_a_real_browser() {
     let p = Publisher::create(&server, "abn").await;
     crate::metrics::declare_metrics(&p).await;
     p.publish("1.0.0", "stable", "100%").await;
-    // The baseline's sessions: 300 s on average; each arm is gated on its sessions against them.
-    crate::metrics::sessions(&server, "abn", "base", "1.0.0", 1_000, 300.0).await;
+    // Each arm is gated on its sessions against the baseline's.
     for v in ["1.1.0", "1.2.0"] {
         let rollout = json!({"basis_points": 0, "gate": {"metrics": [{"name": "session_s"}]}});
         p.publish_draft(&p.draft(v, &[]), "stable", rollout).await.unwrap();
@@ -366,7 +365,10 @@ async fn experiments_and_app_metrics_in_a_real_browser() {
     let on_a = crate::gates::round(&server, "abn", "1.1.0", &mut devices, 0).await;
     let on_b = crate::gates::round(&server, "abn", "1.2.0", &mut devices, 4).await;
     assert!((240..360).contains(&on_a) && (240..360).contains(&on_b), "{on_a} and {on_b}");
-    // Sessions a third longer on 1.2.0, and purchases 1 to 5 by five of its devices.
+    // The baseline's sessions: 300 s on average, reported after the arms were published (metric
+    // gates compare with the baseline's values in the same time window). Sessions a third
+    // longer on 1.2.0, and purchases 1 to 5 by five of its devices.
+    crate::metrics::sessions(&server, "abn", "base", "1.0.0", 1_000, 300.0).await;
     crate::metrics::sessions(&server, "abn", "a", "1.1.0", 600, 300.0).await;
     crate::metrics::sessions(&server, "abn", "b", "1.2.0", 600, 400.0).await;
     let http = server.anonymous();
