@@ -170,10 +170,10 @@ pub struct MetricEvidence {
 
 impl fmt::Display for MetricEvidence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A metric gate never lacks a baseline sample: short of values it is undecided.
         let call = match self.call {
-            Call::Worse => "worse than the baseline",
-            Call::NoWorse => "no worse than the baseline",
-            _ => "undecided",
+            Call::BaselineTooSmall => Call::Undecided.phrase(),
+            c => c.phrase(),
         };
         let (kind, unit) = match self.measure {
             Measure::Values => ("metric", "values"),

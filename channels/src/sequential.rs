@@ -328,12 +328,7 @@ pub struct LastLook {
 
 impl fmt::Display for LastLook {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let call = match self.call {
-            Call::Worse => "worse than the baseline",
-            Call::NoWorse => "no worse than the baseline",
-            Call::Undecided => "undecided",
-            Call::BaselineTooSmall => "baseline sample too small to judge",
-        };
+        let call = self.call.phrase();
         write!(
             f,
             "{}: last look, the step's audience exhausted: {call}: {} against the baseline's {}; \
@@ -424,6 +419,18 @@ pub enum Call {
     BaselineTooSmall,
 }
 
+impl Call {
+    /// What it says, in the words of an audit reason (`worse than the baseline`).
+    pub fn phrase(self) -> &'static str {
+        match self {
+            Call::Worse => "worse than the baseline",
+            Call::NoWorse => "no worse than the baseline",
+            Call::Undecided => "undecided",
+            Call::BaselineTooSmall => "baseline sample too small to judge",
+        }
+    }
+}
+
 /// One metric's figures, statistic and bounds, as recorded with a verdict.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Evidence {
@@ -449,12 +456,7 @@ pub struct Evidence {
 
 impl fmt::Display for Evidence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let call = match self.call {
-            Call::Worse => "worse than the baseline",
-            Call::NoWorse => "no worse than the baseline",
-            Call::Undecided => "undecided",
-            Call::BaselineTooSmall => "baseline sample too small to judge",
-        };
+        let call = self.call.phrase();
         write!(
             f,
             "{}: {call}: {} against the baseline's {}; log likelihood ratio {:.2} \
