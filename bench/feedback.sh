@@ -24,6 +24,9 @@ DEVICES=${BENCH_DEVICES:-5000}
 # Beside check-ins, events arrive at a steady rate (16 connections, each pausing this long after
 # each batch of 100): about 50,000 events/s, the rate issue 15 asks check-ins to hold up beside.
 BESIDE_PAUSE_MS=${BENCH_BESIDE_PAUSE_MS:-25}
+# The event generator sends a pool of this many prebuilt batches in turn (bench/events.lua);
+# 0 builds every batch afresh, which costs the generator as much CPU per event as the server.
+POOL=${BENCH_EVENTS_POOL:-256}
 WORK=$(mktemp -d /tmp/halftone-feedback.XXXXXX)
 PIDS=()
 cleanup() {
@@ -83,15 +86,15 @@ for run in $(seq "$RUNS"); do
   field "$WORK/a.$run" rps >>"$WORK/alone"
   log "run $run/$RUNS: events alone"
   t0=$(cpu)
-  wrk_run "$WORK/e.$run" events.lua 16 tokens="$WORK/tokens"
+  wrk_run "$WORK/e.$run" events.lua 16 pool="$POOL" tokens="$WORK/tokens"
   per "$WORK/e.$run" "$t0" "$(cpu)" 100 >>"$WORK/cpu_event"
   field "$WORK/e.$run" events_per_s >>"$WORK/events"
   log "run $run/$RUNS: events alone at the steady rate of the next run"
   t0=$(cpu)
-  wrk_run "$WORK/p.$run" events.lua 16 tokens="$WORK/tokens" pause_ms="$BESIDE_PAUSE_MS"
+  wrk_run "$WORK/p.$run" events.lua 16 pool="$POOL" tokens="$WORK/tokens" pause_ms="$BESIDE_PAUSE_MS"
   per "$WORK/p.$run" "$t0" "$(cpu)" 100 >>"$WORK/cpu_paced"
   log "run $run/$RUNS: check-ins with events beside"
-  wrk_run "$WORK/be.$run" events.lua 16 tokens="$WORK/tokens" pause_ms="$BESIDE_PAUSE_MS" &
+  wrk_run "$WORK/be.$run" events.lua 16 pool="$POOL" tokens="$WORK/tokens" pause_ms="$BESIDE_PAUSE_MS" &
   EV=$!
   wrk_run "$WORK/b.$run" checkin.lua 64
   wait "$EV"
