@@ -378,6 +378,11 @@ pub async fn download(
 /// client network counts for at most `--max-devices-per-network` devices of a release. Devices
 /// are counted once per release, channel and kind, however often they report; metric values
 /// and counts add up.
+///
+/// The request worker only reads the body and waits for the commit: parsing, validating and
+/// screening a batch ([`intake`], up to 100 JSON events and 100 MACs, about 100 µs) run on a
+/// blocking thread, so that a wave of install reports never holds up the check-ins the same
+/// worker serves (docs/api.md, `POST /v1/apps/{app}/events`).
 pub async fn events(
     req: HttpRequest,
     path: web::Path<String>,
@@ -385,7 +390,48 @@ pub async fn events(
     state: web::Data<State>,
 ) -> Result<HttpResponse, ApiError> {
     let app = AppId::parse(&path)?;
-    let batch: EventBatch = body::json(payload, state.config.max_json_bytes).await?;
+    let body = body::read(payload, state.config.max_json_bytes).await?;
+    let network = Network::of(client_ip(&req, &state.config.trusted_proxies));
+    let taken = {
+        let (state, app) = (state.clone(), app.clone());
+        web::block(move || intake(&state, &app, &body))
+            .await
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("the event intake stopped: {e}")))??
+    };
+    let Intake { report, answer, kinds, delta_fallbacks } = taken;
+    if !report.events.is_empty() || !report.metrics.is_empty() {
+        state.feedback.report(app.clone(), report, network).await.map_err(|e| match e {
+            FeedbackError::Unavailable(_) => ApiError::Unavailable("the database is unavailable; retry shortly".into()),
+            FeedbackError::Failed(_) => ApiError::Internal(e.into()),
+        })?;
+    }
+    // Counted once stored: a batch that failed is not in the metric.
+    for (kind, n) in EventKind::ALL.iter().zip(kinds).filter(|(_, n)| *n > 0) {
+        metrics::counter!("halftone_events_total", "app" => app.to_string(), "kind" => kind.as_str()).increment(n);
+    }
+    if delta_fallbacks > 0 {
+        metrics::counter!("halftone_delta_fallbacks_total", "app" => app.to_string()).increment(delta_fallbacks);
+    }
+    Ok(HttpResponse::Accepted().json(answer))
+}
+
+/// What [`intake`] leaves the handler: the reports to count and the answer once they are.
+struct Intake {
+    /// The events and metric reports with a valid token, on the channels that serve them.
+    report: Report,
+    /// The 202's body.
+    answer: EventsAccepted,
+    /// Events to count per kind, in [`EventKind::ALL`]'s order, once stored.
+    kinds: [u64; EventKind::ALL.len()],
+    /// Downloads that fell back from a patch to the whole file.
+    delta_fallbacks: u64,
+}
+
+/// Parses, validates and screens an event report's `body` for `app` (see [`events`]): a 4xx
+/// for a batch that is malformed, too large or about releases or metrics the app does not
+/// have; otherwise what to count (reports with a valid token), and the answer.
+fn intake(state: &State, app: &AppId, body: &[u8]) -> Result<Intake, ApiError> {
+    let batch: EventBatch = body::parse(body)?;
     if batch.events.len() > MAX_EVENTS || (batch.events.is_empty() && batch.metrics.is_empty()) {
         return Err(ApiError::BadRequest(format!(
             "a report carries 1 to {MAX_EVENTS} events (or metrics only), not {}",
@@ -404,27 +450,25 @@ pub async fn events(
             "a report carries at most {MAX_METRIC_VALUES} metric values and counts, not {values}"
         )));
     }
-    {
-        let snapshot = state.snapshot();
-        let known = snapshot.apps.get(&app).ok_or_else(|| ApiError::NotFound(format!("there is no app {app}")))?;
-        for (i, e) in batch.events.iter().enumerate() {
-            if e.detail.as_ref().is_some_and(|d| d.chars().count() > 1024) {
-                return Err(ApiError::BadRequest(format!("event {i}: detail is longer than 1024 characters")));
-            }
-            if known.catalog.release(&e.version).is_none() {
-                return Err(ApiError::Unprocessable(format!("event {i}: app {app} has no release {}", e.version)));
-            }
+    let snapshot = state.snapshot();
+    let known = snapshot.apps.get(app).ok_or_else(|| ApiError::NotFound(format!("there is no app {app}")))?;
+    for (i, e) in batch.events.iter().enumerate() {
+        if e.detail.as_ref().is_some_and(|d| d.chars().count() > 1024) {
+            return Err(ApiError::BadRequest(format!("event {i}: detail is longer than 1024 characters")));
         }
-        for (i, m) in batch.metrics.iter().enumerate() {
-            check_metrics(known, i, m)?;
+        if known.catalog.release(&e.version).is_none() {
+            return Err(ApiError::Unprocessable(format!("event {i}: app {app} has no release {}", e.version)));
         }
     }
-    let (mut events, rejections) = state.report_key.screen(&app, batch.events);
+    for (i, m) in batch.metrics.iter().enumerate() {
+        check_metrics(known, i, m)?;
+    }
+    let (mut events, rejections) = state.report_key.screen(app, batch.events);
     let mut metrics: Vec<MetricReport> = batch
         .metrics
         .into_iter()
         .filter(|m| {
-            let subject = Subject { app: &app, device: &m.device_id, version: &m.version, channel: &m.channel };
+            let subject = Subject { app, device: &m.device_id, version: &m.version, channel: &m.channel };
             m.token.as_ref().is_some_and(|t| state.report_key.verify(subject, t))
         })
         .collect();
@@ -432,12 +476,10 @@ pub async fn events(
     let metrics_rejected = values as u32 - metrics_accepted;
     // Tokens were checked against the channel the device named; the figures count it where
     // it is served (a removed channel's devices are served as on stable).
-    if let Some(known) = state.snapshot().apps.get(&app) {
-        let ladder = known.catalog.ladder();
-        for channel in events.iter_mut().map(|e| &mut e.channel).chain(metrics.iter_mut().map(|m| &mut m.channel)) {
-            if let Serving::Fallback(to) = ladder.serving(channel.as_str()) {
-                *channel = to.clone();
-            }
+    let ladder = known.catalog.ladder();
+    for channel in events.iter_mut().map(|e| &mut e.channel).chain(metrics.iter_mut().map(|m| &mut m.channel)) {
+        if let Serving::Fallback(to) = ladder.serving(channel.as_str()) {
+            *channel = to.clone();
         }
     }
     let rejected = rejections.missing_token + rejections.invalid_token;
@@ -446,6 +488,10 @@ pub async fn events(
             metrics::counter!("halftone_events_rejected_total", "app" => app.to_string(), "reason" => reason)
                 .increment(u64::from(n));
         }
+    }
+    if metrics_rejected > 0 {
+        metrics::counter!("halftone_metric_values_rejected_total", "app" => app.to_string())
+            .increment(u64::from(metrics_rejected));
     }
     let distinct: std::collections::HashSet<_, foldhash::fast::RandomState> =
         events.iter().map(|e| (&e.device_id, &e.version, &e.channel, e.kind)).collect();
@@ -461,33 +507,12 @@ pub async fn events(
         .iter()
         .filter(|e| e.kind == EventKind::DownloadStarted && e.detail.as_deref().is_some_and(is_delta_fallback))
         .count() as u64;
-    if metrics_rejected > 0 {
-        metrics::counter!("halftone_metric_values_rejected_total", "app" => app.to_string())
-            .increment(u64::from(metrics_rejected));
-    }
-    if !events.is_empty() || !metrics.is_empty() {
-        let network = Network::of(client_ip(&req, &state.config.trusted_proxies));
-        let report = Report { events, metrics };
-        state.feedback.report(app.clone(), report, network).await.map_err(|e| match e {
-            FeedbackError::Unavailable(_) => ApiError::Unavailable("the database is unavailable; retry shortly".into()),
-            FeedbackError::Failed(_) => ApiError::Internal(e.into()),
-        })?;
-    }
-    // Counted once stored: a batch that failed is not in the metric.
-    for (kind, n) in EventKind::ALL.iter().zip(kinds).filter(|(_, n)| *n > 0) {
-        metrics::counter!("halftone_events_total", "app" => app.to_string(), "kind" => kind.as_str()).increment(n);
-    }
-    if delta_fallbacks > 0 {
-        metrics::counter!("halftone_delta_fallbacks_total", "app" => app.to_string()).increment(delta_fallbacks);
-    }
-    Ok(HttpResponse::Accepted().json(EventsAccepted {
-        accepted,
-        duplicates,
-        rejected,
-        rejections,
-        metrics_accepted,
-        metrics_rejected,
-    }))
+    Ok(Intake {
+        report: Report { events, metrics },
+        answer: EventsAccepted { accepted, duplicates, rejected, rejections, metrics_accepted, metrics_rejected },
+        kinds,
+        delta_fallbacks,
+    })
 }
 
 /// Checks metric report `i` against the app: its release exists, every metric is declared and
