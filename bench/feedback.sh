@@ -59,6 +59,14 @@ PIDS+=($SERVER)
 # machine was doing (rates on a shared machine are noise; CPU per request much less so).
 cpu() { awk '{ print $14 + $15 }' "/proc/$SERVER/stat"; }
 TICK=$(getconf CLK_TCK)
+# ...and the CPU time of its one HTTP worker thread, which answers check-ins and takes event
+# reports: what events cost there is taken from check-ins beside them (its name has a space,
+# so the fields are counted after the closing parenthesis).
+WORKER_TASK=
+worker_cpu() {
+  [ -n "$WORKER_TASK" ] || WORKER_TASK=$(grep -l '^actix-server wo' /proc/$SERVER/task/*/comm | head -1 | xargs dirname)
+  sed 's/.*) //' "$WORKER_TASK/stat" | awk '{ print $12 + $13 }'
+}
 URL=http://127.0.0.1:$PORT
 for _ in $(seq 100); do curl -sf "$URL/readyz" >/dev/null && break; sleep 0.1; done
 TOKEN=$(sed -n 's/.*\(htk_[0-9a-f]*_[0-9a-f]*\).*/\1/p' "$WORK/server.err" | head -1)
@@ -74,15 +82,16 @@ wrk_run() { # OUT LUA CONNS ARGS...
   wrk -t1 -c"$conns" -d"${DURATION}s" --timeout 5s -s "$HERE/$lua" "$URL" -- releases="$RELEASES" "$@" >"$out" 2>&1
 }
 : >"$WORK/alone"; : >"$WORK/events"; : >"$WORK/beside"; : >"$WORK/beside_events"
-: >"$WORK/cpu_checkin"; : >"$WORK/cpu_event"; : >"$WORK/cpu_paced"
+: >"$WORK/cpu_checkin"; : >"$WORK/cpu_event"; : >"$WORK/cpu_paced"; : >"$WORK/worker_event"; : >"$WORK/worker_checkin"
 # CPU microseconds per request of a run: RESULT_FILE TICKS_BEFORE TICKS_AFTER PER_REQUEST
 per() { awk -v r="$(field "$1" requests)" -v a="$2" -v b="$3" -v t="$TICK" -v n="$4" \
   'BEGIN { if (r > 0) printf "%.3f\n", (b - a) / t * 1e6 / (r * n) }'; }
 for run in $(seq "$RUNS"); do
   log "run $run/$RUNS: check-ins alone"
-  t0=$(cpu)
+  t0=$(cpu); w0=$(worker_cpu)
   wrk_run "$WORK/a.$run" checkin.lua 64
   per "$WORK/a.$run" "$t0" "$(cpu)" 1 >>"$WORK/cpu_checkin"
+  per "$WORK/a.$run" "$w0" "$(worker_cpu)" 1 >>"$WORK/worker_checkin"
   field "$WORK/a.$run" rps >>"$WORK/alone"
   log "run $run/$RUNS: events alone"
   t0=$(cpu)
@@ -90,9 +99,10 @@ for run in $(seq "$RUNS"); do
   per "$WORK/e.$run" "$t0" "$(cpu)" 100 >>"$WORK/cpu_event"
   field "$WORK/e.$run" events_per_s >>"$WORK/events"
   log "run $run/$RUNS: events alone at the steady rate of the next run"
-  t0=$(cpu)
+  t0=$(cpu); w0=$(worker_cpu)
   wrk_run "$WORK/p.$run" events.lua 16 pool="$POOL" tokens="$WORK/tokens" pause_ms="$BESIDE_PAUSE_MS"
   per "$WORK/p.$run" "$t0" "$(cpu)" 100 >>"$WORK/cpu_paced"
+  per "$WORK/p.$run" "$w0" "$(worker_cpu)" 100 >>"$WORK/worker_event"
   log "run $run/$RUNS: check-ins with events beside"
   wrk_run "$WORK/be.$run" events.lua 16 pool="$POOL" tokens="$WORK/tokens" pause_ms="$BESIDE_PAUSE_MS" &
   EV=$!
@@ -113,8 +123,10 @@ printf '%-48s %12.0f\n' "events per second (beside check-ins)" "$(median <"$WORK
 printf '%-48s %12s\n' "check-ins with events / alone" "$(awk -v a="$alone" -v b="$beside" 'BEGIN { printf "%.2f", (a > 0 ? b / a : 0) }')"
 cpu_checkin=$(median <"$WORK/cpu_checkin"); cpu_paced=$(median <"$WORK/cpu_paced")
 printf '%-48s %12s\n' "server CPU per check-in, us (alone)" "$cpu_checkin"
+printf '%-48s %12s\n' "  of which on the HTTP worker" "$(median <"$WORK/worker_checkin")"
 printf '%-48s %12s\n' "server CPU per event, us (as fast as possible)" "$(median <"$WORK/cpu_event")"
 printf '%-48s %12s\n' "server CPU per event, us (steady rate)" "$cpu_paced"
+printf '%-48s %12s\n' "  of which on the HTTP worker" "$(median <"$WORK/worker_event")"
 # What 50,000 events/s at the steady rate's cost take, counted in check-ins of the same CPU.
 printf '%-48s %12s\n' "50,000 events/s cost the CPU of N check-ins/s" \
   "$(awk -v c="$cpu_checkin" -v e="$cpu_paced" 'BEGIN { if (c > 0) printf "%.0f", 50000 * e / c }')"
