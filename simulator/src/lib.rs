@@ -6,7 +6,8 @@
 //! does when a step's audience is exhausted undecided: [`Exhausted`]), [`scenarios`] runs the
 //! documented scenarios many times and prints the table of docs/gates.md, and [`ab`] runs
 //! A/B experiments between two builds on an app metric through `Distribution` and
-//! `compare_arms`. Nothing here reads a clock or a global random source: every run is
+//! `compare_arms`, and [`variance`] measures the metric gate's test on skewed values with
+//! the ways of estimating a candidate's variance side by side. Nothing here reads a clock or a global random source: every run is
 //! reproducible from its seed.
 
 #![deny(missing_docs)]
@@ -14,6 +15,7 @@
 pub mod ab;
 pub mod fleet;
 pub mod scenarios;
+pub mod variance;
 
 pub use ab::{AbFigures, AbPlan, measure_ab};
 pub use fleet::{Build, Exhausted, Fleet, Judge, Outcome, Plan, SESSION, run};

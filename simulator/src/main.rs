@@ -48,6 +48,11 @@ struct Args {
     /// Only the A/B line (as `--scenarios ab`).
     #[arg(long)]
     ab_only: bool,
+    /// Instead of rollouts: the metric gate's test on exponential values against a baseline of
+    /// 98,000, judged after each of up to this many values, with every way of estimating the
+    /// candidate's variance side by side (`--rollouts` runs per candidate).
+    #[arg(long)]
+    variance_study: Option<u64>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -62,6 +67,10 @@ enum OnExhausted {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(values) = args.variance_study {
+        print!("{}", variance_table(values, args.rollouts, args.seed));
+        return Ok(());
+    }
     let known: Vec<&str> = SCENARIOS.iter().map(|s| s.key).chain(["ab"]).collect();
     if let Some(unknown) = args.scenarios.iter().find(|k| !known.contains(&k.as_str())) {
         bail!("no scenario {unknown}; the scenarios are {}", known.join(", "));
@@ -154,4 +163,45 @@ fn main() -> anyhow::Result<()> {
         experiments.median_reports
     );
     Ok(())
+}
+
+/// The table of `--variance-study`: each rule's halts on candidates 50%, 20% and 10% shorter
+/// and as long as the baseline's 300 s.
+fn variance_table(values: u64, runs: usize, seed: u64) -> String {
+    use halftone_simulator::scenarios::quantile;
+    let means = [150.0, 240.0, 270.0, 300.0];
+    let studies: Vec<_> = means
+        .iter()
+        .map(|&m| {
+            let started = std::time::Instant::now();
+            let s = halftone_simulator::variance::study(m, 98_000, values, runs, seed);
+            eprintln!("{m} s: {runs} runs in {:.1?}", started.elapsed());
+            s
+        })
+        .collect();
+    let mut out = format!(
+        "{runs} runs per candidate, seed {seed}; exponential sessions against 98,000 of the baseline's (300 s), \
+         judged after every value up to {values}; metric gate defaults (10% tolerated, alpha 1%)\n\n\
+         | the candidate's variance | 150 s: halted, values at the halt median / max | 240 s: halted, median / p99 | \
+         270 s (at the tolerance): halted, median | 300 s (as long): halted |\n|---|---|---|---|---|\n"
+    );
+    for (r, rule) in halftone_simulator::variance::RULES.iter().enumerate() {
+        let f = |i: usize| &studies[i][r].halted_at;
+        let q = |i: usize, p: f64| quantile(f(i), p).map_or("-".to_owned(), |v| v.to_string());
+        let pct = |i: usize| format!("{} ({:.1}%)", f(i).len(), f(i).len() as f64 / runs as f64 * 100.0);
+        out.push_str(&format!(
+            "| {} | {}, {} / {} | {}, {} / {} | {}, {} | {} |\n",
+            rule.name(),
+            pct(0),
+            q(0, 0.5),
+            q(0, 1.0),
+            pct(1),
+            q(1, 0.5),
+            q(1, 0.99),
+            pct(2),
+            q(2, 0.5),
+            pct(3),
+        ));
+    }
+    out
 }

@@ -187,13 +187,14 @@ async function appPage(main, app) {
   const releases = h('div', { id: 'releases' });
   const adoption = h('div', { class: 'chart', id: 'adoption-chart' });
   const experiments = h('p', { id: 'experiments', class: 'links hidden' });
+  const startLinks = h('p', { id: 'experiment-start-links', class: 'links hidden' });
   main.append(
     h('h1', { text: app }),
     h('p', { class: 'links' },
       h('a', { href: `#/apps/${enc(app)}/audit`, text: 'Audit log' }), ' · ',
       h('a', { href: `#/apps/${enc(app)}/explain`, text: 'Explain a device' }),
       mayChange(app) ? [' · ', h('a', { href: `#/apps/${enc(app)}/rollback`, text: 'Roll back…' })] : null),
-    experiments,
+    experiments, startLinks,
     h('h2', { text: 'Releases' }), releases,
     h('h2', { text: 'Adoption by version (distinct devices per 4-hour window)' }), adoption);
   return async () => {
@@ -218,6 +219,12 @@ async function appPage(main, app) {
     fill(experiments, running.length ? ['A/B/N experiment on ', ...running.flatMap((c, i) => [i ? ', ' : '',
       h('a', { href: `#/apps/${enc(app)}/experiments/${enc(c)}`, text: c })])] : null);
     experiments.classList.toggle('hidden', !running.length);
+    // Where an experiment may start (admins and the app's publishers): a channel with rollouts
+    // and none running.
+    const open = [...new Set(list.releases.flatMap((r) => r.rollouts.map((ro) => ro.channel)))].filter((c) => !running.includes(c)).sort();
+    fill(startLinks, mayChange(app) && open.length ? ['Start an A/B/N experiment on ', ...open.flatMap((c, i) => [i ? ', ' : '',
+      h('a', { href: `#/apps/${enc(app)}/experiments/${enc(c)}`, text: c })])] : null);
+    startLinks.classList.toggle('hidden', !(mayChange(app) && open.length));
     adoptionChart(adoption, hist);
   };
 }
@@ -334,7 +341,8 @@ function rolloutCard(app, version, channel) {
     const sched = st && st.schedule;
     fill(facts, 
       h('span', { text: `revision ${ro.etag}` }),
-      sched ? h('span', { text: `step ${sched.step === null ? 0 : sched.step + 1}/${sched.steps.length}` + (sched.next_at_ms ? `, next step ${fmtTime(sched.next_at_ms)}` : '') }) : null,
+      sched ? h('span', { text: `step ${sched.step === null ? 0 : sched.step + 1}/${sched.steps.length}` }) : null,
+      sched ? nextStep(sched, st.metric_step_waits || []) : null,
       st && st.gate ? h('span', { text: `gate: ${gateText(st.gate)}` }) : null,
       ro.rules.length ? h('span', { text: `rules: ${ro.rules.map(ruleText).join('; ')}` }) : null,
       isArm(ro) ? h('span', {}, h('a', { class: 'arm-link', href: `#/apps/${enc(app)}/experiments/${enc(channel)}`, text: `A/B/N arm on ${channel}` }),
@@ -362,6 +370,19 @@ function rolloutCard(app, version, channel) {
     }, () => ratesOverTime(rateChart, st, [[Date.now() / 1000, failRate, crashRate]]));
   }
   return { el, update };
+}
+
+// The schedule's next step, as `halftone status` says it: its share, when it is due, and the
+// metric gates whose step still lacks new values (status `metric_step_waits`): the step widens
+// only once each has its `min_count`.
+function nextStep(sched, waits) {
+  const next = sched.steps[sched.step === null ? 0 : sched.step + 1];
+  if (!next) return h('span', { class: 'next-step', text: 'last step' });
+  const share = next.basis_points !== undefined ? pct(next.basis_points) : `${next.devices} devices`;
+  const wait = waits.map((w) => `${w.metric} ${w.new_values}/${w.needed}`).join(', ');
+  return h('span', { class: `next-step${waits.length ? ' waits' : ''}`, 'data-waits': wait },
+    `next step ${share}`, sched.next_at_ms ? ` from ${fmtTime(sched.next_at_ms)}` : '',
+    waits.length ? [', when the step has new values (', h('strong', { text: wait }), ')'] : '');
 }
 
 function gateText(g) {
@@ -543,7 +564,7 @@ const RATE_FIGURES = new Set(['install_failure_rate', 'crash_rate']);
 // arm with the arm ahead and whether its lead is proven (docs/experiments.md). Promoting the
 // winner asks first and sends the ETag the page shows (If-Match): a change to any arm since
 // is a 412 conflict, and a promotion that would leave devices on a newer loser is refused (409)
-// and shown as the server's problem.
+// and shown as the server's problem. While none runs, the page offers to start one.
 async function experimentPage(main, app, channel) {
   crumbs([{ text: 'Apps', href: '#/' }, { text: app, href: `#/apps/${enc(app)}` }, { text: `Experiment on ${channel}` }]);
   const path = `/v1/apps/${enc(app)}/channels/${enc(channel)}/experiment`;
@@ -551,12 +572,32 @@ async function experimentPage(main, app, channel) {
   const arms = h('div', { id: 'arms' });
   const figures = h('div', { id: 'arm-figures' });
   const controls = h('div', { id: 'experiment-controls' });
-  main.append(h('h1', { text: `A/B/N experiment on ${channel} (${app})` }), facts,
-    h('h2', { text: 'Arms' }), arms,
+  const shown = h('div', { class: 'hidden' }, h('h2', { text: 'Arms' }), arms,
     h('h2', { text: 'Figures, arm by arm' }), figures, controls);
+  const start = h('div', { id: 'experiment-start', class: 'hidden' });
+  main.append(h('h1', { text: `A/B/N experiment on ${channel} (${app})` }), facts, shown, start);
   let current = null;
   let form = null;
+  let startForm = null;
   return async () => {
+    // Whether one runs is read from the releases (a running arm's slot is narrower than the
+    // whole circle), so the page asks for no experiment that does not exist.
+    const { data: list } = await api('GET', `/v1/apps/${enc(app)}/releases`);
+    const running = list.releases.some((r) => r.rollouts.some((ro) => ro.channel === channel && isArm(ro)));
+    shown.classList.toggle('hidden', !running);
+    start.classList.toggle('hidden', running);
+    if (!running) {
+      current = null;
+      fill(facts, h('span', { id: 'no-experiment', text: `No experiment runs on ${channel}.` }));
+      if (mayChange(app)) {
+        if (!startForm) {
+          startForm = startExperimentForm(app, channel, path);
+          start.append(startForm.el);
+        }
+        startForm.update(list);
+      }
+      return;
+    }
     const { data } = await api('GET', path);
     current = data;
     fill(facts, h('span', { text: `revision ${data.etag}` }), h('span', { text: `salt ${data.salt}` }),
@@ -588,6 +629,57 @@ async function experimentPage(main, app, channel) {
       controls.append(form);
     }
   };
+}
+
+// Starting an experiment (POST .../experiment): a row per release rolled out on the channel, the
+// ones ticked become arms with their shares. The server places the arms and refuses what it
+// must (shares over 100% together, fewer than two arms, an experiment already running...): its
+// reason is shown and nothing is changed.
+function startExperimentForm(app, channel, path) {
+  const rows = h('tbody', {});
+  const reason = h('input', { id: 'start-reason', type: 'text', size: 40, placeholder: 'why (for the audit log)' });
+  const el = h('form', { id: 'start-experiment', class: 'card' },
+    h('h2', { text: `Start an A/B/N experiment on ${channel}` }),
+    h('p', { class: 'muted', text: 'Tick two or more releases and give each its share: each arm gets a disjoint slot of the channel, its schedule and allow list are cleared, and devices stay in their arm.' }),
+    h('table', { class: 'start-arms' }, h('thead', {}, h('tr', {}, ['Arm', 'Release', 'State now', 'Share now', 'Arm share (%)'].map((t) => h('th', { text: t })))), rows),
+    h('label', {}, 'Reason ', reason), ' ',
+    h('button', { type: 'submit', id: 'start-experiment-button' }, 'Start experiment'));
+  let shown = '';
+  const update = (list) => {
+    const on = list.releases.flatMap((r) => r.rollouts.filter((ro) => ro.channel === channel).map((ro) => [r.version, ro]));
+    // Rebuilt only when the releases change, so that what is being typed is kept.
+    const key = on.map(([v, ro]) => `${v}:${ro.state}:${ro.basis_points}`).join();
+    if (key === shown) return;
+    shown = key;
+    fill(rows, on.map(([v, ro]) => h('tr', { class: 'start-arm', 'data-version': v },
+      h('td', {}, h('input', { type: 'checkbox', class: 'arm-pick', 'aria-label': `${v} is an arm` })),
+      h('td', { text: v }), h('td', {}, h('span', { class: `state ${ro.state}`, text: ro.state })),
+      h('td', { text: pct(ro.basis_points) }),
+      h('td', {}, h('input', { type: 'number', class: 'arm-percent', min: 0, max: 100, step: 'any', value: 10 })))));
+  };
+  el.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const arms = [];
+    for (const row of rows.querySelectorAll('tr.start-arm')) {
+      if (!$('.arm-pick', row).checked) continue;
+      const bp = Math.round(Number($('.arm-percent', row).value) * 100);
+      if (!Number.isFinite(bp) || bp < 0 || bp > 10000) return banner('A share is a percentage from 0 to 100.');
+      arms.push({ version: row.dataset.version, basis_points: bp });
+    }
+    // Oldest first, as the CLI names them: the arms take their slots in this order.
+    arms.sort((a, b) => cmpVersion(a.version, b.version));
+    const body = { arms };
+    if (reason.value.trim()) body.reason = reason.value.trim();
+    try {
+      await api('POST', path, { body });
+      banner(`Experiment on ${channel} started: ${arms.map((a) => `${a.version} at ${pct(a.basis_points)}`).join(' vs ')}.`, 'ok');
+    } catch (e) {
+      if (e.status && e.status < 500) banner(`Start refused (${e.status}), nothing was changed: ${e.message}`, 'refused');
+      else banner(`Start failed (${e.status || 'network'}): ${e.message}`);
+    }
+    await refresh();
+  });
+  return { el, update };
 }
 
 // The promotion of the winner, in two clicks: the first says what it will do (the winner widens,

@@ -2,7 +2,8 @@
 // dashboard.rs with DASHBOARD_TEST = {scenario, base, admin, viewer, chromium, screenshots, ...}:
 // scenario `cockpit` (with other_publisher, rebuild) walks rollouts, conflicts, halt, rollback,
 // audit and explain; scenario `experiment` (with the server's own experiment, metrics and
-// metric_evidence to expect) walks an A/B/N experiment, a build's app metrics and promotion.
+// metric_evidence to expect) walks an A/B/N experiment, a build's app metrics and promotion;
+// scenario `start` (with waits, refusal) a step waiting on metric values and starting an experiment.
 // Exits non-zero, saying what it expected, when the page does not behave.
 'use strict';
 const { chromium } = require('playwright-core');
@@ -337,7 +338,87 @@ async function experiment() {
   console.log('dashboard (experiment): every step passed');
 }
 
-const main = () => (cfg.scenario === 'experiment' ? experiment() : cockpit());
+// Scenario `start` (with the API's metric_step_waits of 1.1.0 on stable as `waits`, and the
+// server's reason for refusing overlapping shares as `refusal`): a step waiting on metric values,
+// and an experiment started from the form, refused first.
+async function start() {
+  const { browser, page, problems, failed, requested, shot } = await open();
+  const text = async (sel) => (await page.textContent(sel, { timeout: T })).trim();
+  const auth = { Authorization: `Bearer ${cfg.admin}` };
+  const get = async (p) => fetch(`${cfg.base}${p}`, { headers: auth });
+
+  step('a viewer sees no experiment on beta and no form or link to start one');
+  await logIn(page, cfg.viewer);
+  await page.goto(`${cfg.base}/ui/#/apps/lab/experiments/beta`);
+  await page.waitForSelector('#no-experiment', { timeout: T });
+  expect(await page.locator('#start-experiment').count() === 0, 'no start form for a viewer');
+  await page.goto(`${cfg.base}/ui/#/apps/lab`);
+  await page.waitForSelector('#releases table', { timeout: T });
+  expect(await page.locator('#experiment-start-links a').count() === 0, 'no start link for a viewer');
+  await page.click('#logout');
+
+  step("log in as admin: the rollout card says its next step waits for metric values, with the API's numbers");
+  await logIn(page, cfg.admin);
+  await page.goto(`${cfg.base}/ui/#/apps/lab/releases/1.1.0`);
+  const card = 'section.rollout[data-channel="stable"]';
+  await page.waitForSelector(`${card} .next-step.waits`, { timeout: T });
+  const want = cfg.waits.map((w) => `${w.metric} ${w.new_values}/${w.needed}`).join(', ');
+  expect(want === 'session_s 20/30', `the seeded wait, got ${want}`);
+  expect(await page.getAttribute(`${card} .next-step`, 'data-waits') === want, `the waits ${want}`);
+  const next = await text(`${card} .next-step`);
+  expect(next.startsWith('next step 50%') && next.endsWith(`when the step has new values (${want})`), `the next step and its wait, got: ${next}`);
+  await shot('step-waits');
+
+  step('the app page links where an experiment may start');
+  await page.goto(`${cfg.base}/ui/#/apps/lab`);
+  await page.waitForSelector('#experiment-start-links a', { timeout: T });
+  await page.click('#experiment-start-links a:text-is("beta")');
+  await page.waitForSelector('#start-experiment tr.start-arm', { timeout: T });
+  const offered = await page.$$eval('#start-experiment tr.start-arm', (rows) => rows.map((r) => r.dataset.version));
+  expect(offered.join() === '1.3.0,1.2.0', `the releases on beta, newest first, got ${offered}`);
+
+  step("shares over 100% together: refused with the server's reason, and nothing changed");
+  const row = (v) => `#start-experiment tr.start-arm[data-version="${v}"]`;
+  await page.check(`${row('1.2.0')} .arm-pick`);
+  await page.fill(`${row('1.2.0')} .arm-percent`, '60');
+  await page.check(`${row('1.3.0')} .arm-pick`);
+  await page.fill(`${row('1.3.0')} .arm-percent`, '50');
+  await page.click('#start-experiment-button');
+  await page.waitForSelector('#banner[data-kind="refused"]', { timeout: T });
+  const refusal = await text('#banner');
+  expect(refusal.includes('422') && refusal.includes(cfg.refusal), `the server's reason "${cfg.refusal}", got: ${refusal}`);
+  const none = await get('/v1/apps/lab/channels/beta/experiment');
+  expect(none.status === 404, `no experiment after the refusal, got ${none.status}`);
+  const { releases } = await (await get('/v1/apps/lab/releases')).json();
+  for (const v of ['1.2.0', '1.3.0']) {
+    const ro = releases.find((r) => r.version === v).rollouts.find((r) => r.channel === 'beta');
+    expect(ro.basis_points === 0 && !ro.arm, `${v} unchanged on beta (0%, no arm), got ${JSON.stringify(ro)}`);
+  }
+  expect(await page.locator('#no-experiment').count() === 1, 'the page still says none runs');
+  await shot('experiment-start-refused');
+
+  step('start 1.2.0 at 10% against 1.3.0 at 20%: the arms are shown');
+  await page.fill(`${row('1.2.0')} .arm-percent`, '10');
+  await page.fill(`${row('1.3.0')} .arm-percent`, '20');
+  await page.fill('#start-reason', 'which starts faster');
+  await page.click('#start-experiment-button');
+  await page.waitForSelector('#banner[data-kind="ok"]', { timeout: T });
+  await page.waitForSelector('#arms tr.arm', { timeout: T });
+  for (const [v, share] of [['1.2.0', '10%'], ['1.3.0', '20%']]) {
+    expect(await text(`#arms tr.arm[data-version="${v}"] td.share`) === share, `${v} at ${share}`);
+  }
+  expect(await page.isHidden('#start-experiment'), 'no start form while it runs');
+  await shot('experiment-started');
+
+  expect(!requested.some((u) => u.includes('htk_')), 'the token in no URL');
+  expect(failed.length === 1 && failed[0].startsWith('422 POST') && failed[0].endsWith('/channels/beta/experiment'),
+    `one failed request, the refused start's 422, got:\n${failed.join('\n')}`);
+  expect(problems.length === 0, `no console errors or CSP violations, got:\n${problems.join('\n')}`);
+  await browser.close();
+  console.log('dashboard (start): every step passed');
+}
+
+const main = () => ({ experiment, start }[cfg.scenario] || cockpit)();
 
 main().catch((e) => {
   console.error(e.stack || String(e));

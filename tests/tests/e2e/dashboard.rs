@@ -4,7 +4,8 @@
 //! roll back, the audit log and the explain form, and a viewer (or another app's publisher) who
 //! sees no controls; and an A/B/N experiment's arms side by side with their figures, a build's
 //! app metrics and metric gate, and the winner's promotion (refused when it would strand devices
-//! on a newer loser, then done).
+//! on a newer loser, then done); a step waiting for metric values shown with the API's numbers,
+//! and an experiment started from the page (refused with the server's reason first).
 //!
 //! The browser test installs what it needs on a fresh machine: Debian's `chromium` (when missing
 //! and running as root) and `playwright-core` from npm into a cache dir under the target dir.
@@ -441,4 +442,74 @@ async fn experiments_and_app_metrics_in_a_real_browser() {
     let promoted: Vec<&Value> =
         audit["entries"].as_array().unwrap().iter().filter(|e| e["action"] == "experiment.promote").collect();
     assert_eq!(promoted.len(), 2, "one entry per arm: {promoted:?}");
+}
+
+#[tokio::test]
+async fn a_step_waiting_for_metric_values_and_starting_an_experiment_in_a_real_browser() {
+    let Some(browser) =
+        browser_or_skip("a_step_waiting_for_metric_values_and_starting_an_experiment_in_a_real_browser")
+    else {
+        return;
+    };
+    let clock = Arc::new(ManualClock::at(1_800_000_000_000));
+    let server = TestServer::start_behind_proxy(clock.clone());
+    let p = Publisher::create(&server, "lab").await;
+    crate::metrics::declare_metrics(&p).await;
+    p.publish("1.0.0", "stable", "100%").await;
+    // 1.1.0 on a schedule, gated on sessions: its first step's hold elapses with 20 of the 30
+    // new values the gate needs, so the step waits.
+    let schedule = json!({"steps": [
+        {"basis_points": 1000, "hold_s": 60}, {"basis_points": 5000, "hold_s": 60}, {"basis_points": 10000}
+    ]});
+    let rollout = json!({"basis_points": 1000, "schedule": schedule, "gate": {"metrics": [{"name": "session_s"}]}});
+    p.publish_draft(&p.draft("1.1.0", &[]), "stable", rollout).await.unwrap();
+    // Two candidates on beta, at 0% until an experiment gives them arms.
+    for v in ["1.2.0", "1.3.0"] {
+        p.publish_draft(&p.draft(v, &[]), "beta", json!({"basis_points": 0})).await.unwrap();
+    }
+    crate::metrics::sessions(&server, "lab", "base", "1.0.0", 200, 300.0).await;
+    clock.advance(61_000);
+    crate::metrics::sessions(&server, "lab", "a", "1.1.0", 20, 300.0).await;
+    server.state().feedback.flush().await.unwrap();
+    assert!(server.state().tick().await.unwrap().advanced.is_empty(), "20 values of the 30 the gate needs");
+    let status = p.admin.status(&p.app).await.unwrap();
+    let rollout = &status.releases.iter().find(|r| r.version.to_string() == "1.1.0").unwrap().rollouts[0];
+    let waits = &rollout.metric_step_waits;
+    assert_eq!(
+        waits.iter().map(|w| (w.metric.as_str(), w.new_values, w.needed)).collect::<Vec<_>>(),
+        [("session_s", 20, 30)]
+    );
+
+    // What the server says to a start whose shares overlap (over 100% together): the page must
+    // show this reason. Nothing is stored on a refusal, so asking first changes nothing.
+    let overlapping =
+        json!({"arms": [{"version": "1.2.0", "basis_points": 6000}, {"version": "1.3.0", "basis_points": 5000}]});
+    let refused = server.raw_admin().post("/v1/apps/lab/channels/beta/experiment", &overlapping).await;
+    refused.assert_problem(422, "over 100%");
+    let viewer = p
+        .admin
+        .create_token(&serde_json::from_value::<TokenRequest>(json!({"name": "watcher", "role": "viewer"})).unwrap())
+        .await
+        .unwrap();
+
+    let config = json!({
+        "scenario": "start",
+        "base": server.base,
+        "admin": server.token,
+        "viewer": viewer.token,
+        "waits": waits,
+        "refusal": refused.body["detail"],
+    });
+    run_in_browser(browser, config).await;
+
+    // The experiment the page started, through the API: the arms and shares given in the form.
+    let (app, beta) = ("lab".parse().unwrap(), "beta".parse().unwrap());
+    let (view, _) = p.admin.experiment(&app, &beta).await.unwrap();
+    let arms: Vec<(String, u16)> =
+        view.arms.iter().map(|a| (a.version.to_string(), a.basis_points.basis_points())).collect();
+    assert_eq!(arms, [("1.2.0".to_owned(), 1000), ("1.3.0".to_owned(), 2000)], "{view:?}");
+    let audit = p.admin.audit(&app).await.unwrap();
+    let started: Vec<_> = audit.entries.iter().filter(|e| e.action == "experiment.start").collect();
+    assert_eq!(started.len(), 2, "one entry per arm: {started:?}");
+    assert!(format!("{started:?}").contains("which starts faster"), "the reason given: {started:?}");
 }
