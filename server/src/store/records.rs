@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use halftone_channels::wire::{AuditEntry, Role};
 use halftone_channels::{
-    AppId, Arch, ArmSlot, Artifact, Blob, ChannelName, ClientSignatures, Comparison, DeploymentKey, Direction,
+    AppId, Arch, ArmSlot, Artifact, Blob, Call, ChannelName, ClientSignatures, Comparison, DeploymentKey, Direction,
     DisplayName, ExternalUrl, GateAction, Health, HealthGate, IdList, KeyDocument, KeyId, KeySignature, ListedId,
     MetricGate, MetricKind, MetricName, MetricSet, Minisign, Os, ParseError, Patch, PatchFormat, Patches, Percent,
     PublicKey, Rank, Release, ReleaseParts, Rollout, RolloutState, Rule, Rules, Salt, Schedule, ScheduleClock,
@@ -27,7 +27,7 @@ use halftone_channels::{
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Token;
-use crate::snapshot::{AppSettings, BaselineMark, CodePushKey, GateMarks, MetricMarks, RolloutMeta};
+use crate::snapshot::{AppSettings, BaselineMark, CodePushKey, GateMarks, Looked, MetricMarks, RolloutMeta};
 
 /// An app's settings as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -409,6 +409,63 @@ struct MarksRecord {
     /// judge the baseline's cumulative values (the old meaning).
     #[serde(default, skip_serializing_if = "MetricMarksRecord::is_empty")]
     metrics: Box<MetricMarksRecord>,
+    /// The last look taken in this window; absent when none was (and before there were any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    look: Option<LookedRecord>,
+}
+
+/// A last look the scheduler took, with the figures it judged.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct LookedRecord {
+    at_ms: u64,
+    percent: Percent,
+    window: HealthRecord,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    baseline: Option<HealthRecord>,
+    call: LookCallRecord,
+}
+
+/// What a last look said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum LookCallRecord {
+    Worse,
+    NoWorse,
+    Undecided,
+}
+
+impl From<&Looked> for LookedRecord {
+    fn from(l: &Looked) -> Self {
+        let call = match l.call {
+            Call::Worse => LookCallRecord::Worse,
+            Call::NoWorse => LookCallRecord::NoWorse,
+            Call::Undecided | Call::BaselineTooSmall => LookCallRecord::Undecided,
+        };
+        LookedRecord {
+            at_ms: l.at_ms,
+            percent: l.percent,
+            window: l.window.into(),
+            baseline: l.baseline.map(Into::into),
+            call,
+        }
+    }
+}
+
+impl From<LookedRecord> for Looked {
+    fn from(r: LookedRecord) -> Self {
+        let call = match r.call {
+            LookCallRecord::Worse => Call::Worse,
+            LookCallRecord::NoWorse => Call::NoWorse,
+            LookCallRecord::Undecided => Call::Undecided,
+        };
+        Looked {
+            at_ms: r.at_ms,
+            percent: r.percent,
+            window: r.window.into(),
+            baseline: r.baseline.map(Into::into),
+            call,
+        }
+    }
 }
 
 impl MarksRecord {
@@ -471,7 +528,12 @@ impl From<&GateMarks> for MarksRecord {
                 .as_ref()
                 .map(|b| BaselineMarkRecord { release: b.release.clone(), metrics: summaries_record(&b.metrics) }),
         };
-        MarksRecord { window: m.window.into(), step: m.step.into(), metrics: Box::new(metrics) }
+        MarksRecord {
+            window: m.window.into(),
+            step: m.step.into(),
+            metrics: Box::new(metrics),
+            look: m.look.as_ref().map(Into::into),
+        }
     }
 }
 
@@ -482,7 +544,12 @@ impl From<MarksRecord> for GateMarks {
             step: summaries(r.metrics.step),
             baseline: r.metrics.baseline.map(|b| BaselineMark { release: b.release, metrics: summaries(b.metrics) }),
         };
-        GateMarks { window: r.window.into(), step: r.step.into(), metrics: std::sync::Arc::new(metrics) }
+        GateMarks {
+            window: r.window.into(),
+            step: r.step.into(),
+            metrics: std::sync::Arc::new(metrics),
+            look: r.look.map(Into::into),
+        }
     }
 }
 
@@ -599,6 +666,17 @@ struct CompareRecord {
     beta: f64,
     proven_from: Percent,
     step_sample: u64,
+    /// Absent before the server took the last look: such a gate keeps the test it began with,
+    /// with no share of its error rates kept for a look (docs/gates.md, *Decisions*).
+    #[serde(default)]
+    last_look: f64,
+    /// Absent before the server took the last look: a day.
+    #[serde(default = "default_exhausted_after_s")]
+    exhausted_after_s: u64,
+}
+
+fn default_exhausted_after_s() -> u64 {
+    halftone_channels::DEFAULT_EXHAUSTED_AFTER_S
 }
 
 impl From<Comparison> for CompareRecord {
@@ -610,6 +688,8 @@ impl From<Comparison> for CompareRecord {
             beta: c.beta(),
             proven_from: c.proven_from(),
             step_sample: c.step_sample(),
+            last_look: c.last_look(),
+            exhausted_after_s: c.exhausted_after_s(),
         }
     }
 }
@@ -617,7 +697,9 @@ impl From<Comparison> for CompareRecord {
 impl TryFrom<CompareRecord> for Comparison {
     type Error = ParseError;
     fn try_from(c: CompareRecord) -> Result<Self, ParseError> {
-        Comparison::new(c.degradation, c.min_difference, c.alpha, c.beta, c.proven_from, c.step_sample)
+        Comparison::new(c.degradation, c.min_difference, c.alpha, c.beta, c.proven_from, c.step_sample)?
+            .with_last_look(c.last_look)?
+            .with_exhausted_after(c.exhausted_after_s)
     }
 }
 
