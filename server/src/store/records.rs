@@ -410,8 +410,9 @@ struct MarksRecord {
     #[serde(default, skip_serializing_if = "MetricMarksRecord::is_empty")]
     metrics: Box<MetricMarksRecord>,
     /// The last look taken in this window; absent when none was (and before there were any).
+    /// Boxed: rare, and a rollout's record is moved around whole.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    look: Option<LookedRecord>,
+    look: Option<Box<LookedRecord>>,
 }
 
 /// A last look the scheduler took, with the figures it judged.
@@ -532,7 +533,7 @@ impl From<&GateMarks> for MarksRecord {
             window: m.window.into(),
             step: m.step.into(),
             metrics: Box::new(metrics),
-            look: m.look.as_ref().map(Into::into),
+            look: m.look.as_ref().map(|l| Box::new(l.into())),
         }
     }
 }
@@ -548,7 +549,7 @@ impl From<MarksRecord> for GateMarks {
             window: r.window.into(),
             step: r.step.into(),
             metrics: std::sync::Arc::new(metrics),
-            look: r.look.map(Into::into),
+            look: r.look.map(|l| (*l).into()),
         }
     }
 }
@@ -991,6 +992,60 @@ mod tests {
         meta.marks = GateMarks { window: h(10), step: h(40), ..GateMarks::default() };
         let bytes = serde_json::to_vec(&RolloutRecord::new(&rollout, meta.clone())).unwrap();
         assert!(!String::from_utf8_lossy(&bytes).contains("metrics\":{"), "no metric marks, none written");
+        let back: RolloutRecord = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back.into_rollout(v, ch).unwrap(), (rollout, meta));
+    }
+
+    /// Removes every field named in `names`, at any depth.
+    fn strip(v: &mut serde_json::Value, names: &[&str]) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.retain(|k, _| !names.contains(&k.as_str()));
+                m.values_mut().for_each(|x| strip(x, names));
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| strip(x, names)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn a_comparison_stored_before_the_last_look_keeps_its_test_and_a_taken_look_round_trips() {
+        let (v, ch) = release();
+        // Stored before the last look (its comparison without the two fields): no share was
+        // kept for it, and it keeps none.
+        let fresh: RolloutRecord =
+            serde_json::from_str(r#"{"spec":{"basis_points":200,"salt":"s"},"revision":2}"#).unwrap();
+        let (mut rollout, meta) = fresh.into_rollout(v.clone(), ch.clone()).unwrap();
+        rollout.gate = Some(HealthGate {
+            max_install_failure_rate: None,
+            max_crash_rate: None,
+            min_sample: 0,
+            compare: Some(Comparison::default()),
+            action: GateAction::Halt,
+            metrics: Vec::new(),
+        });
+        let mut json = serde_json::to_value(RolloutRecord::new(&rollout, meta)).unwrap();
+        let text = json.to_string();
+        assert!(text.contains("\"last_look\":0.5") && text.contains("\"exhausted_after_s\":86400"), "{text}");
+        strip(&mut json, &["last_look", "exhausted_after_s"]);
+        let record: RolloutRecord = serde_json::from_value(json).unwrap();
+        let (rollout, mut meta) = record.into_rollout(v.clone(), ch.clone()).unwrap();
+        let c = rollout.gate.as_ref().and_then(|g| g.compare).expect("a comparing gate");
+        assert_eq!((c.last_look(), c.exhausted_after_s()), (0.0, 86_400));
+        assert_eq!(meta.marks.look, None);
+        // A look taken, and a comparison with the new settings: both written and read back.
+        let mut rollout = rollout;
+        rollout.gate.as_mut().unwrap().compare =
+            Some(c.with_last_look(0.5).unwrap().with_exhausted_after(3_600).unwrap());
+        let h = |n| Health { installs: n, install_failures: 3, first_runs: 0, crashes: 0 };
+        meta.marks.look = Some(Looked {
+            at_ms: 9,
+            percent: Percent::from_basis_points(200).unwrap(),
+            window: h(1_900),
+            baseline: Some(h(98_000)),
+            call: Call::Undecided,
+        });
+        let bytes = serde_json::to_vec(&RolloutRecord::new(&rollout, meta.clone())).unwrap();
         let back: RolloutRecord = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(back.into_rollout(v, ch).unwrap(), (rollout, meta));
     }

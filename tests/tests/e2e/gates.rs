@@ -24,7 +24,7 @@ pub(crate) async fn round(
     fleet: &mut [Device],
     fail_every: usize,
 ) -> usize {
-    let fails = |_: usize, i: usize| fail_every > 0 && i % fail_every == 0;
+    let fails = |_: usize, i: usize| fail_every > 0 && i.is_multiple_of(fail_every);
     round_with(server, app, version, fleet, Reports { fails: &fails, first_runs: true }).await
 }
 
@@ -179,7 +179,7 @@ async fn proving_step(server: &TestServer, app: &str, extra: Value) -> (Publishe
     let p = Publisher::create(server, app).await;
     p.publish("1.0.0", "stable", "100%").await;
     let mut fleet = fleet(app, 10_000, "0.9.0", "stable");
-    let one_in_50 = |_: usize, i: usize| i % 50 == 0;
+    let one_in_50 = |_: usize, i: usize| i.is_multiple_of(50);
     let baseline = Reports { fails: &one_in_50, first_runs: false };
     assert_eq!(round_with(server, app, "1.0.0", &mut fleet, baseline).await, 10_000);
     let schedule = json!({"steps": [{"basis_points": 1000, "hold_s": 3600}, {"basis_points": 10000}]});
