@@ -47,6 +47,7 @@ mod client_signatures;
 mod deployment_key;
 mod distribution;
 mod error;
+mod exhaustion;
 mod experiment;
 mod explain;
 mod health;
@@ -88,6 +89,7 @@ pub use client_signatures::{
 pub use deployment_key::{DeploymentKey, MIN_DEPLOYMENT_KEY};
 pub use distribution::{Distribution, DistributionFigures, MAX_BINS, RELATIVE_ERROR};
 pub use error::{ParseError, What};
+pub use exhaustion::{ExhaustedStep, ReportsSeen, StepExhaustion};
 pub use experiment::{Better, MeanComparison, MeanTest, Summary};
 pub use explain::{Explanation, ReleaseTrace, Skip, Verdict};
 pub use health::{
@@ -111,7 +113,10 @@ pub use rollout::{
 };
 pub use rules::{MAX_RULE_VALUES, Rule, TraitCondition};
 pub use schedule::{MAX_STEPS, Schedule, ScheduleClock, SchedulePreset, Share, Step, Tick};
-pub use sequential::{Call, Comparison, Evidence, LastLook, Proportion};
+pub use sequential::{
+    Call, Comparison, DEFAULT_EXHAUSTED_AFTER_S, DEFAULT_LAST_LOOK, Evidence, LastLook, MAX_EXHAUSTED_AFTER_S,
+    MIN_EXHAUSTED_AFTER_S, Proportion,
+};
 pub use signing::{
     KeyId, KeySignature, MAX_SIGNATURES, MAX_TRUSTED_KEYS, PublicKey, Sha256, Signature, SignatureError, Signatures,
     SignedFields, TrustedKeys, signed_message,

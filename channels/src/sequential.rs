@@ -41,8 +41,9 @@
 //!
 //! The exact tail is far sharper than Ville's bound at a known sample size: at 2,000 install
 //! attempts against `p0` = 2.115%, 64 failures have a tail of 0.001, where the likelihood
-//! ratio for `p1` = 4% is only `e^3.1` (Ville's bound from it: 0.043). With `share` 0 (the default) no error rate is spent on
-//! a last look and it decides nothing.
+//! ratio for `p1` = 4% is only `e^3.1` (Ville's bound from it: 0.043). The default share is
+//! [`DEFAULT_LAST_LOOK`] (0.5); with `share` 0 no error rate is spent on a last look and it
+//! decides nothing. When a step counts as exhausted is [`crate::StepExhaustion`]'s.
 
 use std::fmt;
 
@@ -112,7 +113,24 @@ pub struct Comparison {
     proven_from: Percent,
     step_sample: u64,
     last_look: f64,
+    exhausted_after_s: u64,
 }
+
+/// The share of `alpha` and `beta` a comparison keeps for the last look unless told otherwise
+/// (docs/gates.md, *Decisions*).
+pub const DEFAULT_LAST_LOOK: f64 = 0.5;
+
+/// How long a proving step's install reports must not grow before its audience counts as
+/// exhausted, unless told otherwise: a day, as the simulator measured it (every admitted device
+/// reported, then a day for their crashes).
+pub const DEFAULT_EXHAUSTED_AFTER_S: u64 = 86_400;
+
+/// The shortest `exhausted_after_s`: a minute (a step whose reports paused for less is not
+/// exhausted, it is between two check-ins).
+pub const MIN_EXHAUSTED_AFTER_S: u64 = 60;
+
+/// The longest `exhausted_after_s`: 30 days.
+pub const MAX_EXHAUSTED_AFTER_S: u64 = 30 * 86_400;
 
 impl Comparison {
     /// A comparison; refuses values outside their ranges.
@@ -147,7 +165,16 @@ impl Comparison {
         if !(rate(alpha) && rate(beta)) {
             return bad("alpha and beta are error rates above 0 and at most 0.5");
         }
-        Ok(Comparison { degradation, min_difference, alpha, beta, proven_from, step_sample, last_look: 0.0 })
+        Ok(Comparison {
+            degradation,
+            min_difference,
+            alpha,
+            beta,
+            proven_from,
+            step_sample,
+            last_look: DEFAULT_LAST_LOOK,
+            exhausted_after_s: DEFAULT_EXHAUSTED_AFTER_S,
+        })
     }
 
     /// The same comparison with `share` (in `[0, 1)`) of its `alpha` and `beta` kept for a
@@ -163,6 +190,26 @@ impl Comparison {
     /// The share of `alpha` and `beta` kept for the last look.
     pub fn last_look(&self) -> f64 {
         self.last_look
+    }
+
+    /// The same comparison with a proving step's audience counted as exhausted once its
+    /// install reports have not grown for `seconds` (from [`MIN_EXHAUSTED_AFTER_S`] to
+    /// [`MAX_EXHAUSTED_AFTER_S`]; see [`crate::StepExhaustion`]).
+    pub fn with_exhausted_after(self, seconds: u64) -> Result<Self, ParseError> {
+        if !(MIN_EXHAUSTED_AFTER_S..=MAX_EXHAUSTED_AFTER_S).contains(&seconds) {
+            return Err(ParseError::new(
+                What::Rollout,
+                "gate.compare",
+                "exhausted_after_s is a duration in seconds from 60 to 2592000 (30 days)",
+            ));
+        }
+        Ok(Comparison { exhausted_after_s: seconds, ..self })
+    }
+
+    /// How long, in seconds, a proving step's install reports must not grow before its
+    /// audience counts as exhausted.
+    pub fn exhausted_after_s(&self) -> u64 {
+        self.exhausted_after_s
     }
 
     /// The relative worsening to catch.
@@ -232,7 +279,8 @@ impl Default for Comparison {
     /// baseline's rate or 1 point more, whichever is larger; halt a build no worse than the
     /// baseline by chance at most 1% of the time; widen a build that is as bad as the
     /// degradation past 2% of devices at most 0.1% of the time; each step sees 20 new
-    /// install attempts before it widens.
+    /// install attempts before it widens; half of alpha and beta are kept for the last look
+    /// at a proving step whose reports have not grown for a day.
     fn default() -> Self {
         Comparison {
             degradation: 1.0,
@@ -241,7 +289,8 @@ impl Default for Comparison {
             beta: 0.001,
             proven_from: Percent::from_basis_points(200).expect("2% is a share"),
             step_sample: 20,
-            last_look: 0.0,
+            last_look: DEFAULT_LAST_LOOK,
+            exhausted_after_s: DEFAULT_EXHAUSTED_AFTER_S,
         }
     }
 }
@@ -501,7 +550,11 @@ mod tests {
     fn figures_are_shown() {
         let e = judge(9, 30).to_string();
         assert!(e.starts_with("install failure rate: worse than the baseline: 30.00% (9 of 30)"), "{e}");
-        assert!(e.contains("baseline's 2.00% (2000 of 100000)") && e.contains("halts at 4.61"), "{e}");
+        assert!(e.contains("baseline's 2.00% (2000 of 100000)") && e.contains("halts at 5.30"), "{e}");
+        // ln(1 / (alpha (1 - share))): half of the default alpha of 0.01 is kept for the last look.
+        let plain = Comparison::default().with_last_look(0.0).unwrap();
+        let e = plain.judge(Metric::InstallFailureRate, Proportion::new(9, 30), Proportion::new(2_000, 100_000), 1);
+        assert!(e.to_string().contains("halts at 4.61, proves at -6.91"), "{e}");
     }
 
     #[test]
@@ -561,12 +614,13 @@ mod tests {
         assert_eq!(look(55).call, Call::Undecided, "{}", look(55));
         assert!(look(66).to_string().contains("last look, the step's audience exhausted: worse"), "{}", look(66));
         // Kept for the last look, the error rates are taken from the continuous test.
-        let (plain, split) = (judge(30, 1_000), Comparison::default().with_last_look(0.5).unwrap());
+        let (unsplit, split) = (Comparison::default().with_last_look(0.0).unwrap(), Comparison::default());
+        let plain =
+            unsplit.judge(Metric::InstallFailureRate, Proportion::new(30, 1_000), Proportion::new(2_000, 100_000), 1);
         let e = split.judge(Metric::InstallFailureRate, Proportion::new(30, 1_000), Proportion::new(2_000, 100_000), 1);
         assert!((e.halt_at - plain.halt_at - 2f64.ln()).abs() < 1e-12 && e.accept_at < plain.accept_at);
         // Without a share kept, the last look decides nothing.
-        let none =
-            Comparison::default().judge_last_look(Metric::InstallFailureRate, Proportion::new(500, 2_000), baseline, 1);
+        let none = unsplit.judge_last_look(Metric::InstallFailureRate, Proportion::new(500, 2_000), baseline, 1);
         assert_eq!(none.call, Call::Undecided);
         assert!(Comparison::default().with_last_look(1.0).is_err());
     }

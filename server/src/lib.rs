@@ -30,6 +30,7 @@ mod network_cap;
 mod problem;
 mod replica;
 pub mod report_key;
+mod reports_seen;
 mod scheduler;
 mod signer;
 mod snapshot;

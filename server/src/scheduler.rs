@@ -10,18 +10,22 @@
 //! widened to that many devices' share of its audience (`Schedule::fit`, audit action
 //! `schedule.fit`), which keeps its hold clock and step sample. Metric gates judge the values
 //! since the window began against the baseline's in the same time window, and hold a step
-//! until it has new values of every gated metric.
+//! until it has new values of every gated metric. A proving step held for evidence whose
+//! install reports stopped growing (`StepExhaustion`, with `ReportsWatch` remembering when
+//! they last grew) gets the comparison's last look (`ExhaustedStep`), once per gate window:
+//! a trip (`gate.trip`), a widening (`schedule.advance`) or a pause (`gate.exhausted`), each
+//! with the look's figures as its reason.
 //! Changes go through the same path as an engineer's (committed, flushed, published).
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use halftone_channels::{
-    Call, ChannelName, GateAction, GateFigures, GateVerdict, MetricEvidence, MetricSample, Percent, Rollout,
-    RolloutState, Schedule, StepShort, Summary, Tick,
+    Call, ChannelName, Comparison, ExhaustedStep, GateAction, GateFigures, GateVerdict, MetricEvidence, MetricSample,
+    Percent, ReportsSeen, Rollout, RolloutState, Schedule, StepExhaustion, StepShort, Summary, Tick,
 };
 
-use crate::snapshot::{AppSnapshot, GateMarks};
+use crate::snapshot::{AppSnapshot, GateMarks, Looked};
 use crate::state::State;
 
 /// The actor named in the audit log for changes the scheduler makes.
@@ -31,6 +35,27 @@ pub const HEALTH_GATE: &str = "health-gate";
 /// The audit action of a step of a number of devices fitted to its audience: the rollout stays
 /// on its step (same hold clock, same step sample).
 pub const FIT: &str = "schedule.fit";
+/// The audit action of a rollout paused on an exhausted proving step, undecided (actor
+/// `health-gate`; the reason begins "undecided: the step's audience is exhausted").
+pub const EXHAUSTED: &str = "gate.exhausted";
+
+/// What an exhausted proving step comes to: the rollout after, who changes it, the audit
+/// action and reason, and the last look to keep in its marks (none when one was taken).
+struct Exhausted {
+    after: Rollout,
+    actor: &'static str,
+    action: &'static str,
+    reason: String,
+    look: Option<Looked>,
+}
+
+/// The state a tripped gate with `action` leaves its rollout in.
+fn tripped_state(action: GateAction) -> RolloutState {
+    match action {
+        GateAction::Halt => RolloutState::Halted,
+        GateAction::Pause => RolloutState::Paused,
+    }
+}
 
 /// What one tick did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -51,20 +76,20 @@ impl State {
         w.sync().await?;
         let now = self.clock.now_ms();
         let apps: Vec<_> = w.snapshot().apps.values().cloned().collect();
+        let mut watched = Vec::new();
         for app in apps {
             let mut trips = Vec::new();
             let mut advances = Vec::new();
             let mut fits = Vec::new();
+            let mut exhausted = Vec::new();
             for (_, rollouts) in app.catalog.releases() {
                 for r in rollouts.iter().filter(|r| r.state == RolloutState::Active) {
                     if r.schedule.is_none() && r.gate.is_none() {
                         continue;
                     }
                     let meta = app.meta_of(&r.release, &r.channel);
-                    let judged = r.gate.as_ref().map(|g| {
-                        let figures = self.gate_figures(&app, r, &meta.marks);
-                        (g.check(&figures), g.evidence(&figures))
-                    });
+                    let figures = r.gate.as_ref().map(|_| self.gate_figures(&app, r, &meta.marks));
+                    let judged = r.gate.as_ref().zip(figures.as_ref()).map(|(g, f)| (g.check(f), g.evidence(f)));
                     let verdict = judged.as_ref().map(|(v, _)| *v);
                     let on_metrics = self.metric_evidence(&app, r, &meta.marks);
                     let subject = format!("{} {}/{}", app.id, r.release, r.channel);
@@ -74,23 +99,40 @@ impl State {
                         _ => on_metrics.iter().find(|e| e.call == Call::Worse).map(ToString::to_string),
                     };
                     if let (Some(gate), Some(breach)) = (&r.gate, breach) {
-                        let state = match gate.action {
-                            GateAction::Halt => RolloutState::Halted,
-                            GateAction::Pause => RolloutState::Paused,
-                        };
+                        let state = tripped_state(gate.action);
                         tracing::warn!(rollout = %subject, %breach, ?state, "health gate tripped");
                         metrics::counter!("halftone_gate_trips_total", "app" => app.id.to_string()).increment(1);
                         report.tripped.push(format!("{subject}: {breach}"));
                         trips.push(((**r).clone(), Rollout { state, ..(**r).clone() }, breach));
                         continue;
                     }
+                    // A comparing gate's step reports: when they last grew, for the last look.
+                    let seen = r.gate.as_ref().filter(|g| g.compare.is_some()).zip(figures.as_ref()).map(|(_, f)| {
+                        let key = (app.id.clone(), r.release.clone(), r.channel.clone());
+                        watched.push(key.clone());
+                        self.reports_seen.observe(key, meta.revision, ReportsSeen::reports_of(f), now)
+                    });
                     let Some(schedule) = &r.schedule else { continue };
                     if let Some(to) = self.fit(&app, r, schedule, now) {
                         report.advanced.push(format!("{subject} -> {to}"));
                         fits.push(((**r).clone(), Rollout { percent: to, ..(**r).clone() }));
                         continue;
                     }
-                    if let Tick::Advance { to, .. } = schedule.next(r.percent, r.state, &meta.clock, now) {
+                    let tick = schedule.next(r.percent, r.state, &meta.clock, now);
+                    if let (Some(gate), Some(f), Some(v), Some(seen)) = (&r.gate, &figures, verdict, seen)
+                        && StepExhaustion::of(gate.compare.as_ref(), f, v, tick, seen, now) == StepExhaustion::Exhausted
+                        && let (Some(c), Tick::Advance { to, .. }) = (gate.compare, tick)
+                    {
+                        let step = self.last_look(&app, r, &meta.marks, &c, f, to, now);
+                        tracing::warn!(rollout = %subject, outcome = %step.reason, "proving step exhausted");
+                        match step.after.state {
+                            RolloutState::Active => report.advanced.push(format!("{subject} -> {to}")),
+                            _ => report.tripped.push(format!("{subject}: {}", step.reason)),
+                        }
+                        exhausted.push(((**r).clone(), step));
+                        continue;
+                    }
+                    if let Tick::Advance { to, .. } = tick {
                         if verdict == Some(GateVerdict::NotEnoughSample) {
                             continue;
                         }
@@ -127,13 +169,79 @@ impl State {
                 w.replace_rollouts(now, SCHEDULER, &app, "schedule.advance", pairs, &why).await?;
             }
             if !trips.is_empty() {
-                let app = w.snapshot().apps.get(&app.id).cloned().unwrap_or(app);
+                let app = w.snapshot().apps.get(&app.id).cloned().unwrap_or_else(|| app.clone());
                 let pairs = trips.iter().map(|(b, a, _)| (b.clone(), a.clone())).collect();
                 let why: Vec<_> = trips.iter().map(|(_, _, breach)| breach.clone()).collect();
                 w.replace_rollouts(now, HEALTH_GATE, &app, "gate.trip", pairs, &why).await?;
             }
+            // Rare (once per gate window at most): one commit each.
+            for (before, step) in exhausted {
+                let app = w.snapshot().apps.get(&app.id).cloned().unwrap_or_else(|| app.clone());
+                let pairs = vec![(before, step.after)];
+                let looks = [step.look];
+                w.replace_rollouts_looked(now, step.actor, &app, step.action, pairs, &[step.reason], &looks).await?;
+            }
         }
+        self.reports_seen.keep_only(&watched);
         Ok(report)
+    }
+
+    /// What an exhausted proving step of `r` (its gate comparing with `c`, its figures `f`,
+    /// its next step `to`) comes to: the last look, taken once per gate window, trips it when
+    /// a rate is worse, widens it when every rate is no worse (and every gated metric has its
+    /// step's values), and pauses it otherwise; a step exhausted again in a window whose look
+    /// was taken pauses without another.
+    #[allow(clippy::too_many_arguments)]
+    fn last_look(
+        &self,
+        app: &AppSnapshot,
+        r: &Rollout,
+        marks: &GateMarks,
+        c: &Comparison,
+        f: &GateFigures,
+        to: Percent,
+        now: u64,
+    ) -> Exhausted {
+        let paused = Rollout { state: RolloutState::Paused, ..r.clone() };
+        if let Some(taken) = marks.look {
+            let reason = format!(
+                "{}; the last look of this window was taken at {} ({}): another would exceed its error rates",
+                ExhaustedStep::UNDECIDED,
+                taken.percent,
+                taken.call.phrase()
+            );
+            return Exhausted { after: paused, actor: HEALTH_GATE, action: EXHAUSTED, reason, look: None };
+        }
+        let step = ExhaustedStep::judge(c, f);
+        let look =
+            Some(Looked { at_ms: now, percent: r.percent, window: f.window, baseline: f.baseline, call: step.call });
+        match step.call {
+            Call::Worse => {
+                let state = r.gate.as_ref().map_or(RolloutState::Halted, |g| tripped_state(g.action));
+                metrics::counter!("halftone_gate_trips_total", "app" => app.id.to_string()).increment(1);
+                let after = Rollout { state, ..r.clone() };
+                Exhausted { after, actor: HEALTH_GATE, action: "gate.trip", reason: step.to_string(), look }
+            }
+            Call::NoWorse => {
+                let short: Vec<String> =
+                    self.metric_steps_short(app, r, marks).iter().map(ToString::to_string).collect();
+                if short.is_empty() {
+                    let after = Rollout { percent: to, ..r.clone() };
+                    return Exhausted {
+                        after,
+                        actor: SCHEDULER,
+                        action: "schedule.advance",
+                        reason: step.to_string(),
+                        look,
+                    };
+                }
+                let reason = format!("{}; {step}; {}", ExhaustedStep::UNDECIDED, short.join("; "));
+                Exhausted { after: paused, actor: HEALTH_GATE, action: EXHAUSTED, reason, look }
+            }
+            Call::Undecided | Call::BaselineTooSmall => {
+                Exhausted { after: paused, actor: HEALTH_GATE, action: EXHAUSTED, reason: step.to_string(), look }
+            }
+        }
     }
 
     /// The share `r`, on a first step of a number of devices, should have now: that many

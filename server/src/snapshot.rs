@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use halftone_channels::wire::{ReleaseSpec, ReleaseView, RolloutSpec, RolloutView};
 use halftone_channels::{
-    AppId, Catalog, CatalogError, ChannelName, DeploymentKey, DisplayName, Health, KeyDocument, KeyId, Ladder,
-    LadderError, MetricName, MetricSet, PublicKey, Rank, Release, Rollout, RolloutState, ScheduleClock,
-    SignedKeyDocument, Summary, Target, Threshold, TokenName, TrustedKeys, Version,
+    AppId, Call, Catalog, CatalogError, ChannelName, DeploymentKey, DisplayName, GateFigures, Health, KeyDocument,
+    KeyId, Ladder, LadderError, MetricName, MetricSet, Percent, PublicKey, Rank, Release, Rollout, RolloutState,
+    ScheduleClock, SignedKeyDocument, Summary, Target, Threshold, TokenName, TrustedKeys, Version,
 };
 
 use crate::auth::Token;
@@ -61,6 +61,33 @@ pub struct GateMarks {
     /// The metric summaries at the same moments, and the baseline's at the window's start
     /// (shared: snapshots clone rollouts' metadata on every change).
     pub metrics: Arc<MetricMarks>,
+    /// The last look at an exhausted proving step, once taken in this window: at most one per
+    /// window (its error rates hold only then); a resume begins a window without one.
+    pub look: Option<Looked>,
+}
+
+/// A last look the scheduler took (`ExhaustedStep`): when, at which share, on which figures
+/// and what it said. Its per-rate figures are recomputed from these with the rollout's gate
+/// (`Comparison::last_looks` is a pure function of them).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Looked {
+    /// When it was taken.
+    pub at_ms: u64,
+    /// The step's share then.
+    pub percent: Percent,
+    /// The candidate's figures in the gate's window then.
+    pub window: Health,
+    /// The baseline's figures then.
+    pub baseline: Option<Health>,
+    /// What it said: `Worse` (tripped), `NoWorse` (widened) or `Undecided` (paused).
+    pub call: Call,
+}
+
+impl Looked {
+    /// The figures the look judged, as a gate judges them.
+    pub fn figures(&self) -> GateFigures {
+        GateFigures { window: self.window, step: self.window, baseline: self.baseline, percent: self.percent }
+    }
 }
 
 /// What the release (and its baseline) had of each app metric when a gate's window and step
@@ -105,13 +132,14 @@ impl GateMarks {
             window: now.health,
             step: now.health,
             metrics: Arc::new(MetricMarks { window: now.metrics.clone(), step: now.metrics, baseline }),
+            look: None,
         }
     }
 
     /// The same window with a step that begins now.
     pub fn next_step(&self, now: Reading) -> GateMarks {
         let metrics = MetricMarks { step: now.metrics, ..(*self.metrics).clone() };
-        GateMarks { window: self.window, step: now.health, metrics: Arc::new(metrics) }
+        GateMarks { window: self.window, step: now.health, metrics: Arc::new(metrics), look: self.look }
     }
 }
 

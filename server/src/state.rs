@@ -37,6 +37,8 @@ pub struct State {
     pub report_key: ReportKey,
     /// Each rollout's figures over time, for the dashboard's charts.
     pub trend: crate::trend::Trend,
+    /// When each rollout's step reports last grew, as this replica's scheduler saw them.
+    pub(crate) reports_seen: crate::reports_seen::ReportsWatch,
     /// When this replica last saw the shared store's revisions (see `replica`).
     pub(crate) freshness: crate::replica::Freshness,
     /// The snapshot readers load, replaced only through a [`Writer`](crate::writer::Writer).
@@ -64,6 +66,7 @@ impl State {
             signer,
             report_key,
             trend: crate::trend::Trend::default(),
+            reports_seen: crate::reports_seen::ReportsWatch::default(),
             freshness: Default::default(),
             published: Published::new(snapshot),
         })

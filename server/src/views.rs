@@ -5,16 +5,19 @@
 use std::sync::Arc;
 
 use halftone_channels::wire::{
-    AdoptionHistory, AppSpec, AppView, ChannelSpec, EvidenceView, GateSpec, KeySpec, MetricEvidenceView,
-    MetricFiguresView, MetricKindSpec, MetricStepView, MetricView, ReleaseStatus, ReleaseView, RolloutStatus,
-    ScheduleStatus, StatusView, TokenView, metric_set, metric_specs,
+    AdoptionHistory, AppSpec, AppView, ChannelSpec, EvidenceView, ExhaustionView, GateSpec, KeySpec, LastLookTakenView,
+    MetricEvidenceView, MetricFiguresView, MetricKindSpec, MetricStepView, MetricView, ReleaseStatus, ReleaseView,
+    RolloutStatus, ScheduleStatus, StatusView, TokenView, metric_set, metric_specs,
 };
-use halftone_channels::{AppId, ChannelName, CounterFigures, Distribution, MetricKind, Rollout, Tick, Version};
+use halftone_channels::{
+    AppId, ChannelName, CounterFigures, Distribution, ExhaustedStep, MetricKind, ReportsSeen, Rollout, RolloutState,
+    StepExhaustion, Tick, Version,
+};
 
 use crate::auth::Token;
 use crate::feedback::MetricFigures;
 use crate::problem::ApiError;
-use crate::snapshot::{AppSettings, AppSnapshot};
+use crate::snapshot::{AppSettings, AppSnapshot, RolloutMeta};
 use crate::state::State;
 
 impl State {
@@ -100,6 +103,12 @@ impl State {
                                 .into_iter()
                                 .map(|s| MetricStepView { metric: s.name, new_values: s.have, needed: s.need })
                                 .collect(),
+                            exhaustion: self.exhaustion_view(&app, r, &meta, now),
+                            last_look: meta.marks.look.as_ref().zip(r.gate.as_ref().and_then(|g| g.compare)).map(
+                                |(l, c)| {
+                                    LastLookTakenView::new(l.at_ms, l.percent, &ExhaustedStep::judge(&c, &l.figures()))
+                                },
+                            ),
                             history: audit.iter().filter(|e| e.subject == subject).cloned().collect(),
                         }
                     })
@@ -112,6 +121,31 @@ impl State {
 }
 
 impl State {
+    /// When `r`, on a comparing gate's proving step held for evidence, counts as exhausted if
+    /// no new install reports come: from this replica's watch (the scheduler's, on the replica
+    /// holding its lease), or counting from now where this replica has not watched it.
+    fn exhaustion_view(&self, app: &AppSnapshot, r: &Rollout, meta: &RolloutMeta, now: u64) -> Option<ExhaustionView> {
+        if r.state != RolloutState::Active {
+            return None;
+        }
+        let (gate, schedule) = (r.gate.as_ref()?, r.schedule.as_ref()?);
+        let f = self.gate_figures(app, r, &meta.marks);
+        let reports = ReportsSeen::reports_of(&f);
+        let key = (app.id.clone(), r.release.clone(), r.channel.clone());
+        let seen = self
+            .reports_seen
+            .get(&key, meta.revision)
+            .filter(|s| s.reports() == reports)
+            .unwrap_or_else(|| ReportsSeen::new(reports, now));
+        let tick = schedule.next(r.percent, r.state, &meta.clock, now);
+        let exhausted_at_ms = match StepExhaustion::of(gate.compare.as_ref(), &f, gate.check(&f), tick, seen, now) {
+            StepExhaustion::NotWaiting => return None,
+            StepExhaustion::Waiting { at_ms } => at_ms,
+            StepExhaustion::Exhausted => now,
+        };
+        Some(ExhaustionView { step_reports: reports, reports_grew_at_ms: seen.grew_at_ms(), exhausted_at_ms })
+    }
+
     /// Every declared metric of `version` (on every channel) beside the baseline's on
     /// `channel` (empty when the app declares none).
     fn metric_views(&self, app: &AppSnapshot, version: &Version, channel: &ChannelName) -> Vec<MetricView> {

@@ -27,8 +27,9 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use halftone_channels::{
-    Call, Direction, Distribution, GateFigures, GateVerdict, Health, HealthGate, MetricKind, MetricName, MetricSample,
-    MetricSet, MetricValue, Percent, RolloutState, Schedule, ScheduleClock, Tick, bucket,
+    Call, Direction, Distribution, ExhaustedStep, GateFigures, GateVerdict, Health, HealthGate, MetricKind, MetricName,
+    MetricSample, MetricSet, MetricValue, Percent, ReportsSeen, RolloutState, Schedule, ScheduleClock, StepExhaustion,
+    Tick, bucket,
 };
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt as _, SeedableRng as _};
@@ -81,16 +82,17 @@ pub struct Build {
     pub session_s: Option<f64>,
 }
 
-/// What a rollout does when a step's whole audience has reported (and a day has passed for
-/// their crashes) and the gate still lacks the evidence to widen.
+/// What a rollout does on an exhausted proving step (`StepExhaustion`, the server's rule: its
+/// hold over, the gate still short of proof, no new install report for the comparison's
+/// `exhausted_after_s`, a day by default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exhausted {
-    /// Keep holding, silently (the server today).
+    /// Keep holding, silently (the server before it took the last look).
     Hold,
     /// Pause: "undecided, the step's audience is exhausted", for an engineer to decide.
     Pause,
-    /// At the first proving step, take the comparison's last look
-    /// (`Comparison::last_looks`): halt if worse, widen if no worse, else pause; later, pause.
+    /// At the first exhausted proving step, take the comparison's last look (`ExhaustedStep`):
+    /// halt if worse, widen if no worse, else pause; later, pause (the server's behaviour).
     LastLook,
 }
 
@@ -164,7 +166,7 @@ enum Event {
     Crashed(u32),
     /// A step's hold ends.
     HoldEnds,
-    /// Every device of the step at this share has reported its install a day ago.
+    /// Every device of the step at this share reported its install `exhausted_after_s` ago.
     StepExhausted(u16),
 }
 
@@ -278,6 +280,8 @@ pub fn run(fleet: &Fleet, build: &Build, plan: &Plan, seed: u64) -> Outcome {
     queue.push(Reverse((hold_ms(percent), Event::HoldEnds)));
     let mut last_step_at = None;
     let mut looked = false;
+    let mut seen = ReportsSeen::new(0, 0);
+    let exhausted_after_ms = plan.gate.compare.unwrap_or_default().exhausted_after_s() * 1000;
 
     while let Some((now, event)) = next_event(&mut queue, &mut batches) {
         if now > plan.horizon_ms {
@@ -310,8 +314,10 @@ pub fn run(fleet: &Fleet, build: &Build, plan: &Plan, seed: u64) -> Outcome {
                         queue.push(Reverse((now + rng.random_range(0..86_400_000), Event::Crashed(device))));
                     }
                 }
+                // The last report of the step: it counts as exhausted `exhausted_after_s` later
+                // (judged then by the same rule as the server, `StepExhaustion`).
                 if health.installs + health.install_failures == admitted_devices && percent != plan.schedule.last() {
-                    queue.push(Reverse((now + 86_400_000, Event::StepExhausted(percent.basis_points()))));
+                    queue.push(Reverse((now + exhausted_after_ms, Event::StepExhausted(percent.basis_points()))));
                 }
             }
             Event::Crashed(_) => health.crashes += 1,
@@ -332,21 +338,22 @@ pub fn run(fleet: &Fleet, build: &Build, plan: &Plan, seed: u64) -> Outcome {
                 return Outcome::Halted { received, reported, at_ms: now, by: Judge::Metric };
             }
         }
-        if event == Event::StepExhausted(percent.basis_points()) && verdict == GateVerdict::NotEnoughSample {
-            let proving = plan.gate.compare.filter(|c| percent >= c.proven_from());
-            match (plan.exhausted, proving) {
+        // The server's rule for an exhausted proving step (`StepExhaustion`): the hold over,
+        // the gate still short of proof, and no new install report for `exhausted_after_s`.
+        seen = seen.seen(ReportsSeen::reports_of(&figures), now);
+        let tick = plan.schedule.next(percent, RolloutState::Active, &clock, now);
+        let exhaustion = StepExhaustion::of(plan.gate.compare.as_ref(), &figures, verdict, tick, seen, now);
+        if exhaustion == StepExhaustion::Exhausted {
+            match (plan.exhausted, plan.gate.compare) {
                 (Exhausted::Hold, _) => {}
                 (Exhausted::LastLook, Some(c)) if !looked => {
                     looked = true;
-                    let looks = c.last_looks(&figures);
-                    if looks.iter().any(|l| l.call == Call::Worse) {
-                        return Outcome::Halted { received, reported, at_ms: now, by: Judge::LastLook };
+                    match ExhaustedStep::judge(&c, &figures).call {
+                        Call::Worse => return Outcome::Halted { received, reported, at_ms: now, by: Judge::LastLook },
+                        // Proven no worse at the last look: the step widens as on proof.
+                        Call::NoWorse => verdict = GateVerdict::Pass,
+                        Call::Undecided | Call::BaselineTooSmall => return Outcome::Paused { percent, received },
                     }
-                    if looks.is_empty() || looks.iter().any(|l| l.call != Call::NoWorse) {
-                        return Outcome::Paused { percent, received };
-                    }
-                    // Proven no worse at the last look: the step widens as on proof.
-                    verdict = GateVerdict::Pass;
                 }
                 (Exhausted::Pause | Exhausted::LastLook, _) => return Outcome::Paused { percent, received },
             }

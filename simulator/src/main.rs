@@ -37,11 +37,13 @@ struct Args {
     #[arg(long)]
     beta: Option<f64>,
     /// What a step whose whole audience has reported, still undecided, does.
-    #[arg(long, value_enum, default_value_t = OnExhausted::Hold)]
+    #[arg(long, value_enum, default_value_t = OnExhausted::LastLook)]
     exhausted: OnExhausted,
-    /// With `--exhausted last-look`: the share of alpha and beta kept for the last look.
-    #[arg(long, default_value_t = 0.5)]
-    last_look_share: f64,
+    /// With `--exhausted last-look`: the share of alpha and beta kept for the last look
+    /// (default: the gate's default, as the server has it). With `hold` or `pause` no share
+    /// is kept (nothing would spend it).
+    #[arg(long)]
+    last_look_share: Option<f64>,
     /// The metric gate's min_count (default: the documented default).
     #[arg(long)]
     metric_min_count: Option<u64>,
@@ -57,11 +59,12 @@ struct Args {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum OnExhausted {
-    /// Keep holding, silently (the server today).
+    /// Keep holding, silently (the server before it took the last look).
     Hold,
     /// Pause, undecided.
     Pause,
-    /// The comparison's last look at the first proving step, then pause if undecided.
+    /// The comparison's last look at the first proving step, then pause if undecided (the
+    /// server's behaviour).
     LastLook,
 }
 
@@ -98,14 +101,16 @@ fn main() -> anyhow::Result<()> {
         None => c.proven_from(),
     };
     let beta = args.beta.unwrap_or(c.beta());
-    let mut c = Comparison::new(c.degradation(), c.min_difference(), c.alpha(), beta, proven, c.step_sample())?;
+    let c = Comparison::new(c.degradation(), c.min_difference(), c.alpha(), beta, proven, c.step_sample())?;
+    let share = match args.exhausted {
+        OnExhausted::Hold | OnExhausted::Pause => args.last_look_share.unwrap_or(0.0),
+        OnExhausted::LastLook => args.last_look_share.unwrap_or(c.last_look()),
+    };
+    let c = c.with_last_look(share)?;
     plan.exhausted = match args.exhausted {
         OnExhausted::Hold => Exhausted::Hold,
         OnExhausted::Pause => Exhausted::Pause,
-        OnExhausted::LastLook => {
-            c = c.with_last_look(args.last_look_share)?;
-            Exhausted::LastLook
-        }
+        OnExhausted::LastLook => Exhausted::LastLook,
     };
     plan.gate.compare = Some(c);
     if let Some(min_count) = args.metric_min_count {
@@ -115,7 +120,7 @@ fn main() -> anyhow::Result<()> {
     let exhausted = match args.exhausted {
         OnExhausted::Hold => "hold".to_owned(),
         OnExhausted::Pause => "pause".to_owned(),
-        OnExhausted::LastLook => format!("last look ({} of alpha and beta), then pause", args.last_look_share),
+        OnExhausted::LastLook => format!("last look ({share} of alpha and beta), then pause"),
     };
     println!(
         "steps {}; proving share {}; alpha {}, beta {}; an exhausted undecided step: {exhausted}",

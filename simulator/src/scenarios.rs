@@ -39,7 +39,7 @@ pub fn plan() -> Plan {
         action: GateAction::Halt,
         metrics: Vec::new(),
     };
-    Plan { schedule, gate, horizon_ms: 30 * 86_400_000, exhausted: Exhausted::Hold }
+    Plan { schedule, gate, horizon_ms: 30 * 86_400_000, exhausted: Exhausted::LastLook }
 }
 
 /// `plan` with a gate on the app metric [`SESSION`] at the documented defaults
@@ -268,11 +268,18 @@ mod tests {
     }
 
     #[test]
-    fn a_fleet_too_small_for_its_steps_holds_and_never_widens() {
+    fn a_fleet_too_small_for_its_steps_pauses_and_never_widens() {
         // On 20,000 devices the 2% step (400 devices) cannot prove a good build no worse than
-        // its baseline at the default error rates: it holds there, never halted, never wider.
+        // its baseline at the default error rates, nor can the last look once its audience is
+        // exhausted: it pauses there for an engineer, never halted, never wider.
         let good = measure(&SCENARIOS[2], &small(), &plan(), 5, 7);
-        assert_eq!((good.halted(), good.held), (0, 5), "{good:?}");
+        assert_eq!((good.halted(), good.held, good.completed), (0, 0, 0), "{good:?}");
+        assert!(good.received_at_pause.iter().all(|&r| r <= 500), "{good:?}");
+        assert_eq!(good.received_at_pause.len(), 5, "{good:?}");
+        // Holding, as before the last look: the same rollouts hold silently instead.
+        let hold = Plan { exhausted: Exhausted::Hold, ..plan() };
+        let held = measure(&SCENARIOS[2], &small(), &hold, 5, 7);
+        assert_eq!((held.halted(), held.held), (0, 5), "{held:?}");
     }
 
     #[test]

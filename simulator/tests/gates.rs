@@ -58,10 +58,14 @@ fn proving_on_few() -> (Fleet, Plan) {
 fn a_four_percent_build_never_widens_past_the_proving_step_and_the_last_look_stops_every_one() {
     let (fleet, plan) = proving_on_few();
     let four = scenario("fails-4");
-    let holding = measure(&four, &fleet, &plan, 30, 3);
+    // Holding (the server before the last look, no share kept for it): never past 2%.
+    let hold = Plan { exhausted: Exhausted::Hold, gate: with_last_look(&plan, 0.0), ..plan.clone() };
+    let holding = measure(&four, &fleet, &hold, 30, 3);
     assert_eq!(holding.completed, 0, "{holding:?}");
-    let last_look = Plan { exhausted: Exhausted::LastLook, gate: with_last_look(&plan, 0.5), ..plan.clone() };
-    let looked = measure(&four, &fleet, &last_look, 30, 3);
+    // The default plan takes the last look, as the server does.
+    assert_eq!(plan.exhausted, Exhausted::LastLook);
+    assert_eq!(plan.gate.compare.unwrap().last_look(), 0.5);
+    let looked = measure(&four, &fleet, &plan, 30, 3);
     assert_eq!((looked.held, looked.completed, looked.stopped()), (0, 0, 30), "{looked:?}");
     // Stopped at the proving step at the latest: 2% of the fleet.
     assert!(looked.max_share_at_stop().unwrap() <= 2.0, "{looked:?}");
@@ -73,8 +77,7 @@ fn a_four_percent_build_never_widens_past_the_proving_step_and_the_last_look_sto
 #[test]
 fn the_last_look_rarely_halts_a_build_as_good_as_the_baseline() {
     let (fleet, plan) = proving_on_few();
-    let last_look = Plan { exhausted: Exhausted::LastLook, gate: with_last_look(&plan, 0.5), ..plan.clone() };
-    let f = measure(&scenario("as-good"), &fleet, &last_look, 30, 5);
+    let f = measure(&scenario("as-good"), &fleet, &plan, 30, 5);
     assert!(f.halted() <= 1, "{f:?}");
     // Nothing holds silently: each rollout widened, or paused for an engineer.
     assert_eq!(f.held, 0, "{f:?}");

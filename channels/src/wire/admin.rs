@@ -336,6 +336,14 @@ pub struct CompareSpec {
     /// New install attempts each step needs before it widens (default 20).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_sample: Option<u64>,
+    /// The share of `alpha` and `beta` kept for the last look at an exhausted proving step,
+    /// from 0 (no look) to below 1 (default 0.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_look: Option<f64>,
+    /// Seconds without a new install report after which a proving step held for evidence
+    /// counts as exhausted, from 60 to 2592000 (default 86400: a day).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exhausted_after_s: Option<u64>,
 }
 
 /// A schedule on the wire: a named preset or explicit steps, not both. Answers always carry the

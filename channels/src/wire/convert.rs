@@ -15,19 +15,19 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{
     ArtifactSpec, CheckRequest, ClientSignaturesSpec, CompareSpec, EvidenceView, ExplainResponse, GateSpec,
-    KeyDocumentSpec, KeySpec, MetricEvidenceView, MetricFiguresView, MetricGateSpec, MetricKindSpec, MetricSpec,
-    PatchSpec, Reason, ReleaseSpec, ReleaseVerdict, RolloutPatch, RolloutSpec, RuleKind, RuleSpec, ScheduleSpec,
-    SignatureSpec, TraitOp,
+    KeyDocumentSpec, KeySpec, LastLookTakenView, LastLookView, MetricEvidenceView, MetricFiguresView, MetricGateSpec,
+    MetricKindSpec, MetricSpec, PatchSpec, Reason, ReleaseSpec, ReleaseVerdict, RolloutPatch, RolloutSpec, RuleKind,
+    RuleSpec, ScheduleSpec, SignatureSpec, TraitOp,
 };
 use crate::error::{ParseError, What};
 use crate::rules::parse_network;
 use crate::{
     Admission, AppId, Arch, Artifact, Blob, Call, ChannelName, CheckIn, CheckKind, ClientSignatures, Comparison,
-    CounterFigures, Distribution, Evidence, Explanation, HealthGate, IdList, KeyDocument, KeyId, KeySignature, Locale,
-    MAX_RULE_VALUES, Measure, MetricEvidence, MetricGate, MetricKind, MetricSet, Minisign, Os, Patch, Patches,
-    Platform, Release, ReleaseParts, Rollout, RolloutEdit, Rule, Rules, Salt, Schedule, Sha512, Signature, Signatures,
-    SignedKeyDocument, Target, Threshold, TraitCondition, TraitValue, TrustedKeys, Verdict, Version,
-    metric_gate_defaults,
+    CounterFigures, Distribution, Evidence, ExhaustedStep, Explanation, HealthGate, IdList, KeyDocument, KeyId,
+    KeySignature, LastLook, Locale, MAX_RULE_VALUES, Measure, MetricEvidence, MetricGate, MetricKind, MetricSet,
+    Minisign, Os, Patch, Patches, Percent, Platform, Release, ReleaseParts, Rollout, RolloutEdit, Rule, Rules, Salt,
+    Schedule, Sha512, Signature, Signatures, SignedKeyDocument, Target, Threshold, TraitCondition, TraitValue,
+    TrustedKeys, Verdict, Version, metric_gate_defaults,
 };
 
 // ---------- app metrics ----------
@@ -401,7 +401,9 @@ impl TryFrom<CompareSpec> for Comparison {
             c.beta.unwrap_or(d.beta()),
             c.proven_from_bp.unwrap_or(d.proven_from()),
             c.step_sample.unwrap_or(d.step_sample()),
-        )
+        )?
+        .with_last_look(c.last_look.unwrap_or(d.last_look()))?
+        .with_exhausted_after(c.exhausted_after_s.unwrap_or(d.exhausted_after_s()))
     }
 }
 
@@ -414,6 +416,8 @@ impl From<Comparison> for CompareSpec {
             beta: Some(c.beta()),
             proven_from_bp: Some(c.proven_from()),
             step_sample: Some(c.step_sample()),
+            last_look: Some(c.last_look()),
+            exhausted_after_s: Some(c.exhausted_after_s()),
         }
     }
 }
@@ -440,6 +444,48 @@ impl From<&Evidence> for EvidenceView {
             statistic: e.statistic,
             halt_at: e.halt_at,
             accept_at: e.accept_at,
+        }
+    }
+}
+
+/// A call as the status view spells it.
+fn call_name(call: Call) -> String {
+    match call {
+        Call::Worse => "worse",
+        Call::NoWorse => "no_worse",
+        Call::Undecided => "undecided",
+        Call::BaselineTooSmall => "baseline_too_small",
+    }
+    .to_owned()
+}
+
+impl From<&LastLook> for LastLookView {
+    fn from(l: &LastLook) -> Self {
+        LastLookView {
+            metric: l.metric,
+            call: call_name(l.call),
+            bad: l.candidate.bad(),
+            sample: l.candidate.total(),
+            baseline_bad: l.baseline.bad(),
+            baseline_sample: l.baseline.total(),
+            tolerated: l.tolerated,
+            worse: l.worse,
+            if_tolerated: l.if_tolerated,
+            if_worse: l.if_worse,
+            halt_below: l.halt_below,
+            accept_below: l.accept_below,
+        }
+    }
+}
+
+impl LastLookTakenView {
+    /// The view of a last look taken at `at_ms` on a step of `percent` that decided `step`.
+    pub fn new(at_ms: u64, percent: Percent, step: &ExhaustedStep) -> Self {
+        LastLookTakenView {
+            at_ms,
+            basis_points: percent,
+            call: call_name(step.call),
+            looks: step.looks.iter().map(LastLookView::from).collect(),
         }
     }
 }

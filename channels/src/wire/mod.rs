@@ -41,9 +41,9 @@ pub use experiment::{
 pub use keys::{KeyDocumentSpec, KeyDocuments, SignatureSpec};
 pub use problem::Problem;
 pub use status::{
-    AdoptionHistory, ChannelAdoption, ChannelHistory, EvidenceView, Figures, MetricEvidenceView, MetricFiguresView,
-    MetricStepView, MetricView, ReleaseStatus, RolloutStatus, ScheduleStatus, StatusView, TrendPoint, TrendView,
-    VersionAdoption, VersionHistory, WindowCount,
+    AdoptionHistory, ChannelAdoption, ChannelHistory, EvidenceView, ExhaustionView, Figures, LastLookTakenView,
+    LastLookView, MetricEvidenceView, MetricFiguresView, MetricStepView, MetricView, ReleaseStatus, RolloutStatus,
+    ScheduleStatus, StatusView, TrendPoint, TrendView, VersionAdoption, VersionHistory, WindowCount,
 };
 
 #[cfg(test)]

@@ -105,6 +105,13 @@ pub struct RolloutStatus {
     /// The metric gates whose current step lacks new values: the step does not widen yet.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metric_step_waits: Vec<MetricStepView>,
+    /// A comparing gate's proving step held for evidence: when its audience counts as
+    /// exhausted if no new install reports come (docs/gates.md, *The last look*).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exhaustion: Option<ExhaustionView>,
+    /// The last look taken in the gate's window, once taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_look: Option<LastLookTakenView>,
     /// Every change to this rollout, oldest first (including the scheduler's and gates').
     pub history: Vec<AuditEntry>,
 }
@@ -139,6 +146,63 @@ pub struct EvidenceView {
     pub halt_at: f64,
     /// The statistic proves the build no worse at or below this.
     pub accept_at: f64,
+}
+
+/// A proving step waiting to be judged exhausted, as the replica answering saw its reports
+/// (the scheduler's replica keeps the wait; another replica counts from when it first saw
+/// them, so its `exhausted_at_ms` may be later).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExhaustionView {
+    /// The step's install reports (installs and install failures since it began).
+    pub step_reports: u64,
+    /// When they last grew (or were first seen).
+    pub reports_grew_at_ms: u64,
+    /// When the step counts as exhausted if no new reports come (at or before now: it is,
+    /// and the scheduler takes the last look at its next tick).
+    pub exhausted_at_ms: u64,
+}
+
+/// The last look taken at an exhausted proving step: when, at which share, what it said
+/// (`worse`: tripped; `no_worse`: widened; `undecided`: paused) and each rate's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastLookTakenView {
+    /// When.
+    pub at_ms: u64,
+    /// The step's share then.
+    pub basis_points: Percent,
+    /// `worse`, `no_worse` or `undecided`.
+    pub call: String,
+    /// One per rate judged (none without a baseline).
+    pub looks: Vec<LastLookView>,
+}
+
+/// The last look's figures on one rate: the exact binomial tails and their thresholds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastLookView {
+    /// The metric.
+    pub metric: Metric,
+    /// `worse`, `no_worse`, `undecided` or `baseline_too_small`.
+    pub call: String,
+    /// The candidate's bad outcomes in the window.
+    pub bad: u64,
+    /// Its trials in the window.
+    pub sample: u64,
+    /// The baseline's bad outcomes.
+    pub baseline_bad: u64,
+    /// The baseline's trials.
+    pub baseline_sample: u64,
+    /// The rate tolerated (`p0`).
+    pub tolerated: f64,
+    /// The rate to catch (`p1`).
+    pub worse: f64,
+    /// The chance of at least `bad` at the tolerated rate.
+    pub if_tolerated: f64,
+    /// The chance of at most `bad` at the rate to catch.
+    pub if_worse: f64,
+    /// Worse when `if_tolerated` is at or below this.
+    pub halt_below: f64,
+    /// No worse when `if_worse` is at or below this.
+    pub accept_below: f64,
 }
 
 /// One app metric of a build, beside the baseline's.

@@ -287,7 +287,7 @@ impl State {
         let mut change = Change::default();
         let read = |v: &Version| reading(&self.feedback, &id, v);
         let halting = halted(bad_rollouts);
-        stage_replacements(now, &who.name, &app, "rollback.halt", halting, &read, &mut parts, &mut change);
+        stage_replacements(now, &who.name, &app, "rollback.halt", halting, &[], &read, &mut parts, &mut change);
         let spec = ReleaseSpec::from(&release);
         change.put_release(&id, &release, now);
         let rebuilds: Vec<_> = rebuilds

@@ -10,7 +10,7 @@ use super::audit;
 use crate::auth::Principal;
 use crate::feedback::Feedback;
 use crate::problem::ApiError;
-use crate::snapshot::{AppParts, AppSnapshot, GateMarks, Reading, RolloutMeta, etag};
+use crate::snapshot::{AppParts, AppSnapshot, GateMarks, Looked, Reading, RolloutMeta, etag};
 use crate::state::State;
 use crate::store::Change;
 use crate::views::find_rollout;
@@ -90,11 +90,28 @@ impl Writer<'_> {
         pairs: Vec<(Rollout, Rollout)>,
         reasons: &[String],
     ) -> Result<Arc<AppSnapshot>, ApiError> {
+        self.replace_rollouts_looked(now, actor, app, action, pairs, reasons, &[]).await
+    }
+
+    /// [`Writer::replace_rollouts`], recording with each pair the last look it follows from
+    /// (`looks`: one per pair, or empty), kept in the rollout's gate marks for the rest of
+    /// its window.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn replace_rollouts_looked(
+        &mut self,
+        now: u64,
+        actor: &str,
+        app: &AppSnapshot,
+        action: &str,
+        pairs: Vec<(Rollout, Rollout)>,
+        reasons: &[String],
+        looks: &[Option<Looked>],
+    ) -> Result<Arc<AppSnapshot>, ApiError> {
         let mut parts = app.to_parts();
         let mut change = Change::default();
         let feedback = &self.state().feedback;
         let read = |v: &Version| reading(feedback, &app.id, v);
-        stage_replacements(now, actor, app, action, pairs, &read, &mut parts, &mut change);
+        stage_replacements(now, actor, app, action, pairs, looks, &read, &mut parts, &mut change);
         if !reasons.is_empty() {
             change.annotate_audit(reasons);
         }
@@ -105,8 +122,9 @@ impl Writer<'_> {
 /// Stages rollout replacements into `parts` and `change`: each bumps its revision, moves its
 /// schedule clock (a new percentage starts a new hold, except a fit of a step of devices; pausing stops the clock, resuming
 /// continues it) and its gate marks (a new percentage starts a new step sample; resuming
-/// starts a new window, from `read`, the release's figures now, and its baseline's), and gets
-/// an audit entry with before and after.
+/// starts a new window, from `read`, the release's figures now, and its baseline's; a pair
+/// with a last look in `looks`, one per pair or none, keeps it in its marks), and gets an
+/// audit entry with before and after.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn stage_replacements(
     now: u64,
@@ -114,11 +132,12 @@ pub(super) fn stage_replacements(
     app: &AppSnapshot,
     action: &str,
     pairs: Vec<(Rollout, Rollout)>,
+    looks: &[Option<Looked>],
     read: &dyn Fn(&Version) -> Reading,
     parts: &mut AppParts,
     change: &mut Change,
 ) {
-    for (before, after) in pairs {
+    for (i, (before, after)) in pairs.into_iter().enumerate() {
         let old = app.meta_of(&before.release, &before.channel);
         let mut clock = old.clock;
         let mut marks = old.marks;
@@ -131,6 +150,9 @@ pub(super) fn stage_replacements(
             // A resumed rollout is judged afresh: what halted it is not held against it again,
             // and its baseline's metrics are read from now on too.
             marks = begin_marks(app, &after, read);
+        }
+        if let Some(look) = looks.get(i).copied().flatten() {
+            marks.look = Some(look);
         }
         let meta =
             RolloutMeta { revision: old.revision + 1, clock: clock.on_state(before.state, after.state, now), marks };

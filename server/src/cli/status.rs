@@ -164,6 +164,53 @@ pub fn render(s: &StatusView, with_history: bool, now_ms: u64) -> String {
         text.push_str("\nGates against their baseline\n");
         text.push_str(&g.render());
     }
+    let mut l = Table::new([
+        "VERSION",
+        "CHANNEL",
+        "AT (UTC)",
+        "STEP",
+        "METRIC",
+        "CALL",
+        "CANDIDATE",
+        "P(AS MANY | TOLERATED)",
+        "HALTS AT",
+        "P(AS FEW | TO CATCH)",
+        "PROVES AT",
+    ]);
+    let mut looked = false;
+    for r in &s.releases {
+        for o in &r.rollouts {
+            let Some(look) = &o.last_look else { continue };
+            looked = true;
+            let when = [r.version.to_string(), o.channel.to_string(), utc(look.at_ms), look.basis_points.to_string()];
+            if look.looks.is_empty() {
+                l.row(
+                    when.iter()
+                        .cloned()
+                        .chain(["-".to_owned(), look.call.clone()])
+                        .chain(std::iter::repeat_n("-".to_owned(), 5)),
+                );
+            }
+            for e in &look.looks {
+                let metric =
+                    serde_json::to_value(e.metric).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+                let rate = if e.sample == 0 { 0.0 } else { e.bad as f64 * 100.0 / e.sample as f64 };
+                l.row(when.clone().into_iter().chain([
+                    metric,
+                    e.call.clone(),
+                    format!("{rate:.2}% ({}/{})", e.bad, e.sample),
+                    format!("{:.2e}", e.if_tolerated),
+                    format!("{:.2e}", e.halt_below),
+                    format!("{:.2e}", e.if_worse),
+                    format!("{:.2e}", e.accept_below),
+                ]));
+            }
+        }
+    }
+    if looked {
+        text.push_str("\nLast look at an exhausted proving step\n");
+        text.push_str(&l.render());
+    }
     let mut m = Table::new(["VERSION", "CHANNEL", "METRIC", "BUILD", "BASELINE"]);
     let mut measured = false;
     for r in &s.releases {
@@ -275,6 +322,12 @@ fn next_step(o: &RolloutStatus, now_ms: u64) -> String {
             let waits: Vec<String> =
                 o.metric_step_waits.iter().map(|w| format!("{} {}/{}", w.metric, w.new_values, w.needed)).collect();
             format!("{} when the step has new values ({})", step.share, waits.join(", "))
+        }
+        Some(_) if o.exhaustion.is_some() => {
+            let at = o.exhaustion.as_ref().map_or(now_ms, |e| e.exhausted_at_ms);
+            let when =
+                if at > now_ms { format!("exhausted in {}", span(at - now_ms)) } else { "exhausted now".to_owned() };
+            format!("{} when the gate passes (step {when} if no new install reports: then the last look)", step.share)
         }
         Some(_) if o.gate.is_some() => format!("{} when the gate passes", step.share),
         Some(_) => format!("{} now", step.share),

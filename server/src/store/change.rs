@@ -14,7 +14,7 @@ use crate::snapshot::{AppSettings, RolloutMeta};
 pub(super) enum Op {
     App(AppId, AppRecord),
     Release(AppId, Version, ReleaseRecord),
-    Rollout(AppId, Version, ChannelName, RolloutRecord),
+    Rollout(AppId, Version, ChannelName, Box<RolloutRecord>),
     Token(String, TokenRecord),
     RemoveToken(String),
     Bootstrapped,
@@ -89,7 +89,7 @@ impl Change {
     /// Stores a rollout with its revision and schedule clock.
     pub fn put_rollout(&mut self, app: &AppId, r: &Rollout, meta: RolloutMeta) -> &mut Self {
         let record = RolloutRecord::new(r, meta);
-        self.ops.push(Op::Rollout(app.clone(), r.release.clone(), r.channel.clone(), record));
+        self.ops.push(Op::Rollout(app.clone(), r.release.clone(), r.channel.clone(), Box::new(record)));
         self
     }
     /// Stores a token.

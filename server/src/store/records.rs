@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use halftone_channels::wire::{AuditEntry, Role};
 use halftone_channels::{
-    AppId, Arch, ArmSlot, Artifact, Blob, ChannelName, ClientSignatures, Comparison, DeploymentKey, Direction,
+    AppId, Arch, ArmSlot, Artifact, Blob, Call, ChannelName, ClientSignatures, Comparison, DeploymentKey, Direction,
     DisplayName, ExternalUrl, GateAction, Health, HealthGate, IdList, KeyDocument, KeyId, KeySignature, ListedId,
     MetricGate, MetricKind, MetricName, MetricSet, Minisign, Os, ParseError, Patch, PatchFormat, Patches, Percent,
     PublicKey, Rank, Release, ReleaseParts, Rollout, RolloutState, Rule, Rules, Salt, Schedule, ScheduleClock,
@@ -27,7 +27,7 @@ use halftone_channels::{
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Token;
-use crate::snapshot::{AppSettings, BaselineMark, CodePushKey, GateMarks, MetricMarks, RolloutMeta};
+use crate::snapshot::{AppSettings, BaselineMark, CodePushKey, GateMarks, Looked, MetricMarks, RolloutMeta};
 
 /// An app's settings as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -409,6 +409,64 @@ struct MarksRecord {
     /// judge the baseline's cumulative values (the old meaning).
     #[serde(default, skip_serializing_if = "MetricMarksRecord::is_empty")]
     metrics: Box<MetricMarksRecord>,
+    /// The last look taken in this window; absent when none was (and before there were any).
+    /// Boxed: rare, and a rollout's record is moved around whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    look: Option<Box<LookedRecord>>,
+}
+
+/// A last look the scheduler took, with the figures it judged.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct LookedRecord {
+    at_ms: u64,
+    percent: Percent,
+    window: HealthRecord,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    baseline: Option<HealthRecord>,
+    call: LookCallRecord,
+}
+
+/// What a last look said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum LookCallRecord {
+    Worse,
+    NoWorse,
+    Undecided,
+}
+
+impl From<&Looked> for LookedRecord {
+    fn from(l: &Looked) -> Self {
+        let call = match l.call {
+            Call::Worse => LookCallRecord::Worse,
+            Call::NoWorse => LookCallRecord::NoWorse,
+            Call::Undecided | Call::BaselineTooSmall => LookCallRecord::Undecided,
+        };
+        LookedRecord {
+            at_ms: l.at_ms,
+            percent: l.percent,
+            window: l.window.into(),
+            baseline: l.baseline.map(Into::into),
+            call,
+        }
+    }
+}
+
+impl From<LookedRecord> for Looked {
+    fn from(r: LookedRecord) -> Self {
+        let call = match r.call {
+            LookCallRecord::Worse => Call::Worse,
+            LookCallRecord::NoWorse => Call::NoWorse,
+            LookCallRecord::Undecided => Call::Undecided,
+        };
+        Looked {
+            at_ms: r.at_ms,
+            percent: r.percent,
+            window: r.window.into(),
+            baseline: r.baseline.map(Into::into),
+            call,
+        }
+    }
 }
 
 impl MarksRecord {
@@ -471,7 +529,12 @@ impl From<&GateMarks> for MarksRecord {
                 .as_ref()
                 .map(|b| BaselineMarkRecord { release: b.release.clone(), metrics: summaries_record(&b.metrics) }),
         };
-        MarksRecord { window: m.window.into(), step: m.step.into(), metrics: Box::new(metrics) }
+        MarksRecord {
+            window: m.window.into(),
+            step: m.step.into(),
+            metrics: Box::new(metrics),
+            look: m.look.as_ref().map(|l| Box::new(l.into())),
+        }
     }
 }
 
@@ -482,7 +545,12 @@ impl From<MarksRecord> for GateMarks {
             step: summaries(r.metrics.step),
             baseline: r.metrics.baseline.map(|b| BaselineMark { release: b.release, metrics: summaries(b.metrics) }),
         };
-        GateMarks { window: r.window.into(), step: r.step.into(), metrics: std::sync::Arc::new(metrics) }
+        GateMarks {
+            window: r.window.into(),
+            step: r.step.into(),
+            metrics: std::sync::Arc::new(metrics),
+            look: r.look.map(|l| (*l).into()),
+        }
     }
 }
 
@@ -599,6 +667,17 @@ struct CompareRecord {
     beta: f64,
     proven_from: Percent,
     step_sample: u64,
+    /// Absent before the server took the last look: such a gate keeps the test it began with,
+    /// with no share of its error rates kept for a look (docs/gates.md, *Decisions*).
+    #[serde(default)]
+    last_look: f64,
+    /// Absent before the server took the last look: a day.
+    #[serde(default = "default_exhausted_after_s")]
+    exhausted_after_s: u64,
+}
+
+fn default_exhausted_after_s() -> u64 {
+    halftone_channels::DEFAULT_EXHAUSTED_AFTER_S
 }
 
 impl From<Comparison> for CompareRecord {
@@ -610,6 +689,8 @@ impl From<Comparison> for CompareRecord {
             beta: c.beta(),
             proven_from: c.proven_from(),
             step_sample: c.step_sample(),
+            last_look: c.last_look(),
+            exhausted_after_s: c.exhausted_after_s(),
         }
     }
 }
@@ -617,7 +698,9 @@ impl From<Comparison> for CompareRecord {
 impl TryFrom<CompareRecord> for Comparison {
     type Error = ParseError;
     fn try_from(c: CompareRecord) -> Result<Self, ParseError> {
-        Comparison::new(c.degradation, c.min_difference, c.alpha, c.beta, c.proven_from, c.step_sample)
+        Comparison::new(c.degradation, c.min_difference, c.alpha, c.beta, c.proven_from, c.step_sample)?
+            .with_last_look(c.last_look)?
+            .with_exhausted_after(c.exhausted_after_s)
     }
 }
 
@@ -909,6 +992,60 @@ mod tests {
         meta.marks = GateMarks { window: h(10), step: h(40), ..GateMarks::default() };
         let bytes = serde_json::to_vec(&RolloutRecord::new(&rollout, meta.clone())).unwrap();
         assert!(!String::from_utf8_lossy(&bytes).contains("metrics\":{"), "no metric marks, none written");
+        let back: RolloutRecord = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back.into_rollout(v, ch).unwrap(), (rollout, meta));
+    }
+
+    /// Removes every field named in `names`, at any depth.
+    fn strip(v: &mut serde_json::Value, names: &[&str]) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.retain(|k, _| !names.contains(&k.as_str()));
+                m.values_mut().for_each(|x| strip(x, names));
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| strip(x, names)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn a_comparison_stored_before_the_last_look_keeps_its_test_and_a_taken_look_round_trips() {
+        let (v, ch) = release();
+        // Stored before the last look (its comparison without the two fields): no share was
+        // kept for it, and it keeps none.
+        let fresh: RolloutRecord =
+            serde_json::from_str(r#"{"spec":{"basis_points":200,"salt":"s"},"revision":2}"#).unwrap();
+        let (mut rollout, meta) = fresh.into_rollout(v.clone(), ch.clone()).unwrap();
+        rollout.gate = Some(HealthGate {
+            max_install_failure_rate: None,
+            max_crash_rate: None,
+            min_sample: 0,
+            compare: Some(Comparison::default()),
+            action: GateAction::Halt,
+            metrics: Vec::new(),
+        });
+        let mut json = serde_json::to_value(RolloutRecord::new(&rollout, meta)).unwrap();
+        let text = json.to_string();
+        assert!(text.contains("\"last_look\":0.5") && text.contains("\"exhausted_after_s\":86400"), "{text}");
+        strip(&mut json, &["last_look", "exhausted_after_s"]);
+        let record: RolloutRecord = serde_json::from_value(json).unwrap();
+        let (rollout, mut meta) = record.into_rollout(v.clone(), ch.clone()).unwrap();
+        let c = rollout.gate.as_ref().and_then(|g| g.compare).expect("a comparing gate");
+        assert_eq!((c.last_look(), c.exhausted_after_s()), (0.0, 86_400));
+        assert_eq!(meta.marks.look, None);
+        // A look taken, and a comparison with the new settings: both written and read back.
+        let mut rollout = rollout;
+        rollout.gate.as_mut().unwrap().compare =
+            Some(c.with_last_look(0.5).unwrap().with_exhausted_after(3_600).unwrap());
+        let h = |n| Health { installs: n, install_failures: 3, first_runs: 0, crashes: 0 };
+        meta.marks.look = Some(Looked {
+            at_ms: 9,
+            percent: Percent::from_basis_points(200).unwrap(),
+            window: h(1_900),
+            baseline: Some(h(98_000)),
+            call: Call::Undecided,
+        });
+        let bytes = serde_json::to_vec(&RolloutRecord::new(&rollout, meta.clone())).unwrap();
         let back: RolloutRecord = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(back.into_rollout(v, ch).unwrap(), (rollout, meta));
     }
