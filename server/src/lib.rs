@@ -18,6 +18,7 @@
 // other module is the server's own.
 mod artifacts;
 mod auth;
+pub mod background;
 mod changes;
 pub mod cli;
 mod client_signatures;

@@ -43,6 +43,9 @@ pub struct State {
     pub(crate) freshness: crate::replica::Freshness,
     /// The snapshot readers load, replaced only through a [`Writer`](crate::writer::Writer).
     pub(crate) published: Published,
+    /// The runtime the state was opened on, whose blocking pool takes event reports' intake
+    /// off the HTTP workers (at the background's priority: crate::background).
+    pub(crate) background: tokio::runtime::Handle,
 }
 
 impl State {
@@ -69,6 +72,7 @@ impl State {
             reports_seen: crate::reports_seen::ReportsWatch::default(),
             freshness: Default::default(),
             published: Published::new(snapshot),
+            background: tokio::runtime::Handle::current(),
         })
     }
 

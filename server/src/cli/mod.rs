@@ -166,7 +166,12 @@ pub enum Command {
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let json = cli.global.json;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // The runtime's threads are the background (ingestion, scheduler, store): they yield the
+    // CPU to the HTTP workers, which the main thread starts (crate::background).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .on_thread_start(crate::background::lower_this_thread)
+        .enable_all()
+        .build()?;
     // A LocalSet lets `serve` run a server future that is not `Send`.
     let local = tokio::task::LocalSet::new();
     match local.block_on(&runtime, run(cli)) {

@@ -381,8 +381,8 @@ pub async fn download(
 ///
 /// The request worker only reads the body and waits for the commit: parsing, validating and
 /// screening a batch ([`intake`], up to 100 JSON events and 100 MACs, about 100 µs) run on a
-/// blocking thread, so that a wave of install reports never holds up the check-ins the same
-/// worker serves (docs/api.md, `POST /v1/apps/{app}/events`).
+/// blocking thread of the background (`crate::background`, at a lower priority), so that a
+/// wave of install reports never holds up the check-ins the same worker serves (docs/api.md, `POST /v1/apps/{app}/events`).
 pub async fn events(
     req: HttpRequest,
     path: web::Path<String>,
@@ -393,8 +393,10 @@ pub async fn events(
     let body = body::read(payload, state.config.max_json_bytes).await?;
     let network = Network::of(client_ip(&req, &state.config.trusted_proxies));
     let taken = {
-        let (state, app) = (state.clone(), app.clone());
-        web::block(move || intake(&state, &app, &body))
+        let (state, app) = (state.clone().into_inner(), app.clone());
+        let background = state.background.clone();
+        background
+            .spawn_blocking(move || intake(&state, &app, &body))
             .await
             .map_err(|e| ApiError::Internal(anyhow::anyhow!("the event intake stopped: {e}")))??
     };

@@ -124,14 +124,24 @@ pub struct SledStore {
 impl SledStore {
     /// Opens (or creates) the database under `dir`.
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::LowSpace)
             // sled caches up to 1 GiB by default; the snapshot already holds what the
             // server reads, so the cache only serves writes and start-up.
-            .cache_capacity(8 << 20)
-            .open()
-            .with_context(|| format!("opening the database in {}", dir.display()))?;
+            .cache_capacity(8 << 20);
+        // sled makes its flusher and I/O threads as it opens, and they inherit the opening
+        // thread's priority: opened from a background thread, they are the background too
+        // (crate::background), and its flushes yield the CPU to check-ins.
+        let db = std::thread::scope(|s| {
+            s.spawn(|| {
+                crate::background::lower_this_thread();
+                config.open()
+            })
+            .join()
+        })
+        .map_err(|_| anyhow::anyhow!("opening the database panicked"))?
+        .with_context(|| format!("opening the database in {}", dir.display()))?;
         let t = |n: &str| db.open_tree(n);
         let trees = [
             t("apps")?,
