@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
+use halftone_admin::AdminClient;
 use halftone_channels::Percent;
 use halftone_channels::wire::{ArmRequest, ExperimentRequest, TokenRequest};
 use halftone_server::clock::ManualClock;
@@ -111,12 +112,8 @@ async fn the_adoption_route_refuses_bad_input_with_problems() {
     admin.post("/v1/apps/notes/adoption", &json!({})).await.assert_problem(405, "not allowed");
     server.anonymous().get("/v1/apps/notes/adoption").await.assert_problem(401, "");
     // A viewer may read it.
-    let viewer = server
-        .admin()
-        .create_token(&serde_json::from_value::<TokenRequest>(json!({"name": "watcher", "role": "viewer"})).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(admin.with_token(&viewer.token).get("/v1/apps/notes/adoption").await.status, 200);
+    let viewer = viewer_token(&server.admin()).await;
+    assert_eq!(admin.with_token(&viewer).get("/v1/apps/notes/adoption").await.status, 200);
 }
 
 #[tokio::test]
@@ -164,6 +161,12 @@ struct Browser {
     chromium: PathBuf,
     /// A dir with `node_modules/playwright-core`.
     cache: PathBuf,
+}
+
+/// A new token with the viewer role (named "watcher").
+async fn viewer_token(admin: &AdminClient) -> String {
+    let request = serde_json::from_value::<TokenRequest>(json!({"name": "watcher", "role": "viewer"})).unwrap();
+    admin.create_token(&request).await.unwrap().token
 }
 
 fn browser() -> Result<Browser, String> {
@@ -300,11 +303,7 @@ async fn the_dashboard_works_in_a_real_browser() {
     rebuild.spec.rebuild_of = Some("1.0.0".parse().unwrap());
     rebuild.spec.notes = "Reverts 1.1.0".into();
     p.upload(&rebuild).await;
-    let viewer = p
-        .admin
-        .create_token(&serde_json::from_value::<TokenRequest>(json!({"name": "watcher", "role": "viewer"})).unwrap())
-        .await
-        .unwrap();
+    let viewer = viewer_token(&p.admin).await;
 
     let other = p
         .admin
@@ -321,7 +320,7 @@ async fn the_dashboard_works_in_a_real_browser() {
         "scenario": "cockpit",
         "base": server.base,
         "admin": server.token,
-        "viewer": viewer.token,
+        "viewer": viewer,
         "other_publisher": other.token,
         "rebuild": serde_json::to_string_pretty(&rebuild.spec).unwrap(),
     });
@@ -407,17 +406,13 @@ async fn experiments_and_app_metrics_in_a_real_browser() {
     assert_eq!((purchases.sum, purchases.devices), (Some(15), Some(5)));
     let gate = &rollout.metric_evidence[0];
     assert_eq!((gate.call.as_str(), gate.count, gate.baseline_count), ("no_worse", 600, 1_000), "{gate:?}");
-    let viewer = p
-        .admin
-        .create_token(&serde_json::from_value::<TokenRequest>(json!({"name": "watcher", "role": "viewer"})).unwrap())
-        .await
-        .unwrap();
+    let viewer = viewer_token(&p.admin).await;
 
     let config = json!({
         "scenario": "experiment",
         "base": server.base,
         "admin": server.token,
-        "viewer": viewer.token,
+        "viewer": viewer,
         "experiment": view,
         "metrics": rollout.metrics,
         "metric_evidence": rollout.metric_evidence,
@@ -486,17 +481,13 @@ async fn a_step_waiting_for_metric_values_and_starting_an_experiment_in_a_real_b
         json!({"arms": [{"version": "1.2.0", "basis_points": 6000}, {"version": "1.3.0", "basis_points": 5000}]});
     let refused = server.raw_admin().post("/v1/apps/lab/channels/beta/experiment", &overlapping).await;
     refused.assert_problem(422, "over 100%");
-    let viewer = p
-        .admin
-        .create_token(&serde_json::from_value::<TokenRequest>(json!({"name": "watcher", "role": "viewer"})).unwrap())
-        .await
-        .unwrap();
+    let viewer = viewer_token(&p.admin).await;
 
     let config = json!({
         "scenario": "start",
         "base": server.base,
         "admin": server.token,
-        "viewer": viewer.token,
+        "viewer": viewer,
         "waits": waits,
         "refusal": refused.body["detail"],
     });
