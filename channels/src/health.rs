@@ -90,6 +90,19 @@ pub struct GateFigures {
 }
 
 impl HealthGate {
+    /// A gate that only compares the build with its baseline (`compare`) and halts it when
+    /// it is proven worse: no fixed limits, no metric gates.
+    pub fn comparing(compare: Comparison) -> HealthGate {
+        HealthGate {
+            max_install_failure_rate: None,
+            max_crash_rate: None,
+            min_sample: 0,
+            compare: Some(compare),
+            action: GateAction::Halt,
+            metrics: Vec::new(),
+        }
+    }
+
     /// Checks the rates are fractions in 0..=1 and that the gate watches something.
     pub fn validate(self) -> Result<Self, ParseError> {
         let bad = |why: &'static str| Err(ParseError::new(What::Rollout, "gate", why));

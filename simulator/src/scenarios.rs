@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use halftone_channels::{
-    Comparison, GateAction, HealthGate, MetricGate, MetricName, Percent, Schedule, Step, metric_gate_defaults,
+    Comparison, HealthGate, MetricGate, MetricName, Percent, Schedule, Step, metric_gate_defaults,
 };
 
 use crate::fleet::{Build, Exhausted, Fleet, Outcome, Plan, SESSION, run};
@@ -31,14 +31,7 @@ pub fn plan() -> Plan {
     let schedule =
         Schedule::new(vec![step(10, 1), step(50, 1), step(200, 4), step(1_000, 12), step(5_000, 24), step(10_000, 0)])
             .expect("steps increase");
-    let gate = HealthGate {
-        max_install_failure_rate: None,
-        max_crash_rate: None,
-        min_sample: 0,
-        compare: Some(Comparison::default()),
-        action: GateAction::Halt,
-        metrics: Vec::new(),
-    };
+    let gate = HealthGate::comparing(Comparison::default());
     Plan { schedule, gate, horizon_ms: 30 * 86_400_000, exhausted: Exhausted::LastLook }
 }
 

@@ -1016,14 +1016,7 @@ mod tests {
         let fresh: RolloutRecord =
             serde_json::from_str(r#"{"spec":{"basis_points":200,"salt":"s"},"revision":2}"#).unwrap();
         let (mut rollout, meta) = fresh.into_rollout(v.clone(), ch.clone()).unwrap();
-        rollout.gate = Some(HealthGate {
-            max_install_failure_rate: None,
-            max_crash_rate: None,
-            min_sample: 0,
-            compare: Some(Comparison::default()),
-            action: GateAction::Halt,
-            metrics: Vec::new(),
-        });
+        rollout.gate = Some(HealthGate::comparing(Comparison::default()));
         let mut json = serde_json::to_value(RolloutRecord::new(&rollout, meta)).unwrap();
         let text = json.to_string();
         assert!(text.contains("\"last_look\":0.5") && text.contains("\"exhausted_after_s\":86400"), "{text}");
