@@ -130,6 +130,8 @@ printf '%-48s %12s\n' "  of which on the HTTP worker" "$(median <"$WORK/worker_e
 # What 50,000 events/s at the steady rate's cost take, counted in check-ins of the same CPU.
 printf '%-48s %12s\n' "50,000 events/s cost the CPU of N check-ins/s" \
   "$(awk -v c="$cpu_checkin" -v e="$cpu_paced" 'BEGIN { if (c > 0) printf "%.0f", 50000 * e / c }')"
+printf '%-48s %12s\n' "server peak resident memory, MiB (VmHWM)" \
+  "$(awk '/^VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$SERVER/status")"
 printf '%-48s %12s\n' "events refused for their token (must be 0)" \
   "$(curl -s "$URL/metrics" | awk '/^halftone_events_rejected_total/ { n += $2 } END { print n + 0 }')"
 printf '%-48s %12s\n' "check-in samples dropped (aggregator behind)" \
