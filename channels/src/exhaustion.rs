@@ -104,8 +104,8 @@ impl StepExhaustion {
 pub struct ExhaustedStep {
     /// One per rate the baseline has figures for (none without a baseline).
     pub looks: Vec<LastLook>,
-    /// `Worse` if any rate is, `NoWorse` if every rate is (and there is one), else
-    /// `Undecided`.
+    /// `Worse` if any rate is, `NoWorse` if every rate that needs proof at the step's share is
+    /// (and there is a rate), else `Undecided`.
     pub call: Call,
 }
 
@@ -119,7 +119,9 @@ impl ExhaustedStep {
         let looks = c.last_looks(f);
         let call = if looks.iter().any(|l| l.call == Call::Worse) {
             Call::Worse
-        } else if !looks.is_empty() && looks.iter().all(|l| l.call == Call::NoWorse) {
+        } else if !looks.is_empty()
+            && looks.iter().all(|l| l.call == Call::NoWorse || !c.needs_proof(l.metric, f.percent))
+        {
             Call::NoWorse
         } else {
             Call::Undecided
@@ -159,6 +161,7 @@ mod tests {
             step: window,
             baseline: Some(baseline),
             percent: Percent::from_basis_points(percent_bp).unwrap(),
+            settled_first_runs: installs,
         }
     }
 

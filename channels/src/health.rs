@@ -87,6 +87,24 @@ pub struct GateFigures {
     pub baseline: Option<Health>,
     /// The rollout's current share.
     pub percent: Percent,
+    /// Of the window's first runs, those reported at least the comparison's `crash_window_s`
+    /// ago (a lower bound, see [`crate::Settling`]): the first runs whose crashes have had
+    /// time to arrive.
+    pub settled_first_runs: u64,
+}
+
+impl GateFigures {
+    /// The figures that proof of `metric` is judged on: the window's, but for the crash rate,
+    /// whose crashes so far count against the settled first runs only (a rate that can only
+    /// look worse than it is, while the window's can only look better).
+    pub fn proof(&self, metric: Metric) -> Proportion {
+        match metric {
+            Metric::InstallFailureRate => metric.of(&self.window),
+            Metric::CrashRate => {
+                Proportion::new(self.window.crashes, self.settled_first_runs.min(self.window.first_runs))
+            }
+        }
+    }
 }
 
 impl HealthGate {
@@ -128,7 +146,7 @@ impl HealthGate {
         let (Some(c), Some(b)) = (self.compare, f.baseline) else { return Vec::new() };
         let metrics: Vec<_> = Metric::ALL.into_iter().filter(|m| m.of(&b).total() > 0).collect();
         let n = metrics.len() as u32;
-        metrics.into_iter().map(|m| c.judge(m, m.of(&f.window), m.of(&b), n)).collect()
+        metrics.into_iter().map(|m| c.judge_proving(m, m.of(&f.window), f.proof(m), m.of(&b), n)).collect()
     }
 
     /// Checks every metric gate names a metric of `declared`, and says which way it is better
@@ -221,7 +239,8 @@ impl HealthGate {
             }
             // Past the proving share, widening needs every metric proven no worse; with no
             // baseline nothing can be proven, and the rollout holds for an engineer.
-            let proven = !evidence.is_empty() && evidence.iter().all(|e| e.call == Call::NoWorse);
+            let proven = !evidence.is_empty()
+                && evidence.iter().all(|e| e.call == Call::NoWorse || !c.needs_proof(e.metric, f.percent));
             if f.percent >= c.proven_from() && !proven {
                 enough = false;
             }
@@ -417,7 +436,13 @@ mod tests {
         let gate = &gate;
         let baseline = Some(health(98_000, 2_000));
         let at = |bp| Percent::from_basis_points(bp).unwrap();
-        let f = |window: Health, step: Health, bp| GateFigures { window, step, baseline, percent: at(bp) };
+        let f = |window: Health, step: Health, bp| GateFigures {
+            window,
+            step,
+            baseline,
+            percent: at(bp),
+            settled_first_runs: window.first_runs,
+        };
         // 9 failures in 30 installs against 2%: worse, with the figures in the reason.
         let trip = say(gate.check(&f(health(21, 9), health(21, 9), 10)));
         assert!(trip.starts_with("install failure rate: worse than the baseline: 30.00% (9 of 30)"), "{trip}");
@@ -433,6 +458,43 @@ mod tests {
         assert!(gate.evidence(&alone).is_empty());
         // Only metrics the baseline has figures for are judged.
         assert_eq!(gate.evidence(&f(health(1, 0), health(1, 0), 10)).len(), 1);
+    }
+
+    #[test]
+    fn crashes_prove_only_against_settled_first_runs_and_halt_against_all() {
+        let gate = HealthGate::comparing(Comparison::default());
+        let baseline = Health { installs: 98_000, install_failures: 2_000, first_runs: 98_000, crashes: 980 };
+        let window = |crashes| Health { installs: 1_960, install_failures: 40, first_runs: 1_960, crashes };
+        let at = |bp, crashes, settled_first_runs| GateFigures {
+            window: window(crashes),
+            step: window(crashes),
+            baseline: Some(baseline),
+            percent: Percent::from_basis_points(bp).unwrap(),
+            settled_first_runs,
+        };
+        // At 10%, where the crash rate needs proof by default.
+        let f = |crashes, settled| at(1_000, crashes, settled);
+        let crash = |f: &GateFigures| gate.evidence(f).into_iter().find(|e| e.metric == Metric::CrashRate).unwrap();
+        // Few crashes among 1,960 first runs, every one a day old: proven no worse.
+        assert_eq!(crash(&f(10, 1_960)).call, Call::NoWorse);
+        assert_eq!(gate.check(&f(10, 1_960)), Verdict::Pass);
+        // The same figures with the first runs just reported: their crashes may still come.
+        let fresh = crash(&f(10, 0));
+        assert_eq!(fresh.call, Call::Undecided, "{fresh}");
+        assert!(fresh.to_string().contains("proof against settled first runs: 100.00% (10 of 10)"), "{fresh}");
+        assert_eq!(gate.check(&f(10, 0)), Verdict::NotEnoughSample);
+        assert_eq!(crash(&f(10, 1_000)).proof, Proportion::new(10, 1_000));
+        // A halt does not wait: many crashes among all first runs are worse, settled or not.
+        assert_eq!(crash(&f(120, 0)).call, Call::Worse);
+        // Settled first runs never count above the window's.
+        assert_eq!(crash(&f(10, 5_000)).proof, Proportion::new(10, 1_960));
+        // At 2%, only the install failure rate needs proof, unless the gate says otherwise.
+        assert_eq!(gate.check(&at(200, 10, 0)), Verdict::Pass);
+        let strict = HealthGate::comparing(
+            Comparison::default().with_crashes_proven_from(Percent::from_basis_points(200).unwrap()),
+        );
+        assert_eq!(strict.check(&at(200, 10, 0)), Verdict::NotEnoughSample);
+        assert_eq!(strict.check(&at(200, 10, 1_960)), Verdict::Pass);
     }
 
     #[test]

@@ -64,6 +64,7 @@ mod rollout;
 mod rules;
 mod schedule;
 mod sequential;
+mod settling;
 mod signing;
 mod version;
 pub mod wire;
@@ -114,9 +115,10 @@ pub use rollout::{
 pub use rules::{MAX_RULE_VALUES, Rule, TraitCondition};
 pub use schedule::{MAX_STEPS, Schedule, ScheduleClock, SchedulePreset, Share, Step, Tick};
 pub use sequential::{
-    Call, Comparison, DEFAULT_EXHAUSTED_AFTER_S, DEFAULT_LAST_LOOK, Evidence, LastLook, MAX_EXHAUSTED_AFTER_S,
-    MIN_EXHAUSTED_AFTER_S, Proportion,
+    Call, Comparison, DEFAULT_CRASH_WINDOW_S, DEFAULT_CRASHES_PROVEN_FROM, DEFAULT_EXHAUSTED_AFTER_S,
+    DEFAULT_LAST_LOOK, Evidence, LastLook, MAX_EXHAUSTED_AFTER_S, MIN_EXHAUSTED_AFTER_S, Proportion,
 };
+pub use settling::Settling;
 pub use signing::{
     KeyId, KeySignature, MAX_SIGNATURES, MAX_TRUSTED_KEYS, PublicKey, Sha256, Signature, SignatureError, Signatures,
     SignedFields, TrustedKeys, signed_message,

@@ -20,6 +20,8 @@ impl Percent {
     pub const NONE: Percent = Percent(0);
     /// The smallest share above none: one basis point, 0.01%.
     pub const SMALLEST: Percent = Percent(1);
+    /// A tenth of the devices.
+    pub const TENTH: Percent = Percent(1_000);
 
     /// A share in basis points (0..=10000).
     pub fn from_basis_points(bp: u16) -> Result<Self, ParseError> {

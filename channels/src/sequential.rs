@@ -114,6 +114,8 @@ pub struct Comparison {
     step_sample: u64,
     last_look: f64,
     exhausted_after_s: u64,
+    crash_window_s: u64,
+    crashes_proven_from: Percent,
 }
 
 /// The share of `alpha` and `beta` a comparison keeps for the last look unless told otherwise
@@ -124,6 +126,16 @@ pub const DEFAULT_LAST_LOOK: f64 = 0.5;
 /// exhausted, unless told otherwise: a day, as the simulator measured it (every admitted device
 /// reported, then a day for their crashes).
 pub const DEFAULT_EXHAUSTED_AFTER_S: u64 = 86_400;
+
+/// How long after its first run a device's crashes are waited for, unless told otherwise: a
+/// day. Proof that the crash rate is no worse counts crashes against the first runs reported
+/// at least this long ago only (see [`crate::Settling`]).
+pub const DEFAULT_CRASH_WINDOW_S: u64 = 86_400;
+
+/// From which share on the crash rate must be proven no worse, unless told otherwise: 10%.
+/// Proving a 1% crash rate no worse than 2% takes several thousand settled first runs, more
+/// than a 2% step holds on a fleet of 100,000 (docs/gates.md, *Crashes come late*).
+pub const DEFAULT_CRASHES_PROVEN_FROM: Percent = Percent::TENTH;
 
 /// The shortest `exhausted_after_s`: a minute (a step whose reports paused for less is not
 /// exhausted, it is between two check-ins).
@@ -174,6 +186,8 @@ impl Comparison {
             step_sample,
             last_look: DEFAULT_LAST_LOOK,
             exhausted_after_s: DEFAULT_EXHAUSTED_AFTER_S,
+            crash_window_s: DEFAULT_CRASH_WINDOW_S,
+            crashes_proven_from: DEFAULT_CRASHES_PROVEN_FROM,
         })
     }
 
@@ -196,14 +210,36 @@ impl Comparison {
     /// install reports have not grown for `seconds` (from [`MIN_EXHAUSTED_AFTER_S`] to
     /// [`MAX_EXHAUSTED_AFTER_S`]; see [`crate::StepExhaustion`]).
     pub fn with_exhausted_after(self, seconds: u64) -> Result<Self, ParseError> {
-        if !(MIN_EXHAUSTED_AFTER_S..=MAX_EXHAUSTED_AFTER_S).contains(&seconds) {
-            return Err(ParseError::new(
-                What::Rollout,
-                "gate.compare",
-                "exhausted_after_s is a duration in seconds from 60 to 2592000 (30 days)",
-            ));
-        }
-        Ok(Comparison { exhausted_after_s: seconds, ..self })
+        Ok(Comparison { exhausted_after_s: duration_s("exhausted_after_s", seconds)?, ..self })
+    }
+
+    /// The same comparison with a device's crashes waited for `seconds` after its first run
+    /// (from [`MIN_EXHAUSTED_AFTER_S`] to [`MAX_EXHAUSTED_AFTER_S`]): proof that the crash
+    /// rate is no worse counts crashes against the first runs at least that old only.
+    pub fn with_crash_window(self, seconds: u64) -> Result<Self, ParseError> {
+        Ok(Comparison { crash_window_s: duration_s("crash_window_s", seconds)?, ..self })
+    }
+
+    /// How long, in seconds, a device's crashes are waited for after its first run.
+    pub fn crash_window_s(&self) -> u64 {
+        self.crash_window_s
+    }
+
+    /// The same comparison with the crash rate proven no worse from `share` on (and never
+    /// below `proven_from`, where nothing needs proof); the install failure rate needs proof
+    /// from `proven_from`.
+    pub fn with_crashes_proven_from(self, share: Percent) -> Self {
+        Comparison { crashes_proven_from: share, ..self }
+    }
+
+    /// The share from which the crash rate must be proven no worse (from `proven_from` on).
+    pub fn crashes_proven_from(&self) -> Percent {
+        self.crashes_proven_from
+    }
+
+    /// Whether a step at `percent` widens only once `metric` is proven no worse.
+    pub fn needs_proof(&self, metric: Metric, percent: Percent) -> bool {
+        percent >= self.proven_from && (metric != Metric::CrashRate || percent >= self.crashes_proven_from)
     }
 
     /// How long, in seconds, a proving step's install reports must not grow before its
@@ -238,8 +274,23 @@ impl Comparison {
     }
 
     /// The evidence on one metric, one of `metrics` judged (the false-halt rate is split
-    /// among them): the candidate's figures against the baseline's.
+    /// among them): the candidate's figures against the baseline's, for a halt and for proof.
     pub fn judge(&self, metric: Metric, candidate: Proportion, baseline: Proportion, metrics: u32) -> Evidence {
+        self.judge_proving(metric, candidate, candidate, baseline, metrics)
+    }
+
+    /// As [`Comparison::judge`], with proof that the candidate is no worse judged on `proof`
+    /// (figures that can only look worse than the truth: the crash rate against settled first
+    /// runs, see [`crate::Settling`]) and a halt on `candidate` (figures that can only look
+    /// better), so that each call keeps its error rate.
+    pub fn judge_proving(
+        &self,
+        metric: Metric,
+        candidate: Proportion,
+        proof: Proportion,
+        baseline: Proportion,
+        metrics: u32,
+    ) -> Evidence {
         let continuous = 1.0 - self.last_look;
         let halt_at = (f64::from(metrics.max(1)) / (self.alpha * continuous)).ln();
         let accept_at = (self.beta * continuous).ln();
@@ -253,6 +304,8 @@ impl Comparison {
             tolerated,
             worse,
             statistic: 0.0,
+            proof,
+            proof_statistic: 0.0,
             halt_at,
             accept_at,
             call: Call::Undecided,
@@ -261,11 +314,15 @@ impl Comparison {
             e.call = Call::BaselineTooSmall;
             return e;
         }
-        let (bad, good) = (candidate.bad as f64, (candidate.total - candidate.bad) as f64);
-        e.statistic = bad * (worse / tolerated).ln() + good * ((1.0 - worse) / (1.0 - tolerated)).ln();
+        let ratio = |p: Proportion| {
+            let (bad, good) = (p.bad as f64, (p.total - p.bad) as f64);
+            bad * (worse / tolerated).ln() + good * ((1.0 - worse) / (1.0 - tolerated)).ln()
+        };
+        e.statistic = ratio(candidate);
+        e.proof_statistic = ratio(proof);
         e.call = if e.statistic >= halt_at {
             Call::Worse
-        } else if e.statistic <= accept_at {
+        } else if e.proof_statistic <= accept_at {
             Call::NoWorse
         } else {
             Call::Undecided
@@ -274,11 +331,21 @@ impl Comparison {
     }
 }
 
+/// `seconds` if it is a duration from a minute to 30 days, else why not, named `field`.
+fn duration_s(field: &'static str, seconds: u64) -> Result<u64, ParseError> {
+    if (MIN_EXHAUSTED_AFTER_S..=MAX_EXHAUSTED_AFTER_S).contains(&seconds) {
+        Ok(seconds)
+    } else {
+        let why = format!("{field} is a duration in seconds from 60 to 2592000 (30 days)");
+        Err(ParseError::new(What::Rollout, "gate.compare", why))
+    }
+}
+
 impl Default for Comparison {
     /// The documented defaults (docs/gates.md gives the reasoning): catch a doubling of the
     /// baseline's rate or 1 point more, whichever is larger; halt a build no worse than the
     /// baseline by chance at most 1% of the time; widen a build that is as bad as the
-    /// degradation past 2% of devices at most 0.1% of the time; each step sees 20 new
+    /// degradation past 2% of devices at most 0.5% of the time; each step sees 20 new
     /// install attempts before it widens; half of alpha and beta are kept for the last look
     /// at a proving step whose reports have not grown for a day.
     fn default() -> Self {
@@ -286,11 +353,13 @@ impl Default for Comparison {
             degradation: 1.0,
             min_difference: 0.01,
             alpha: 0.01,
-            beta: 0.001,
+            beta: 0.005,
             proven_from: Percent::from_basis_points(200).expect("2% is a share"),
             step_sample: 20,
             last_look: DEFAULT_LAST_LOOK,
             exhausted_after_s: DEFAULT_EXHAUSTED_AFTER_S,
+            crash_window_s: DEFAULT_CRASH_WINDOW_S,
+            crashes_proven_from: DEFAULT_CRASHES_PROVEN_FROM,
         }
     }
 }
@@ -299,19 +368,23 @@ impl Comparison {
     /// The last look at one metric of a proving step whose audience has all reported (see the
     /// module doc): exact binomial tails of the candidate's figures at the tolerated rate and
     /// at the rate to catch. Its error rates are valid only if it is taken once per rollout.
+    /// As with [`Comparison::judge_proving`], proof is judged on `proof`, a halt on
+    /// `candidate`.
     pub fn judge_last_look(
         &self,
         metric: Metric,
         candidate: Proportion,
+        proof: Proportion,
         baseline: Proportion,
         metrics: u32,
     ) -> LastLook {
-        let sequential = self.judge(metric, candidate, baseline, metrics);
+        let sequential = self.judge_proving(metric, candidate, proof, baseline, metrics);
         let halt_below = self.last_look * self.alpha / f64::from(metrics.max(1));
         let accept_below = self.last_look * self.beta;
         let mut look = LastLook {
             metric,
             candidate,
+            proof,
             baseline,
             tolerated: sequential.tolerated,
             worse: sequential.worse,
@@ -325,9 +398,8 @@ impl Comparison {
             look.call = Call::BaselineTooSmall;
             return look;
         }
-        let (bad, total) = (candidate.bad, candidate.total);
-        look.if_tolerated = binomial::at_least(total, bad, look.tolerated);
-        look.if_worse = binomial::at_most(total, bad, look.worse);
+        look.if_tolerated = binomial::at_least(candidate.total, candidate.bad, look.tolerated);
+        look.if_worse = binomial::at_most(proof.total, proof.bad, look.worse);
         // Without a share kept (0), nothing is decided, even a tail that underflows to 0.
         look.call = if self.last_look > 0.0 && look.if_tolerated <= halt_below {
             Call::Worse
@@ -346,7 +418,7 @@ impl Comparison {
         let Some(b) = f.baseline else { return Vec::new() };
         let metrics: Vec<_> = Metric::ALL.into_iter().filter(|m| m.of(&b).total() > 0).collect();
         let n = metrics.len() as u32;
-        metrics.into_iter().map(|m| self.judge_last_look(m, m.of(&f.window), m.of(&b), n)).collect()
+        metrics.into_iter().map(|m| self.judge_last_look(m, m.of(&f.window), f.proof(m), m.of(&b), n)).collect()
     }
 }
 
@@ -357,6 +429,8 @@ pub struct LastLook {
     pub metric: Metric,
     /// The candidate's figures in the gate's window.
     pub candidate: Proportion,
+    /// The figures proof is judged on ([`GateFigures::proof`]).
+    pub proof: Proportion,
     /// The baseline's figures.
     pub baseline: Proportion,
     /// `p0`, the rate tolerated.
@@ -392,7 +466,11 @@ impl fmt::Display for LastLook {
             self.worse * 100.0,
             self.if_worse,
             self.accept_below
-        )
+        )?;
+        if self.proof != self.candidate {
+            write!(f, " on settled first runs: {}", self.proof)?;
+        }
+        Ok(())
     }
 }
 
@@ -493,8 +571,13 @@ pub struct Evidence {
     pub tolerated: f64,
     /// `p1`: the rate that must be caught.
     pub worse: f64,
-    /// The log likelihood ratio of `p1` against `p0` on the candidate's figures.
+    /// The log likelihood ratio of `p1` against `p0` on the candidate's figures: it halts.
     pub statistic: f64,
+    /// The figures proof is judged on ([`GateFigures::proof`]; the candidate's, but for the
+    /// crash rate, whose crashes count against settled first runs only).
+    pub proof: Proportion,
+    /// The log likelihood ratio on `proof`: it proves.
+    pub proof_statistic: f64,
     /// The statistic halts at or above this bound: `ln(metrics / alpha)`.
     pub halt_at: f64,
     /// The statistic proves the candidate no worse at or below this bound: `ln(beta)`.
@@ -518,7 +601,15 @@ impl fmt::Display for Evidence {
             self.accept_at,
             self.tolerated * 100.0,
             self.worse * 100.0
-        )
+        )?;
+        if self.proof != self.candidate {
+            write!(
+                f,
+                "; proof against settled first runs: {}, log likelihood ratio {:.2}",
+                self.proof, self.proof_statistic
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -526,9 +617,17 @@ impl fmt::Display for Evidence {
 mod tests {
     use super::*;
 
+    /// The defaults of the tests below, with the stricter `beta` of 0.001 their thresholds were
+    /// worked out for.
+    fn strict() -> Comparison {
+        let c = Comparison::default();
+        Comparison::new(c.degradation(), c.min_difference(), c.alpha(), 0.001, c.proven_from(), c.step_sample())
+            .unwrap()
+    }
+
     fn judge(bad: u64, total: u64) -> Evidence {
         let baseline = Proportion::new(2_000, 100_000);
-        Comparison::default().judge(Metric::InstallFailureRate, Proportion::new(bad, total), baseline, 1)
+        strict().judge(Metric::InstallFailureRate, Proportion::new(bad, total), baseline, 1)
     }
 
     #[test]
@@ -541,8 +640,7 @@ mod tests {
         assert_eq!(judge(30, 1_500).call, Call::NoWorse, "{}", judge(30, 1_500));
         assert_eq!(judge(40, 1_000).call, Call::Worse);
         assert_eq!(judge(0, 0).call, Call::Undecided);
-        let small =
-            Comparison::default().judge(Metric::InstallFailureRate, Proportion::new(5, 10), Proportion::new(0, 20), 1);
+        let small = strict().judge(Metric::InstallFailureRate, Proportion::new(5, 10), Proportion::new(0, 20), 1);
         assert_eq!(small.call, Call::BaselineTooSmall, "{small}");
     }
 
@@ -552,7 +650,7 @@ mod tests {
         assert!(e.starts_with("install failure rate: worse than the baseline: 30.00% (9 of 30)"), "{e}");
         assert!(e.contains("baseline's 2.00% (2000 of 100000)") && e.contains("halts at 5.30"), "{e}");
         // ln(1 / (alpha (1 - share))): half of the default alpha of 0.01 is kept for the last look.
-        let plain = Comparison::default().with_last_look(0.0).unwrap();
+        let plain = strict().with_last_look(0.0).unwrap();
         let e = plain.judge(Metric::InstallFailureRate, Proportion::new(9, 30), Proportion::new(2_000, 100_000), 1);
         assert!(e.to_string().contains("halts at 4.61, proves at -6.91"), "{e}");
     }
@@ -601,9 +699,17 @@ mod tests {
 
     #[test]
     fn the_last_look_decides_what_the_sequential_test_left_open() {
-        let half = Comparison::default().with_last_look(0.5).unwrap();
+        let half = strict().with_last_look(0.5).unwrap();
         let baseline = Proportion::new(2_000, 100_000);
-        let look = |bad| half.judge_last_look(Metric::InstallFailureRate, Proportion::new(bad, 2_000), baseline, 2);
+        let look = |bad| {
+            half.judge_last_look(
+                Metric::InstallFailureRate,
+                Proportion::new(bad, 2_000),
+                Proportion::new(bad, 2_000),
+                baseline,
+                2,
+            )
+        };
         let running = |bad| half.judge(Metric::InstallFailureRate, Proportion::new(bad, 2_000), baseline, 2);
         // 66 failures in 2,000 (3.3%): the likelihood ratio is undecided, the exact tail is not.
         assert_eq!(running(66).call, Call::Undecided, "{}", running(66));
@@ -614,15 +720,21 @@ mod tests {
         assert_eq!(look(55).call, Call::Undecided, "{}", look(55));
         assert!(look(66).to_string().contains("last look, the step's audience exhausted: worse"), "{}", look(66));
         // Kept for the last look, the error rates are taken from the continuous test.
-        let (unsplit, split) = (Comparison::default().with_last_look(0.0).unwrap(), Comparison::default());
+        let (unsplit, split) = (strict().with_last_look(0.0).unwrap(), strict());
         let plain =
             unsplit.judge(Metric::InstallFailureRate, Proportion::new(30, 1_000), Proportion::new(2_000, 100_000), 1);
         let e = split.judge(Metric::InstallFailureRate, Proportion::new(30, 1_000), Proportion::new(2_000, 100_000), 1);
         assert!((e.halt_at - plain.halt_at - 2f64.ln()).abs() < 1e-12 && e.accept_at < plain.accept_at);
         // Without a share kept, the last look decides nothing.
-        let none = unsplit.judge_last_look(Metric::InstallFailureRate, Proportion::new(500, 2_000), baseline, 1);
+        let none = unsplit.judge_last_look(
+            Metric::InstallFailureRate,
+            Proportion::new(500, 2_000),
+            Proportion::new(500, 2_000),
+            baseline,
+            1,
+        );
         assert_eq!(none.call, Call::Undecided);
-        assert!(Comparison::default().with_last_look(1.0).is_err());
+        assert!(strict().with_last_look(1.0).is_err());
     }
 
     #[test]
@@ -631,7 +743,13 @@ mod tests {
         let c = Comparison::default().with_last_look(0.5).unwrap();
         let window = Health { installs: 1_934, install_failures: 66, first_runs: 1_934, crashes: 19 };
         let baseline = Health { installs: 98_000, install_failures: 2_000, first_runs: 98_000, crashes: 980 };
-        let f = GateFigures { window, step: window, baseline: Some(baseline), percent: Percent::FULL };
+        let f = GateFigures {
+            window,
+            step: window,
+            baseline: Some(baseline),
+            percent: Percent::FULL,
+            settled_first_runs: window.first_runs,
+        };
         let looks = c.last_looks(&f);
         assert_eq!(looks.iter().map(|l| l.metric).collect::<Vec<_>>(), Metric::ALL);
         // 66 failures of 2,000 against 2%: worse, at alpha split over the two rates.
@@ -651,17 +769,17 @@ mod tests {
         fn the_last_look_keeps_its_error_rates(total in 50u64..3_000, share in 0.1f64..0.9) {
             let c = Comparison::default().with_last_look(share).unwrap();
             let baseline = Proportion::new(2_000, 100_000);
-            let first = c.judge_last_look(Metric::InstallFailureRate, Proportion::new(0, total), baseline, 1);
+            let first = c.judge_last_look(Metric::InstallFailureRate, Proportion::new(0, total), Proportion::new(0, total), baseline, 1);
             let (p0, p1) = (first.tolerated, first.worse);
             let calls: Vec<Call> = (0..=total)
-                .map(|bad| c.judge_last_look(Metric::InstallFailureRate, Proportion::new(bad, total), baseline, 1).call)
+                .map(|bad| c.judge_last_look(Metric::InstallFailureRate, Proportion::new(bad, total), Proportion::new(bad, total), baseline, 1).call)
                 .collect();
             // The smallest count called worse and the largest called no worse.
             let halt_from = calls.iter().position(|&k| k == Call::Worse).map_or(total + 1, |i| i as u64);
             let accept_to = calls.iter().rposition(|&k| k == Call::NoWorse);
-            proptest::prop_assert!(binomial::at_least(total, halt_from, p0) <= share * 0.01 * (1.0 + 1e-9));
+            proptest::prop_assert!(binomial::at_least(total, halt_from, p0) <= share * c.alpha() * (1.0 + 1e-9));
             if let Some(k) = accept_to {
-                proptest::prop_assert!(binomial::at_most(total, k as u64, p1) <= share * 0.001 * (1.0 + 1e-9));
+                proptest::prop_assert!(binomial::at_most(total, k as u64, p1) <= share * c.beta() * (1.0 + 1e-9));
             }
         }
     }

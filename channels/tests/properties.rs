@@ -738,11 +738,41 @@ proptest! {
         let clean = Health { installs, first_runs: installs, ..Health::default() };
         let percent = Percent::from_basis_points(bp).unwrap();
         let base = Health { installs: b.total() - b.bad(), install_failures: b.bad(), ..Health::default() };
-        let f = GateFigures { window: clean, step: clean, baseline: Some(base), percent };
+        let f = GateFigures { window: clean, step: clean, baseline: Some(base), percent, settled_first_runs: installs };
         prop_assert!(!matches!(gate.check(&f), GateVerdict::Trip(_)));
         let alone = GateFigures { baseline: None, ..f };
         if percent >= c.proven_from() {
             prop_assert_eq!(gate.check(&alone), GateVerdict::NotEnoughSample);
+        }
+    }
+}
+
+proptest! {
+    /// The settled first runs are a lower bound of the first runs seen a window ago, however
+    /// irregularly the count was looked at, and once the count stops growing, all of them
+    /// settle a window after it last grew.
+    #[test]
+    fn settled_first_runs_never_count_a_run_too_young(
+        steps in prop::collection::vec((1u64..7_200_000, 0u64..50), 1..300),
+        window_ms in 60_000u64..172_800_000,
+    ) {
+        let mut s = Settling::new();
+        let (mut now, mut count) = (0u64, 0u64);
+        let mut seen: Vec<(u64, u64)> = Vec::new();
+        for (dt, grew) in steps {
+            now += dt;
+            count += grew;
+            seen.push((now, count));
+            s.observe(now, count, window_ms);
+            let truth = seen.iter().rev().find(|(at, _)| *at + window_ms <= now).map_or(0, |&(_, c)| c);
+            prop_assert!(s.settled(now, window_ms) <= truth, "{} > {truth} at {now}", s.settled(now, window_ms));
+        }
+        let grew_at = seen.iter().find(|(_, c)| *c == count).unwrap().0;
+        for later in [grew_at + window_ms, grew_at + 3 * window_ms] {
+            if later >= now {
+                s.observe(later, count, window_ms);
+                prop_assert_eq!(s.settled(later, window_ms), count);
+            }
         }
     }
 }

@@ -25,6 +25,7 @@ mod client_signatures;
 pub mod clock;
 mod config;
 mod feedback;
+mod first_runs_seen;
 mod http;
 mod metrics;
 mod network_cap;

@@ -183,6 +183,7 @@ impl State {
             }
         }
         self.reports_seen.keep_only(&watched);
+        self.first_runs_seen.keep_only(&watched);
         Ok(report)
     }
 
@@ -213,8 +214,14 @@ impl State {
             return Exhausted { after: paused, actor: HEALTH_GATE, action: EXHAUSTED, reason, look: None };
         }
         let step = ExhaustedStep::judge(c, f);
-        let look =
-            Some(Looked { at_ms: now, percent: r.percent, window: f.window, baseline: f.baseline, call: step.call });
+        let look = Some(Looked {
+            at_ms: now,
+            percent: r.percent,
+            window: f.window,
+            baseline: f.baseline,
+            settled_first_runs: f.settled_first_runs,
+            call: step.call,
+        });
         match step.call {
             Call::Worse => {
                 let state = r.gate.as_ref().map_or(RolloutState::Halted, |g| tripped_state(g.action));
@@ -261,11 +268,25 @@ impl State {
     /// What `r`'s gate judges: the release's figures since its window and its step began,
     /// and its baseline's (`Catalog::baseline`), as the feedback aggregator has them now. The
     /// baseline's rates are its cumulative ones (docs/gates.md: its installs happened when
-    /// devices moved to it, so a recent window holds few of them).
+    /// devices moved to it, so a recent window holds few of them). A comparing gate's settled
+    /// first runs are those of the window this replica has seen for its crash window
+    /// (`FirstRunsWatch`, which this records the count in).
     pub(crate) fn gate_figures(&self, app: &AppSnapshot, r: &Rollout, marks: &GateMarks) -> GateFigures {
         let now = self.feedback.health(&app.id, &r.release);
         let baseline = app.catalog.baseline(&r.release, &r.channel).map(|b| self.feedback.health(&app.id, b));
-        GateFigures { window: now.since(marks.window), step: now.since(marks.step), baseline, percent: r.percent }
+        let settled_first_runs = r.gate.as_ref().and_then(|g| g.compare).map_or(0, |c| {
+            let key = (app.id.clone(), r.release.clone(), r.channel.clone());
+            let window_ms = c.crash_window_s().saturating_mul(1000);
+            let settled = self.first_runs_seen.settled(&key, now.first_runs, self.clock.now_ms(), window_ms);
+            settled.saturating_sub(marks.window.first_runs)
+        });
+        GateFigures {
+            window: now.since(marks.window),
+            step: now.since(marks.step),
+            baseline,
+            percent: r.percent,
+            settled_first_runs,
+        }
     }
 
     /// What `r`'s metric gates say now: each gated metric of the release (every channel)

@@ -79,6 +79,8 @@ pub struct Looked {
     pub window: Health,
     /// The baseline's figures then.
     pub baseline: Option<Health>,
+    /// The window's settled first runs then (`GateFigures::settled_first_runs`).
+    pub settled_first_runs: u64,
     /// What it said: `Worse` (tripped), `NoWorse` (widened) or `Undecided` (paused).
     pub call: Call,
 }
@@ -86,7 +88,13 @@ pub struct Looked {
 impl Looked {
     /// The figures the look judged, as a gate judges them.
     pub fn figures(&self) -> GateFigures {
-        GateFigures { window: self.window, step: self.window, baseline: self.baseline, percent: self.percent }
+        GateFigures {
+            window: self.window,
+            step: self.window,
+            baseline: self.baseline,
+            percent: self.percent,
+            settled_first_runs: self.settled_first_runs,
+        }
     }
 }
 

@@ -39,6 +39,8 @@ pub struct State {
     pub trend: crate::trend::Trend,
     /// When each rollout's step reports last grew, as this replica's scheduler saw them.
     pub(crate) reports_seen: crate::reports_seen::ReportsWatch,
+    /// Each gated rollout's first runs over its crash window, as this replica saw them.
+    pub(crate) first_runs_seen: crate::first_runs_seen::FirstRunsWatch,
     /// When this replica last saw the shared store's revisions (see `replica`).
     pub(crate) freshness: crate::replica::Freshness,
     /// The snapshot readers load, replaced only through a [`Writer`](crate::writer::Writer).
@@ -70,6 +72,7 @@ impl State {
             report_key,
             trend: crate::trend::Trend::default(),
             reports_seen: crate::reports_seen::ReportsWatch::default(),
+            first_runs_seen: crate::first_runs_seen::FirstRunsWatch::default(),
             freshness: Default::default(),
             published: Published::new(snapshot),
             background: tokio::runtime::Handle::current(),

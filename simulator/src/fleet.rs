@@ -28,8 +28,8 @@ use std::collections::BinaryHeap;
 
 use halftone_channels::{
     Call, Direction, Distribution, ExhaustedStep, GateFigures, GateVerdict, Health, HealthGate, MetricKind, MetricName,
-    MetricSample, MetricSet, MetricValue, Percent, ReportsSeen, RolloutState, Schedule, ScheduleClock, StepExhaustion,
-    Tick, bucket,
+    MetricSample, MetricSet, MetricValue, Percent, ReportsSeen, RolloutState, Schedule, ScheduleClock, Settling,
+    StepExhaustion, Tick, bucket,
 };
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt as _, SeedableRng as _};
@@ -282,6 +282,9 @@ pub fn run(fleet: &Fleet, build: &Build, plan: &Plan, seed: u64) -> Outcome {
     let mut looked = false;
     let mut seen = ReportsSeen::new(0, 0);
     let exhausted_after_ms = plan.gate.compare.unwrap_or_default().exhausted_after_s() * 1000;
+    // The first runs whose crashes have had time to come, as the scheduler tells them.
+    let crash_window_ms = plan.gate.compare.unwrap_or_default().crash_window_s() * 1000;
+    let mut settling = Settling::new();
 
     while let Some((now, event)) = next_event(&mut queue, &mut batches) {
         if now > plan.horizon_ms {
@@ -325,7 +328,14 @@ pub fn run(fleet: &Fleet, build: &Build, plan: &Plan, seed: u64) -> Outcome {
         }
         // The scheduler's tick, as `State::tick` does it: a rate breach first, else a metric
         // proven worse.
-        let figures = GateFigures { window: health, step: health.since(step_mark), baseline: Some(baseline), percent };
+        settling.observe(now, health.first_runs, crash_window_ms);
+        let figures = GateFigures {
+            window: health,
+            step: health.since(step_mark),
+            baseline: Some(baseline),
+            percent,
+            settled_first_runs: settling.settled(now, crash_window_ms),
+        };
         let mut verdict = plan.gate.check(&figures);
         let reported = health.installs + health.install_failures;
         if let GateVerdict::Trip(_) = verdict {

@@ -36,6 +36,10 @@ struct Args {
     /// The comparing gate's beta (default: the gate's default).
     #[arg(long)]
     beta: Option<f64>,
+    /// The share from which the crash rate needs proof too, in basis points (default: the
+    /// gate's default).
+    #[arg(long)]
+    crashes_proven_from_bp: Option<u16>,
     /// What a step whose whole audience has reported, still undecided, does.
     #[arg(long, value_enum, default_value_t = OnExhausted::LastLook)]
     exhausted: OnExhausted,
@@ -106,7 +110,11 @@ fn main() -> anyhow::Result<()> {
         OnExhausted::Hold | OnExhausted::Pause => args.last_look_share.unwrap_or(0.0),
         OnExhausted::LastLook => args.last_look_share.unwrap_or(c.last_look()),
     };
-    let c = c.with_last_look(share)?;
+    let crashes_proven = match args.crashes_proven_from_bp {
+        Some(bp) => Percent::from_basis_points(bp)?,
+        None => c.crashes_proven_from(),
+    };
+    let c = c.with_last_look(share)?.with_crashes_proven_from(crashes_proven);
     plan.exhausted = match args.exhausted {
         OnExhausted::Hold => Exhausted::Hold,
         OnExhausted::Pause => Exhausted::Pause,
@@ -123,9 +131,12 @@ fn main() -> anyhow::Result<()> {
         OnExhausted::LastLook => format!("last look ({share} of alpha and beta), then pause"),
     };
     println!(
-        "steps {}; proving share {}; alpha {}, beta {}; an exhausted undecided step: {exhausted}",
+        "steps {}; proving share {} (crashes from {}, on first runs {} h old); alpha {}, beta {}; \
+         an exhausted undecided step: {exhausted}",
         plan.schedule.steps().iter().map(|s| s.share.to_string()).collect::<Vec<_>>().join(", "),
         c.proven_from(),
+        c.crashes_proven_from().max(c.proven_from()),
+        c.crash_window_s() / 3600,
         c.alpha(),
         c.beta(),
     );

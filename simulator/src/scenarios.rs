@@ -73,13 +73,19 @@ const fn sessions(mean_s: f64) -> Build {
 }
 
 /// The scenarios of the issue: 30% and 4% install failures, and as good as the baseline
-/// (2%), every build crashing on 1% of devices like the baseline; then builds with the
+/// (2%), every build crashing on 1% of devices like the baseline; a build installing as the
+/// baseline but crashing on 2% of devices (within a day of its first run); then builds with the
 /// baseline's rates whose sessions (300 s on the baseline, longer is better) are 10%, 20% and
 /// 50% shorter or as long, under a metric gate at its defaults.
-pub const SCENARIOS: [Scenario; 7] = [
+pub const SCENARIOS: [Scenario; 8] = [
     Scenario { key: "fails-30", name: "fails 30% of installs", build: rates(0.30) },
     Scenario { key: "fails-4", name: "fails 4% of installs", build: rates(0.04) },
     Scenario { key: "as-good", name: "as good as the baseline (2%)", build: rates(0.02) },
+    Scenario {
+        key: "crashes-2",
+        name: "installs as the baseline, crashes on 2% of devices",
+        build: Build { install_failure: 0.02, crash: 0.02, session_s: None },
+    },
     Scenario { key: "metric-10", name: "sessions 10% shorter (270 s), rates as the baseline", build: sessions(270.0) },
     Scenario { key: "metric-20", name: "sessions 20% shorter (240 s), rates as the baseline", build: sessions(240.0) },
     Scenario { key: "metric-50", name: "sessions 50% shorter (150 s), rates as the baseline", build: sessions(150.0) },
@@ -261,10 +267,31 @@ mod tests {
     }
 
     #[test]
+    fn a_build_crashing_twice_as_often_is_stopped_before_it_reaches_half_the_fleet() {
+        // Its crashes come up to a day after its first runs: proof waits for them (settled
+        // first runs), so the 10% step holds until they came, and they halt it there.
+        let crashes = SCENARIOS.iter().find(|s| s.key == "crashes-2").unwrap();
+        let fleet = fleet(100_000, "test:3");
+        let figures = measure(crashes, &fleet, &plan(), 5, 7);
+        assert_eq!(figures.completed, 0, "{figures:?}");
+        assert_eq!(figures.halted() + figures.received_at_pause.len(), 5, "{figures:?}");
+        let tenth: usize = fleet.by_bucket[..1_000].iter().map(Vec::len).sum();
+        let most = figures.received_at_halt.iter().chain(&figures.received_at_pause).max().copied().unwrap();
+        assert!(most as usize <= tenth, "{figures:?}, the 10% step holds {tenth}");
+    }
+
+    #[test]
     fn a_fleet_too_small_for_its_steps_pauses_and_never_widens() {
         // On 20,000 devices the 2% step (400 devices) cannot prove a good build no worse than
-        // its baseline at the default error rates, nor can the last look once its audience is
+        // its baseline at a `beta` of 0.001, nor can the last look once its audience is
         // exhausted: it pauses there for an engineer, never halted, never wider.
+        let mut strict = plan();
+        let c = strict.gate.compare.unwrap();
+        strict.gate.compare = Some(
+            Comparison::new(c.degradation(), c.min_difference(), c.alpha(), 0.001, c.proven_from(), c.step_sample())
+                .unwrap(),
+        );
+        let plan = || strict.clone();
         let good = measure(&SCENARIOS[2], &small(), &plan(), 5, 7);
         assert_eq!((good.halted(), good.held, good.completed), (0, 0, 0), "{good:?}");
         assert!(good.received_at_pause.iter().all(|&r| r <= 500), "{good:?}");

@@ -327,7 +327,7 @@ pub struct CompareSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alpha: Option<f64>,
     /// The largest chance of widening a build as bad as the degradation past
-    /// `proven_from_bp` (default 0.001).
+    /// `proven_from_bp` (default 0.005).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub beta: Option<f64>,
     /// From this share on, widening needs proof the build is no worse (default 200: 2%).
@@ -344,6 +344,15 @@ pub struct CompareSpec {
     /// counts as exhausted, from 60 to 2592000 (default 86400: a day).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exhausted_after_s: Option<u64>,
+    /// Seconds after its first run that a device's crashes are waited for: proof that the
+    /// crash rate is no worse counts crashes against the first runs at least this old, from 60
+    /// to 2592000 (default 86400: a day).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crash_window_s: Option<u64>,
+    /// From this share on, widening also needs proof that the crash rate is no worse (never
+    /// below `proven_from_bp`; default 1000: 10%).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crashes_proven_from_bp: Option<Percent>,
 }
 
 /// A schedule on the wire: a named preset or explicit steps, not both. Answers always carry the

@@ -403,7 +403,9 @@ impl TryFrom<CompareSpec> for Comparison {
             c.step_sample.unwrap_or(d.step_sample()),
         )?
         .with_last_look(c.last_look.unwrap_or(d.last_look()))?
-        .with_exhausted_after(c.exhausted_after_s.unwrap_or(d.exhausted_after_s()))
+        .with_exhausted_after(c.exhausted_after_s.unwrap_or(d.exhausted_after_s()))?
+        .with_crash_window(c.crash_window_s.unwrap_or(d.crash_window_s()))
+        .map(|cmp| cmp.with_crashes_proven_from(c.crashes_proven_from_bp.unwrap_or(d.crashes_proven_from())))
     }
 }
 
@@ -418,6 +420,8 @@ impl From<Comparison> for CompareSpec {
             step_sample: Some(c.step_sample()),
             last_look: Some(c.last_look()),
             exhausted_after_s: Some(c.exhausted_after_s()),
+            crash_window_s: Some(c.crash_window_s()),
+            crashes_proven_from_bp: Some(c.crashes_proven_from()),
         }
     }
 }
@@ -444,6 +448,9 @@ impl From<&Evidence> for EvidenceView {
             statistic: e.statistic,
             halt_at: e.halt_at,
             accept_at: e.accept_at,
+            proof_bad: e.proof.bad(),
+            proof_sample: e.proof.total(),
+            proof_statistic: e.proof_statistic,
         }
     }
 }
@@ -470,6 +477,8 @@ impl From<&LastLook> for LastLookView {
             baseline_sample: l.baseline.total(),
             tolerated: l.tolerated,
             worse: l.worse,
+            proof_bad: l.proof.bad(),
+            proof_sample: l.proof.total(),
             if_tolerated: l.if_tolerated,
             if_worse: l.if_worse,
             halt_below: l.halt_below,

@@ -144,8 +144,19 @@ pub struct EvidenceView {
     pub statistic: f64,
     /// The statistic halts at or above this.
     pub halt_at: f64,
-    /// The statistic proves the build no worse at or below this.
+    /// The proof statistic proves the build no worse at or below this.
     pub accept_at: f64,
+    /// The bad outcomes proof is judged on: `bad`, but for the crash rate, whose crashes
+    /// count against the settled first runs only (`proof_sample`).
+    #[serde(default)]
+    pub proof_bad: u64,
+    /// The trials proof is judged on: `sample`, but for the crash rate the first runs reported
+    /// at least the gate's `crash_window_s` ago.
+    #[serde(default)]
+    pub proof_sample: u64,
+    /// The log likelihood ratio on the proof's figures.
+    #[serde(default)]
+    pub proof_statistic: f64,
 }
 
 /// A proving step waiting to be judged exhausted, as the replica answering saw its reports
@@ -195,9 +206,16 @@ pub struct LastLookView {
     pub tolerated: f64,
     /// The rate to catch (`p1`).
     pub worse: f64,
+    /// The bad outcomes proof is judged on (`bad`, but for the crash rate: see
+    /// [`EvidenceView::proof_bad`]).
+    #[serde(default)]
+    pub proof_bad: u64,
+    /// The trials proof is judged on (`sample`, but for the crash rate the settled first runs).
+    #[serde(default)]
+    pub proof_sample: u64,
     /// The chance of at least `bad` at the tolerated rate.
     pub if_tolerated: f64,
-    /// The chance of at most `bad` at the rate to catch.
+    /// The chance of at most `proof_bad` of `proof_sample` at the rate to catch.
     pub if_worse: f64,
     /// Worse when `if_tolerated` is at or below this.
     pub halt_below: f64,

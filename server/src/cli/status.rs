@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use halftone_channels::wire::{AuditEntry, GateSpec, MetricFiguresView, RolloutStatus, StatusView};
+use halftone_channels::wire::{AuditEntry, EvidenceView, GateSpec, MetricFiguresView, RolloutStatus, StatusView};
 use halftone_channels::{AppId, Percent, Version};
 use serde_json::Value;
 
@@ -126,9 +126,13 @@ pub fn render(s: &StatusView, with_history: bool, now_ms: u64) -> String {
                     o.baseline.as_ref().map_or_else(String::new, ToString::to_string),
                     serde_json::to_value(e.metric).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
                     e.call.clone(),
-                    format!("{:.2}% ({}/{})", e.rate * 100.0, e.bad, e.sample),
+                    proof_figures(e),
                     format!("{:.2}% ({}/{})", e.baseline_rate * 100.0, e.baseline_bad, e.baseline_sample),
-                    format!("{:.2}", e.statistic),
+                    if e.proof_sample == e.sample {
+                        format!("{:.2}", e.statistic)
+                    } else {
+                        format!("{:.2}; proof {:.2}", e.statistic, e.proof_statistic)
+                    },
                     format!("{:.2}", e.halt_at),
                     format!("{:.2}", e.accept_at),
                 ]);
@@ -280,6 +284,16 @@ fn figures(f: &MetricFiguresView) -> String {
         q(f.p90),
         q(f.p99)
     )
+}
+
+/// A rate's window figures, `2.00% (40/2000)`, with the proof's when they differ (the crash
+/// rate against settled first runs): `1.00% (20/2000), settled 12/900`.
+fn proof_figures(e: &EvidenceView) -> String {
+    let mut text = format!("{:.2}% ({}/{})", e.rate * 100.0, e.bad, e.sample);
+    if e.proof_sample != e.sample {
+        text.push_str(&format!(", settled {}/{}", e.proof_bad, e.proof_sample));
+    }
+    text
 }
 
 /// `3 (5.7%)`, or `0` when there is nothing to divide by.

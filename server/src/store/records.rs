@@ -423,6 +423,10 @@ struct LookedRecord {
     window: HealthRecord,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     baseline: Option<HealthRecord>,
+    /// Absent from looks taken before crashes were waited for: every first run of the window
+    /// (as that look judged them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    settled_first_runs: Option<u64>,
     call: LookCallRecord,
 }
 
@@ -447,6 +451,7 @@ impl From<&Looked> for LookedRecord {
             percent: l.percent,
             window: l.window.into(),
             baseline: l.baseline.map(Into::into),
+            settled_first_runs: Some(l.settled_first_runs),
             call,
         }
     }
@@ -459,11 +464,13 @@ impl From<LookedRecord> for Looked {
             LookCallRecord::NoWorse => Call::NoWorse,
             LookCallRecord::Undecided => Call::Undecided,
         };
+        let window: Health = r.window.into();
         Looked {
             at_ms: r.at_ms,
             percent: r.percent,
-            window: r.window.into(),
+            window,
             baseline: r.baseline.map(Into::into),
+            settled_first_runs: r.settled_first_runs.unwrap_or(window.first_runs),
             call,
         }
     }
@@ -674,6 +681,18 @@ struct CompareRecord {
     /// Absent before the server took the last look: a day.
     #[serde(default = "default_exhausted_after_s")]
     exhausted_after_s: u64,
+    /// Absent before crashes were waited for: a day, as for every gate (proof only gets
+    /// harder, never easier, so a running test keeps its error rates).
+    #[serde(default = "default_crash_window_s")]
+    crash_window_s: u64,
+    /// Absent before the crash rate had its own proving share: the gate's `proven_from`, as
+    /// it began with.
+    #[serde(default)]
+    crashes_proven_from: Option<Percent>,
+}
+
+fn default_crash_window_s() -> u64 {
+    halftone_channels::DEFAULT_CRASH_WINDOW_S
 }
 
 fn default_exhausted_after_s() -> u64 {
@@ -691,6 +710,8 @@ impl From<Comparison> for CompareRecord {
             step_sample: c.step_sample(),
             last_look: c.last_look(),
             exhausted_after_s: c.exhausted_after_s(),
+            crash_window_s: c.crash_window_s(),
+            crashes_proven_from: Some(c.crashes_proven_from()),
         }
     }
 }
@@ -700,7 +721,9 @@ impl TryFrom<CompareRecord> for Comparison {
     fn try_from(c: CompareRecord) -> Result<Self, ParseError> {
         Comparison::new(c.degradation, c.min_difference, c.alpha, c.beta, c.proven_from, c.step_sample)?
             .with_last_look(c.last_look)?
-            .with_exhausted_after(c.exhausted_after_s)
+            .with_exhausted_after(c.exhausted_after_s)?
+            .with_crash_window(c.crash_window_s)
+            .map(|cmp| cmp.with_crashes_proven_from(c.crashes_proven_from.unwrap_or(c.proven_from)))
     }
 }
 
@@ -1020,11 +1043,15 @@ mod tests {
         let mut json = serde_json::to_value(RolloutRecord::new(&rollout, meta)).unwrap();
         let text = json.to_string();
         assert!(text.contains("\"last_look\":0.5") && text.contains("\"exhausted_after_s\":86400"), "{text}");
-        strip(&mut json, &["last_look", "exhausted_after_s"]);
+        assert!(text.contains("\"crash_window_s\":86400") && text.contains("\"crashes_proven_from\":1000"), "{text}");
+        strip(&mut json, &["last_look", "exhausted_after_s", "crash_window_s", "crashes_proven_from"]);
         let record: RolloutRecord = serde_json::from_value(json).unwrap();
         let (rollout, mut meta) = record.into_rollout(v.clone(), ch.clone()).unwrap();
         let c = rollout.gate.as_ref().and_then(|g| g.compare).expect("a comparing gate");
         assert_eq!((c.last_look(), c.exhausted_after_s()), (0.0, 86_400));
+        // Stored before crashes were waited for: they are waited for a day from now on (proof
+        // only gets harder), and the crash rate needs proof from the proving share, as before.
+        assert_eq!((c.crash_window_s(), c.crashes_proven_from()), (86_400, c.proven_from()));
         assert_eq!(meta.marks.look, None);
         // A look taken, and a comparison with the new settings: both written and read back.
         let mut rollout = rollout;
@@ -1036,6 +1063,7 @@ mod tests {
             percent: Percent::from_basis_points(200).unwrap(),
             window: h(1_900),
             baseline: Some(h(98_000)),
+            settled_first_runs: 0,
             call: Call::Undecided,
         });
         let bytes = serde_json::to_vec(&RolloutRecord::new(&rollout, meta.clone())).unwrap();

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures_util::StreamExt as _;
+use halftone_channels::Metric;
 use halftone_channels::wire::StatusView;
 use halftone_server::clock::{Clock as _, ManualClock};
 use serde_json::{Value, json};
@@ -160,14 +161,30 @@ async fn a_build_no_worse_than_its_baseline_widens_step_by_step_on_evidence() {
         assert!(report.tripped.is_empty(), "{report:?}");
         percents.push(status(&server, "fine").await.releases[0].rollouts[0].basis_points.basis_points());
     }
-    assert_eq!(percents, [1_000, 10_000, 10_000, 10_000]);
+    // At 10% the crash rate needs proof too, and a first run's crashes are waited for a day:
+    // proven no worse on installs, the step holds while its first runs settle.
+    assert_eq!(percents, [1_000, 1_000, 1_000, 1_000]);
     let s = status(&server, "fine").await;
+    let evidence = &s.releases[0].rollouts[0].evidence;
+    let installs = evidence.iter().find(|e| e.metric == Metric::InstallFailureRate).unwrap();
+    let crashes = evidence.iter().find(|e| e.metric == Metric::CrashRate).unwrap();
+    assert_eq!(installs.call, "no_worse", "{installs:?}");
+    assert!(crashes.call == "undecided" && crashes.sample >= 900 && crashes.proof_sample == 0, "{crashes:?}");
+    let text = halftone_server::cli::status::render(&s, false, 0);
+    assert!(text.contains("settled 0/0"), "{text}");
+    // A day after the step's devices first ran, their crashes (none) are in: proven, it widens.
+    clock.advance(86_400_000);
+    let report = server.state().tick().await.unwrap();
+    assert_eq!(report.advanced.len(), 1, "{report:?}");
+    let s = status(&server, "fine").await;
+    assert_eq!(s.releases[0].rollouts[0].basis_points.basis_points(), 10_000);
     let advances: Vec<_> =
         s.releases[0].rollouts[0].history.iter().filter(|e| e.action == "schedule.advance").collect();
     assert_eq!(advances.len(), 2);
     // Past the proving share (2%), the step widened on proof, and says so.
     let why = advances[1].after.as_ref().unwrap()["reason"].as_str().unwrap();
     assert!(why.contains("install failure rate: no worse than the baseline"), "{why}");
+    assert!(why.contains("crash rate per first run: no worse than the baseline"), "{why}");
 }
 
 /// An app whose 10,000 devices run 1.0.0, which failed to install on one in 50 of them, and
@@ -329,6 +346,8 @@ async fn bad_last_look_settings_are_refused_and_change_nothing() {
         (json!({"last_look": -0.1}), "last_look is a share from 0 to below 1"),
         (json!({"exhausted_after_s": 10}), "exhausted_after_s is a duration in seconds from 60"),
         (json!({"exhausted_after_s": 100_000_000}), "exhausted_after_s is a duration in seconds from 60"),
+        (json!({"crash_window_s": 0}), "crash_window_s is a duration in seconds from 60"),
+        (json!({"crash_window_s": 100_000_000}), "crash_window_s is a duration in seconds from 60"),
     ] {
         let rollout = json!({"basis_points": 100, "gate": {"compare": compare}});
         let e = p.publish_draft(&p.draft("1.0.0", &[]), "stable", rollout).await.unwrap_err();
@@ -338,15 +357,67 @@ async fn bad_last_look_settings_are_refused_and_change_nothing() {
     }
     assert!(status(&server, "bad").await.releases.is_empty(), "nothing was stored");
     // 0 turns the look off, and answers carry the settings.
-    let rollout = json!({"basis_points": 100, "gate": {"compare": {"last_look": 0.0, "exhausted_after_s": 3600}}});
+    // 0 turns the look off, and answers carry the settings.
+    let compare =
+        json!({"last_look": 0.0, "exhausted_after_s": 3600, "crash_window_s": 7200, "crashes_proven_from_bp": 500});
+    let rollout = json!({"basis_points": 100, "gate": {"compare": compare}});
     p.publish_draft(&p.draft("1.0.0", &[]), "stable", rollout).await.unwrap();
     let s = status(&server, "bad").await;
     let c = s.releases[0].rollouts[0].gate.as_ref().unwrap().compare.unwrap();
-    assert_eq!((c.last_look, c.exhausted_after_s), (Some(0.0), Some(3600)));
+    assert_eq!((c.last_look, c.exhausted_after_s, c.crash_window_s), (Some(0.0), Some(3600), Some(7200)));
+    assert_eq!(c.crashes_proven_from_bp.map(|p| p.basis_points()), Some(500));
     let p2 = Publisher::create(&server, "dflt").await;
     p2.publish_draft(&p2.draft("1.0.0", &[]), "stable", json!({"basis_points": 100, "gate": {"compare": {}}}))
         .await
         .unwrap();
     let c = status(&server, "dflt").await.releases[0].rollouts[0].gate.as_ref().unwrap().compare.unwrap();
-    assert_eq!((c.last_look, c.exhausted_after_s), (Some(0.5), Some(86_400)));
+    assert_eq!((c.last_look, c.exhausted_after_s, c.crash_window_s), (Some(0.5), Some(86_400), Some(86_400)));
+    assert_eq!((c.beta, c.crashes_proven_from_bp.map(|p| p.basis_points())), (Some(0.005), Some(1_000)));
+}
+
+/// Crashes come late: a step whose devices all installed and first ran a build, and whose
+/// crashes are still to come, is not proven no worse on the crash rate before its first runs
+/// are `crash_window_s` old; when the crashes come, it is halted.
+#[tokio::test]
+async fn a_build_is_not_proven_on_crashes_still_to_come_and_is_halted_when_they_come() {
+    let clock = Arc::new(ManualClock::at(1_800_000_000_000));
+    let server = TestServer::start_behind_proxy(clock.clone());
+    // 10,000 devices on 1.0.0 (2% failed to install it, none crashed).
+    let (p, mut fleet) = app_with_baseline(&server, "late").await;
+    let schedule = json!({"steps": [{"basis_points": 1000, "hold_s": 3600}, {"basis_points": 10000}]});
+    let rollout = json!({"basis_points": 1000, "schedule": schedule, "gate": {"compare": {"crash_window_s": 7200}}});
+    p.publish_draft(&p.draft("1.1.0", &[]), "stable", rollout).await.unwrap();
+    clock.advance(1_000);
+    assert_eq!(server.state().tick().await.unwrap(), Default::default());
+    // The step's ~1,000 devices install 1.1.0, none failing, and run it.
+    let n = round(&server, "late", "1.1.0", &mut fleet, 0).await;
+    assert!((900..=1_100).contains(&n), "{n}");
+    // The hold is over and the install failure rate is proven no worse; the crash rate, with
+    // no crash yet among ~1,000 first runs, would be too, if crashes came at once.
+    clock.advance(HOUR_MS);
+    assert_eq!(server.state().tick().await.unwrap(), Default::default(), "it must not widen yet");
+    let s = status(&server, "late").await;
+    let r = rollout_of(&s);
+    assert_eq!((r.state.to_string().as_str(), r.basis_points.basis_points()), ("active", 1_000));
+    let crashes = r.evidence.iter().find(|e| e.metric == Metric::CrashRate).unwrap();
+    assert!(crashes.call == "undecided" && crashes.bad == 0 && crashes.proof_sample == 0, "{crashes:?}");
+    assert!(crashes.sample.abs_diff(n as u64) <= 20, "{crashes:?}");
+    // Half an hour later, one device in 50 has crashed: halted at once, at 10%.
+    clock.advance(HOUR_MS / 2);
+    let http = server.anonymous();
+    let running: Vec<Device> = fleet.iter().filter(|d| d.version == "1.1.0").step_by(50).cloned().collect();
+    for (i, d) in running.iter().enumerate() {
+        let token = running_token(&http, "late", d).await;
+        let crash = event_with(&d.id, "crash", "1.1.0", "stable", Some(&token));
+        let r = post_from(&http, "late", &[crash], i / 10).await;
+        assert_eq!((r.status, r.body["rejected"].as_u64()), (202, Some(0)), "{r:?}");
+    }
+    server.state().feedback.flush().await.unwrap();
+    clock.advance(1_000);
+    let report = server.state().tick().await.unwrap();
+    assert_eq!(report.tripped.len(), 1, "{report:?}");
+    assert!(report.tripped[0].contains("crash rate per first run: worse than the baseline"), "{report:?}");
+    let s = status(&server, "late").await;
+    assert_eq!(rollout_of(&s).state.to_string(), "halted");
+    assert_eq!(rollout_of(&s).basis_points.basis_points(), 1_000);
 }
