@@ -19,6 +19,15 @@
 //! sample is so small that `p1` is not above `p0`, the metric cannot be judged
 //! ([`Call::BaselineTooSmall`]).
 //!
+//! ## Two sets of figures: one to halt, one to prove
+//!
+//! [`Comparison::judge_proving`] halts on the candidate's figures and proves on `proof`
+//! figures, which for the crash rate are its crashes against the *settled* first runs only
+//! ([`crate::Settling`], [`crate::GateFigures::proof`]): a crash comes up to a day after its
+//! first run, so the window's rate can only look better than the truth (safe for a halt) and
+//! the settled one only worse (safe for proof). Each call keeps its error rate without a model
+//! of when crashes come. The crash rate needs proof only from `crashes_proven_from`.
+//!
 //! ## The last look at an exhausted proving step
 //!
 //! A proving step admits a share of a finite audience. When all of it has reported and the
