@@ -115,6 +115,14 @@ fn writes(ops: &[Op]) -> (Puts, Removes) {
     (puts, removes)
 }
 
+/// Makes sled's I/O pool now, from the calling thread, if it is not made yet: the pool is
+/// made at the first job handed to it, and an asynchronous flush always hands it one.
+fn start_io_pool(db: &sled::Db) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    runtime.block_on(db.flush_async()).context("flushing the database")?;
+    Ok(())
+}
+
 /// The embedded store: a sled database in the data dir.
 pub struct SledStore {
     db: sled::Db,
@@ -130,33 +138,38 @@ impl SledStore {
             // sled caches up to 1 GiB by default; the snapshot already holds what the
             // server reads, so the cache only serves writes and start-up.
             .cache_capacity(8 << 20);
-        // sled makes its flusher and I/O threads as it opens, and they inherit the opening
-        // thread's priority: opened from a background thread, they are the background too
-        // (crate::background), and its flushes yield the CPU to check-ins.
-        let db = std::thread::scope(|s| {
+        // sled's threads inherit the priority of the thread that makes them: its log flusher
+        // is made as it opens, and its I/O pool (seven threads that stay, process-wide) at
+        // the first job handed to it. Both are made here, from a background thread, so that
+        // they are the background too (crate::background) and sled's writes and flushes yield
+        // the CPU to check-ins. (Left to the first flush, the pool was made by the thread that
+        // committed first, the HTTP worker's seeding or the main thread's format check: seven
+        // threads at full priority that each flush woke.)
+        let store = std::thread::scope(|s| {
             s.spawn(|| {
                 crate::background::lower_this_thread();
-                config.open()
+                let db = config.open().with_context(|| format!("opening the database in {}", dir.display()))?;
+                start_io_pool(&db)?;
+                let t = |n: &str| db.open_tree(n);
+                let trees = [
+                    t("apps")?,
+                    t("releases")?,
+                    t("rollouts")?,
+                    t("tokens")?,
+                    t("audit")?,
+                    t("meta")?,
+                    t("feedback")?,
+                    t("adoption")?,
+                    t("secrets")?,
+                    t("feedback_log")?,
+                ];
+                let store = SledStore { db, trees };
+                store.check_format()?;
+                anyhow::Ok(store)
             })
             .join()
         })
-        .map_err(|_| anyhow::anyhow!("opening the database panicked"))?
-        .with_context(|| format!("opening the database in {}", dir.display()))?;
-        let t = |n: &str| db.open_tree(n);
-        let trees = [
-            t("apps")?,
-            t("releases")?,
-            t("rollouts")?,
-            t("tokens")?,
-            t("audit")?,
-            t("meta")?,
-            t("feedback")?,
-            t("adoption")?,
-            t("secrets")?,
-            t("feedback_log")?,
-        ];
-        let store = SledStore { db, trees };
-        store.check_format()?;
+        .map_err(|_| anyhow::anyhow!("opening the database panicked"))??;
         Ok(store)
     }
 
@@ -489,5 +502,31 @@ mod tests {
         let token = r#"{"name":"ci","role":"publisher","apps":["notes"],"secret_sha256":"ab","added_later":1}"#;
         let t: Token = serde_json::from_str::<TokenRecord>(token).unwrap().into();
         assert_eq!((t.name.as_str(), t.role, t.apps.len()), ("ci", Role::Publisher, 1));
+    }
+
+    /// sled's own threads (its log flusher, and the seven threads of its I/O pool, which stay
+    /// for the life of the process) are the background, whichever thread opens the store first.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn sleds_threads_run_at_the_background_priority() {
+        let dir = tempfile::tempdir().unwrap();
+        let _store = SledStore::open(dir.path()).unwrap();
+        let nice = |tid: i32| rustix::process::getpriority_process(rustix::process::Pid::from_raw(tid)).unwrap();
+        let me = nice(rustix::thread::gettid().as_raw_nonzero().get());
+        let mut seen = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let task = task.unwrap();
+            let Ok(comm) = std::fs::read_to_string(task.path().join("comm")) else { continue };
+            let comm = comm.trim().to_owned();
+            // The pool's first seven are its lasting ones; later ones come and go with load.
+            let lasting = (0..7).any(|i| comm == format!("sled-io-{i}"));
+            if lasting || comm == "log flusher" {
+                let tid: i32 = task.file_name().to_str().unwrap().parse().unwrap();
+                seen.push((comm, nice(tid)));
+            }
+        }
+        assert!(seen.iter().filter(|(c, _)| c.starts_with("sled-io-")).count() == 7, "{seen:?}");
+        let want = crate::background::NICE.max(me);
+        assert!(seen.iter().all(|(_, n)| *n == want), "every one at nice {want}: {seen:?}");
     }
 }
