@@ -256,6 +256,7 @@ struct Logged {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct LoggedEvent {
+    #[serde(serialize_with = "version_text")]
     version: Version,
     channel: ChannelName,
     kind: EventKind,
@@ -264,11 +265,49 @@ struct LoggedEvent {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct LoggedMetric {
+    #[serde(serialize_with = "version_text")]
     version: Version,
     channel: ChannelName,
     device: u64,
     values: Vec<(MetricName, Vec<MetricValue>)>,
     counts: Vec<(MetricName, u64)>,
+}
+
+/// Serializes a version as its text, formatted once into a buffer on the stack: the same
+/// bytes as `Version`'s own `Serialize`, which postcard formats twice (once to learn the
+/// text's length, then to write it), allocating nothing. Every logged event pays it.
+fn version_text<S: serde::Serializer>(version: &Version, s: S) -> Result<S::Ok, S::Error> {
+    use std::fmt::Write as _;
+    let mut text = VersionText { bytes: [0; VersionText::CAPACITY], len: 0 };
+    match write!(text, "{version}") {
+        Ok(()) => s.serialize_str(text.as_str()),
+        // Longer than any version `Version::parse` accepts: formatted twice, as before.
+        Err(_) => version.serialize(s),
+    }
+}
+
+/// A version's text, on the stack.
+struct VersionText {
+    bytes: [u8; VersionText::CAPACITY],
+    len: usize,
+}
+
+impl VersionText {
+    /// `Version::parse` accepts at most 128 characters.
+    const CAPACITY: usize = 128;
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).expect("only whole strs are written")
+    }
+}
+
+impl std::fmt::Write for VersionText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
 }
 
 impl LogEntry {
@@ -997,6 +1036,17 @@ mod tests {
         assert_eq!(store.load_feedback_and_log().await.unwrap().log.len(), 1);
         let third = Feedback::start_with(store.clone(), 20, hour).await.unwrap();
         assert_eq!(figures(&third), (3, 3, 60.0));
+    }
+
+    #[test]
+    fn a_logged_version_is_stored_as_versions_own_serialization_stores_it() {
+        #[derive(Serialize)]
+        struct Once(#[serde(serialize_with = "version_text")] Version);
+        let long = format!("1.2.3-{}", "a".repeat(122));
+        for v in ["0.0.0", "1.2.3", "10.200.3000-beta.1", "2.0.0-rc.1.x-y", long.as_str()] {
+            let v = Version::parse(v).unwrap();
+            assert_eq!(postcard::to_stdvec(&Once(v.clone())).unwrap(), postcard::to_stdvec(&v).unwrap(), "{v}");
+        }
     }
 
     #[test]
