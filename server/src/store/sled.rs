@@ -142,9 +142,10 @@ impl SledStore {
         // is made as it opens, and its I/O pool (seven threads that stay, process-wide) at
         // the first job handed to it. Both are made here, from a background thread, so that
         // they are the background too (crate::background) and sled's writes and flushes yield
-        // the CPU to check-ins. (Left to the first flush, the pool was made by the thread that
-        // committed first, the HTTP worker's seeding or the main thread's format check: seven
-        // threads at full priority that each flush woke.)
+        // the CPU to check-ins. (Left to chance, the pool was made by whichever thread handed
+        // it the first job: on a new data dir, the main thread's format check raced sled's
+        // log flusher, and a release server's seven pool threads, which every flush wakes, ran
+        // at full priority.)
         let store = std::thread::scope(|s| {
             s.spawn(|| {
                 crate::background::lower_this_thread();
@@ -505,12 +506,37 @@ mod tests {
     }
 
     /// sled's own threads (its log flusher, and the seven threads of its I/O pool, which stay
-    /// for the life of the process) are the background, whichever thread opens the store first.
+    /// for the life of the process) are the background, whichever thread opens the store. The
+    /// pool is made once per process, so the store is opened in a process of its own (this
+    /// test binary again, running [`sled_threads_of_a_fresh_process`]) from a thread at full
+    /// priority, and its first commit comes from one too, as an HTTP worker's would.
     #[cfg(target_os = "linux")]
     #[test]
     fn sleds_threads_run_at_the_background_priority() {
         let dir = tempfile::tempdir().unwrap();
-        let _store = SledStore::open(dir.path()).unwrap();
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "store::sled::tests::sled_threads_of_a_fresh_process", "--ignored", "--nocapture"])
+            .env(CHILD, dir.path().join("db"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && text.contains("1 passed"), "{text}");
+    }
+
+    /// Where [`sleds_threads_run_at_the_background_priority`]'s child opens the store.
+    #[cfg(target_os = "linux")]
+    const CHILD: &str = "HALFTONE_TEST_SLED_THREADS_DIR";
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    #[ignore = "run by sleds_threads_run_at_the_background_priority in a process of its own"]
+    fn sled_threads_of_a_fresh_process() {
+        let Some(dir) = std::env::var_os(CHILD) else { return };
+        let store = SledStore::open(Path::new(&dir)).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let mut c = Change::default();
+        c.put_token("t1", &token());
+        runtime.block_on(store.commit(c)).unwrap();
         let nice = |tid: i32| rustix::process::getpriority_process(rustix::process::Pid::from_raw(tid)).unwrap();
         let me = nice(rustix::thread::gettid().as_raw_nonzero().get());
         let mut seen = Vec::new();
