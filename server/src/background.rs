@@ -1,6 +1,12 @@
 //! The background: the threads of the server's tokio runtime (the feedback aggregator, the
-//! scheduler, the store's connections) and its blocking pool (the intake of event reports).
-//! Check-ins are answered on the HTTP workers, which are not among them.
+//! scheduler, the store's connections), its blocking pool (the intake of event reports) and
+//! sled's threads (its log flusher and I/O pool, made from a lowered thread when the store
+//! opens: `store::sled`). Check-ins are answered on the HTTP workers, which are not among them.
+//!
+//! Not the background: each HTTP worker's runtime has its own blocking pool (tokio's
+//! `tokio-rt-worker` threads too), used by artifact file I/O (uploads, file opens for
+//! downloads). Those threads inherit the worker's priority, idle between uses and end after
+//! 10 s without work, so a server under check-in and event load has none.
 //!
 //! Background threads run at a lower scheduling priority ([`NICE`]): when the machine's cores
 //! are all busy, the CPU goes to the check-ins first, and a wave of install reports, which

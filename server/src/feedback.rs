@@ -53,9 +53,37 @@ use crate::store::{AdoptionKey, Change, FeedbackKey as ReleaseKey, Store};
 /// An approximate set of device hashes.
 type Sketch = CardinalityEstimator<u64>;
 /// The aggregator's maps: keys are the server's own (apps, releases, channels of the
-/// catalog), so a fast hash without flood protection serves them.
-type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+/// catalog), so a fast hash without flood protection serves them. hashbrown's (std's own map)
+/// looks a key up by a borrowed form ([`ReleaseRef`]): counting an event clones no key.
+type HashMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<K> = hashbrown::HashSet<K, foldhash::fast::RandomState>;
+
+/// A release key ([`ReleaseKey`]: app, version, channel) borrowed from an event, to look its
+/// figures up without cloning the key (cloned only when the figures are new or become
+/// dirty). It hashes exactly as the owned tuple does.
+#[derive(Clone, Copy)]
+struct ReleaseRef<'a>(&'a AppId, &'a Version, &'a ChannelName);
+
+impl std::hash::Hash for ReleaseRef<'_> {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        // A tuple hashes its fields in order, with nothing between them.
+        self.0.hash(h);
+        self.1.hash(h);
+        self.2.hash(h);
+    }
+}
+
+impl hashbrown::Equivalent<ReleaseKey> for ReleaseRef<'_> {
+    fn equivalent(&self, key: &ReleaseKey) -> bool {
+        *self.0 == key.0 && *self.1 == key.1 && *self.2 == key.2
+    }
+}
+
+impl ReleaseRef<'_> {
+    fn to_key(self) -> ReleaseKey {
+        (self.0.clone(), self.1.clone(), self.2.clone())
+    }
+}
 
 /// Adoption is counted in windows of this width; "last day" is the windows that overlap the
 /// last 24 hours (so 24 to 28 hours), "last week" those that overlap the last 7 days.
@@ -228,6 +256,7 @@ struct Logged {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct LoggedEvent {
+    #[serde(serialize_with = "version_text")]
     version: Version,
     channel: ChannelName,
     kind: EventKind,
@@ -236,11 +265,49 @@ struct LoggedEvent {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct LoggedMetric {
+    #[serde(serialize_with = "version_text")]
     version: Version,
     channel: ChannelName,
     device: u64,
     values: Vec<(MetricName, Vec<MetricValue>)>,
     counts: Vec<(MetricName, u64)>,
+}
+
+/// Serializes a version as its text, formatted once into a buffer on the stack: the same
+/// bytes as `Version`'s own `Serialize`, which postcard formats twice (once to learn the
+/// text's length, then to write it), allocating nothing. Every logged event pays it.
+fn version_text<S: serde::Serializer>(version: &Version, s: S) -> Result<S::Ok, S::Error> {
+    use std::fmt::Write as _;
+    let mut text = VersionText { bytes: [0; VersionText::CAPACITY], len: 0 };
+    match write!(text, "{version}") {
+        Ok(()) => s.serialize_str(text.as_str()),
+        // Longer than any version `Version::parse` accepts: formatted twice, as before.
+        Err(_) => version.serialize(s),
+    }
+}
+
+/// A version's text, on the stack.
+struct VersionText {
+    bytes: [u8; VersionText::CAPACITY],
+    len: usize,
+}
+
+impl VersionText {
+    /// `Version::parse` accepts at most 128 characters.
+    const CAPACITY: usize = 128;
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).expect("only whole strs are written")
+    }
+}
+
+impl std::fmt::Write for VersionText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
 }
 
 impl LogEntry {
@@ -263,27 +330,23 @@ impl LogEntry {
 fn counters_of<'m>(
     releases: &'m mut HashMap<ReleaseKey, Counters>,
     dirty: &mut HashSet<ReleaseKey>,
-    key: &ReleaseKey,
+    key: ReleaseRef<'_>,
 ) -> &'m mut Counters {
-    if !dirty.contains(key) {
-        dirty.insert(key.clone());
+    if !dirty.contains(&key) {
+        dirty.insert(key.to_key());
     }
-    if !releases.contains_key(key) {
-        releases.insert(key.clone(), Counters::default());
-    }
-    releases.get_mut(key).expect("inserted above")
+    releases.raw_entry_mut().from_key(&key).or_insert_with(|| (key.to_key(), Counters::default())).1
 }
 
-/// Counts one admitted event of `app`; hands its version and channel back for the log.
+/// Counts one admitted event of `app`.
 fn count_event(
     releases: &mut HashMap<ReleaseKey, Counters>,
     dirty: &mut HashSet<ReleaseKey>,
     app: &AppId,
-    e: LoggedEvent,
-) -> LoggedEvent {
-    let key = (app.clone(), e.version, e.channel);
-    counters_of(releases, dirty, &key).devices.entry(e.kind).or_default().insert(&e.device);
-    LoggedEvent { version: key.1, channel: key.2, ..e }
+    e: &LoggedEvent,
+) {
+    let key = ReleaseRef(app, &e.version, &e.channel);
+    counters_of(releases, dirty, key).devices.entry(e.kind).or_default().insert(&e.device);
 }
 
 /// Counts one admitted metric report of `app`.
@@ -293,8 +356,7 @@ fn count_metric(
     app: &AppId,
     m: &LoggedMetric,
 ) {
-    let key = (app.clone(), m.version.clone(), m.channel.clone());
-    let c = counters_of(releases, dirty, &key);
+    let c = counters_of(releases, dirty, ReleaseRef(app, &m.version, &m.channel));
     for (name, values) in &m.values {
         let d = c.values.entry(name.clone()).or_default();
         values.iter().for_each(|v| d.add(*v));
@@ -313,7 +375,7 @@ fn replay(releases: &mut HashMap<ReleaseKey, Counters>, dirty: &mut HashSet<Rele
         for m in &r.metrics {
             count_metric(releases, dirty, &r.app, m);
         }
-        for e in r.events {
+        for e in &r.events {
             count_event(releases, dirty, &r.app, e);
         }
     }
@@ -685,11 +747,18 @@ async fn aggregate(
                 Ok(Msg::Events(app, report, network, ack)) => {
                     let mut a = figures.lock().unwrap_or_else(|p| p.into_inner());
                     let a = &mut *a;
-                    let mut logged = Logged { app, events: Vec::new(), metrics: Vec::new() };
+                    let mut logged = Logged {
+                        app,
+                        events: Vec::with_capacity(report.events.len()),
+                        metrics: Vec::with_capacity(report.metrics.len()),
+                    };
                     let app = &logged.app;
+                    // The app's network caps, looked up once for the whole report.
+                    let caps =
+                        caps.raw_entry_mut().from_key(app).or_insert_with(|| (app.clone(), HashMap::default())).1;
                     for m in report.metrics {
                         let device = device_hash(m.device_id.as_str());
-                        if admit(&mut caps, app, &m.version, network, device, per_network) == Admission::OverCap {
+                        if admit(caps, &m.version, network, device, per_network) == Admission::OverCap {
                             metrics::counter!("halftone_metric_reports_capped_total").increment(1);
                             continue;
                         }
@@ -705,7 +774,7 @@ async fn aggregate(
                     }
                     for e in report.events {
                         let device = device_hash(e.device_id.as_str());
-                        match admit(&mut caps, app, &e.version, network, device, per_network) {
+                        match admit(caps, &e.version, network, device, per_network) {
                             Admission::Counted => {}
                             Admission::OverCap => {
                                 metrics::counter!("halftone_events_capped_total").increment(1);
@@ -716,7 +785,7 @@ async fn aggregate(
                             }
                         }
                         let e = LoggedEvent { version: e.version, channel: e.channel, kind: e.kind, device };
-                        let e = count_event(&mut a.releases, &mut a.dirty_events, app, e);
+                        count_event(&mut a.releases, &mut a.dirty_events, app, &e);
                         logged.events.push(e);
                     }
                     if !logged.events.is_empty() || !logged.metrics.is_empty() {
@@ -772,24 +841,17 @@ async fn aggregate(
     }
 }
 
-/// Whether `network` may count `device` for `app`'s `version` (see [`NetworkCap`]); the key is
-/// cloned only for a release seen for the first time.
+/// Whether `network` may count `device` for the `version` of the app whose caps are `caps`
+/// (see [`NetworkCap`]); the version is cloned only for a release seen for the first time.
 fn admit(
-    caps: &mut HashMap<AppId, HashMap<Version, NetworkCap>>,
-    app: &AppId,
+    caps: &mut HashMap<Version, NetworkCap>,
     version: &Version,
     network: Network,
     device: u64,
     per_network: usize,
 ) -> Admission {
-    if !caps.contains_key(app) {
-        caps.insert(app.clone(), HashMap::default());
-    }
-    let releases = caps.get_mut(app).expect("inserted above");
-    if !releases.contains_key(version) {
-        releases.insert(version.clone(), NetworkCap::default());
-    }
-    releases.get_mut(version).expect("inserted above").admit(network, device, per_network)
+    let cap = caps.raw_entry_mut().from_key(version).or_insert_with(|| (version.clone(), NetworkCap::default())).1;
+    cap.admit(network, device, per_network)
 }
 
 /// The figure under `key`, created if new, and `key` marked dirty; `key` is cloned only the
@@ -974,6 +1036,42 @@ mod tests {
         assert_eq!(store.load_feedback_and_log().await.unwrap().log.len(), 1);
         let third = Feedback::start_with(store.clone(), 20, hour).await.unwrap();
         assert_eq!(figures(&third), (3, 3, 60.0));
+    }
+
+    #[test]
+    fn a_logged_version_is_stored_as_versions_own_serialization_stores_it() {
+        #[derive(Serialize)]
+        struct Once(#[serde(serialize_with = "version_text")] Version);
+        let long = format!("1.2.3-{}", "a".repeat(122));
+        for v in ["0.0.0", "1.2.3", "10.200.3000-beta.1", "2.0.0-rc.1.x-y", long.as_str()] {
+            let v = Version::parse(v).unwrap();
+            assert_eq!(postcard::to_stdvec(&Once(v.clone())).unwrap(), postcard::to_stdvec(&v).unwrap(), "{v}");
+        }
+    }
+
+    #[test]
+    fn a_borrowed_release_key_finds_the_owned_one_and_only_it() {
+        let key = |app: &str, v: &str, ch: &str| -> ReleaseKey {
+            (AppId::parse(app).unwrap(), Version::parse(v).unwrap(), ChannelName::parse(ch).unwrap())
+        };
+        let mut releases: HashMap<ReleaseKey, Counters> = HashMap::default();
+        let mut dirty: HashSet<ReleaseKey> = HashSet::default();
+        let stored =
+            [key("notes", "1.0.0", "stable"), key("notes", "1.0.0-beta.1", "beta"), key("notesx", "1.0.0", "stable")];
+        for (i, k) in stored.iter().enumerate() {
+            releases.insert(k.clone(), Counters { offers: i as u64 + 1, ..Counters::default() });
+        }
+        // Each borrowed form reaches its owned key: no second entry, the right figures.
+        for (i, k) in stored.iter().enumerate() {
+            let c = counters_of(&mut releases, &mut dirty, ReleaseRef(&k.0, &k.1, &k.2));
+            assert_eq!(c.offers, i as u64 + 1);
+        }
+        assert_eq!((releases.len(), dirty.len()), (3, 3));
+        // A key that differs in any part is a new entry.
+        let new = key("notes", "1.0.0", "beta");
+        assert_eq!(counters_of(&mut releases, &mut dirty, ReleaseRef(&new.0, &new.1, &new.2)).offers, 0);
+        assert_eq!((releases.len(), dirty.len()), (4, 4));
+        assert!(releases.contains_key(&new) && dirty.contains(&new));
     }
 
     #[test]

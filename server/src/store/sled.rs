@@ -115,6 +115,14 @@ fn writes(ops: &[Op]) -> (Puts, Removes) {
     (puts, removes)
 }
 
+/// Makes sled's I/O pool now, from the calling thread, if it is not made yet: the pool is
+/// made at the first job handed to it, and an asynchronous flush always hands it one.
+fn start_io_pool(db: &sled::Db) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    runtime.block_on(db.flush_async()).context("flushing the database")?;
+    Ok(())
+}
+
 /// The embedded store: a sled database in the data dir.
 pub struct SledStore {
     db: sled::Db,
@@ -130,33 +138,39 @@ impl SledStore {
             // sled caches up to 1 GiB by default; the snapshot already holds what the
             // server reads, so the cache only serves writes and start-up.
             .cache_capacity(8 << 20);
-        // sled makes its flusher and I/O threads as it opens, and they inherit the opening
-        // thread's priority: opened from a background thread, they are the background too
-        // (crate::background), and its flushes yield the CPU to check-ins.
-        let db = std::thread::scope(|s| {
+        // sled's threads inherit the priority of the thread that makes them: its log flusher
+        // is made as it opens, and its I/O pool (seven threads that stay, process-wide) at
+        // the first job handed to it. Both are made here, from a background thread, so that
+        // they are the background too (crate::background) and sled's writes and flushes yield
+        // the CPU to check-ins. (Left to chance, the pool was made by whichever thread handed
+        // it the first job: on a new data dir, the main thread's format check raced sled's
+        // log flusher, and a release server's seven pool threads, which every flush wakes, ran
+        // at full priority.)
+        let store = std::thread::scope(|s| {
             s.spawn(|| {
                 crate::background::lower_this_thread();
-                config.open()
+                let db = config.open().with_context(|| format!("opening the database in {}", dir.display()))?;
+                start_io_pool(&db)?;
+                let t = |n: &str| db.open_tree(n);
+                let trees = [
+                    t("apps")?,
+                    t("releases")?,
+                    t("rollouts")?,
+                    t("tokens")?,
+                    t("audit")?,
+                    t("meta")?,
+                    t("feedback")?,
+                    t("adoption")?,
+                    t("secrets")?,
+                    t("feedback_log")?,
+                ];
+                let store = SledStore { db, trees };
+                store.check_format()?;
+                anyhow::Ok(store)
             })
             .join()
         })
-        .map_err(|_| anyhow::anyhow!("opening the database panicked"))?
-        .with_context(|| format!("opening the database in {}", dir.display()))?;
-        let t = |n: &str| db.open_tree(n);
-        let trees = [
-            t("apps")?,
-            t("releases")?,
-            t("rollouts")?,
-            t("tokens")?,
-            t("audit")?,
-            t("meta")?,
-            t("feedback")?,
-            t("adoption")?,
-            t("secrets")?,
-            t("feedback_log")?,
-        ];
-        let store = SledStore { db, trees };
-        store.check_format()?;
+        .map_err(|_| anyhow::anyhow!("opening the database panicked"))??;
         Ok(store)
     }
 
@@ -489,5 +503,56 @@ mod tests {
         let token = r#"{"name":"ci","role":"publisher","apps":["notes"],"secret_sha256":"ab","added_later":1}"#;
         let t: Token = serde_json::from_str::<TokenRecord>(token).unwrap().into();
         assert_eq!((t.name.as_str(), t.role, t.apps.len()), ("ci", Role::Publisher, 1));
+    }
+
+    /// sled's own threads (its log flusher, and the seven threads of its I/O pool, which stay
+    /// for the life of the process) are the background, whichever thread opens the store. The
+    /// pool is made once per process, so the store is opened in a process of its own (this
+    /// test binary again, running [`sled_threads_of_a_fresh_process`]) from a thread at full
+    /// priority, and its first commit comes from one too, as an HTTP worker's would.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn sleds_threads_run_at_the_background_priority() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "store::sled::tests::sled_threads_of_a_fresh_process", "--ignored", "--nocapture"])
+            .env(CHILD, dir.path().join("db"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && text.contains("1 passed"), "{text}");
+    }
+
+    /// Where [`sleds_threads_run_at_the_background_priority`]'s child opens the store.
+    #[cfg(target_os = "linux")]
+    const CHILD: &str = "HALFTONE_TEST_SLED_THREADS_DIR";
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    #[ignore = "run by sleds_threads_run_at_the_background_priority in a process of its own"]
+    fn sled_threads_of_a_fresh_process() {
+        let Some(dir) = std::env::var_os(CHILD) else { return };
+        let store = SledStore::open(Path::new(&dir)).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let mut c = Change::default();
+        c.put_token("t1", &token());
+        runtime.block_on(store.commit(c)).unwrap();
+        let nice = |tid: i32| rustix::process::getpriority_process(rustix::process::Pid::from_raw(tid)).unwrap();
+        let me = nice(rustix::thread::gettid().as_raw_nonzero().get());
+        let mut seen = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let task = task.unwrap();
+            let Ok(comm) = std::fs::read_to_string(task.path().join("comm")) else { continue };
+            let comm = comm.trim().to_owned();
+            // The pool's first seven are its lasting ones; later ones come and go with load.
+            let lasting = (0..7).any(|i| comm == format!("sled-io-{i}"));
+            if lasting || comm == "log flusher" {
+                let tid: i32 = task.file_name().to_str().unwrap().parse().unwrap();
+                seen.push((comm, nice(tid)));
+            }
+        }
+        assert!(seen.iter().filter(|(c, _)| c.starts_with("sled-io-")).count() == 7, "{seen:?}");
+        let want = crate::background::NICE.max(me);
+        assert!(seen.iter().all(|(_, n)| *n == want), "every one at nice {want}: {seen:?}");
     }
 }
