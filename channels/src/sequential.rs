@@ -375,19 +375,11 @@ impl Default for Comparison {
 
 impl Comparison {
     /// The last look at one metric of a proving step whose audience has all reported (see the
-    /// module doc): exact binomial tails of the candidate's figures at the tolerated rate and
+    /// module doc), on the figures the continuous test judged (`sequential`, one of `metrics`):
+    /// exact binomial tails of its candidate's figures at the tolerated rate and of its proof's
     /// at the rate to catch. Its error rates are valid only if it is taken once per rollout.
-    /// As with [`Comparison::judge_proving`], proof is judged on `proof`, a halt on
-    /// `candidate`.
-    pub fn judge_last_look(
-        &self,
-        metric: Metric,
-        candidate: Proportion,
-        proof: Proportion,
-        baseline: Proportion,
-        metrics: u32,
-    ) -> LastLook {
-        let sequential = self.judge_proving(metric, candidate, proof, baseline, metrics);
+    pub fn judge_last_look(&self, sequential: &Evidence, metrics: u32) -> LastLook {
+        let Evidence { metric, candidate, proof, baseline, .. } = *sequential;
         let halt_below = self.last_look * self.alpha / f64::from(metrics.max(1));
         let accept_below = self.last_look * self.beta;
         let mut look = LastLook {
@@ -427,7 +419,10 @@ impl Comparison {
         let Some(b) = f.baseline else { return Vec::new() };
         let metrics: Vec<_> = Metric::ALL.into_iter().filter(|m| m.of(&b).total() > 0).collect();
         let n = metrics.len() as u32;
-        metrics.into_iter().map(|m| self.judge_last_look(m, m.of(&f.window), f.proof(m), m.of(&b), n)).collect()
+        metrics
+            .into_iter()
+            .map(|m| self.judge_last_look(&self.judge_proving(m, m.of(&f.window), f.proof(m), m.of(&b), n), n))
+            .collect()
     }
 }
 
@@ -710,16 +705,8 @@ mod tests {
     fn the_last_look_decides_what_the_sequential_test_left_open() {
         let half = strict().with_last_look(0.5).unwrap();
         let baseline = Proportion::new(2_000, 100_000);
-        let look = |bad| {
-            half.judge_last_look(
-                Metric::InstallFailureRate,
-                Proportion::new(bad, 2_000),
-                Proportion::new(bad, 2_000),
-                baseline,
-                2,
-            )
-        };
         let running = |bad| half.judge(Metric::InstallFailureRate, Proportion::new(bad, 2_000), baseline, 2);
+        let look = |bad| half.judge_last_look(&running(bad), 2);
         // 66 failures in 2,000 (3.3%): the likelihood ratio is undecided, the exact tail is not.
         assert_eq!(running(66).call, Call::Undecided, "{}", running(66));
         assert_eq!(look(66).call, Call::Worse, "{}", look(66));
@@ -735,13 +722,8 @@ mod tests {
         let e = split.judge(Metric::InstallFailureRate, Proportion::new(30, 1_000), Proportion::new(2_000, 100_000), 1);
         assert!((e.halt_at - plain.halt_at - 2f64.ln()).abs() < 1e-12 && e.accept_at < plain.accept_at);
         // Without a share kept, the last look decides nothing.
-        let none = unsplit.judge_last_look(
-            Metric::InstallFailureRate,
-            Proportion::new(500, 2_000),
-            Proportion::new(500, 2_000),
-            baseline,
-            1,
-        );
+        let none = unsplit
+            .judge_last_look(&unsplit.judge(Metric::InstallFailureRate, Proportion::new(500, 2_000), baseline, 1), 1);
         assert_eq!(none.call, Call::Undecided);
         assert!(strict().with_last_look(1.0).is_err());
     }
@@ -778,10 +760,11 @@ mod tests {
         fn the_last_look_keeps_its_error_rates(total in 50u64..3_000, share in 0.1f64..0.9) {
             let c = Comparison::default().with_last_look(share).unwrap();
             let baseline = Proportion::new(2_000, 100_000);
-            let first = c.judge_last_look(Metric::InstallFailureRate, Proportion::new(0, total), Proportion::new(0, total), baseline, 1);
+            let look = |bad| c.judge_last_look(&c.judge(Metric::InstallFailureRate, Proportion::new(bad, total), baseline, 1), 1);
+            let first = look(0);
             let (p0, p1) = (first.tolerated, first.worse);
             let calls: Vec<Call> = (0..=total)
-                .map(|bad| c.judge_last_look(Metric::InstallFailureRate, Proportion::new(bad, total), Proportion::new(bad, total), baseline, 1).call)
+                .map(|bad| look(bad).call)
                 .collect();
             // The smallest count called worse and the largest called no worse.
             let halt_from = calls.iter().position(|&k| k == Call::Worse).map_or(total + 1, |i| i as u64);
