@@ -470,8 +470,8 @@ impl Feedback {
             for (seq, bytes) in load.log {
                 replay(&mut agg.releases, &mut agg.dirty_events, LogEntry::decode(&bytes)?);
                 log.first.get_or_insert(seq);
-                log.next = seq + 1;
             }
+            log.next = load.next;
             if log.first.is_some() {
                 log.checkpointed = None;
             }

@@ -7,6 +7,7 @@
 
 mod change;
 mod dump;
+mod feedback_log;
 mod postgres;
 mod records;
 mod sled;
@@ -40,7 +41,10 @@ const REPORT_KEY: &str = "report-key";
 ///   binary would ignore a rotation and trust the keys it replaced, so it must refuse this data.
 /// - 3: the feedback log (reports acknowledged since the figures were last written whole). A
 ///   format-2 binary would ignore it and lose those reports, so it must refuse this data.
-pub const FORMAT: u64 = 3;
+/// - 4: the embedded store's feedback log in a file of its own (`db/feedback.log`, see
+///   `feedback_log.rs`). A format-3 binary would not read it and lose those reports. Nothing
+///   changed in PostgreSQL's tables; the mark moves there too (one format per binary).
+pub const FORMAT: u64 = 4;
 
 /// Everything stored, read at start-up, converted from the records.
 #[derive(Default)]
@@ -80,6 +84,10 @@ pub struct FeedbackLoad {
     /// Feedback log entries with their sequence numbers, in the order each replica wrote
     /// them (sequence numbers are a replica's own: on PostgreSQL several may repeat one).
     pub log: Vec<(u64, Vec<u8>)>,
+    /// The sequence number this process's next log entry takes (embedded store): above every
+    /// entry stored and every one a checkpoint covered. 0 on PostgreSQL, where every process
+    /// logs under a replica id of its own.
+    pub next: u64,
 }
 
 /// The key of an adoption window: app, channel, version, window number.
@@ -155,7 +163,10 @@ impl Store {
     /// id, so every stored row is another replica's, live or gone).
     pub async fn load_feedback_and_log(&self) -> anyhow::Result<FeedbackLoad> {
         match self {
-            Store::Sled(s) => Ok(FeedbackLoad { figures: s.load_feedback()?, log: s.load_feedback_log()? }),
+            Store::Sled(s) => {
+                let (log, next) = s.load_feedback_log()?;
+                Ok(FeedbackLoad { figures: s.load_feedback()?, log, next })
+            }
             Store::Postgres(p) => p.load_feedback_and_log().await,
         }
     }

@@ -237,7 +237,7 @@ impl PgStore {
         let log =
             rows.iter().map(|r| Ok((u64::try_from(r.get::<_, i64>(0))?, r.get(1)))).collect::<anyhow::Result<_>>()?;
         tx.commit().await?;
-        Ok(FeedbackLoad { figures, log })
+        Ok(FeedbackLoad { figures, log, next: 0 })
     }
 
     /// The adoption windows (JSON) other replicas stored, by app, channel, version and window

@@ -4,9 +4,15 @@
 //! Every value is one format byte ([`FORMAT_V1`]) followed by JSON of a record of
 //! `records.rs`. Keys: `apps`: app id; `releases`: app ‖ 0 ‖ version; `rollouts`: app ‖ 0 ‖
 //! version ‖ 0 ‖ channel; `tokens`: token id; `audit`: app ‖ 0 ‖ sequence (u64 big-endian),
-//! and 0 ‖ sequence for server-wide entries (tokens); `meta`: `format`, `bootstrapped`.
+//! and 0 ‖ sequence for server-wide entries (tokens); `meta`: `format`, `bootstrapped`,
+//! `feedback_log_start` (the first feedback log entry no checkpoint covers yet).
+//!
+//! The feedback log is not a tree but a file beside them (`feedback_log.rs`): its appends,
+//! one per group commit of event reports, skip sled's transaction and flush. Data dirs of
+//! store format 3 kept it in the `feedback_log` tree, which is still read and emptied.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use halftone_channels::wire::AuditEntry;
@@ -17,6 +23,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use super::change::{Change, Op};
 use super::dump::Dump;
+use super::feedback_log::{self, FeedbackLog};
 use super::records::{AppRecord, AuditRecord, ReleaseRecord, RolloutRecord, TokenRecord};
 use super::{AdoptionKey, FORMAT, FeedbackKey, Loaded};
 
@@ -78,14 +85,16 @@ enum Tree {
     Feedback = 6,
     Adoption = 7,
     Secrets = 8,
+    /// The feedback log of store format 3: read and emptied, never written.
     FeedbackLog = 9,
 }
 
 type Puts = Vec<(Tree, Vec<u8>, Vec<u8>)>;
 type Removes = Vec<(Tree, Vec<u8>)>;
 
-/// The keys and values `ops` write.
-fn writes(ops: &[Op]) -> (Puts, Removes) {
+/// The keys and values `ops` write in sled (feedback log appends go to the file); `legacy_log`:
+/// whether the format-3 log tree still holds entries, which a checkpoint then removes.
+fn writes(ops: &[Op], legacy_log: bool) -> (Puts, Removes) {
     let (mut puts, mut removes) = (Vec::new(), Vec::new());
     for op in ops {
         match op {
@@ -104,11 +113,12 @@ fn writes(ops: &[Op]) -> (Puts, Removes) {
                 puts.push((Tree::Adoption, adoption_key(app, ch, v, *w), framed(json.clone())));
             }
             Op::RemoveAdoption((app, ch, v, w)) => removes.push((Tree::Adoption, adoption_key(app, ch, v, *w))),
-            Op::FeedbackLog(seq, entry) => {
-                puts.push((Tree::FeedbackLog, seq.to_be_bytes().to_vec(), framed(entry.clone())))
-            }
+            Op::FeedbackLog(..) => {}
             Op::RemoveFeedbackLog(from, to) => {
-                removes.extend((*from..=*to).map(|seq| (Tree::FeedbackLog, seq.to_be_bytes().to_vec())));
+                puts.push((Tree::Meta, key(&[LOG_START]), encode(&(to + 1))));
+                if legacy_log {
+                    removes.extend((*from..=*to).map(|seq| (Tree::FeedbackLog, seq.to_be_bytes().to_vec())));
+                }
             }
         }
     }
@@ -123,10 +133,14 @@ fn start_io_pool(db: &sled::Db) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The embedded store: a sled database in the data dir.
+/// The `meta` key of the first feedback log entry no checkpoint covers.
+const LOG_START: &str = "feedback_log_start";
+
+/// The embedded store: a sled database in the data dir, and its feedback log file.
 pub struct SledStore {
     db: sled::Db,
     trees: [sled::Tree; 10],
+    log: Arc<FeedbackLog>,
 }
 
 impl SledStore {
@@ -164,8 +178,10 @@ impl SledStore {
                     t("secrets")?,
                     t("feedback_log")?,
                 ];
-                let store = SledStore { db, trees };
-                store.check_format()?;
+                SledStore::check_format(&db, &trees[Tree::Meta as usize])?;
+                // Opened once the format is known to be ours: it may cut a torn entry off.
+                let log = Arc::new(FeedbackLog::open(dir)?);
+                let store = SledStore { db, trees, log };
                 anyhow::Ok(store)
             })
             .join()
@@ -176,9 +192,9 @@ impl SledStore {
 
     /// Refuses data of a newer store format; marks a new, pre-marker or older data dir with
     /// ours (so that an older binary refuses it from now on).
-    fn check_format(&self) -> anyhow::Result<()> {
+    fn check_format(db: &sled::Db, meta: &sled::Tree) -> anyhow::Result<()> {
         let k = key(&["format"]);
-        if let Some(v) = self.tree(Tree::Meta).get(&k)? {
+        if let Some(v) = meta.get(&k)? {
             let found: u64 = decode(&v).context("reading the store format")?;
             anyhow::ensure!(
                 found <= FORMAT,
@@ -189,8 +205,8 @@ impl SledStore {
                 return Ok(());
             }
         }
-        self.tree(Tree::Meta).insert(k, encode(&FORMAT))?;
-        self.db.flush().context("flushing the database")?;
+        meta.insert(k, encode(&FORMAT))?;
+        db.flush().context("flushing the database")?;
         Ok(())
     }
 
@@ -240,15 +256,24 @@ impl SledStore {
         Ok(out)
     }
 
-    /// The feedback log's entries, oldest first, with their sequence numbers.
-    pub fn load_feedback_log(&self) -> anyhow::Result<Vec<(u64, Vec<u8>)>> {
+    /// The feedback log's entries no checkpoint covers, oldest first, with their sequence
+    /// numbers; and the sequence number the next entry takes.
+    pub fn load_feedback_log(&self) -> anyhow::Result<(feedback_log::Entries, u64)> {
+        let start: u64 = match self.tree(Tree::Meta).get(key(&[LOG_START]))? {
+            Some(v) => decode(&v).context("reading where the feedback log starts")?,
+            None => 0,
+        };
         let mut out = Vec::new();
         for kv in self.tree(Tree::FeedbackLog).iter() {
             let (k, v) = kv?;
             let seq = u64::from_be_bytes(k.as_ref().try_into().context("malformed feedback log key")?);
             out.push((seq, unframed(&v)?));
         }
-        Ok(out)
+        out.extend(self.log.entries()?);
+        out.retain(|(seq, _)| *seq >= start);
+        out.sort_by_key(|(seq, _)| *seq);
+        let next = out.last().map_or(start, |(seq, _)| (seq + 1).max(start));
+        Ok((out, next))
     }
 
     /// Every stored adoption window (JSON) by app, channel, version and window.
@@ -281,8 +306,43 @@ impl SledStore {
 
     /// Writes `change` atomically and flushes it to disk. Only after this returns may the
     /// change be acknowledged.
-    pub async fn commit(&self, change: Change) -> anyhow::Result<()> {
-        let (puts, removes) = writes(&change.ops);
+    pub async fn commit(&self, mut change: Change) -> anyhow::Result<()> {
+        let mut appends = Vec::new();
+        change.ops.retain_mut(|op| match op {
+            Op::FeedbackLog(seq, entry) => {
+                appends.push((*seq, std::mem::take(entry)));
+                false
+            }
+            _ => true,
+        });
+        let checkpoint = change.ops.iter().any(|op| matches!(op, Op::RemoveFeedbackLog(..)));
+        if !change.ops.is_empty() || !change.audit.is_empty() {
+            self.commit_trees(&change).await?;
+        }
+        if checkpoint {
+            // The figures and where the log now starts are stored: what the file holds is
+            // covered (a crash before it is emptied only leaves entries that are skipped).
+            let log = self.log.clone();
+            let cleared = tokio::task::spawn_blocking(move || log.clear()).await?;
+            if let Err(e) = cleared {
+                tracing::warn!(error = format!("{e:#}"), "the feedback log was not emptied; its entries are skipped");
+            }
+        }
+        if !appends.is_empty() {
+            let log = self.log.clone();
+            tokio::task::spawn_blocking(move || {
+                let entries: Vec<(u64, &[u8])> = appends.iter().map(|(seq, e)| (*seq, e.as_slice())).collect();
+                log.append(&entries)
+            })
+            .await??;
+        }
+        Ok(())
+    }
+
+    /// Writes what `change` stores in sled in one transaction, and flushes it.
+    async fn commit_trees(&self, change: &Change) -> anyhow::Result<()> {
+        let legacy_log = !self.tree(Tree::FeedbackLog).is_empty();
+        let (puts, removes) = writes(&change.ops, legacy_log);
         let trees: Vec<&sled::Tree> = self.trees.iter().collect();
         let result: Result<(), TransactionError<()>> = trees[..].transaction(|tx| {
             for (t, k, v) in &puts {
@@ -338,7 +398,7 @@ impl SledStore {
         d.bootstrapped = self.is_bootstrapped()?;
         d.feedback = self.load_feedback()?;
         d.adoption = self.load_adoption()?;
-        d.feedback_log = self.load_feedback_log()?;
+        d.feedback_log = self.load_feedback_log()?.0;
         for kv in self.tree(Tree::Secrets).iter() {
             let (k, v) = kv?;
             d.secrets.push((String::from_utf8(k.to_vec())?, unframed(&v)?));
@@ -430,6 +490,76 @@ mod tests {
         store.commit(c).await.unwrap();
         assert!(store.load().unwrap().tokens.is_empty());
         assert!(store.is_bootstrapped().unwrap());
+    }
+
+    fn log_change(seqs: &[u64]) -> Change {
+        let mut c = Change::default();
+        for seq in seqs {
+            c.append_feedback_log(*seq, format!("entry {seq}").into_bytes());
+        }
+        c
+    }
+
+    fn logged(store: &SledStore) -> (Vec<u64>, u64) {
+        let (entries, next) = store.load_feedback_log().unwrap();
+        for (seq, bytes) in &entries {
+            assert_eq!(bytes, format!("entry {seq}").as_bytes());
+        }
+        (entries.into_iter().map(|(seq, _)| seq).collect(), next)
+    }
+
+    /// The log is a file beside sled: appended entries are read back after reopening; a
+    /// checkpoint stores where the log starts, so entries it covers never count again, even
+    /// when the file was not emptied (a crash right after the checkpoint), and the numbering
+    /// goes on above them.
+    #[tokio::test]
+    async fn a_checkpoint_covers_the_logged_entries_and_numbering_goes_on_above_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(logged(&store), (vec![], 0));
+        store.commit(log_change(&[0])).await.unwrap();
+        store.commit(log_change(&[1, 2])).await.unwrap();
+        drop(store);
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(logged(&store), (vec![0, 1, 2], 3));
+
+        let mut checkpoint = Change::default();
+        checkpoint.remove_feedback_log(0, 2);
+        store.commit(checkpoint).await.unwrap();
+        assert_eq!(logged(&store), (vec![], 3));
+        assert_eq!(std::fs::metadata(FeedbackLog::path_in(dir.path())).unwrap().len(), 0, "emptied");
+        // As if the file had not been emptied: the covered entries are skipped.
+        store.log.append(&[(1, b"entry 1"), (2, b"entry 2")]).unwrap();
+        store.commit(log_change(&[3])).await.unwrap();
+        drop(store);
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(logged(&store), (vec![3], 4));
+    }
+
+    /// Store format 3 kept the log in a sled tree: a data dir upgraded with entries in it
+    /// replays them, numbers new entries above them, and the first checkpoint removes them.
+    #[tokio::test]
+    async fn the_log_a_format_3_data_dir_kept_in_sled_is_read_and_emptied_by_a_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SledStore::open(dir.path()).unwrap());
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.open_tree("meta").unwrap().insert(key(&["format"]), encode(&3u64)).unwrap();
+            let tree = db.open_tree("feedback_log").unwrap();
+            for seq in [0u64, 1] {
+                tree.insert(seq.to_be_bytes(), framed(format!("entry {seq}").into_bytes())).unwrap();
+            }
+            db.flush().unwrap();
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(logged(&store), (vec![0, 1], 2));
+        store.commit(log_change(&[2])).await.unwrap();
+        assert_eq!(logged(&store), (vec![0, 1, 2], 3));
+        let mut checkpoint = Change::default();
+        checkpoint.remove_feedback_log(0, 2);
+        store.commit(checkpoint).await.unwrap();
+        assert!(store.tree(Tree::FeedbackLog).is_empty());
+        assert_eq!(logged(&store), (vec![], 3));
     }
 
     #[test]
