@@ -415,8 +415,54 @@ impl MetricFigures {
     }
 }
 
+/// An event report the aggregator takes in at its next tick: it gets the report to count from
+/// [`Intake::take`] (which may parse and check a request's body there, on the aggregator's
+/// thread: a report then costs no wake-up of a thread of its own, nor of the HTTP worker, until
+/// its answer), counts it, and calls [`Intake::done`] once what it counted is stored.
+pub trait Intake: Send + 'static {
+    /// The report to count, or `None` when there is nothing to count (a refused body: the
+    /// intake keeps the refusal and tells it in `done`).
+    fn take(&mut self) -> Option<Report>;
+    /// What was counted is durably stored (`Ok`), or could not be; called at once when
+    /// `take` left nothing to store.
+    fn done(self: Box<Self>, stored: Result<(), FeedbackError>);
+}
+
+/// A report already parsed ([`Feedback::report`]).
+struct Parsed {
+    report: Option<Report>,
+    ack: oneshot::Sender<Result<(), FeedbackError>>,
+}
+
+impl Intake for Parsed {
+    fn take(&mut self) -> Option<Report> {
+        self.report.take()
+    }
+
+    fn done(self: Box<Self>, stored: Result<(), FeedbackError>) {
+        let _ = self.ack.send(stored);
+    }
+}
+
+/// Who waits for the next commit.
+enum Waiter {
+    Call(oneshot::Sender<Result<(), FeedbackError>>),
+    Report(Box<dyn Intake>),
+}
+
+impl Waiter {
+    fn answer(self, stored: Result<(), FeedbackError>) {
+        match self {
+            Waiter::Call(ack) => {
+                let _ = ack.send(stored);
+            }
+            Waiter::Report(intake) => intake.done(stored),
+        }
+    }
+}
+
 enum Msg {
-    Events(AppId, Report, Network, oneshot::Sender<Result<(), FeedbackError>>),
+    Events(AppId, Network, Box<dyn Intake>),
     Sample(CheckSample),
     Flush(oneshot::Sender<Result<(), FeedbackError>>),
     Close(oneshot::Sender<Result<(), FeedbackError>>),
@@ -506,11 +552,18 @@ impl Feedback {
     /// in `network`, within that network's cap; returns once they are durably stored.
     pub async fn report(&self, app: AppId, report: Report, network: Network) -> Result<(), FeedbackError> {
         let (ack, done) = oneshot::channel();
-        self.tx
-            .send(Msg::Events(app, report, network, ack))
-            .await
-            .map_err(|_| FeedbackError::Failed("the aggregator stopped".into()))?;
+        self.take_in(app, network, Box::new(Parsed { report: Some(report), ack })).await?;
         done.await.map_err(|_| FeedbackError::Failed("the aggregator stopped".into()))?
+    }
+
+    /// Hands the aggregator a report of `app` from a client in `network` to take in at its
+    /// next tick ([`Intake`]); it answers through the intake's `done`. An error here: the
+    /// aggregator stopped, and `done` is never called.
+    pub async fn take_in(&self, app: AppId, network: Network, intake: Box<dyn Intake>) -> Result<(), FeedbackError> {
+        self.tx
+            .send(Msg::Events(app, network, intake))
+            .await
+            .map_err(|_| FeedbackError::Failed("the aggregator stopped".into()))
     }
 
     /// Applies and stores everything received so far.
@@ -728,7 +781,7 @@ async fn aggregate(
     per_network: usize,
     mut log: LogState,
 ) {
-    let mut acks: Vec<oneshot::Sender<Result<(), FeedbackError>>> = Vec::new();
+    let mut acks: Vec<Waiter> = Vec::new();
     // The devices counted per network, per release (every channel): in memory only.
     let mut caps: HashMap<AppId, HashMap<Version, NetworkCap>> = HashMap::default();
     // The aggregator drains its queue on a timer rather than waiting on it: a check-in then
@@ -744,7 +797,12 @@ async fn aggregate(
         let (mut commit_now, mut stop) = (false, false);
         loop {
             match rx.try_recv() {
-                Ok(Msg::Events(app, report, network, ack)) => {
+                Ok(Msg::Events(app, network, mut intake)) => {
+                    // Parsed and checked here, before the figures are locked.
+                    let Some(report) = intake.take().filter(|r| !r.events.is_empty() || !r.metrics.is_empty()) else {
+                        intake.done(Ok(()));
+                        continue;
+                    };
                     let mut a = figures.lock().unwrap_or_else(|p| p.into_inner());
                     let a = &mut *a;
                     let mut logged = Logged {
@@ -791,7 +849,7 @@ async fn aggregate(
                     if !logged.events.is_empty() || !logged.metrics.is_empty() {
                         log.pending.push(logged);
                     }
-                    acks.push(ack);
+                    acks.push(Waiter::Report(intake));
                 }
                 Ok(Msg::Sample(s)) => {
                     newest_ms = newest_ms.max(s.at_ms);
@@ -809,11 +867,11 @@ async fn aggregate(
                     }
                 }
                 Ok(Msg::Flush(ack)) => {
-                    acks.push(ack);
+                    acks.push(Waiter::Call(ack));
                     commit_now = true;
                 }
                 Ok(Msg::Close(ack)) => {
-                    acks.push(ack);
+                    acks.push(Waiter::Call(ack));
                     stop = true;
                     break;
                 }
@@ -890,7 +948,7 @@ fn start_sweep(figures: &Mutex<Aggregates>, newest_ms: u64, sweep: &mut Vec<Swep
 async fn persist(
     figures: &Mutex<Aggregates>,
     store: &Store,
-    acks: &mut Vec<oneshot::Sender<Result<(), FeedbackError>>>,
+    acks: &mut Vec<Waiter>,
     sweep: &mut Vec<Swept>,
     all: bool,
     checkpoint: bool,
@@ -966,8 +1024,8 @@ async fn persist(
             Err(_) => figures.lock().unwrap_or_else(|p| p.into_inner()).dirty_events.extend(written),
         }
     }
-    for ack in acks.drain(..) {
-        let _ = ack.send(result.clone());
+    for waiter in acks.drain(..) {
+        waiter.answer(result.clone());
     }
 }
 

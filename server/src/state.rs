@@ -45,9 +45,6 @@ pub struct State {
     pub(crate) freshness: crate::replica::Freshness,
     /// The snapshot readers load, replaced only through a [`Writer`](crate::writer::Writer).
     pub(crate) published: Published,
-    /// The runtime the state was opened on, whose blocking pool takes event reports' intake
-    /// off the HTTP workers (at the background's priority: crate::background).
-    pub(crate) background: tokio::runtime::Handle,
 }
 
 impl State {
@@ -75,7 +72,6 @@ impl State {
             first_runs_seen: crate::first_runs_seen::FirstRunsWatch::default(),
             freshness: Default::default(),
             published: Published::new(snapshot),
-            background: tokio::runtime::Handle::current(),
         })
     }
 

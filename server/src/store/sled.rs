@@ -669,18 +669,28 @@ mod tests {
         runtime.block_on(store.commit(c)).unwrap();
         let nice = |tid: i32| rustix::process::getpriority_process(rustix::process::Pid::from_raw(tid)).unwrap();
         let me = nice(rustix::thread::gettid().as_raw_nonzero().get());
-        let mut seen = Vec::new();
-        for task in std::fs::read_dir("/proc/self/task").unwrap() {
-            let task = task.unwrap();
-            let Ok(comm) = std::fs::read_to_string(task.path().join("comm")) else { continue };
-            let comm = comm.trim().to_owned();
-            // The pool's first seven are its lasting ones; later ones come and go with load.
-            let lasting = (0..7).any(|i| comm == format!("sled-io-{i}"));
-            if lasting || comm == "log flusher" {
-                let tid: i32 = task.file_name().to_str().unwrap().parse().unwrap();
-                seen.push((comm, nice(tid)));
+        // The pool starts its threads one after another: on a busy machine the last may not be
+        // running yet when the commit returns.
+        let started = std::time::Instant::now();
+        let seen = loop {
+            let mut seen = Vec::new();
+            for task in std::fs::read_dir("/proc/self/task").unwrap() {
+                let task = task.unwrap();
+                let Ok(comm) = std::fs::read_to_string(task.path().join("comm")) else { continue };
+                let comm = comm.trim().to_owned();
+                // The pool's first seven are its lasting ones; later ones come and go with load.
+                let lasting = (0..7).any(|i| comm == format!("sled-io-{i}"));
+                if lasting || comm == "log flusher" {
+                    let tid: i32 = task.file_name().to_str().unwrap().parse().unwrap();
+                    seen.push((comm, nice(tid)));
+                }
             }
-        }
+            let pool = seen.iter().filter(|(c, _)| c.starts_with("sled-io-")).count();
+            if pool == 7 || started.elapsed() > std::time::Duration::from_secs(10) {
+                break seen;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
         assert!(seen.iter().filter(|(c, _)| c.starts_with("sled-io-")).count() == 7, "{seen:?}");
         let want = crate::background::NICE.max(me);
         assert!(seen.iter().all(|(_, n)| *n == want), "every one at nice {want}: {seen:?}");
