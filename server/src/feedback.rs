@@ -1096,6 +1096,38 @@ mod tests {
         assert_eq!(figures(&third), (3, 3, 60.0));
     }
 
+    /// An intake that refuses its body (or keeps nothing of it) is answered at its tick, with
+    /// nothing counted or logged; one that takes a report is answered once it is logged.
+    #[tokio::test]
+    async fn an_intake_is_answered_after_its_report_is_logged_and_at_once_when_it_keeps_nothing() {
+        struct Once(Option<Report>, oneshot::Sender<(bool, Result<(), FeedbackError>)>);
+        impl Intake for Once {
+            fn take(&mut self) -> Option<Report> {
+                self.0.take()
+            }
+            fn done(self: Box<Self>, stored: Result<(), FeedbackError>) {
+                let _ = self.1.send((self.0.is_none(), stored));
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open_sled(dir.path()).unwrap());
+        let feedback = Feedback::start_with(store.clone(), 20, Duration::from_secs(3600)).await.unwrap();
+        let app = AppId::parse("notes").unwrap();
+        for report in [None, Some(Report::default())] {
+            let (tx, rx) = oneshot::channel();
+            feedback.take_in(app.clone(), Network::of(None), Box::new(Once(report, tx))).await.unwrap();
+            assert!(matches!(rx.await.unwrap(), (true, Ok(()))));
+            assert!(store.load_feedback_and_log().await.unwrap().log.is_empty(), "nothing logged");
+        }
+        assert_eq!(figures(&feedback), (0, 0, 0.0));
+        let (tx, rx) = oneshot::channel();
+        let report = report("d-1", EventKind::InstallFailed, 10.0);
+        feedback.take_in(app.clone(), Network::of(None), Box::new(Once(Some(report), tx))).await.unwrap();
+        assert!(matches!(rx.await.unwrap(), (true, Ok(()))));
+        assert_eq!(store.load_feedback_and_log().await.unwrap().log.len(), 1, "logged before the answer");
+        assert_eq!(figures(&feedback), (1, 1, 10.0));
+    }
+
     #[test]
     fn a_logged_version_is_stored_as_versions_own_serialization_stores_it() {
         #[derive(Serialize)]
