@@ -86,11 +86,15 @@ wrk_run() { # OUT LUA CONNS ARGS...
   local out=$1 lua=$2 conns=$3; shift 3
   wrk -t1 -c"$conns" -d"${DURATION}s" --timeout 5s -s "$HERE/$lua" "$URL" -- releases="$RELEASES" "$@" >"$out" 2>&1
 }
-: >"$WORK/alone"; : >"$WORK/events"; : >"$WORK/beside"; : >"$WORK/beside_events"; : >"$WORK/beside_p50"; : >"$WORK/beside_p99"
+: >"$WORK/alone"; : >"$WORK/events"; : >"$WORK/beside"; : >"$WORK/beside_events"; : >"$WORK/beside_p50"; : >"$WORK/beside_p99"; : >"$WORK/ratio"
 : >"$WORK/cpu_checkin"; : >"$WORK/cpu_event"; : >"$WORK/cpu_paced"; : >"$WORK/worker_event"; : >"$WORK/worker_checkin"
 # CPU microseconds per request of a run: RESULT_FILE TICKS_BEFORE TICKS_AFTER PER_REQUEST
 per() { awk -v r="$(field "$1" requests)" -v a="$2" -v b="$3" -v t="$TICK" -v n="$4" \
   'BEGIN { if (r > 0) printf "%.3f\n", (b - a) / t * 1e6 / (r * n) }'; }
+# Each run measures check-ins alone and then beside events, back to back, so that the ratio of
+# the two is taken within half a minute: the machine's speed drifts more than that between runs
+# (check-ins alone varied by a tenth between runs of one bench), and a ratio of medians taken
+# minutes apart carried that drift. The ratio reported is the median of the runs' ratios.
 for run in $(seq "$RUNS"); do
   log "run $run/$RUNS: check-ins alone"
   t0=$(cpu); w0=$(worker_cpu)
@@ -98,25 +102,27 @@ for run in $(seq "$RUNS"); do
   per "$WORK/a.$run" "$t0" "$(cpu)" 1 >>"$WORK/cpu_checkin"
   per "$WORK/a.$run" "$w0" "$(worker_cpu)" 1 >>"$WORK/worker_checkin"
   field "$WORK/a.$run" rps >>"$WORK/alone"
-  log "run $run/$RUNS: events alone"
-  t0=$(cpu)
-  wrk_run "$WORK/e.$run" events.lua 16 pool="$POOL" tokens="$WORK/tokens"
-  per "$WORK/e.$run" "$t0" "$(cpu)" 100 >>"$WORK/cpu_event"
-  field "$WORK/e.$run" events_per_s >>"$WORK/events"
-  log "run $run/$RUNS: events alone at the steady rate of the next run"
-  t0=$(cpu); w0=$(worker_cpu)
-  wrk_run "$WORK/p.$run" events.lua "$BESIDE_CONNS" pool="$POOL" tokens="$WORK/tokens" pause_ms="$BESIDE_PAUSE_MS"
-  per "$WORK/p.$run" "$t0" "$(cpu)" 100 >>"$WORK/cpu_paced"
-  per "$WORK/p.$run" "$w0" "$(worker_cpu)" 100 >>"$WORK/worker_event"
   log "run $run/$RUNS: check-ins with events beside"
   wrk_run "$WORK/be.$run" events.lua "$BESIDE_CONNS" pool="$POOL" tokens="$WORK/tokens" pause_ms="$BESIDE_PAUSE_MS" &
   EV=$!
   wrk_run "$WORK/b.$run" checkin.lua 64
   wait "$EV"
   field "$WORK/b.$run" rps >>"$WORK/beside"
+  awk -v a="$(field "$WORK/a.$run" rps)" -v b="$(field "$WORK/b.$run" rps)" \
+    'BEGIN { printf "%.3f\n", (a > 0 ? b / a : 0) }' >>"$WORK/ratio"
   field "$WORK/be.$run" events_per_s >>"$WORK/beside_events"
   field "$WORK/be.$run" p50_us >>"$WORK/beside_p50"
   field "$WORK/be.$run" p99_us >>"$WORK/beside_p99"
+  log "run $run/$RUNS: events alone"
+  t0=$(cpu)
+  wrk_run "$WORK/e.$run" events.lua 16 pool="$POOL" tokens="$WORK/tokens"
+  per "$WORK/e.$run" "$t0" "$(cpu)" 100 >>"$WORK/cpu_event"
+  field "$WORK/e.$run" events_per_s >>"$WORK/events"
+  log "run $run/$RUNS: events alone at the steady rate of the run beside check-ins"
+  t0=$(cpu); w0=$(worker_cpu)
+  wrk_run "$WORK/p.$run" events.lua "$BESIDE_CONNS" pool="$POOL" tokens="$WORK/tokens" pause_ms="$BESIDE_PAUSE_MS"
+  per "$WORK/p.$run" "$t0" "$(cpu)" 100 >>"$WORK/cpu_paced"
+  per "$WORK/p.$run" "$w0" "$(worker_cpu)" 100 >>"$WORK/worker_event"
   for f in "$WORK"/*."$run"; do
     bad=$(field "$f" non200); [ "${bad:-0}" = 0 ] || { log "non-2xx answers in $f: $bad"; cat "$f" >&2; exit 1; }
   done
@@ -129,7 +135,8 @@ printf '%-48s %12.0f\n' "check-ins per second (events beside, steady)" "$beside"
 printf '%-48s %12.0f\n' "events per second (beside check-ins)" "$(median <"$WORK/beside_events")"
 printf '%-48s %12s\n' "event answer p50 / p99 beside check-ins, ms" \
   "$(awk -v a="$(median <"$WORK/beside_p50")" -v b="$(median <"$WORK/beside_p99")" 'BEGIN { printf "%.1f / %.1f", a / 1000, b / 1000 }')"
-printf '%-48s %12s\n' "check-ins with events / alone" "$(awk -v a="$alone" -v b="$beside" 'BEGIN { printf "%.2f", (a > 0 ? b / a : 0) }')"
+printf '%-48s %12s\n' "check-ins with events / alone (median of runs)" "$(median <"$WORK/ratio" | awk '{ printf "%.2f", $1 }')"
+printf '%-48s %12s\n' "  each run's" "$(awk '{ printf "%s%.2f", (NR > 1 ? " " : ""), $1 }' "$WORK/ratio")"
 cpu_checkin=$(median <"$WORK/cpu_checkin"); cpu_paced=$(median <"$WORK/cpu_paced")
 printf '%-48s %12s\n' "server CPU per check-in, us (alone)" "$cpu_checkin"
 printf '%-48s %12s\n' "  of which on the HTTP worker" "$(median <"$WORK/worker_checkin")"
