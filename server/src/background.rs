@@ -1,7 +1,8 @@
 //! The background: the threads of the server's tokio runtime (the feedback aggregator, which
 //! also parses and checks event reports, the scheduler, the store's connections), its
-//! blocking pool (the feedback log's appends on the embedded store) and sled's threads (its log flusher and I/O pool, made from a lowered thread when the store
-//! opens: `store::sled`). Check-ins are answered on the HTTP workers, which are not among them.
+//! blocking pool (the feedback log's appends on the embedded store) and sled's threads (its
+//! log flusher and I/O pool, made from a lowered thread when the store opens: `store::sled`).
+//! Check-ins are answered on the HTTP workers, which are not among them.
 //!
 //! Not the background: each HTTP worker's runtime has its own blocking pool (tokio's
 //! `tokio-rt-worker` threads too), used by artifact file I/O (uploads, file opens for
