@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install feedback under load: events ingested per second, and check-in throughput with event
-# ingestion running beside it, compared with check-ins alone. Loopback only; bounded runs.
+# ingestion running beside it, compared with check-ins alone, and with the same posts refused at
+# once (a control: what the load generator and loopback traffic cost check-ins by themselves).
+# Loopback only; bounded runs.
 #
 #   bench/feedback.sh                      # 10 s per run, median of 3
 #   BENCH_DURATION=5 BENCH_RUNS=1 bench/feedback.sh
@@ -86,7 +88,7 @@ wrk_run() { # OUT LUA CONNS ARGS...
   local out=$1 lua=$2 conns=$3; shift 3
   wrk -t1 -c"$conns" -d"${DURATION}s" --timeout 5s -s "$HERE/$lua" "$URL" -- releases="$RELEASES" "$@" >"$out" 2>&1
 }
-: >"$WORK/alone"; : >"$WORK/events"; : >"$WORK/beside"; : >"$WORK/beside_events"; : >"$WORK/beside_p50"; : >"$WORK/beside_p99"; : >"$WORK/ratio"
+: >"$WORK/alone"; : >"$WORK/events"; : >"$WORK/beside"; : >"$WORK/beside_events"; : >"$WORK/beside_p50"; : >"$WORK/beside_p99"; : >"$WORK/ratio"; : >"$WORK/control"
 : >"$WORK/cpu_checkin"; : >"$WORK/cpu_event"; : >"$WORK/cpu_paced"; : >"$WORK/worker_event"; : >"$WORK/worker_checkin"
 # CPU microseconds per request of a run: RESULT_FILE TICKS_BEFORE TICKS_AFTER PER_REQUEST
 per() { awk -v r="$(field "$1" requests)" -v a="$2" -v b="$3" -v t="$TICK" -v n="$4" \
@@ -113,6 +115,18 @@ for run in $(seq "$RUNS"); do
   field "$WORK/be.$run" events_per_s >>"$WORK/beside_events"
   field "$WORK/be.$run" p50_us >>"$WORK/beside_p50"
   field "$WORK/be.$run" p99_us >>"$WORK/beside_p99"
+  # The control: the same posts at the same pace, answered 400 at once (an app id that does not
+  # parse, before the body is read): what the load generator and the loopback traffic alone
+  # take from check-ins, apart from what the server's ingestion does.
+  log "run $run/$RUNS: check-ins with the same posts beside, refused at once (control)"
+  wrk_run "$WORK/control-posts.$run" events.lua "$BESIDE_CONNS" pool="$POOL" tokens="$WORK/tokens" \
+    pause_ms="$BESIDE_PAUSE_MS" app='x%2F' &
+  EV=$!
+  wrk_run "$WORK/c.$run" checkin.lua 64
+  wait "$EV"
+  awk -v a="$(field "$WORK/a.$run" rps)" -v b="$(field "$WORK/c.$run" rps)" \
+    'BEGIN { printf "%.3f\n", (a > 0 ? b / a : 0) }' >>"$WORK/control"
+  rm "$WORK/control-posts.$run"
   log "run $run/$RUNS: events alone"
   t0=$(cpu)
   wrk_run "$WORK/e.$run" events.lua 16 pool="$POOL" tokens="$WORK/tokens"
@@ -137,6 +151,8 @@ printf '%-48s %12s\n' "event answer p50 / p99 beside check-ins, ms" \
   "$(awk -v a="$(median <"$WORK/beside_p50")" -v b="$(median <"$WORK/beside_p99")" 'BEGIN { printf "%.1f / %.1f", a / 1000, b / 1000 }')"
 printf '%-48s %12s\n' "check-ins with events / alone (median of runs)" "$(median <"$WORK/ratio" | awk '{ printf "%.2f", $1 }')"
 printf '%-48s %12s\n' "  each run's" "$(awk '{ printf "%s%.2f", (NR > 1 ? " " : ""), $1 }' "$WORK/ratio")"
+printf '%-48s %12s\n' "control: beside the same posts refused at once" "$(median <"$WORK/control" | awk '{ printf "%.2f", $1 }')"
+printf '%-48s %12s\n' "  each run's" "$(awk '{ printf "%s%.2f", (NR > 1 ? " " : ""), $1 }' "$WORK/control")"
 cpu_checkin=$(median <"$WORK/cpu_checkin"); cpu_paced=$(median <"$WORK/cpu_paced")
 printf '%-48s %12s\n' "server CPU per check-in, us (alone)" "$cpu_checkin"
 printf '%-48s %12s\n' "  of which on the HTTP worker" "$(median <"$WORK/worker_checkin")"
