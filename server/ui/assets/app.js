@@ -15,6 +15,10 @@ const S = {
   who: null,
   timer: null,
   page: null,
+  // The location hash the page on screen was rendered for: logging out sets the hash and
+  // renders at once, and the `hashchange` that follows must not render (and clear) it again,
+  // or a token typed in the meantime is lost with the first login form.
+  shown: null,
 };
 
 // ---------- DOM helpers (no innerHTML with data: every text goes through textContent) ----------
@@ -980,6 +984,7 @@ async function refresh() {
 async function render() {
   stopPolling();
   S.page = null;
+  S.shown = location.hash;
   const main = $('#main');
   main.replaceChildren();
   $('#logout').classList.toggle('hidden', !S.token);
@@ -1021,6 +1026,7 @@ async function render() {
 }
 
 window.addEventListener('hashchange', () => {
+  if (location.hash === S.shown) return;
   clearBanner();
   render();
 });
