@@ -33,8 +33,20 @@ pub type Entries = Vec<(u64, Vec<u8>)>;
 /// The feedback log file of an embedded store.
 pub struct FeedbackLog {
     path: PathBuf,
-    /// Opened for appending; held while writing so that frames never interleave.
-    file: Mutex<File>,
+    /// Held while writing, so that frames never interleave.
+    tail: Mutex<Tail>,
+}
+
+/// The open file and where its whole frames end.
+struct Tail {
+    /// Opened for appending.
+    file: File,
+    /// The length of the whole frames written: a failed append is cut back to it.
+    len: u64,
+    /// A failed append could not be cut back: nothing more is appended (an entry after torn
+    /// bytes would be lost at the next start, although acknowledged) until the server restarts
+    /// and [`FeedbackLog::open`] cuts them off.
+    broken: bool,
 }
 
 impl FeedbackLog {
@@ -64,13 +76,13 @@ impl FeedbackLog {
             file.set_len(whole)?;
             file.sync_all()?;
         }
-        Ok(FeedbackLog { path, file: Mutex::new(file) })
+        Ok(FeedbackLog { path, tail: Mutex::new(Tail { file, len: whole, broken: false }) })
     }
 
     /// Every whole entry with its sequence number, in the order written.
     pub fn entries(&self) -> anyhow::Result<Entries> {
-        let file = self.lock();
-        Ok(read_frames(&file, &self.path)?.0)
+        let tail = self.lock();
+        Ok(read_frames(&tail.file, &self.path)?.0)
     }
 
     /// Appends `entries` and syncs them to disk; only after this returns may they be
@@ -88,17 +100,35 @@ impl FeedbackLog {
             bytes.extend_from_slice(&seq);
             bytes.extend_from_slice(entry);
         }
-        let mut file = self.lock();
-        file.write_all(&bytes).and_then(|()| file.sync_data()).context("appending to the feedback log")
+        let mut tail = self.lock();
+        anyhow::ensure!(
+            !tail.broken,
+            "the feedback log could not be cut back after a failed write: no report is stored until the server \
+             restarts"
+        );
+        let Tail { file, len, .. } = &mut *tail;
+        if let Err(e) = file.write_all(&bytes).and_then(|()| file.sync_data()) {
+            // Part of it may be in the file: cut it off, so that the next append follows whole
+            // frames (the reports of this one are not acknowledged).
+            if file.set_len(*len).is_err() {
+                tail.broken = true;
+            }
+            return Err(e).context("appending to the feedback log");
+        }
+        *len += bytes.len() as u64;
+        Ok(())
     }
 
     /// Empties the log: every entry in it is covered by a checkpoint already stored.
     pub fn clear(&self) -> anyhow::Result<()> {
-        self.lock().set_len(0).context("emptying the feedback log")
+        let mut tail = self.lock();
+        tail.file.set_len(0).context("emptying the feedback log")?;
+        tail.len = 0;
+        Ok(())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, File> {
-        self.file.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tail> {
+        self.tail.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -171,6 +201,27 @@ mod tests {
             let entries = FeedbackLog::open(dir.path()).unwrap().entries().unwrap();
             assert_eq!(entries, vec![(1, b"one".to_vec()), (3, b"three".to_vec())]);
         }
+    }
+
+    /// An append that fails and cannot be cut back stops all later ones: an entry written
+    /// after torn bytes would be acknowledged and then lost at the next start.
+    #[test]
+    fn after_a_failed_write_that_cannot_be_cut_back_nothing_more_is_appended() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(FeedbackLog::open(dir.path()).unwrap());
+        // Read-only: the write fails, and so does cutting the file back.
+        let file = std::fs::File::open(FeedbackLog::path_in(dir.path())).unwrap();
+        let log = FeedbackLog {
+            path: FeedbackLog::path_in(dir.path()),
+            tail: Mutex::new(Tail { file, len: 0, broken: false }),
+        };
+        assert!(log.append(&[(1, b"one")]).is_err());
+        let e = log.append(&[(2, b"two")]).unwrap_err().to_string();
+        assert!(e.contains("could not be cut back"), "{e}");
+        // A new process (the server restarted) appends again.
+        let log = FeedbackLog::open(dir.path()).unwrap();
+        log.append(&[(3, b"three")]).unwrap();
+        assert_eq!(log.entries().unwrap(), vec![(3, b"three".to_vec())]);
     }
 
     #[test]
