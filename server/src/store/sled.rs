@@ -435,6 +435,21 @@ mod tests {
     use crate::snapshot::AppSettings;
     use halftone_channels::wire::Role;
 
+    /// Opens a data dir again right after a handle on it was dropped: sled lets go of its
+    /// file lock only once its own threads are done with their last job, which on a busy
+    /// machine can come after the drop returns.
+    fn again<T, E: std::fmt::Display>(open: impl Fn() -> Result<T, E>) -> Result<T, E> {
+        for _ in 0..200 {
+            match open() {
+                Err(e) if format!("{e:#}").contains("could not acquire lock") => {
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                other => return other,
+            }
+        }
+        open()
+    }
+
     fn token() -> Token {
         Token { name: "a".parse().unwrap(), role: Role::Admin, apps: vec![], secret_sha256: "x".into() }
     }
@@ -463,7 +478,7 @@ mod tests {
             metrics: Default::default(),
         };
         {
-            let store = SledStore::open(dir.path()).unwrap();
+            let store = again(|| SledStore::open(dir.path())).unwrap();
             assert!(!store.is_bootstrapped().unwrap());
             let mut c = Change::default();
             c.put_app(&app, &settings);
@@ -480,7 +495,7 @@ mod tests {
             });
             store.commit(c).await.unwrap();
         }
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = again(|| SledStore::open(dir.path())).unwrap();
         let loaded = store.load().unwrap();
         assert_eq!(loaded.apps, [(app.clone(), settings)]);
         assert_eq!(loaded.tokens, [("t1".to_owned(), token())]);
@@ -515,12 +530,12 @@ mod tests {
     #[tokio::test]
     async fn a_checkpoint_covers_the_logged_entries_and_numbering_goes_on_above_them() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = again(|| SledStore::open(dir.path())).unwrap();
         assert_eq!(logged(&store), (vec![], 0));
         store.commit(log_change(&[0])).await.unwrap();
         store.commit(log_change(&[1, 2])).await.unwrap();
         drop(store);
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = again(|| SledStore::open(dir.path())).unwrap();
         assert_eq!(logged(&store), (vec![0, 1, 2], 3));
 
         let mut checkpoint = Change::default();
@@ -532,7 +547,7 @@ mod tests {
         store.log.append(&[(1, b"entry 1"), (2, b"entry 2")]).unwrap();
         store.commit(log_change(&[3])).await.unwrap();
         drop(store);
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = again(|| SledStore::open(dir.path())).unwrap();
         assert_eq!(logged(&store), (vec![3], 4));
     }
 
@@ -541,9 +556,9 @@ mod tests {
     #[tokio::test]
     async fn the_log_a_format_3_data_dir_kept_in_sled_is_read_and_emptied_by_a_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
-        drop(SledStore::open(dir.path()).unwrap());
+        drop(again(|| SledStore::open(dir.path())).unwrap());
         {
-            let db = sled::open(dir.path()).unwrap();
+            let db = again(|| sled::open(dir.path())).unwrap();
             db.open_tree("meta").unwrap().insert(key(&["format"]), encode(&3u64)).unwrap();
             let tree = db.open_tree("feedback_log").unwrap();
             for seq in [0u64, 1] {
@@ -551,7 +566,7 @@ mod tests {
             }
             db.flush().unwrap();
         }
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = again(|| SledStore::open(dir.path())).unwrap();
         assert_eq!(logged(&store), (vec![0, 1], 2));
         store.commit(log_change(&[2])).await.unwrap();
         assert_eq!(logged(&store), (vec![0, 1, 2], 3));
@@ -565,31 +580,31 @@ mod tests {
     #[test]
     fn a_data_dir_of_a_newer_store_format_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        drop(SledStore::open(dir.path()).unwrap());
+        drop(again(|| SledStore::open(dir.path())).unwrap());
         {
-            let db = sled::open(dir.path()).unwrap();
+            let db = again(|| sled::open(dir.path())).unwrap();
             db.open_tree("meta").unwrap().insert(key(&["format"]), encode(&(FORMAT + 1))).unwrap();
             db.flush().unwrap();
         }
-        let e = SledStore::open(dir.path()).err().expect("a newer format is refused").to_string();
+        let e = again(|| SledStore::open(dir.path())).err().expect("a newer format is refused").to_string();
         assert!(e.contains(&format!("store format {}", FORMAT + 1)) && e.contains("newer Halftone"), "{e}");
     }
 
     #[test]
     fn an_older_data_dir_is_marked_with_this_format_so_older_binaries_refuse_it() {
         let dir = tempfile::tempdir().unwrap();
-        drop(SledStore::open(dir.path()).unwrap());
+        drop(again(|| SledStore::open(dir.path())).unwrap());
         let format = |dir: &Path| -> u64 {
-            let db = sled::open(dir).unwrap();
+            let db = again(|| sled::open(dir)).unwrap();
             decode(&db.open_tree("meta").unwrap().get(key(&["format"])).unwrap().unwrap()).unwrap()
         };
         {
-            let db = sled::open(dir.path()).unwrap();
+            let db = again(|| sled::open(dir.path())).unwrap();
             db.open_tree("meta").unwrap().insert(key(&["format"]), encode(&1u64)).unwrap();
             db.flush().unwrap();
         }
         assert_eq!(format(dir.path()), 1);
-        drop(SledStore::open(dir.path()).unwrap());
+        drop(again(|| SledStore::open(dir.path())).unwrap());
         assert_eq!(format(dir.path()), FORMAT);
     }
 
