@@ -14,6 +14,13 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 DURATION=${BENCH_DURATION:-10}
 RUNS=${BENCH_RUNS:-3}
+# Check-ins alone, beside events and beside the control are measured in turn in short segments
+# (5 of 2 s each by default, as long as one 10 s measurement of each): the machine's speed
+# drifts by several percent within seconds on a shared host, and back-to-back 10 s
+# measurements carried that drift into the ratio (single runs ranged from 0.84 to 1.03 on
+# identical builds).
+SEGMENTS=${BENCH_SEGMENTS:-5}
+SEGMENT=${BENCH_SEGMENT:-2}
 RELEASES=${BENCH_RELEASES:-100}
 # The load comes from one address, far over the per-address request rates of a real server
 # (docs/api.md, "Connection limits and load shedding"): turn them off unless set.
@@ -93,40 +100,54 @@ wrk_run() { # OUT LUA CONNS ARGS...
 # CPU microseconds per request of a run: RESULT_FILE TICKS_BEFORE TICKS_AFTER PER_REQUEST
 per() { awk -v r="$(field "$1" requests)" -v a="$2" -v b="$3" -v t="$TICK" -v n="$4" \
   'BEGIN { if (r > 0) printf "%.3f\n", (b - a) / t * 1e6 / (r * n) }'; }
-# Each run measures check-ins alone and then beside events, back to back, so that the ratio of
-# the two is taken within half a minute: the machine's speed drifts more than that between runs
-# (check-ins alone varied by a tenth between runs of one bench), and a ratio of medians taken
-# minutes apart carried that drift. The ratio reported is the median of the runs' ratios.
+# Each run measures check-ins alone, beside events and beside the control in turn, in short
+# segments (see SEGMENTS), so that the ratios are taken over the same seconds: the machine's
+# speed drifts more than that between runs (check-ins alone varied by a tenth between runs of one
+# bench), and a ratio of medians taken minutes apart carried that drift. A run's ratio is its
+# check-ins beside over alone, summed over its segments; the ratio reported is the median of the
+# runs' ratios.
+# Requests of a set of segment results, summed: FILES...
+total() { cat "$@" | sed -n 's/^BENCH .*\<requests=\([0-9]*\).*/\1/p' | awk '{ n += $1 } END { print n + 0 }'; }
 for run in $(seq "$RUNS"); do
-  log "run $run/$RUNS: check-ins alone"
-  t0=$(cpu); w0=$(worker_cpu)
-  wrk_run "$WORK/a.$run" checkin.lua 64
-  per "$WORK/a.$run" "$t0" "$(cpu)" 1 >>"$WORK/cpu_checkin"
-  per "$WORK/a.$run" "$w0" "$(worker_cpu)" 1 >>"$WORK/worker_checkin"
-  field "$WORK/a.$run" rps >>"$WORK/alone"
-  log "run $run/$RUNS: check-ins with events beside"
-  wrk_run "$WORK/be.$run" events.lua "$BESIDE_CONNS" pool="$POOL" tokens="$WORK/tokens" pause_ms="$BESIDE_PAUSE_MS" &
-  EV=$!
-  wrk_run "$WORK/b.$run" checkin.lua 64
-  wait "$EV"
-  field "$WORK/b.$run" rps >>"$WORK/beside"
-  awk -v a="$(field "$WORK/a.$run" rps)" -v b="$(field "$WORK/b.$run" rps)" \
-    'BEGIN { printf "%.3f\n", (a > 0 ? b / a : 0) }' >>"$WORK/ratio"
-  field "$WORK/be.$run" events_per_s >>"$WORK/beside_events"
-  field "$WORK/be.$run" p50_us >>"$WORK/beside_p50"
-  field "$WORK/be.$run" p99_us >>"$WORK/beside_p99"
-  # The control: the same posts at the same pace, answered 400 at once (an app id that does not
-  # parse, before the body is read): what the load generator and the loopback traffic alone
-  # take from check-ins, apart from what the server's ingestion does.
-  log "run $run/$RUNS: check-ins with the same posts beside, refused at once (control)"
-  wrk_run "$WORK/control-posts.$run" events.lua "$BESIDE_CONNS" pool="$POOL" tokens="$WORK/tokens" \
-    pause_ms="$BESIDE_PAUSE_MS" app='x%2F' &
-  EV=$!
-  wrk_run "$WORK/c.$run" checkin.lua 64
-  wait "$EV"
-  awk -v a="$(field "$WORK/a.$run" rps)" -v b="$(field "$WORK/c.$run" rps)" \
-    'BEGIN { printf "%.3f\n", (a > 0 ? b / a : 0) }' >>"$WORK/control"
-  rm "$WORK/control-posts.$run"
+  log "run $run/$RUNS: check-ins alone, with events beside, and with the control beside: $SEGMENTS times ${SEGMENT}s each"
+  took=0; wtook=0
+  for seg in $(seq "$SEGMENTS"); do
+    a0=$(cpu); aw0=$(worker_cpu)
+    DURATION=$SEGMENT wrk_run "$WORK/a.$run.$seg" checkin.lua 64
+    took=$((took + $(cpu) - a0)); wtook=$((wtook + $(worker_cpu) - aw0))
+    # The posts start half a second before check-ins and end half a second after them, so that
+    # the generator's start (it builds its pool of bodies) falls outside the measured seconds.
+    DURATION=$((SEGMENT + 1)) wrk_run "$WORK/be.$run.$seg" events.lua "$BESIDE_CONNS" pool="$POOL" \
+      tokens="$WORK/tokens" pause_ms="$BESIDE_PAUSE_MS" &
+    EV=$!
+    sleep 0.5
+    DURATION=$SEGMENT wrk_run "$WORK/b.$run.$seg" checkin.lua 64
+    wait "$EV"
+    # The control: the same posts at the same pace, answered 400 at once (an app id that does
+    # not parse, before the body is read): what the load generator and the loopback traffic
+    # alone take from check-ins, apart from what the server's ingestion does.
+    DURATION=$((SEGMENT + 1)) wrk_run "$WORK/control-posts.$run.$seg" events.lua "$BESIDE_CONNS" pool="$POOL" \
+      tokens="$WORK/tokens" pause_ms="$BESIDE_PAUSE_MS" app='x%2F' &
+    EV=$!
+    sleep 0.5
+    DURATION=$SEGMENT wrk_run "$WORK/c.$run.$seg" checkin.lua 64
+    wait "$EV"
+  done
+  alone_n=$(total "$WORK"/a."$run".*); beside_n=$(total "$WORK"/b."$run".*)
+  secs=$((SEGMENTS * SEGMENT))
+  printf 'BENCH requests=%d\n' "$alone_n" >"$WORK/a.$run"
+  awk -v t="$took" -v k="$TICK" -v n="$alone_n" 'BEGIN { if (n > 0) printf "%.3f\n", t / k * 1e6 / n }' >>"$WORK/cpu_checkin"
+  awk -v t="$wtook" -v k="$TICK" -v n="$alone_n" \
+    'BEGIN { if (n > 0) printf "%.3f\n", t / k * 1e6 / n }' >>"$WORK/worker_checkin"
+  awk -v n="$alone_n" -v s="$secs" 'BEGIN { printf "%.1f\n", n / s }' >>"$WORK/alone"
+  awk -v n="$beside_n" -v s="$secs" 'BEGIN { printf "%.1f\n", n / s }' >>"$WORK/beside"
+  awk -v a="$alone_n" -v b="$beside_n" 'BEGIN { printf "%.3f\n", (a > 0 ? b / a : 0) }' >>"$WORK/ratio"
+  # The event rate and answer times: the median over the segments.
+  for f in "$WORK"/be."$run".*; do field "$f" events_per_s; done | median >>"$WORK/beside_events"
+  for f in "$WORK"/be."$run".*; do field "$f" p50_us; done | median >>"$WORK/beside_p50"
+  for f in "$WORK"/be."$run".*; do field "$f" p99_us; done | median >>"$WORK/beside_p99"
+  awk -v a="$alone_n" -v c="$(total "$WORK"/c."$run".*)" 'BEGIN { printf "%.3f\n", (a > 0 ? c / a : 0) }' >>"$WORK/control"
+  rm "$WORK"/control-posts."$run".*
   log "run $run/$RUNS: events alone"
   t0=$(cpu)
   wrk_run "$WORK/e.$run" events.lua 16 pool="$POOL" tokens="$WORK/tokens"
@@ -137,12 +158,13 @@ for run in $(seq "$RUNS"); do
   wrk_run "$WORK/p.$run" events.lua "$BESIDE_CONNS" pool="$POOL" tokens="$WORK/tokens" pause_ms="$BESIDE_PAUSE_MS"
   per "$WORK/p.$run" "$t0" "$(cpu)" 100 >>"$WORK/cpu_paced"
   per "$WORK/p.$run" "$w0" "$(worker_cpu)" 100 >>"$WORK/worker_event"
-  for f in "$WORK"/*."$run"; do
+  for f in "$WORK"/*."$run" "$WORK"/*."$run".*; do
     bad=$(field "$f" non200); [ "${bad:-0}" = 0 ] || { log "non-2xx answers in $f: $bad"; cat "$f" >&2; exit 1; }
   done
 done
 alone=$(median <"$WORK/alone"); beside=$(median <"$WORK/beside")
-printf '\n%-48s %12s\n' "figure (median of $RUNS, ${DURATION}s each, 1 server worker)" "value"
+printf '\n%-48s %12s\n' "figure (median of $RUNS runs, 1 server worker)" "value"
+printf '%-48s %12s\n' "  check-ins: $SEGMENTS segments of ${SEGMENT}s per run" "events: ${DURATION}s"
 printf '%-48s %12.0f\n' "events ingested per second (alone)" "$(median <"$WORK/events")"
 printf '%-48s %12.0f\n' "check-ins per second (alone)" "$alone"
 printf '%-48s %12.0f\n' "check-ins per second (events beside, steady)" "$beside"
