@@ -1,8 +1,9 @@
-//! The background: the threads of the server's tokio runtime (the feedback aggregator, which
-//! also parses and checks event reports, the scheduler, the store's connections), its
-//! blocking pool (the feedback log's appends on the embedded store) and sled's threads (its
-//! log flusher and I/O pool, made from a lowered thread when the store opens: `store::sled`).
-//! Check-ins are answered on the HTTP workers, which are not among them.
+//! The background: the feedback aggregator's thread (`feedback`, which parses and checks event
+//! reports, counts them and appends them to the embedded store's feedback log), the threads of
+//! the server's tokio runtime (the scheduler, the store's connections, the aggregator's
+//! checkpoints), its blocking pool and sled's threads (its log flusher and I/O pool, made from
+//! a lowered thread when the store opens: `store::sled`). Check-ins are answered on the HTTP
+//! workers, which are not among them.
 //!
 //! Not the background: each HTTP worker's runtime has its own blocking pool (tokio's
 //! `tokio-rt-worker` threads too), used by artifact file I/O (uploads, file opens for

@@ -3,7 +3,8 @@
 //! devices run, per release and channel, as approximate distinct-device counts (sketches of a
 //! few KiB each: the server keeps no per-device table).
 //!
-//! One aggregator task owns the figures. The check-in path hands it a sample with `try_send`
+//! One aggregator owns the figures: a thread of its own (`feedback`, at the background's
+//! priority), not a task on the runtime, so that a tick costs one wake-up. The check-in path hands it a sample with `try_send`
 //! on a bounded channel (lock-free, never waits; a full queue drops the sample and counts the
 //! drop). Every 5 ms the aggregator drains its queue. Event reports are
 //! group-committed: at the first tick after they arrive (or after the commit in flight, which
@@ -34,7 +35,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cardinality_estimator::CardinalityEstimator;
 use halftone_channels::wire::{
@@ -99,7 +100,8 @@ const SAMPLES_EVERY: Duration = Duration::from_secs(30);
 /// The most check-in sketches one commit writes: a sweep over thousands of changed sketches
 /// is spread over several ticks, so that no commit holds tens of megabytes at once.
 const SWEEP_CHUNK: usize = 64;
-/// How often the aggregator drains its queue.
+/// How often the aggregator drains its queue (a deadline, not a sleep after the work: a tick
+/// that ran late is followed by the next one at once, then on the timer again).
 const DRAIN_EVERY: Duration = Duration::from_millis(5);
 /// How often the figures that reports changed are written whole (a checkpoint). Between
 /// checkpoints a group commit appends only what it acknowledges to the feedback log
@@ -311,10 +313,9 @@ impl std::fmt::Write for VersionText {
 }
 
 impl LogEntry {
+    /// The entry behind its encoding's byte, serialized straight after it (no second buffer).
     fn encode(&self) -> Vec<u8> {
-        let mut out = vec![LOG_V1];
-        out.extend(postcard::to_stdvec(self).expect("log entries serialize"));
-        out
+        postcard::to_extend(self, vec![LOG_V1]).expect("log entries serialize")
     }
 
     fn decode(bytes: &[u8]) -> anyhow::Result<LogEntry> {
@@ -390,7 +391,7 @@ struct LogState {
     /// Reports counted since the last commit, waiting to be logged.
     pending: Vec<Logged>,
     /// When the figures were last written whole (`None`: a checkpoint is due now).
-    checkpointed: Option<tokio::time::Instant>,
+    checkpointed: Option<Instant>,
     /// How often they are ([`CHECKPOINT_EVERY`]).
     every: Duration,
 }
@@ -500,7 +501,7 @@ impl Feedback {
             next: 0,
             first: None,
             pending: Vec::new(),
-            checkpointed: Some(tokio::time::Instant::now()),
+            checkpointed: Some(Instant::now()),
             every: checkpoint_every,
         };
         if store.is_shared() {
@@ -530,7 +531,14 @@ impl Feedback {
         if store.is_shared() {
             tokio::spawn(follow_others(Arc::downgrade(&figures), store.clone()));
         }
-        tokio::spawn(aggregate(rx, figures.clone(), store, per_network as usize, log));
+        // The aggregator is a thread of its own (see `aggregate`); what it does not do itself
+        // (a checkpoint's transaction, a PostgreSQL commit) it runs on this runtime.
+        let runtime = tokio::runtime::Handle::current();
+        let figures_for = figures.clone();
+        std::thread::Builder::new().name("feedback".into()).spawn(move || {
+            crate::background::lower_this_thread();
+            aggregate(rx, figures_for, store, per_network as usize, log, runtime)
+        })?;
         Ok(Feedback { tx, figures, dropped: AtomicU64::new(0) })
     }
 
@@ -774,12 +782,22 @@ async fn follow_others(figures: std::sync::Weak<Mutex<Aggregates>>, store: Arc<S
     }
 }
 
-async fn aggregate(
+/// The aggregator: a thread of its own, at the background's priority, that wakes every
+/// [`DRAIN_EVERY`] to take in what its queue holds, counts it, commits it and answers.
+///
+/// Not a task on the runtime: each tick would then cost a wake-up of a runtime thread (whichever
+/// was parked on the timer), a hop to a blocking thread for the feedback log's append and a hop
+/// back, each a context switch taken from the CPU the check-ins run on; and the task moved
+/// between the runtime's threads, so that memory allocated on one was freed on another. Here a
+/// tick is one wake-up, and the embedded store's append (write and fdatasync) runs on this
+/// thread ([`Store::commit_blocking`]).
+fn aggregate(
     mut rx: mpsc::Receiver<Msg>,
     figures: Arc<Mutex<Aggregates>>,
     store: Arc<Store>,
     per_network: usize,
     mut log: LogState,
+    runtime: tokio::runtime::Handle,
 ) {
     let mut acks: Vec<Waiter> = Vec::new();
     // The devices counted per network, per release (every channel): in memory only.
@@ -787,13 +805,16 @@ async fn aggregate(
     // The aggregator drains its queue on a timer rather than waiting on it: a check-in then
     // never has to wake a parked thread, which would cost it a futex call and two context
     // switches.
-    let mut poll = tokio::time::interval(DRAIN_EVERY);
-    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_sweep = tokio::time::Instant::now();
+    let mut next_tick = Instant::now();
+    let mut last_sweep = Instant::now();
     let mut sweep: Vec<Swept> = Vec::new();
     let mut newest_ms = 0u64;
     loop {
-        poll.tick().await;
+        next_tick += DRAIN_EVERY;
+        match next_tick.checked_duration_since(Instant::now()) {
+            Some(wait) => std::thread::sleep(wait),
+            None => next_tick = Instant::now(),
+        }
         let (mut commit_now, mut stop) = (false, false);
         loop {
             match rx.try_recv() {
@@ -884,14 +905,14 @@ async fn aggregate(
         }
         if sweep.is_empty() && last_sweep.elapsed() >= SAMPLES_EVERY {
             start_sweep(&figures, newest_ms, &mut sweep);
-            last_sweep = tokio::time::Instant::now();
+            last_sweep = Instant::now();
         }
         let all = stop || commit_now;
         let checkpoint = all
             || (log.first.is_some() || !log.pending.is_empty())
                 && log.checkpointed.is_none_or(|t| t.elapsed() >= log.every);
         if checkpoint || !sweep.is_empty() || !acks.is_empty() {
-            persist(&figures, &store, &mut acks, &mut sweep, all, checkpoint, &mut log).await;
+            persist(&figures, &store, &runtime, &mut acks, &mut sweep, all, checkpoint, &mut log);
         }
         if stop {
             return;
@@ -945,9 +966,11 @@ fn start_sweep(figures: &Mutex<Aggregates>, newest_ms: u64, sweep: &mut Vec<Swep
 /// whole sweep and everything changed when `all`), then acknowledges the reports. At a
 /// `checkpoint` what reports changed is written whole and the log entries it covers are
 /// dropped; otherwise the reports counted since the last commit are appended to the log.
-async fn persist(
+#[allow(clippy::too_many_arguments)]
+fn persist(
     figures: &Mutex<Aggregates>,
     store: &Store,
+    runtime: &tokio::runtime::Handle,
     acks: &mut Vec<Waiter>,
     sweep: &mut Vec<Swept>,
     all: bool,
@@ -1007,7 +1030,7 @@ async fn persist(
         }
         (change, written)
     };
-    let result = store.commit(change).await.map_err(|e| {
+    let result = store.commit_blocking(change, runtime).map_err(|e| {
         tracing::error!(error = format!("{e:#}"), "storing feedback failed");
         match crate::store::is_unavailable(&e) {
             true => FeedbackError::Unavailable(format!("{e:#}")),
@@ -1018,7 +1041,7 @@ async fn persist(
         match result {
             Ok(()) => {
                 log.first = None;
-                log.checkpointed = Some(tokio::time::Instant::now());
+                log.checkpointed = Some(Instant::now());
             }
             // The log entries stay; the figures they touched are written at the next one.
             Err(_) => figures.lock().unwrap_or_else(|p| p.into_inner()).dirty_events.extend(written),
@@ -1094,6 +1117,31 @@ mod tests {
         assert_eq!(store.load_feedback_and_log().await.unwrap().log.len(), 1);
         let third = Feedback::start_with(store.clone(), 20, hour).await.unwrap();
         assert_eq!(figures(&third), (3, 3, 60.0));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn the_aggregator_is_a_thread_of_its_own_at_the_background_priority() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open_sled(dir.path()).unwrap());
+        let feedback = Feedback::start(store, 20).await.unwrap();
+        let nice = |tid: i32| rustix::process::getpriority_process(rustix::process::Pid::from_raw(tid)).unwrap();
+        let before = rustix::process::getpriority_process(None).unwrap();
+        // Other tests' aggregators may be running too: every one is lowered the same way.
+        let mut seen = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let task = task.unwrap();
+            let Ok(comm) = std::fs::read_to_string(task.path().join("comm")) else { continue };
+            if comm.trim() == "feedback" {
+                seen.push(nice(task.file_name().to_str().unwrap().parse().unwrap()));
+            }
+        }
+        assert!(!seen.is_empty(), "no thread named feedback");
+        assert!(seen.iter().all(|n| *n == crate::background::NICE.max(before)), "{seen:?}");
+        // ...and it still answers reports and stops on close.
+        let app = AppId::parse("notes").unwrap();
+        feedback.report(app, report("d-1", EventKind::InstallFailed, 1.0), Network::of(None)).await.unwrap();
+        feedback.close().await.unwrap();
     }
 
     /// An intake that refuses its body (or keeps nothing of it) is answered at its tick, with

@@ -166,8 +166,9 @@ pub enum Command {
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let json = cli.global.json;
-    // The runtime's threads are the background (ingestion, scheduler, store): they yield the
-    // CPU to the HTTP workers, which the main thread starts (crate::background).
+    // The runtime's threads are background (scheduler, store, the feedback aggregator's
+    // checkpoints): they yield the CPU to the HTTP workers, which the main thread starts
+    // (crate::background).
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .on_thread_start(crate::background::lower_this_thread)
         .enable_all()

@@ -204,6 +204,17 @@ impl Store {
         }
     }
 
+    /// [`Store::commit`] from a thread of its own that may block (the feedback aggregator's,
+    /// outside the runtime): the embedded store appends feedback-log entries and empties the
+    /// log on it (write and fdatasync), without a hop to a blocking thread and back; the rest
+    /// (sled's transaction, a PostgreSQL commit) runs on `runtime`, this thread waiting.
+    pub fn commit_blocking(&self, change: Change, runtime: &tokio::runtime::Handle) -> anyhow::Result<()> {
+        match self {
+            Store::Sled(s) => s.commit_blocking(change, runtime),
+            Store::Postgres(p) => runtime.block_on(p.commit(change)),
+        }
+    }
+
     /// True when other processes may change the store (PostgreSQL): this replica must follow
     /// their revisions. The embedded store has one writer, this process.
     pub fn is_shared(&self) -> bool {

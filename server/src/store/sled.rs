@@ -305,38 +305,27 @@ impl SledStore {
     }
 
     /// Writes `change` atomically and flushes it to disk. Only after this returns may the
-    /// change be acknowledged.
-    pub async fn commit(&self, mut change: Change) -> anyhow::Result<()> {
-        let mut appends = Vec::new();
-        change.ops.retain_mut(|op| match op {
-            Op::FeedbackLog(seq, entry) => {
-                appends.push((*seq, std::mem::take(entry)));
-                false
-            }
-            _ => true,
-        });
-        let checkpoint = change.ops.iter().any(|op| matches!(op, Op::RemoveFeedbackLog(..)));
+    /// change be acknowledged. The feedback log's file is written on a blocking thread.
+    pub async fn commit(&self, change: Change) -> anyhow::Result<()> {
+        let (change, log) = split_log(change);
         if !change.ops.is_empty() || !change.audit.is_empty() {
             self.commit_trees(&change).await?;
         }
-        if checkpoint {
-            // The figures and where the log now starts are stored: what the file holds is
-            // covered (a crash before it is emptied only leaves entries that are skipped).
-            let log = self.log.clone();
-            let cleared = tokio::task::spawn_blocking(move || log.clear()).await?;
-            if let Err(e) = cleared {
-                tracing::warn!(error = format!("{e:#}"), "the feedback log was not emptied; its entries are skipped");
-            }
-        }
-        if !appends.is_empty() {
-            let log = self.log.clone();
-            tokio::task::spawn_blocking(move || {
-                let entries: Vec<(u64, &[u8])> = appends.iter().map(|(seq, e)| (*seq, e.as_slice())).collect();
-                log.append(&entries)
-            })
-            .await??;
+        if log.checkpoint || !log.appends.is_empty() {
+            let file = self.log.clone();
+            tokio::task::spawn_blocking(move || log.write(&file)).await??;
         }
         Ok(())
+    }
+
+    /// [`SledStore::commit`] on the calling thread, which may block: the feedback log's file is
+    /// written here, sled's transaction runs on `runtime`.
+    pub fn commit_blocking(&self, change: Change, runtime: &tokio::runtime::Handle) -> anyhow::Result<()> {
+        let (change, log) = split_log(change);
+        if !change.ops.is_empty() || !change.audit.is_empty() {
+            runtime.block_on(self.commit_trees(&change))?;
+        }
+        log.write(&self.log)
     }
 
     /// Writes what `change` stores in sled in one transaction, and flushes it.
@@ -426,6 +415,48 @@ impl SledStore {
     pub fn is_bootstrapped(&self) -> anyhow::Result<bool> {
         Ok(self.tree(Tree::Meta).contains_key(key(&["bootstrapped"]))?)
     }
+}
+
+/// What a change does to the feedback log's file, taken out of the change (sled's transaction
+/// writes the rest).
+struct LogWrites {
+    /// Entries to append.
+    appends: Vec<(u64, Vec<u8>)>,
+    /// The change is a checkpoint: once sled's transaction (which records where the log now
+    /// starts) is stored, the file is emptied.
+    checkpoint: bool,
+}
+
+impl LogWrites {
+    /// Empties the file after a checkpoint, then appends (write and fdatasync).
+    fn write(&self, file: &FeedbackLog) -> anyhow::Result<()> {
+        if self.checkpoint {
+            // What the file holds is covered (a crash before it is emptied only leaves
+            // entries that are skipped).
+            if let Err(e) = file.clear() {
+                tracing::warn!(error = format!("{e:#}"), "the feedback log was not emptied; its entries are skipped");
+            }
+        }
+        if self.appends.is_empty() {
+            return Ok(());
+        }
+        let entries: Vec<(u64, &[u8])> = self.appends.iter().map(|(seq, e)| (*seq, e.as_slice())).collect();
+        file.append(&entries)
+    }
+}
+
+/// Takes the feedback log's appends out of `change`.
+fn split_log(mut change: Change) -> (Change, LogWrites) {
+    let mut appends = Vec::new();
+    change.ops.retain_mut(|op| match op {
+        Op::FeedbackLog(seq, entry) => {
+            appends.push((*seq, std::mem::take(entry)));
+            false
+        }
+        _ => true,
+    });
+    let checkpoint = change.ops.iter().any(|op| matches!(op, Op::RemoveFeedbackLog(..)));
+    (change, LogWrites { appends, checkpoint })
 }
 
 #[cfg(test)]
