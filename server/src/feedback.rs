@@ -4,9 +4,10 @@
 //! few KiB each: the server keeps no per-device table).
 //!
 //! One aggregator owns the figures: a thread of its own (`feedback`, at the background's
-//! priority), not a task on the runtime, so that a tick costs one wake-up. The check-in path hands it a sample with `try_send`
-//! on a bounded channel (lock-free, never waits; a full queue drops the sample and counts the
-//! drop). Every 5 ms the aggregator drains its queue. Event reports are
+//! priority), not a task on the runtime, so that a tick costs one wake-up. The check-in path
+//! hands it a sample with `try_send` on a bounded channel (lock-free, never waits; a full
+//! queue drops the sample and counts the drop). Every 5 ms the aggregator drains its queue.
+//! Event reports are
 //! group-committed: at the first tick after they arrive (or after the commit in flight, which
 //! the reports that came meanwhile then share), what they counted is appended to the feedback
 //! log ([`LogEntry`], a few dozen bytes per event) and flushed, and only then does the report's
