@@ -817,6 +817,8 @@ fn aggregate(
             None => next_tick = Instant::now(),
         }
         let (mut commit_now, mut stop) = (false, false);
+        // Who asked the aggregator to stop: answered once it has let go of the store.
+        let mut closing = None;
         loop {
             match rx.try_recv() {
                 Ok(Msg::Events(app, network, mut intake)) => {
@@ -893,7 +895,7 @@ fn aggregate(
                     commit_now = true;
                 }
                 Ok(Msg::Close(ack)) => {
-                    acks.push(Waiter::Call(ack));
+                    closing = Some(Waiter::Call(ack));
                     stop = true;
                     break;
                 }
@@ -912,10 +914,17 @@ fn aggregate(
         let checkpoint = all
             || (log.first.is_some() || !log.pending.is_empty())
                 && log.checkpointed.is_none_or(|t| t.elapsed() >= log.every);
-        if checkpoint || !sweep.is_empty() || !acks.is_empty() {
-            persist(&figures, &store, &runtime, &mut acks, &mut sweep, all, checkpoint, &mut log);
-        }
+        let stored = match checkpoint || !sweep.is_empty() || !acks.is_empty() {
+            true => persist(&figures, &store, &runtime, &mut acks, &mut sweep, all, checkpoint, &mut log),
+            false => Ok(()),
+        };
         if stop {
+            // Whoever closed the aggregator may open the data dir again at once (a restart):
+            // the store is let go of before the answer.
+            drop(store);
+            if let Some(closing) = closing {
+                closing.answer(stored);
+            }
             return;
         }
     }
@@ -967,6 +976,7 @@ fn start_sweep(figures: &Mutex<Aggregates>, newest_ms: u64, sweep: &mut Vec<Swep
 /// whole sweep and everything changed when `all`), then acknowledges the reports. At a
 /// `checkpoint` what reports changed is written whole and the log entries it covers are
 /// dropped; otherwise the reports counted since the last commit are appended to the log.
+/// Returns what the reports were answered.
 #[allow(clippy::too_many_arguments)]
 fn persist(
     figures: &Mutex<Aggregates>,
@@ -977,7 +987,7 @@ fn persist(
     all: bool,
     checkpoint: bool,
     log: &mut LogState,
-) {
+) -> Result<(), FeedbackError> {
     let (change, written) = {
         let mut a = figures.lock().unwrap_or_else(|p| p.into_inner());
         let a = &mut *a;
@@ -987,7 +997,7 @@ fn persist(
         }
         let n = if all { sweep.len() } else { sweep.len().min(SWEEP_CHUNK) };
         if !checkpoint && log.pending.is_empty() && n == 0 && acks.is_empty() {
-            return;
+            return Ok(());
         }
         let mut change = Change::default();
         let put_release = |change: &mut Change, key: &ReleaseKey| {
@@ -1051,6 +1061,7 @@ fn persist(
     for waiter in acks.drain(..) {
         waiter.answer(result.clone());
     }
+    result
 }
 
 #[cfg(test)]
@@ -1122,10 +1133,10 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[tokio::test]
-    async fn the_aggregator_is_a_thread_of_its_own_at_the_background_priority() {
+    async fn the_aggregator_is_a_thread_of_its_own_at_the_background_priority_and_lets_go_of_the_store_on_close() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open_sled(dir.path()).unwrap());
-        let feedback = Feedback::start(store, 20).await.unwrap();
+        let feedback = Feedback::start(store.clone(), 20).await.unwrap();
         let nice = |tid: i32| rustix::process::getpriority_process(rustix::process::Pid::from_raw(tid)).unwrap();
         let before = rustix::process::getpriority_process(None).unwrap();
         // Other tests' aggregators may be running too: every one is lowered the same way.
@@ -1139,10 +1150,12 @@ mod tests {
         }
         assert!(!seen.is_empty(), "no thread named feedback");
         assert!(seen.iter().all(|n| *n == crate::background::NICE.max(before)), "{seen:?}");
-        // ...and it still answers reports and stops on close.
+        // ...and it still answers reports, and lets go of the store before it answers a close:
+        // a restart opens the data dir again at once (sled holds a lock on it while open).
         let app = AppId::parse("notes").unwrap();
         feedback.report(app, report("d-1", EventKind::InstallFailed, 1.0), Network::of(None)).await.unwrap();
         feedback.close().await.unwrap();
+        assert_eq!(Arc::strong_count(&store), 1, "the aggregator still holds the store");
     }
 
     /// An intake that refuses its body (or keeps nothing of it) is answered at its tick, with
