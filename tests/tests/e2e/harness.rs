@@ -137,7 +137,21 @@ impl TestServer {
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
             rt.block_on(async move {
-                let server = halftone_server::build_with(config, clock).await.unwrap();
+                // A restart in the same process: the server before let go of the data dir when
+                // it stopped, but sled releases its file lock only once its own threads finish
+                // their last job (a new process never sees that: the old one has exited).
+                let started = std::time::Instant::now();
+                let server = loop {
+                    match halftone_server::build_with(config.clone(), clock.clone()).await {
+                        Err(e)
+                            if format!("{e:#}").contains("could not acquire lock")
+                                && started.elapsed() < std::time::Duration::from_secs(5) =>
+                        {
+                            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+                        }
+                        built => break built.unwrap(),
+                    }
+                };
                 let state = Arc::downgrade(&server.state());
                 tx.send((server.addr(), server.bootstrap_token().map(str::to_owned), server.handle(), state)).unwrap();
                 server.run().await.unwrap();
